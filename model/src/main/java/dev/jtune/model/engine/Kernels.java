@@ -1,0 +1,141 @@
+package dev.jtune.model.engine;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * The typed Java face of {@code kernels.torchscript.py}: the operations DJL lacks (attention, fused
+ * norms, rotary embedding, bf16 casts, the loss), each differentiable through libtorch's autograd.
+ *
+ * <p>One instance per process is enough ({@link #get()}); calls are thread-safe. Results are attached
+ * to the manager of the first tensor argument.
+ */
+public final class Kernels {
+    /** The label value that the loss ignores, as in PyTorch and transformers. */
+    public static final long IGNORE_INDEX = -100;
+
+    private static final String RESOURCE = "kernels.torchscript.py";
+    private static volatile Kernels instance;
+
+    private final ScriptModule ops;
+
+    private Kernels(ScriptModule ops) {
+        this.ops = ops;
+    }
+
+    /** The process-wide kernel library, compiled on first use. */
+    public static Kernels get() {
+        Kernels k = instance;
+        if (k == null) {
+            synchronized (Kernels.class) {
+                k = instance;
+                if (k == null) {
+                    // The module lives as long as the process: its manager is never closed.
+                    NDManager manager = Torch.newManager();
+                    k = new Kernels(ScriptModule.compile(manager, "Ops", source(Kernels.class, RESOURCE), RESOURCE));
+                    instance = k;
+                }
+            }
+        }
+        return k;
+    }
+
+    /** Reads a UTF-8 resource next to {@code owner}. */
+    public static String source(Class<?> owner, String resource) {
+        try (InputStream in = owner.getResourceAsStream(resource)) {
+            if (in == null) {
+                throw new IllegalStateException("missing resource " + resource + " beside " + owner.getName());
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    // ---- dtypes ----
+
+    /** Casts to {@code dtype}; the only safe way to make or leave bf16 in DJL. */
+    public NDArray cast(NDArray x, Dtype dtype) {
+        return ops.call("cast", x, dtype.torchCode());
+    }
+
+    /** The tensor's dtype as libtorch sees it (DJL reports bf16 as unknown), or null if not a float dtype. */
+    public Dtype dtypeOf(NDArray x) {
+        return Dtype.ofTorchCode((int) ops.callLong("dtype_code", x));
+    }
+
+    // ---- layers ----
+
+    /** Rows of {@code weight} [V,E] for integer {@code ids} of any shape: [..., E]. */
+    public NDArray embedding(NDArray weight, NDArray ids) {
+        return ops.call("embedding", weight, ids);
+    }
+
+    /** transformers' LlamaRMSNorm: {@code weight * (x / sqrt(mean(x²) + eps))}, normalised in fp32. */
+    public NDArray rmsNorm(NDArray x, NDArray weight, double eps) {
+        return ops.call("rms_norm", x, weight, eps);
+    }
+
+    /** Default rotary inverse frequencies {@code 1 / base^(2i/dim)}, fp32 [dim/2]. */
+    public NDArray ropeInvFreq(NDManager manager, int dim, double base) {
+        try (NDArray even = manager.arange(0, dim, 2)) {
+            return ops.call("rope_inv_freq", even, dim, base);
+        }
+    }
+
+    /** Llama 3 frequency-dependent scaling of rotary inverse frequencies. */
+    public NDArray ropeLlama3(NDArray invFreq, double factor, double lowFreqFactor, double highFreqFactor,
+            double originalMaxPositions) {
+        return ops.call("rope_llama3", invFreq, factor, lowFreqFactor, highFreqFactor, originalMaxPositions);
+    }
+
+    /** cos and sin tables [B,T,D] for position ids [B,T], in {@code dtype}. */
+    public NDList ropeCosSin(NDArray invFreq, NDArray positionIds, double attentionScaling, Dtype dtype) {
+        return ops.callAll("rope_cos_sin", invFreq, positionIds, attentionScaling, dtype.torchCode());
+    }
+
+    /** Rotary embedding of x [B,H,T,D] with transformers' rotate-half convention. */
+    public NDArray rope(NDArray x, NDArray cos, NDArray sin) {
+        return ops.call("rope", x, cos, sin);
+    }
+
+    /** Causal scaled-dot-product attention; q [B,H,T,D], k and v [B,KV,T,D] (GQA when KV < H). */
+    public NDArray attentionCausal(NDArray q, NDArray k, NDArray v, double scale) {
+        return ops.call("attention_causal", q, k, v, scale);
+    }
+
+    /**
+     * Causal attention isolated by segment: token i attends to token j ≤ i only when both have the same
+     * id in {@code segmentIds} [B,T] (int64). Packed samples and padding get distinct ids.
+     */
+    public NDArray attentionSegments(NDArray q, NDArray k, NDArray v, NDArray segmentIds, double scale) {
+        return ops.call("attention_segments", q, k, v, segmentIds, scale);
+    }
+
+    /** Per-token segment ids [total] from sample boundaries {@code cu_seqlens} [n+1]. */
+    public NDArray segmentsFromCuSeqlens(NDArray cuSeqlens, long total) {
+        return ops.call("segments_from_cu_seqlens", cuSeqlens, total);
+    }
+
+    /** SwiGLU's gated product {@code silu(gate) * up}. */
+    public NDArray swiglu(NDArray gate, NDArray up) {
+        return ops.call("swiglu", gate, up);
+    }
+
+    // ---- loss ----
+
+    /** Per-token negative log-likelihood, fp32 [N]; 0 where the label is {@link #IGNORE_INDEX}. */
+    public NDArray tokenNll(NDArray logits, NDArray labels) {
+        return ops.call("token_nll", logits, labels);
+    }
+
+    /** [sum of NLL over trained tokens (fp32 scalar), count of trained tokens (int64 scalar)]. */
+    public NDList crossEntropySum(NDArray logits, NDArray labels) {
+        return ops.callAll("cross_entropy_sum", logits, labels);
+    }
+}

@@ -1,0 +1,121 @@
+# jtune's TorchScript kernel library: the libtorch operations that DJL's Java API does not expose.
+#
+# This file is compiled by libtorch at run time (see TorchScriptArchive / ScriptModule), in the dialect
+# of serialized TorchScript code: a class with `training : bool`, methods whose first parameter is
+# `self: __torch__.Ops`, every argument annotated. Gradients flow through every method.
+# bf16 enters and leaves libtorch only through `cast` (fp32 <-> bf16 is exact in that direction); a
+# reinterpreting view is not reachable from serialized TorchScript (view(int) resolves to view(size)).
+# Dtype codes (torch ScalarType): 0 uint8, 1 int8, 3 int32, 4 int64, 5 float16, 6 float32, 15 bfloat16.
+class Ops(Module):
+  __parameters__ = []
+  __buffers__ = []
+  training : bool
+
+  # ---- dtypes -------------------------------------------------------------------------------------
+  def cast(self: __torch__.Ops, x: Tensor, dtype: int) -> Tensor:
+    return torch.to(x, dtype)
+
+  def dtype_code(self: __torch__.Ops, x: Tensor) -> int:
+    return int(x.dtype)
+
+  # ---- embedding ----------------------------------------------------------------------------------
+  def embedding(self: __torch__.Ops, weight: Tensor, ids: Tensor) -> Tensor:
+    return torch.embedding(weight, ids)
+
+  # ---- RMSNorm, as transformers' LlamaRMSNorm: normalise in fp32, scale in the input dtype ---------
+  def rms_norm(self: __torch__.Ops, x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    h = torch.to(x, 6)
+    variance = torch.mean(torch.pow(h, 2), [-1], True)
+    h = torch.mul(h, torch.rsqrt(torch.add(variance, eps)))
+    return torch.mul(weight, torch.to(h, x.dtype))
+
+  # ---- rotary embedding ---------------------------------------------------------------------------
+  def rope_inv_freq(self: __torch__.Ops, even: Tensor, dim: int, base: float) -> Tensor:
+    # transformers' _compute_default_rope_parameters, in fp32; even = arange(0, dim, 2).
+    exponent = torch.div(torch.to(even, 6), dim)
+    return torch.reciprocal(torch.pow(base, exponent))
+
+  def rope_llama3(self: __torch__.Ops, inv_freq: Tensor, factor: float, low_freq_factor: float,
+                  high_freq_factor: float, old_context_len: float) -> Tensor:
+    # transformers' _compute_llama3_parameters.
+    low_freq_wavelen = old_context_len / low_freq_factor
+    high_freq_wavelen = old_context_len / high_freq_factor
+    wavelen = torch.div(2.0 * 3.141592653589793, inv_freq)
+    inv_freq_llama = torch.where(torch.gt(wavelen, low_freq_wavelen), torch.div(inv_freq, factor), inv_freq)
+    smooth = torch.div(torch.sub(torch.div(old_context_len, wavelen), low_freq_factor),
+                       high_freq_factor - low_freq_factor)
+    smoothed = torch.add(torch.div(torch.mul(torch.rsub(smooth, 1.0), inv_freq_llama), factor),
+                         torch.mul(smooth, inv_freq_llama))
+    is_medium = torch.logical_and(torch.logical_not(torch.lt(wavelen, high_freq_wavelen)),
+                                  torch.logical_not(torch.gt(wavelen, low_freq_wavelen)))
+    return torch.where(is_medium, smoothed, inv_freq_llama)
+
+  def rope_cos_sin(self: __torch__.Ops, inv_freq: Tensor, position_ids: Tensor, scaling: float,
+                   dtype: int) -> List[Tensor]:
+    # position_ids [B,T] -> cos, sin [B,T,D] in `dtype`, as transformers' LlamaRotaryEmbedding.
+    freqs = torch.mul(torch.unsqueeze(torch.to(position_ids, 6), -1), torch.to(inv_freq, 6))
+    emb = torch.cat([freqs, freqs], -1)
+    cos = torch.mul(torch.cos(emb), scaling)
+    sin = torch.mul(torch.sin(emb), scaling)
+    return [torch.to(cos, dtype), torch.to(sin, dtype)]
+
+  def rope(self: __torch__.Ops, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    # x [B,H,T,D]; cos, sin [B,T,D]. rotate_half convention (first half, second half).
+    half = x.size(-1) // 2
+    x1 = torch.narrow(x, -1, 0, half)
+    x2 = torch.narrow(x, -1, half, x.size(-1) - half)
+    rotated = torch.cat([torch.neg(x2), x1], -1)
+    return torch.add(torch.mul(x, torch.unsqueeze(cos, 1)), torch.mul(rotated, torch.unsqueeze(sin, 1)))
+
+  # ---- attention ----------------------------------------------------------------------------------
+  def repeat_kv(self: __torch__.Ops, x: Tensor, n_rep: int) -> Tensor:
+    if n_rep == 1:
+      return x
+    return torch.repeat_interleave(x, n_rep, 1)
+
+  def attention_causal(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    # q [B,H,T,D]; k, v [B,KV,T,D] with H a multiple of KV (grouped-query attention).
+    n_rep = q.size(1) // k.size(1)
+    k = self.repeat_kv(k, n_rep)
+    v = self.repeat_kv(v, n_rep)
+    return torch.scaled_dot_product_attention(q, k, v, None, 0.0, True, scale=scale)
+
+  def attention_segments(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, segment_ids: Tensor,
+                         scale: float) -> Tensor:
+    # Causal attention in which token i sees token j only if segment_ids[b,i] == segment_ids[b,j]:
+    # samples packed into one row stay isolated. segment_ids [B,T] int64.
+    n_rep = q.size(1) // k.size(1)
+    k = self.repeat_kv(k, n_rep)
+    v = self.repeat_kv(v, n_rep)
+    t = q.size(2)
+    same = torch.eq(torch.unsqueeze(segment_ids, 2), torch.unsqueeze(segment_ids, 1))
+    causal = torch.tril(torch.ones([t, t], dtype=11, device=q.device))
+    mask = torch.unsqueeze(torch.logical_and(same, causal), 1)
+    return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
+
+  def segments_from_cu_seqlens(self: __torch__.Ops, cu_seqlens: Tensor, total: int) -> Tensor:
+    # cu_seqlens [n+1] (0, l0, l0+l1, ...) -> segment id per token [total]; tokens past the last
+    # boundary (padding) form one more segment.
+    positions = torch.arange(0, total, device=cu_seqlens.device)
+    return torch.searchsorted(torch.to(torch.narrow(cu_seqlens, 0, 1, cu_seqlens.size(0) - 1), 4), positions,
+                              right=True)
+
+  # ---- MLP ----------------------------------------------------------------------------------------
+  def swiglu(self: __torch__.Ops, gate: Tensor, up: Tensor) -> Tensor:
+    return torch.mul(torch.silu(gate), up)
+
+  # ---- loss ---------------------------------------------------------------------------------------
+  def token_nll(self: __torch__.Ops, logits: Tensor, labels: Tensor) -> Tensor:
+    # logits [N,V] (any float dtype, upcast to fp32 as transformers' loss does); labels [N] int64 where
+    # -100 means ignore. Returns fp32 [N]: -log softmax(logits)[label], 0 where ignored.
+    x = torch.to(logits, 6)
+    valid = torch.ne(labels, -100)
+    safe = torch.where(valid, labels, torch.zeros_like(labels))
+    target = torch.squeeze(torch.gather(x, -1, torch.unsqueeze(safe, -1)), -1)
+    nll = torch.sub(torch.logsumexp(x, [-1]), target)
+    return torch.where(valid, nll, torch.zeros_like(nll))
+
+  def cross_entropy_sum(self: __torch__.Ops, logits: Tensor, labels: Tensor) -> List[Tensor]:
+    # [sum of token NLL over non-ignored labels (fp32 scalar), number of non-ignored labels (int64)]
+    nll = self.token_nll(logits, labels)
+    return [torch.sum(nll), torch.sum(torch.ne(labels, -100))]
