@@ -13,7 +13,8 @@ import java.nio.charset.StandardCharsets;
  * norms, rotary embedding, bf16 casts, the loss), each differentiable through libtorch's autograd.
  *
  * <p>One instance per process is enough ({@link #get()}); calls are thread-safe. Results are attached
- * to the manager of the first tensor argument.
+ * to the manager of the first tensor argument, which is why activations come before weights: a step's
+ * intermediates then live in the step's manager, not in the model's.
  */
 public final class Kernels {
     /** The label value that the loss ignores, as in PyTorch and transformers. */
@@ -72,8 +73,8 @@ public final class Kernels {
     // ---- layers ----
 
     /** Rows of {@code weight} [V,E] for integer {@code ids} of any shape: [..., E]. */
-    public NDArray embedding(NDArray weight, NDArray ids) {
-        return ops.call("embedding", weight, ids);
+    public NDArray embedding(NDArray ids, NDArray weight) {
+        return ops.call("embedding", ids, weight);
     }
 
     /** transformers' LlamaRMSNorm: {@code weight * (x / sqrt(mean(x²) + eps))}, normalised in fp32. */
@@ -95,8 +96,8 @@ public final class Kernels {
     }
 
     /** cos and sin tables [B,T,D] for position ids [B,T], in {@code dtype}. */
-    public NDList ropeCosSin(NDArray invFreq, NDArray positionIds, double attentionScaling, Dtype dtype) {
-        return ops.callAll("rope_cos_sin", invFreq, positionIds, attentionScaling, dtype.torchCode());
+    public NDList ropeCosSin(NDArray positionIds, NDArray invFreq, double attentionScaling, Dtype dtype) {
+        return ops.callAll("rope_cos_sin", positionIds, invFreq, attentionScaling, dtype.torchCode());
     }
 
     /** Rotary embedding of x [B,H,T,D] with transformers' rotate-half convention. */

@@ -5,6 +5,7 @@
 # `self: __torch__.Ops`, every argument annotated. Gradients flow through every method.
 # bf16 enters and leaves libtorch only through `cast` (fp32 <-> bf16 is exact in that direction); a
 # reinterpreting view is not reachable from serialized TorchScript (view(int) resolves to view(size)).
+# Results join the DJL manager of the first tensor argument, so activations come before weights.
 # Dtype codes (torch ScalarType): 0 uint8, 1 int8, 3 int32, 4 int64, 5 float16, 6 float32, 15 bfloat16.
 class Ops(Module):
   __parameters__ = []
@@ -19,7 +20,7 @@ class Ops(Module):
     return int(x.dtype)
 
   # ---- embedding ----------------------------------------------------------------------------------
-  def embedding(self: __torch__.Ops, weight: Tensor, ids: Tensor) -> Tensor:
+  def embedding(self: __torch__.Ops, ids: Tensor, weight: Tensor) -> Tensor:
     return torch.embedding(weight, ids)
 
   # ---- RMSNorm, as transformers' LlamaRMSNorm: normalise in fp32, scale in the input dtype ---------
@@ -50,7 +51,7 @@ class Ops(Module):
                                   torch.logical_not(torch.gt(wavelen, low_freq_wavelen)))
     return torch.where(is_medium, smoothed, inv_freq_llama)
 
-  def rope_cos_sin(self: __torch__.Ops, inv_freq: Tensor, position_ids: Tensor, scaling: float,
+  def rope_cos_sin(self: __torch__.Ops, position_ids: Tensor, inv_freq: Tensor, scaling: float,
                    dtype: int) -> List[Tensor]:
     # position_ids [B,T] -> cos, sin [B,T,D] in `dtype`, as transformers' LlamaRotaryEmbedding.
     freqs = torch.mul(torch.unsqueeze(torch.to(position_ids, 6), -1), torch.to(inv_freq, 6))

@@ -1,0 +1,52 @@
+package dev.jtune.model.llama;
+
+import ai.djl.ndarray.NDArray;
+import dev.jtune.model.engine.Kernels;
+
+/** One pre-norm decoder block: {@code x + attn(norm(x))}, then {@code h + mlp(norm(h))}. */
+public final class DecoderLayer implements AutoCloseable {
+    private final NDArray inputNorm;
+    private final Attention attention;
+    private final NDArray postAttentionNorm;
+    private final Mlp mlp;
+    private final double eps;
+
+    public DecoderLayer(NDArray inputNorm, Attention attention, NDArray postAttentionNorm, Mlp mlp, double eps) {
+        this.inputNorm = inputNorm;
+        this.attention = attention;
+        this.postAttentionNorm = postAttentionNorm;
+        this.mlp = mlp;
+        this.eps = eps;
+    }
+
+    /** See {@link Attention#forward} for the arguments. */
+    public NDArray forward(NDArray x, NDArray cos, NDArray sin, NDArray segmentIds) {
+        Kernels k = Kernels.get();
+        NDArray h = x.add(attention.forward(k.rmsNorm(x, inputNorm, eps), cos, sin, segmentIds));
+        return h.add(mlp.forward(k.rmsNorm(h, postAttentionNorm, eps)));
+    }
+
+    public Attention attention() {
+        return attention;
+    }
+
+    public Mlp mlp() {
+        return mlp;
+    }
+
+    public NDArray inputNorm() {
+        return inputNorm;
+    }
+
+    public NDArray postAttentionNorm() {
+        return postAttentionNorm;
+    }
+
+    @Override
+    public void close() {
+        inputNorm.close();
+        attention.close();
+        postAttentionNorm.close();
+        mlp.close();
+    }
+}

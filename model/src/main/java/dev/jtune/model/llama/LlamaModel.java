@@ -1,0 +1,187 @@
+package dev.jtune.model.llama;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Kernels;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The Llama-family decoder ({@code LlamaForCausalLM}): token embedding, decoder layers, final RMSNorm
+ * and the language-model head, computing in one {@link Dtype}.
+ *
+ * <p>Forward passes attach every intermediate to the manager of the {@code inputIds} they are given, so a
+ * caller scopes a step's memory by creating its inputs in a step manager and closing it afterwards.
+ */
+public final class LlamaModel implements AutoCloseable {
+    private final LlamaConfig config;
+    private final Dtype dtype;
+    private final NDArray embedTokens;
+    private final List<DecoderLayer> layers;
+    private final NDArray norm;
+    private final Linear lmHead;
+    private final Rope rope;
+    private final NDManager manager;
+
+    private LlamaModel(LlamaConfig config, Dtype dtype, NDArray embedTokens, List<DecoderLayer> layers, NDArray norm,
+            Linear lmHead, Rope rope, NDManager manager) {
+        this.config = config;
+        this.dtype = dtype;
+        this.embedTokens = embedTokens;
+        this.layers = List.copyOf(layers);
+        this.norm = norm;
+        this.lmHead = lmHead;
+        this.rope = rope;
+        this.manager = manager;
+    }
+
+    /** Builds a projection from the weights under a name prefix; lets adapters and quantization plug in. */
+    @FunctionalInterface
+    public interface LinearFactory {
+        /**
+         * @param name the module name without {@code .weight}, e.g. {@code model.layers.0.self_attn.q_proj}
+         * @param weight the dense weight [out, in] in the compute dtype; the factory owns it
+         */
+        Linear create(String name, NDArray weight);
+    }
+
+    /** Loads every weight of {@code config} from {@code source} into dense projections. */
+    public static LlamaModel load(LlamaConfig config, WeightSource source, Dtype dtype, NDManager parent) {
+        return load(config, source, dtype, parent, (name, weight) -> new DenseLinear(weight));
+    }
+
+    /**
+     * Loads every weight of {@code config} from {@code source}, converting to {@code dtype}.
+     *
+     * @param parent the model's memory lives in a sub-manager of this, freed by {@link #close()}
+     */
+    public static LlamaModel load(LlamaConfig config, WeightSource source, Dtype dtype, NDManager parent,
+            LinearFactory linears) {
+        NDManager m = parent.newSubManager();
+        try {
+            var loader = new Loader(config, source, dtype, m);
+            NDArray embed = loader.tensor("model.embed_tokens.weight", config.vocabSize(), config.hiddenSize());
+            List<DecoderLayer> layers = new ArrayList<>();
+            int e = config.hiddenSize();
+            int qOut = config.numAttentionHeads() * config.headDim();
+            int kvOut = config.numKeyValueHeads() * config.headDim();
+            int ff = config.intermediateSize();
+            for (int i = 0; i < config.numHiddenLayers(); i++) {
+                String p = "model.layers." + i + ".";
+                Attention attention = new Attention(config,
+                        loader.linear(linears, p + "self_attn.q_proj", qOut, e),
+                        loader.linear(linears, p + "self_attn.k_proj", kvOut, e),
+                        loader.linear(linears, p + "self_attn.v_proj", kvOut, e),
+                        loader.linear(linears, p + "self_attn.o_proj", e, qOut));
+                Mlp mlp = new Mlp(
+                        loader.linear(linears, p + "mlp.gate_proj", ff, e),
+                        loader.linear(linears, p + "mlp.up_proj", ff, e),
+                        loader.linear(linears, p + "mlp.down_proj", e, ff));
+                layers.add(new DecoderLayer(
+                        loader.tensor(p + "input_layernorm.weight", e),
+                        attention,
+                        loader.tensor(p + "post_attention_layernorm.weight", e),
+                        mlp,
+                        config.rmsNormEps()));
+            }
+            NDArray norm = loader.tensor("model.norm.weight", e);
+            // Tied models reuse the embedding matrix as the head, whatever the file holds under lm_head.
+            Linear head = config.tieWordEmbeddings()
+                    ? new DenseLinear(embed)
+                    : loader.linear(linears, "lm_head", config.vocabSize(), e);
+            return new LlamaModel(config, dtype, embed, layers, norm, head, Rope.of(config, m), m);
+        } catch (RuntimeException ex) {
+            m.close();
+            throw ex;
+        }
+    }
+
+    /** Reads tensors by name, checks their shapes against the config, converts them to the compute dtype. */
+    private record Loader(LlamaConfig config, WeightSource source, Dtype dtype, NDManager manager) {
+        NDArray tensor(String name, long... expected) {
+            if (!source.contains(name)) {
+                throw new ConfigException(source.describe() + ": missing tensor " + name);
+            }
+            long[] shape = source.shape(name);
+            if (!Arrays.equals(shape, expected)) {
+                throw new ConfigException(source.describe() + ": tensor " + name + " has shape " + Arrays.toString(shape)
+                        + ", config.json implies " + Arrays.toString(expected));
+            }
+            NDArray fp32 = manager.create(source.floats(name), new Shape(shape));
+            if (dtype == Dtype.FP32) {
+                return fp32;
+            }
+            NDArray cast = Kernels.get().cast(fp32, dtype);
+            fp32.close();
+            return cast;
+        }
+
+        Linear linear(LinearFactory factory, String name, long out, long in) {
+            return factory.create(name, tensor(name + ".weight", out, in));
+        }
+    }
+
+    /**
+     * Logits [B,T,vocab] in the compute dtype.
+     *
+     * @param inputIds token ids [B,T], int64
+     * @param positionIds [B,T] int64; per-sample positions restart at 0 in packed rows
+     * @param segmentIds [B,T] int64 sample ids that isolate packed samples, or null for plain causal attention
+     */
+    public NDArray forward(NDArray inputIds, NDArray positionIds, NDArray segmentIds) {
+        return lmHead.forward(hidden(inputIds, positionIds, segmentIds));
+    }
+
+    /** The final normalised hidden states [B,T,E], before the head. */
+    public NDArray hidden(NDArray inputIds, NDArray positionIds, NDArray segmentIds) {
+        Kernels k = Kernels.get();
+        NDList cosSin = rope.cosSin(positionIds, dtype);
+        NDArray x = k.embedding(inputIds, embedTokens);
+        for (DecoderLayer layer : layers) {
+            x = layer.forward(x, cosSin.get(0), cosSin.get(1), segmentIds);
+        }
+        return k.rmsNorm(x, norm, config.rmsNormEps());
+    }
+
+    /** Position ids 0..T-1 for every row of a [B,T] batch, in {@code ids}' manager. */
+    public static NDArray defaultPositions(NDArray ids) {
+        long b = ids.getShape().get(0);
+        long t = ids.getShape().get(1);
+        return ids.getManager().arange(0, (int) t, 1, ai.djl.ndarray.types.DataType.INT64)
+                .reshape(1, t)
+                .repeat(0, b);
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public Dtype dtype() {
+        return dtype;
+    }
+
+    public List<DecoderLayer> layers() {
+        return layers;
+    }
+
+    public NDArray embedTokens() {
+        return embedTokens;
+    }
+
+    public NDArray norm() {
+        return norm;
+    }
+
+    public Linear lmHead() {
+        return lmHead;
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

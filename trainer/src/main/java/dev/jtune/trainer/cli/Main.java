@@ -1,0 +1,88 @@
+package dev.jtune.trainer.cli;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** The {@code jtune} command line (what {@code ./launch.sh} runs): one verb per job. */
+public final class Main {
+    /** A verb: its one-line summary, its usage text, and what it does. */
+    private record Verb(String summary, String usage, Command command) {}
+
+    @FunctionalInterface
+    interface Command {
+        /** Runs the verb; returns the process exit code. */
+        int run(String[] args) throws Exception;
+    }
+
+    private static final Map<String, Verb> VERBS = new LinkedHashMap<>();
+
+    static {
+        VERBS.put("init-model", new Verb(
+                "write a randomly initialised Llama checkpoint in Hugging Face layout",
+                InitModelCommand.USAGE, InitModelCommand::run));
+        VERBS.put("score", new Verb(
+                "log-likelihood of texts or completions under a model (JSONL in, JSONL out)",
+                ScoreCommand.USAGE, ScoreCommand::run));
+    }
+
+    private Main() {}
+
+    public static void main(String[] argv) {
+        System.exit(run(argv, System.out, System.err));
+    }
+
+    /** Runs the command line and returns the exit code: 0 ok, 1 failure, 2 bad usage. */
+    static int run(String[] argv, PrintStream out, PrintStream err) {
+        if (argv.length == 0 || argv[0].equals("--help") || argv[0].equals("-h") || argv[0].equals("help")) {
+            out.print(help());
+            return argv.length == 0 ? 2 : 0;
+        }
+        String name = argv[0];
+        Verb verb = VERBS.get(name);
+        if (verb == null) {
+            err.println("jtune: unknown verb '" + name + "'" + suggestVerb(name));
+            err.print(help());
+            return 2;
+        }
+        String[] rest = Arrays.copyOfRange(argv, 1, argv.length);
+        if (Arrays.asList(rest).contains("--help")) {
+            out.print(verb.usage());
+            return 0;
+        }
+        try {
+            return verb.command().run(rest);
+        } catch (Args.UsageException e) {
+            err.println("jtune " + e.getMessage());
+            err.print(verb.usage());
+            return 2;
+        } catch (Exception e) {
+            err.println("jtune " + name + ": error: " + message(e));
+            if (System.getenv("JTUNE_DEBUG") != null) {
+                e.printStackTrace(err);
+            }
+            return 1;
+        }
+    }
+
+    private static String message(Throwable e) {
+        String m = e.getMessage();
+        return m == null || m.isBlank() ? e.getClass().getSimpleName() : m.strip();
+    }
+
+    private static String suggestVerb(String name) {
+        String hint = Suggest.didYouMean(name, VERBS.keySet());
+        return hint.replace("--", "");
+    }
+
+    static String help() {
+        var sb = new StringBuilder();
+        sb.append("jtune — LLM fine-tuning on the JVM\n\n");
+        sb.append("usage: ./launch.sh VERB [options]     (./launch.sh VERB --help for a verb's options)\n\n");
+        sb.append("verbs:\n");
+        VERBS.forEach((n, v) -> sb.append(String.format("  %-12s %s%n", n, v.summary())));
+        sb.append("\nenvironment: JTUNE_DEBUG=1 prints stack traces; DJL_OFFLINE is always true (nothing downloads).\n");
+        return sb.toString();
+    }
+}
