@@ -1,0 +1,17 @@
+/**
+ * libtorch through DJL, and the TorchScript kernel library that fills DJL's gaps.
+ *
+ * <ul>
+ *   <li>{@link dev.jtune.model.engine.Torch} starts the PyTorch engine offline (natives from the classpath
+ *       jars, never downloaded) and reports a missing or broken libtorch as one clear
+ *       {@link dev.jtune.model.engine.EngineUnavailableException}.
+ *   <li>{@link dev.jtune.model.engine.Kernels} is the typed kernel API: attention (causal, and causal within
+ *       packed samples), RMSNorm, rotary embedding, SwiGLU, the token loss, and bf16/fp16 casts. The source
+ *       is {@code kernels.torchscript.py}, packed by {@link dev.jtune.model.engine.TorchScriptArchive} and
+ *       compiled by libtorch at run time; {@link dev.jtune.model.engine.ScriptModule} calls its methods on
+ *       DJL tensors with autograd kept, so every kernel is differentiable.
+ *   <li>{@link dev.jtune.model.engine.Dtype} names the compute dtypes. DJL itself cannot name bf16 (it aborts
+ *       the JVM), so casts always go through {@code Kernels.cast}.
+ * </ul>
+ */
+package dev.jtune.model.engine;
