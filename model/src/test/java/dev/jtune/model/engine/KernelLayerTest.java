@@ -40,7 +40,7 @@ class KernelLayerTest {
         Random r = new Random(21);
         float[] w = normal(r, v * e, 1);
         long[] ids = {3, 0, 6, 3, 3, 1}; // row 3 repeated: its gradient must accumulate; rows 2, 4, 5 unused
-        checkForwardAndGradients(in -> k.embedding(in[0], in[1]), in -> embeddingRef(in[0], in[1], e), 0, 1e-3,
+        checkForwardAndGradients(in -> k.embedding(in[1], in[0]), in -> embeddingRef(in[0], in[1], e), 0, 1e-3,
                 22, Arg.grad("weight", w, v, e), Arg.ids("ids", ids, 2, 3));
     }
 
@@ -52,7 +52,7 @@ class KernelLayerTest {
         float[] w = normal(r, v * e, 1);
         long[] ids = {10, 0, 5, 5, 2, 9, 1, 7, 10, 3, 4, 8};
         try (NDManager m = Torch.newManager()) {
-            NDArray out = k.embedding(m.create(w, new Shape(v, e)), m.create(ids, new Shape(2, 3, 2)));
+            NDArray out = k.embedding(m.create(ids, new Shape(2, 3, 2)), m.create(w, new Shape(v, e)));
             assertShape(out, 2, 3, 2, e);
             float[] got = out.toFloatArray();
             for (int p = 0; p < ids.length; p++) {
@@ -62,7 +62,7 @@ class KernelLayerTest {
             }
             // int32 ids are accepted too.
             int[] ids32 = {4, 1};
-            float[] got32 = k.embedding(m.create(w, new Shape(v, e)), m.create(ids32)).toFloatArray();
+            float[] got32 = k.embedding(m.create(ids32), m.create(w, new Shape(v, e))).toFloatArray();
             for (int j = 0; j < e; j++) {
                 assertEquals(w[4 * e + j], got32[j], 0f);
                 assertEquals(w[e + j], got32[e + j], 0f);
@@ -77,7 +77,7 @@ class KernelLayerTest {
         float[] w = normal(new Random(24), v * e, 1);
         long[] ids = {5, 2, 2, 0};
         float[] got = runIn(Dtype.BF16, in -> {
-            NDArray out = k.embedding(in[0], in[1]);
+            NDArray out = k.embedding(in[1], in[0]);
             assertEquals(Dtype.BF16, k.dtypeOf(out));
             return out;
         }, Arg.fixed("weight", w, v, e), Arg.ids("ids", ids, 4));

@@ -153,7 +153,7 @@ class KernelRopeTest {
         long[] pos = {0, 1, 2, 3, 4, 7, 8, 0, 1, 40}; // row 2: a packed batch restarting at 0
         double scaling = 0.8;
         checkForwardAndGradients(in -> {
-            NDList cs = k.ropeCosSin(in[0], in[1], scaling, Dtype.FP32);
+            NDList cs = k.ropeCosSin(in[1], in[0], scaling, Dtype.FP32);
             assertEquals(2, cs.size());
             assertShape(cs.get(0), b, t, 8);
             assertShape(cs.get(1), b, t, 8);
@@ -169,7 +169,7 @@ class KernelRopeTest {
         float[] invFreq = {1f, 0.1f, 0.01f};
         long[] pos = {0, 1, 2, 3, 100, 1000};
         try (NDManager m = Torch.newManager()) {
-            NDList cs = k.ropeCosSin(m.create(invFreq), m.create(pos, new Shape(b, t)), 1.0, Dtype.BF16);
+            NDList cs = k.ropeCosSin(m.create(pos, new Shape(b, t)), m.create(invFreq), 1.0, Dtype.BF16);
             assertEquals(Dtype.BF16, k.dtypeOf(cs.get(0)));
             assertEquals(Dtype.BF16, k.dtypeOf(cs.get(1)));
             float[] cos = KernelTestSupport.values(cs.get(0));
@@ -288,7 +288,7 @@ class KernelRopeTest {
                 for (int i = 0; i < t; i++) {
                     pos[i] = shifts[s] + i;
                 }
-                NDList cs = k.ropeCosSin(invFreq, m.create(pos, new Shape(1, t)), 1.0, Dtype.FP32);
+                NDList cs = k.ropeCosSin(m.create(pos, new Shape(1, t)), invFreq, 1.0, Dtype.FP32);
                 float[] rq = k.rope(m.create(q, new Shape(1, 1, t, d)), cs.get(0), cs.get(1)).toFloatArray();
                 float[] rk = k.rope(m.create(kk, new Shape(1, 1, t, d)), cs.get(0), cs.get(1)).toFloatArray();
                 dots[s] = new float[t * t];
