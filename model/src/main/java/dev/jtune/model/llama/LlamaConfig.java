@@ -61,6 +61,13 @@ public record LlamaConfig(
         }
     }
 
+    /** The same architecture with other special-token ids (those of the tokenizer it is paired with). */
+    public LlamaConfig withSpecialTokens(Integer bos, List<Integer> eos, Integer pad) {
+        return new LlamaConfig(modelType, vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, maxPositionEmbeddings, rmsNormEps, ropeTheta, ropeScaling, tieWordEmbeddings,
+                torchDtype, bos, eos, pad, slidingWindow);
+    }
+
     /** Number of query heads sharing one key/value head. */
     public int groupSize() {
         return numAttentionHeads / numKeyValueHeads;
