@@ -1,0 +1,22 @@
+/**
+ * Tokenization for jtune: Hugging Face {@code tokenizer.json} files, run by the Rust tokenizers library
+ * that DJL bundles (no libtorch, no downloads), and a writer for small byte-level BPE tokenizers.
+ *
+ * <ul>
+ *   <li>{@link dev.jtune.data.tokenizer.Tokenizer} loads a model directory ({@code tokenizer.json}, plus
+ *       {@code tokenizer_config.json}, {@code special_tokens_map.json} and {@code generation_config.json}
+ *       when present). {@code encode(text, true)} gives what Hugging Face's {@code tokenizer(text)} gives
+ *       from {@code tokenizer.json}: its post-processor decides which special tokens are added. Nothing is
+ *       ever truncated or padded, whatever DJL's defaults or the file's own {@code truncation} and
+ *       {@code padding} sections say.</li>
+ *   <li>{@link dev.jtune.data.tokenizer.ByteLevelTokenizerBuilder} trains a byte-level BPE (GPT-2 byte
+ *       alphabet, Llama-style {@code <s>} prefix) on a text and writes it as a Hugging Face tokenizer
+ *       directory that both DJL and Python {@code transformers} load; {@code writeDefault} gives a
+ *       deterministic 512-token tokenizer for tests and quickstarts.</li>
+ * </ul>
+ *
+ * <p>DJL's tokenizer natives come from the {@code ai.djl.huggingface:tokenizers} jar and are extracted once
+ * into DJL's cache folder; this package forces the CPU build and DJL's offline mode before first use, so
+ * nothing is downloaded at run time.
+ */
+package dev.jtune.data.tokenizer;

