@@ -36,19 +36,18 @@ public final class Scorer {
     }
 
     /**
-     * Only the completion's tokens, conditioned on the prompt. Split as lm-evaluation-harness does:
-     * trailing whitespace of the prompt moves to the completion, the whole string is tokenized once, and
-     * the completion is what follows the prompt's own tokens — so a merge across the boundary is not lost.
+     * Only the completion's tokens, conditioned on the prompt. The whole string is tokenized once; the
+     * scored tokens are those after the longest prefix it shares with the prompt's own tokenization, so a
+     * token that a tokenizer merges across the prompt/completion boundary counts as completion, never lost.
      */
     public Score scoreCompletion(String prompt, String completion) {
-        int spaces = prompt.length() - prompt.stripTrailing().length();
-        if (spaces > 0) {
-            completion = prompt.substring(prompt.length() - spaces) + completion;
-            prompt = prompt.substring(0, prompt.length() - spaces);
-        }
         int[] whole = tokenizer.encode(prompt + completion, true);
-        int promptTokens = tokenizer.encode(prompt, true).length;
-        return score(whole, Math.max(1, Math.min(promptTokens, whole.length)));
+        int[] alone = tokenizer.encode(prompt, true);
+        int shared = 0;
+        while (shared < alone.length && shared < whole.length && alone[shared] == whole[shared]) {
+            shared++;
+        }
+        return score(whole, Math.max(1, shared));
     }
 
     /** Scores {@code ids[firstScored..]}, each given the ids before it. */
