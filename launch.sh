@@ -47,5 +47,6 @@ fi
 
 # shellcheck disable=SC2086
 exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED \
-  -Dorg.slf4j.simpleLogger.defaultLogLevel=warn ${JTUNE_JAVA_OPTS:-} \
+  -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils=error \
+  ${JTUNE_JAVA_OPTS:-} \
   -cp "$jar:$root/trainer/target/lib/*" dev.jtune.trainer.cli.Main "$@"
