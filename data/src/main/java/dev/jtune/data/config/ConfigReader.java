@@ -1,0 +1,231 @@
+package dev.jtune.data.config;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.io.StringReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Stream;
+import org.yaml.snakeyaml.LoaderOptions;
+import org.yaml.snakeyaml.Yaml;
+import org.yaml.snakeyaml.error.MarkedYAMLException;
+import org.yaml.snakeyaml.error.YAMLException;
+import org.yaml.snakeyaml.nodes.Node;
+
+/**
+ * Turns config YAML into a {@link TrainConfig}. Works on SnakeYAML's node tree rather than loaded maps so
+ * that every error can name the line and column of the key or value at fault, and so that duplicate keys,
+ * which a map would silently collapse, are caught.
+ */
+final class ConfigReader {
+    static final List<String> DATA_KEYS = List.of("base_model", "base_model_config", "tokenizer_config", "model_type",
+            "tokenizer_type", "datasets", "test_datasets", "val_set_size", "sequence_len", "sample_packing",
+            "pad_to_sequence_len", "train_on_inputs", "chat_template", "chat_template_jinja", "special_tokens",
+            "dataset_prepared_path", "shuffle_merged_datasets", "seed", "output_dir", "excess_length_strategy");
+    static final List<String> TOP_LEVEL_KEYS = Stream.concat(DATA_KEYS.stream(), TrainerSettings.KEYS.keySet().stream())
+            .toList();
+
+    private static final List<String> SPECIAL_TOKEN_KEYS = List.of("bos_token", "eos_token", "pad_token", "unk_token");
+    private static final List<String> DATASET_COMMON_KEYS = List.of("path", "type", "split", "data_files", "name",
+            "ds_type", "skip_invalid");
+    private static final List<String> ALPACA_KEYS = List.of("field_instruction", "field_input", "field_output");
+    private static final List<String> COMPLETION_KEYS = List.of("field");
+    // message_field_role/content are Axolotl's older spelling of message_property_mappings; still common.
+    private static final List<String> CHAT_KEYS = List.of("field_messages", "message_property_mappings",
+            "message_field_role", "message_field_content", "roles_to_train", "train_on_eos", "roles",
+            "chat_template", "drop_system_message");
+    private static final List<String> DATASET_KEYS = Stream.of(DATASET_COMMON_KEYS, ALPACA_KEYS, COMPLETION_KEYS,
+            CHAT_KEYS).flatMap(List::stream).toList();
+    private static final List<String> DS_TYPES = List.of("json", "csv", "parquet", "arrow", "text");
+
+    private ConfigReader() {}
+
+    static TrainConfig load(Path file) {
+        try (Reader reader = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            return read(reader, file);
+        } catch (NoSuchFileException e) {
+            throw new ConfigException(file, 0, 0, "no such file", e);
+        } catch (IOException e) {
+            throw new ConfigException(file, 0, 0, "cannot read: " + e.getMessage(), e);
+        }
+    }
+
+    static TrainConfig parse(String yaml, Path source) {
+        return read(new StringReader(yaml), source);
+    }
+
+    private static TrainConfig read(Reader reader, Path file) {
+        Node root;
+        try {
+            root = new Yaml(new LoaderOptions()).compose(reader);
+        } catch (MarkedYAMLException e) {
+            var mark = e.getProblemMark() != null ? e.getProblemMark() : e.getContextMark();
+            String problem = "invalid YAML: " + (e.getProblem() != null ? e.getProblem() : e.getContext());
+            if (mark == null) throw new ConfigException(file, 0, 0, problem, e);
+            throw new ConfigException(file, mark.getLine() + 1, mark.getColumn() + 1, problem, e);
+        } catch (YAMLException e) {
+            throw new ConfigException(file, 0, 0, "invalid YAML: " + e.getMessage(), e);
+        }
+        if (root == null) {
+            throw new ConfigException(file, 1, 1, "empty config (expected a mapping with base_model, datasets, ...)");
+        }
+        return readTop(new YamlValue(file, "", root).asMapping(TOP_LEVEL_KEYS));
+    }
+
+    private static TrainConfig readTop(YamlMapping top) {
+        List<DatasetConfig> datasets = top.get("datasets").map(ConfigReader::readDatasets).orElse(List.of());
+        List<DatasetConfig> testDatasets = top.get("test_datasets").map(ConfigReader::readDatasets).orElse(List.of());
+        ValSetSize valSetSize = top.get("val_set_size").map(ConfigReader::readValSetSize).orElse(ValSetSize.NONE);
+        if (!testDatasets.isEmpty() && valSetSize.examplesOutOf(Long.MAX_VALUE) > 0) {
+            throw top.get("val_set_size").orElseThrow()
+                    .error("must be 0 or left out when test_datasets is given (evaluation comes from test_datasets)");
+        }
+        Optional<String> chatTemplate = top.string("chat_template");
+        Optional<String> chatTemplateJinja = top.string("chat_template_jinja");
+        if (chatTemplateJinja.isPresent() && chatTemplate.isPresent() && !chatTemplate.get().equals("jinja")) {
+            throw top.get("chat_template").orElseThrow().error(
+                    "must be 'jinja' (or left out) when chat_template_jinja is given, got '" + chatTemplate.get() + "'");
+        }
+        Map<String, Object> trainer = new LinkedHashMap<>();
+        for (String key : top.presentKeys()) {
+            if (TrainerSettings.KEYS.containsKey(key)) trainer.put(key, TrainerSettings.read(key, top.get(key).orElseThrow()));
+        }
+        return new TrainConfig(
+                top.self().file(),
+                top.require("base_model", "a Hugging Face Hub id or a local model directory").asString(),
+                top.string("base_model_config"),
+                top.string("tokenizer_config"),
+                top.string("model_type"),
+                top.string("tokenizer_type"),
+                datasets,
+                testDatasets,
+                valSetSize,
+                top.get("sequence_len").map(v -> v.asIntAtLeast(1)).orElse(TrainConfig.DEFAULT_SEQUENCE_LEN),
+                top.bool("sample_packing", false),
+                top.bool("pad_to_sequence_len", false),
+                top.bool("train_on_inputs", false),
+                chatTemplate,
+                chatTemplateJinja,
+                top.get("special_tokens").map(ConfigReader::readSpecialTokens).orElse(SpecialTokens.NONE),
+                top.string("dataset_prepared_path"),
+                top.bool("shuffle_merged_datasets", true),
+                top.get("seed").map(YamlValue::asLong).orElse(TrainConfig.DEFAULT_SEED),
+                top.string("output_dir", TrainConfig.DEFAULT_OUTPUT_DIR),
+                top.get("excess_length_strategy")
+                        .map(v -> v.asEnum(ExcessLengthStrategy.class, ExcessLengthStrategy::yamlName))
+                        .orElse(ExcessLengthStrategy.DROP),
+                new TrainerSettings(trainer));
+    }
+
+    private static ValSetSize readValSetSize(YamlValue value) {
+        if (value.isInteger()) {
+            long count = value.asLong();
+            if (count < 0) throw value.error("expected a fraction in [0, 1) or a count >= 0, got " + count);
+            return new ValSetSize.Count(count);
+        }
+        double fraction = value.asDouble();
+        if (fraction < 0 || fraction >= 1) {
+            throw value.error("expected a fraction in [0, 1) or a count >= 0 written as an integer, got " + fraction);
+        }
+        return new ValSetSize.Fraction(fraction);
+    }
+
+    private static SpecialTokens readSpecialTokens(YamlValue value) {
+        YamlMapping tokens = value.asMapping(SPECIAL_TOKEN_KEYS);
+        return new SpecialTokens(tokens.string("bos_token"), tokens.string("eos_token"), tokens.string("pad_token"),
+                tokens.string("unk_token"));
+    }
+
+    private static List<DatasetConfig> readDatasets(YamlValue value) {
+        List<DatasetConfig> datasets = new ArrayList<>();
+        for (YamlValue item : value.asList()) datasets.add(readDataset(item.asMapping(DATASET_KEYS)));
+        return datasets;
+    }
+
+    private static DatasetConfig readDataset(YamlMapping dataset) {
+        String path = dataset.require("path", "a Hugging Face Hub id or a local file or directory").asString();
+        List<String> typeNames = java.util.Arrays.stream(DatasetType.values()).map(DatasetType::yamlName).toList();
+        DatasetType type = dataset.require("type", "one of " + String.join(", ", typeNames))
+                .asEnum(DatasetType.class, DatasetType::yamlName);
+        List<String> applicable = switch (type) {
+            case ALPACA -> ALPACA_KEYS;
+            case COMPLETION -> COMPLETION_KEYS;
+            case SHAREGPT, CHAT_TEMPLATE -> CHAT_KEYS;
+        };
+        for (String key : dataset.presentKeys()) {
+            if (!DATASET_COMMON_KEYS.contains(key) && !applicable.contains(key)) {
+                throw dataset.errorAtKey(key, "'" + key + "' does not apply to type " + type.yamlName()
+                        + " (it is for " + familyOf(key) + ")");
+            }
+        }
+        DatasetFormat format = switch (type) {
+            case ALPACA -> new DatasetFormat.Alpaca(
+                    dataset.string("field_instruction", DatasetFormat.Alpaca.DEFAULT.fieldInstruction()),
+                    dataset.string("field_input", DatasetFormat.Alpaca.DEFAULT.fieldInput()),
+                    dataset.string("field_output", DatasetFormat.Alpaca.DEFAULT.fieldOutput()));
+            case COMPLETION -> new DatasetFormat.Completion(
+                    dataset.string("field", DatasetFormat.Completion.DEFAULT.field()));
+            case SHAREGPT, CHAT_TEMPLATE -> readChat(dataset, type);
+        };
+        return new DatasetConfig(path, format, dataset.string("split"),
+                dataset.get("data_files").map(YamlValue::asStringList).orElse(List.of()),
+                dataset.string("name"),
+                dataset.get("ds_type").map(v -> v.asOneOf(DS_TYPES)),
+                dataset.bool("skip_invalid", false));
+    }
+
+    private static String familyOf(String key) {
+        if (ALPACA_KEYS.contains(key)) return "alpaca";
+        if (COMPLETION_KEYS.contains(key)) return "completion";
+        return "sharegpt and chat_template";
+    }
+
+    private static DatasetFormat.Chat readChat(YamlMapping dataset, DatasetType type) {
+        boolean sharegpt = type == DatasetType.SHAREGPT;
+        DatasetFormat.MessageProperties layout = sharegpt
+                ? DatasetFormat.MessageProperties.FROM_VALUE : DatasetFormat.MessageProperties.ROLE_CONTENT;
+        String roleKey = layout.role();
+        String contentKey = layout.content();
+        Optional<YamlValue> mappings = dataset.get("message_property_mappings");
+        if (mappings.isPresent()) {
+            for (String legacy : List.of("message_field_role", "message_field_content")) {
+                if (dataset.get(legacy).isPresent()) {
+                    throw dataset.errorAtKey(legacy, "give either '" + legacy + "' or message_property_mappings, not both");
+                }
+            }
+            YamlMapping properties = mappings.get().asMapping(List.of("role", "content"));
+            roleKey = properties.string("role", roleKey);
+            contentKey = properties.string("content", contentKey);
+        } else {
+            roleKey = dataset.string("message_field_role", roleKey);
+            contentKey = dataset.string("message_field_content", contentKey);
+        }
+        // ShareGPT speakers are human/gpt; the usual mapping onto chat roles is Axolotl's default too.
+        Map<String, List<String>> roles = sharegpt
+                ? Map.of("system", List.of("system"), "user", List.of("human", "user"),
+                        "assistant", List.of("gpt", "assistant"))
+                : Map.of();
+        Optional<YamlValue> rolesValue = dataset.get("roles");
+        if (rolesValue.isPresent()) {
+            Map<String, List<String>> given = new LinkedHashMap<>();
+            rolesValue.get().asOpenMapping().forEach((role, names) -> given.put(role, names.asStringList()));
+            roles = given;
+        }
+        return new DatasetFormat.Chat(type,
+                dataset.string("field_messages", sharegpt ? "conversations" : "messages"),
+                new DatasetFormat.MessageProperties(roleKey, contentKey),
+                dataset.get("roles_to_train").map(YamlValue::asStringList).orElse(List.of("assistant")),
+                dataset.get("train_on_eos").map(v -> v.asEnum(TrainOnEos.class, TrainOnEos::yamlName))
+                        .orElse(TrainOnEos.TURN),
+                roles,
+                dataset.string("chat_template"),
+                dataset.bool("drop_system_message", false));
+    }
+}

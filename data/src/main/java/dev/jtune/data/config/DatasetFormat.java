@@ -1,0 +1,63 @@
+package dev.jtune.data.config;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/** How the rows of a dataset are laid out and turned into prompts: one record per family of types. */
+public sealed interface DatasetFormat {
+    /** The {@code type:} this format was read from. */
+    DatasetType type();
+
+    /** Alpaca-like rows; the field names say which columns hold each part. */
+    record Alpaca(String fieldInstruction, String fieldInput, String fieldOutput) implements DatasetFormat {
+        public static final Alpaca DEFAULT = new Alpaca("instruction", "input", "output");
+
+        @Override
+        public DatasetType type() {
+            return DatasetType.ALPACA;
+        }
+    }
+
+    /** Raw text in one column. */
+    record Completion(String field) implements DatasetFormat {
+        public static final Completion DEFAULT = new Completion("text");
+
+        @Override
+        public DatasetType type() {
+            return DatasetType.COMPLETION;
+        }
+    }
+
+    /**
+     * Conversations ({@code sharegpt} or {@code chat_template}) rendered with a chat template.
+     *
+     * @param fieldMessages column holding the list of turns
+     * @param messageProperties which keys of a turn hold its role and its content
+     * @param rolesToTrain roles (after {@code roles} mapping) whose turns are labels
+     * @param trainOnEos which end-of-turn tokens are labels
+     * @param roles target role to the role names in the data that mean it, e.g. {@code assistant: [gpt]};
+     *     empty means roles are taken as they are
+     * @param chatTemplate this dataset's template, overriding the top-level {@code chat_template}
+     * @param dropSystemMessage leave out system turns
+     */
+    record Chat(DatasetType type, String fieldMessages, MessageProperties messageProperties, List<String> rolesToTrain,
+            TrainOnEos trainOnEos, Map<String, List<String>> roles, Optional<String> chatTemplate,
+            boolean dropSystemMessage) implements DatasetFormat {
+        public Chat {
+            if (type != DatasetType.SHAREGPT && type != DatasetType.CHAT_TEMPLATE) {
+                throw new IllegalArgumentException("not a conversation type: " + type);
+            }
+            rolesToTrain = List.copyOf(rolesToTrain);
+            roles = Map.copyOf(roles);
+        }
+    }
+
+    /** The keys of one turn that hold its role and its content ({@code message_property_mappings}). */
+    record MessageProperties(String role, String content) {
+        /** {@code chat_template} layout. */
+        public static final MessageProperties ROLE_CONTENT = new MessageProperties("role", "content");
+        /** ShareGPT layout. */
+        public static final MessageProperties FROM_VALUE = new MessageProperties("from", "value");
+    }
+}

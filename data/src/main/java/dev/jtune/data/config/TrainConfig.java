@@ -1,0 +1,82 @@
+package dev.jtune.data.config;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A training config, read from an Axolotl-style YAML file with Axolotl's key names and defaults.
+ *
+ * <p>The data keys are typed components here; model, adapter and trainer keys are type-checked into
+ * {@link #trainer()}. Keys left empty ({@code fp16:}) are treated as absent, as Axolotl does.
+ *
+ * @param source the file the config was read from, as given
+ * @param baseModel {@code base_model}: Hub id or local directory of the model to fine-tune (required)
+ * @param baseModelConfig {@code base_model_config}: where to read the model config, if not {@code base_model}
+ * @param tokenizerConfig {@code tokenizer_config}: where to read the tokenizer, if not {@code base_model}
+ * @param modelType {@code model_type}, e.g. {@code LlamaForCausalLM}
+ * @param tokenizerType {@code tokenizer_type}, e.g. {@code LlamaTokenizer}
+ * @param datasets {@code datasets}: training data, merged in order
+ * @param testDatasets {@code test_datasets}: evaluation data (then {@code val_set_size} must be 0)
+ * @param valSetSize {@code val_set_size}: part of the training data held out for evaluation; default none
+ * @param sequenceLen {@code sequence_len}: longest example in tokens; default 2048
+ * @param samplePacking {@code sample_packing}: pack several examples per sequence; default false
+ * @param padToSequenceLen {@code pad_to_sequence_len}: pad every batch to {@code sequence_len}; default false
+ * @param trainOnInputs {@code train_on_inputs}: also train on prompt tokens; default false
+ * @param chatTemplate {@code chat_template}: template name ({@code chatml}, {@code tokenizer_default},
+ *     {@code jinja}, ...) for conversation datasets
+ * @param chatTemplateJinja {@code chat_template_jinja}: the template text itself
+ * @param specialTokens {@code special_tokens}: token overrides
+ * @param datasetPreparedPath {@code dataset_prepared_path}: where tokenized data is cached
+ * @param shuffleMergedDatasets {@code shuffle_merged_datasets}: shuffle after merging; default true
+ * @param seed {@code seed}: for shuffling, splitting and initialisation; default 42
+ * @param outputDir {@code output_dir}: default {@code ./outputs}
+ * @param excessLengthStrategy {@code excess_length_strategy}: default drop
+ * @param trainer every other accepted key
+ */
+public record TrainConfig(Path source, String baseModel, Optional<String> baseModelConfig,
+        Optional<String> tokenizerConfig, Optional<String> modelType, Optional<String> tokenizerType,
+        List<DatasetConfig> datasets, List<DatasetConfig> testDatasets, ValSetSize valSetSize, int sequenceLen,
+        boolean samplePacking, boolean padToSequenceLen, boolean trainOnInputs, Optional<String> chatTemplate,
+        Optional<String> chatTemplateJinja, SpecialTokens specialTokens, Optional<String> datasetPreparedPath,
+        boolean shuffleMergedDatasets, long seed, String outputDir, ExcessLengthStrategy excessLengthStrategy,
+        TrainerSettings trainer) {
+
+    public static final int DEFAULT_SEQUENCE_LEN = 2048;
+    public static final long DEFAULT_SEED = 42;
+    public static final String DEFAULT_OUTPUT_DIR = "./outputs";
+
+    public TrainConfig {
+        datasets = List.copyOf(datasets);
+        testDatasets = List.copyOf(testDatasets);
+    }
+
+    /**
+     * Reads and checks a config file.
+     *
+     * @throws ConfigException naming the file, line, column and problem, for the first thing wrong
+     */
+    public static TrainConfig load(Path file) {
+        return ConfigReader.load(file);
+    }
+
+    /** Reads config text; {@code source} is only used in messages and {@link #source()}. */
+    public static TrainConfig parse(String yaml, Path source) {
+        return ConfigReader.parse(yaml, source);
+    }
+
+    /** Every top-level key accepted, data keys first, then {@link TrainerSettings#KEYS}. */
+    public static List<String> knownKeys() {
+        return ConfigReader.TOP_LEVEL_KEYS;
+    }
+
+    /** Whether the config names any held-out evaluation data. */
+    public boolean hasEvaluation() {
+        return !testDatasets.isEmpty() || valSetSize.examplesOutOf(Long.MAX_VALUE) > 0;
+    }
+
+    /** {@link #outputDir()} as a path, relative to the working directory like the dataset paths. */
+    public Path outputPath() {
+        return Path.of(outputDir);
+    }
+}

@@ -1,0 +1,180 @@
+package dev.jtune.data.config;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.OptionalLong;
+
+/**
+ * The config's model, adapter and trainer keys ({@code lora_r}, {@code learning_rate}, {@code bf16}, ...),
+ * type-checked on load but kept as a map until the trainer reads them into its own records. Only keys
+ * present in the file are in {@link #values()}; keys left empty in the YAML count as absent.
+ *
+ * <p>The typed accessors take the YAML key name and refuse names that are not in {@link #KEYS} or that
+ * have another kind, so a misspelt key in Java code fails at once rather than reading as "not set".
+ */
+public record TrainerSettings(Map<String, Object> values) {
+
+    /** What a key's value must be. */
+    public enum Kind {
+        /** A string; Java type {@link String}. */
+        STRING,
+        /** A whole number; Java type {@link Long}. */
+        INTEGER,
+        /** A number (an integer is taken too); Java type {@link Double}. */
+        NUMBER,
+        /** A boolean; Java type {@link Boolean}. */
+        BOOLEAN,
+        /** A boolean or the string {@code auto}; Java type {@link Boolean} or {@link String}. */
+        BOOLEAN_OR_AUTO,
+        /** A boolean or a string, e.g. {@code gradient_checkpointing: offload}. */
+        STRING_OR_BOOLEAN,
+        /** A list of strings (a single string is a list of one); Java type {@code List<String>}. */
+        STRING_LIST,
+        /** A free-form mapping; Java type {@code Map<String, Object>} of plain Java values. */
+        MAPPING
+    }
+
+    /** How one key is checked: its kind and, for closed sets of strings, the values allowed. */
+    public record Spec(Kind kind, List<String> allowed) {
+        public Spec {
+            allowed = List.copyOf(allowed);
+        }
+
+        static Spec of(Kind kind) {
+            return new Spec(kind, List.of());
+        }
+    }
+
+    /** Every trainer-side key accepted, in Axolotl's spelling, with how it is checked. */
+    public static final Map<String, Spec> KEYS = keys();
+
+    private static Map<String, Spec> keys() {
+        Map<String, Spec> keys = new LinkedHashMap<>();
+        keys.put("adapter", new Spec(Kind.STRING, List.of("lora", "qlora")));
+        for (String key : List.of("load_in_4bit", "load_in_8bit", "lora_target_linear", "peft_use_rslora",
+                "lora_fan_in_fan_out", "fp16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
+                "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model", "debug")) {
+            keys.put(key, Spec.of(Kind.BOOLEAN));
+        }
+        keys.put("bf16", Spec.of(Kind.BOOLEAN_OR_AUTO));
+        for (String key : List.of("gradient_checkpointing", "wandb_log_model", "wandb_watch")) {
+            keys.put(key, Spec.of(Kind.STRING_OR_BOOLEAN));
+        }
+        for (String key : List.of("lora_r", "lora_alpha", "micro_batch_size", "gradient_accumulation_steps",
+                "max_steps", "warmup_steps", "evals_per_epoch", "logging_steps", "saves_per_epoch",
+                "save_total_limit", "dataloader_num_workers", "early_stopping_patience", "local_rank",
+                "eval_table_size", "eval_max_new_tokens")) {
+            keys.put(key, Spec.of(Kind.INTEGER));
+        }
+        // eval_steps and save_steps may be a fraction of an epoch's steps, as in transformers.
+        for (String key : List.of("lora_dropout", "num_epochs", "learning_rate", "warmup_ratio", "weight_decay",
+                "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps")) {
+            keys.put(key, Spec.of(Kind.NUMBER));
+        }
+        for (String key : List.of("lora_model_dir", "optimizer", "lr_scheduler", "resume_from_checkpoint",
+                "wandb_project", "wandb_entity", "wandb_name", "deepspeed")) {
+            keys.put(key, Spec.of(Kind.STRING));
+        }
+        for (String key : List.of("lora_target_modules", "lora_modules_to_save", "fsdp")) {
+            keys.put(key, Spec.of(Kind.STRING_LIST));
+        }
+        keys.put("fsdp_config", Spec.of(Kind.MAPPING));
+        return Collections.unmodifiableMap(keys);
+    }
+
+    /** No trainer keys set. */
+    public static final TrainerSettings EMPTY = new TrainerSettings(Map.of());
+
+    public TrainerSettings {
+        for (String key : values.keySet()) spec(key);
+        values = Collections.unmodifiableMap(new LinkedHashMap<>(values));
+    }
+
+    private static Spec spec(String key) {
+        Spec spec = KEYS.get(key);
+        if (spec == null) {
+            throw new IllegalArgumentException("not a trainer key: '" + key + "'" + Suggest.didYouMean(key, KEYS.keySet()));
+        }
+        return spec;
+    }
+
+    private Optional<Object> typed(String key, Kind... kinds) {
+        Kind kind = spec(key).kind();
+        if (!List.of(kinds).contains(kind)) {
+            throw new IllegalArgumentException("'" + key + "' is a " + kind + " key, not " + List.of(kinds));
+        }
+        return Optional.ofNullable(values.get(key));
+    }
+
+    /** Whether the file gave the key a value. */
+    public boolean has(String key) {
+        spec(key);
+        return values.containsKey(key);
+    }
+
+    /** The value of any key, as its {@link Kind} documents. */
+    public Optional<Object> value(String key) {
+        spec(key);
+        return Optional.ofNullable(values.get(key));
+    }
+
+    public Optional<String> string(String key) {
+        return typed(key, Kind.STRING).map(String.class::cast);
+    }
+
+    public OptionalLong integer(String key) {
+        return typed(key, Kind.INTEGER).map(v -> OptionalLong.of((Long) v)).orElse(OptionalLong.empty());
+    }
+
+    public OptionalDouble number(String key) {
+        return typed(key, Kind.NUMBER).map(v -> OptionalDouble.of((Double) v)).orElse(OptionalDouble.empty());
+    }
+
+    public Optional<Boolean> bool(String key) {
+        return typed(key, Kind.BOOLEAN).map(Boolean.class::cast);
+    }
+
+    @SuppressWarnings("unchecked")
+    public List<String> strings(String key) {
+        return typed(key, Kind.STRING_LIST).map(v -> (List<String>) v).orElse(List.of());
+    }
+
+    @SuppressWarnings("unchecked")
+    public Map<String, Object> mapping(String key) {
+        return typed(key, Kind.MAPPING).map(v -> (Map<String, Object>) v).orElse(Map.of());
+    }
+
+    /** Reads and checks one key's YAML value against its spec. */
+    static Object read(String key, YamlValue value) {
+        Spec spec = KEYS.get(key);
+        return switch (spec.kind()) {
+            case STRING -> spec.allowed().isEmpty() ? value.asString() : value.asOneOf(spec.allowed());
+            case INTEGER -> value.asLong();
+            case NUMBER -> value.asDouble();
+            case BOOLEAN -> value.asBoolean();
+            case BOOLEAN_OR_AUTO -> readBooleanOrAuto(value);
+            case STRING_OR_BOOLEAN -> readStringOrBoolean(value);
+            case STRING_LIST -> value.asStringList();
+            case MAPPING -> {
+                value.asOpenMapping(); // for the type and duplicate checks, with positions
+                yield value.toJava();
+            }
+        };
+    }
+
+    private static Object readBooleanOrAuto(YamlValue value) {
+        if (value.isBoolean()) return value.asBoolean();
+        if (value.isString() && value.asString().equals("auto")) return "auto";
+        throw value.error("expected true, false or 'auto', got " + value.describe());
+    }
+
+    private static Object readStringOrBoolean(YamlValue value) {
+        if (value.isBoolean()) return value.asBoolean();
+        if (value.isString()) return value.asString();
+        throw value.error("expected a string or true/false, got " + value.describe());
+    }
+}

@@ -1,0 +1,23 @@
+/**
+ * Training configs: an Axolotl-style YAML file read into immutable records, with Axolotl's key names and
+ * defaults, so an Axolotl user's config mostly works unchanged.
+ *
+ * <ul>
+ *   <li>{@link dev.jtune.data.config.TrainConfig#load(java.nio.file.Path)} reads a file. Data keys
+ *       ({@code datasets}, {@code sequence_len}, {@code val_set_size}, ...) become typed components;
+ *       model, adapter and trainer keys ({@code lora_r}, {@code learning_rate}, ...) are type-checked into
+ *       {@link dev.jtune.data.config.TrainerSettings} for the trainer to read.</li>
+ *   <li>{@link dev.jtune.data.config.DatasetConfig} is one {@code datasets:} entry; its
+ *       {@link dev.jtune.data.config.DatasetFormat} is a sealed set of records, one per family of
+ *       {@link dev.jtune.data.config.DatasetType}, with Axolotl's field-mapping defaults.</li>
+ *   <li>Every problem is a {@link dev.jtune.data.config.ConfigException} reading
+ *       {@code file:line:column: problem}: unknown keys (with a {@link dev.jtune.data.config.Suggest}
+ *       "did you mean" hint), duplicate keys, wrong types, values outside a closed set (listing it), keys
+ *       that do not apply to a dataset's type, missing required keys.</li>
+ * </ul>
+ *
+ * <p>Relative paths (datasets, {@code output_dir}) are kept as written: Axolotl reads them against the
+ * working directory, not the config file's. {@link dev.jtune.data.config.DatasetConfig#resolve} resolves
+ * one against any base a caller prefers.
+ */
+package dev.jtune.data.config;
