@@ -24,6 +24,11 @@ final class YamlMapping {
         for (NodeTuple tuple : mapping.getValue()) {
             Node keyNode = tuple.getKeyNode();
             String key = self.keyOf(keyNode);
+            if (key.equals("<<")) {
+                // SnakeYAML's node tree leaves merge keys unexpanded; say so rather than "unknown key".
+                throw self.errorAt(keyNode, (self.path().isEmpty() ? "" : self.path() + ": ")
+                        + "YAML merge keys ('<<') are not supported; write the keys out");
+            }
             if (!allowedKeys.contains(key)) {
                 throw self.errorAt(keyNode, (self.path().isEmpty() ? "" : self.path() + ": ") + "unknown key '" + key
                         + "'" + Suggest.didYouMean(key, allowedKeys));

@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.stream.Collectors;
 import org.yaml.snakeyaml.DumperOptions;
 import org.yaml.snakeyaml.nodes.MappingNode;
 import org.yaml.snakeyaml.nodes.Node;
@@ -76,14 +75,25 @@ record YamlValue(Path file, String path, Node node) {
 
     long asLong() {
         if (!isScalar(Tag.INT)) throw expected("an integer");
+        // YAML 1.1 integer forms, read as PyYAML reads them: 0x hex, 0b binary, leading-zero octal.
         String text = scalarText().replace("_", "");
+        boolean negative = text.startsWith("-");
+        String digits = negative || text.startsWith("+") ? text.substring(1) : text;
+        int radix = 10;
+        if (digits.startsWith("0x")) {
+            radix = 16;
+            digits = digits.substring(2);
+        } else if (digits.startsWith("0b")) {
+            radix = 2;
+            digits = digits.substring(2);
+        } else if (digits.length() > 1 && digits.startsWith("0")) {
+            radix = 8;
+            digits = digits.substring(1);
+        }
         try {
-            if (text.startsWith("0x") || text.startsWith("-0x")) {
-                return text.startsWith("-") ? -Long.parseLong(text.substring(3), 16) : Long.parseLong(text.substring(2), 16);
-            }
-            return Long.parseLong(text);
+            return Long.parseLong((negative ? "-" : "") + digits, radix);
         } catch (NumberFormatException e) {
-            throw expected("an integer that fits in 64 bits");
+            throw expected("an integer that fits in 64 bits"); // or a sexagesimal 1:30, which nobody means here
         }
     }
 
@@ -213,9 +223,5 @@ record YamlValue(Path file, String path, Node node) {
         String chosen = asOneOf(names);
         return Arrays.stream(type.getEnumConstants()).filter(e -> yamlName.apply(e).equals(chosen)).findFirst()
                 .orElseThrow();
-    }
-
-    static String joinQuoted(Collection<String> names) {
-        return names.stream().map(n -> "'" + n + "'").collect(Collectors.joining(", "));
     }
 }
