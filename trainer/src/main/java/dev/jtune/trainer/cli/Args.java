@@ -1,5 +1,6 @@
 package dev.jtune.trainer.cli;
 
+import dev.jtune.data.config.Suggest;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -47,7 +48,8 @@ final class Args {
                     a.options.put(name, value);
                 } else {
                     throw new UsageException(verb + ": unknown option --" + name
-                            + Suggest.didYouMean(name, union(valued, flags)));
+                            + Suggest.closest(name, union(valued, flags)).map(s -> " (did you mean --" + s + "?)")
+                                    .orElse(""));
                 }
             } else {
                 a.positional.add(arg);

@@ -1,5 +1,6 @@
 package dev.jtune.trainer.cli;
 
+import dev.jtune.data.config.Suggest;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -72,8 +73,7 @@ public final class Main {
     }
 
     private static String suggestVerb(String name) {
-        String hint = Suggest.didYouMean(name, VERBS.keySet());
-        return hint.replace("--", "");
+        return Suggest.didYouMean(name, VERBS.keySet());
     }
 
     static String help() {
