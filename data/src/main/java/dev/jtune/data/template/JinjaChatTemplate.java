@@ -24,7 +24,9 @@ import java.util.Objects;
  * {@code i} starts where the rendering of messages {@code [0, i)} ends (the first at 0); an assistant
  * message's trained part starts where the rendering of {@code [0, i)} with the generation prompt ends and
  * stops where the rendering of {@code [0, i]} ends, less trailing whitespace (so ChatML's newline after
- * {@code <|im_end|>} is not trained, as with {@link ChatMlTemplate}). A template for which these renderings
+ * {@code <|im_end|>} is not trained, as with {@link ChatMlTemplate}). A template without a generation prompt
+ * (Llama 2's) thus also trains what separates the previous message from the content (Llama 2: one space, which
+ * SentencePiece merges into the content's first token anyway). A template for which these renderings
  * are not prefixes of one another cannot be split into turns and is rejected with a clear error.
  *
  * <p>Jinjava is not Python's Jinja: method calls on strings resolve to Java's {@code String} methods
