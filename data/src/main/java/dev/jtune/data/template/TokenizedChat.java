@@ -3,7 +3,9 @@ package dev.jtune.data.template;
 import dev.jtune.data.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.TreeSet;
 
@@ -17,10 +19,19 @@ import java.util.TreeSet;
  *
  * <p>Token boundaries: for each character boundary {@code b} of the chat (turn starts, trained-part starts and
  * ends), the tokens before it are the longest common prefix of the tokenization of {@code text[0, b)} and
- * that of the whole text. So a token that straddles a boundary, or whose tokenization depends on text past it
- * (a merge across it, a pre-tokenizer look-ahead), belongs to the segment after the boundary: to the trained
- * part at an assistant's start, to what follows at its end. Character offsets are not used: with
- * SentencePiece- and byte-level BPE, offsets are trimmed and do not tile the text.
+ * that of the whole text. The rule for a token that straddles a boundary (a merge across it, or a
+ * pre-tokenizer look-ahead that changes its tokenization):
+ * <ul>
+ *   <li>it belongs to the later turn, except where the earlier turn's trained part ends right at the boundary:
+ *       then it stays with that (assistant) turn;
+ *   <li>it is trained if it overlaps the trained characters: a token straddling the start of an assistant's
+ *       content (SentencePiece's {@code ▁Hello} after {@code [/INST]}) and one straddling the end of its end
+ *       marker ({@code >\n} when {@code <|im_end|>} is not a special token) are both trained, so the model
+ *       learns the whole marker. Trained tokens always lie in their assistant's turn.
+ * </ul>
+ * Where special tokens sit at the boundaries (every published template with its own tokenizer) nothing
+ * straddles and the trained tokens decode to exactly the trained text. Character offsets are not used: with
+ * SentencePiece and byte-level BPE they are trimmed and do not tile the text.
  */
 public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable) {
     /** The label of tokens that are not trained on (PyTorch's cross-entropy {@code ignore_index}). */
@@ -91,11 +102,16 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             prefixes.add(text.substring(0, b));
         }
         List<int[]> encoded = prefixes.isEmpty() ? List.of() : tokenizer.encodeBatch(prefixes, false);
-        // tokenAt(b): number of tokens before character boundary b; nondecreasing in b.
-        java.util.Map<Integer, Integer> tokenAt = new java.util.HashMap<>();
-        tokenAt.put(0, 0);
-        tokenAt.put(text.length(), ids.length);
-        int last = 0;
+        // floor(b): tokens before character boundary b (a straddling token excluded); ceil(b): tokens that
+        // start before b (a straddling token included). Both nondecreasing in b.
+        Map<Integer, Integer> floor = new HashMap<>();
+        Map<Integer, Integer> ceil = new HashMap<>();
+        floor.put(0, 0);
+        ceil.put(0, 0);
+        floor.put(text.length(), ids.length);
+        ceil.put(text.length(), ids.length);
+        int lastFloor = 0;
+        int lastCeil = 0;
         for (int k = 0; k < boundaries.size(); k++) {
             int[] p = encoded.get(k);
             int common = 0;
@@ -103,22 +119,36 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             while (common < max && p[common] == ids[common]) {
                 common++;
             }
-            last = Math.max(last, common);
-            tokenAt.put(boundaries.get(k), last);
+            lastFloor = Math.max(lastFloor, common);
+            lastCeil = Math.max(lastCeil, Math.min(ids.length, p.length > common ? common + 1 : common));
+            lastCeil = Math.max(lastCeil, lastFloor);
+            floor.put(boundaries.get(k), lastFloor);
+            ceil.put(boundaries.get(k), lastCeil);
+        }
+        List<RenderedChat.Turn> turns = chat.turns();
+        int n = turns.size();
+        int[] first = new int[n + 1]; // first token of each turn; first[n] = ids.length
+        first[n] = ids.length;
+        for (int t = n - 1; t >= 1; t--) {
+            RenderedChat.Turn previous = turns.get(t - 1);
+            int b = turns.get(t).start();
+            boolean trainedUpToHere = previous.trainable() && previous.trainEnd() == b;
+            first[t] = Math.min(first[t + 1], trainedUpToHere ? ceil.get(b) : floor.get(b));
         }
         int[] turnIndex = new int[ids.length];
         boolean[] trainable = new boolean[ids.length];
         Arrays.fill(turnIndex, -1);
-        for (RenderedChat.Turn t : chat.turns()) {
-            int from = tokenAt.get(t.start());
-            int to = tokenAt.get(t.end());
-            for (int i = from; i < to; i++) {
-                turnIndex[i] = t.index();
+        for (int t = 0; t < n; t++) {
+            RenderedChat.Turn turn = turns.get(t);
+            for (int i = first[t]; i < first[t + 1]; i++) {
+                turnIndex[i] = t;
             }
-            int trainFrom = tokenAt.get(t.trainStart());
-            int trainTo = tokenAt.get(t.trainEnd());
-            for (int i = trainFrom; i < trainTo; i++) {
-                trainable[i] = true;
+            if (turn.trainable()) {
+                int from = Math.max(first[t], floor.get(turn.trainStart()));
+                int to = Math.min(first[t + 1], ceil.get(turn.trainEnd()));
+                for (int i = from; i < to; i++) {
+                    trainable[i] = true;
+                }
             }
         }
         return new TokenizedChat(ids, turnIndex, trainable);
