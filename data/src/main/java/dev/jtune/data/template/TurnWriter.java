@@ -1,0 +1,71 @@
+package dev.jtune.data.template;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** Builds a {@link RenderedChat} piece by piece for the built-in templates. */
+final class TurnWriter {
+    private final StringBuilder text = new StringBuilder();
+    private final List<String> roles = new ArrayList<>();
+    private final List<int[]> marks = new ArrayList<>(); // {start, trainStart, trainEnd}
+
+    /** Starts message {@code roles.size()}; the first one starts at 0 whatever was written before. */
+    TurnWriter begin(String role) {
+        int at = roles.isEmpty() ? 0 : text.length();
+        roles.add(role);
+        marks.add(new int[] {at, -1, -1});
+        return this;
+    }
+
+    TurnWriter append(String s) {
+        text.append(s);
+        return this;
+    }
+
+    /** Appends {@code s} as the current message's trained part (assistant content plus end marker). */
+    TurnWriter appendTrained(String s) {
+        int[] m = marks.getLast();
+        m[1] = text.length();
+        text.append(s);
+        m[2] = text.length();
+        return this;
+    }
+
+    int length() {
+        return text.length();
+    }
+
+    RenderedChat build() {
+        List<RenderedChat.Turn> turns = new ArrayList<>(roles.size());
+        for (int i = 0; i < roles.size(); i++) {
+            int[] m = marks.get(i);
+            int end = i + 1 < roles.size() ? marks.get(i + 1)[0] : text.length();
+            int trainStart = m[1] < 0 ? m[0] : m[1];
+            int trainEnd = m[2] < 0 ? m[0] : m[2];
+            turns.add(new RenderedChat.Turn(i, roles.get(i), m[0], end, trainStart, trainEnd));
+        }
+        return new RenderedChat(text.toString(), turns);
+    }
+
+    /** Python's {@code str.strip()} (and Jinja's {@code trim}): strips Unicode whitespace at both ends. */
+    static String pyStrip(String s) {
+        int b = 0;
+        int e = s.length();
+        while (b < e && isPySpace(s.charAt(b))) {
+            b++;
+        }
+        while (e > b && isPySpace(s.charAt(e - 1))) {
+            e--;
+        }
+        return s.substring(b, e);
+    }
+
+    static boolean isPySpace(char c) {
+        return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == '\u0085';
+    }
+
+    static ChatTemplateException unsupportedRole(String template, int index, Message m, String allowed) {
+        return new ChatTemplateException(template + ": message " + index + " has role \"" + m.role()
+                + "\"; this template takes " + allowed);
+    }
+}

@@ -1,0 +1,15 @@
+/**
+ * Chat templates: render a conversation to the text a model is trained on, and tell which characters and
+ * tokens belong to which message, so that labels can be masked to train only on assistant turns.
+ *
+ * <p>{@link dev.jtune.data.template.ChatTemplates#byName ChatTemplates.byName} picks a template: the
+ * built-ins {@code alpaca}, {@code vicuna_v1.1}, {@code chatml}, {@code llama2}, {@code llama3}, or
+ * {@code tokenizer_default}, the Jinja {@code chat_template} of the model's tokenizer rendered with Jinjava.
+ * {@link dev.jtune.data.template.ChatTemplate#render render} gives a
+ * {@link dev.jtune.data.template.RenderedChat}: the text and, per message, its character range and its
+ * trainable range (an assistant's content plus its end-of-turn marker). {@link
+ * dev.jtune.data.template.TokenizedChat#of TokenizedChat.of} tokenizes the text as transformers'
+ * {@code apply_chat_template(..., tokenize=True)} does (no special tokens added by the tokenizer: the
+ * template writes them) and gives every token its message and whether it is trained on.
+ */
+package dev.jtune.data.template;
