@@ -32,13 +32,9 @@ public final class AlpacaTemplate implements ChatTemplate {
     public RenderedChat render(List<Message> messages, boolean addGenerationPrompt) {
         TurnWriter w = new TurnWriter();
         w.append(bos);
-        int first = 0;
-        String system = DEFAULT_SYSTEM;
-        if (!messages.isEmpty() && messages.getFirst().role().equals(Message.SYSTEM)) {
-            w.begin(Message.SYSTEM);
-            system = messages.getFirst().content();
-            first = 1;
-        }
+        String given = w.beginLeadingSystem(messages);
+        int first = given == null ? 0 : 1;
+        String system = given == null ? DEFAULT_SYSTEM : given;
         w.append(system + "\n\n");
         boolean afterAssistant = false;
         for (int i = first; i < messages.size(); i++) {

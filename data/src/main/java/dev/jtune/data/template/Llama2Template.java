@@ -23,13 +23,8 @@ public final class Llama2Template implements ChatTemplate {
     @Override
     public RenderedChat render(List<Message> messages, boolean addGenerationPrompt) {
         TurnWriter w = new TurnWriter();
-        String system = null;
-        int first = 0;
-        if (!messages.isEmpty() && messages.getFirst().role().equals(Message.SYSTEM)) {
-            system = messages.getFirst().content();
-            w.begin(Message.SYSTEM);
-            first = 1;
-        }
+        String system = w.beginLeadingSystem(messages);
+        int first = system == null ? 0 : 1;
         for (int i = first; i < messages.size(); i++) {
             Message m = messages.get(i);
             boolean userExpected = (i - first) % 2 == 0;

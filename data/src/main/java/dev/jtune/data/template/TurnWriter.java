@@ -17,6 +17,20 @@ final class TurnWriter {
         return this;
     }
 
+    /**
+     * Starts the system turn when the conversation opens with a system message, as every built-in allows.
+     *
+     * @return that message's content, or null when the conversation has none (its messages then start at 0,
+     *     otherwise at 1)
+     */
+    String beginLeadingSystem(List<Message> messages) {
+        if (messages.isEmpty() || !messages.getFirst().role().equals(Message.SYSTEM)) {
+            return null;
+        }
+        begin(Message.SYSTEM);
+        return messages.getFirst().content();
+    }
+
     TurnWriter append(String s) {
         text.append(s);
         return this;

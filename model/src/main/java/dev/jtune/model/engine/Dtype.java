@@ -9,26 +9,19 @@ import java.util.Locale;
  * {@link Kernels#cast} with these codes, never through {@code NDArray.toType}.
  */
 public enum Dtype {
-    FP32(6, 4),
-    FP16(5, 2),
-    BF16(15, 2);
+    FP32(6),
+    FP16(5),
+    BF16(15);
 
     private final int torchCode;
-    private final int bytes;
 
-    Dtype(int torchCode, int bytes) {
+    Dtype(int torchCode) {
         this.torchCode = torchCode;
-        this.bytes = bytes;
     }
 
     /** libtorch's ScalarType code. */
     public int torchCode() {
         return torchCode;
-    }
-
-    /** Bytes per element. */
-    public int bytes() {
-        return bytes;
     }
 
     /** Lower-case name as used in configs and on the command line: fp32, fp16, bf16. */

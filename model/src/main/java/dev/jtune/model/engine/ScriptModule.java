@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * A TorchScript module compiled from source, whose methods are called on DJL tensors with autograd kept.
@@ -68,41 +69,38 @@ public final class ScriptModule implements AutoCloseable {
 
     /** Calls a method that returns an int. */
     public long callLong(String method, Object... args) {
-        List<IValue> inputs = new ArrayList<>(args.length);
-        try {
-            for (Object arg : args) {
-                inputs.add(toIValue(arg));
-            }
-            try (IValue value = invoke(method, inputs)) {
-                return value.toLong();
-            }
-        } finally {
-            inputs.forEach(IValue::close);
-        }
-    }
-
-    private IValue invoke(String method, List<IValue> inputs) {
-        long[] handles = inputs.stream().mapToLong(IValue::getHandle).toArray();
-        try {
-            return JtuneMethodCall.run(block.getHandle(), method, handles, true);
-        } catch (RuntimeException e) {
-            throw new KernelException(name + "." + method + ": " + e.getMessage(), e);
-        }
+        return invoke(method, args, IValue::toLong);
     }
 
     /** Calls a method that returns a tensor, or a tuple or list of tensors. */
     public NDList callAll(String method, Object... args) {
         PtNDManager target = manager;
+        for (Object arg : args) {
+            if (arg instanceof NDArray a) {
+                target = (PtNDManager) a.getManager();
+                break;
+            }
+        }
+        PtNDManager owner = target;
+        return invoke(method, args, value -> toNDList(value, owner));
+    }
+
+    /** Converts the arguments, runs the method, reads the result, and frees every IValue on the way out. */
+    private <T> T invoke(String method, Object[] args, Function<IValue, T> read) {
         List<IValue> inputs = new ArrayList<>(args.length);
         try {
             for (Object arg : args) {
-                if (arg instanceof NDArray a && target == manager) {
-                    target = (PtNDManager) a.getManager();
-                }
                 inputs.add(toIValue(arg));
             }
-            try (IValue value = invoke(method, inputs)) {
-                return toNDList(value, target);
+            long[] handles = inputs.stream().mapToLong(IValue::getHandle).toArray();
+            IValue value;
+            try {
+                value = JtuneMethodCall.run(block.getHandle(), method, handles, true);
+            } catch (RuntimeException e) {
+                throw new KernelException(name + "." + method + ": " + e.getMessage(), e);
+            }
+            try (value) {
+                return read.apply(value);
             }
         } finally {
             inputs.forEach(IValue::close);

@@ -48,27 +48,7 @@ final class JsonText {
 
     /** Appends {@code s} as a JSON string the way serde_json (the Rust crate's writer) does: only controls escaped. */
     static void appendSerde(StringBuilder out, String s) {
-        out.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> out.append("\\\"");
-                case '\\' -> out.append("\\\\");
-                case '\b' -> out.append("\\b");
-                case '\f' -> out.append("\\f");
-                case '\n' -> out.append("\\n");
-                case '\r' -> out.append("\\r");
-                case '\t' -> out.append("\\t");
-                default -> {
-                    if (c < 0x20) {
-                        appendUnicodeEscape(out, c);
-                    } else {
-                        out.append(c);
-                    }
-                }
-            }
-        }
-        out.append('"');
+        appendQuoted(out, s, Character.MAX_VALUE);
     }
 
     /**
@@ -76,6 +56,11 @@ final class JsonText {
      * printable ASCII becomes a six-character unicode escape, characters beyond the BMP a surrogate pair of them.
      */
     static void appendPython(StringBuilder out, String s) {
+        appendQuoted(out, s, (char) 0x7E);
+    }
+
+    /** The escaping both writers share; characters above {@code maxLiteral} become unicode escapes. */
+    private static void appendQuoted(StringBuilder out, String s, char maxLiteral) {
         out.append('"');
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
@@ -88,7 +73,7 @@ final class JsonText {
                 case '\r' -> out.append("\\r");
                 case '\t' -> out.append("\\t");
                 default -> {
-                    if (c < 0x20 || c > 0x7E) {
+                    if (c < 0x20 || c > maxLiteral) {
                         appendUnicodeEscape(out, c);
                     } else {
                         out.append(c);
