@@ -176,7 +176,7 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
                         token = parser.nextToken();
                     } else if (token != null && token != JsonToken.START_OBJECT) {
                         throw new DatasetException(file, parser.currentTokenLocation().getLineNr(),
-                                "expected a JSON array of rows, or JSON objects one after another, found " + token.asString());
+                                "expected a JSON array of rows, or JSON objects one after another, found " + parser.getText());
                     }
                 }
                 if (token == null || (array && token == JsonToken.END_ARRAY)) {
