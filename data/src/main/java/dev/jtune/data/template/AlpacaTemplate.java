@@ -8,7 +8,8 @@ import java.util.Objects;
  * {@code BOS SYSTEM\n\n### Instruction:\nQ\n\n### Response:\nA</s>}, a following turn starting with
  * {@code \n\n### Instruction:\n}. The system line is the first message's content when that is a system
  * message, else {@link #DEFAULT_SYSTEM}; the generation prompt is {@code ### Response:\n}. {@code </s>} is the
- * tokenizer's EOS token and BOS its BOS token ("" when it has none). Trained: an assistant's {@code A</s>}.
+ * tokenizer's EOS token and BOS its BOS token ("" when it has none). Contents: the given system line, Q and A;
+ * markers: an assistant's {@code </s>} (a user turn has none).
  */
 public final class AlpacaTemplate implements ChatTemplate {
     public static final String NAME = "alpaca";
@@ -35,13 +36,18 @@ public final class AlpacaTemplate implements ChatTemplate {
         String given = w.beginLeadingSystem(messages);
         int first = given == null ? 0 : 1;
         String system = given == null ? DEFAULT_SYSTEM : given;
-        w.append(system + "\n\n");
+        if (given != null) {
+            w.content(system);
+        } else {
+            w.append(system);
+        }
+        w.append("\n\n");
         boolean afterAssistant = false;
         for (int i = first; i < messages.size(); i++) {
             Message m = messages.get(i);
             switch (m.role()) {
-                case Message.USER -> w.begin(m.role()).append((afterAssistant ? "\n\n" : "") + "### Instruction:\n" + m.content() + "\n\n");
-                case Message.ASSISTANT -> w.begin(m.role()).append("### Response:\n").appendTrained(m.content() + eos);
+                case Message.USER -> w.begin(m.role()).append((afterAssistant ? "\n\n" : "") + "### Instruction:\n").content(m.content()).append("\n\n");
+                case Message.ASSISTANT -> w.begin(m.role()).append("### Response:\n").content(m.content()).marker(eos);
                 default -> throw TurnWriter.unsupportedRole(NAME, i, m, "user and assistant messages after an optional first system message");
             }
             afterAssistant = m.isAssistant();

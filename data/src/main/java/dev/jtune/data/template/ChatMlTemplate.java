@@ -4,8 +4,8 @@ import java.util.List;
 
 /**
  * ChatML: {@code <|im_start|>ROLE\nCONTENT<|im_end|>\n} per message, any role; the generation prompt is
- * {@code <|im_start|>assistant\n}. No BOS. Trained: an assistant's {@code CONTENT<|im_end|>} (not the
- * newline after it). Same text as the usual Jinja ChatML template.
+ * {@code <|im_start|>assistant\n}. No BOS. Marker of every message: {@code <|im_end|>} (not the newline
+ * after it). Same text as the usual Jinja ChatML template.
  */
 public final class ChatMlTemplate implements ChatTemplate {
     public static final String NAME = "chatml";
@@ -22,12 +22,7 @@ public final class ChatMlTemplate implements ChatTemplate {
         TurnWriter w = new TurnWriter();
         for (Message m : messages) {
             w.begin(m.role()).append(IM_START + m.role() + "\n");
-            if (m.isAssistant()) {
-                w.appendTrained(m.content() + IM_END);
-            } else {
-                w.append(m.content() + IM_END);
-            }
-            w.append("\n");
+            w.content(m.content()).marker(IM_END).append("\n");
         }
         if (addGenerationPrompt) {
             w.append(IM_START + Message.ASSISTANT + "\n");

@@ -20,14 +20,25 @@ import java.util.Objects;
  * {@code eos_token}, {@code add_generation_prompt} and the function {@code raise_exception(message)}, which
  * makes {@link #render} throw a {@link ChatTemplateException} carrying the message.
  *
- * <p>The turns are found by rendering prefixes of the conversation, not by searching the text: message
- * {@code i} starts where the rendering of messages {@code [0, i)} ends (the first at 0); an assistant
- * message's trained part starts where the rendering of {@code [0, i)} with the generation prompt ends and
- * stops where the rendering of {@code [0, i]} ends, less trailing whitespace (so ChatML's newline after
- * {@code <|im_end|>} is not trained, as with {@link ChatMlTemplate}). A template without a generation prompt
- * (Llama 2's) thus also trains what separates the previous message from the content (Llama 2: one space, which
- * SentencePiece merges into the content's first token anyway). A template for which these renderings
- * are not prefixes of one another cannot be split into turns and is rejected with a clear error.
+ * <p>The turns are found by rendering prefixes of the conversation: message {@code i} starts where the
+ * rendering of messages {@code [0, i)} ends (the first at 0), and its own text is the rendering of
+ * {@code [0, i]} less that of {@code [0, i)} (for an assistant, less that of {@code [0, i)} with the
+ * generation prompt, so its header is not searched). A template for which these renderings are not prefixes
+ * of one another cannot be split into turns and is rejected with a clear error. Within a message's own text,
+ * less trailing whitespace (ChatML's newline after {@code <|im_end|>}):
+ * <ul>
+ *   <li>the <b>end marker</b> is the text's last token when that is the tokenizer's EOS token or one of
+ *       {@link #KNOWN_END_MARKERS} ({@code <|eot_id|>}, {@code <|im_end|>}, {@code </s>}, ...), plus any
+ *       whitespace between it and the content (Llama 2's {@code " </s>"}); otherwise there is none (Llama 2's
+ *       user turn ends with {@code [/INST]});
+ *   <li>the <b>content</b> is the message's content, as given or stripped (Llama 3's {@code | trim}; which
+ *       one is told by rendering the message as {@code "\t\u0001\t"} and looking for the tabs), ending
+ *       right before the marker (or the text's end); failing that, its last occurrence in the message's text
+ *       before the marker (a template writing something after the content). A template that rewrites the
+ *       content beyond stripping is rejected with a clear error.
+ * </ul>
+ * A message whose own text is empty (Llama 2's system message, written inside the first user turn) gets an
+ * empty content and marker.
  *
  * <p>Jinjava is not Python's Jinja: method calls on strings resolve to Java's {@code String} methods
  * ({@code strip()} works, {@code upper()} does not), so templates relying on more of Python fail to render;
@@ -126,23 +137,104 @@ public final class JinjaChatTemplate implements ChatTemplate {
         for (int i = 0; i < n; i++) {
             int start = i == 0 ? 0 : starts[i];
             int end = i + 1 < n ? starts[i + 1] : full.length();
-            int trainStart = start;
-            int trainEnd = start;
+            int from = start;
             if (msgs.get(i).isAssistant()) {
                 String cue = renderText(msgs.subList(0, i), true);
-                int through = starts[i + 1];
-                if (!full.startsWith(cue) || cue.length() < start || cue.length() > through) {
+                if (!full.startsWith(cue) || cue.length() < start || cue.length() > starts[i + 1]) {
                     throw notPrefix("messages [0, " + i + ") with the generation prompt", "message " + i);
                 }
-                trainStart = cue.length();
-                trainEnd = through;
-                while (trainEnd > trainStart && TurnWriter.isPySpace(full.charAt(trainEnd - 1))) {
-                    trainEnd--;
-                }
+                from = cue.length();
             }
-            turns.add(new RenderedChat.Turn(i, msgs.get(i).role(), start, end, trainStart, trainEnd));
+            int[] spans = locate(full, from, starts[i + 1], contentForms(msgs, i), i);
+            turns.add(new RenderedChat.Turn(i, msgs.get(i).role(), start, end, spans[0], spans[1], spans[2]));
         }
         return new RenderedChat(full, turns);
+    }
+
+    /**
+     * The end-of-turn tokens recognised as a marker: the tokenizer's EOS token and the usual end-of-turn
+     * tokens of published templates.
+     */
+    private List<String> markers() {
+        List<String> out = new ArrayList<>();
+        if (eosToken != null && !eosToken.isEmpty()) {
+            out.add(eosToken);
+        }
+        for (String m : KNOWN_END_MARKERS) {
+            if (!out.contains(m)) {
+                out.add(m);
+            }
+        }
+        return out;
+    }
+
+    /**
+     * How message {@code i}'s content may appear in the rendering, most likely first: rendering it as
+     * {@code "\t\u0001\t"} tells whether the template strips contents (templates write spaces
+     * and newlines around contents, never tabs); a template that fails on that probe
+     * leaves the order as given, stripped.
+     */
+    private List<String> contentForms(List<Message> msgs, int i) {
+        String content = msgs.get(i).content();
+        String stripped = TurnWriter.pyStrip(content);
+        if (content.equals(stripped)) {
+            return List.of(content);
+        }
+        List<Message> probe = new ArrayList<>(msgs.subList(0, i));
+        probe.add(new Message(msgs.get(i).role(), "\t\u0001\t"));
+        boolean strips;
+        try {
+            String text = renderText(probe, false);
+            strips = text.contains("\u0001") && !text.contains("\t\u0001\t");
+        } catch (ChatTemplateException e) {
+            strips = false;
+        }
+        return strips ? List.of(stripped, content) : List.of(content, stripped);
+    }
+
+    /** End-of-turn tokens of published chat templates, recognised besides the tokenizer's EOS token. */
+    static final List<String> KNOWN_END_MARKERS = List.of(
+            "<|eot_id|>", "<|im_end|>", "</s>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>");
+
+    /**
+     * {contentStart, contentEnd, markerEnd} of a message rendered in {@code text[from, through)}: see the
+     * class comment for the rule.
+     */
+    private int[] locate(String text, int from, int through, List<String> forms, int index) {
+        if (from == through) {
+            return new int[] {from, from, from}; // rendered within another message's text (Llama 2's system)
+        }
+        int tail = through;
+        while (tail > from && TurnWriter.isPySpace(text.charAt(tail - 1))) {
+            tail--;
+        }
+        int markerStart = tail;
+        for (String m : markers()) {
+            if (text.startsWith(m, tail - m.length()) && tail - m.length() >= from) {
+                markerStart = tail - m.length();
+                break;
+            }
+        }
+        // the content, as written or stripped (Llama 3's "| trim"), right before the marker (whitespace between
+        // them counts as the marker's: Llama 2's " </s>"); else its last occurrence in the message's text
+        for (String c : forms) {
+            int contentEnd = markerStart;
+            while (markerStart < tail && contentEnd > from && !text.startsWith(c, contentEnd - c.length())
+                    && TurnWriter.isPySpace(text.charAt(contentEnd - 1))) {
+                contentEnd--;
+            }
+            if (contentEnd - c.length() >= from && text.startsWith(c, contentEnd - c.length())) {
+                return new int[] {contentEnd - c.length(), contentEnd, markerStart < tail ? tail : contentEnd};
+            }
+        }
+        for (String c : forms) {
+            int at = text.lastIndexOf(c, markerStart - c.length());
+            if (at >= from) {
+                return new int[] {at, at + c.length(), at + c.length()};
+            }
+        }
+        throw new ChatTemplateException("cannot find the content of message " + index
+                + " in the chat template's rendering (the template rewrites message contents)");
     }
 
     private static ChatTemplateException notPrefix(String what, String then) {

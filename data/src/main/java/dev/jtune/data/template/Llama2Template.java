@@ -8,8 +8,8 @@ import java.util.List;
  * {@code <s>[INST] USER [/INST]} per user message (the first one prefixed, inside {@code [INST]}, by
  * {@code <<SYS>>\nSYSTEM\n<</SYS>>\n\n}; the whole stripped), {@code  ASSISTANT </s>} per assistant
  * message (stripped content between spaces). A user message already cues the answer, so the generation prompt
- * adds nothing. The system message's turn is empty: its text is inside the first user turn. Trained: an
- * assistant's {@code ASSISTANT </s>}.
+ * adds nothing. The system message's turn is empty: its text is inside the first user turn. Contents: the
+ * stripped user and assistant texts; markers: an assistant's {@code " </s>"} (a user turn has none).
  */
 public final class Llama2Template implements ChatTemplate {
     public static final String NAME = "llama2";
@@ -34,13 +34,13 @@ public final class Llama2Template implements ChatTemplate {
             }
             w.begin(m.role());
             if (userExpected) {
-                String content = m.content();
-                if (i == first && system != null) {
-                    content = "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + content;
-                }
-                w.append("<s>[INST] " + TurnWriter.pyStrip(content) + " [/INST]");
+                String prefix = i == first && system != null ? "<<SYS>>\n" + system + "\n<</SYS>>\n\n" : "";
+                // the template strips system prefix + content as one string
+                String stripped = TurnWriter.pyStrip(prefix + m.content());
+                int prefixKept = Math.min(prefix.length(), stripped.length());
+                w.append("<s>[INST] " + stripped.substring(0, prefixKept)).content(stripped.substring(prefixKept)).append(" [/INST]");
             } else {
-                w.append(" ").appendTrained(TurnWriter.pyStrip(m.content()) + " </s>");
+                w.append(" ").content(TurnWriter.pyStrip(m.content())).marker(" </s>");
             }
         }
         return w.build();

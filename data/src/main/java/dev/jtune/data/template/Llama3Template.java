@@ -6,8 +6,7 @@ import java.util.List;
  * Meta's Llama 3 format: {@code <|begin_of_text|>}, then per message
  * {@code <|start_header_id|>ROLE<|end_header_id|>\n\nCONTENT<|eot_id|>} with the content stripped of
  * surrounding whitespace (as Meta's template's {@code | trim}); the generation prompt is
- * {@code <|start_header_id|>assistant<|end_header_id|>\n\n}. Trained: an assistant's
- * {@code CONTENT<|eot_id|>}.
+ * {@code <|start_header_id|>assistant<|end_header_id|>\n\n}. Marker of every message: {@code <|eot_id|>}.
  */
 public final class Llama3Template implements ChatTemplate {
     public static final String NAME = "llama3";
@@ -29,12 +28,7 @@ public final class Llama3Template implements ChatTemplate {
         w.append(BEGIN_OF_TEXT);
         for (Message m : messages) {
             w.begin(m.role()).append(header(m.role()));
-            String body = TurnWriter.pyStrip(m.content()) + EOT;
-            if (m.isAssistant()) {
-                w.appendTrained(body);
-            } else {
-                w.append(body);
-            }
+            w.content(TurnWriter.pyStrip(m.content())).marker(EOT);
         }
         if (addGenerationPrompt) {
             w.append(header(Message.ASSISTANT));

@@ -12,23 +12,59 @@ import java.util.Objects;
  */
 public record RenderedChat(String text, List<Turn> turns) {
 
-    /**
-     * The characters of message {@code index}: {@code [start, end)} is its whole turn (headers and separators
-     * included), {@code [trainStart, trainEnd)} the part trained on: for an assistant message its content plus
-     * the end-of-turn marker ({@code </s>}, {@code <|im_end|>}, {@code <|eot_id|>}, ...); empty
-     * ({@code trainStart == trainEnd}) for other roles.
-     */
-    public record Turn(int index, String role, int start, int end, int trainStart, int trainEnd) {
-        public Turn {
-            Objects.requireNonNull(role, "role");
-            if (start < 0 || start > trainStart || trainStart > trainEnd || trainEnd > end) {
-                throw new IllegalArgumentException("turn " + index + ": need 0 <= start <= trainStart <= trainEnd <= end, got "
-                        + start + ", " + trainStart + ", " + trainEnd + ", " + end);
+    /** Characters {@code [start, end)} of the text; empty when {@code start == end}. */
+    public record Span(int start, int end) {
+        public Span {
+            if (start < 0 || end < start) {
+                throw new IllegalArgumentException("need 0 <= start <= end, got " + start + ", " + end);
             }
         }
 
-        public boolean trainable() {
-            return trainEnd > trainStart;
+        public boolean isEmpty() {
+            return start == end;
+        }
+    }
+
+    /**
+     * The characters of message {@code index}: {@code [start, end)} is its whole turn (headers and separators
+     * included); {@code [contentStart, contentEnd)} the message's content as the template wrote it (stripped,
+     * where the template strips it); {@code [contentEnd, markerEnd)} the end-of-turn marker right after the
+     * content ({@code </s>}, {@code <|im_end|>}, {@code <|eot_id|>}, Llama 2's {@code " </s>"}), empty where
+     * the template ends this turn without one (a user turn of Alpaca or Vicuna, whose prompt just goes on).
+     * A template that writes a message inside another message's turn (Llama 2's system message, inside the
+     * first user turn) gives it an empty turn, content and marker.
+     */
+    public record Turn(int index, String role, int start, int end, int contentStart, int contentEnd, int markerEnd) {
+        public Turn {
+            Objects.requireNonNull(role, "role");
+            if (start < 0 || start > contentStart || contentStart > contentEnd || contentEnd > markerEnd || markerEnd > end) {
+                throw new IllegalArgumentException("turn " + index
+                        + ": need 0 <= start <= contentStart <= contentEnd <= markerEnd <= end, got "
+                        + start + ", " + contentStart + ", " + contentEnd + ", " + markerEnd + ", " + end);
+            }
+        }
+
+        public boolean isAssistant() {
+            return Message.ASSISTANT.equals(role);
+        }
+
+        public Span content() {
+            return new Span(contentStart, contentEnd);
+        }
+
+        public Span marker() {
+            return new Span(contentEnd, markerEnd);
+        }
+
+        /**
+         * The characters trained on when the content, the marker, or both are: content and marker are adjacent,
+         * so any choice is one span ({@code [contentStart, contentStart)} when neither).
+         */
+        public Span span(boolean content, boolean marker) {
+            if (content && marker) return new Span(contentStart, markerEnd);
+            if (content) return content();
+            if (marker) return marker();
+            return new Span(contentStart, contentStart);
         }
     }
 
@@ -54,9 +90,18 @@ public record RenderedChat(String text, List<Turn> turns) {
         return text.substring(t.start(), t.end());
     }
 
-    /** The trained text of turn {@code index} (empty for non-assistant turns). */
-    public String trainText(int index) {
-        Turn t = turns.get(index);
-        return text.substring(t.trainStart(), t.trainEnd());
+    /** The content of message {@code index} as rendered. */
+    public String contentText(int index) {
+        return text(turns.get(index).content());
+    }
+
+    /** The end-of-turn marker of message {@code index} ("" when it has none). */
+    public String markerText(int index) {
+        return text(turns.get(index).marker());
+    }
+
+    /** The text of {@code span}. */
+    public String text(Span span) {
+        return text.substring(span.start(), span.end());
     }
 }

@@ -8,26 +8,29 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeSet;
+import java.util.function.Function;
 
 /**
  * A tokenized {@link RenderedChat}: the token ids, and per token the index of the message (turn) it belongs
- * to and whether it is trained on.
+ * to and whether it is trained on. Which characters of each turn are trained is chosen by the caller
+ * ({@link #of(Tokenizer, RenderedChat, Function)}); by default ({@link #ASSISTANT_CONTENT_AND_MARKER})
+ * an assistant's content and end marker.
  *
  * <p>The text is tokenized as transformers' {@code apply_chat_template(..., tokenize=True)} does: once, with
  * {@code add_special_tokens=False}, so special tokens the template writes ({@code <s>}, {@code <|im_start|>})
  * become their ids (the tokenizers library matches added tokens in the text) and no second BOS is added.
  *
- * <p>Token boundaries: for each character boundary {@code b} of the chat (turn starts, trained-part starts and
+ * <p>Token boundaries: for each character boundary {@code b} of the chat (turn starts, trained-span starts and
  * ends), the tokens before it are the longest common prefix of the tokenization of {@code text[0, b)} and
  * that of the whole text. The rule for a token that straddles a boundary (a merge across it, or a
  * pre-tokenizer look-ahead that changes its tokenization):
  * <ul>
  *   <li>it belongs to the later turn, except where the earlier turn's trained part ends right at the boundary:
- *       then it stays with that (assistant) turn;
+ *       then it stays with that turn;
  *   <li>it is trained if it overlaps the trained characters: a token straddling the start of an assistant's
  *       content (SentencePiece's {@code ▁Hello} after {@code [/INST]}) and one straddling the end of its end
  *       marker ({@code >\n} when {@code <|im_end|>} is not a special token) are both trained, so the model
- *       learns the whole marker. Trained tokens always lie in their assistant's turn.
+ *       learns the whole marker. Trained tokens always lie in the turn whose span they overlap.
  * </ul>
  * Where special tokens sit at the boundaries (every published template with its own tokenizer) nothing
  * straddles and the trained tokens decode to exactly the trained text. Character offsets are not used: with
@@ -36,6 +39,10 @@ import java.util.TreeSet;
 public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable) {
     /** The label of tokens that are not trained on (PyTorch's cross-entropy {@code ignore_index}). */
     public static final int IGNORE_INDEX = -100;
+
+    /** Trains an assistant's content and end marker, nothing of other roles. */
+    public static final Function<RenderedChat.Turn, RenderedChat.Span> ASSISTANT_CONTENT_AND_MARKER =
+            t -> t.span(t.isAssistant(), t.isAssistant());
 
     public TokenizedChat {
         Objects.requireNonNull(inputIds, "inputIds");
@@ -83,16 +90,35 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
                 .toArray();
     }
 
-    /** Tokenizes {@code chat} with {@code tokenizer}; see the class comment for the rules. */
+    /** {@link #of(Tokenizer, RenderedChat, Function)} training {@link #ASSISTANT_CONTENT_AND_MARKER}. */
     public static TokenizedChat of(Tokenizer tokenizer, RenderedChat chat) {
+        return of(tokenizer, chat, ASSISTANT_CONTENT_AND_MARKER);
+    }
+
+    /**
+     * Tokenizes {@code chat} with {@code tokenizer}, training per turn the characters {@code trained} gives
+     * (a span within the turn, usually {@link RenderedChat.Turn#span}); see the class comment for the rules.
+     */
+    public static TokenizedChat of(Tokenizer tokenizer, RenderedChat chat,
+            Function<RenderedChat.Turn, RenderedChat.Span> trained) {
         Objects.requireNonNull(tokenizer, "tokenizer");
         String text = chat.text();
         int[] ids = tokenizer.encode(text, false);
+        List<RenderedChat.Turn> turns = chat.turns();
+        int n = turns.size();
+        int[] trainStart = new int[n];
+        int[] trainEnd = new int[n];
         TreeSet<Integer> boundarySet = new TreeSet<>();
-        for (RenderedChat.Turn t : chat.turns()) {
+        for (RenderedChat.Turn t : turns) {
+            RenderedChat.Span span = trained.apply(t);
+            if (span.start() < t.start() || span.end() > t.end()) {
+                throw new IllegalArgumentException("trained span " + span + " is not within turn " + t);
+            }
+            trainStart[t.index()] = span.start();
+            trainEnd[t.index()] = span.end();
             boundarySet.add(t.start());
-            boundarySet.add(t.trainStart());
-            boundarySet.add(t.trainEnd());
+            boundarySet.add(span.start());
+            boundarySet.add(span.end());
         }
         boundarySet.remove(0);
         boundarySet.remove(text.length());
@@ -125,27 +151,23 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             floor.put(boundaries.get(k), lastFloor);
             ceil.put(boundaries.get(k), lastCeil);
         }
-        List<RenderedChat.Turn> turns = chat.turns();
-        int n = turns.size();
         int[] first = new int[n + 1]; // first token of each turn; first[n] = ids.length
         first[n] = ids.length;
         for (int t = n - 1; t >= 1; t--) {
-            RenderedChat.Turn previous = turns.get(t - 1);
             int b = turns.get(t).start();
-            boolean trainedUpToHere = previous.trainable() && previous.trainEnd() == b;
+            boolean trainedUpToHere = trainEnd[t - 1] > trainStart[t - 1] && trainEnd[t - 1] == b;
             first[t] = Math.min(first[t + 1], trainedUpToHere ? ceil.get(b) : floor.get(b));
         }
         int[] turnIndex = new int[ids.length];
         boolean[] trainable = new boolean[ids.length];
         Arrays.fill(turnIndex, -1);
         for (int t = 0; t < n; t++) {
-            RenderedChat.Turn turn = turns.get(t);
             for (int i = first[t]; i < first[t + 1]; i++) {
                 turnIndex[i] = t;
             }
-            if (turn.trainable()) {
-                int from = Math.max(first[t], floor.get(turn.trainStart()));
-                int to = Math.min(first[t + 1], ceil.get(turn.trainEnd()));
+            if (trainEnd[t] > trainStart[t]) {
+                int from = Math.max(first[t], floor.get(trainStart[t]));
+                int to = Math.min(first[t + 1], ceil.get(trainEnd[t]));
                 for (int i = from; i < to; i++) {
                     trainable[i] = true;
                 }

@@ -7,13 +7,13 @@ import java.util.List;
 final class TurnWriter {
     private final StringBuilder text = new StringBuilder();
     private final List<String> roles = new ArrayList<>();
-    private final List<int[]> marks = new ArrayList<>(); // {start, trainStart, trainEnd}
+    private final List<int[]> marks = new ArrayList<>(); // {start, contentStart, contentEnd, markerEnd}
 
     /** Starts message {@code roles.size()}; the first one starts at 0 whatever was written before. */
     TurnWriter begin(String role) {
         int at = roles.isEmpty() ? 0 : text.length();
         roles.add(role);
-        marks.add(new int[] {at, -1, -1});
+        marks.add(new int[] {at, -1, -1, -1});
         return this;
     }
 
@@ -36,12 +36,24 @@ final class TurnWriter {
         return this;
     }
 
-    /** Appends {@code s} as the current message's trained part (assistant content plus end marker). */
-    TurnWriter appendTrained(String s) {
+    /** Appends {@code s} as the current message's content. */
+    TurnWriter content(String s) {
         int[] m = marks.getLast();
         m[1] = text.length();
         text.append(s);
         m[2] = text.length();
+        m[3] = text.length();
+        return this;
+    }
+
+    /** Appends {@code s} as the current message's end-of-turn marker, right after its {@link #content}. */
+    TurnWriter marker(String s) {
+        int[] m = marks.getLast();
+        if (m[2] != text.length()) {
+            throw new IllegalStateException("the marker must follow the content directly");
+        }
+        text.append(s);
+        m[3] = text.length();
         return this;
     }
 
@@ -54,9 +66,10 @@ final class TurnWriter {
         for (int i = 0; i < roles.size(); i++) {
             int[] m = marks.get(i);
             int end = i + 1 < roles.size() ? marks.get(i + 1)[0] : text.length();
-            int trainStart = m[1] < 0 ? m[0] : m[1];
-            int trainEnd = m[2] < 0 ? m[0] : m[2];
-            turns.add(new RenderedChat.Turn(i, roles.get(i), m[0], end, trainStart, trainEnd));
+            int contentStart = m[1] < 0 ? m[0] : m[1];
+            int contentEnd = m[2] < 0 ? m[0] : m[2];
+            int markerEnd = m[3] < 0 ? m[0] : m[3];
+            turns.add(new RenderedChat.Turn(i, roles.get(i), m[0], end, contentStart, contentEnd, markerEnd));
         }
         return new RenderedChat(text.toString(), turns);
     }

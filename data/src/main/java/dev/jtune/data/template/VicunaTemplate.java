@@ -9,7 +9,7 @@ import java.util.Objects;
  * {@code BOS SYSTEM USER: Q ASSISTANT: A</s>USER: Q2 ASSISTANT:}. The system line is the first message's
  * content when that is a system message, else {@link #DEFAULT_SYSTEM}. FastChat's {@code </s>} is the
  * tokenizer's EOS token here, and its training tokenizes with the tokenizer's BOS in front, which this template
- * writes (nothing when the tokenizer has none). Trained: an assistant's {@code A</s>}.
+ * writes (nothing when the tokenizer has none). Markers: an assistant's {@code </s>} (a user turn has none).
  */
 public final class VicunaTemplate implements ChatTemplate {
     public static final String NAME = "vicuna_v1.1";
@@ -37,12 +37,17 @@ public final class VicunaTemplate implements ChatTemplate {
         String given = w.beginLeadingSystem(messages);
         int first = given == null ? 0 : 1;
         String system = given == null ? DEFAULT_SYSTEM : given;
-        w.append(system + " ");
+        if (given != null) {
+            w.content(system);
+        } else {
+            w.append(system);
+        }
+        w.append(" ");
         for (int i = first; i < messages.size(); i++) {
             Message m = messages.get(i);
             switch (m.role()) {
-                case Message.USER -> w.begin(m.role()).append("USER: " + m.content() + " ");
-                case Message.ASSISTANT -> w.begin(m.role()).append("ASSISTANT: ").appendTrained(m.content() + eos);
+                case Message.USER -> w.begin(m.role()).append("USER: ").content(m.content()).append(" ");
+                case Message.ASSISTANT -> w.begin(m.role()).append("ASSISTANT: ").content(m.content()).marker(eos);
                 default -> throw TurnWriter.unsupportedRole(NAME, i, m, "user and assistant messages after an optional first system message");
             }
         }

@@ -6,10 +6,10 @@
  * built-ins {@code alpaca}, {@code vicuna_v1.1}, {@code chatml}, {@code llama2}, {@code llama3}, or
  * {@code tokenizer_default}, the Jinja {@code chat_template} of the model's tokenizer rendered with Jinjava.
  * {@link dev.jtune.data.template.ChatTemplate#render render} gives a
- * {@link dev.jtune.data.template.RenderedChat}: the text and, per message, its character range and its
- * trainable range (an assistant's content plus its end-of-turn marker). {@link
- * dev.jtune.data.template.TokenizedChat#of TokenizedChat.of} tokenizes the text as transformers'
- * {@code apply_chat_template(..., tokenize=True)} does (no special tokens added by the tokenizer: the
- * template writes them) and gives every token its message and whether it is trained on.
+ * {@link dev.jtune.data.template.RenderedChat}: the text and, per message, its character range, its content
+ * and its end-of-turn marker. {@link dev.jtune.data.template.TokenizedChat#of TokenizedChat.of} tokenizes the
+ * text as transformers' {@code apply_chat_template(..., tokenize=True)} does (no special tokens added by the
+ * tokenizer: the template writes them) and gives every token its message and whether it is trained on, for
+ * a choice of trained spans per message (by default an assistant's content and marker).
  */
 package dev.jtune.data.template;

@@ -17,8 +17,8 @@ class ChatTemplateBuiltinsTest {
             Message.user("2+2?"),
             Message.assistant("4"));
 
-    /** The trained text of every turn: assistants' content + marker, "" for the others; turns tile the text. */
-    static void assertSpans(RenderedChat chat, List<Message> messages, List<String> trained) {
+    /** The content and end marker of every turn; turns tile the text. */
+    static void assertSpans(RenderedChat chat, List<Message> messages, List<String> contents, List<String> markers) {
         assertEquals(messages.size(), chat.turns().size());
         int at = 0;
         for (int i = 0; i < messages.size(); i++) {
@@ -27,8 +27,11 @@ class ChatTemplateBuiltinsTest {
             assertEquals(messages.get(i).role(), t.role());
             assertEquals(at, t.start(), "turn " + i + " starts where the previous one ends");
             at = t.end();
-            assertEquals(trained.get(i), chat.trainText(i), "trained text of turn " + i);
-            assertEquals(messages.get(i).isAssistant(), t.trainable(), "only assistant turns are trained, turn " + i);
+            assertEquals(contents.get(i), chat.contentText(i), "content of turn " + i);
+            assertEquals(markers.get(i), chat.markerText(i), "marker of turn " + i);
+            assertEquals(t.contentEnd(), t.marker().start(), "the marker follows the content, turn " + i);
+            assertEquals(contents.get(i) + markers.get(i), chat.text(t.span(true, true)), "content and marker, turn " + i);
+            assertEquals("", chat.text(t.span(false, false)), "nothing, turn " + i);
         }
         assertEquals(chat.text().length(), at);
     }
@@ -40,7 +43,7 @@ class ChatTemplateBuiltinsTest {
         assertEquals("<|im_start|>system\nBe nice.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
                 + "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
                 + "<|im_start|>assistant\n4<|im_end|>\n", r.text());
-        assertSpans(r, CHAT, List.of("", "", "Hello!<|im_end|>", "", "4<|im_end|>"));
+        assertSpans(r, CHAT, List.of("Be nice.", "Hi", "Hello!", "2+2?", "4"), List.of("<|im_end|>", "<|im_end|>", "<|im_end|>", "<|im_end|>", "<|im_end|>"));
         assertEquals("<|im_start|>assistant\n4<|im_end|>\n", r.turnText(4));
         RenderedChat g = t.render(CHAT.subList(0, 4), true);
         assertTrue(g.text().endsWith("<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"));
@@ -56,7 +59,8 @@ class ChatTemplateBuiltinsTest {
                 + "<|start_header_id|>assistant<|end_header_id|>\n\nHello!<|eot_id|>"
                 + "<|start_header_id|>assistant<|end_header_id|>\n\n", r.text());
         assertEquals(0, r.turns().getFirst().start(), "BOS belongs to the first turn");
-        assertEquals("Hello!<|eot_id|>", r.trainText(2));
+        assertSpans(r, List.of(Message.system(" Be nice. "), Message.user("Hi"), Message.assistant("Hello!\n")),
+                List.of("Be nice.", "Hi", "Hello!"), List.of("<|eot_id|>", "<|eot_id|>", "<|eot_id|>"));
     }
 
     @Test
@@ -64,7 +68,10 @@ class ChatTemplateBuiltinsTest {
         ChatTemplate t = ChatTemplates.byName("llama2", null);
         RenderedChat r = t.render(CHAT, false);
         assertEquals("<s>[INST] <<SYS>>\nBe nice.\n<</SYS>>\n\nHi [/INST] Hello! </s><s>[INST] 2+2? [/INST] 4 </s>", r.text());
-        assertSpans(r, CHAT, List.of("", "", "Hello! </s>", "", "4 </s>"));
+        assertSpans(r, CHAT, List.of("", "Hi", "Hello!", "2+2?", "4"), List.of("", "", " </s>", "", " </s>"));
+        RenderedChat blank = t.render(List.of(Message.system("S"), Message.user(" \n"), Message.assistant(" x ")), false);
+        assertEquals("<s>[INST] <<SYS>>\nS\n<</SYS>> [/INST] x </s>", blank.text(), "system + blank user content stripped as one");
+        assertEquals("", blank.contentText(1));
         assertEquals("", r.turnText(0), "the system message is rendered inside the first user turn");
         assertEquals("<s>[INST] Hi [/INST]", t.render(List.of(Message.user(" Hi ")), true).text());
         ChatTemplateException e = assertThrows(ChatTemplateException.class,
@@ -80,7 +87,7 @@ class ChatTemplateBuiltinsTest {
         assertEquals("<s>A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
                 + "detailed, and polite answers to the user's questions. USER: Hi ASSISTANT: Hello!</s>USER: 2+2? ASSISTANT: 4</s>",
                 r.text());
-        assertSpans(r, noSystem, List.of("", "Hello!</s>", "", "4</s>"));
+        assertSpans(r, noSystem, List.of("Hi", "Hello!", "2+2?", "4"), List.of("", "</s>", "", "</s>"));
         assertEquals("Be nice. USER: Hi ASSISTANT:",
                 new VicunaTemplate("", "</s>").render(List.of(Message.system("Be nice."), Message.user("Hi")), true).text());
         assertThrows(ChatTemplateException.class, () -> t.render(List.of(new Message("tool", "x")), false));
@@ -92,7 +99,7 @@ class ChatTemplateBuiltinsTest {
         RenderedChat r = t.render(CHAT, false);
         assertEquals("<s>Be nice.\n\n### Instruction:\nHi\n\n### Response:\nHello!</s>\n\n### Instruction:\n2+2?\n\n### Response:\n4</s>",
                 r.text());
-        assertSpans(r, CHAT, List.of("", "", "Hello!</s>", "", "4</s>"));
+        assertSpans(r, CHAT, List.of("Be nice.", "Hi", "Hello!", "2+2?", "4"), List.of("", "", "</s>", "", "</s>"));
         assertEquals("Below is an instruction that describes a task. Write a response that appropriately completes the request."
                 + "\n\n### Instruction:\nHi\n\n### Response:\n", new AlpacaTemplate("", "</s>").render(List.of(Message.user("Hi")), true).text());
     }

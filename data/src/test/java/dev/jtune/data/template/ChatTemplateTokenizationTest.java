@@ -36,7 +36,7 @@ class ChatTemplateTokenizationTest {
             assertTrue(turn[i] >= previous, what + ": turns in order at token " + i);
             previous = turn[i];
             if (trained[i]) {
-                assertTrue(chat.turns().get(turn[i]).trainable(), what + ": trained token " + i + " in a non-assistant turn");
+                assertTrue(chat.turns().get(turn[i]).isAssistant(), what + ": trained token " + i + " in a non-assistant turn");
             }
         }
         int total = 0;
@@ -45,9 +45,9 @@ class ChatTemplateTokenizationTest {
             total += ids.length;
             assertEquals(rt.end() > rt.start(), ids.length > 0, what + ": turn " + rt.index() + " owns tokens iff it has text");
             int[] trainedIds = t.idsOfTurn(rt.index(), true);
-            if (rt.trainable()) {
+            if (rt.isAssistant()) {
                 String decoded = tok.decode(trainedIds, false);
-                String expected = chat.trainText(rt.index());
+                String expected = chat.text(rt.span(true, true));
                 if (exact) {
                     assertEquals(expected.strip(), decoded.strip(), what + ": trained tokens of turn " + rt.index());
                 } else {
@@ -190,8 +190,8 @@ class ChatTemplateTokenizationTest {
             int[] ids = tok.encode(text, false);
             int cut = 5; // "say t|he": inside the last token
             RenderedChat chat = new RenderedChat(text, List.of(
-                    new RenderedChat.Turn(0, "user", 0, cut, 0, 0),
-                    new RenderedChat.Turn(1, "assistant", cut, text.length(), cut, text.length())));
+                    new RenderedChat.Turn(0, "user", 0, cut, 0, 0, 0),
+                    new RenderedChat.Turn(1, "assistant", cut, text.length(), cut, text.length(), text.length())));
             TokenizedChat t = TokenizedChat.of(tok, chat);
             assertArrayEquals(ids, t.inputIds());
             int last = ids.length - 1;
@@ -203,8 +203,8 @@ class ChatTemplateTokenizationTest {
             }
             // a trained part ending inside the token: the token is trained and stays in the assistant's turn
             RenderedChat endCut = new RenderedChat(text, List.of(
-                    new RenderedChat.Turn(0, "assistant", 0, cut, 0, cut),
-                    new RenderedChat.Turn(1, "user", cut, text.length(), cut, cut)));
+                    new RenderedChat.Turn(0, "assistant", 0, cut, 0, cut, cut),
+                    new RenderedChat.Turn(1, "user", cut, text.length(), cut, cut, cut)));
             TokenizedChat ec = TokenizedChat.of(tok, endCut);
             assertEquals(0, ec.turnIndex()[last]);
             for (int i = 0; i <= last; i++) {
@@ -213,8 +213,8 @@ class ChatTemplateTokenizationTest {
             assertEquals(0, ec.idsOfTurn(1, false).length);
             // a boundary exactly at a token boundary: nothing moves
             RenderedChat exact = new RenderedChat(text, List.of(
-                    new RenderedChat.Turn(0, "user", 0, 3, 0, 0),
-                    new RenderedChat.Turn(1, "assistant", 3, text.length(), 3, text.length())));
+                    new RenderedChat.Turn(0, "user", 0, 3, 0, 0, 0),
+                    new RenderedChat.Turn(1, "assistant", 3, text.length(), 3, text.length(), text.length())));
             TokenizedChat e = TokenizedChat.of(tok, exact);
             assertEquals(ids.length - 1, e.idsOfTurn(0, false).length);
             assertArrayEquals(new int[] {ids[last]}, e.idsOfTurn(1, true));

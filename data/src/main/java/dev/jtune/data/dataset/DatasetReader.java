@@ -1,0 +1,88 @@
+package dev.jtune.data.dataset;
+
+import dev.jtune.data.config.DatasetConfig;
+import dev.jtune.data.config.TrainConfig;
+import dev.jtune.data.tokenizer.Tokenizer;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import java.util.Spliterator;
+import java.util.Spliterators;
+import java.util.stream.Stream;
+import java.util.stream.StreamSupport;
+
+/**
+ * A dataset's samples: its {@link DatasetFiles} read by {@link JsonRows} and formatted by a
+ * {@link SampleBuilder}, lazily, one row at a time.
+ */
+public final class DatasetReader {
+    private DatasetReader() {}
+
+    /**
+     * The samples of {@code ds}, in file and row order, read as the stream is consumed; close the stream
+     * (try-with-resources) to close the open file. A bad row throws a {@link DatasetException} naming file,
+     * line and field, unless {@code skip_invalid} is set: then it is skipped and counted in {@code report}
+     * (by reason), as are malformed lines of a {@code .jsonl} file (malformed JSON files stay fatal).
+     *
+     * @param baseDir what a relative dataset {@code path} is resolved against
+     * @throws DatasetException at once when the files cannot be found or the chat template cannot be had
+     */
+    public static Stream<Sample> samples(DatasetConfig ds, TrainConfig cfg, Tokenizer tokenizer, Path baseDir,
+            LoadReport report) {
+        List<Path> files = DatasetFiles.resolve(ds, baseDir);
+        SampleBuilder builder = SampleBuilder.of(ds, cfg, tokenizer, baseDir);
+        JsonRows rows = JsonRows.open(files);
+        Iterator<Sample> it = new Iterator<>() {
+            private final ArrayDeque<Sample> pending = new ArrayDeque<>();
+
+            @Override
+            public boolean hasNext() {
+                while (pending.isEmpty()) {
+                    SourceRow row;
+                    try {
+                        if (!rows.hasNext()) {
+                            return false;
+                        }
+                        row = rows.next();
+                    } catch (DatasetException e) {
+                        if (ds.skipInvalid() && JsonRows.recoverable(e)) {
+                            report.rowRead();
+                            report.skipped(e.reason());
+                            continue;
+                        }
+                        throw e;
+                    }
+                    report.rowRead();
+                    List<Sample> built;
+                    try {
+                        built = builder.build(row);
+                    } catch (DatasetException e) {
+                        if (ds.skipInvalid()) {
+                            report.skipped(e.reason());
+                            continue;
+                        }
+                        throw e;
+                    }
+                    if (built.size() > 1) {
+                        report.split(built.size());
+                    }
+                    pending.addAll(built);
+                }
+                return true;
+            }
+
+            @Override
+            public Sample next() {
+                if (!hasNext()) {
+                    throw new NoSuchElementException();
+                }
+                report.sample();
+                return pending.poll();
+            }
+        };
+        return StreamSupport.stream(Spliterators.spliteratorUnknownSize(it, Spliterator.ORDERED | Spliterator.NONNULL), false)
+                .onClose(rows::close);
+    }
+}

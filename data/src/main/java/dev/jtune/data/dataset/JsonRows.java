@@ -1,0 +1,215 @@
+package dev.jtune.data.dataset;
+
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+
+/**
+ * The rows of JSON files, streamed one at a time (never a whole file in memory), file after file. A file
+ * named {@code *.jsonl} is read line by line, blank lines skipped; any other file is parsed with Jackson's
+ * streaming parser as a top-level array whose elements are the rows, or as a sequence of top-level values
+ * (JSON lines in a {@code .json} file, as Hugging Face's json loader accepts). Each row carries its file and
+ * the line where it starts.
+ *
+ * <p>Malformed JSON is a {@link DatasetException} naming file and line. In a {@code .jsonl} file it is
+ * {@linkplain #recoverable recoverable}: iteration can go on with the next line; in a JSON file it ends that
+ * file's rows (the parser cannot resynchronise), so it is not.
+ */
+public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+
+    private final Iterator<Path> files;
+    private FileRows current;
+    private SourceRow next;
+
+    private JsonRows(List<Path> files) {
+        this.files = List.copyOf(files).iterator();
+    }
+
+    /** The rows of {@code files}, in order; files are opened one at a time as iteration reaches them. */
+    public static JsonRows open(List<Path> files) {
+        return new JsonRows(files);
+    }
+
+    /** Whether {@code e}, thrown by {@link #next}/{@link #hasNext}, leaves the iteration usable (a bad JSON line). */
+    public static boolean recoverable(DatasetException e) {
+        return e instanceof MalformedLine;
+    }
+
+    @Override
+    public boolean hasNext() {
+        while (next == null) {
+            if (current == null) {
+                if (!files.hasNext()) {
+                    return false;
+                }
+                Path file = files.next();
+                current = file.getFileName().toString().endsWith(".jsonl") ? new LineRows(file) : new ParsedRows(file);
+            }
+            SourceRow row = current.read();
+            if (row == null) {
+                current.close();
+                current = null;
+            } else {
+                next = row;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public SourceRow next() {
+        if (!hasNext()) {
+            throw new NoSuchElementException();
+        }
+        SourceRow row = next;
+        next = null;
+        return row;
+    }
+
+    @Override
+    public void close() {
+        if (current != null) {
+            current.close();
+            current = null;
+        }
+    }
+
+    private static final class MalformedLine extends DatasetException {
+        MalformedLine(Path file, long line, String reason, Throwable cause) {
+            super(file, line, reason, cause);
+        }
+    }
+
+    private interface FileRows extends AutoCloseable {
+        /** The next row, or null at the end. */
+        SourceRow read();
+
+        @Override
+        void close();
+    }
+
+    private static final class LineRows implements FileRows {
+        private final Path file;
+        private final BufferedReader reader;
+        private long line;
+
+        LineRows(Path file) {
+            this.file = file;
+            try {
+                this.reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+            } catch (IOException e) {
+                throw new DatasetException(file, 0, "cannot read: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public SourceRow read() {
+            String text;
+            do {
+                try {
+                    text = reader.readLine();
+                } catch (IOException e) {
+                    throw new DatasetException(file, line + 1, "cannot read: " + e.getMessage(), e);
+                }
+                if (text == null) {
+                    return null;
+                }
+                line++;
+            } while (text.isBlank());
+            try {
+                return new SourceRow(file, line, MAPPER.readTree(text));
+            } catch (JsonProcessingException e) {
+                throw new MalformedLine(file, line, "malformed JSON: " + e.getOriginalMessage(), e);
+            }
+        }
+
+        @Override
+        public void close() {
+            try {
+                reader.close();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    }
+
+    private static final class ParsedRows implements FileRows {
+        private final Path file;
+        private final JsonParser parser;
+        private boolean started;
+        private boolean array;
+        private boolean done;
+
+        ParsedRows(Path file) {
+            this.file = file;
+            try {
+                this.parser = MAPPER.getFactory().createParser(Files.newInputStream(file));
+            } catch (IOException e) {
+                throw new DatasetException(file, 0, "cannot read: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public SourceRow read() {
+            if (done) {
+                return null;
+            }
+            try {
+                JsonToken token = parser.nextToken();
+                if (!started) {
+                    started = true;
+                    array = token == JsonToken.START_ARRAY;
+                    if (array) {
+                        token = parser.nextToken();
+                    } else if (token != null && token != JsonToken.START_OBJECT) {
+                        throw new DatasetException(file, parser.currentTokenLocation().getLineNr(),
+                                "expected a JSON array of rows, or JSON objects one after another, found " + parser.getText());
+                    }
+                }
+                if (token == null || (array && token == JsonToken.END_ARRAY)) {
+                    if (array && token == null) {
+                        throw new DatasetException(file, parser.currentLocation().getLineNr(), "malformed JSON: the top-level array is not closed");
+                    }
+                    if (array && parser.nextToken() != null) {
+                        throw new DatasetException(file, parser.currentTokenLocation().getLineNr(),
+                                "malformed JSON: content after the top-level array");
+                    }
+                    done = true;
+                    return null;
+                }
+                long line = parser.currentTokenLocation().getLineNr();
+                JsonNode value = MAPPER.readTree(parser);
+                return new SourceRow(file, line, value);
+            } catch (JsonProcessingException e) {
+                JsonLocation at = e.getLocation();
+                done = true;
+                throw new DatasetException(file, at == null ? 0 : at.getLineNr(), "malformed JSON: " + e.getOriginalMessage(), e);
+            } catch (IOException e) {
+                done = true;
+                throw new DatasetException(file, 0, "cannot read: " + e.getMessage(), e);
+            }
+        }
+
+        @Override
+        public void close() {
+            try {
+                parser.close();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+    }
+}
