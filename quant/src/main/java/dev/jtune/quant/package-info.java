@@ -1,5 +1,32 @@
 /**
- * Frozen base weights in NF4 with double quantization, bit-compatible with bitsandbytes. (Arrives with the
- * training issue; the module exists so the reactor's dependency order is fixed from the start.)
+ * Frozen base weights in NF4 with double quantization (QLoRA's {@code load_in_4bit}), bit-compatible with
+ * bitsandbytes' torch reference backend.
+ *
+ * <p>Public surface:
+ * <ul>
+ *   <li>{@link dev.jtune.quant.Nf4Quantizer}: {@code quantize(float[], long[] shape, Dtype)} to an
+ *       {@link dev.jtune.quant.Nf4Tensor}, and the pure-Java {@code dequantize}/{@code dequantizeFp32}/{@code absmax};
+ *   <li>{@link dev.jtune.quant.Nf4Tensor}: packed codes (first element in the high nibble), uint8 absmax codes, fp32
+ *       nested scales, offset, the NF4 table and the 8-bit dynamic map;
+ *   <li>{@link dev.jtune.quant.Nf4Linear}: a {@code Linear} holding only the quantized form in native memory
+ *       (≈0.516 byte a weight plus 1.1 KB a layer), dequantizing in libtorch ({@code nf4.torchscript.py}) on each
+ *       forward; the input gets a gradient, the weight none;
+ *   <li>{@link dev.jtune.quant.Nf4}: the tables, {@code linearFactory(Predicate)} for {@code LlamaModel.load}
+ *       (default: every linear but {@code lm_head});
+ *   <li>{@link dev.jtune.quant.Bnb4bitLayout}: bitsandbytes' safetensors keys ({@code X.weight},
+ *       {@code .absmax}, {@code .quant_map}, {@code .nested_absmax}, {@code .nested_quant_map},
+ *       {@code .quant_state.bitsandbytes__nf4}), read and write; errors are {@link
+ *       dev.jtune.quant.Bnb4bitFormatException}.
+ * </ul>
+ *
+ * <p>What "bit-identical" covers. The reference is bitsandbytes' pure-torch backend
+ * ({@code backends/default/ops.py}, used for {@code quantize_4bit} on CPU), cross-checked against a transcription run on
+ * torch 1.13 ({@code tools/reference/nf4_reference.py}). Known differences from other bitsandbytes paths: the CUDA
+ * kernels are built with {@code --use_fast_math} (approximate {@code 1/absmax}), write code 0 rather than 7 for an
+ * all-zero block (0 · inf = NaN falls through {@code dQuantizeNF4}'s tree), multiply rather than divide in the last
+ * partial block, and their 8-bit search sends exact midpoint ties to the even index; the native CPU
+ * {@code quantize_blockwise} uses a 65536-bin lookup table, not the exact nearest code. The offset is
+ * {@code absmax.mean()}, a reduction whose summation order differs between torch builds; jtune rounds a double sum,
+ * which equalled torch's value in every fixture case but may differ by one ulp elsewhere.
  */
 package dev.jtune.quant;

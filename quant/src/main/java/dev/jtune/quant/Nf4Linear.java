@@ -1,0 +1,113 @@
+package dev.jtune.quant;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.llama.Linear;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.List;
+
+/**
+ * A frozen linear projection whose weight [out, in] is stored in NF4 with double quantization (QLoRA's base layer).
+ *
+ * <p>Holds only the quantized form in native memory: the packed codes (0.5 byte a weight), one uint8 absmax code per
+ * 64 weights, one fp32 nested scale per 16384 weights, the offset and the two small maps. {@link #forward}
+ * dequantizes to the stored dtype in libtorch, casts to the input's dtype and multiplies; the weight never
+ * requires a gradient, the input does get one.
+ */
+public final class Nf4Linear implements Linear {
+    /** The native tensors of one NF4 weight. */
+    record Weights(NDArray packed, NDArray codes, NDArray nestedAbsmax, NDArray quantMap, NDArray nestedMap,
+            NDArray offset, int blocksize, int nestedBlocksize, long[] shape, Dtype dtype) {
+        List<NDArray> arrays() {
+            return List.of(packed, codes, nestedAbsmax, quantMap, nestedMap, offset);
+        }
+    }
+
+    private final NDManager manager;
+    private final Weights weights;
+
+    /**
+     * Copies {@code q} (2-d, [out, in]) into native memory under a sub-manager of {@code parent}.
+     *
+     * @throws IllegalArgumentException if {@code q} is not 2-d
+     */
+    public Nf4Linear(Nf4Tensor q, NDManager parent) {
+        long[] shape = q.shape();
+        if (shape.length != 2) {
+            throw new IllegalArgumentException("an NF4 linear weight must be 2-d, got shape "
+                    + java.util.Arrays.toString(shape));
+        }
+        NDManager m = parent.newSubManager();
+        try {
+            this.weights = new Weights(
+                    bytes(m, q.packed()),
+                    bytes(m, q.absmaxCodes()),
+                    m.create(q.nestedAbsmax()),
+                    m.create(q.quantMap()),
+                    m.create(q.nestedQuantMap()),
+                    m.create(new float[] {q.offset()}, new Shape()),
+                    q.blocksize(), q.nestedBlocksize(), shape, q.dtype());
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+        this.manager = m;
+    }
+
+    private static NDArray bytes(NDManager m, byte[] b) {
+        ByteBuffer buf = ByteBuffer.allocateDirect(b.length).order(ByteOrder.nativeOrder());
+        buf.put(b).flip();
+        return m.create(buf, new Shape(b.length), DataType.UINT8);
+    }
+
+    @Override
+    public NDArray forward(NDArray x) {
+        return Nf4Kernels.get().linear(x, weights);
+    }
+
+    /** The dequantized weight [out, in] in the stored dtype, in this layer's manager; the caller closes it. */
+    public NDArray dequantize() {
+        return Nf4Kernels.get().weight(weights);
+    }
+
+    /** The quantized weight, read back from native memory (for saving). */
+    public Nf4Tensor quantized() {
+        return new Nf4Tensor(weights.shape(), weights.dtype(), weights.blocksize(),
+                weights.packed().toByteArray(), weights.codes().toByteArray(), weights.nestedBlocksize(),
+                weights.nestedAbsmax().toFloatArray(), weights.offset().toFloatArray()[0],
+                weights.quantMap().toFloatArray(), weights.nestedMap().toFloatArray());
+    }
+
+    /** Bytes of native memory this layer holds: the sum of its tensors' sizes. */
+    public long nativeBytes() {
+        long sum = 0;
+        for (NDArray a : weights.arrays()) {
+            sum += a.getShape().size() * a.getDataType().getNumOfBytes();
+        }
+        return sum;
+    }
+
+    /** The dtype the weight is dequantized to before the cast to the input's dtype. */
+    public Dtype dtype() {
+        return weights.dtype();
+    }
+
+    @Override
+    public long inFeatures() {
+        return weights.shape()[1];
+    }
+
+    @Override
+    public long outFeatures() {
+        return weights.shape()[0];
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

@@ -1,0 +1,50 @@
+# NF4 dequantization for jtune's quant module, compiled by libtorch at run time (see dev.jtune.model.engine.ScriptModule;
+# same dialect as the model module's kernels.torchscript.py: serialized TorchScript, every argument annotated).
+#
+# The arithmetic transcribes bitsandbytes' torch reference backend (bitsandbytes/backends/default/ops.py,
+# _dequantize_blockwise_compute and _dequantize_4bit_compute, main at 95f9af3) and functional.dequantize_4bit's nested
+# branch (`absmax = dequantize_blockwise(qabsmax, state2); absmax += offset`): every product and the offset sum are
+# single fp32 roundings, then one cast to the output dtype, so the result equals Nf4Quantizer.dequantize bit for bit.
+# Dtype codes (torch ScalarType): 0 uint8, 4 int64, 5 float16, 6 float32, 15 bfloat16.
+class Nf4Ops(Module):
+  __parameters__ = []
+  __buffers__ = []
+  training : bool
+
+  def absmax(self: __torch__.Nf4Ops, codes: Tensor, nested_absmax: Tensor, nested_map: Tensor, offset: Tensor,
+             nested_blocksize: int) -> Tensor:
+    # fp32 block scales: nested_map[codes] * nested_absmax[b // nested_blocksize] + offset.
+    nb = codes.size(0)
+    vals = torch.index_select(nested_map, 0, torch.to(codes, 4))
+    blocks = nested_absmax.size(0)
+    vals = torch.constant_pad_nd(vals, [0, blocks * nested_blocksize - nb], 0.)
+    scaled = torch.mul(torch.reshape(vals, [blocks, nested_blocksize]), torch.unsqueeze(nested_absmax, 1))
+    return torch.add(torch.narrow(torch.reshape(scaled, [-1]), 0, 0, nb), offset)
+
+  def weight(self: __torch__.Nf4Ops, packed: Tensor, codes: Tensor, nested_absmax: Tensor, quant_map: Tensor,
+             nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int, shape: List[int],
+             dtype: int) -> Tensor:
+    # packed: uint8, two codes a byte, the first element in the high nibble.
+    absmax = self.absmax(codes, nested_absmax, nested_map, offset, nested_blocksize)
+    flat = torch.reshape(packed, [-1])
+    high = torch.bitwise_right_shift(flat, 4)
+    low = torch.bitwise_and(flat, 15)
+    idx = torch.reshape(torch.stack([high, low], 1), [-1])
+    vals = torch.index_select(quant_map, 0, torch.to(idx, 4))
+    blocks = absmax.size(0)
+    vals = torch.constant_pad_nd(vals, [0, blocks * blocksize - vals.size(0)], 0.)
+    w = torch.mul(torch.reshape(vals, [blocks, blocksize]), torch.unsqueeze(absmax, 1))
+    numel = 1
+    for d in shape:
+      numel = numel * d
+    w = torch.reshape(torch.narrow(torch.reshape(w, [-1]), 0, 0, numel), shape)
+    return torch.to(w, dtype)
+
+  def linear(self: __torch__.Nf4Ops, x: Tensor, packed: Tensor, codes: Tensor, nested_absmax: Tensor,
+             quant_map: Tensor, nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int,
+             shape: List[int], dtype: int) -> Tensor:
+    # bitsandbytes' MatMul4Bit: dequantize to the stored dtype, cast to the input's dtype, x @ W^T. The weight is a
+    # constant: only x receives a gradient.
+    w = self.weight(packed, codes, nested_absmax, quant_map, nested_map, offset, blocksize, nested_blocksize,
+                    shape, dtype)
+    return torch.linear(x, torch.to(w, x.dtype), None)
