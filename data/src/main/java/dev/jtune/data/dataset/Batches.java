@@ -54,7 +54,12 @@ public final class Batches {
     }
 
     /** The row indices of epoch {@code epoch} in visiting order. */
-    public synchronized int[] order(int epoch) {
+    public int[] order(int epoch) {
+        return cachedOrder(epoch).clone();
+    }
+
+    /** The shared order array of {@code epoch}, computed once per epoch change (not to be modified). */
+    private synchronized int[] cachedOrder(int epoch) {
         if (epoch < 0) throw new IllegalArgumentException("negative epoch " + epoch);
         if (epoch != cachedEpoch) {
             if (shuffle) {
@@ -65,13 +70,13 @@ public final class Batches {
             }
             cachedEpoch = epoch;
         }
-        return cachedOrder.clone();
+        return cachedOrder;
     }
 
     /** Batch {@code index} (from 0) of epoch {@code epoch}. */
     public Batch get(int epoch, int index) {
         if (index < 0 || index >= size()) throw new IndexOutOfBoundsException("batch " + index + " of " + size());
-        int[] order = order(epoch);
+        int[] order = cachedOrder(epoch);
         int from = index * microBatchSize;
         int to = Math.min(order.length, from + microBatchSize);
         Row[] members = new Row[to - from];
