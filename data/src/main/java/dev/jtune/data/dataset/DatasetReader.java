@@ -20,6 +20,23 @@ import java.util.stream.StreamSupport;
 public final class DatasetReader {
     private DatasetReader() {}
 
+    /** Bumped when the same files and config would give other samples: part of the prepared-data cache key. */
+    public static final String VERSION = "1";
+
+    /**
+     * These loaders as the pipeline's {@link SampleSource}: {@link #samples} per dataset entry, its rows read
+     * and skipped passed on to the tally when the stream closes.
+     */
+    public static SampleSource source(TrainConfig cfg, Tokenizer tokenizer, Path baseDir) {
+        return SampleSource.of(baseDir, VERSION, (ds, tally) -> {
+            LoadReport report = new LoadReport();
+            return samples(ds, cfg, tokenizer, baseDir, report).onClose(() -> {
+                tally.read(report.rowsRead());
+                tally.skipped(report.skippedByReason());
+            });
+        });
+    }
+
     /**
      * The samples of {@code ds}, in file and row order, read as the stream is consumed; close the stream
      * (try-with-resources) to close the open file. A bad row throws a {@link DatasetException} naming file,

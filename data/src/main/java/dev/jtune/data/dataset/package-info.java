@@ -15,5 +15,21 @@
  * {@code file:line: field 'x' ...}, or with {@code skip_invalid} are skipped and counted by reason in the
  * {@link dev.jtune.data.dataset.LoadReport}. Samples are not truncated here (apart from completion's
  * {@code sequence_len} chunks): what to do with long samples is the packing step's.
+ *
+ * <p>The pipeline after loading:
+ * <ul>
+ *   <li>{@link dev.jtune.data.dataset.SampleSource} — the seam to the loaders: samples of one dataset entry
+ *       (counting rows read/skipped into a {@link dev.jtune.data.dataset.RowTally}) and the files they come from.
+ *   <li>{@link dev.jtune.data.dataset.Preprocessor#prepare} — length filter ({@code excess_length_strategy}),
+ *       evaluation split ({@link dev.jtune.data.dataset.Split}), seeded shuffle, packing
+ *       ({@link dev.jtune.data.dataset.Packer}, first-fit-decreasing) → rows and a
+ *       {@link dev.jtune.data.dataset.PrepareReport}.
+ *   <li>{@link dev.jtune.data.dataset.PreparedDataset#prepareOrLoad} — the same, cached on disk under
+ *       {@code dataset_prepared_path} in a directory named by {@link dev.jtune.data.dataset.PreparedKey}
+ *       (a hash of the data config keys, tokenizer files and dataset files), written atomically and
+ *       memory-mapped on read; {@link dev.jtune.data.dataset.CorruptPreparedDataException} when damaged.
+ *   <li>{@link dev.jtune.data.dataset.Batches} — an epoch's micro-batches in a (seed, epoch)-determined order,
+ *       right-padded by {@link dev.jtune.data.dataset.Batches#collate}.
+ * </ul>
  */
 package dev.jtune.data.dataset;

@@ -26,6 +26,9 @@ public final class Main {
         VERBS.put("score", new Verb(
                 "log-likelihood of texts or completions under a model (JSONL in, JSONL out)",
                 ScoreCommand.USAGE, ScoreCommand::run));
+        VERBS.put("preprocess", new Verb(
+                "tokenize, mask and pack a config's datasets into the prepared-dataset cache; print a report",
+                PreprocessCommand.USAGE, PreprocessCommand::run));
     }
 
     private Main() {}

@@ -1,0 +1,127 @@
+package dev.jtune.data.dataset;
+
+import dev.jtune.data.config.DatasetConfig;
+import dev.jtune.data.config.ExcessLengthStrategy;
+import dev.jtune.data.config.TrainConfig;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * Samples to rows, in memory: reads every dataset through a {@link SampleSource}, applies
+ * {@code excess_length_strategy}, holds out the evaluation split ({@code test_datasets}, else
+ * {@code val_set_size}), shuffles the training samples ({@code shuffle_merged_datasets}) and packs each split
+ * ({@code sample_packing}) or makes one row per sample. {@link PreparedDataset#prepareOrLoad} caches the
+ * result on disk.
+ *
+ * <p>Order of steps, each deterministic given {@code seed}: merge datasets in config order → length filter
+ * (so {@code val_set_size} counts usable samples) → split ({@link Split#of}) → shuffle training samples with
+ * {@code seed} → pack ({@link Packer}). Samples with no tokens, or none trained, are dropped and counted:
+ * they would only cost compute.
+ */
+public final class Preprocessor {
+    private Preprocessor() {}
+
+    /** The rows of both splits and the report. */
+    public record Prepared(List<Row> train, List<Row> eval, PrepareReport report) {
+        public Prepared {
+            train = List.copyOf(train);
+            eval = List.copyOf(eval);
+        }
+    }
+
+    /** Runs the whole pipeline for {@code config}. */
+    public static Prepared prepare(TrainConfig config, SampleSource source) {
+        int seqLen = config.sequenceLen();
+        if (seqLen < 1) throw new IllegalArgumentException("sequence_len must be at least 1, got " + seqLen);
+        Counts counts = new Counts();
+        List<Sample> train = read(config.datasets(), source, seqLen, config.excessLengthStrategy(), counts);
+        List<Sample> eval;
+        if (!config.testDatasets().isEmpty()) {
+            eval = read(config.testDatasets(), source, seqLen, config.excessLengthStrategy(), counts);
+        } else {
+            Split split = Split.of(train, config.valSetSize(), config.seed());
+            train = split.train();
+            eval = split.eval();
+        }
+        if (config.shuffleMergedDatasets()) train = Split.shuffled(train, config.seed());
+        List<Row> trainRows = rows(train, config.samplePacking(), seqLen);
+        List<Row> evalRows = rows(eval, config.samplePacking(), seqLen);
+        PrepareReport report = new PrepareReport(counts.read, counts.skipped, counts.dropped, counts.truncated, seqLen,
+                config.samplePacking(), PrepareReport.SplitStats.of(train.size(), trainRows, seqLen),
+                eval.isEmpty() ? PrepareReport.SplitStats.EMPTY : PrepareReport.SplitStats.of(eval.size(), evalRows, seqLen));
+        return new Prepared(trainRows, evalRows, report);
+    }
+
+    /** Packed rows ({@link Packer#pack}) or one row per sample. */
+    public static List<Row> rows(List<Sample> samples, boolean packing, int sequenceLen) {
+        return packing ? Packer.pack(samples, sequenceLen) : Packer.single(samples);
+    }
+
+    /**
+     * {@code sample} as it goes into a row of at most {@code sequenceLen} tokens: itself, its first
+     * {@code sequenceLen} tokens ({@code truncate}), or null ({@code drop}).
+     */
+    public static Sample fit(Sample sample, int sequenceLen, ExcessLengthStrategy strategy) {
+        if (sample.length() <= sequenceLen) return sample;
+        return switch (strategy) {
+            case DROP -> null;
+            case TRUNCATE -> new Sample(Arrays.copyOf(sample.inputIds(), sequenceLen),
+                    Arrays.copyOf(sample.labels(), sequenceLen));
+        };
+    }
+
+    private static final class Counts {
+        long read;
+        long truncated;
+        final Map<String, Long> skipped = new HashMap<>();
+        final Map<String, Long> dropped = new HashMap<>();
+
+        void drop(String reason) {
+            dropped.merge(reason, 1L, Long::sum);
+        }
+    }
+
+    private static List<Sample> read(List<DatasetConfig> datasets, SampleSource source, int seqLen,
+            ExcessLengthStrategy strategy, Counts counts) {
+        List<Sample> out = new ArrayList<>();
+        for (DatasetConfig ds : datasets) {
+            RowTally tally = new RowTally();
+            try (Stream<Sample> samples = source.open(ds, tally)) {
+                samples.forEachOrdered(s -> {
+                    if (s.length() == 0) {
+                        counts.drop(PrepareReport.EMPTY);
+                        return;
+                    }
+                    Sample fitted = fit(s, seqLen, strategy);
+                    if (fitted == null) {
+                        counts.drop(PrepareReport.TOO_LONG);
+                        return;
+                    }
+                    // Row.trainedTokens: a label at position 0 is never used.
+                    if (trainedAfterFirst(fitted) == 0) {
+                        counts.drop(PrepareReport.NOTHING_TRAINED);
+                        return;
+                    }
+                    if (fitted != s) counts.truncated++;
+                    out.add(fitted);
+                });
+            }
+            counts.read += tally.read();
+            tally.addTo(counts.skipped);
+        }
+        return out;
+    }
+
+    private static int trainedAfterFirst(Sample s) {
+        int[] labels = s.labels();
+        int n = 0;
+        for (int i = 1; i < labels.length; i++) {
+            if (labels[i] != Sample.IGNORE_INDEX) n++;
+        }
+        return n;
+    }
+}
