@@ -3,6 +3,7 @@ package dev.jtune.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.data.config.TrainConfig;
+import dev.jtune.data.dataset.DatasetReader;
 import dev.jtune.data.dataset.PrepareReport;
 import dev.jtune.data.dataset.PreparedDataset;
 import dev.jtune.data.tokenizer.Tokenizer;
@@ -67,12 +68,11 @@ public final class PreprocessBench {
                 // Warm-up on a small slice so JIT and native init are not what is measured (a real run pays
                 // them once too: reported separately).
                 warmUp(tok, work);
-                BenchAlpacaSource bench = new BenchAlpacaSource(tok);
                 var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
                 long cpu0 = os.getProcessCpuTime();
                 long t0 = System.nanoTime();
                 PrepareReport report;
-                try (PreparedDataset p = PreparedDataset.prepareOrLoad(config, tokDir, bench.source(work), work)) {
+                try (PreparedDataset p = PreparedDataset.prepareOrLoad(config, tokDir, DatasetReader.source(config, tok, work), work)) {
                     report = p.report();
                 }
                 double seconds = (System.nanoTime() - t0) / 1e9;
@@ -83,9 +83,8 @@ public final class PreprocessBench {
                 System.out.printf(Locale.ROOT, "tokenizer           %s (load %.2f s)%n", tokDir, loadSeconds);
                 System.out.printf(Locale.ROOT, "cores               %d%n", Runtime.getRuntime().availableProcessors());
                 System.out.printf(Locale.ROOT, "rows                %d%n", rows);
-                System.out.printf(Locale.ROOT, "seconds             %.2f  (read+format %.2f, tokenize+mask %.2f, "
-                        + "split+pack+hash+store %.2f)%n", seconds, bench.readNanos / 1e9, bench.tokenizeNanos / 1e9,
-                        seconds - (bench.readNanos + bench.tokenizeNanos) / 1e9);
+                System.out.printf(Locale.ROOT, "seconds             %.2f  (read, format, tokenize, mask, split, pack, "
+                        + "hash, store)%n", seconds);
                 System.out.printf(Locale.ROOT, "cpu seconds         %.2f  (all threads; wall on an idle machine is about "
                         + "cpu / cores = %.2f s; load average now %.1f)%n", cpuSeconds,
                         cpuSeconds / Runtime.getRuntime().availableProcessors(), os.getSystemLoadAverage());
@@ -107,8 +106,9 @@ public final class PreprocessBench {
         writeRows(dir.resolve("alpaca.jsonl"), 2000, new Random(1));
         Files.writeString(dir.resolve("w.yml"), "base_model: t\nsample_packing: true\noutput_dir: out\n"
                 + "datasets:\n  - path: alpaca.jsonl\n    type: alpaca\n");
-        try (PreparedDataset p = PreparedDataset.prepareOrLoad(TrainConfig.load(dir.resolve("w.yml")), tok.directory(),
-                new BenchAlpacaSource(tok).source(dir), dir)) {
+        TrainConfig config = TrainConfig.load(dir.resolve("w.yml"));
+        try (PreparedDataset p = PreparedDataset.prepareOrLoad(config, tok.directory(),
+                DatasetReader.source(config, tok, dir), dir)) {
             p.report();
         }
     }

@@ -5,6 +5,7 @@ import dev.jtune.data.config.TrainConfig;
 import dev.jtune.data.tokenizer.Tokenizer;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
@@ -22,6 +23,11 @@ public final class DatasetReader {
 
     /** Bumped when the same files and config would give other samples: part of the prepared-data cache key. */
     public static final String VERSION = "1";
+
+    /** Rows read ahead and built together. */
+    private static final int CHUNK = 512;
+
+    private record BuiltRow(List<Sample> samples) {}
 
     /**
      * These loaders as the pipeline's {@link SampleSource}: {@link #samples} per dataset entry, its rows read
@@ -57,37 +63,64 @@ public final class DatasetReader {
             @Override
             public boolean hasNext() {
                 while (pending.isEmpty()) {
-                    SourceRow row;
-                    try {
-                        if (!rows.hasNext()) {
-                            return false;
-                        }
-                        row = rows.next();
-                    } catch (DatasetException e) {
-                        if (ds.skipInvalid() && JsonRows.recoverable(e)) {
-                            report.rowRead();
-                            report.skipped(e.reason());
-                            continue;
-                        }
-                        throw e;
+                    List<Object> chunk = readChunk();
+                    if (chunk.isEmpty()) {
+                        return false;
                     }
-                    report.rowRead();
-                    List<Sample> built;
-                    try {
-                        built = builder.build(row);
-                    } catch (DatasetException e) {
-                        if (ds.skipInvalid()) {
-                            report.skipped(e.reason());
-                            continue;
+                    // Formatting and tokenizing dominate; rows of a chunk are built in parallel, then taken in
+                    // order, so errors, counts and samples come out as a sequential read would give them.
+                    List<Object> built = chunk.parallelStream().map(this::build).toList();
+                    for (Object result : built) {
+                        switch (result) {
+                            case String skipReason -> {
+                                report.rowRead();
+                                report.skipped(skipReason);
+                            }
+                            case DatasetException e -> throw e;
+                            case BuiltRow b -> {
+                                report.rowRead();
+                                if (b.samples().size() > 1) {
+                                    report.split(b.samples().size());
+                                }
+                                pending.addAll(b.samples());
+                            }
+                            default -> throw new IllegalStateException(String.valueOf(result));
                         }
-                        throw e;
                     }
-                    if (built.size() > 1) {
-                        report.split(built.size());
-                    }
-                    pending.addAll(built);
                 }
                 return true;
+            }
+
+            /** Up to {@link #CHUNK} rows: a SourceRow, a skip reason, or the DatasetException that ends the read. */
+            private List<Object> readChunk() {
+                List<Object> chunk = new ArrayList<>(CHUNK);
+                while (chunk.size() < CHUNK) {
+                    try {
+                        if (!rows.hasNext()) {
+                            break;
+                        }
+                        chunk.add(rows.next());
+                    } catch (DatasetException e) {
+                        if (ds.skipInvalid() && JsonRows.recoverable(e)) {
+                            chunk.add(e.reason());
+                            continue;
+                        }
+                        chunk.add(e);
+                        break;
+                    }
+                }
+                return chunk;
+            }
+
+            private Object build(Object item) {
+                if (!(item instanceof SourceRow row)) {
+                    return item;
+                }
+                try {
+                    return new BuiltRow(builder.build(row));
+                } catch (DatasetException e) {
+                    return ds.skipInvalid() ? e.reason() : e;
+                }
             }
 
             @Override

@@ -117,8 +117,10 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             trainStart[t.index()] = span.start();
             trainEnd[t.index()] = span.end();
             boundarySet.add(t.start());
-            boundarySet.add(span.start());
-            boundarySet.add(span.end());
+            if (span.end() > span.start()) { // an empty span's ends are never looked up
+                boundarySet.add(span.start());
+                boundarySet.add(span.end());
+            }
         }
         boundarySet.remove(0);
         boundarySet.remove(text.length());
