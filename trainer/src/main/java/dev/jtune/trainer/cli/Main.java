@@ -26,6 +26,9 @@ public final class Main {
         VERBS.put("score", new Verb(
                 "log-likelihood of texts or completions under a model (JSONL in, JSONL out)",
                 ScoreCommand.USAGE, ScoreCommand::run));
+        VERBS.put("merge-lora", new Verb(
+                "fold a LoRA adapter into its base model (a Hugging Face model directory)",
+                MergeLoraCommand.USAGE, MergeLoraCommand::run));
     }
 
     private Main() {}
