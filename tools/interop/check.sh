@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Interoperability check: jtune against Hugging Face transformers on the same checkpoints.
+# Interoperability check: jtune against Hugging Face transformers (and PEFT) on the same checkpoints.
 #   - a bf16 checkpoint written by PyTorch (model/src/test/resources/fixtures/tiny-bf16-llama), fp32 and bf16
 #   - a checkpoint written by `./launch.sh init-model` (transformers must load it, tokenizer included)
+#   - LoRA (tools/interop/peft_check.py): a jtune adapter in PeftModel.from_pretrained, merge-lora against
+#     merge_and_unload, and an adapter saved by PEFT scored by jtune
 # transformers, torch and safetensors come from this machine's local wheel mirror (pip's configured
 # find-links / extra-index-url, no network); where they are absent the check says SKIPPED and exits 0.
 set -euo pipefail
@@ -38,3 +40,43 @@ check pytorch-bf16-checkpoint "$fixture" "$fixture/inputs.jsonl" bf16 5e-3
 ./launch.sh init-model --preset tiny --out "$work/tiny" --seed 1 --force >/dev/null
 check jtune-init-model "$work/tiny" configs/score-sample.jsonl fp32 1e-5
 echo "interop: jtune agrees with transformers"
+
+# LoRA against PEFT: a jtune adapter in PeftModel, jtune's merge against merge_and_unload, and a PEFT adapter
+# in jtune. Skipped where the peft wheel is not in the mirror.
+if ! "$py" -c "import peft" >/dev/null 2>&1 \
+   && ! "$venv/bin/pip" install -q --no-index "${links[@]}" peft >>"$work/pip.log" 2>&1; then
+  echo "interop: LoRA vs PEFT SKIPPED — the peft wheel is not available offline (see $work/pip.log)"
+  exit 0
+fi
+lora="$work/lora"
+rm -rf "$lora" && mkdir -p "$lora"
+echo "interop: LoRA adapter written by jtune, loaded by PEFT"
+# The test-only RandomAdapterMain writes an adapter with non-zero B (a fresh adapter's B is zero).
+./mvnw -q -B -pl lora -am test-compile >"$lora/build.log" 2>&1 || { tail -n 30 "$lora/build.log"; exit 1; }
+java_home="${JAVA_HOME:-}"
+[[ -x "$java_home/bin/java" ]] && "$java_home/bin/java" -version 2>&1 | grep -q '"25' || java_home=/usr/lib/jvm/temurin-25-jdk-amd64
+DJL_OFFLINE=true "$java_home/bin/java" --enable-native-access=ALL-UNNAMED -Dorg.slf4j.simpleLogger.defaultLogLevel=error \
+  -cp "lora/target/test-classes:trainer/target/jtune.jar:trainer/target/lib/*" \
+  dev.jtune.lora.RandomAdapterMain "$work/tiny" "$lora/jtune-adapter" >"$lora/random-adapter.log" 2>&1 \
+  || { cat "$lora/random-adapter.log"; exit 1; }
+sample=configs/score-sample.jsonl
+./launch.sh score --model "$work/tiny" --lora-model-dir "$lora/jtune-adapter" --input "$sample" >"$lora/jtune-adapter.jsonl"
+printf 'base_model: %s\ndatasets:\n  - path: unused.jsonl\n    type: completion\noutput_dir: %s\n' \
+  "$work/tiny" "$lora/out" >"$lora/merge.yml"
+./launch.sh merge-lora "$lora/merge.yml" --lora-model-dir "$lora/jtune-adapter" --out "$lora/jtune-merged" >/dev/null
+./launch.sh score --model "$lora/jtune-merged" --input "$sample" >"$lora/jtune-merged.jsonl"
+"$py" tools/interop/peft_check.py jtune-adapter "$work/tiny" "$lora/jtune-adapter" "$lora/jtune-merged" "$sample" \
+  "$lora/jtune-adapter.jsonl" "$lora/jtune-merged.jsonl"
+echo "interop: LoRA adapter written by PEFT, scored by jtune"
+"$py" tools/interop/peft_check.py peft-adapter "$work/tiny" "$lora/peft-adapter" "$sample" "$lora/peft-expected.jsonl"
+./launch.sh score --model "$work/tiny" --lora-model-dir "$lora/peft-adapter" --input "$sample" >"$lora/jtune-on-peft.jsonl"
+"$py" tools/interop/hf_score.py "$work/tiny" "$sample" fp32 "$lora/jtune-on-peft.jsonl" 1e-5 >/dev/null 2>&1 \
+  && { echo "interop: the PEFT adapter changed nothing (jtune matched the base model)"; exit 1; }
+"$py" - "$lora/peft-expected.jsonl" "$lora/jtune-on-peft.jsonl" <<'PY'
+import json, sys
+sys.path.insert(0, "tools/interop")
+from hf_score import compare
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+sys.exit(compare(rows, sys.argv[2], 1e-5))
+PY
+echo "interop: jtune LoRA agrees with PEFT"

@@ -21,6 +21,15 @@ def main():
         sys.argv[3] if len(sys.argv) > 3 else "fp32"]
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    rows = score_rows(model, tok, input_path)
+    if len(sys.argv) > 5:
+        sys.exit(compare(rows, sys.argv[4], float(sys.argv[5])))
+    for row in rows:
+        print(json.dumps(row))
+
+
+def score_rows(model, tok, input_path):
+    """Per-line {"tokens", "nll", "mean_nll"} and a summary row, as `./launch.sh score` prints them."""
     model.eval()
     rows = []
     total_tokens, total_nll = 0, 0.0
@@ -49,10 +58,7 @@ def main():
     mean = total_nll / total_tokens
     rows.append({"summary": True, "tokens": total_tokens, "nll": total_nll, "mean_nll": mean,
                  "perplexity": math.exp(mean)})
-    if len(sys.argv) > 5:
-        sys.exit(compare(rows, sys.argv[4], float(sys.argv[5])))
-    for row in rows:
-        print(json.dumps(row))
+    return rows
 
 
 def compare(ours, jtune_path, rtol):

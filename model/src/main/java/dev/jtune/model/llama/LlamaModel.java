@@ -20,7 +20,8 @@ import java.util.List;
 public final class LlamaModel implements AutoCloseable {
     private final LlamaConfig config;
     private final Dtype dtype;
-    private final NDArray embedTokens;
+    private NDArray embedTokens; // replaceable once by a trainable copy, see replaceEmbedTokens
+    private boolean castEmbeddings; // the embedding's dtype differs from the compute dtype
     private final List<DecoderLayer> layers;
     private final NDArray norm;
     private final Linear lmHead;
@@ -141,6 +142,9 @@ public final class LlamaModel implements AutoCloseable {
         Kernels k = Kernels.get();
         NDList cosSin = rope.cosSin(positionIds, dtype);
         NDArray x = k.embedding(inputIds, embedTokens);
+        if (castEmbeddings) {
+            x = k.cast(x, dtype);
+        }
         for (DecoderLayer layer : layers) {
             x = layer.forward(x, cosSin.get(0), cosSin.get(1), segmentIds);
         }
@@ -170,6 +174,29 @@ public final class LlamaModel implements AutoCloseable {
 
     public NDArray embedTokens() {
         return embedTokens;
+    }
+
+    /**
+     * Replaces the token embedding matrix with {@code weight} [vocab, hidden], e.g. a trainable fp32 copy for
+     * PEFT's {@code modules_to_save: [embed_tokens]}. Lookups from a weight in another dtype are cast to the
+     * compute dtype. The model takes ownership of {@code weight} and frees the matrix it replaces.
+     *
+     * @throws IllegalStateException for a model with tied embeddings, whose head shares the matrix
+     * @throws IllegalArgumentException if the shape is not the config's [vocab_size, hidden_size]
+     */
+    public void replaceEmbedTokens(NDArray weight) {
+        if (config.tieWordEmbeddings()) {
+            throw new IllegalStateException("the embedding of a model with tie_word_embeddings is shared with the"
+                    + " head and cannot be replaced alone");
+        }
+        if (!weight.getShape().equals(embedTokens.getShape())) {
+            throw new IllegalArgumentException("embedding shape " + weight.getShape() + ", expected "
+                    + embedTokens.getShape());
+        }
+        weight.attach(manager);
+        embedTokens.close();
+        embedTokens = weight;
+        castEmbeddings = Kernels.get().dtypeOf(weight) != dtype;
     }
 
     public NDArray norm() {

@@ -29,6 +29,9 @@ public final class Main {
         VERBS.put("preprocess", new Verb(
                 "tokenize, mask and pack a config's datasets into the prepared-dataset cache; print a report",
                 PreprocessCommand.USAGE, PreprocessCommand::run));
+        VERBS.put("merge-lora", new Verb(
+                "fold a LoRA adapter into its base model (a Hugging Face model directory)",
+                MergeLoraCommand.USAGE, MergeLoraCommand::run));
     }
 
     private Main() {}

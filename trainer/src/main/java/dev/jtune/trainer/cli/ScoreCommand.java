@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.data.tokenizer.Tokenizer;
+import dev.jtune.lora.LoraModel;
+import dev.jtune.lora.PeftAdapter;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.hf.HfCheckpoint;
@@ -23,13 +25,15 @@ import java.util.Set;
 /** {@code score}: JSONL of texts or prompt/completion pairs in, one JSON line of NLL per input line out. */
 final class ScoreCommand {
     static final String USAGE = """
-            usage: ./launch.sh score --model DIR --input FILE.jsonl [--dtype fp32|fp16|bf16]
+            usage: ./launch.sh score --model DIR --input FILE.jsonl [--dtype fp32|fp16|bf16] [--lora-model-dir DIR]
 
               --model DIR     Hugging Face model directory (config.json, *.safetensors, tokenizer.json),
                               or a repo id already in the Hugging Face cache
               --input FILE    one JSON object per line: {"text": ...} scores every token after the first;
                               {"prompt": ..., "completion": ...} scores only the completion's tokens
               --dtype D       computation dtype (default fp32)
+              --lora-model-dir DIR
+                              a LoRA adapter in PEFT format to apply to the model (unmerged)
 
             Prints {"tokens": N, "nll": SUM, "mean_nll": MEAN} per input line (natural log), then
             {"summary": true, "tokens": ..., "mean_nll": ..., "perplexity": ...}. Blank lines are skipped.
@@ -40,7 +44,8 @@ final class ScoreCommand {
     private ScoreCommand() {}
 
     static int run(String[] argv) throws Exception {
-        Args args = Args.parse("score", argv, Set.of("model", "input", "dtype"), Set.of());
+        Args args = Args.parse("score", argv, Set.of("model", "input", "dtype", "lora-model-dir"),
+                Set.of());
         if (!args.positional().isEmpty()) {
             throw new Args.UsageException("score: unexpected argument '" + args.positional().get(0) + "'");
         }
@@ -55,15 +60,27 @@ final class ScoreCommand {
         if (!Files.isRegularFile(input)) {
             throw new NoSuchFileException(input + ": input file not found");
         }
-        return score(modelDir, input, dtype, System.out);
+        String adapter = args.get("lora-model-dir", null);
+        return score(modelDir, adapter == null ? null : Path.of(adapter), input, dtype, System.out);
     }
 
     static int score(Path modelDir, Path input, Dtype dtype, PrintStream out) throws Exception {
+        return score(modelDir, null, input, dtype, out);
+    }
+
+    /** Scores with the model, or with the model plus the PEFT adapter in {@code adapterDir} when not null. */
+    static int score(Path modelDir, Path adapterDir, Path input, Dtype dtype, PrintStream out) throws Exception {
+        LoraModel lora = adapterDir == null ? null : LoraModel.fromAdapter(PeftAdapter.load(adapterDir), LoraModel.dense());
         try (NDManager manager = Torch.newManager();
                 Tokenizer tokenizer = Tokenizer.load(modelDir);
                 HfCheckpoint checkpoint = HfCheckpoint.open(modelDir);
-                LlamaModel model = LlamaModel.load(checkpoint.config(), checkpoint, dtype, manager);
+                LlamaModel model = lora == null
+                        ? LlamaModel.load(checkpoint.config(), checkpoint, dtype, manager)
+                        : LlamaModel.load(checkpoint.config(), checkpoint, dtype, manager, lora);
                 BufferedReader reader = Files.newBufferedReader(input, StandardCharsets.UTF_8)) {
+            if (lora != null) {
+                lora.attach(model);
+            }
             Scorer scorer = new Scorer(model, tokenizer, manager);
             long tokens = 0;
             double nll = 0;

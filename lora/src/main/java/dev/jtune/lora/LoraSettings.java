@@ -1,0 +1,179 @@
+package dev.jtune.lora;
+
+import dev.jtune.data.config.ConfigException;
+import dev.jtune.data.config.Suggest;
+import dev.jtune.data.config.TrainerSettings;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * The adapter keys of a training config, checked: what PEFT's {@code LoraConfig} receives from Axolotl
+ * ({@code axolotl/loaders/adapter.py}, {@code _build_peft_lora_config}).
+ *
+ * @param adapter {@code adapter}: lora or qlora (LoRA over an NF4 base)
+ * @param r {@code lora_r}: the rank
+ * @param alpha {@code lora_alpha}
+ * @param dropout {@code lora_dropout}: dropout on the adapter's input while training; default 0.0
+ * @param targetModules the modules wrapped, as PEFT's {@code target_modules}: {@code lora_target_modules}, plus
+ *     every decoder projection when {@code lora_target_linear} is true; sorted, without duplicates
+ * @param useRslora {@code peft_use_rslora}: scale by alpha/√r instead of alpha/r
+ * @param modulesToSave {@code lora_modules_to_save}: whole modules trained and saved (embed_tokens, lm_head)
+ */
+public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, List<String> targetModules,
+        boolean useRslora, List<String> modulesToSave) {
+
+    /** The adapter kinds. */
+    public enum Adapter {
+        LORA,
+        QLORA;
+
+        /** As written in the config: lora, qlora. */
+        public String label() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+    }
+
+    /**
+     * What {@code lora_target_linear: true} selects in a Llama decoder: every linear layer but the output
+     * head, as Axolotl's {@code find_all_linear_names} does.
+     */
+    public static final List<String> LINEAR_MODULES =
+            List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
+
+    /** Module names (last path component) a Llama decoder has and LoRA can wrap. */
+    public static final List<String> TARGETABLE = concat(LINEAR_MODULES, List.of("lm_head"));
+
+    /** Modules that {@code lora_modules_to_save} may name. */
+    public static final List<String> SAVABLE = List.of("embed_tokens", "lm_head");
+
+    public LoraSettings {
+        Objects.requireNonNull(adapter, "adapter");
+        if (r <= 0) {
+            throw new IllegalArgumentException("lora_r must be positive, got " + r);
+        }
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + dropout);
+        }
+        targetModules = List.copyOf(new TreeSet<>(targetModules));
+        if (targetModules.isEmpty()) {
+            throw new IllegalArgumentException("no target modules");
+        }
+        modulesToSave = List.copyOf(new LinkedHashSet<>(modulesToSave));
+    }
+
+    /** PEFT's scaling: {@code alpha / r}, or {@code alpha / sqrt(r)} with rsLoRA. */
+    public double scaling() {
+        return useRslora ? alpha / Math.sqrt(r) : (double) alpha / r;
+    }
+
+    /**
+     * Reads the adapter keys.
+     *
+     * @param source the config file, for messages
+     * @return empty when no {@code adapter} is set (full fine-tuning)
+     * @throws ConfigException naming the file and the key at fault
+     */
+    public static Optional<LoraSettings> from(TrainerSettings s, Path source) {
+        Optional<String> kind = s.string("adapter");
+        boolean in4bit = s.bool("load_in_4bit").orElse(false);
+        if (kind.isEmpty()) {
+            for (String key : List.of("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
+                    "lora_target_linear", "peft_use_rslora", "lora_modules_to_save", "lora_model_dir")) {
+                if (s.has(key)) {
+                    throw error(source, key + " is set but adapter is not (set adapter: lora or adapter: qlora,"
+                            + " or remove " + key + " for full fine-tuning)");
+                }
+            }
+            if (in4bit || s.bool("load_in_8bit").orElse(false)) {
+                throw error(source, "load_in_4bit/load_in_8bit need an adapter (adapter: qlora); full fine-tuning"
+                        + " of a quantized model is not supported");
+            }
+            return Optional.empty();
+        }
+        Adapter adapter = kind.get().equals("qlora") ? Adapter.QLORA : Adapter.LORA;
+        if (adapter == Adapter.QLORA && !in4bit) {
+            throw error(source, "adapter: qlora requires load_in_4bit: true (as in Axolotl)");
+        }
+        if (s.bool("lora_fan_in_fan_out").orElse(false)) {
+            throw error(source, "lora_fan_in_fan_out: true is for Conv1D (GPT-2 style) weights; Llama's linear"
+                    + " layers need false");
+        }
+        long r = s.integer("lora_r").orElseThrow(() -> error(source, "adapter: " + adapter.label()
+                + " needs lora_r (the adapter rank, e.g. lora_r: 16)"));
+        if (r <= 0 || r > Integer.MAX_VALUE) {
+            throw error(source, "lora_r must be a positive integer, got " + r);
+        }
+        long alpha = s.integer("lora_alpha").orElseThrow(() -> error(source, "adapter: " + adapter.label()
+                + " needs lora_alpha (the scaling numerator, e.g. lora_alpha: 32)"));
+        if (alpha <= 0 || alpha > Integer.MAX_VALUE) {
+            throw error(source, "lora_alpha must be a positive integer, got " + alpha);
+        }
+        double dropout = s.number("lora_dropout").orElse(0.0);
+        if (!(dropout >= 0 && dropout < 1)) {
+            throw error(source, "lora_dropout must be in [0, 1), got " + dropout);
+        }
+        List<String> targets = new ArrayList<>(s.strings("lora_target_modules"));
+        for (String t : targets) {
+            String last = t.substring(t.lastIndexOf('.') + 1);
+            if (!TARGETABLE.contains(last)) {
+                throw error(source, "lora_target_modules: '" + t + "' is not a linear layer of a Llama model"
+                        + Suggest.didYouMean(last, TARGETABLE) + " (expected names among " + TARGETABLE + ")");
+            }
+        }
+        if (s.bool("lora_target_linear").orElse(false)) {
+            targets.addAll(LINEAR_MODULES);
+        }
+        if (targets.isEmpty()) {
+            throw error(source, "adapter: " + adapter.label() + " needs lora_target_modules (e.g. [q_proj, v_proj])"
+                    + " or lora_target_linear: true");
+        }
+        List<String> save = s.strings("lora_modules_to_save");
+        for (String m : save) {
+            if (!SAVABLE.contains(m)) {
+                throw error(source, "lora_modules_to_save: '" + m + "' is not supported" + Suggest.didYouMean(m, SAVABLE)
+                        + " (expected names among " + SAVABLE + ")");
+            }
+            if (targets.contains(m)) {
+                throw error(source, "'" + m + "' is both in lora_modules_to_save and a LoRA target; choose one");
+            }
+        }
+        return Optional.of(new LoraSettings(adapter, (int) r, (int) alpha, dropout, targets,
+                s.bool("peft_use_rslora").orElse(false), save));
+    }
+
+    /** Whether module {@code name} (e.g. {@code model.layers.0.self_attn.q_proj}) is a target, as PEFT matches. */
+    public boolean targets(String name) {
+        return matchesAny(name, targetModules);
+    }
+
+    /** Whether {@code name} is listed in modules_to_save (matched as PEFT does, by whole trailing path). */
+    public boolean saves(String name) {
+        return matchesAny(name, modulesToSave);
+    }
+
+    /** PEFT's {@code check_target_module_exists} for a list: an exact match or a match on a whole dotted suffix. */
+    static boolean matchesAny(String name, List<String> patterns) {
+        for (String t : patterns) {
+            if (name.equals(t) || name.endsWith("." + t)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static ConfigException error(Path source, String problem) {
+        return new ConfigException(source, 0, 0, problem);
+    }
+
+    private static List<String> concat(List<String> a, List<String> b) {
+        Set<String> all = new LinkedHashSet<>(a);
+        all.addAll(b);
+        return List.copyOf(all);
+    }
+}

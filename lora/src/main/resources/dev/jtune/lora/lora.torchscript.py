@@ -1,0 +1,24 @@
+# jtune's LoRA kernel (compiled by libtorch at run time, like model's kernels.torchscript.py).
+# PEFT 0.21, tuners/lora/layer.py, Linear.forward (vanilla LoRA):
+#   result = self.base_layer(x); torch_result_dtype = result.dtype
+#   x = self._cast_input_dtype(x, lora_A.weight.dtype)
+#   result = result + lora_B(lora_A(dropout(x))) * scaling
+#   result = result.to(torch_result_dtype)
+# so the adapter path runs in the adapter's dtype (fp32), the sum in the promoted dtype, and the result is
+# cast back to the base output's dtype. Dropout draws from libtorch's global CPU/CUDA generator.
+class LoraOps(Module):
+  __parameters__ = []
+  __buffers__ = []
+  training : bool
+
+  def lora_forward(self: __torch__.LoraOps, x: Tensor, base_out: Tensor, a: Tensor, b: Tensor, p: float,
+                   train: bool, scaling: float) -> Tensor:
+    h = torch.to(x, a.dtype)
+    h = torch.dropout(h, p, train)
+    delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
+    return torch.to(torch.add(base_out, delta), base_out.dtype)
+
+  def linear_in(self: __torch__.LoraOps, x: Tensor, weight: Tensor) -> Tensor:
+    # A projection whose weight has another dtype than x (a trainable fp32 copy in a bf16 model):
+    # computed in the weight's dtype, returned in x's dtype.
+    return torch.to(torch.linear(torch.to(x, weight.dtype), weight), x.dtype)
