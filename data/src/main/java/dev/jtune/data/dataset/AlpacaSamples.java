@@ -62,7 +62,22 @@ public final class AlpacaSamples implements SampleBuilder {
         if (trainOnInputs) {
             return List.of(SampleBuilder.allTrained(tokenizer.encode(chat.text(), false)));
         }
-        TokenizedChat t = TokenizedChat.of(tokenizer, chat);
-        return List.of(new Sample(t.inputIds(), t.labels()));
+        RenderedChat.Turn answer = chat.turns().get(chat.turns().size() - 1);
+        if (answer.markerEnd() != chat.text().length()) {
+            TokenizedChat t = TokenizedChat.of(tokenizer, chat); // the general rule, if the template ever changes
+            return List.of(new Sample(t.inputIds(), t.labels()));
+        }
+        // The trained part runs to the end of the text, so TokenizedChat's rule reduces to one boundary: the
+        // tokens the prompt alone shares with the whole text stay masked, the rest (a token straddling the
+        // boundary included) is trained. One prefix encoding instead of one per turn: preprocessing's hot path.
+        int[] ids = tokenizer.encode(chat.text(), false);
+        int[] prompt = tokenizer.encode(chat.text().substring(0, answer.contentStart()), false);
+        int common = 0;
+        while (common < prompt.length && common < ids.length && prompt[common] == ids[common]) {
+            common++;
+        }
+        int[] labels = ids.clone();
+        java.util.Arrays.fill(labels, 0, common, Sample.IGNORE_INDEX);
+        return List.of(new Sample(ids, labels));
     }
 }
