@@ -26,6 +26,9 @@ public final class Main {
         VERBS.put("score", new Verb(
                 "log-likelihood of texts or completions under a model (JSONL in, JSONL out)",
                 ScoreCommand.USAGE, ScoreCommand::run));
+        VERBS.put("inference", new Verb(
+                "generate replies with a config's model (KV cache, greedy or sampled, chat template applied)",
+                InferenceCommand.USAGE, InferenceCommand::run));
     }
 
     private Main() {}
