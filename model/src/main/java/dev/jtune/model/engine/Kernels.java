@@ -118,6 +118,32 @@ public final class Kernels {
         return ops.call("attention_segments", q, k, v, segmentIds, scale);
     }
 
+    // ---- generation ----
+
+    /**
+     * Attention of the newest tokens to everything before them and causally among themselves, for decoding
+     * with a key/value cache: q [B,H,Tn,D] are the tokens at positions {@code length-Tn .. length-1};
+     * k and v [B,KV,Tmax,D] hold all {@code length} tokens so far in their first slots (Tmax ≥ length).
+     * Query i sees keys {@code 0 .. length-Tn+i}. Not SDPA's {@code is_causal}, whose mask is aligned
+     * top-left when Tn ≠ length.
+     */
+    public NDArray attentionWithPast(NDArray q, NDArray k, NDArray v, long length, double scale) {
+        return ops.call("attention_with_past", q, k, v, length, scale);
+    }
+
+    /**
+     * Writes {@code fresh} [B,KV,Tn,D] into {@code cache} [B,KV,Tmax,D] at slots {@code start ..
+     * start+Tn-1}, in place and detached from autograd; returns {@code start + Tn}.
+     */
+    public long kvCacheWrite(NDArray cache, NDArray fresh, long start) {
+        return ops.callLong("kv_cache_write", cache, fresh, start);
+    }
+
+    /** Zeros [batch, kvHeads, capacity, headDim] in {@code dtype}, in {@code anchor}'s manager and device. */
+    public NDArray kvCacheAlloc(NDArray anchor, long batch, long kvHeads, long capacity, long headDim, Dtype dtype) {
+        return ops.call("kv_cache_alloc", anchor, batch, kvHeads, capacity, headDim, dtype.torchCode());
+    }
+
     /** Per-token segment ids [total] from sample boundaries {@code cu_seqlens} [n+1]. */
     public NDArray segmentsFromCuSeqlens(NDArray cuSeqlens, long total) {
         return ops.call("segments_from_cu_seqlens", cuSeqlens, total);

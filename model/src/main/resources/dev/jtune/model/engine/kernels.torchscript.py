@@ -94,6 +94,35 @@ class Ops(Module):
     mask = torch.unsqueeze(torch.logical_and(same, causal), 1)
     return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
 
+  # ---- generation with a key/value cache -----------------------------------------------------------
+  def attention_with_past(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, length: int,
+                          scale: float) -> Tensor:
+    # q [B,H,Tn,D] holds the newest Tn tokens at absolute positions length-Tn .. length-1; k, v
+    # [B,KV,Tmax,D] hold every token so far in their first `length` slots (a preallocated cache may be
+    # longer). Query i sees keys 0 .. length-Tn+i: the whole past plus the new tokens causally. SDPA's
+    # is_causal aligns its mask top-left when Tq != Tk, which would hide the past, so the mask is explicit
+    # (tril with the offset as diagonal); a single new token sees everything and needs no mask.
+    n_rep = q.size(1) // k.size(1)
+    k = self.repeat_kv(torch.narrow(k, 2, 0, length), n_rep)
+    v = self.repeat_kv(torch.narrow(v, 2, 0, length), n_rep)
+    t_new = q.size(2)
+    if t_new == 1:
+      return torch.scaled_dot_product_attention(q, k, v, None, 0.0, False, scale=scale)
+    visible = torch.tril(torch.ones([t_new, length], dtype=11, device=q.device), length - t_new)
+    return torch.scaled_dot_product_attention(q, k, v, visible, 0.0, False, scale=scale)
+
+  def kv_cache_write(self: __torch__.Ops, cache: Tensor, new: Tensor, start: int) -> int:
+    # Copies new [B,KV,Tn,D] into cache [B,KV,Tmax,D] at slots start .. start+Tn-1, in place; returns
+    # the filled length. Detached: the cache never holds an autograd graph.
+    torch.narrow(cache, 2, start, new.size(2)).copy_(torch.detach(new))
+    return start + new.size(2)
+
+  def kv_cache_alloc(self: __torch__.Ops, anchor: Tensor, batch: int, kv_heads: int, capacity: int,
+                     head_dim: int, dtype: int) -> Tensor:
+    # Zeros [batch,kv_heads,capacity,head_dim] in `dtype` (bf16 cannot be made from DJL), on anchor's
+    # device; anchor only says where the result goes (its DJL manager and device).
+    return torch.zeros([batch, kv_heads, capacity, head_dim], dtype=dtype, device=anchor.device)
+
   def segments_from_cu_seqlens(self: __torch__.Ops, cu_seqlens: Tensor, total: int) -> Tensor:
     # cu_seqlens [n+1] (0, l0, l0+l1, ...) -> segment id per token [total]; tokens past the last
     # boundary (padding) form one more segment.

@@ -76,6 +76,10 @@ final class Args {
         return options.getOrDefault(name, fallback);
     }
 
+    boolean has(String name) {
+        return options.containsKey(name);
+    }
+
     boolean flag(String name) {
         return options.containsKey(name);
     }

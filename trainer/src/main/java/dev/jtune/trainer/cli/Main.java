@@ -32,6 +32,9 @@ public final class Main {
         VERBS.put("merge-lora", new Verb(
                 "fold a LoRA adapter into its base model (a Hugging Face model directory)",
                 MergeLoraCommand.USAGE, MergeLoraCommand::run));
+        VERBS.put("inference", new Verb(
+                "generate replies with a config's model (KV cache, greedy or sampled, chat template applied)",
+                InferenceCommand.USAGE, InferenceCommand::run));
     }
 
     private Main() {}
