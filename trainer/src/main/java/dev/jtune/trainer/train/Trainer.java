@@ -2,6 +2,7 @@ package dev.jtune.trainer.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.jni.JniUtils;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -49,6 +50,9 @@ public final class Trainer {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final ObjectMapper JSON_LINE = new ObjectMapper();
     public static final String METRICS_FILE = "metrics.jsonl";
+
+    /** Test hook: called with the global step after each optimizer step (null: none). */
+    static volatile java.util.function.LongConsumer afterStep;
 
     private final TrainerOptions options;
     private final TrainableModel trainable;
@@ -108,6 +112,10 @@ public final class Trainer {
             }
             e.getValue().setRequiresGradient(true);
         }
+        // TorchScript's profiling executor swaps in optimized graphs after the first calls of each kernel; the
+        // optimized and the unoptimized graphs may round differently, so a resumed process (fresh executor)
+        // would not reproduce an uninterrupted one bit for bit. The plain interpreter is the same every time.
+        JniUtils.setGraphExecutorOptimize(false);
         Files.createDirectories(outputDir);
         Checkpoints.cleanStale(outputDir);
         Object previousHandler = options.handleSigterm() ? SigtermFlag.install(stopRequested) : null;
@@ -145,6 +153,10 @@ public final class Trainer {
                 globalStep = k + 1;
                 stepsThisRun++;
                 losses.add(o.loss);
+                java.util.function.LongConsumer hook = afterStep;
+                if (hook != null) {
+                    hook.accept(globalStep);
+                }
                 interval.add(o);
                 boolean last = globalStep == plan.totalSteps();
                 if (globalStep % plan.loggingSteps() == 0 || last) {

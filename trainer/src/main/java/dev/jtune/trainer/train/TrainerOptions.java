@@ -145,11 +145,87 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         return dev.jtune.model.engine.Torch.engine().getGpuCount() > 0;
     }
 
-    /** A copy with other step limits (tests and tools). */
-    public TrainerOptions withSteps(long maxSteps, double numEpochs) {
-        return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
-                lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
-                loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
-                resumeFromCheckpoint, handleSigterm);
+    /** A builder starting from these options. */
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** Changes some options of a {@link TrainerOptions}; everything else stays. */
+    public static final class Builder {
+        private int microBatchSize;
+        private int gradientAccumulationSteps;
+        private double numEpochs;
+        private long maxSteps;
+        private double learningRate;
+        private String lrScheduler;
+        private long warmupSteps;
+        private double warmupRatio;
+        private AdamW.Hyper adam;
+        private double maxGradNorm;
+        private Dtype precision;
+        private boolean gradientCheckpointing;
+        private long seed;
+        private long loggingSteps;
+        private double evalSteps;
+        private long evalsPerEpoch;
+        private double saveSteps;
+        private long savesPerEpoch;
+        private long saveTotalLimit;
+        private Optional<String> resumeFromCheckpoint;
+        private boolean handleSigterm;
+
+        private Builder(TrainerOptions o) {
+            microBatchSize = o.microBatchSize;
+            gradientAccumulationSteps = o.gradientAccumulationSteps;
+            numEpochs = o.numEpochs;
+            maxSteps = o.maxSteps;
+            learningRate = o.learningRate;
+            lrScheduler = o.lrScheduler;
+            warmupSteps = o.warmupSteps;
+            warmupRatio = o.warmupRatio;
+            adam = o.adam;
+            maxGradNorm = o.maxGradNorm;
+            precision = o.precision;
+            gradientCheckpointing = o.gradientCheckpointing;
+            seed = o.seed;
+            loggingSteps = o.loggingSteps;
+            evalSteps = o.evalSteps;
+            evalsPerEpoch = o.evalsPerEpoch;
+            saveSteps = o.saveSteps;
+            savesPerEpoch = o.savesPerEpoch;
+            saveTotalLimit = o.saveTotalLimit;
+            resumeFromCheckpoint = o.resumeFromCheckpoint;
+            handleSigterm = o.handleSigterm;
+        }
+
+        public Builder microBatchSize(int v) { microBatchSize = v; return this; }
+        public Builder gradientAccumulationSteps(int v) { gradientAccumulationSteps = v; return this; }
+        public Builder numEpochs(double v) { numEpochs = v; return this; }
+        public Builder maxSteps(long v) { maxSteps = v; return this; }
+        public Builder learningRate(double v) { learningRate = v; return this; }
+        public Builder lrScheduler(String v) { lrScheduler = v; return this; }
+        public Builder warmupSteps(long v) { warmupSteps = v; return this; }
+        public Builder warmupRatio(double v) { warmupRatio = v; return this; }
+        public Builder adam(AdamW.Hyper v) { adam = v; return this; }
+        public Builder maxGradNorm(double v) { maxGradNorm = v; return this; }
+        public Builder precision(Dtype v) { precision = v; return this; }
+        public Builder gradientCheckpointing(boolean v) { gradientCheckpointing = v; return this; }
+        public Builder seed(long v) { seed = v; return this; }
+        public Builder loggingSteps(long v) { loggingSteps = v; return this; }
+        public Builder evalSteps(double v) { evalSteps = v; return this; }
+        public Builder evalsPerEpoch(long v) { evalsPerEpoch = v; return this; }
+        public Builder saveSteps(double v) { saveSteps = v; return this; }
+        public Builder savesPerEpoch(long v) { savesPerEpoch = v; return this; }
+        public Builder saveTotalLimit(long v) { saveTotalLimit = v; return this; }
+        public Builder resumeFromCheckpoint(String v) { resumeFromCheckpoint = Optional.ofNullable(v); return this; }
+        public Builder handleSigterm(boolean v) { handleSigterm = v; return this; }
+
+        /** @throws IllegalArgumentException as the record's constructor */
+        public TrainerOptions build() {
+            return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
+                    lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
+                    loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
+                    resumeFromCheckpoint, handleSigterm);
+        }
     }
 }

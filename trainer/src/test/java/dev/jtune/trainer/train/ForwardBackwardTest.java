@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
 class ForwardBackwardTest {
 
     /** Σ over trained positions of -log softmax(logits[i])[label[i+1]], in double, from the model's own forward. */
-    private static double referenceNll(LlamaModel model, Batch b, NDManager m) {
+    static double referenceNll(LlamaModel model, Batch b, NDManager m) {
         try (NDManager s = m.newSubManager()) {
             long[] ids = new long[b.inputIds().length];
             long[] pos = new long[ids.length];
