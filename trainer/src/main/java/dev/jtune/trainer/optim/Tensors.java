@@ -1,0 +1,32 @@
+package dev.jtune.trainer.optim;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+/** In-place tensor helpers shared by the optimizer and checkpoint restore. */
+public final class Tensors {
+    private Tensors() {}
+
+    /**
+     * Overwrites {@code target}'s values with {@code values} (row-major, fp32) in place, without autograd;
+     * the tensor keeps its identity, so models holding it see the new values.
+     *
+     * @throws IllegalArgumentException if the sizes differ
+     */
+    public static void overwrite(NDArray target, float[] values, String what) {
+        if (target.size() != values.length) {
+            throw new IllegalArgumentException(what + ": expected " + target.size() + " values for shape "
+                    + target.getShape() + ", got " + values.length);
+        }
+        try (NDManager scratch = target.getManager().newSubManager()) {
+            NDArray src = scratch.create(values, target.getShape());
+            OptimKernels.get().copyInto(target, src);
+        }
+    }
+
+    /** fp32 zeros of {@code shape} in {@code manager}. */
+    static NDArray zeros(NDManager manager, Shape shape) {
+        return manager.zeros(shape);
+    }
+}

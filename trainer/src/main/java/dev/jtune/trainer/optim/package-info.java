@@ -1,0 +1,18 @@
+/**
+ * Optimizer arithmetic, transcribed from PyTorch and transformers so that results match theirs.
+ *
+ * <ul>
+ *   <li>{@link dev.jtune.trainer.optim.AdamW}: {@code torch.optim.AdamW} defaults (single-tensor path,
+ *       decoupled weight decay, per-parameter weight-decay groups), state save/load as safetensors.</li>
+ *   <li>{@link dev.jtune.trainer.optim.LrSchedule}: transformers' linear, cosine, constant and
+ *       constant-with-warmup multipliers, and Axolotl's warmup-step rule.</li>
+ *   <li>{@link dev.jtune.trainer.optim.GradClipping}: {@code clip_grad_norm_} (global L2 norm, pre-clip norm
+ *       reported).</li>
+ *   <li>{@link dev.jtune.trainer.optim.GradScaler}: fp16 dynamic loss scaling as {@code torch.amp.GradScaler}.</li>
+ *   <li>{@link dev.jtune.trainer.optim.Gradients}, {@link dev.jtune.trainer.optim.Tensors}: gradient access
+ *       without DJL's handle leaks; in-place overwrite of tensors (checkpoint restore).</li>
+ * </ul>
+ *
+ * <p>The in-place updates run as TorchScript ({@code optim.torchscript.py}) with autograd off.
+ */
+package dev.jtune.trainer.optim;

@@ -1,0 +1,489 @@
+package dev.jtune.trainer.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.jni.JniUtils;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.data.dataset.Batch;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Kernels;
+import dev.jtune.model.engine.Torch;
+import dev.jtune.model.llama.Rope;
+import dev.jtune.trainer.optim.AdamW;
+import dev.jtune.trainer.optim.GradClipping;
+import dev.jtune.trainer.optim.GradScaler;
+import dev.jtune.trainer.optim.Gradients;
+import dev.jtune.trainer.optim.LrSchedule;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The supervised fine-tuning loop: gradient accumulation, AdamW, learning-rate schedule, clipping, mixed
+ * precision, gradient checkpointing, evaluation, logging and checkpoints with exact resume.
+ *
+ * <p>Each optimizer step takes its micro-batches, counts their trained tokens N first, and backpropagates
+ * each micro-batch's summed NLL divided by N, so the accumulated gradient is that of the mean over all
+ * trained tokens of the whole batch (not a mean of micro-batch means); the reported loss is total NLL / N.
+ * Then: fp16 unscale and inf check (skipped steps are counted), clipping, AdamW, scheduler, zeroed gradients.
+ *
+ * <p>Determinism: before every decoder layer of every micro-batch libtorch's generator is seeded from
+ * (seed, step, micro-batch, layer), so dropout depends only on those; the data position follows from the
+ * step; a checkpoint therefore holds all the state a resumed run needs to continue bit for bit on CPU.
+ */
+public final class Trainer {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final ObjectMapper JSON_LINE = new ObjectMapper();
+    public static final String METRICS_FILE = "metrics.jsonl";
+
+    /** Test hook: called with the global step after each optimizer step (null: none). */
+    static volatile java.util.function.LongConsumer afterStep;
+
+    private final TrainerOptions options;
+    private final TrainableModel trainable;
+    private final BatchPlan train;
+    private final BatchPlan eval;
+    private final Path outputDir;
+    private final Progress progress;
+    private final StepPlan plan;
+    private final LrSchedule schedule;
+    private final Map<String, NDArray> params;
+    private final AtomicBoolean stopRequested = new AtomicBoolean();
+
+    private AdamW optimizer;
+    private GradScaler scaler;
+    private ForwardBackward fb;
+    private NDManager root;
+    private long globalStep;
+    private long schedulerStep;
+    private long tokensSeen;
+    private final ArrayNode logHistory = JSON.createArrayNode();
+    private Path lastCheckpoint;
+    private long lastSavedStep = -1;
+    private OptionalDouble lastEval = OptionalDouble.empty();
+
+    private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
+            PrintStream console) {
+        this.options = options;
+        this.trainable = trainable;
+        this.train = train;
+        this.eval = eval;
+        this.outputDir = outputDir;
+        this.progress = new Progress(console);
+        this.plan = StepPlan.of(options, train.batchesPerEpoch(), eval != null && eval.batchesPerEpoch() > 0);
+        this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps());
+        this.params = trainable.parameters();
+    }
+
+    /**
+     * Trains {@code trainable} on {@code train}, evaluating on {@code eval} (null: no evaluation), writing
+     * checkpoints and {@code metrics.jsonl} into {@code outputDir}, progress lines to {@code console}.
+     *
+     * @throws TrainingDivergedException when the loss or gradients become NaN/inf in fp32/bf16
+     * @throws IllegalArgumentException for a trainable parameter that is not fp32, or a bad resume checkpoint
+     */
+    public static TrainingResult run(TrainerOptions options, TrainableModel trainable, BatchPlan train,
+            BatchPlan eval, Path outputDir, PrintStream console) throws IOException {
+        return new Trainer(options, trainable, train, eval, outputDir.toAbsolutePath(), console).run();
+    }
+
+    private TrainingResult run() throws IOException {
+        if (params.isEmpty()) {
+            throw new IllegalArgumentException("nothing to train: the model has no trainable parameters");
+        }
+        for (var e : params.entrySet()) {
+            if (Kernels.get().dtypeOf(e.getValue()) != Dtype.FP32) {
+                throw new IllegalArgumentException("trainable parameter " + e.getKey() + " is not fp32");
+            }
+            e.getValue().setRequiresGradient(true);
+        }
+        // TorchScript's profiling executor swaps in optimized graphs after the first calls of each kernel; the
+        // optimized and the unoptimized graphs may round differently, so a resumed process (fresh executor)
+        // would not reproduce an uninterrupted one bit for bit. The plain interpreter is the same every time.
+        JniUtils.setGraphExecutorOptimize(false);
+        Files.createDirectories(outputDir);
+        Checkpoints.cleanStale(outputDir);
+        Object previousHandler = options.handleSigterm() ? SigtermFlag.install(stopRequested) : null;
+        List<Double> losses = new ArrayList<>();
+        try (NDManager m = Torch.newManager()) {
+            root = m;
+            Rope rope = Rope.of(trainable.model().config(), m);
+            fb = new ForwardBackward(trainable.model(), rope, options.gradientCheckpointing(), options.seed());
+            optimizer = new AdamW(params, options.adam(), trainable::decays, m);
+            scaler = options.precision() == Dtype.FP16 ? new GradScaler() : null;
+            Optional<Path> resume = options.resumeFromCheckpoint().isPresent()
+                    ? Checkpoints.resolve(options.resumeFromCheckpoint().get(), outputDir)
+                    : Optional.empty();
+            if (resume.isPresent()) {
+                restore(resume.get());
+            } else {
+                truncateMetrics(0);
+            }
+            trainable.setTraining(true);
+            Gradients.zero(params.values());
+            progress.line(String.format(Locale.ROOT,
+                    "training: %d steps (%d per epoch, %d micro-batches x %d accumulation), %s, lr %s %.3g, "
+                            + "warmup %d%s%s",
+                    plan.totalSteps(), plan.stepsPerEpoch(), plan.batchesPerEpoch(), plan.gradientAccumulationSteps(),
+                    options.precision().label(), schedule.label(), options.learningRate(), plan.warmupSteps(),
+                    options.gradientCheckpointing() ? ", gradient checkpointing" : "",
+                    globalStep > 0 ? ", resumed at step " + globalStep : ""));
+            Interval interval = new Interval();
+            long runStart = System.nanoTime();
+            long stepsThisRun = 0;
+            boolean interrupted = false;
+            while (globalStep < plan.totalSteps()) {
+                long k = globalStep;
+                StepOutcome o = step(k);
+                globalStep = k + 1;
+                stepsThisRun++;
+                losses.add(o.loss);
+                java.util.function.LongConsumer hook = afterStep;
+                if (hook != null) {
+                    hook.accept(globalStep);
+                }
+                interval.add(o);
+                boolean last = globalStep == plan.totalSteps();
+                if (globalStep % plan.loggingSteps() == 0 || last) {
+                    double elapsed = (System.nanoTime() - runStart) / 1e9;
+                    double eta = elapsed / stepsThisRun * (plan.totalSteps() - globalStep);
+                    log(interval, eta);
+                    interval = new Interval();
+                }
+                if (plan.evalEvery() > 0 && (globalStep % plan.evalEvery() == 0 || last)) {
+                    evaluate();
+                }
+                boolean stop = stopRequested.get();
+                if ((plan.saveEvery() > 0 && globalStep % plan.saveEvery() == 0) || last || stop) {
+                    save();
+                }
+                if (stop && !last) {
+                    progress.line("SIGTERM: checkpoint saved at step " + globalStep + "; stopping");
+                    interrupted = true;
+                    break;
+                }
+            }
+            progress.finish();
+            return new TrainingResult(globalStep, losses, lastEval, Optional.ofNullable(lastCheckpoint), interrupted,
+                    scaler == null ? 0 : scaler.skipped());
+        } finally {
+            progress.finish();
+            if (optimizer != null) {
+                optimizer.close();
+            }
+            if (options.handleSigterm()) {
+                SigtermFlag.restore(previousHandler);
+            }
+        }
+    }
+
+    private record StepOutcome(double loss, double gradNorm, double lr, long tokens, long trainedTokens,
+            boolean skipped, double seconds) {}
+
+    /** Loss and throughput accumulated between two log lines (transformers logs the mean loss of the interval). */
+    private static final class Interval {
+        double lossSum;
+        int steps;
+        double lastGradNorm = Double.NaN;
+        double lastLr;
+        long tokens;
+        long trainedTokens;
+        double seconds;
+
+        void add(StepOutcome o) {
+            lossSum += o.loss;
+            steps++;
+            lastGradNorm = o.gradNorm;
+            lastLr = o.lr;
+            tokens += o.tokens;
+            trainedTokens += o.trainedTokens;
+            seconds += o.seconds;
+        }
+    }
+
+    private StepOutcome step(long k) {
+        long t0 = System.nanoTime();
+        int epoch = plan.epochOf(k);
+        int first = plan.firstBatch(k);
+        int count = plan.batchCount(k);
+        List<Batch> batches = new ArrayList<>(count);
+        long n = 0;
+        long tokens = 0;
+        for (int i = 0; i < count; i++) {
+            Batch b = train.batch(epoch, first + i);
+            batches.add(b);
+            n += b.trainedTokens();
+            tokens += b.tokens();
+        }
+        tokensSeen += tokens;
+        double lr = options.learningRate() * schedule.factor(schedulerStep);
+        if (n == 0) {
+            // Nothing to learn from: no update, as a step with zero gradients would still decay the weights.
+            progress.line("step " + (k + 1) + ": no trained tokens in the batch; skipped");
+            return new StepOutcome(Double.NaN, 0.0, lr, tokens, 0, true, (System.nanoTime() - t0) / 1e9);
+        }
+        double lossScale = scaler == null ? 1.0 : scaler.scale();
+        double nll = 0;
+        for (int i = 0; i < count; i++) {
+            nll += fb.run(batches.get(i), n, lossScale, true, k, i, root).nllSum();
+        }
+        double loss = nll / n;
+        Collection<NDArray> values = params.values();
+        if (!Double.isFinite(loss) && scaler == null) {
+            throw diverged(k + 1, "loss is " + loss);
+        }
+        boolean skipped = false;
+        double gradNorm;
+        if (scaler != null) {
+            Gradients.scale(values, scaler.inverseScale());
+            skipped = !Gradients.allFinite(values);
+        }
+        if (skipped) {
+            gradNorm = Double.NaN;
+        } else {
+            gradNorm = GradClipping.clip(values, options.maxGradNorm(), root);
+            if (!Double.isFinite(gradNorm)) {
+                throw diverged(k + 1, "gradient norm is " + gradNorm);
+            }
+            optimizer.step(lr);
+            // transformers does not advance the scheduler when the (fp16) optimizer step was skipped.
+            schedulerStep++;
+        }
+        if (scaler != null) {
+            scaler.update(skipped);
+            if (skipped) {
+                progress.line(String.format(Locale.ROOT, "step %d: inf/NaN gradients in fp16; skipped, loss scale now %s",
+                        k + 1, scaler.scale()));
+            }
+        }
+        Gradients.zero(values);
+        return new StepOutcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+    }
+
+    private TrainingDivergedException diverged(long step, String what) {
+        Gradients.zero(params.values());
+        String where = lastCheckpoint != null ? "the last checkpoint is " + lastCheckpoint
+                : latestCheckpointText();
+        return new TrainingDivergedException(step, "step " + step + ": " + what + " (" + options.precision().label()
+                + "); training stopped before updating the weights, nothing was saved for this step; " + where);
+    }
+
+    private String latestCheckpointText() {
+        try {
+            return Checkpoints.latest(outputDir).map(p -> "the last checkpoint is " + p).orElse("no checkpoint was saved");
+        } catch (IOException e) {
+            return "no checkpoint was saved";
+        }
+    }
+
+    private void log(Interval in, double eta) {
+        double loss = in.lossSum / in.steps;
+        double epoch = plan.epochAfter(globalStep);
+        double tps = in.seconds > 0 ? in.tokens / in.seconds : 0;
+        double ttps = in.seconds > 0 ? in.trainedTokens / in.seconds : 0;
+        long rss = Progress.rssBytes();
+        progress.step(globalStep, plan.totalSteps(), epoch, loss, in.lastLr, in.lastGradNorm, tps, ttps, rss, eta);
+        ObjectNode o = JSON_LINE.createObjectNode();
+        o.put("step", globalStep);
+        o.put("epoch", epoch);
+        putNumber(o, "loss", loss);
+        o.put("learning_rate", in.lastLr);
+        putNumber(o, "grad_norm", in.lastGradNorm);
+        o.put("tokens_per_second", tps);
+        o.put("trained_tokens_per_second", ttps);
+        o.put("memory_rss_mb", rss / (1024.0 * 1024.0));
+        putNumber(o, "eta_seconds", eta);
+        if (scaler != null) {
+            o.put("loss_scale", scaler.scale());
+            o.put("skipped_steps", scaler.skipped());
+        }
+        appendMetrics(o);
+        logHistory.add(o);
+    }
+
+    /** JSON has no NaN/inf: such values are written as null. */
+    private static void putNumber(ObjectNode o, String key, double v) {
+        if (Double.isFinite(v)) {
+            o.put(key, v);
+        } else {
+            o.putNull(key);
+        }
+    }
+
+    /** Eval loss = total NLL / total trained tokens over every eval batch, without autograd or dropout. */
+    private void evaluate() {
+        trainable.setTraining(false);
+        try {
+            double nll = 0;
+            long tokens = 0;
+            for (int i = 0; i < eval.batchesPerEpoch(); i++) {
+                Batch b = eval.batch(0, i);
+                nll += fb.run(b, 1, 1.0, false, globalStep, i, root).nllSum();
+                tokens += b.trainedTokens();
+            }
+            double loss = tokens == 0 ? Double.NaN : nll / tokens;
+            double ppl = Math.exp(loss);
+            lastEval = OptionalDouble.of(loss);
+            progress.line(String.format(Locale.ROOT, "eval at step %d: loss %.4f, perplexity %.4f (%d tokens)",
+                    globalStep, loss, ppl, tokens));
+            ObjectNode o = JSON_LINE.createObjectNode();
+            o.put("step", globalStep);
+            o.put("epoch", plan.epochAfter(globalStep));
+            putNumber(o, "eval_loss", loss);
+            putNumber(o, "eval_perplexity", ppl);
+            o.put("eval_tokens", tokens);
+            appendMetrics(o);
+            logHistory.add(o);
+        } finally {
+            trainable.setTraining(true);
+        }
+    }
+
+    private void appendMetrics(ObjectNode o) {
+        try {
+            Files.writeString(outputDir.resolve(METRICS_FILE), JSON_LINE.writeValueAsString(o) + "\n",
+                    StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            throw new UncheckedIOException(outputDir.resolve(METRICS_FILE) + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Keeps the metrics lines of steps up to {@code step}: a resumed run rewrites what came after. */
+    private void truncateMetrics(long step) throws IOException {
+        Path file = outputDir.resolve(METRICS_FILE);
+        if (!Files.exists(file)) {
+            return;
+        }
+        StringBuilder kept = new StringBuilder();
+        for (String line : Files.readAllLines(file)) {
+            if (line.isBlank()) continue;
+            JsonNode n;
+            try {
+                n = JSON_LINE.readTree(line);
+            } catch (IOException e) {
+                continue; // a line cut by a crash
+            }
+            if (n.path("step").asLong(Long.MAX_VALUE) <= step) {
+                kept.append(line).append('\n');
+            }
+        }
+        Checkpoints.writeAtomically(file, kept.toString());
+    }
+
+    private void save() throws IOException {
+        if (lastSavedStep == globalStep) {
+            return;
+        }
+        lastCheckpoint = Checkpoints.write(outputDir, globalStep, dir -> {
+            trainable.saveWeights(dir);
+            optimizer.save(dir.resolve(Checkpoints.OPTIMIZER_FILE));
+            ObjectNode sched = JSON.createObjectNode();
+            sched.put("lr_scheduler", schedule.label());
+            sched.put("last_epoch", schedulerStep);
+            sched.put("base_lr", options.learningRate());
+            sched.put("warmup_steps", plan.warmupSteps());
+            sched.put("total_steps", plan.totalSteps());
+            sched.put("last_lr", options.learningRate() * schedule.factor(schedulerStep));
+            writeJson(dir.resolve(Checkpoints.SCHEDULER_FILE), sched);
+            ObjectNode rng = JSON.createObjectNode();
+            rng.put("seed", options.seed());
+            rng.put("global_step", globalStep);
+            rng.put("scheme", "libtorch manual_seed(splitmix64(seed, step, micro_batch, layer)) before each decoder layer");
+            writeJson(dir.resolve(Checkpoints.RNG_FILE), rng);
+            ObjectNode data = JSON.createObjectNode();
+            data.put("epoch", plan.epochOf(globalStep));
+            data.put("batch_index", globalStep < plan.totalSteps() ? plan.firstBatch(globalStep) : 0);
+            data.put("batches_per_epoch", plan.batchesPerEpoch());
+            data.put("gradient_accumulation_steps", plan.gradientAccumulationSteps());
+            writeJson(dir.resolve(Checkpoints.DATA_FILE), data);
+            if (scaler != null) {
+                ObjectNode s = JSON.createObjectNode();
+                s.put("scale", scaler.scale());
+                s.put("growth_tracker", scaler.growthTracker());
+                s.put("skipped_steps", scaler.skipped());
+                writeJson(dir.resolve(Checkpoints.SCALER_FILE), s);
+            }
+            writeJson(dir.resolve(Checkpoints.TRAINER_STATE), trainerState());
+        });
+        lastSavedStep = globalStep;
+        Checkpoints.prune(outputDir, options.saveTotalLimit());
+        progress.line("saved " + lastCheckpoint);
+    }
+
+    /** transformers' TrainerState fields (trainer_callback.py), plus jtune's scheduler position. */
+    private ObjectNode trainerState() {
+        ObjectNode s = JSON.createObjectNode();
+        s.putNull("best_global_step");
+        s.putNull("best_metric");
+        s.putNull("best_model_checkpoint");
+        s.put("epoch", plan.epochAfter(globalStep));
+        s.put("eval_steps", plan.evalEvery());
+        s.put("global_step", globalStep);
+        s.put("is_hyper_param_search", false);
+        s.put("is_local_process_zero", true);
+        s.put("is_world_process_zero", true);
+        s.set("log_history", logHistory.deepCopy());
+        s.put("logging_steps", plan.loggingSteps());
+        s.put("max_steps", plan.totalSteps());
+        s.put("num_input_tokens_seen", tokensSeen);
+        s.put("num_train_epochs", (long) Math.ceil((double) plan.totalSteps() / plan.stepsPerEpoch()));
+        s.put("save_steps", plan.saveEvery());
+        s.set("stateful_callbacks", JSON.createObjectNode());
+        s.put("total_flos", 0);
+        s.put("train_batch_size", options.microBatchSize());
+        s.putNull("trial_name");
+        s.putNull("trial_params");
+        return s;
+    }
+
+    private void restore(Path dir) throws IOException {
+        JsonNode state = JSON.readTree(dir.resolve(Checkpoints.TRAINER_STATE).toFile());
+        JsonNode data = JSON.readTree(dir.resolve(Checkpoints.DATA_FILE).toFile());
+        if (data.path("batches_per_epoch").asInt() != plan.batchesPerEpoch()
+                || data.path("gradient_accumulation_steps").asInt() != plan.gradientAccumulationSteps()) {
+            throw new IllegalArgumentException("resume_from_checkpoint: " + dir + " was made with "
+                    + data.path("batches_per_epoch") + " micro-batches per epoch and gradient_accumulation_steps "
+                    + data.path("gradient_accumulation_steps") + ", this run has " + plan.batchesPerEpoch()
+                    + " and " + plan.gradientAccumulationSteps() + "; the data position would not match");
+        }
+        trainable.loadWeights(dir);
+        optimizer.load(dir.resolve(Checkpoints.OPTIMIZER_FILE));
+        JsonNode sched = JSON.readTree(dir.resolve(Checkpoints.SCHEDULER_FILE).toFile());
+        schedulerStep = sched.path("last_epoch").asLong();
+        if (scaler != null) {
+            Path sf = dir.resolve(Checkpoints.SCALER_FILE);
+            if (Files.exists(sf)) {
+                JsonNode s = JSON.readTree(sf.toFile());
+                scaler.restore(s.path("scale").asDouble(), s.path("growth_tracker").asInt(),
+                        s.path("skipped_steps").asLong());
+            }
+        }
+        globalStep = state.path("global_step").asLong();
+        tokensSeen = state.path("num_input_tokens_seen").asLong();
+        for (JsonNode n : state.path("log_history")) {
+            logHistory.add(n);
+        }
+        lastSavedStep = globalStep;
+        truncateMetrics(globalStep);
+        progress.line("resuming from " + dir + " at step " + globalStep);
+    }
+
+    private static void writeJson(Path file, JsonNode node) throws IOException {
+        Files.writeString(file, JSON.writeValueAsString(node) + "\n");
+    }
+}

@@ -1,0 +1,231 @@
+package dev.jtune.trainer.train;
+
+import dev.jtune.data.config.TrainConfig;
+import dev.jtune.data.config.TrainerSettings;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.trainer.optim.AdamW;
+import java.util.Optional;
+import java.util.OptionalDouble;
+
+/**
+ * The trainer's settings, with Axolotl's defaults, read from the config's trainer keys.
+ *
+ * @param microBatchSize {@code micro_batch_size} (default 1); the batch plan builds batches of this size
+ * @param gradientAccumulationSteps {@code gradient_accumulation_steps} (default 1)
+ * @param numEpochs {@code num_epochs} (default 1, may be fractional); ignored when {@code maxSteps > 0}
+ * @param maxSteps {@code max_steps}, or -1
+ * @param learningRate {@code learning_rate} (required)
+ * @param lrScheduler {@code lr_scheduler}: cosine (Axolotl's default), linear, constant, constant_with_warmup
+ * @param warmupSteps {@code warmup_steps}, or -1
+ * @param warmupRatio {@code warmup_ratio}, or NaN
+ * @param adam {@code adam_beta1}, {@code adam_beta2}, {@code adam_epsilon}, {@code weight_decay}
+ * @param maxGradNorm {@code max_grad_norm} (transformers' default 1.0; 0 turns clipping off)
+ * @param precision fp32, {@code bf16: true} (or {@code auto} with a GPU) or {@code fp16: true}
+ * @param gradientCheckpointing {@code gradient_checkpointing}: recompute each decoder layer in backward
+ * @param seed {@code seed}
+ * @param loggingSteps {@code logging_steps}, or -1 for Axolotl's {@code max(min(int(0.005 * total), 10), 1)}
+ * @param evalSteps {@code eval_steps} (a count, or a fraction of the total steps below 1), or NaN
+ * @param evalsPerEpoch {@code evals_per_epoch}, or -1
+ * @param saveSteps {@code save_steps} (a count, or a fraction of the total steps below 1), or NaN
+ * @param savesPerEpoch {@code saves_per_epoch}, or -1 (with neither, a checkpoint per epoch, as Axolotl)
+ * @param saveTotalLimit {@code save_total_limit}, or -1 for no limit
+ * @param resumeFromCheckpoint {@code resume_from_checkpoint}: a checkpoint directory or {@code auto}
+ * @param handleSigterm install a SIGTERM handler that checkpoints at the next step boundary and returns
+ */
+public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
+        double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
+        double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
+        double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
+        Optional<String> resumeFromCheckpoint, boolean handleSigterm) {
+
+    public TrainerOptions {
+        require(microBatchSize >= 1, "micro_batch_size must be at least 1, got " + microBatchSize);
+        require(gradientAccumulationSteps >= 1,
+                "gradient_accumulation_steps must be at least 1, got " + gradientAccumulationSteps);
+        require(maxSteps > 0 || numEpochs > 0, "num_epochs must be positive when max_steps is not set, got " + numEpochs);
+        require(learningRate > 0 && Double.isFinite(learningRate), "learning_rate must be positive, got " + learningRate);
+        require(maxGradNorm >= 0, "max_grad_norm must be >= 0, got " + maxGradNorm);
+        require(Double.isNaN(warmupRatio) || (warmupRatio >= 0 && warmupRatio <= 1),
+                "warmup_ratio must be in [0, 1], got " + warmupRatio);
+        require(!(warmupSteps >= 0 && !Double.isNaN(warmupRatio)), "warmup_steps and warmup_ratio are mutually exclusive");
+        require(!(!Double.isNaN(evalSteps) && evalsPerEpoch > 0), "eval_steps and evals_per_epoch are mutually exclusive");
+        require(!(!Double.isNaN(saveSteps) && savesPerEpoch > 0), "save_steps and saves_per_epoch are mutually exclusive");
+        require(Double.isNaN(evalSteps) || evalSteps > 0, "eval_steps must be positive, got " + evalSteps);
+        require(Double.isNaN(saveSteps) || saveSteps > 0, "save_steps must be positive, got " + saveSteps);
+        require(Double.isNaN(evalSteps) || evalSteps < 1 || evalSteps == Math.rint(evalSteps),
+                "eval_steps must be a whole number of steps or a fraction below 1, got " + evalSteps);
+        require(Double.isNaN(saveSteps) || saveSteps < 1 || saveSteps == Math.rint(saveSteps),
+                "save_steps must be a whole number of steps or a fraction below 1, got " + saveSteps);
+        dev.jtune.trainer.optim.LrSchedule.of(lrScheduler, 0, 1); // validates the name
+        resumeFromCheckpoint = resumeFromCheckpoint == null ? Optional.empty() : resumeFromCheckpoint;
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) {
+            throw new IllegalArgumentException(message);
+        }
+    }
+
+    /** Defaults for everything but the learning rate; a start for tests and programmatic use. */
+    public static TrainerOptions defaults(double learningRate) {
+        return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
+                Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
+                Optional.empty(), true);
+    }
+
+    /** Reads the trainer keys of a loaded config; errors name the file and the key. */
+    public static TrainerOptions from(TrainConfig config) {
+        try {
+            return from(config.trainer(), config.seed(), gpuAvailable());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(config.source() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Reads trainer keys.
+     *
+     * @param gpu whether a GPU is present ({@code bf16: auto} means bf16 only then, as Axolotl)
+     * @throws IllegalArgumentException naming the key and what was expected
+     */
+    public static TrainerOptions from(TrainerSettings s, long seed, boolean gpu) {
+        OptionalDouble lr = s.number("learning_rate");
+        if (lr.isEmpty()) {
+            throw new IllegalArgumentException("learning_rate: required (e.g. learning_rate: 0.0002)");
+        }
+        String optimizer = s.string("optimizer").orElse("adamw_torch");
+        if (!optimizer.equals("adamw_torch") && !optimizer.equals("adamw_torch_fused")) {
+            throw new IllegalArgumentException("optimizer: '" + optimizer
+                    + "' is not supported; jtune implements adamw_torch (adamw_torch_fused is the same update)");
+        }
+        AdamW.Hyper adam = new AdamW.Hyper(s.number("adam_beta1").orElse(0.9), s.number("adam_beta2").orElse(0.999),
+                s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0));
+        boolean fp16 = s.bool("fp16").orElse(false);
+        Object bf16Value = s.value("bf16").orElse(false);
+        boolean bf16 = bf16Value instanceof Boolean b ? b : gpu; // "auto"
+        if (fp16 && bf16) {
+            throw new IllegalArgumentException("fp16 and bf16: choose one precision");
+        }
+        Dtype precision = fp16 ? Dtype.FP16 : bf16 ? Dtype.BF16 : Dtype.FP32;
+        boolean checkpointing = switch (s.value("gradient_checkpointing").orElse(false)) {
+            case Boolean b -> b;
+            case String str -> throw new IllegalArgumentException("gradient_checkpointing: '" + str
+                    + "' is not supported; expected true or false");
+            default -> false;
+        };
+        if (s.bool("xformers_attention").orElse(false)) {
+            throw new IllegalArgumentException("xformers_attention: not available; use flash_attention or "
+                    + "sdp_attention (both run libtorch's scaled_dot_product_attention)");
+        }
+        return new TrainerOptions(
+                (int) s.integer("micro_batch_size").orElse(1),
+                (int) s.integer("gradient_accumulation_steps").orElse(1),
+                s.number("num_epochs").orElse(1.0),
+                s.integer("max_steps").orElse(-1),
+                lr.getAsDouble(),
+                s.string("lr_scheduler").orElse("cosine"),
+                s.integer("warmup_steps").orElse(-1),
+                s.number("warmup_ratio").orElse(Double.NaN),
+                adam,
+                s.number("max_grad_norm").orElse(1.0),
+                precision,
+                checkpointing,
+                seed,
+                s.integer("logging_steps").orElse(-1),
+                s.number("eval_steps").orElse(Double.NaN),
+                s.integer("evals_per_epoch").orElse(-1),
+                s.number("save_steps").orElse(Double.NaN),
+                s.integer("saves_per_epoch").orElse(-1),
+                s.integer("save_total_limit").orElse(-1),
+                s.string("resume_from_checkpoint"),
+                true);
+    }
+
+    private static boolean gpuAvailable() {
+        return dev.jtune.model.engine.Torch.engine().getGpuCount() > 0;
+    }
+
+    /** A builder starting from these options. */
+    public Builder toBuilder() {
+        return new Builder(this);
+    }
+
+    /** Changes some options of a {@link TrainerOptions}; everything else stays. */
+    public static final class Builder {
+        private int microBatchSize;
+        private int gradientAccumulationSteps;
+        private double numEpochs;
+        private long maxSteps;
+        private double learningRate;
+        private String lrScheduler;
+        private long warmupSteps;
+        private double warmupRatio;
+        private AdamW.Hyper adam;
+        private double maxGradNorm;
+        private Dtype precision;
+        private boolean gradientCheckpointing;
+        private long seed;
+        private long loggingSteps;
+        private double evalSteps;
+        private long evalsPerEpoch;
+        private double saveSteps;
+        private long savesPerEpoch;
+        private long saveTotalLimit;
+        private Optional<String> resumeFromCheckpoint;
+        private boolean handleSigterm;
+
+        private Builder(TrainerOptions o) {
+            microBatchSize = o.microBatchSize;
+            gradientAccumulationSteps = o.gradientAccumulationSteps;
+            numEpochs = o.numEpochs;
+            maxSteps = o.maxSteps;
+            learningRate = o.learningRate;
+            lrScheduler = o.lrScheduler;
+            warmupSteps = o.warmupSteps;
+            warmupRatio = o.warmupRatio;
+            adam = o.adam;
+            maxGradNorm = o.maxGradNorm;
+            precision = o.precision;
+            gradientCheckpointing = o.gradientCheckpointing;
+            seed = o.seed;
+            loggingSteps = o.loggingSteps;
+            evalSteps = o.evalSteps;
+            evalsPerEpoch = o.evalsPerEpoch;
+            saveSteps = o.saveSteps;
+            savesPerEpoch = o.savesPerEpoch;
+            saveTotalLimit = o.saveTotalLimit;
+            resumeFromCheckpoint = o.resumeFromCheckpoint;
+            handleSigterm = o.handleSigterm;
+        }
+
+        public Builder microBatchSize(int v) { microBatchSize = v; return this; }
+        public Builder gradientAccumulationSteps(int v) { gradientAccumulationSteps = v; return this; }
+        public Builder numEpochs(double v) { numEpochs = v; return this; }
+        public Builder maxSteps(long v) { maxSteps = v; return this; }
+        public Builder learningRate(double v) { learningRate = v; return this; }
+        public Builder lrScheduler(String v) { lrScheduler = v; return this; }
+        public Builder warmupSteps(long v) { warmupSteps = v; return this; }
+        public Builder warmupRatio(double v) { warmupRatio = v; return this; }
+        public Builder adam(AdamW.Hyper v) { adam = v; return this; }
+        public Builder maxGradNorm(double v) { maxGradNorm = v; return this; }
+        public Builder precision(Dtype v) { precision = v; return this; }
+        public Builder gradientCheckpointing(boolean v) { gradientCheckpointing = v; return this; }
+        public Builder seed(long v) { seed = v; return this; }
+        public Builder loggingSteps(long v) { loggingSteps = v; return this; }
+        public Builder evalSteps(double v) { evalSteps = v; return this; }
+        public Builder evalsPerEpoch(long v) { evalsPerEpoch = v; return this; }
+        public Builder saveSteps(double v) { saveSteps = v; return this; }
+        public Builder savesPerEpoch(long v) { savesPerEpoch = v; return this; }
+        public Builder saveTotalLimit(long v) { saveTotalLimit = v; return this; }
+        public Builder resumeFromCheckpoint(String v) { resumeFromCheckpoint = Optional.ofNullable(v); return this; }
+        public Builder handleSigterm(boolean v) { handleSigterm = v; return this; }
+
+        /** @throws IllegalArgumentException as the record's constructor */
+        public TrainerOptions build() {
+            return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
+                    lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
+                    loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
+                    resumeFromCheckpoint, handleSigterm);
+        }
+    }
+}

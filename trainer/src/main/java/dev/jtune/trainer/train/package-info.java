@@ -1,0 +1,18 @@
+/**
+ * The training loop and its seams.
+ *
+ * <p>Entry point: {@link dev.jtune.trainer.train.Trainer#run(TrainerOptions, TrainableModel, BatchPlan, BatchPlan,
+ * java.nio.file.Path, java.io.PrintStream)} with {@link dev.jtune.trainer.train.TrainerOptions} (read from the
+ * config's trainer keys with Axolotl's defaults by {@link dev.jtune.trainer.train.TrainerOptions#from}).
+ *
+ * <p>Seams: {@link dev.jtune.trainer.train.TrainableModel} (forward model, trainable fp32 tensors by name,
+ * weight export; {@link dev.jtune.trainer.train.FullFineTuning} is the full fine-tuning one) and
+ * {@link dev.jtune.trainer.train.BatchPlan} (deterministic random-access micro-batches).
+ *
+ * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation) and
+ * {@code output_dir/checkpoint-N/} ({@link dev.jtune.trainer.train.Checkpoints}: weights, optimizer.safetensors,
+ * scheduler.json, rng_state.json, data_state.json, [scaler.json], trainer_state.json), written atomically;
+ * {@code resume_from_checkpoint: auto|PATH} continues bit for bit (fp32, CPU). SIGTERM checkpoints at the next
+ * step boundary and returns; NaN/inf loss in fp32/bf16 throws {@link dev.jtune.trainer.train.TrainingDivergedException}.
+ */
+package dev.jtune.trainer.train;

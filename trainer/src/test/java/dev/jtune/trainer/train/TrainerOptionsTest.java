@@ -1,0 +1,96 @@
+package dev.jtune.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.jtune.data.config.TrainerSettings;
+import dev.jtune.model.engine.Dtype;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+class TrainerOptionsTest {
+    private static TrainerSettings settings(Object... kv) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], kv[i + 1]);
+        return new TrainerSettings(m);
+    }
+
+    @Test
+    void axolotlDefaults() {
+        TrainerOptions o = TrainerOptions.from(settings("learning_rate", 2e-4), 42, false);
+        assertEquals(1, o.microBatchSize());
+        assertEquals(1, o.gradientAccumulationSteps());
+        assertEquals(1.0, o.numEpochs());
+        assertEquals(-1, o.maxSteps());
+        assertEquals("cosine", o.lrScheduler());
+        assertEquals(0.9, o.adam().beta1());
+        assertEquals(0.999, o.adam().beta2());
+        assertEquals(1e-8, o.adam().eps());
+        assertEquals(0.0, o.adam().weightDecay());
+        assertEquals(1.0, o.maxGradNorm());
+        assertEquals(Dtype.FP32, o.precision());
+        assertEquals(42, o.seed());
+        // Derived: 0.03 of 200 steps of warmup, logging every max(min(int(0.005*200),10),1) = 1.
+        StepPlan p = StepPlan.of(o, 200, false);
+        assertEquals(200, p.totalSteps());
+        assertEquals(6, p.warmupSteps());
+        assertEquals(1, p.loggingSteps());
+        assertEquals(200, p.saveEvery()); // one checkpoint per epoch
+        assertEquals(0, p.evalEvery());
+    }
+
+    @Test
+    void readsEveryKey() {
+        TrainerOptions o = TrainerOptions.from(settings("learning_rate", 1e-3, "micro_batch_size", 4L,
+                "gradient_accumulation_steps", 3L, "max_steps", 50L, "lr_scheduler", "linear", "warmup_ratio", 0.1,
+                "adam_beta2", 0.95, "weight_decay", 0.01, "max_grad_norm", 0.5, "bf16", true,
+                "gradient_checkpointing", true, "eval_steps", 0.25, "save_steps", 10.0, "save_total_limit", 2L,
+                "logging_steps", 5L, "resume_from_checkpoint", "auto", "optimizer", "adamw_torch_fused"), 7, false);
+        assertEquals(Dtype.BF16, o.precision());
+        assertTrue(o.gradientCheckpointing());
+        StepPlan p = StepPlan.of(o, 10, true);
+        assertEquals(4, p.stepsPerEpoch()); // ceil(10 / 3)
+        assertEquals(3, p.batchCount(0));
+        assertEquals(1, p.batchCount(3)); // the epoch's leftover micro-batch
+        assertEquals(50, p.totalSteps());
+        assertEquals(5, p.warmupSteps());
+        assertEquals(13, p.evalEvery()); // ceil(0.25 * 50)
+        assertEquals(10, p.saveEvery());
+        assertEquals("auto", o.resumeFromCheckpoint().orElseThrow());
+        assertEquals(Dtype.BF16, TrainerOptions.from(settings("learning_rate", 1e-3, "bf16", "auto"), 1, true).precision());
+        assertEquals(Dtype.FP32, TrainerOptions.from(settings("learning_rate", 1e-3, "bf16", "auto"), 1, false).precision());
+    }
+
+    @Test
+    void perEpochIntervals() {
+        TrainerOptions o = TrainerOptions.from(settings("learning_rate", 1e-3, "num_epochs", 2.0, "evals_per_epoch", 4L,
+                "saves_per_epoch", 2L), 1, false);
+        StepPlan p = StepPlan.of(o, 20, true);
+        assertEquals(40, p.totalSteps());
+        assertEquals(5, p.evalEvery());
+        assertEquals(10, p.saveEvery());
+        assertEquals(1, p.epochOf(20));
+        assertEquals(0, p.firstBatch(20));
+    }
+
+    @Test
+    void clearErrors() {
+        for (var c : List.of(
+                List.of(settings(), "learning_rate: required"),
+                List.of(settings("learning_rate", 1e-3, "optimizer", "sgd"), "optimizer: 'sgd' is not supported"),
+                List.of(settings("learning_rate", 1e-3, "fp16", true, "bf16", true), "choose one precision"),
+                List.of(settings("learning_rate", 1e-3, "warmup_steps", 5L, "warmup_ratio", 0.1), "mutually exclusive"),
+                List.of(settings("learning_rate", 1e-3, "eval_steps", 5.0, "evals_per_epoch", 2L), "mutually exclusive"),
+                List.of(settings("learning_rate", 1e-3, "save_steps", 2.5), "whole number"),
+                List.of(settings("learning_rate", 1e-3, "lr_scheduler", "polynomial"), "lr_scheduler"),
+                List.of(settings("learning_rate", 1e-3, "gradient_accumulation_steps", 0L), "gradient_accumulation_steps"),
+                List.of(settings("learning_rate", 1e-3, "gradient_checkpointing", "offload"), "gradient_checkpointing"))) {
+            var e = assertThrows(IllegalArgumentException.class,
+                    () -> TrainerOptions.from((TrainerSettings) c.get(0), 1, false));
+            assertTrue(e.getMessage().contains((String) c.get(1)), e.getMessage());
+        }
+    }
+}
