@@ -55,9 +55,12 @@ public record TrainerSettings(Map<String, Object> values) {
     private static Map<String, Spec> keys() {
         Map<String, Spec> keys = new LinkedHashMap<>();
         keys.put("adapter", new Spec(Kind.STRING, List.of("lora", "qlora")));
+        // jtune's own: create base_model with this init-model preset when the folder does not exist yet.
+        keys.put("base_model_init", new Spec(Kind.STRING, List.of("tiny")));
         for (String key : List.of("load_in_4bit", "load_in_8bit", "lora_target_linear", "peft_use_rslora",
                 "lora_fan_in_fan_out", "fp16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
-                "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model", "debug")) {
+                "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model", "debug",
+                "do_causal_lm_eval", "merge_lora_on_finish")) {
             keys.put(key, Spec.of(Kind.BOOLEAN));
         }
         keys.put("bf16", Spec.of(Kind.BOOLEAN_OR_AUTO));
@@ -79,7 +82,7 @@ public record TrainerSettings(Map<String, Object> values) {
                 "wandb_project", "wandb_entity", "wandb_name", "deepspeed")) {
             keys.put(key, Spec.of(Kind.STRING));
         }
-        for (String key : List.of("lora_target_modules", "lora_modules_to_save", "fsdp")) {
+        for (String key : List.of("lora_target_modules", "lora_modules_to_save", "fsdp", "eval_causal_lm_metrics")) {
             keys.put(key, Spec.of(Kind.STRING_LIST));
         }
         keys.put("fsdp_config", Spec.of(Kind.MAPPING));

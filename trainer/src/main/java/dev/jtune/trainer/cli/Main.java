@@ -26,6 +26,9 @@ public final class Main {
         VERBS.put("score", new Verb(
                 "log-likelihood of texts or completions under a model (JSONL in, JSONL out)",
                 ScoreCommand.USAGE, ScoreCommand::run));
+        VERBS.put("train", new Verb(
+                "fine-tune a model as a config says (LoRA, QLoRA or full); ./launch.sh CONFIG.yml does the same",
+                TrainCommand.USAGE, TrainCommand::run));
         VERBS.put("preprocess", new Verb(
                 "tokenize, mask and pack a config's datasets into the prepared-dataset cache; print a report",
                 PreprocessCommand.USAGE, PreprocessCommand::run));
@@ -50,6 +53,13 @@ public final class Main {
             return argv.length == 0 ? 2 : 0;
         }
         String name = argv[0];
+        if (!VERBS.containsKey(name) && (name.endsWith(".yml") || name.endsWith(".yaml"))) {
+            // ./launch.sh CONFIG.yml is train, as axolotl's one-command use.
+            String[] withVerb = new String[argv.length + 1];
+            withVerb[0] = "train";
+            System.arraycopy(argv, 0, withVerb, 1, argv.length);
+            return run(withVerb, out, err);
+        }
         Verb verb = VERBS.get(name);
         if (verb == null) {
             err.println("jtune: unknown verb '" + name + "'" + suggestVerb(name));

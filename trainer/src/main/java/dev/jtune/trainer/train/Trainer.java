@@ -76,6 +76,7 @@ public final class Trainer {
     private Path lastCheckpoint;
     private long lastSavedStep = -1;
     private OptionalDouble lastEval = OptionalDouble.empty();
+    private OptionalDouble firstEval = OptionalDouble.empty();
 
     private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
             PrintStream console) {
@@ -143,6 +144,10 @@ public final class Trainer {
                     options.precision().label(), schedule.label(), options.learningRate(), plan.warmupSteps(),
                     options.gradientCheckpointing() ? ", gradient checkpointing" : "",
                     globalStep > 0 ? ", resumed at step " + globalStep : ""));
+            if (globalStep == 0 && eval != null && eval.batchesPerEpoch() > 0) {
+                evaluate(); // the baseline, as transformers' eval_on_start: what training is measured against
+                firstEval = lastEval;
+            }
             Interval interval = new Interval();
             long runStart = System.nanoTime();
             long stepsThisRun = 0;
@@ -179,7 +184,7 @@ public final class Trainer {
                 }
             }
             progress.finish();
-            return new TrainingResult(globalStep, losses, lastEval, Optional.ofNullable(lastCheckpoint), interrupted,
+            return new TrainingResult(globalStep, losses, firstEval, lastEval, Optional.ofNullable(lastCheckpoint), interrupted,
                     scaler == null ? 0 : scaler.skipped());
         } finally {
             progress.finish();

@@ -1,0 +1,271 @@
+package dev.jtune.trainer.cli;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import dev.jtune.data.config.TrainConfig;
+import dev.jtune.data.dataset.Batch;
+import dev.jtune.data.dataset.Batches;
+import dev.jtune.data.dataset.DatasetReader;
+import dev.jtune.data.dataset.PreparedDataset;
+import dev.jtune.data.tokenizer.Tokenizer;
+import dev.jtune.lora.LoraMerge;
+import dev.jtune.lora.LoraModel;
+import dev.jtune.lora.LoraSettings;
+import dev.jtune.lora.PeftAdapter;
+import dev.jtune.model.engine.Torch;
+import dev.jtune.model.hf.HfCheckpoint;
+import dev.jtune.model.hf.ModelLocator;
+import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.quant.Nf4;
+import dev.jtune.trainer.train.BatchPlan;
+import dev.jtune.trainer.train.ExactMatch;
+import dev.jtune.trainer.train.FullFineTuning;
+import dev.jtune.trainer.train.TrainableModel;
+import dev.jtune.trainer.train.Trainer;
+import dev.jtune.trainer.train.TrainerOptions;
+import dev.jtune.trainer.train.TrainingResult;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * {@code train CONFIG.yml} (also {@code ./launch.sh CONFIG.yml}): the whole recipe. Prepare the data (or reuse
+ * the prepared copy), load the base (NF4 with {@code load_in_4bit}), put LoRA on it (or train every weight),
+ * train, and leave the adapter in PEFT format (or a model directory) in {@code output_dir}.
+ */
+final class TrainCommand {
+    static final String USAGE = """
+            usage: ./launch.sh train CONFIG.yml      (or simply: ./launch.sh CONFIG.yml)
+
+            Fine-tunes base_model on the config's datasets. adapter: lora | qlora trains a LoRA adapter (qlora over
+            an NF4 base, load_in_4bit: true); without adapter every weight trains (fp32). Progress (step, loss, lr,
+            grad norm, tokens/s, memory, ETA) goes to the console and to output_dir/metrics.jsonl; checkpoints to
+            output_dir/checkpoint-N (resume_from_checkpoint: auto | PATH); SIGTERM saves one and exits 0.
+            At the end output_dir holds adapter_config.json + adapter_model.safetensors (PEFT), or a Hugging
+            Face model directory for full fine-tuning.
+
+            jtune's own keys: base_model_init: tiny creates base_model with init-model's tiny preset when it does not
+            exist; do_causal_lm_eval: true with eval_causal_lm_metrics: [exact_match] asks the model every held-out
+            sample before and after training and reports the share answered exactly; merge_lora_on_finish: true
+            also writes output_dir/merged (merge-lora).
+            """;
+
+    /** Held-out samples asked by the exact-match evaluation. */
+    static final int EXACT_MATCH_LIMIT = 200;
+
+    private TrainCommand() {}
+
+    static int run(String[] argv) throws Exception {
+        Args args = Args.parse("train", argv, Set.of(), Set.of());
+        if (args.positional().size() != 1) {
+            throw new Args.UsageException("train: expected one CONFIG.yml, got " + args.positional());
+        }
+        return train(Path.of(args.positional().get(0)), System.out);
+    }
+
+    static int train(Path configFile, PrintStream out) throws Exception {
+        if (!Files.isRegularFile(configFile)) {
+            throw new NoSuchFileException(configFile + ": config file not found");
+        }
+        long started = System.nanoTime();
+        TrainConfig config = TrainConfig.load(configFile);
+        TrainerOptions options = TrainerOptions.from(config);
+        Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
+        boolean nf4 = config.trainer().bool("load_in_4bit").orElse(false);
+        Path baseDir = Path.of("").toAbsolutePath();
+        Path outputDir = config.outputPath().toAbsolutePath();
+        Path modelDir = baseModel(config, out);
+        Path tokenizerDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir);
+
+        try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
+                PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
+                        DatasetReader.source(config, tokenizer, baseDir), baseDir);
+                NDManager manager = Torch.newManager();
+                HfCheckpoint checkpoint = HfCheckpoint.open(modelDir)) {
+            out.printf("data: %s (%s)%n", data.directory(), data.reused() ? "reused" : "prepared now");
+            out.print(data.report().table());
+            if (data.train().isEmpty()) {
+                throw new IllegalArgumentException(config.source() + ": no training samples left (see the report above)");
+            }
+            int padId = Batches.padId(tokenizer);
+            int padTo = config.padToSequenceLen() ? config.sequenceLen() : 0;
+            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), true, padId, padTo);
+            Batches evalBatches = data.eval().isEmpty() ? null
+                    : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
+
+            LlamaModel.LinearFactory base = nf4 ? Nf4.linearFactory() : LoraModel.dense();
+            LoraModel lora = loraSettings.map(s -> LoraModel.fresh(s, config.seed(), base)).orElse(null);
+            if (lora == null && (nf4 || options.precision() != dev.jtune.model.engine.Dtype.FP32)) {
+                throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) runs in fp32 on a "
+                        + "dense base; set adapter: lora | qlora to train over a " + (nf4 ? "4-bit" : "half-precision") + " base");
+            }
+            try (LlamaModel model = LlamaModel.load(checkpoint.config(), checkpoint, options.precision(), manager,
+                    lora != null ? lora : base)) {
+                TrainableModel trainable;
+                if (lora != null) {
+                    lora.attach(model);
+                    trainable = loraTrainable(model, lora, config.baseModel());
+                    out.printf("model: %s, %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%n",
+                            modelDir, options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
+                            lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
+                            count(lora.trainableParameters()));
+                } else {
+                    trainable = new FullFineTuning(model);
+                    out.printf("model: %s, full fine-tuning in fp32 (%,d parameters)%n", modelDir,
+                            count(trainable.parameters()));
+                }
+                boolean exactMatch = config.trainer().bool("do_causal_lm_eval").orElse(false)
+                        && config.trainer().strings("eval_causal_lm_metrics").contains("exact_match");
+                List<Integer> stops = tokenizer.eosIds();
+                List<ExactMatch.Probe> probes = exactMatch
+                        ? ExactMatch.probes(data.eval(), stops, EXACT_MATCH_LIMIT) : List.of();
+                ExactMatch before = null;
+                if (!probes.isEmpty()) {
+                    trainable.setTraining(false);
+                    before = ExactMatch.evaluate(model, manager, tokenizer, probes, stops);
+                    out.printf(Locale.ROOT, "exact match before training: %d/%d = %.1f%%%n", before.correct(),
+                            before.total(), 100 * before.accuracy());
+                }
+
+                TrainingResult result = Trainer.run(options, trainable, plan(trainBatches),
+                        evalBatches == null ? null : plan(evalBatches), outputDir, out);
+                if (result.interrupted()) {
+                    out.printf("stopped by SIGTERM at step %d; checkpoint %s%n", result.globalStep(),
+                            result.lastCheckpoint().map(Path::toString).orElse("(none)"));
+                    return 0;
+                }
+                export(trainable, lora, modelDir, tokenizerDir, outputDir);
+                ExactMatch after = null;
+                if (!probes.isEmpty()) {
+                    trainable.setTraining(false);
+                    after = ExactMatch.evaluate(model, manager, tokenizer, probes, stops);
+                    for (String[] ex : after.examples()) {
+                        out.printf("  %s -> expected \"%s\", answered \"%s\"%n", ex[0].replace("\n", "\\n"), ex[1], ex[2]);
+                    }
+                }
+                Path merged = null;
+                if (lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)) {
+                    merged = outputDir.resolve("merged");
+                    LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged);
+                }
+                summary(out, result, before, after, outputDir, lora != null, merged, started);
+                return 0;
+            }
+        }
+    }
+
+    /** The base model folder; created with init-model's preset when {@code base_model_init} says so. */
+    private static Path baseModel(TrainConfig config, PrintStream out) throws IOException {
+        Optional<String> preset = config.trainer().string("base_model_init");
+        Path local = Path.of(config.baseModel());
+        if (preset.isPresent() && !Files.exists(local.resolve("config.json"))) {
+            out.printf("base model %s is absent: creating it (init-model --preset %s)%n", local, preset.get());
+            InitModelCommand.initModel(local, preset.get(), null, config.seed(), true, out);
+        }
+        return ModelLocator.resolve(config.baseModel());
+    }
+
+    private static TrainableModel loraTrainable(LlamaModel model, LoraModel lora, String baseModelName) {
+        Map<String, NDArray> params = lora.trainableParameters();
+        return new TrainableModel() {
+            @Override
+            public LlamaModel model() {
+                return model;
+            }
+
+            @Override
+            public Map<String, NDArray> parameters() {
+                return params;
+            }
+
+            @Override
+            public void saveWeights(Path dir) {
+                lora.save(dir, baseModelName);
+            }
+
+            @Override
+            public void setTraining(boolean training) {
+                lora.setTraining(training);
+            }
+        };
+    }
+
+    private static BatchPlan plan(Batches batches) {
+        return new BatchPlan() {
+            @Override
+            public int batchesPerEpoch() {
+                return batches.size();
+            }
+
+            @Override
+            public Batch batch(int epoch, int index) {
+                return batches.get(epoch, index);
+            }
+        };
+    }
+
+    /**
+     * The result in {@code outputDir}: the PEFT adapter, or for full fine-tuning a model directory with the
+     * tokenizer files beside the weights. Written into a temp folder first, then moved in file by file.
+     */
+    private static void export(TrainableModel trainable, LoraModel lora, Path modelDir, Path tokenizerDir,
+            Path outputDir) throws IOException {
+        Path tmp = Files.createTempDirectory(outputDir, ".export-");
+        try {
+            trainable.saveWeights(tmp);
+            if (lora == null) {
+                for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "generation_config.json", "tokenizer.model", "chat_template.jinja")) {
+                    Path from = (name.equals("generation_config.json") ? modelDir : tokenizerDir).resolve(name);
+                    if (Files.isRegularFile(from)) Files.copy(from, tmp.resolve(name));
+                }
+            }
+            try (var files = Files.list(tmp)) {
+                for (Path f : files.toList()) {
+                    Files.move(f, outputDir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING,
+                            StandardCopyOption.ATOMIC_MOVE);
+                }
+            }
+        } finally {
+            try (var left = Files.list(tmp)) {
+                for (Path f : left.toList()) Files.deleteIfExists(f);
+            }
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private static void summary(PrintStream out, TrainingResult result, ExactMatch before, ExactMatch after,
+            Path outputDir, boolean adapter, Path merged, long started) {
+        out.println();
+        out.printf(Locale.ROOT, "done: %d steps in %.0f s%s%n", result.globalStep(), (System.nanoTime() - started) / 1e9,
+                result.skippedSteps() > 0 ? " (" + result.skippedSteps() + " skipped for fp16 overflow)" : "");
+        if (!result.losses().isEmpty()) {
+            out.printf(Locale.ROOT, "train loss: %.4f at the first step, %.4f at the last%n", result.losses().get(0),
+                    result.losses().get(result.losses().size() - 1));
+        }
+        result.evalLoss().ifPresent(l -> out.printf(Locale.ROOT, "held-out loss: %s%.4f after training (perplexity %.2f)%n",
+                result.initialEvalLoss().isPresent()
+                        ? String.format(Locale.ROOT, "%.4f before, ", result.initialEvalLoss().getAsDouble()) : "",
+                l, Math.exp(l)));
+        if (before != null && after != null) {
+            out.printf(Locale.ROOT, "exact match on held-out samples: %.1f%% before, %.1f%% after (%d/%d)%n",
+                    100 * before.accuracy(), 100 * after.accuracy(), after.correct(), after.total());
+        }
+        out.printf("%s: %s%n", adapter ? "adapter (PEFT)" : "model", outputDir);
+        if (merged != null) {
+            out.printf("merged model: %s%n", merged);
+        }
+    }
+
+    private static long count(Map<String, NDArray> params) {
+        return params.values().stream().mapToLong(a -> a.getShape().size()).sum();
+    }
+}
