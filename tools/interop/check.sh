@@ -80,3 +80,16 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 sys.exit(compare(rows, sys.argv[2], 1e-5))
 PY
 echo "interop: jtune LoRA agrees with PEFT"
+
+# The quickstart's own result (README's main command runs before this check in CI): the adapter it trained
+# loads in PEFT with every tensor, scores as jtune scores it, and its merged model equals PEFT's merge.
+if [[ -f outputs/quickstart/adapter_config.json && -f out/tiny-llama/config.json && -d outputs/quickstart/merged ]]; then
+  echo "interop: the quickstart's trained adapter (outputs/quickstart), loaded by PEFT"
+  qs="$work/quickstart"
+  mkdir -p "$qs"
+  ./launch.sh score --model out/tiny-llama --lora-model-dir outputs/quickstart --input "$sample" >"$qs/adapter.jsonl"
+  ./launch.sh score --model outputs/quickstart/merged --input "$sample" >"$qs/merged.jsonl"
+  "$py" tools/interop/peft_check.py jtune-adapter out/tiny-llama outputs/quickstart outputs/quickstart/merged "$sample" \
+    "$qs/adapter.jsonl" "$qs/merged.jsonl"
+  echo "interop: the quickstart's adapter and merged model agree with PEFT"
+fi
