@@ -1,0 +1,172 @@
+package dev.jtune.trainer.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.lora.PeftAdapter;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Torch;
+import dev.jtune.model.hf.HfCheckpoint;
+import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.model.safetensors.SafetensorsFile;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code train} end to end on a tiny model: QLoRA with exact-match eval and merge, and full fine-tuning. */
+class TrainCommandTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final List<String> WORDS = List.of("red", "blue", "green", "gold", "pink", "cat", "dog", "fox", "owl",
+            "bee", "sun", "moon");
+
+    private static Path data(Path dir) throws Exception {
+        Random r = new Random(5);
+        var sb = new StringBuilder();
+        for (int i = 0; i < 40; i++) {
+            String a = WORDS.get(r.nextInt(WORDS.size()));
+            String b = WORDS.get(r.nextInt(WORDS.size()));
+            sb.append("{\"instruction\": \"Which word comes last: ").append(a).append(", ").append(b)
+                    .append("?\", \"output\": \"").append(b).append("\"}\n");
+        }
+        Path file = dir.resolve("rows.jsonl");
+        Files.writeString(file, sb.toString());
+        return file;
+    }
+
+    private static String config(Path dir, String adapterKeys) throws Exception {
+        return """
+                base_model: %s
+                base_model_init: tiny
+                datasets:
+                  - path: %s
+                    type: alpaca
+                val_set_size: 8
+                dataset_prepared_path: %s
+                output_dir: %s
+                sequence_len: 128
+                sample_packing: true
+                micro_batch_size: 2
+                max_steps: 6
+                learning_rate: 0.003
+                warmup_steps: 1
+                save_steps: 3
+                logging_steps: 2
+                eval_steps: 3
+                seed: 7
+                %s
+                """.formatted(dir.resolve("tiny"), data(dir), dir.resolve("prepared"), dir.resolve("out"), adapterKeys);
+    }
+
+    /** The recipe with its console captured. */
+    private static String run(Path cfg, int expectedCode) throws Exception {
+        var out = new ByteArrayOutputStream();
+        int code = TrainCommand.train(cfg, new PrintStream(out, true, StandardCharsets.UTF_8));
+        String text = out.toString(StandardCharsets.UTF_8);
+        assertEquals(expectedCode, code, text);
+        return text;
+    }
+
+    /** As {@code ./launch.sh CONFIG.yml}: Main routes a config file to train. */
+    private static void launch(Path cfg) {
+        var err = new ByteArrayOutputStream();
+        int code = Main.run(new String[] {cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(0, code, err.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void qloraRunLeavesAPeftAdapterAndAMergedModel(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("qlora.yml");
+        Files.writeString(cfg, config(dir, """
+                load_in_4bit: true
+                adapter: qlora
+                lora_r: 4
+                lora_alpha: 8
+                lora_target_linear: true
+                do_causal_lm_eval: true
+                eval_causal_lm_metrics: [exact_match]
+                merge_lora_on_finish: true
+                """));
+        String out = run(cfg, 0);
+        assertTrue(Files.isRegularFile(dir.resolve("tiny/config.json")), "base_model_init created the base");
+        assertTrue(out.contains("in NF4"), out);
+        assertTrue(out.contains("exact match before training"), out);
+        assertTrue(out.contains("exact match on held-out samples"), out);
+        assertTrue(out.contains("held-out loss:"), out);
+
+        Path o = dir.resolve("out");
+        PeftAdapter adapter = PeftAdapter.load(o);
+        assertEquals(4, adapter.settings().r());
+        assertEquals(7 * 4 * 2, adapter.tensors().size(), "A and B for 7 projections x 4 layers");
+        try (SafetensorsFile f = SafetensorsFile.open(o.resolve("adapter_model.safetensors"))) {
+            boolean trained = false;
+            for (String name : f.names()) {
+                if (name.contains("lora_B")) {
+                    for (float v : f.floats(name)) trained |= v != 0;
+                }
+            }
+            assertTrue(trained, "training moved lora_B away from its zero init");
+        }
+        List<JsonNode> metrics = Files.readAllLines(o.resolve("metrics.jsonl")).stream().map(TrainCommandTest::json).toList();
+        assertEquals(3, metrics.stream().filter(n -> n.has("loss")).count(), "logging every 2 of 6 steps");
+        assertEquals(List.of(0L, 3L, 6L), metrics.stream().filter(n -> n.has("eval_loss")).map(n -> n.get("step").asLong()).toList());
+        assertTrue(Files.isDirectory(o.resolve("checkpoint-6")));
+        assertTrue(Files.isRegularFile(o.resolve("merged/model.safetensors")));
+        assertTrue(Files.isRegularFile(o.resolve("merged/tokenizer.json")));
+        try (NDManager m = Torch.newManager(); HfCheckpoint merged = HfCheckpoint.open(o.resolve("merged"));
+                LlamaModel model = LlamaModel.load(merged.config(), merged, Dtype.FP32, m)) {
+            assertEquals(4, model.layers().size());
+        }
+        // A second run reuses the prepared data and, told to resume, picks up at the last checkpoint.
+        Files.writeString(cfg, Files.readString(cfg) + "resume_from_checkpoint: auto\n");
+        String again = run(cfg, 0);
+        assertTrue(again.contains("(reused)"), again);
+        assertTrue(again.contains("resumed at step 6"), again);
+    }
+
+    @Test
+    void fullFineTuningLeavesAModelDirectory(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("full.yml");
+        Files.writeString(cfg, config(dir, "max_grad_norm: 1.0\n").replace("max_steps: 6", "max_steps: 2"));
+        launch(cfg);
+        Path o = dir.resolve("out");
+        for (String name : List.of("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")) {
+            assertTrue(Files.isRegularFile(o.resolve(name)), name);
+        }
+        assertFalse(Files.exists(o.resolve("adapter_config.json")));
+        try (NDManager m = Torch.newManager(); HfCheckpoint trained = HfCheckpoint.open(o);
+                HfCheckpoint base = HfCheckpoint.open(dir.resolve("tiny"))) {
+            String w = "model.layers.0.mlp.down_proj.weight";
+            assertFalse(java.util.Arrays.equals(base.floats(w), trained.floats(w)), "the weights were trained");
+        }
+    }
+
+    @Test
+    void halfPrecisionFullFineTuningIsRefused(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("bad.yml");
+        Files.writeString(cfg, config(dir, "bf16: true\n"));
+        var err = new ByteArrayOutputStream();
+        int code = Main.run(new String[] {"train", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(1, code);
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("full fine-tuning"), err.toString(StandardCharsets.UTF_8));
+    }
+
+    private static JsonNode json(String line) {
+        try {
+            return JSON.readTree(line);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
