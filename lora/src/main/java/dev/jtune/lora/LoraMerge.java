@@ -1,5 +1,7 @@
 package dev.jtune.lora;
 
+import dev.jtune.model.hf.Directories;
+
 import dev.jtune.model.safetensors.HalfFloats;
 import dev.jtune.model.safetensors.SafetensorsCheckpoint;
 import dev.jtune.model.safetensors.SafetensorsDtype;
@@ -9,10 +11,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -172,9 +172,9 @@ public final class LoraMerge {
                     }
                 }
                 SafetensorsWriter.writeSharded(tmp, "model", entries, MAX_SHARD_BYTES, Map.of());
-                replace(tmp, out);
+                Directories.replace(tmp, out);
             } finally {
-                deleteRecursively(tmp);
+                Directories.deleteRecursively(tmp);
             }
         } catch (IOException e) {
             throw new UncheckedIOException(out + ": cannot write merged model: " + e.getMessage(), e);
@@ -194,27 +194,4 @@ public final class LoraMerge {
         return false;
     }
 
-    private static void replace(Path fresh, Path target) throws IOException {
-        Path old = null;
-        if (Files.exists(target)) {
-            old = Files.createTempDirectory(target.getParent(), target.getFileName() + ".old-");
-            Files.delete(old);
-            Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
-        }
-        Files.move(fresh, target, StandardCopyOption.ATOMIC_MOVE);
-        if (old != null) {
-            deleteRecursively(old);
-        }
-    }
-
-    private static void deleteRecursively(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (var walk = Files.walk(p)) {
-            for (Path f : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(f);
-            }
-        }
-    }
 }

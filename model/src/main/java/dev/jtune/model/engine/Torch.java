@@ -34,6 +34,20 @@ public final class Torch {
         return e;
     }
 
+    /**
+     * Runs {@code body} with libtorch's grad mode (thread-local) off, restoring it afterwards: in-place updates of
+     * leaves that require grad, and forward passes whose graph nobody will walk back.
+     */
+    public static <T> T noGrad(java.util.function.Supplier<T> body) {
+        boolean was = ai.djl.pytorch.jni.JniUtils.isGradMode();
+        ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+        try {
+            return body.get();
+        } finally {
+            ai.djl.pytorch.jni.JniUtils.setGradMode(was);
+        }
+    }
+
     /** A new root NDManager on the engine's default device. The caller closes it. */
     public static NDManager newManager() {
         return engine().newBaseManager();

@@ -7,8 +7,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.util.Comparator;
 
-/** JSON helpers: a strict parser, and string output matching the writers the format's other implementations use. */
-final class JsonText {
+/**
+ * JSON helpers: a strict parser, and string output matching the writers the format's other implementations
+ * use (serde_json for safetensors headers, Python's {@code json.dumps} for PEFT and bitsandbytes files).
+ */
+public final class JsonText {
+    private JsonText() {}
+
 
     /**
      * Headers may legally hold up to 100 MB, so Jackson's default string and name caps (which serde_json lacks)
@@ -44,7 +49,6 @@ final class JsonText {
 
     private static final char[] HEX = "0123456789abcdef".toCharArray();
 
-    private JsonText() {}
 
     /** Appends {@code s} as a JSON string the way serde_json (the Rust crate's writer) does: only controls escaped. */
     static void appendSerde(StringBuilder out, String s) {
@@ -55,7 +59,7 @@ final class JsonText {
      * Appends {@code s} as Python's {@code json.dumps} does by default ({@code ensure_ascii=True}): everything outside
      * printable ASCII becomes a six-character unicode escape, characters beyond the BMP a surrogate pair of them.
      */
-    static void appendPython(StringBuilder out, String s) {
+    public static void appendPython(StringBuilder out, String s) {
         appendQuoted(out, s, (char) 0x7E);
     }
 

@@ -1,5 +1,7 @@
 package dev.jtune.trainer.cli;
 
+import dev.jtune.model.hf.Directories;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -15,9 +17,7 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -87,11 +87,11 @@ final class InitModelCommand {
             generation.put("pad_token_id", ByteLevelTokenizerBuilder.PAD_ID);
             writeJson(tmp.resolve("generation_config.json"), generation);
             writeWeights(tmp, config, seed);
-            replace(tmp, out);
+            Directories.replace(tmp, out);
             log.printf("init-model: wrote %s (%s, %,d parameters, vocab %d, %s, seed %d)%n", out, config.modelType(),
                     config.parameterCount(), config.vocabSize(), dtypeOf(config).label(), seed);
         } finally {
-            deleteRecursively(tmp);
+            Directories.deleteRecursively(tmp);
         }
     }
 
@@ -120,19 +120,6 @@ final class InitModelCommand {
         Files.writeString(file, JSON.writeValueAsString(node) + "\n");
     }
 
-    private static void replace(Path fresh, Path target) throws IOException {
-        Path old = null;
-        if (Files.exists(target)) {
-            old = Files.createTempDirectory(target.getParent(), target.getFileName() + ".old-");
-            Files.delete(old);
-            Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
-        }
-        Files.move(fresh, target, StandardCopyOption.ATOMIC_MOVE);
-        if (old != null) {
-            deleteRecursively(old);
-        }
-    }
-
     private static boolean isEmptyDir(Path p) throws IOException {
         if (!Files.isDirectory(p)) {
             return false;
@@ -142,14 +129,4 @@ final class InitModelCommand {
         }
     }
 
-    static void deleteRecursively(Path p) throws IOException {
-        if (!Files.exists(p)) {
-            return;
-        }
-        try (var walk = Files.walk(p)) {
-            for (Path f : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(f);
-            }
-        }
-    }
 }

@@ -4,12 +4,10 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDArrays;
-import ai.djl.pytorch.jni.JniUtils;
 import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.ScriptModule;
 import dev.jtune.model.engine.Torch;
 import java.util.List;
-import java.util.function.Supplier;
 
 /**
  * The TorchScript kernels of {@code optim.torchscript.py}: fused in-place optimizer updates, gradient norms
@@ -42,21 +40,10 @@ final class OptimKernels {
         return k;
     }
 
-    /** Runs {@code body} with libtorch's (thread-local) grad mode off, restoring it afterwards. */
-    static <T> T noGrad(Supplier<T> body) {
-        boolean was = JniUtils.isGradMode();
-        JniUtils.setGradMode(false);
-        try {
-            return body.get();
-        } finally {
-            JniUtils.setGradMode(was);
-        }
-    }
-
     void adamw(NDArray param, NDArray grad, NDArray expAvg, NDArray expAvgSq, double decay, boolean applyDecay,
             double oneMinusBeta1, double beta2, double oneMinusBeta2, double stepSize, double biasCorrection2Sqrt,
             double eps) {
-        noGrad(() -> ops.callLong("adamw_", param, grad, expAvg, expAvgSq, decay, applyDecay, oneMinusBeta1, beta2,
+        Torch.noGrad(() -> ops.callLong("adamw_", param, grad, expAvg, expAvgSq, decay, applyDecay, oneMinusBeta1, beta2,
                 oneMinusBeta2, stepSize, biasCorrection2Sqrt, eps));
     }
 
@@ -65,7 +52,7 @@ final class OptimKernels {
      * stacked per-tensor norms. The result (fp32 scalar) joins {@code manager}.
      */
     NDArray totalNorm(List<NDArray> grads, NDManager manager) {
-        return noGrad(() -> {
+        return Torch.noGrad(() -> {
             try (NDManager scratch = manager.newSubManager()) {
                 NDList norms = new NDList(grads.size());
                 for (NDArray g : grads) {
@@ -83,26 +70,26 @@ final class OptimKernels {
 
     /** clamp(maxNorm / (total + 1e-6), max=1), fp32 scalar in total's manager. */
     NDArray clipCoef(NDArray total, double maxNorm) {
-        return noGrad(() -> ops.call("clip_coef", total, maxNorm));
+        return Torch.noGrad(() -> ops.call("clip_coef", total, maxNorm));
     }
 
     void mulInPlace(NDArray x, NDArray factor) {
-        noGrad(() -> ops.callLong("mul_", x, factor));
+        Torch.noGrad(() -> ops.callLong("mul_", x, factor));
     }
 
     void scaleInPlace(NDArray x, double factor) {
-        noGrad(() -> ops.callLong("scale_", x, factor));
+        Torch.noGrad(() -> ops.callLong("scale_", x, factor));
     }
 
     void copyInto(NDArray dst, NDArray src) {
-        noGrad(() -> ops.callLong("copy_", dst, src));
+        Torch.noGrad(() -> ops.callLong("copy_", dst, src));
     }
 
     void zeroInPlace(NDArray x) {
-        noGrad(() -> ops.callLong("zero_", x));
+        Torch.noGrad(() -> ops.callLong("zero_", x));
     }
 
     boolean allFinite(NDArray x) {
-        return noGrad(() -> ops.callLong("all_finite", x)) == 1;
+        return Torch.noGrad(() -> ops.callLong("all_finite", x)) == 1;
     }
 }

@@ -1,14 +1,13 @@
 package dev.jtune.trainer.train;
 
+import dev.jtune.model.hf.Directories;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
@@ -59,7 +58,7 @@ public final class Checkpoints {
             move(tmp, target);
             return target;
         } catch (IOException | RuntimeException e) {
-            deleteRecursively(tmp);
+            Directories.deleteRecursively(tmp);
             throw e;
         }
     }
@@ -134,7 +133,7 @@ public final class Checkpoints {
             }).toList();
         }
         for (Path p : stale) {
-            deleteRecursively(p);
+            Directories.deleteRecursively(p);
         }
     }
 
@@ -143,7 +142,7 @@ public final class Checkpoints {
         Path trash = Files.createTempDirectory(dir.getParent(), dir.getFileName() + ".deleting-");
         Files.delete(trash);
         move(dir, trash);
-        deleteRecursively(trash);
+        Directories.deleteRecursively(trash);
     }
 
     private static void move(Path from, Path to) throws IOException {
@@ -152,26 +151,6 @@ public final class Checkpoints {
         } catch (AtomicMoveNotSupportedException e) {
             throw new IOException("cannot rename " + from + " to " + to + " atomically: " + e.getMessage(), e);
         }
-    }
-
-    static void deleteRecursively(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        Files.walkFileTree(root, new SimpleFileVisitor<>() {
-            @Override
-            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                Files.delete(file);
-                return FileVisitResult.CONTINUE;
-            }
-
-            @Override
-            public FileVisitResult postVisitDirectory(Path dir, IOException exc) throws IOException {
-                if (exc != null) throw exc;
-                Files.delete(dir);
-                return FileVisitResult.CONTINUE;
-            }
-        });
     }
 
     /** Writes a small text file atomically (temp + rename) — for files outside checkpoints. */

@@ -15,7 +15,6 @@ import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.Rope;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.Supplier;
 
 /**
  * One micro-batch through the model: the forward layer by layer (so that each layer's dropout draws from its
@@ -58,7 +57,7 @@ final class ForwardBackward {
         try (NDManager m = parent.newSubManager()) {
             Inputs in = inputs(batch, m);
             if (!backward) {
-                return noGrad(() -> forwardLoss(in, step, micro, m));
+                return Torch.noGrad(() -> forwardLoss(in, step, micro, m));
             }
             try (GradientCollector gc = Torch.engine().newGradientCollector()) {
                 return checkpointing
@@ -176,7 +175,7 @@ final class ForwardBackward {
         int n = model.layers().size();
         List<NDArray> layerInputs = new ArrayList<>(n + 1);
         layerInputs.add(x0);
-        noGrad(() -> {
+        Torch.noGrad(() -> {
             NDArray x = x0;
             for (int i = 0; i < n; i++) {
                 try (NDManager lm = m.newSubManager()) {
@@ -227,14 +226,4 @@ final class ForwardBackward {
         return d;
     }
 
-    /** Runs {@code body} with autograd off on this thread. */
-    static <T> T noGrad(Supplier<T> body) {
-        boolean was = JniUtils.isGradMode();
-        JniUtils.setGradMode(false);
-        try {
-            return body.get();
-        } finally {
-            JniUtils.setGradMode(was);
-        }
-    }
 }
