@@ -64,6 +64,15 @@ public final class LoraModel implements LinearFactory {
         return (name, weight) -> new dev.jtune.model.llama.DenseLinear(weight);
     }
 
+    /** Modules without an adapter or saved copy keep the base factory's stored form (e.g. a checkpoint's NF4). */
+    @Override
+    public Linear createStored(String name, long out, long in, NDManager manager) {
+        if (attached || settings.saves(name) || settings.targets(name)) {
+            return null;
+        }
+        return base.createStored(name, out, in, manager);
+    }
+
     @Override
     public Linear create(String name, NDArray weight) {
         if (attached) {

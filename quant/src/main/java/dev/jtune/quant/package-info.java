@@ -17,6 +17,9 @@
  *       {@code .absmax}, {@code .quant_map}, {@code .nested_absmax}, {@code .nested_quant_map},
  *       {@code .quant_state.bitsandbytes__nf4}), read and write; errors are {@link
  *       dev.jtune.quant.Bnb4bitFormatException}.
+ *   <li>{@link dev.jtune.quant.Nf4Checkpoint}: a transformers directory saved with bitsandbytes 4-bit NF4
+ *       ({@code quantization_config}), as a {@code WeightSource} (dense shapes, dequantized values) and with
+ *       {@code linearFactory()}, which builds {@link dev.jtune.quant.Nf4Linear}s from the stored tensors.
  * </ul>
  *
  * <p>What "bit-identical" covers. The reference is bitsandbytes' pure-torch backend

@@ -105,17 +105,41 @@ public final class Kernels {
         return ops.call("rope", x, cos, sin);
     }
 
-    /** Causal scaled-dot-product attention; q [B,H,T,D], k and v [B,KV,T,D] (GQA when KV < H). */
+    /**
+     * Causal scaled-dot-product attention; q [B,H,T,D], k and v [B,KV,T,D] (GQA when KV < H). On CUDA in
+     * fp16/bf16 no mask is passed and k/v stay grouped ({@code enable_gqa}), so SDPA can choose flash attention.
+     */
     public NDArray attentionCausal(NDArray q, NDArray k, NDArray v, double scale) {
         return ops.call("attention_causal", q, k, v, scale);
     }
 
     /**
      * Causal attention isolated by segment: token i attends to token j ≤ i only when both have the same
-     * id in {@code segmentIds} [B,T] (int64). Packed samples and padding get distinct ids.
+     * id in {@code segmentIds} [B,T] (int64). Packed samples and padding get distinct ids, each one contiguous
+     * run within its row. On CPU (and CUDA fp32) a boolean mask; on CUDA fp16/bf16 flash attention's
+     * variable-length kernel over the rows laid end to end.
      */
     public NDArray attentionSegments(NDArray q, NDArray k, NDArray v, NDArray segmentIds, double scale) {
         return ops.call("attention_segments", q, k, v, segmentIds, scale);
+    }
+
+    /**
+     * Segment ids [B,T] to int32 boundaries [n+1] of the rows laid end to end: a cut where a row starts or the
+     * id changes (the {@code cu_seqlens} of flash attention's variable-length form). Package-private: the
+     * CUDA path computes it inside {@link #attentionSegments}; tests check it here.
+     */
+    NDArray cuSeqlensFromSegments(NDArray segmentIds) {
+        return ops.call("cu_seqlens_from_segments", segmentIds);
+    }
+
+    /**
+     * {@link #attentionSegments} through the variable-length layout, by flash attention ({@code flash}, CUDA
+     * only) or one causal SDPA per sequence (anywhere). Package-private: for the CPU emulation test and the GPU
+     * check; {@link #attentionSegments} picks flash itself on CUDA fp16/bf16 tensors.
+     */
+    NDArray attentionSegmentsVarlen(NDArray q, NDArray k, NDArray v, NDArray segmentIds, double scale,
+            boolean flash) {
+        return ops.call("attention_segments_varlen", q, k, v, segmentIds, scale, flash);
     }
 
     // ---- generation ----

@@ -48,6 +48,18 @@ public final class LlamaModel implements AutoCloseable {
          * @param weight the dense weight [out, in] in the compute dtype; the factory owns it
          */
         Linear create(String name, NDArray weight);
+
+        /**
+         * A projection built from a stored form of the weight (e.g. a checkpoint's NF4 tensors), so that the dense
+         * weight is never read; or null, the default, to receive the dense weight through {@link #create}.
+         *
+         * @param out expected output features (the config's)
+         * @param in expected input features
+         * @param manager the model's manager: the projection's memory belongs under it
+         */
+        default Linear createStored(String name, long out, long in, NDManager manager) {
+            return null;
+        }
     }
 
     /** Loads every weight of {@code config} from {@code source} into dense projections. */
@@ -122,6 +134,10 @@ public final class LlamaModel implements AutoCloseable {
         }
 
         Linear linear(LinearFactory factory, String name, long out, long in) {
+            Linear stored = factory.createStored(name, out, in, manager);
+            if (stored != null) {
+                return stored;
+            }
             return factory.create(name, tensor(name + ".weight", out, in));
         }
     }

@@ -76,6 +76,9 @@ class Ops(Module):
 
   def attention_causal(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     # q [B,H,T,D]; k, v [B,KV,T,D] with H a multiple of KV (grouped-query attention).
+    if self.flash_eligible(q):
+      # No mask, so SDPA may dispatch to flash attention, which reads grouped k/v heads without copies.
+      return torch.scaled_dot_product_attention(q, k, v, None, 0.0, True, scale=scale, enable_gqa=True)
     n_rep = q.size(1) // k.size(1)
     k = self.repeat_kv(k, n_rep)
     v = self.repeat_kv(v, n_rep)
@@ -84,7 +87,10 @@ class Ops(Module):
   def attention_segments(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, segment_ids: Tensor,
                          scale: float) -> Tensor:
     # Causal attention in which token i sees token j only if segment_ids[b,i] == segment_ids[b,j]:
-    # samples packed into one row stay isolated. segment_ids [B,T] int64.
+    # samples packed into one row stay isolated. segment_ids [B,T] int64. On CUDA in fp16/bf16 the rows
+    # go through flash attention's variable-length form instead of a [B,1,T,T] mask.
+    if self.flash_eligible(q):
+      return self.attention_segments_varlen(q, k, v, segment_ids, scale, True)
     n_rep = q.size(1) // k.size(1)
     k = self.repeat_kv(k, n_rep)
     v = self.repeat_kv(v, n_rep)
@@ -93,6 +99,79 @@ class Ops(Module):
     causal = torch.tril(torch.ones([t, t], dtype=11, device=q.device))
     mask = torch.unsqueeze(torch.logical_and(same, causal), 1)
     return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
+
+  # ---- CUDA: flash attention ----------------------------------------------------------------------
+  def flash_eligible(self: __torch__.Ops, q: Tensor) -> bool:
+    # What libtorch's flash kernels take (sdp_utils check_flash_attention_*): CUDA, fp16 or bf16, head_dim a
+    # multiple of 8 up to 256. Everything else, and every CPU tensor, keeps the mask paths above unchanged.
+    if not q.is_cuda:
+      return False
+    code = int(q.dtype)
+    d = q.size(-1)
+    return (code == 5 or code == 15) and d % 8 == 0 and d <= 256
+
+  def cu_seqlens_from_segments(self: __torch__.Ops, segment_ids: Tensor) -> Tensor:
+    # segment_ids [B,T] -> int32 [n+1]: the B rows laid end to end as one sequence of B*T tokens, cut where a
+    # row starts or the id changes; cu[0] = 0, cu[n] = B*T. Assumes equal ids are contiguous within a row
+    # (Batch.packed gives every sample, and the padding tail, its own run).
+    b = segment_ids.size(0)
+    t = segment_ids.size(1)
+    change = torch.ne(torch.narrow(segment_ids, 1, 1, t - 1), torch.narrow(segment_ids, 1, 0, t - 1))
+    first = torch.ones([b, 1], dtype=11, device=segment_ids.device)
+    starts = torch.reshape(torch.cat([first, change], 1), [-1])
+    index = torch.reshape(torch.nonzero(starts), [-1])
+    end = torch.full([1], b * t, dtype=4, device=segment_ids.device)
+    return torch.to(torch.cat([index, end], 0), 3)
+
+  def to_tokens(self: __torch__.Ops, x: Tensor) -> Tensor:
+    # [B,H,T,D] -> [B*T,H,D], the varlen layout (contiguous).
+    return torch.reshape(torch.transpose(x, 1, 2), [-1, x.size(1), x.size(3)])
+
+  def from_tokens(self: __torch__.Ops, x: Tensor, b: int, t: int) -> Tensor:
+    # [B*T,H,D] -> [B,H,T,D]
+    return torch.transpose(torch.reshape(x, [b, t, x.size(1), x.size(2)]), 1, 2)
+
+  def varlen_flash(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, max_seqlen: int,
+                   scale: float) -> Tensor:
+    # aten::_flash_attention_forward (libtorch 2.7.1 schema: query, key, value, cum_seq_q, cum_seq_k, max_q,
+    # max_k, dropout_p, is_causal, return_debug_mask, *, scale, ...) -> (output, logsumexp, rng_state, unused,
+    # debug_attn_mask). Autograd: FlashAttentionBackward0 (derivatives.yaml -> _flash_attention_backward).
+    # CUDA-only: on CPU tensors it raises (no CPU kernel is registered).
+    out = torch._flash_attention_forward(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, 0.0,
+                                          True, False, scale=scale)
+    return out[0]
+
+  def varlen_loop(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, cu_seqlens: Tensor, scale: float) -> Tensor:
+    # The same contract as varlen_flash, one causal SDPA per sequence: runs anywhere (the CPU emulation).
+    outs = annotate(List[Tensor], [])
+    for i in range(cu_seqlens.size(0) - 1):
+      start = int(torch.select(cu_seqlens, 0, i))
+      length = int(torch.select(cu_seqlens, 0, i + 1)) - start
+      qi = torch.transpose(torch.narrow(q, 0, start, length), 0, 1)
+      ki = torch.transpose(torch.narrow(k, 0, start, length), 0, 1)
+      vi = torch.transpose(torch.narrow(v, 0, start, length), 0, 1)
+      oi = torch.scaled_dot_product_attention(qi, ki, vi, None, 0.0, True, scale=scale)
+      outs.append(torch.transpose(oi, 0, 1))
+    return torch.cat(outs, 0)
+
+  def attention_segments_varlen(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, segment_ids: Tensor,
+                                scale: float, flash: bool) -> Tensor:
+    # attention_segments through the variable-length layout: rows flattened into one token sequence cut at
+    # cu_seqlens (computed on q's device), attended by flash attention or, with flash=False, per sequence.
+    b = q.size(0)
+    t = q.size(2)
+    n_rep = q.size(1) // k.size(1)
+    qt = self.to_tokens(q)
+    kt = self.to_tokens(self.repeat_kv(k, n_rep))
+    vt = self.to_tokens(self.repeat_kv(v, n_rep))
+    cu = self.cu_seqlens_from_segments(segment_ids)
+    if flash:
+      n = cu.size(0) - 1
+      max_seqlen = int(torch.max(torch.sub(torch.narrow(cu, 0, 1, n), torch.narrow(cu, 0, 0, n))))
+      out = self.varlen_flash(qt, kt, vt, cu, max_seqlen, scale)
+    else:
+      out = self.varlen_loop(qt, kt, vt, cu, scale)
+    return self.from_tokens(out, b, t)
 
   # ---- generation with a key/value cache -----------------------------------------------------------
   def attention_with_past(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, length: int,
