@@ -83,6 +83,7 @@ public final class TrainStepBench {
         try {
             Path configJson = work.resolve("config.json");
             Files.writeString(configJson, JSON.writeValueAsString(config().toJson()));
+            Torch.engine(); // loads libtorch
             int threads = JniUtils.getNumThreads();
             System.out.printf(Locale.ROOT, "model: %,d parameters (hidden 512, intermediate 1376, 6 layers, 8/4 heads, "
                     + "vocab 4096), fp32; LoRA r=16 alpha=32 dropout 0 on q,k,v,o,gate,up,down; batch %d x %d; "
@@ -353,6 +354,9 @@ public final class TrainStepBench {
             double seconds = 0;
             for (String line : Files.readAllLines(out.resolve(Trainer.METRICS_FILE))) {
                 JsonNode m = JSON.readTree(line);
+                if (System.getenv("JTUNE_BENCH_VERBOSE") != null) {
+                    System.err.println(line);
+                }
                 if (m.get("step").asLong() > warmup) {
                     double tps = m.get("tokens_per_second").asDouble();
                     tokens += BATCH * SEQ;
