@@ -12,6 +12,7 @@ Prints one JSON line: {"mode", "params", "tokens_per_step", "steps", "seconds", 
 import argparse
 import json
 import math
+import resource
 import time
 
 import torch
@@ -186,7 +187,9 @@ def main():
     tokens = a.batch * a.seq
     print(json.dumps({"engine": "pytorch-" + torch.__version__, "mode": a.mode, "dtype": a.dtype,
                       "threads": torch.get_num_threads(), "tokens_per_step": tokens, "steps": a.steps,
-                      "seconds": round(dt, 3), "tokens_per_s": round(tokens * a.steps / dt, 1)}))
+                      "seconds": round(dt, 3), "tokens_per_s": round(tokens * a.steps / dt, 1),
+                      # ru_maxrss is in KiB on Linux: the process-wide peak, as VmHWM.
+                      "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 
 
 if __name__ == "__main__":

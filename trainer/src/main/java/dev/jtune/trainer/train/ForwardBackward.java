@@ -206,17 +206,20 @@ final class ForwardBackward {
                 upstream = next;
             }
         }
-        if (inGraph(x0)) {
+        if (embeddingTrains()) {
             JniUtils.backward((PtNDArray) x0, (PtNDArray) upstream, false, false);
         }
         upstream.close();
         return new Result(value, trained(in));
     }
 
-    /** Whether backward through {@code x} reaches anything (DJL's requiresGrad is false for non-leaf results). */
-    private static boolean inGraph(NDArray x) {
-        String fn = JniUtils.getGradientFunctionNames((PtNDArray) x);
-        return JniUtils.requiresGrad((PtNDArray) x) || (fn != null && !fn.isEmpty());
+    /**
+     * Whether backward through the embedding output reaches anything: whether the embedding weight (a leaf)
+     * requires grad. Not asked of the output itself: DJL's requiresGrad is false for non-leaf results, and its
+     * grad_fn name lookup dereferences a null grad_fn (frozen embedding, as under LoRA) and crashes the JVM.
+     */
+    private boolean embeddingTrains() {
+        return JniUtils.requiresGrad((PtNDArray) model.embedTokens());
     }
 
     /** A detached copy of {@code x}'s handle that requires grad: the start of a recomputed segment. */

@@ -156,6 +156,25 @@ class ForwardBackwardTest {
     }
 
     @Test
+    void checkpointingWithAFrozenEmbeddingAsUnderLora() {
+        // Only the decoder weights train (the embedding is frozen, as with LoRA): the embedding output has no
+        // grad_fn, which used to crash the JVM in DJL's grad_fn lookup once backward reached it.
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 5);
+                Rope rope = Rope.of(model.config(), m)) {
+            Map<String, NDArray> trained = new java.util.LinkedHashMap<>(new FullFineTuning(model).parameters());
+            trained.keySet().removeIf(k -> k.contains("embed_tokens") || k.contains("lm_head"));
+            trained.values().forEach(p -> p.setRequiresGradient(true));
+            Batch b = TinySetup.batches(6, 1, 2, 32).get(0);
+            long n = b.trainedTokens();
+            new ForwardBackward(model, rope, false, 7).run(b, n, 1.0, true, 0, 0, m);
+            Map<String, float[]> g1 = grads(trained);
+            Gradients.zero(trained.values());
+            new ForwardBackward(model, rope, true, 7).run(b, n, 1.0, true, 0, 0, m);
+            assertGradsClose(g1, grads(trained), 1e-6);
+        }
+    }
+
+    @Test
     void packedSamplesAreIsolated() {
         try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 3);
                 Rope rope = Rope.of(model.config(), m)) {
