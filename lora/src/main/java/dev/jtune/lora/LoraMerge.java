@@ -1,12 +1,11 @@
 package dev.jtune.lora;
 
 import dev.jtune.model.hf.Directories;
-
+import dev.jtune.quant.Nf4Checkpoint;
 import dev.jtune.model.safetensors.HalfFloats;
 import dev.jtune.model.safetensors.SafetensorsCheckpoint;
 import dev.jtune.model.safetensors.SafetensorsDtype;
 import dev.jtune.model.safetensors.SafetensorsWriter;
-import dev.jtune.model.safetensors.TensorInfo;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -46,64 +45,175 @@ public final class LoraMerge {
      * other file of {@code baseDir} (config.json, generation_config.json, tokenizer files) copied. The directory
      * is built next to {@code out} and moved into place, replacing an earlier one.
      *
-     * @throws AdapterException if the adapter names modules the base lacks, shapes disagree, or the base stores
-     *     its weights in bitsandbytes 4-bit layout (not supported yet)
+     * A base stored in bitsandbytes 4-bit layout (NF4, double quantization) is dequantized first: the merged
+     * model is dense, in the dtype bitsandbytes recorded, without {@code quantization_config}.
+     *
+     * @throws AdapterException if the adapter names modules the base lacks or shapes disagree
      */
     public static Summary merge(Path baseDir, PeftAdapter adapter, Path out) {
         out = out.toAbsolutePath().normalize();
         try (SafetensorsCheckpoint base = SafetensorsCheckpoint.open(baseDir)) {
-            refuseQuantized(base);
-            float scaling = (float) adapter.settings().scaling();
-            Set<String> consumed = new HashSet<>();
-            List<SafetensorsWriter.Entry> entries = new ArrayList<>();
-            int merged = 0;
-            int replaced = 0;
-            for (String name : base.names()) {
-                TensorInfo info = base.info(name);
-                String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
-                String aKey = module == null ? null : PeftAdapter.loraAKey(module);
-                String savedKey = module == null ? null : PeftAdapter.savedKey(module);
-                if (aKey != null && adapter.tensors().containsKey(aKey)) {
-                    PeftAdapter.Tensor a = adapter.tensors().get(aKey);
-                    PeftAdapter.Tensor b = adapter.tensors().get(PeftAdapter.loraBKey(module));
-                    checkFloat(baseDir, name, info);
-                    long[] shape = info.shape();
-                    if (shape.length != 2 || a.shape()[1] != shape[1] || b.shape()[0] != shape[0]) {
-                        throw new AdapterException("adapter A " + Arrays.toString(a.shape()) + " and B "
-                                + Arrays.toString(b.shape()) + " do not fit " + name + " " + Arrays.toString(shape)
-                                + " of " + baseDir);
-                    }
-                    consumed.add(aKey);
-                    consumed.add(PeftAdapter.loraBKey(module));
-                    entries.add(lazy(name, info, () -> mergedWeight(base.floats(name), a, b, scaling)));
-                    merged++;
-                } else if (savedKey != null && adapter.tensors().containsKey(savedKey)) {
-                    PeftAdapter.Tensor t = adapter.tensors().get(savedKey);
-                    checkFloat(baseDir, name, info);
-                    if (!Arrays.equals(t.shape(), info.shape())) {
-                        throw new AdapterException("adapter tensor " + savedKey + " has shape "
-                                + Arrays.toString(t.shape()) + " but " + name + " of " + baseDir + " has "
-                                + Arrays.toString(info.shape()) + " (resized vocabularies are not supported yet)");
-                    }
-                    consumed.add(savedKey);
-                    entries.add(lazy(name, info, t::values));
-                    replaced++;
-                } else {
-                    entries.add(SafetensorsWriter.Entry.copyOf(base.file(name), name));
-                }
+            if (!isBnb4bit(base)) {
+                return merge(baseDir, new DenseBase(base), adapter, out, null);
             }
-            List<String> left = new ArrayList<>();
-            for (String key : adapter.tensors().keySet()) {
-                if (!consumed.contains(key)) {
-                    left.add(key);
-                }
+            try (Nf4Checkpoint nf4 = Nf4Checkpoint.open(baseDir)) {
+                return merge(baseDir, new Nf4Base(base, nf4), adapter, out, "quantization_config");
             }
-            if (!left.isEmpty()) {
-                throw new AdapterException("adapter tensors match no weight of " + baseDir + ": " + left);
-            }
-            writeDirectory(baseDir, out, entries);
-            return new Summary(out, merged, replaced, entries.size());
         }
+    }
+
+    /**
+     * The base's tensors as the merged model will hold them: a dense checkpoint as stored; an NF4-stored one with
+     * each quantized weight dequantized (in the dtype bitsandbytes recorded for it) and its quantization
+     * statistics left out.
+     */
+    private interface BaseTensors {
+        List<String> names();
+
+        SafetensorsDtype dtype(String name);
+
+        long[] shape(String name);
+
+        float[] floats(String name);
+
+        /** The stored bytes as they are, for a tensor the merge does not change. */
+        SafetensorsWriter.Entry copy(String name);
+    }
+
+    private record DenseBase(SafetensorsCheckpoint base) implements BaseTensors {
+        @Override
+        public List<String> names() {
+            return base.names();
+        }
+
+        @Override
+        public SafetensorsDtype dtype(String name) {
+            return base.info(name).dtype();
+        }
+
+        @Override
+        public long[] shape(String name) {
+            return base.info(name).shape();
+        }
+
+        @Override
+        public float[] floats(String name) {
+            return base.floats(name);
+        }
+
+        @Override
+        public SafetensorsWriter.Entry copy(String name) {
+            return SafetensorsWriter.Entry.copyOf(base.file(name), name);
+        }
+    }
+
+    private record Nf4Base(SafetensorsCheckpoint base, Nf4Checkpoint nf4) implements BaseTensors {
+        private String quantizedModule(String name) {
+            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+            return module != null && nf4.quantizedModules().contains(module) ? module : null;
+        }
+
+        @Override
+        public List<String> names() {
+            // A quantized module's statistics are stored as "<module>.weight.<what>" beside its packed weight.
+            return base.names().stream().filter(n -> {
+                int at = n.indexOf(".weight.");
+                return at < 0 || !nf4.quantizedModules().contains(n.substring(0, at));
+            }).toList();
+        }
+
+        @Override
+        public SafetensorsDtype dtype(String name) {
+            String m = quantizedModule(name);
+            if (m == null) return base.info(name).dtype();
+            return switch (nf4.nf4(m).dtype()) {
+                case FP32 -> SafetensorsDtype.F32;
+                case FP16 -> SafetensorsDtype.F16;
+                case BF16 -> SafetensorsDtype.BF16;
+            };
+        }
+
+        @Override
+        public long[] shape(String name) {
+            return nf4.shape(name);
+        }
+
+        @Override
+        public float[] floats(String name) {
+            return nf4.floats(name);
+        }
+
+        @Override
+        public SafetensorsWriter.Entry copy(String name) {
+            if (quantizedModule(name) == null) return SafetensorsWriter.Entry.copyOf(base.file(name), name);
+            SafetensorsDtype dtype = dtype(name);
+            long[] shape = shape(name);
+            return new SafetensorsWriter.Entry(name, dtype, shape, channel ->
+                    SafetensorsWriter.Entry.ofFloats(name, shape, floats(name), dtype).source().writeTo(channel));
+        }
+    }
+
+    private static Summary merge(Path baseDir, BaseTensors base, PeftAdapter adapter, Path out, String dropConfigKey) {
+        float scaling = (float) adapter.settings().scaling();
+        Set<String> consumed = new HashSet<>();
+        List<SafetensorsWriter.Entry> entries = new ArrayList<>();
+        int merged = 0;
+        int replaced = 0;
+        for (String name : base.names()) {
+            SafetensorsDtype dtype = base.dtype(name);
+            long[] shape = base.shape(name);
+            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+            String aKey = module == null ? null : PeftAdapter.loraAKey(module);
+            String savedKey = module == null ? null : PeftAdapter.savedKey(module);
+            if (aKey != null && adapter.tensors().containsKey(aKey)) {
+                PeftAdapter.Tensor a = adapter.tensors().get(aKey);
+                PeftAdapter.Tensor b = adapter.tensors().get(PeftAdapter.loraBKey(module));
+                checkFloat(baseDir, name, dtype);
+                if (shape.length != 2 || a.shape()[1] != shape[1] || b.shape()[0] != shape[0]) {
+                    throw new AdapterException("adapter A " + Arrays.toString(a.shape()) + " and B "
+                            + Arrays.toString(b.shape()) + " do not fit " + name + " " + Arrays.toString(shape)
+                            + " of " + baseDir);
+                }
+                consumed.add(aKey);
+                consumed.add(PeftAdapter.loraBKey(module));
+                entries.add(lazy(name, dtype, shape, () -> mergedWeight(base.floats(name), a, b, scaling)));
+                merged++;
+            } else if (savedKey != null && adapter.tensors().containsKey(savedKey)) {
+                PeftAdapter.Tensor t = adapter.tensors().get(savedKey);
+                checkFloat(baseDir, name, dtype);
+                if (!Arrays.equals(t.shape(), shape)) {
+                    throw new AdapterException("adapter tensor " + savedKey + " has shape "
+                            + Arrays.toString(t.shape()) + " but " + name + " of " + baseDir + " has "
+                            + Arrays.toString(shape) + " (resized vocabularies are not supported yet)");
+                }
+                consumed.add(savedKey);
+                entries.add(lazy(name, dtype, shape, t::values));
+                replaced++;
+            } else {
+                entries.add(base.copy(name));
+            }
+        }
+        List<String> left = new ArrayList<>();
+        for (String key : adapter.tensors().keySet()) {
+            if (!consumed.contains(key)) {
+                left.add(key);
+            }
+        }
+        if (!left.isEmpty()) {
+            throw new AdapterException("adapter tensors match no weight of " + baseDir + ": " + left);
+        }
+        writeDirectory(baseDir, out, entries, dropConfigKey);
+        return new Summary(out, merged, replaced, entries.size());
+    }
+
+    /** Whether the base is stored in bitsandbytes 4-bit layout (then its config.json says so too). */
+    private static boolean isBnb4bit(SafetensorsCheckpoint base) {
+        for (String name : base.names()) {
+            if (name.contains(".quant_state.") || name.endsWith(".absmax") || name.endsWith(".quant_map")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** W + (B·A)·scaling for W [out, in], A [r, in], B [out, r]; see the class comment for the rounding. */
@@ -134,32 +244,25 @@ public final class LoraMerge {
     }
 
     /** An entry in the base tensor's dtype whose floats are computed only when the writer reaches it. */
-    private static SafetensorsWriter.Entry lazy(String name, TensorInfo info, java.util.function.Supplier<float[]> values) {
-        SafetensorsDtype dtype = info.dtype();
-        long[] shape = info.shape();
+    private static SafetensorsWriter.Entry lazy(String name, SafetensorsDtype dtype, long[] shape,
+            java.util.function.Supplier<float[]> values) {
         return new SafetensorsWriter.Entry(name, dtype, shape, channel ->
                 SafetensorsWriter.Entry.ofFloats(name, shape, values.get(), dtype).source().writeTo(channel));
     }
 
-    private static void checkFloat(Path dir, String name, TensorInfo info) {
-        if (!info.dtype().isFloatingPoint()) {
-            throw new AdapterException(dir + ": " + name + " is " + info.dtype() + "; merging into a quantized base is"
-                    + " not supported yet (merge into the unquantized base model instead)");
+    private static void checkFloat(Path dir, String name, SafetensorsDtype dtype) {
+        if (!dtype.isFloatingPoint()) {
+            throw new AdapterException(dir + ": " + name + " is " + dtype + "; merging into a base quantized other"
+                    + " than bitsandbytes NF4 is not supported (merge into the unquantized base model instead)");
         }
     }
 
-    /** A checkpoint saved by bitsandbytes in 4-bit layout carries quant_state tensors next to packed weights. */
-    private static void refuseQuantized(SafetensorsCheckpoint base) {
-        for (String name : base.names()) {
-            if (name.contains(".quant_state.") || name.endsWith(".absmax") || name.endsWith(".quant_map")) {
-                throw new AdapterException(base.directory() + ": the base is stored in bitsandbytes 4-bit layout (" + name
-                        + "); merging into an NF4-stored base is not supported yet. Merge into the original"
-                        + " (unquantized) base model: a qlora adapter merges into its dense weights.");
-            }
-        }
-    }
-
-    private static void writeDirectory(Path baseDir, Path out, List<SafetensorsWriter.Entry> entries) {
+    /**
+     * Writes the merged folder: the base's other files copied ({@code dropConfigKey}, if any, removed from
+     * config.json: a model dequantized for the merge is no longer quantized), then the weights.
+     */
+    private static void writeDirectory(Path baseDir, Path out, List<SafetensorsWriter.Entry> entries,
+            String dropConfigKey) {
         try {
             Files.createDirectories(out.getParent());
             Path tmp = Files.createTempDirectory(out.getParent(), out.getFileName() + ".tmp-");
@@ -169,6 +272,14 @@ public final class LoraMerge {
                         if (Files.isRegularFile(f) && !isWeightFile(f.getFileName().toString())) {
                             Files.copy(f, tmp.resolve(f.getFileName()));
                         }
+                    }
+                }
+                Path config = tmp.resolve("config.json");
+                if (dropConfigKey != null && Files.isRegularFile(config)) {
+                    var json = new com.fasterxml.jackson.databind.ObjectMapper();
+                    var tree = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(config.toFile());
+                    if (tree.remove(dropConfigKey) != null) {
+                        Files.writeString(config, json.writerWithDefaultPrettyPrinter().writeValueAsString(tree) + "\n");
                     }
                 }
                 SafetensorsWriter.writeSharded(tmp, "model", entries, MAX_SHARD_BYTES, Map.of());

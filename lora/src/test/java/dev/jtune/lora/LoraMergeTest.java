@@ -5,7 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.llama.LlamaConfig;
+import dev.jtune.quant.Bnb4bitLayout;
+import dev.jtune.quant.Nf4;
+import dev.jtune.quant.Nf4Quantizer;
+import dev.jtune.quant.Nf4Tensor;
 import dev.jtune.model.safetensors.HalfFloats;
 import dev.jtune.model.safetensors.SafetensorsCheckpoint;
 import dev.jtune.model.safetensors.SafetensorsDtype;
@@ -103,27 +108,66 @@ class LoraMergeTest {
     }
 
     @Test
-    void refusesNf4StoredBasesAndForeignAdapters() throws IOException {
+    void nf4StoredBaseIsDequantizedThenMerged() throws IOException {
         Base base = writeBase(SafetensorsDtype.F32);
+        // The same weights saved as transformers saves a load_in_4bit model: base linears in bitsandbytes layout.
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
-        try (SafetensorsCheckpoint orig = SafetensorsCheckpoint.open(base.dir())) {
-            for (String n : orig.names()) {
-                entries.add(SafetensorsWriter.Entry.ofFloats(n, orig.info(n).shape(), orig.floats(n), SafetensorsDtype.F32));
+        Map<String, float[]> dequantized = new HashMap<>();
+        for (var e : base.w().entrySet()) {
+            String name = e.getKey();
+            String module = name.substring(0, name.length() - ".weight".length());
+            long[] shape = base.shapes().get(name);
+            if (shape.length == 2 && Nf4.isBaseLinear(module)) {
+                Nf4Tensor q = Nf4Quantizer.quantize(e.getValue(), shape, Dtype.FP32);
+                entries.addAll(Bnb4bitLayout.entries(module, q));
+                dequantized.put(name, Nf4Quantizer.dequantize(q));
+            } else {
+                entries.add(SafetensorsWriter.Entry.ofFloats(name, shape, e.getValue(), SafetensorsDtype.F32));
             }
         }
-        entries.add(SafetensorsWriter.Entry.ofBytes("model.layers.0.self_attn.q_proj.weight.absmax", SafetensorsDtype.F32,
-                new long[] {1}, new byte[4]));
         Path nf4 = tmp.resolve("nf4");
         Files.createDirectories(nf4);
         SafetensorsWriter.write(nf4.resolve("model.safetensors"), entries, Map.of());
-        PeftAdapter adapter = LoraModelTest.randomAdapter(S, base.w(), base.shapes(), 2);
-        var e = assertThrows(AdapterException.class, () -> LoraMerge.merge(nf4, adapter, tmp.resolve("x")));
-        assertTrue(e.getMessage().contains("bitsandbytes 4-bit layout"), e.getMessage());
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var config = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(
+                Files.readString(base.dir().resolve("config.json")));
+        var q = config.putObject("quantization_config");
+        q.put("quant_method", "bitsandbytes");
+        q.put("load_in_4bit", true);
+        q.put("bnb_4bit_quant_type", "nf4");
+        q.put("bnb_4bit_use_double_quant", true);
+        Files.writeString(nf4.resolve("config.json"), config.toString());
+        assertTrue(dequantized.size() >= 7, "the base linears are quantized");
 
+        PeftAdapter adapter = LoraModelTest.randomAdapter(S, base.w(), base.shapes(), 2);
+        Path out = tmp.resolve("merged-nf4");
+        LoraMerge.merge(nf4, adapter, out);
+        assertTrue(json.readTree(Files.readString(out.resolve("config.json"))).path("quantization_config").isMissingNode(),
+                "the merged model is dense");
+        try (SafetensorsCheckpoint merged = SafetensorsCheckpoint.open(out)) {
+            assertEquals(base.w().keySet(), new java.util.HashSet<>(merged.names()), "no quantization statistics left");
+            for (String name : merged.names()) {
+                String module = name.substring(0, name.length() - ".weight".length());
+                float[] got = merged.floats(name);
+                float[] w = dequantized.getOrDefault(name, base.w().get(name));
+                if (adapter.tensors().containsKey(PeftAdapter.loraAKey(module))) {
+                    float[] exp = LoraModelTest.mergeInDouble(w, adapter, module, S.scaling());
+                    assertTrue(LoraModelTest.maxAbsDiff(exp, got) <= 1e-6, name + ": W_nf4 + s*B*A");
+                } else if (!name.equals("lm_head.weight")) {
+                    assertArrayEquals(w, got, name + " as dequantized (or copied)");
+                }
+            }
+        }
+    }
+
+    @Test
+    void refusesForeignAdapters() throws IOException {
+        Base base = writeBase(SafetensorsDtype.F32);
+        PeftAdapter adapter = LoraModelTest.randomAdapter(S, base.w(), base.shapes(), 2);
         var extra = new java.util.LinkedHashMap<>(adapter.tensors());
         extra.put(PeftAdapter.loraAKey("model.layers.9.self_attn.q_proj"), new PeftAdapter.Tensor(new long[] {3, 16},
                 new float[48]));
-        e = assertThrows(AdapterException.class,
+        var e = assertThrows(AdapterException.class,
                 () -> LoraMerge.merge(base.dir(), new PeftAdapter(S, null, extra), tmp.resolve("y")));
         assertTrue(e.getMessage().contains("model.layers.9.self_attn.q_proj.lora_A.weight"), e.getMessage());
         assertTrue(Files.notExists(tmp.resolve("y")), "nothing written on failure");

@@ -21,7 +21,7 @@ final class MergeLoraCommand {
             Writes W + scaling·B·A for every adapted layer (and the saved embed_tokens / lm_head copies) in the
             base's dtype, with config.json and the tokenizer files copied: loadable by transformers and by score.
             A qlora adapter merges into the dense base named by base_model; a base stored in bitsandbytes 4-bit
-            layout is not supported yet.
+            layout (NF4, double quantization) is dequantized first and the merged model is dense.
             """;
 
     private MergeLoraCommand() {}
