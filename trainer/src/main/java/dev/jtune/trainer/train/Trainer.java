@@ -335,6 +335,11 @@ public final class Trainer {
             // The micro-batch's index within the global step seeds its dropout, whichever rank runs it.
             nll += fb.run(batches.get(i), n, lossScale, true, k, micro.get(i), root).nllSum();
         }
+        // Sharded base weights are gathered in collectives, so every rank must run as many passes: a rank short
+        // of a micro-batch (the end of an epoch) runs the step's first one again with a loss scaled by zero.
+        for (int i = batches.size(); i < passes(count); i++) {
+            fb.run(train.batch(epoch, first), n, 0.0, true, k, group.rank() + i * world, root);
+        }
         if (world > 1) {
             nll = Replicas.sum(group, root, nll)[0];
         }
@@ -386,6 +391,11 @@ public final class Trainer {
         afterUpdate(k, skipped);
         Gradients.zero(values);
         return new StepOutcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** Forward passes each rank runs for {@code count} micro-batches: its own share, or with FSDP the largest share. */
+    private int passes(int count) {
+        return baseShards == null ? 0 : (count + world - 1) / world;
     }
 
     private void afterUpdate(long k, boolean skipped) {
@@ -454,10 +464,15 @@ public final class Trainer {
         try {
             double nll = 0;
             long tokens = 0;
+            int mine = 0;
             for (int i = group.rank(); i < eval.batchesPerEpoch(); i += world) {
                 Batch b = eval.batch(0, i);
                 nll += fb.run(b, 1, 1.0, false, globalStep, i, root).nllSum();
                 tokens += b.trainedTokens();
+                mine++;
+            }
+            for (int i = mine; i < passes(eval.batchesPerEpoch()); i++) {
+                fb.run(eval.batch(0, 0), 1, 1.0, false, globalStep, 0, root); // see step(): same passes everywhere
             }
             if (world > 1) {
                 double[] sums = Replicas.sum(group, root, nll, tokens);
