@@ -65,8 +65,8 @@ class DataParallelTest {
     static RankRun train(ProcessGroup g, TrainerOptions o, Path out, boolean shardBase) throws IOException {
         try (NDManager m = Torch.newManager()) {
             ShardedWeights sw = shardBase ? new ShardedWeights(g, (n, w) -> new DenseLinear(w)) : null;
-            TinySetup.TinyAdapter a = sw == null ? TinySetup.TinyAdapter.load(m, SEED, Dtype.FP32, 4)
-                    : TinySetup.TinyAdapter.load(m, SEED, Dtype.FP32, 4, sw);
+            TinySetup.TinyAdapter a = sw == null ? TinySetup.TinyAdapter.load(m, SEED, o.precision(), 4)
+                    : TinySetup.TinyAdapter.load(m, SEED, o.precision(), 4, sw);
             TrainingResult r = Trainer.run(o, a, BatchPlan.of(DATA), BatchPlan.of(EVAL), out, quiet(), g, sw);
             Map<String, float[]> params = new LinkedHashMap<>();
             for (var e : a.parameters().entrySet()) params.put(e.getKey(), e.getValue().toFloatArray());
@@ -127,6 +127,16 @@ class DataParallelTest {
     @Test
     void fsdpEqualsDataParallel() {
         assertSameRun(dp.get(0), fsdp.get(0), "FSDP");
+    }
+
+    @Test
+    void fsdpOverABf16BaseEqualsDataParallel() throws Exception {
+        TrainerOptions o = options(1, 2, false).toBuilder().precision(Dtype.BF16).build();
+        List<RankRun> plain = ThreadProcessGroup.run(2, g -> train(g, o, tmp.resolve("bf16-dp" + g.rank()), false));
+        List<RankRun> sharded = ThreadProcessGroup.run(2, g -> train(g, o.toBuilder().fsdp(true).build(),
+                tmp.resolve("bf16-fsdp" + g.rank()), true));
+        assertSameRun(plain.get(0), sharded.get(0), "FSDP over bf16");
+        assertEquals(sharded.get(0).totalBytes() / 2, sharded.get(0).shardBytes());
     }
 
     @Test
