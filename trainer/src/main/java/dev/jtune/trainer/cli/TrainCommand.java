@@ -17,6 +17,10 @@ import dev.jtune.model.hf.HfCheckpoint;
 import dev.jtune.model.hf.ModelLocator;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.quant.Nf4;
+import dev.jtune.trainer.dist.DistEnv;
+import dev.jtune.trainer.dist.ProcessGroup;
+import dev.jtune.trainer.dist.ProcessGroups;
+import dev.jtune.trainer.dist.ShardedWeights;
 import dev.jtune.trainer.train.BatchPlan;
 import dev.jtune.trainer.train.ExactMatch;
 import dev.jtune.trainer.train.FullFineTuning;
@@ -75,6 +79,18 @@ final class TrainCommand {
         if (!Files.isRegularFile(configFile)) {
             throw new NoSuchFileException(configFile + ": config file not found");
         }
+        try (ProcessGroup group = ProcessGroups.forEnvironment(DistEnv.fromEnvironment())) {
+            return train(configFile, group.rank() == 0 ? out
+                    : new PrintStream(java.io.OutputStream.nullOutputStream()), group);
+        }
+    }
+
+    /**
+     * One rank's share of a run: every rank loads the data and the model and trains its shard; rank 0 prepares
+     * the data and the base model first (the others wait, then reuse them), prints, and writes the outputs.
+     */
+    static int train(Path configFile, PrintStream out, ProcessGroup group) throws Exception {
+        boolean main = group.rank() == 0;
         long started = System.nanoTime();
         TrainConfig config = TrainConfig.load(configFile);
         TrainerOptions options = TrainerOptions.from(config);
@@ -82,8 +98,24 @@ final class TrainCommand {
         boolean nf4 = config.trainer().bool("load_in_4bit").orElse(false);
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
+        if (options.fsdp() && group.worldSize() > 1 && nf4) {
+            throw new IllegalArgumentException(config.source() + ": fsdp with load_in_4bit is not supported yet "
+                    + "(NF4 base weights are not sharded); use a 16-bit base (load_in_4bit: false) or plain data parallel");
+        }
+        if (!main) {
+            group.barrier(); // rank 0 creates the base model and prepares the data first
+        }
         Path modelDir = baseModel(config, out);
         Path tokenizerDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir);
+        if (main) {
+            try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
+                    PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
+                            DatasetReader.source(config, tokenizer, baseDir), baseDir)) {
+                // prepared (or found) here once; every rank reloads it below
+            } finally {
+                group.barrier();
+            }
+        }
 
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
@@ -102,7 +134,14 @@ final class TrainCommand {
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
 
             LlamaModel.LinearFactory base = nf4 ? Nf4.linearFactory() : LoraModel.dense();
-            LoraModel lora = loraSettings.map(s -> LoraModel.fresh(s, config.seed(), base)).orElse(null);
+            // FSDP shards the frozen base of an adapter; full fine-tuning keeps whole (trainable) weights.
+            ShardedWeights baseShards = options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()
+                    ? new ShardedWeights(group, base) : null;
+            if (baseShards != null) {
+                base = baseShards;
+            }
+            LlamaModel.LinearFactory baseFactory = base;
+            LoraModel lora = loraSettings.map(s -> LoraModel.fresh(s, config.seed(), baseFactory)).orElse(null);
             if (lora == null && (nf4 || options.precision() != dev.jtune.model.engine.Dtype.FP32)) {
                 throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) runs in fp32 on a "
                         + "dense base; set adapter: lora | qlora to train over a " + (nf4 ? "4-bit" : "half-precision") + " base");
@@ -136,13 +175,16 @@ final class TrainCommand {
                 }
 
                 TrainingResult result = Trainer.run(options, trainable, plan(trainBatches),
-                        evalBatches == null ? null : plan(evalBatches), outputDir, out);
+                        evalBatches == null ? null : plan(evalBatches), outputDir, out, group, baseShards);
                 if (result.interrupted()) {
                     out.printf("stopped by SIGTERM at step %d; checkpoint %s%n", result.globalStep(),
                             result.lastCheckpoint().map(Path::toString).orElse("(none)"));
                     return 0;
                 }
-                export(trainable, lora, modelDir, tokenizerDir, outputDir);
+                // Adapter tensors are whole on every rank (FSDP shards only their gradients and optimizer state).
+                if (main) {
+                    export(trainable, lora, modelDir, tokenizerDir, outputDir);
+                }
                 ExactMatch after = null;
                 if (!probes.isEmpty()) {
                     trainable.setTraining(false);
@@ -152,11 +194,15 @@ final class TrainCommand {
                     }
                 }
                 Path merged = null;
-                if (lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)) {
+                if (baseShards != null) {
+                    baseShards.releaseAll(); // the exact-match generation gathered every layer
+                }
+                if (main && lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)) {
                     merged = outputDir.resolve("merged");
                     LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged);
                 }
                 summary(out, result, before, after, outputDir, lora != null, merged, started);
+                group.barrier(); // the outputs are complete when every rank returns
                 return 0;
             }
         }

@@ -82,31 +82,55 @@ public final class AdamW implements AutoCloseable {
 
     /** One update with learning rate {@code lr}, from the gradients now in the parameters; those without one are skipped. */
     public void step(double lr) {
+        List<String> names = new ArrayList<>(params.keySet());
+        List<NDArray> grads = Gradients.open(params.values());
+        try {
+            Map<String, NDArray> byName = new LinkedHashMap<>();
+            for (int i = 0; i < names.size(); i++) {
+                byName.put(names.get(i), grads.get(i));
+            }
+            step(lr, byName);
+        } finally {
+            Gradients.close(grads);
+        }
+    }
+
+    /**
+     * One update with learning rate {@code lr} from the given gradients by parameter name (same shapes as the
+     * parameters; absent or null: that parameter is skipped) — for gradients that are not the parameters' own
+     * {@code .grad}, such as a sharded optimizer's reduce-scattered chunk.
+     */
+    public void step(double lr, Map<String, NDArray> grads) {
         OptimKernels k = OptimKernels.get();
         for (var e : params.entrySet()) {
             String name = e.getKey();
             NDArray param = e.getValue();
-            List<NDArray> grad = Gradients.open(List.of(param));
-            try {
-                NDArray g = grad.get(0);
-                if (g == null) {
-                    continue;
-                }
-                long step = steps.get(name) + 1;
-                steps.put(name, step);
-                double wd = decays.get(name) ? hyper.weightDecay() : 0.0;
-                // Python float arithmetic, as in _single_tensor_adam.
-                double biasCorrection1 = 1 - Math.pow(hyper.beta1(), step);
-                double biasCorrection2 = 1 - Math.pow(hyper.beta2(), step);
-                double stepSize = lr / biasCorrection1;
-                double biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
-                k.adamw(param, g, expAvg.get(name), expAvgSq.get(name), 1 - lr * wd, wd != 0,
-                        1 - hyper.beta1(), hyper.beta2(), 1 - hyper.beta2(), stepSize, biasCorrection2Sqrt,
-                        hyper.eps());
-            } finally {
-                Gradients.close(grad);
+            NDArray g = grads.get(name);
+            if (g == null) {
+                continue;
             }
+            long step = steps.get(name) + 1;
+            steps.put(name, step);
+            double wd = decays.get(name) ? hyper.weightDecay() : 0.0;
+            // Python float arithmetic, as in _single_tensor_adam.
+            double biasCorrection1 = 1 - Math.pow(hyper.beta1(), step);
+            double biasCorrection2 = 1 - Math.pow(hyper.beta2(), step);
+            double stepSize = lr / biasCorrection1;
+            double biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
+            k.adamw(param, g, expAvg.get(name), expAvgSq.get(name), 1 - lr * wd, wd != 0,
+                    1 - hyper.beta1(), hyper.beta2(), 1 - hyper.beta2(), stepSize, biasCorrection2Sqrt,
+                    hyper.eps());
         }
+    }
+
+    /** Sets the state of {@code name} (values row-major, as {@link #save} writes them). */
+    public void restore(String name, float[] expAvgValues, float[] expAvgSqValues, long step) {
+        if (!params.containsKey(name)) {
+            throw new IllegalArgumentException("no parameter " + name);
+        }
+        Tensors.overwrite(expAvg.get(name), expAvgValues, name + ".exp_avg");
+        Tensors.overwrite(expAvgSq.get(name), expAvgSqValues, name + ".exp_avg_sq");
+        steps.put(name, step);
     }
 
     /** The step count of {@code name} (torch's {@code state[p]["step"]}). */
@@ -129,14 +153,27 @@ public final class AdamW implements AutoCloseable {
      * metadata, {@code steps} (JSON name → step) and the hyperparameters. Atomic (temp file + rename).
      */
     public void save(Path file) {
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        Map<String, float[]> m = new LinkedHashMap<>();
+        Map<String, float[]> v = new LinkedHashMap<>();
+        for (String name : params.keySet()) {
+            shapes.put(name, params.get(name).getShape().getShape());
+            m.put(name, expAvg.get(name).toFloatArray());
+            v.put(name, expAvgSq.get(name).toFloatArray());
+        }
+        write(file, hyper, shapes, m, v, steps);
+    }
+
+    /** Writes a state in {@link #save}'s format from plain arrays (e.g. gathered from the shards of ranks). */
+    public static void write(Path file, Hyper hyper, Map<String, long[]> shapes, Map<String, float[]> expAvg,
+            Map<String, float[]> expAvgSq, Map<String, Long> steps) {
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         ObjectNode stepJson = JSON.createObjectNode();
-        for (String name : params.keySet()) {
-            long[] shape = params.get(name).getShape().getShape();
-            entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg", shape, expAvg.get(name).toFloatArray(),
+        for (String name : shapes.keySet()) {
+            long[] shape = shapes.get(name);
+            entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg", shape, expAvg.get(name), SafetensorsDtype.F32));
+            entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg_sq", shape, expAvgSq.get(name),
                     SafetensorsDtype.F32));
-            entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg_sq", shape,
-                    expAvgSq.get(name).toFloatArray(), SafetensorsDtype.F32));
             stepJson.put(name, steps.get(name));
         }
         Map<String, String> meta = new LinkedHashMap<>();

@@ -11,6 +11,10 @@
  *   <li>{@link dev.jtune.trainer.optim.GradScaler}: fp16 dynamic loss scaling as {@code torch.amp.GradScaler}.</li>
  *   <li>{@link dev.jtune.trainer.optim.Gradients}, {@link dev.jtune.trainer.optim.Tensors}: gradient access
  *       without DJL's handle leaks; in-place overwrite of tensors (checkpoint restore).</li>
+ *   <li>{@link dev.jtune.trainer.optim.Flat}: trainable tensors or their gradients as one flat vector, the unit
+ *       collectives move.</li>
+ *   <li>{@link dev.jtune.trainer.optim.ShardedAdamW}: FSDP's AdamW over a reduce-scattered gradient chunk, with
+ *       the global-norm clip, sharded state, and a full (world-size free) state in checkpoints.</li>
  * </ul>
  *
  * <p>The in-place updates run as TorchScript ({@code optim.torchscript.py}) with autograd off.

@@ -6,7 +6,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
-import ai.djl.training.GradientCollector;
 import dev.jtune.data.dataset.Batch;
 import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.Torch;
@@ -15,6 +14,7 @@ import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.Rope;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntConsumer;
 
 /**
  * One micro-batch through the model: the forward layer by layer (so that each layer's dropout draws from its
@@ -32,12 +32,23 @@ final class ForwardBackward {
     private final Rope rope;
     private final boolean checkpointing;
     private final long seed;
+    private final IntConsumer layerDone;
 
     ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed) {
+        this(model, rope, checkpointing, seed, layer -> {});
+    }
+
+    /**
+     * @param layerDone called with a decoder layer's index once this pass no longer needs that layer's weights:
+     *     after its no-grad forward, after its recompute's backward (checkpointing), or after the whole backward
+     *     (no checkpointing) — where FSDP frees the layer's gathered weights
+     */
+    ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed, IntConsumer layerDone) {
         this.model = model;
         this.rope = rope;
         this.checkpointing = checkpointing;
         this.seed = seed;
+        this.layerDone = layerDone;
     }
 
     /** The result of one micro-batch: summed NLL and the number of tokens it covers. */
@@ -59,10 +70,16 @@ final class ForwardBackward {
             if (!backward) {
                 return Torch.noGrad(() -> forwardLoss(in, step, micro, m));
             }
-            try (GradientCollector gc = Torch.engine().newGradientCollector()) {
+            // Not DJL's GradientCollector: it allows one collector per JVM, and ranks simulated by threads each
+            // run backward at the same time. Grad mode is thread-local in libtorch.
+            boolean was = JniUtils.isGradMode();
+            JniUtils.setGradMode(true);
+            try {
                 return checkpointing
-                        ? checkpointed(in, denominator, lossScale, step, micro, m, gc)
-                        : plain(in, denominator, lossScale, step, micro, gc);
+                        ? checkpointed(in, denominator, lossScale, step, micro, m)
+                        : plain(in, denominator, lossScale, step, micro);
+            } finally {
+                JniUtils.setGradMode(was);
             }
         }
     }
@@ -140,6 +157,7 @@ final class ForwardBackward {
                 out.attach(m);
                 x = out;
             }
+            layerDone.accept(i);
         }
         NDArray sum = nllSum(x, in);
         return new Result(sum.getFloat(), trained(in));
@@ -158,19 +176,28 @@ final class ForwardBackward {
         return lossScale == 1.0 ? loss : loss.mul((float) lossScale);
     }
 
-    private Result plain(Inputs in, long denominator, double lossScale, long step, int micro, GradientCollector gc) {
+    /** {@code GradientCollector.backward}: backward from {@code loss} with a gradient of ones. */
+    private static void backward(NDArray loss) {
+        try (NDArray ones = loss.onesLike()) {
+            JniUtils.backward((PtNDArray) loss, (PtNDArray) ones, false, false);
+        }
+    }
+
+    private Result plain(Inputs in, long denominator, double lossScale, long step, int micro) {
         NDArray x = Kernels.get().embedding(in.ids(), model.embedTokens());
         for (int i = 0; i < model.layers().size(); i++) {
             x = layer(i, x, in, step, micro);
         }
         NDArray sum = nllSum(x, in);
         double value = sum.getFloat();
-        gc.backward(scaledLoss(sum, denominator, lossScale));
+        backward(scaledLoss(sum, denominator, lossScale));
+        for (int i = 0; i < model.layers().size(); i++) {
+            layerDone.accept(i);
+        }
         return new Result(value, trained(in));
     }
 
-    private Result checkpointed(Inputs in, long denominator, double lossScale, long step, int micro, NDManager m,
-            GradientCollector gc) {
+    private Result checkpointed(Inputs in, long denominator, double lossScale, long step, int micro, NDManager m) {
         NDArray x0 = Kernels.get().embedding(in.ids(), model.embedTokens());
         int n = model.layers().size();
         List<NDArray> layerInputs = new ArrayList<>(n + 1);
@@ -185,6 +212,7 @@ final class ForwardBackward {
                     out.attach(m);
                     x = out;
                 }
+                layerDone.accept(i);
                 layerInputs.add(x);
             }
             return null;
@@ -192,7 +220,7 @@ final class ForwardBackward {
         NDArray last = leaf(layerInputs.get(n));
         NDArray sum = nllSum(last, in);
         double value = sum.getFloat();
-        gc.backward(scaledLoss(sum, denominator, lossScale));
+        backward(scaledLoss(sum, denominator, lossScale));
         NDArray upstream = JniUtils.getGradient((PtNDArray) last);
         for (int i = n - 1; i >= 0; i--) {
             try (NDManager lm = m.newSubManager()) {
@@ -205,6 +233,7 @@ final class ForwardBackward {
                 upstream.close();
                 upstream = next;
             }
+            layerDone.accept(i);
         }
         if (embeddingTrains()) {
             JniUtils.backward((PtNDArray) x0, (PtNDArray) upstream, false, false);

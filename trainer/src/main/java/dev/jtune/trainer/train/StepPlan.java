@@ -8,19 +8,31 @@ import dev.jtune.trainer.optim.LrSchedule;
  * {@code max_steps} or {@code ceil(num_epochs * steps_per_epoch)}, and the logging, evaluation and save
  * intervals in steps (0 = never).
  *
- * <p>Optimizer step {@code k} (0-based) is micro-batches {@code [j*GA, min((j+1)*GA, B))} of epoch
- * {@code k / stepsPerEpoch} with {@code j = k % stepsPerEpoch}: the data position follows from the step alone.
+ * <p>Optimizer step {@code k} (0-based) is micro-batches {@code [j*S, min((j+1)*S, B))} of epoch
+ * {@code k / stepsPerEpoch} with {@code j = k % stepsPerEpoch} and S = GA × world size micro-batches per
+ * (global) step: the data position follows from the step alone. In a world of W ranks, rank r takes the
+ * micro-batches {@code r, r+W, r+2W, ...} of the step, so the union is what one process with
+ * {@code gradient_accumulation_steps = GA × W} sees.
  */
 public record StepPlan(int batchesPerEpoch, int gradientAccumulationSteps, long stepsPerEpoch, long totalSteps,
-        long warmupSteps, long loggingSteps, long evalEvery, long saveEvery) {
+        long warmupSteps, long loggingSteps, long evalEvery, long saveEvery, int worldSize) {
 
-    /** The plan for {@code options} over {@code batchesPerEpoch} micro-batches per epoch. */
+    /** The plan for {@code options} over {@code batchesPerEpoch} micro-batches per epoch, one process. */
     public static StepPlan of(TrainerOptions o, int batchesPerEpoch, boolean hasEval) {
+        return of(o, batchesPerEpoch, hasEval, 1);
+    }
+
+    /** The plan for {@code worldSize} ranks sharing each step's micro-batches. */
+    public static StepPlan of(TrainerOptions o, int batchesPerEpoch, boolean hasEval, int worldSize) {
         if (batchesPerEpoch <= 0) {
             throw new IllegalArgumentException("the training data holds no batches");
         }
+        if (worldSize < 1) {
+            throw new IllegalArgumentException("world size must be at least 1, got " + worldSize);
+        }
         int ga = o.gradientAccumulationSteps();
-        long perEpoch = (batchesPerEpoch + ga - 1) / ga;
+        int perStep = Math.multiplyExact(ga, worldSize);
+        long perEpoch = (batchesPerEpoch + perStep - 1) / perStep;
         long total = o.maxSteps() > 0 ? o.maxSteps() : (long) Math.ceil(o.numEpochs() * perEpoch);
         total = Math.max(total, 1);
         long warmup = LrSchedule.warmupSteps(o.warmupSteps(), o.warmupRatio(), total);
@@ -30,7 +42,7 @@ public record StepPlan(int batchesPerEpoch, int gradientAccumulationSteps, long 
             eval = interval(o.evalSteps(), o.evalsPerEpoch(), perEpoch, total);
         }
         long save = interval(o.saveSteps(), o.savesPerEpoch(), perEpoch, total);
-        return new StepPlan(batchesPerEpoch, ga, perEpoch, total, warmup, logging, eval, save);
+        return new StepPlan(batchesPerEpoch, ga, perEpoch, total, warmup, logging, eval, save, worldSize);
     }
 
     /** {@code *_steps} (count or fraction of total, ceil as transformers), else per epoch ({@code *_per_epoch}, default 1). */
@@ -47,15 +59,20 @@ public record StepPlan(int batchesPerEpoch, int gradientAccumulationSteps, long 
         return (int) (k / stepsPerEpoch);
     }
 
-    /** First micro-batch index (within its epoch) of 0-based step {@code k}. */
-    public int firstBatch(long k) {
-        return (int) ((k % stepsPerEpoch) * gradientAccumulationSteps);
+    /** Micro-batches of one full step over all ranks: GA × world size. */
+    public int microBatchesPerStep() {
+        return gradientAccumulationSteps * worldSize;
     }
 
-    /** Number of micro-batches of 0-based step {@code k}. */
+    /** First micro-batch index (within its epoch) of 0-based step {@code k}. */
+    public int firstBatch(long k) {
+        return (int) ((k % stepsPerEpoch) * microBatchesPerStep());
+    }
+
+    /** Number of micro-batches of 0-based step {@code k}, over all ranks. */
     public int batchCount(long k) {
         int first = firstBatch(k);
-        return Math.min(gradientAccumulationSteps, batchesPerEpoch - first);
+        return Math.min(microBatchesPerStep(), batchesPerEpoch - first);
     }
 
     /** Fractional epoch reached after completing {@code steps} steps, as transformers logs it. */

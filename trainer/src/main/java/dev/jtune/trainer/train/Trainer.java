@@ -13,11 +13,14 @@ import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.Rope;
+import dev.jtune.trainer.dist.ProcessGroup;
+import dev.jtune.trainer.dist.ShardedWeights;
 import dev.jtune.trainer.optim.AdamW;
 import dev.jtune.trainer.optim.GradClipping;
 import dev.jtune.trainer.optim.GradScaler;
 import dev.jtune.trainer.optim.Gradients;
 import dev.jtune.trainer.optim.LrSchedule;
+import dev.jtune.trainer.optim.ShardedAdamW;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
@@ -45,11 +48,24 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>Determinism: before every decoder layer of every micro-batch libtorch's generator is seeded from
  * (seed, step, micro-batch, layer), so dropout depends only on those; the data position follows from the
  * step; a checkpoint therefore holds all the state a resumed run needs to continue bit for bit on CPU.
+ *
+ * <p>Data parallel ({@link #run(TrainerOptions, TrainableModel, BatchPlan, BatchPlan, Path, PrintStream, ProcessGroup,
+ * ShardedWeights)} with W ranks): each step's GA × W micro-batches are dealt round-robin (rank r takes r, r+W,
+ * ...; see {@link StepPlan}); the ranks all-reduce their trained-token counts before backward, so every rank
+ * divides by the global N, and sum their gradients after it: the update is the one a single process with
+ * {@code gradient_accumulation_steps = GA × W} makes, up to summation order. Trainable tensors start from rank
+ * 0's (broadcast) and are compared by hash every {@value #IDENTITY_CHECK_EVERY} steps and at every checkpoint.
+ * Rank 0 alone writes metrics, progress and checkpoints; the others wait for it at a barrier. With
+ * {@link TrainerOptions#fsdp()} gradients are reduce-scattered and AdamW's state is sharded
+ * ({@link ShardedAdamW}); frozen base weights loaded through {@link ShardedWeights} are gathered per decoder
+ * layer (which requires and implies gradient checkpointing).
  */
 public final class Trainer {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final ObjectMapper JSON_LINE = new ObjectMapper();
     public static final String METRICS_FILE = "metrics.jsonl";
+    /** Steps between checks that every rank holds the same trainable tensors. */
+    static final int IDENTITY_CHECK_EVERY = 50;
 
     /** Test hook: called with the global step after each optimizer step (null: none). */
     static volatile java.util.function.LongConsumer afterStep;
@@ -64,8 +80,14 @@ public final class Trainer {
     private final LrSchedule schedule;
     private final Map<String, NDArray> params;
     private final AtomicBoolean stopRequested = new AtomicBoolean();
+    private final ProcessGroup group;
+    private final int world;
+    private final boolean main;
+    private final ShardedWeights baseShards;
+    private final boolean shardOptimizer;
 
     private AdamW optimizer;
+    private ShardedAdamW sharded;
     private GradScaler scaler;
     private ForwardBackward fb;
     private NDManager root;
@@ -79,14 +101,19 @@ public final class Trainer {
     private OptionalDouble firstEval = OptionalDouble.empty();
 
     private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
-            PrintStream console) {
+            PrintStream console, ProcessGroup group, ShardedWeights baseShards) {
         this.options = options;
         this.trainable = trainable;
         this.train = train;
         this.eval = eval;
         this.outputDir = outputDir;
-        this.progress = new Progress(console);
-        this.plan = StepPlan.of(options, train.batchesPerEpoch(), eval != null && eval.batchesPerEpoch() > 0);
+        this.group = group;
+        this.world = group.worldSize();
+        this.main = group.rank() == 0;
+        this.baseShards = baseShards;
+        this.shardOptimizer = options.fsdp() && world > 1;
+        this.progress = new Progress(main ? console : new PrintStream(java.io.OutputStream.nullOutputStream()));
+        this.plan = StepPlan.of(options, train.batchesPerEpoch(), eval != null && eval.batchesPerEpoch() > 0, world);
         this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps());
         this.params = trainable.parameters();
     }
@@ -100,7 +127,23 @@ public final class Trainer {
      */
     public static TrainingResult run(TrainerOptions options, TrainableModel trainable, BatchPlan train,
             BatchPlan eval, Path outputDir, PrintStream console) throws IOException {
-        return new Trainer(options, trainable, train, eval, outputDir.toAbsolutePath(), console).run();
+        return run(options, trainable, train, eval, outputDir, console, ProcessGroup.single(), null);
+    }
+
+    /**
+     * As {@link #run(TrainerOptions, TrainableModel, BatchPlan, BatchPlan, Path, PrintStream)} on one rank of
+     * {@code group}: every rank calls it with the same options, model and data ({@code train} and {@code eval}
+     * the full sets: each rank picks its share). {@code outputDir} may be shared: only rank 0 writes.
+     *
+     * @param baseShards the frozen base weights of {@code trainable.model()} when it was loaded through this
+     *     factory (FSDP), else null
+     * @throws dev.jtune.trainer.dist.DistException when the ranks' trainable tensors diverge
+     */
+    public static TrainingResult run(TrainerOptions options, TrainableModel trainable, BatchPlan train,
+            BatchPlan eval, Path outputDir, PrintStream console, ProcessGroup group, ShardedWeights baseShards)
+            throws IOException {
+        return new Trainer(options, trainable, train, eval, outputDir.toAbsolutePath(), console, group, baseShards)
+                .run();
     }
 
     private TrainingResult run() throws IOException {
@@ -118,18 +161,35 @@ public final class Trainer {
         // would not reproduce an uninterrupted one bit for bit. The plain interpreter is the same every time.
         JniUtils.setGraphExecutorOptimize(false);
         Files.createDirectories(outputDir);
-        Checkpoints.cleanStale(outputDir);
+        if (main) {
+            Checkpoints.cleanStale(outputDir);
+        }
+        group.barrier();
         Object previousHandler = options.handleSigterm() ? SigtermFlag.install(stopRequested) : null;
         List<Double> losses = new ArrayList<>();
         try (NDManager m = Torch.newManager()) {
             root = m;
             Rope rope = Rope.of(trainable.model().config(), m);
-            fb = new ForwardBackward(trainable.model(), rope, options.gradientCheckpointing(), options.seed());
-            optimizer = new AdamW(params, options.adam(), trainable::decays, m);
+            boolean checkpointing = options.gradientCheckpointing() || baseShards != null;
+            fb = baseShards == null
+                    ? new ForwardBackward(trainable.model(), rope, checkpointing, options.seed())
+                    : new ForwardBackward(trainable.model(), rope, checkpointing, options.seed(), baseShards::release);
             scaler = options.precision() == Dtype.FP16 ? new GradScaler() : null;
             Optional<Path> resume = options.resumeFromCheckpoint().isPresent()
                     ? Checkpoints.resolve(options.resumeFromCheckpoint().get(), outputDir)
                     : Optional.empty();
+            if (resume.isPresent()) {
+                trainable.loadWeights(resume.get());
+            }
+            if (world > 1) {
+                Replicas.materializeGradients(params.values(), m);
+                Replicas.broadcast(group, params.values(), m);
+            }
+            if (shardOptimizer) {
+                sharded = new ShardedAdamW(params, options.adam(), trainable::decays, group, m);
+            } else {
+                optimizer = new AdamW(params, options.adam(), trainable::decays, m);
+            }
             if (resume.isPresent()) {
                 restore(resume.get());
             } else {
@@ -142,8 +202,15 @@ public final class Trainer {
                             + "warmup %d%s%s",
                     plan.totalSteps(), plan.stepsPerEpoch(), plan.batchesPerEpoch(), plan.gradientAccumulationSteps(),
                     options.precision().label(), schedule.label(), options.learningRate(), plan.warmupSteps(),
-                    options.gradientCheckpointing() ? ", gradient checkpointing" : "",
+                    checkpointing ? ", gradient checkpointing" : "",
                     globalStep > 0 ? ", resumed at step " + globalStep : ""));
+            if (world > 1) {
+                progress.line(String.format(Locale.ROOT, "distributed: %d ranks, %s, %d micro-batches per step%s",
+                        world, shardOptimizer ? "FSDP (gradients and optimizer state sharded)" : "data parallel",
+                        plan.microBatchesPerStep(), baseShards != null ? String.format(Locale.ROOT,
+                                ", base weights sharded: %.1f of %.1f MiB per rank", baseShards.shardBytes() / 1048576.0,
+                                baseShards.totalBytes() / 1048576.0) : ""));
+            }
             if (globalStep == 0 && eval != null && eval.batchesPerEpoch() > 0) {
                 evaluate(); // the baseline, as transformers' eval_on_start: what training is measured against
                 firstEval = lastEval;
@@ -173,7 +240,13 @@ public final class Trainer {
                 if (plan.evalEvery() > 0 && (globalStep % plan.evalEvery() == 0 || last)) {
                     evaluate();
                 }
-                boolean stop = stopRequested.get();
+                if (globalStep % IDENTITY_CHECK_EVERY == 0 || last) {
+                    Replicas.checkIdentical(group, params.values(), globalStep, root);
+                }
+                // Every rank stops at the same step boundary, whichever got the signal.
+                boolean stop = world > 1
+                        ? Replicas.sum(group, root, stopRequested.get() ? 1 : 0)[0] > 0
+                        : stopRequested.get();
                 if ((plan.saveEvery() > 0 && globalStep % plan.saveEvery() == 0) || last || stop) {
                     save();
                 }
@@ -190,6 +263,12 @@ public final class Trainer {
             progress.finish();
             if (optimizer != null) {
                 optimizer.close();
+            }
+            if (sharded != null) {
+                sharded.close();
+            }
+            if (baseShards != null) {
+                baseShards.releaseAll();
             }
             if (options.handleSigterm()) {
                 SigtermFlag.restore(previousHandler);
@@ -227,13 +306,21 @@ public final class Trainer {
         int first = plan.firstBatch(k);
         int count = plan.batchCount(k);
         List<Batch> batches = new ArrayList<>(count);
+        List<Integer> micro = new ArrayList<>(count);
         long n = 0;
         long tokens = 0;
-        for (int i = 0; i < count; i++) {
+        for (int i = group.rank(); i < count; i += world) {
             Batch b = train.batch(epoch, first + i);
             batches.add(b);
+            micro.add(i);
             n += b.trainedTokens();
             tokens += b.tokens();
+        }
+        if (world > 1) {
+            // The global token count, before backward: every rank divides its NLL by the same N.
+            double[] sums = Replicas.sum(group, root, n, tokens);
+            n = (long) sums[0];
+            tokens = (long) sums[1];
         }
         tokensSeen += tokens;
         double lr = options.learningRate() * schedule.factor(schedulerStep);
@@ -244,8 +331,17 @@ public final class Trainer {
         }
         double lossScale = scaler == null ? 1.0 : scaler.scale();
         double nll = 0;
-        for (int i = 0; i < count; i++) {
-            nll += fb.run(batches.get(i), n, lossScale, true, k, i, root).nllSum();
+        for (int i = 0; i < batches.size(); i++) {
+            // The micro-batch's index within the global step seeds its dropout, whichever rank runs it.
+            nll += fb.run(batches.get(i), n, lossScale, true, k, micro.get(i), root).nllSum();
+        }
+        // Sharded base weights are gathered in collectives, so every rank must run as many passes: a rank short
+        // of a micro-batch (the end of an epoch) runs the step's first one again with a loss scaled by zero.
+        for (int i = batches.size(); i < passes(count); i++) {
+            fb.run(train.batch(epoch, first), n, 0.0, true, k, group.rank() + i * world, root);
+        }
+        if (world > 1) {
+            nll = Replicas.sum(group, root, nll)[0];
         }
         double loss = nll / n;
         Collection<NDArray> values = params.values();
@@ -254,6 +350,29 @@ public final class Trainer {
         }
         boolean skipped = false;
         double gradNorm;
+        if (sharded != null) {
+            sharded.reduceScatter();
+            if (scaler != null) {
+                sharded.scaleGradient(scaler.inverseScale());
+                skipped = !sharded.gradientFinite();
+            }
+            if (skipped) {
+                gradNorm = Double.NaN;
+            } else {
+                gradNorm = sharded.clip(options.maxGradNorm());
+                if (!Double.isFinite(gradNorm)) {
+                    throw diverged(k + 1, "gradient norm is " + gradNorm);
+                }
+                sharded.step(lr);
+                schedulerStep++;
+            }
+            afterUpdate(k, skipped);
+            Gradients.zero(values);
+            return new StepOutcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+        }
+        if (world > 1) {
+            Replicas.allReduceGradients(group, values, root);
+        }
         if (scaler != null) {
             Gradients.scale(values, scaler.inverseScale());
             skipped = !Gradients.allFinite(values);
@@ -269,6 +388,17 @@ public final class Trainer {
             // transformers does not advance the scheduler when the (fp16) optimizer step was skipped.
             schedulerStep++;
         }
+        afterUpdate(k, skipped);
+        Gradients.zero(values);
+        return new StepOutcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** Forward passes each rank runs for {@code count} micro-batches: its own share, or with FSDP the largest share. */
+    private int passes(int count) {
+        return baseShards == null ? 0 : (count + world - 1) / world;
+    }
+
+    private void afterUpdate(long k, boolean skipped) {
         if (scaler != null) {
             scaler.update(skipped);
             if (skipped) {
@@ -276,8 +406,6 @@ public final class Trainer {
                         k + 1, scaler.scale()));
             }
         }
-        Gradients.zero(values);
-        return new StepOutcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
     }
 
     private TrainingDivergedException diverged(long step, String what) {
@@ -336,10 +464,20 @@ public final class Trainer {
         try {
             double nll = 0;
             long tokens = 0;
-            for (int i = 0; i < eval.batchesPerEpoch(); i++) {
+            int mine = 0;
+            for (int i = group.rank(); i < eval.batchesPerEpoch(); i += world) {
                 Batch b = eval.batch(0, i);
                 nll += fb.run(b, 1, 1.0, false, globalStep, i, root).nllSum();
                 tokens += b.trainedTokens();
+                mine++;
+            }
+            for (int i = mine; i < passes(eval.batchesPerEpoch()); i++) {
+                fb.run(eval.batch(0, 0), 1, 1.0, false, globalStep, 0, root); // see step(): same passes everywhere
+            }
+            if (world > 1) {
+                double[] sums = Replicas.sum(group, root, nll, tokens);
+                nll = sums[0];
+                tokens = (long) sums[1];
             }
             double loss = tokens == 0 ? Double.NaN : nll / tokens;
             double ppl = Math.exp(loss);
@@ -360,6 +498,9 @@ public final class Trainer {
     }
 
     private void appendMetrics(ObjectNode o) {
+        if (!main) {
+            return;
+        }
         try {
             Files.writeString(outputDir.resolve(METRICS_FILE), JSON_LINE.writeValueAsString(o) + "\n",
                     StandardOpenOption.CREATE, StandardOpenOption.APPEND);
@@ -371,7 +512,7 @@ public final class Trainer {
     /** Keeps the metrics lines of steps up to {@code step}: a resumed run rewrites what came after. */
     private void truncateMetrics(long step) throws IOException {
         Path file = outputDir.resolve(METRICS_FILE);
-        if (!Files.exists(file)) {
+        if (!main || !Files.exists(file)) {
             return;
         }
         StringBuilder kept = new StringBuilder();
@@ -394,9 +535,29 @@ public final class Trainer {
         if (lastSavedStep == globalStep) {
             return;
         }
+        Replicas.checkIdentical(group, params.values(), globalStep, root);
+        ShardedAdamW.State state = sharded != null ? sharded.gatherState() : null; // a collective: every rank
+        if (!main) {
+            group.barrier(); // rank 0 writes; the checkpoint is complete when it arrives
+            lastCheckpoint = outputDir.resolve("checkpoint-" + globalStep);
+            lastSavedStep = globalStep;
+            return;
+        }
+        try {
+            save(state);
+        } finally {
+            group.barrier();
+        }
+    }
+
+    private void save(ShardedAdamW.State state) throws IOException {
         lastCheckpoint = Checkpoints.write(outputDir, globalStep, dir -> {
             trainable.saveWeights(dir);
-            optimizer.save(dir.resolve(Checkpoints.OPTIMIZER_FILE));
+            if (sharded != null) {
+                sharded.write(dir.resolve(Checkpoints.OPTIMIZER_FILE), state);
+            } else {
+                optimizer.save(dir.resolve(Checkpoints.OPTIMIZER_FILE));
+            }
             ObjectNode sched = JSON.createObjectNode();
             sched.put("lr_scheduler", schedule.label());
             sched.put("last_epoch", schedulerStep);
@@ -415,6 +576,7 @@ public final class Trainer {
             data.put("batch_index", globalStep < plan.totalSteps() ? plan.firstBatch(globalStep) : 0);
             data.put("batches_per_epoch", plan.batchesPerEpoch());
             data.put("gradient_accumulation_steps", plan.gradientAccumulationSteps());
+            data.put("world_size", world);
             writeJson(dir.resolve(Checkpoints.DATA_FILE), data);
             if (scaler != null) {
                 ObjectNode s = JSON.createObjectNode();
@@ -459,15 +621,22 @@ public final class Trainer {
     private void restore(Path dir) throws IOException {
         JsonNode state = JSON.readTree(dir.resolve(Checkpoints.TRAINER_STATE).toFile());
         JsonNode data = JSON.readTree(dir.resolve(Checkpoints.DATA_FILE).toFile());
+        // The data position depends on the micro-batches per global step, GA x world size, not on either alone.
+        int savedWorld = data.path("world_size").asInt(1);
         if (data.path("batches_per_epoch").asInt() != plan.batchesPerEpoch()
-                || data.path("gradient_accumulation_steps").asInt() != plan.gradientAccumulationSteps()) {
+                || data.path("gradient_accumulation_steps").asInt() * savedWorld != plan.microBatchesPerStep()) {
             throw new IllegalArgumentException("resume_from_checkpoint: " + dir + " was made with "
                     + data.path("batches_per_epoch") + " micro-batches per epoch and gradient_accumulation_steps "
-                    + data.path("gradient_accumulation_steps") + ", this run has " + plan.batchesPerEpoch()
-                    + " and " + plan.gradientAccumulationSteps() + "; the data position would not match");
+                    + data.path("gradient_accumulation_steps") + (savedWorld != 1 ? " x " + savedWorld + " ranks" : "")
+                    + ", this run has " + plan.batchesPerEpoch() + " and " + plan.gradientAccumulationSteps()
+                    + (world != 1 ? " x " + world + " ranks" : "") + "; the data position would not match");
         }
-        trainable.loadWeights(dir);
-        optimizer.load(dir.resolve(Checkpoints.OPTIMIZER_FILE));
+        // The weights were loaded (and broadcast) before the optimizer was built.
+        if (sharded != null) {
+            sharded.load(dir.resolve(Checkpoints.OPTIMIZER_FILE));
+        } else {
+            optimizer.load(dir.resolve(Checkpoints.OPTIMIZER_FILE));
+        }
         JsonNode sched = JSON.readTree(dir.resolve(Checkpoints.SCHEDULER_FILE).toFile());
         schedulerStep = sched.path("last_epoch").asLong();
         if (scaler != null) {

@@ -31,12 +31,15 @@ import java.util.OptionalDouble;
  * @param saveTotalLimit {@code save_total_limit}, or -1 for no limit
  * @param resumeFromCheckpoint {@code resume_from_checkpoint}: a checkpoint directory or {@code auto}
  * @param handleSigterm install a SIGTERM handler that checkpoints at the next step boundary and returns
+ * @param fsdp {@code fsdp: [full_shard]} or an {@code fsdp_config} (see {@link Fsdp}): shard gradients and
+ *     optimizer state (and, where the model was loaded through {@code ShardedWeights}, the frozen base) over
+ *     the ranks; no effect in a world of one
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
         double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
-        Optional<String> resumeFromCheckpoint, boolean handleSigterm) {
+        Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp) {
 
     public TrainerOptions {
         require(microBatchSize >= 1, "micro_batch_size must be at least 1, got " + microBatchSize);
@@ -70,7 +73,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true);
+                Optional.empty(), true, false);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -138,7 +141,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.integer("saves_per_epoch").orElse(-1),
                 s.integer("save_total_limit").orElse(-1),
                 s.string("resume_from_checkpoint"),
-                true);
+                true,
+                Fsdp.enabled(s));
     }
 
     private static boolean gpuAvailable() {
@@ -173,6 +177,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private long saveTotalLimit;
         private Optional<String> resumeFromCheckpoint;
         private boolean handleSigterm;
+        private boolean fsdp;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -196,6 +201,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             saveTotalLimit = o.saveTotalLimit;
             resumeFromCheckpoint = o.resumeFromCheckpoint;
             handleSigterm = o.handleSigterm;
+            fsdp = o.fsdp;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -219,13 +225,14 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder saveTotalLimit(long v) { saveTotalLimit = v; return this; }
         public Builder resumeFromCheckpoint(String v) { resumeFromCheckpoint = Optional.ofNullable(v); return this; }
         public Builder handleSigterm(boolean v) { handleSigterm = v; return this; }
+        public Builder fsdp(boolean v) { fsdp = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
-                    resumeFromCheckpoint, handleSigterm);
+                    resumeFromCheckpoint, handleSigterm, fsdp);
         }
     }
 }

@@ -150,6 +150,11 @@ final class TinySetup {
         LlamaModel model;
 
         static TinyAdapter load(NDManager m, long seed, Dtype dtype, int rank) {
+            return load(m, seed, dtype, rank, (name, weight) -> new DenseLinear(weight));
+        }
+
+        /** With the frozen base projections of the decoder layers built by {@code base}. */
+        static TinyAdapter load(NDManager m, long seed, Dtype dtype, int rank, LlamaModel.LinearFactory base) {
             TinyAdapter a = new TinyAdapter();
             Random r = new Random(seed + 1);
             LlamaConfig c = config();
@@ -165,7 +170,7 @@ final class TinySetup {
                 NDArray bw = m.zeros(new Shape(out, rank));
                 a.params.put("base_model.model." + name + ".lora_A.weight", aw);
                 a.params.put("base_model.model." + name + ".lora_B.weight", bw);
-                return new AdapterLinear(new DenseLinear(weight), aw, bw, dtype);
+                return new AdapterLinear(base.create(name, weight), aw, bw, dtype);
             });
             return a;
         }
@@ -191,7 +196,7 @@ final class TinySetup {
         }
     }
 
-    record AdapterLinear(DenseLinear base, NDArray a, NDArray b, Dtype dtype) implements Linear {
+    record AdapterLinear(Linear base, NDArray a, NDArray b, Dtype dtype) implements Linear {
         @Override
         public NDArray forward(NDArray x) {
             Kernels k = Kernels.get();

@@ -1,0 +1,100 @@
+package dev.jtune.trainer.optim;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
+import dev.jtune.model.engine.Torch;
+import java.util.Collection;
+import java.util.List;
+
+/**
+ * Trainable tensors as one flat fp32 vector (their values or gradients concatenated in order, row-major), the
+ * unit that collectives move: one all-reduce or reduce-scatter per step rather than one per tensor.
+ */
+public final class Flat {
+    private Flat() {}
+
+    /** Total elements of {@code params}. */
+    public static long size(Collection<NDArray> params) {
+        return params.stream().mapToLong(p -> p.getShape().size()).sum();
+    }
+
+    /** The values, zero-padded to {@code length} elements: a new fp32 array in {@code m}, outside autograd. */
+    public static NDArray values(Collection<NDArray> params, long length, NDManager m) {
+        return Torch.noGrad(() -> concat(params.stream().map(p -> p.stopGradient()).toList(), length, m, true));
+    }
+
+    /**
+     * The gradients (zeros for a parameter without one), zero-padded to {@code length}: a new fp32 array in
+     * {@code m}.
+     */
+    public static NDArray gradients(Collection<NDArray> params, long length, NDManager m) {
+        List<NDArray> grads = Gradients.open(params);
+        try {
+            List<NDArray> parts = new java.util.ArrayList<>();
+            int i = 0;
+            for (NDArray p : params) {
+                NDArray g = grads.get(i++);
+                parts.add(g != null ? g : m.zeros(p.getShape()));
+            }
+            return Torch.noGrad(() -> concat(parts, length, m, false));
+        } finally {
+            Gradients.close(grads);
+        }
+    }
+
+    private static NDArray concat(List<NDArray> parts, long length, NDManager m, boolean closeParts) {
+        try (NDManager scratch = m.newSubManager()) {
+            NDList flat = new NDList(parts.size() + 1);
+            long n = 0;
+            for (NDArray a : parts) {
+                NDArray r = a.reshape(a.getShape().size());
+                r.attach(scratch);
+                flat.add(r);
+                n += a.getShape().size();
+                if (closeParts) a.close();
+            }
+            if (length > n) {
+                flat.add(scratch.zeros(new Shape(length - n)));
+            }
+            NDArray out = flat.size() == 1 ? flat.get(0).duplicate() : NDArrays.concat(flat);
+            out.attach(m);
+            return out;
+        }
+    }
+
+    /** Overwrites the parameters' values, in place, from {@code flat} (at least {@link #size} elements). */
+    public static void writeValues(Collection<NDArray> params, NDArray flat) {
+        long at = 0;
+        for (NDArray p : params) {
+            long n = p.getShape().size();
+            try (NDArray part = flat.get(new NDIndex(at + ":" + (at + n))); NDArray shaped = part.reshape(p.getShape())) {
+                OptimKernels.get().copyInto(p, shaped);
+            }
+            at += n;
+        }
+    }
+
+    /** Overwrites the parameters' gradients, in place, from {@code flat}; every parameter must have one. */
+    public static void writeGradients(Collection<NDArray> params, NDArray flat) {
+        List<NDArray> grads = Gradients.open(params);
+        try {
+            long at = 0;
+            for (NDArray g : grads) {
+                if (g == null) {
+                    throw new IllegalStateException("a trainable parameter has no gradient to overwrite");
+                }
+                long n = g.getShape().size();
+                try (NDArray part = flat.get(new NDIndex(at + ":" + (at + n))); NDArray shaped = part.reshape(g.getShape())) {
+                    OptimKernels.get().copyInto(g, shaped);
+                }
+                at += n;
+            }
+        } finally {
+            Gradients.close(grads);
+        }
+    }
+}

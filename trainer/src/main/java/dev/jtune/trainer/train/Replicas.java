@@ -1,0 +1,95 @@
+package dev.jtune.trainer.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import dev.jtune.trainer.dist.DistException;
+import dev.jtune.trainer.dist.ProcessGroup;
+import dev.jtune.trainer.optim.Flat;
+import java.util.Collection;
+
+/** What keeps the ranks' replicas of the trainable tensors in step: broadcast, gradient sums, a divergence check. */
+final class Replicas {
+    private Replicas() {}
+
+    /** Sums {@code values} over the ranks (fp64, exact for token counts). */
+    static double[] sum(ProcessGroup group, NDManager m, double... values) {
+        if (group.worldSize() == 1) {
+            return values.clone();
+        }
+        try (NDArray a = m.create(values)) {
+            group.allReduceSum(a);
+            return a.toDoubleArray();
+        }
+    }
+
+    /** Overwrites every rank's parameters with rank 0's. */
+    static void broadcast(ProcessGroup group, Collection<NDArray> params, NDManager m) {
+        try (NDArray flat = Flat.values(params, Flat.size(params), m)) {
+            group.broadcast(flat, 0);
+            Flat.writeValues(params, flat);
+        }
+    }
+
+    /** Replaces every gradient by its sum over the ranks (one all-reduce of the flattened gradients). */
+    static void allReduceGradients(ProcessGroup group, Collection<NDArray> params, NDManager m) {
+        try (NDArray flat = Flat.gradients(params, Flat.size(params), m)) {
+            group.allReduceSum(flat);
+            Flat.writeGradients(params, flat);
+        }
+    }
+
+    /**
+     * Gives every parameter a zero gradient (backward of {@code Σ sum(p · 0)}), so that gradients can be
+     * overwritten in place even on a rank that had no micro-batch in a step.
+     */
+    static void materializeGradients(Collection<NDArray> params, NDManager m) {
+        boolean was = JniUtils.isGradMode();
+        JniUtils.setGradMode(true);
+        try (NDManager scratch = m.newSubManager()) {
+            NDArray total = null;
+            for (NDArray p : params) {
+                NDArray z = p.mul(0f).sum();
+                total = total == null ? z : total.add(z);
+            }
+            total.attach(scratch);
+            NDArray ones = scratch.ones(total.getShape());
+            JniUtils.backward((PtNDArray) total, (PtNDArray) ones, false, false);
+        } finally {
+            JniUtils.setGradMode(was);
+        }
+    }
+
+    /**
+     * Checks that every rank holds bit-identical parameters: each rank's 64-bit hash of the fp32 values is
+     * all-gathered and compared.
+     *
+     * @throws DistException naming the step and the ranks' hashes when they differ
+     */
+    static void checkIdentical(ProcessGroup group, Collection<NDArray> params, long step, NDManager m) {
+        if (group.worldSize() == 1) {
+            return;
+        }
+        long h = 0xcbf29ce484222325L;
+        for (NDArray p : params) {
+            for (float f : p.toFloatArray()) {
+                h = (h ^ Float.floatToRawIntBits(f)) * 0x100000001b3L;
+            }
+        }
+        try (NDArray mine = m.create(new long[] {h}); NDArray all = group.allGather(mine)) {
+            long[] hashes = all.toLongArray();
+            for (long x : hashes) {
+                if (x != hashes[0]) {
+                    StringBuilder s = new StringBuilder();
+                    for (int r = 0; r < hashes.length; r++) {
+                        s.append(r == 0 ? "" : ", ").append("rank ").append(r).append(": ")
+                                .append(Long.toHexString(hashes[r]));
+                    }
+                    throw new DistException("after step " + step + " the ranks' trainable parameters differ ("
+                            + s + "); the replicas diverged");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+package dev.jtune.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import dev.jtune.data.dataset.Batch;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Torch;
+import dev.jtune.model.llama.DenseLinear;
+import dev.jtune.trainer.dist.DistException;
+import dev.jtune.trainer.dist.ProcessGroup;
+import dev.jtune.trainer.dist.ShardedWeights;
+import dev.jtune.trainer.dist.ThreadProcessGroup;
+import dev.jtune.trainer.optim.AdamW;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two ranks as threads ({@link ThreadProcessGroup}) against one process with the same global batch: data
+ * parallel and FSDP give the one-process losses and adapter; ranks agree; only rank 0 writes; resume works;
+ * FSDP's base weights per rank are a half plus one layer.
+ */
+class DataParallelTest {
+    private static final long SEED = 7;
+    private static final int STEPS = 4;
+    private static final double TOL = 1e-5;
+    private static final List<Batch> DATA = TinySetup.batches(11, 8, 2, 16);
+    private static final List<Batch> EVAL = TinySetup.batches(12, 3, 2, 16);
+
+    @TempDir
+    static Path tmp;
+
+    /** Rank results: losses, eval loss, final params, and FSDP's byte counts (0 without). */
+    record RankRun(List<Double> losses, double evalLoss, Map<String, float[]> params, long shardBytes, long totalBytes,
+            long largestLayer, long peakGathered, long gatheredAfter) {}
+
+    private static RankRun single;
+    private static List<RankRun> dp;
+    private static List<RankRun> fsdp;
+
+    private static TrainerOptions options(int ga, long steps, boolean shard) {
+        return TrainerOptions.defaults(3e-3).toBuilder().gradientAccumulationSteps(ga).maxSteps(steps)
+                .lrScheduler("constant").warmupSteps(0).loggingSteps(1).saveSteps(2).maxGradNorm(0.05)
+                .adam(new AdamW.Hyper(0.9, 0.999, 1e-8, 0.01)).handleSigterm(false).fsdp(shard).build();
+    }
+
+    private static PrintStream quiet() {
+        return new PrintStream(new ByteArrayOutputStream());
+    }
+
+    static RankRun train(ProcessGroup g, TrainerOptions o, Path out, boolean shardBase) throws IOException {
+        try (NDManager m = Torch.newManager()) {
+            ShardedWeights sw = shardBase ? new ShardedWeights(g, (n, w) -> new DenseLinear(w)) : null;
+            TinySetup.TinyAdapter a = sw == null ? TinySetup.TinyAdapter.load(m, SEED, o.precision(), 4)
+                    : TinySetup.TinyAdapter.load(m, SEED, o.precision(), 4, sw);
+            TrainingResult r = Trainer.run(o, a, BatchPlan.of(DATA), BatchPlan.of(EVAL), out, quiet(), g, sw);
+            Map<String, float[]> params = new LinkedHashMap<>();
+            for (var e : a.parameters().entrySet()) params.put(e.getKey(), e.getValue().toFloatArray());
+            return sw == null ? new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, 0, 0, 0, 0, 0)
+                    : new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, sw.shardBytes(), sw.totalBytes(),
+                            sw.largestLayerBytes(), sw.peakGatheredBytes(), sw.gatheredBytes());
+        }
+    }
+
+    @BeforeAll
+    static void runAll() throws Exception {
+        single = train(ProcessGroup.single(), options(2, STEPS, false), tmp.resolve("single"), false);
+        dp = ThreadProcessGroup.run(2, g -> train(g, options(1, STEPS, false), tmp.resolve("dp" + g.rank()), false));
+        fsdp = ThreadProcessGroup.run(2, g -> train(g, options(1, STEPS, true), tmp.resolve("fsdp" + g.rank()), true));
+    }
+
+    private static void assertClose(double expected, double actual, String what) {
+        assertTrue(Math.abs(expected - actual) <= TOL * Math.abs(expected), what + ": expected " + expected
+                + ", got " + actual);
+    }
+
+    private static void assertSameRun(RankRun expected, RankRun actual, String what) {
+        assertEquals(expected.losses().size(), actual.losses().size(), what + ": steps");
+        for (int i = 0; i < expected.losses().size(); i++) {
+            assertClose(expected.losses().get(i), actual.losses().get(i), what + ": loss at step " + (i + 1));
+        }
+        assertClose(expected.evalLoss(), actual.evalLoss(), what + ": eval loss");
+        for (var e : expected.params().entrySet()) {
+            float[] x = e.getValue();
+            float[] y = actual.params().get(e.getKey());
+            double maxAbs = 0;
+            double diff = 0;
+            for (int i = 0; i < x.length; i++) {
+                maxAbs = Math.max(maxAbs, Math.abs(x[i]));
+                diff = Math.max(diff, Math.abs(x[i] - y[i]));
+            }
+            assertTrue(diff <= TOL * maxAbs, what + ": " + e.getKey() + " differs by " + diff + " (max |x| " + maxAbs + ")");
+        }
+    }
+
+    @Test
+    void dataParallelEqualsOneProcessWithTheSameGlobalBatch() {
+        // The adapter moved (B starts at zero), so equal params are not the trivial initial ones.
+        assertTrue(single.params().values().stream().anyMatch(v -> {
+            for (float f : v) if (f != 0f) return true;
+            return false;
+        }));
+        assertSameRun(single, dp.get(0), "data parallel");
+    }
+
+    @Test
+    void theComparisonTellsADifferentGlobalBatchApart() throws IOException {
+        // One process with half the global batch (what a rank alone sees) must not pass for the same run.
+        RankRun half = train(ProcessGroup.single(), options(1, STEPS, false), tmp.resolve("half"), false);
+        assertThrows(AssertionError.class, () -> assertSameRun(half, dp.get(0), "half batch"));
+    }
+
+    @Test
+    void fsdpEqualsDataParallel() {
+        assertSameRun(dp.get(0), fsdp.get(0), "FSDP");
+    }
+
+    @Test
+    void fsdpOverABf16BaseEqualsDataParallel() throws Exception {
+        TrainerOptions o = options(1, 2, false).toBuilder().precision(Dtype.BF16).build();
+        List<RankRun> plain = ThreadProcessGroup.run(2, g -> train(g, o, tmp.resolve("bf16-dp" + g.rank()), false));
+        List<RankRun> sharded = ThreadProcessGroup.run(2, g -> train(g, o.toBuilder().fsdp(true).build(),
+                tmp.resolve("bf16-fsdp" + g.rank()), true));
+        assertSameRun(plain.get(0), sharded.get(0), "FSDP over bf16");
+        assertEquals(sharded.get(0).totalBytes() / 2, sharded.get(0).shardBytes());
+    }
+
+    @Test
+    void ranksHoldIdenticalParametersAndLosses() {
+        for (List<RankRun> runs : List.of(dp, fsdp)) {
+            assertEquals(runs.get(0).losses(), runs.get(1).losses());
+            for (var e : runs.get(0).params().entrySet()) {
+                assertArrayEquals(e.getValue(), runs.get(1).params().get(e.getKey()), e.getKey());
+            }
+        }
+    }
+
+    @Test
+    void onlyRankZeroWrites() throws IOException {
+        for (String run : List.of("dp", "fsdp")) {
+            assertTrue(Files.isRegularFile(tmp.resolve(run + "0").resolve(Trainer.METRICS_FILE)));
+            assertTrue(Files.isDirectory(tmp.resolve(run + "0").resolve("checkpoint-" + STEPS)));
+            try (Stream<Path> s = Files.list(tmp.resolve(run + "1"))) {
+                assertEquals(List.of(), s.toList(), run + ": rank 1 wrote files");
+            }
+        }
+    }
+
+    @Test
+    void fsdpHoldsHalfTheBaseWeightsPlusOneLayer() {
+        for (RankRun r : fsdp) {
+            // 4 layers x 7 projections of the tiny preset, fp32; every size is even, so no padding.
+            assertTrue(r.totalBytes() > 0);
+            assertEquals(r.totalBytes() / 2, r.shardBytes(), "chunks held for good");
+            assertEquals(r.totalBytes() / 4, r.largestLayer(), "one of the 4 equal layers");
+            assertEquals(r.largestLayer(), r.peakGathered(), "at most one layer gathered at a time");
+            assertEquals(0, r.gatheredAfter(), "nothing gathered after training");
+            assertTrue(r.shardBytes() + r.peakGathered() <= r.totalBytes() / 2 + r.largestLayer());
+        }
+    }
+
+    @Test
+    void resumeDistributedReproducesTheUninterruptedLosses() throws Exception {
+        Path dir = tmp.resolve("resumed");
+        // The first half (constant lr: a shorter run is a prefix of the longer one), then resume to the end,
+        // with plain data parallel and, from the same checkpoint, with FSDP (checkpoints are world-size free).
+        ThreadProcessGroup.run(2, g -> train(g, options(1, STEPS / 2, false), dir, false));
+        Path half = dir.resolve("checkpoint-" + STEPS / 2);
+        assertTrue(Files.isDirectory(half));
+        Path copy = tmp.resolve("resumed-fsdp");
+        Files.createDirectories(copy);
+        try (Stream<Path> s = Files.walk(half)) {
+            for (Path p : s.toList()) {
+                Path to = copy.resolve("checkpoint-" + STEPS / 2).resolve(half.relativize(p).toString());
+                if (Files.isDirectory(p)) Files.createDirectories(to);
+                else Files.copy(p, to);
+            }
+        }
+        List<RankRun> resumed = ThreadProcessGroup.run(2, g -> train(g,
+                options(1, STEPS, false).toBuilder().resumeFromCheckpoint("auto").build(), dir, false));
+        List<RankRun> resumedFsdp = ThreadProcessGroup.run(2, g -> train(g,
+                options(1, STEPS, true).toBuilder().resumeFromCheckpoint("auto").build(), copy, true));
+        for (List<RankRun> runs : List.of(resumed, resumedFsdp)) {
+            List<Double> losses = runs.get(0).losses();
+            assertEquals(STEPS / 2, losses.size(), "steps run after resume");
+            for (int i = 0; i < losses.size(); i++) {
+                assertClose(dp.get(0).losses().get(STEPS / 2 + i), losses.get(i), "loss at step " + (STEPS / 2 + i + 1));
+            }
+            assertSameRun(new RankRun(List.of(), dp.get(0).evalLoss(), dp.get(0).params(), 0, 0, 0, 0, 0),
+                    new RankRun(List.of(), runs.get(0).evalLoss(), runs.get(0).params(), 0, 0, 0, 0, 0), "resumed");
+        }
+    }
+
+    @Test
+    void divergedReplicasFailLoudlyNamingTheStep() {
+        DistException e = assertThrows(DistException.class, () -> ThreadProcessGroup.run(2, g -> {
+            try (NDManager m = Torch.newManager()) {
+                NDArray p = m.create(new float[] {1f, 2f + g.rank()});
+                Replicas.checkIdentical(g, List.of(p), 17, m);
+                return null;
+            }
+        }));
+        assertTrue(e.getMessage().contains("after step 17"), e.getMessage());
+    }
+}
