@@ -5,5 +5,16 @@
  * one place where the CLI gets its group (connect the TCP store and ring there); FSDP's sharded frozen base weights
  * ({@link dev.jtune.trainer.dist.ShardedWeights}, a {@code LinearFactory} of
  * {@link dev.jtune.trainer.dist.ShardedLinear}s, dense fp32/fp16/bf16; NF4 not yet).
+ *
+ * <p><b>Collectives.</b> {@link dev.jtune.trainer.dist.ProcessGroups#create(DistEnv, Store, String,
+ * java.time.Duration, boolean)} picks the implementation: {@link dev.jtune.trainer.dist.RingProcessGroup} for CPU
+ * tensors, a ring over TCP written in Java in the manner of Gloo (reduce-scatter then all-gather over n chunks; each
+ * chunk summed once in a fixed order, so every rank holds bit-identical sums; no MPI or Gloo library is needed,
+ * none being installed here or on CI, and MPI would want to start the processes itself), and
+ * {@link dev.jtune.trainer.dist.NcclProcessGroup} for CUDA tensors, NCCL's C API through the foreign function API,
+ * loaded only when made (rank 0's unique id travels through the store). Both work on the tensors' memory in place
+ * (addresses from DJL's native layer). Every rank must arrive within the timeout given at creation, and a ring
+ * collective that makes no progress for that long fails; a peer that exits fails its neighbours at once. Failures
+ * are {@link dev.jtune.trainer.dist.DistException}s naming the rank; a failed group is unusable.
  */
 package dev.jtune.trainer.dist;

@@ -1,0 +1,548 @@
+package dev.jtune.trainer.dist;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.StandardSocketOptions;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+
+/**
+ * A ring of TCP connections among the ranks, and the collectives on raw memory that run over it, in the manner of
+ * Gloo's ring algorithms. Rank r sends only to its right neighbour r+1 and receives only from its left neighbour
+ * r-1 (mod n), each over its own connection; one thread drives both directions through a selector, so a step's send
+ * and receive overlap and no socket buffer can deadlock the ring.
+ *
+ * <p>Memory is split into n chunks, chunk c ending on rank c. Reduce-scatter: at step s (0..n-2) rank r sends
+ * chunk (r-s-1) mod n and adds the chunk (r-s-2) mod n that arrives into its own. So chunk c is summed exactly once,
+ * as the left fold {@code ((x[c+1] + x[c+2]) + ... + x[c+n-1]) + x[c]} (ranks mod n), on the way round, and then
+ * only copied: every rank ends with the same bits. All-gather: at step s rank r sends chunk (r-s) mod n and receives
+ * chunk (r-s-1) mod n in place. Every operation starts with a 32-byte header to the right neighbour (call number,
+ * operation, dtype, count, root), so ranks that call different collectives fail with a message instead of garbage.
+ *
+ * <p>Not thread-safe: one call at a time (the process group synchronizes).
+ */
+final class Ring implements AutoCloseable {
+    /** Element types the ring can sum. Byte-moving operations take any element size. */
+    enum Sum { F32, F64, I32, I64 }
+
+    private static final int MAGIC = 0x6A74524E; // "jtRN"
+    private static final int SCRATCH = 1 << 20;
+    /** Transfers are cut into pieces a ByteBuffer can address. */
+    private static final long PIECE = 1L << 30;
+
+    private final int rank;
+    private final int world;
+    private final Duration timeout;
+    private final SocketChannel right;
+    private final SocketChannel left;
+    private final Selector selector;
+    private final SelectionKey rightKey;
+    private final SelectionKey leftKey;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment scratch;
+    private final MemorySegment headerOut;
+    private final MemorySegment headerIn;
+    private long calls;
+    private DistException broken;
+    private boolean closed;
+
+    private Ring(int rank, int world, Duration timeout, SocketChannel right, SocketChannel left) throws IOException {
+        this.rank = rank;
+        this.world = world;
+        this.timeout = timeout;
+        this.right = right;
+        this.left = left;
+        this.selector = Selector.open();
+        right.configureBlocking(false);
+        left.configureBlocking(false);
+        this.rightKey = right.register(selector, 0);
+        this.leftKey = left.register(selector, 0);
+        this.scratch = arena.allocate(SCRATCH, 64);
+        this.headerOut = arena.allocate(32, 8);
+        this.headerIn = arena.allocate(32, 8);
+    }
+
+    int rank() {
+        return rank;
+    }
+
+    int world() {
+        return world;
+    }
+
+    private int leftRank() {
+        return (rank + world - 1) % world;
+    }
+
+    private int rightRank() {
+        return (rank + 1) % world;
+    }
+
+    // ---- setup ------------------------------------------------------------------------------------------------
+
+    /**
+     * Binds a server socket on the interface that reaches {@code masterAddr}, publishes it under
+     * {@code prefix/ring/addr/RANK}, connects to the right neighbour and accepts the left one, all before
+     * {@code timeout} passes. {@code world} must be at least 2.
+     */
+    static Ring connect(int rank, int world, Store store, String prefix, String masterAddr, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        InetAddress local = localAddressFor(masterAddr);
+        ServerSocketChannel server = null;
+        SocketChannel right = null;
+        SocketChannel left = null;
+        try {
+            server = ServerSocketChannel.open();
+            server.bind(new InetSocketAddress(local, 0), 8);
+            int port = ((InetSocketAddress) server.getLocalAddress()).getPort();
+            store.set(addrKey(prefix, rank), (local.getHostAddress() + "|" + port).getBytes(StandardCharsets.UTF_8));
+
+            int rightRank = (rank + 1) % world;
+            int leftRank = (rank + world - 1) % world;
+            byte[] addr;
+            try {
+                addr = store.get(addrKey(prefix, rightRank), remaining(deadline));
+            } catch (DistException e) {
+                throw new DistException("rank " + rightRank + " did not arrive within " + timeout + " (rank " + rank
+                        + " waited for its address under store key " + addrKey(prefix, rightRank) + ")", e);
+            }
+            String[] hp = new String(addr, StandardCharsets.UTF_8).split("\\|");
+            InetSocketAddress target = new InetSocketAddress(InetAddress.getByName(hp[0]), Integer.parseInt(hp[1]));
+            right = connectWithRetry(target, deadline, rightRank, rank, timeout);
+            writeHello(right, rank, world);
+
+            // The server was bound before the address was published, so the left neighbour's connect completes
+            // from the backlog even before this accept: no ordering between ranks is needed.
+            server.configureBlocking(false);
+            try (Selector accept = Selector.open()) {
+                server.register(accept, SelectionKey.OP_ACCEPT);
+                while (left == null) {
+                    long ms = remaining(deadline).toMillis();
+                    if (ms <= 0 || accept.select(ms) == 0 && System.nanoTime() >= deadline) {
+                        throw new DistException("rank " + leftRank + " did not connect to rank " + rank + " within "
+                                + timeout);
+                    }
+                    accept.selectedKeys().clear();
+                    left = server.accept();
+                }
+            }
+            configure(left);
+            readHello(left, leftRank, rank, world, deadline, timeout);
+            return new Ring(rank, world, timeout, right, left);
+        } catch (IOException e) {
+            closeQuietly(right);
+            closeQuietly(left);
+            throw new DistException("rank " + rank + ": ring setup failed: " + e, e);
+        } catch (RuntimeException e) {
+            closeQuietly(right);
+            closeQuietly(left);
+            throw e;
+        } finally {
+            closeQuietly(server);
+        }
+    }
+
+    static String addrKey(String prefix, int rank) {
+        return prefix + "/ring/addr/" + rank;
+    }
+
+    /** The local address of the route to {@code masterAddr} (a UDP connect sends nothing). */
+    static InetAddress localAddressFor(String masterAddr) {
+        try (DatagramSocket probe = new DatagramSocket()) {
+            probe.connect(InetAddress.getByName(masterAddr), 9);
+            InetAddress a = probe.getLocalAddress();
+            if (a != null && !a.isAnyLocalAddress()) {
+                return a;
+            }
+        } catch (IOException | RuntimeException e) {
+            // fall through: an unresolvable master is reported by the launcher; loopback serves a single host
+        }
+        return InetAddress.getLoopbackAddress();
+    }
+
+    private static SocketChannel connectWithRetry(InetSocketAddress target, long deadline, int peer, int rank,
+            Duration timeout) throws IOException {
+        IOException last = null;
+        while (System.nanoTime() < deadline) {
+            SocketChannel ch = SocketChannel.open();
+            try {
+                configure(ch);
+                ch.socket().connect(target, (int) Math.max(1, Math.min(Integer.MAX_VALUE, remaining(deadline).toMillis())));
+                return ch;
+            } catch (IOException e) {
+                closeQuietly(ch);
+                last = e;
+                sleep(20);
+            }
+        }
+        throw new DistException("rank " + rank + " could not connect to rank " + peer + " at " + target + " within "
+                + timeout + (last == null ? "" : ": " + last), last);
+    }
+
+    private static void configure(SocketChannel ch) throws IOException {
+        ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
+        ch.setOption(StandardSocketOptions.SO_SNDBUF, 4 << 20);
+        ch.setOption(StandardSocketOptions.SO_RCVBUF, 4 << 20);
+    }
+
+    private static void writeHello(SocketChannel ch, int rank, int world) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putInt(MAGIC).putInt(rank).putInt(world);
+        b.flip();
+        while (b.hasRemaining()) {
+            ch.write(b); // blocking: 12 bytes into an empty socket buffer
+        }
+    }
+
+    private static void readHello(SocketChannel ch, int expectedRank, int rank, int world, long deadline,
+            Duration timeout) throws IOException {
+        ch.configureBlocking(false);
+        ByteBuffer b = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
+        try (Selector s = Selector.open()) {
+            ch.register(s, SelectionKey.OP_READ);
+            while (b.hasRemaining()) {
+                long ms = remaining(deadline).toMillis();
+                if (ms <= 0) {
+                    throw new DistException("rank " + expectedRank + " connected to rank " + rank
+                            + " but sent no greeting within " + timeout);
+                }
+                s.select(ms);
+                s.selectedKeys().clear();
+                if (ch.read(b) < 0) {
+                    throw new DistException("rank " + expectedRank + " closed its connection to rank " + rank
+                            + " during setup");
+                }
+            }
+        }
+        b.flip();
+        int magic = b.getInt();
+        int peer = b.getInt();
+        int peerWorld = b.getInt();
+        if (magic != MAGIC || peer != expectedRank || peerWorld != world) {
+            throw new DistException("rank " + rank + " expected rank " + expectedRank + " of " + world
+                    + " on its left, got " + (magic != MAGIC ? "a connection that is not a jtune ring" : "rank " + peer
+                    + " of " + peerWorld) + " (two jobs on one store prefix?)");
+        }
+    }
+
+    // ---- collectives on memory --------------------------------------------------------------------------------
+
+    /** Sums {@code data} (count elements of {@code type}) over the ranks, in place. */
+    void allReduce(MemorySegment data, long count, Sum type) {
+        int esize = size(type);
+        begin(Op.ALL_REDUCE, type.ordinal(), count, -1);
+        try {
+            reduceScatterPhase(data, balanced(count), esize, type);
+            allGatherPhase(data, balanced(count), esize);
+        } catch (RuntimeException e) {
+            throw fail(e);
+        }
+    }
+
+    /** {@code data} holds n blocks of {@code blockElems}; block r is this rank's own; fills the others. */
+    void allGather(MemorySegment data, long blockElems, int esize) {
+        begin(Op.ALL_GATHER, esize, blockElems, -1);
+        try {
+            allGatherPhase(data, equal(blockElems), esize);
+        } catch (RuntimeException e) {
+            throw fail(e);
+        }
+    }
+
+    /** Leaves in block r of {@code data} (n blocks of {@code blockElems}) the sum over ranks; other blocks scratch. */
+    void reduceScatter(MemorySegment data, long blockElems, Sum type) {
+        begin(Op.REDUCE_SCATTER, type.ordinal(), blockElems, -1);
+        try {
+            reduceScatterPhase(data, equal(blockElems), size(type), type);
+        } catch (RuntimeException e) {
+            throw fail(e);
+        }
+    }
+
+    /** Copies rank {@code root}'s {@code data} into every rank's, pipelined along the ring from the root. */
+    void broadcast(MemorySegment data, int root) {
+        begin(Op.BROADCAST, 0, data.byteSize(), root);
+        try {
+            MemorySegment none = MemorySegment.NULL;
+            if (rank == root) {
+                duplex(data, none, null, false);
+            } else if (rightRank() == root) {
+                duplex(none, data, null, false);
+            } else {
+                duplex(data, data, null, true);
+            }
+        } catch (RuntimeException e) {
+            throw fail(e);
+        }
+    }
+
+    /** Returns once every rank has called it: an all-reduce of one counter per chunk, checked. */
+    void barrier() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment ones = a.allocate(8L * world, 8);
+            for (int i = 0; i < world; i++) {
+                ones.setAtIndex(ValueLayout.JAVA_LONG, i, 1);
+            }
+            allReduce(ones, world, Sum.I64);
+            for (int i = 0; i < world; i++) {
+                long v = ones.getAtIndex(ValueLayout.JAVA_LONG, i);
+                if (v != world) {
+                    throw fail(new DistException("barrier counted " + v + " ranks, expected " + world));
+                }
+            }
+        }
+    }
+
+    /** Chunk bounds (element offsets, n+1 of them) splitting {@code count} as evenly as possible. */
+    private long[] balanced(long count) {
+        long[] b = new long[world + 1];
+        for (int c = 0; c <= world; c++) {
+            b[c] = Math.multiplyExact(count, c) / world;
+        }
+        b[world] = count;
+        return b;
+    }
+
+    private long[] equal(long block) {
+        long[] b = new long[world + 1];
+        for (int c = 0; c <= world; c++) {
+            b[c] = block * c;
+        }
+        return b;
+    }
+
+    private void reduceScatterPhase(MemorySegment data, long[] bounds, int esize, Sum type) {
+        for (int s = 0; s < world - 1; s++) {
+            int send = Math.floorMod(rank - s - 1, world);
+            int recv = Math.floorMod(rank - s - 2, world);
+            duplex(chunk(data, bounds, send, esize), chunk(data, bounds, recv, esize), type, false);
+        }
+    }
+
+    private void allGatherPhase(MemorySegment data, long[] bounds, int esize) {
+        for (int s = 0; s < world - 1; s++) {
+            int send = Math.floorMod(rank - s, world);
+            int recv = Math.floorMod(rank - s - 1, world);
+            duplex(chunk(data, bounds, send, esize), chunk(data, bounds, recv, esize), null, false);
+        }
+    }
+
+    private static MemorySegment chunk(MemorySegment data, long[] bounds, int c, int esize) {
+        long len = (bounds[c + 1] - bounds[c]) * esize;
+        return len == 0 ? MemorySegment.NULL : data.asSlice(bounds[c] * esize, len);
+    }
+
+    // ---- the wire ---------------------------------------------------------------------------------------------
+
+    private enum Op { ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, BROADCAST }
+
+    private void begin(Op op, int type, long count, int root) {
+        if (broken != null) {
+            throw new DistException("rank " + rank + ": the process group failed earlier and cannot be used: "
+                    + broken.getMessage(), broken);
+        }
+        long call = ++calls;
+        headerOut.set(ValueLayout.JAVA_INT, 0, MAGIC);
+        headerOut.set(ValueLayout.JAVA_INT, 4, op.ordinal());
+        headerOut.set(ValueLayout.JAVA_LONG, 8, call);
+        headerOut.set(ValueLayout.JAVA_LONG, 16, count);
+        headerOut.set(ValueLayout.JAVA_INT, 24, type);
+        headerOut.set(ValueLayout.JAVA_INT, 28, root);
+        try {
+            duplex(headerOut, headerIn, null, false);
+        } catch (RuntimeException e) {
+            throw fail(e);
+        }
+        if (headerIn.mismatch(headerOut) >= 0) {
+            int magic = headerIn.get(ValueLayout.JAVA_INT, 0);
+            String theirs = magic != MAGIC ? "garbage" : describe(Op.values()[headerIn.get(ValueLayout.JAVA_INT, 4)],
+                    headerIn.get(ValueLayout.JAVA_LONG, 8), headerIn.get(ValueLayout.JAVA_LONG, 16),
+                    headerIn.get(ValueLayout.JAVA_INT, 24), headerIn.get(ValueLayout.JAVA_INT, 28));
+            throw fail(new DistException("collective mismatch: rank " + leftRank() + " is at " + theirs + ", rank "
+                    + rank + " at " + describe(op, call, count, type, root)
+                    + " (every rank must call the same collectives in the same order with the same shapes)"));
+        }
+    }
+
+    private static String describe(Op op, long call, long count, int type, int root) {
+        return "call #" + call + " " + op + "(count " + count + ", type " + type + (root >= 0 ? ", root " + root : "")
+                + ")";
+    }
+
+    private DistException fail(RuntimeException e) {
+        DistException d = e instanceof DistException de ? de : new DistException("rank " + rank + ": " + e, e);
+        if (broken == null) {
+            broken = d;
+        }
+        return d;
+    }
+
+    /**
+     * Sends {@code out} to the right neighbour while receiving {@code in.byteSize()} bytes from the left one. With
+     * {@code sum} the arriving elements are added into {@code in}, otherwise they are written into it. With
+     * {@code forward} ({@code out} and {@code in} the same memory) only bytes already received are sent on.
+     */
+    private void duplex(MemorySegment out, MemorySegment in, Sum sum, boolean forward) {
+        long outLen = out.byteSize();
+        long inLen = in.byteSize();
+        for (long off = 0; off < Math.max(outLen, inLen); off += PIECE) {
+            MemorySegment o = off < outLen ? out.asSlice(off, Math.min(PIECE, outLen - off)) : MemorySegment.NULL;
+            MemorySegment i = off < inLen ? in.asSlice(off, Math.min(PIECE, inLen - off)) : MemorySegment.NULL;
+            piece(o, i, sum, forward);
+        }
+    }
+
+    private void piece(MemorySegment out, MemorySegment in, Sum sum, boolean forward) {
+        ByteBuffer send = out.byteSize() == 0 ? ByteBuffer.allocate(0) : out.asByteBuffer();
+        int sendEnd = send.capacity();
+        long inLen = in.byteSize();
+        ByteBuffer recv = sum != null ? scratch.asByteBuffer() : inLen == 0 ? ByteBuffer.allocate(0) : in.asByteBuffer();
+        int esize = sum == null ? 1 : size(sum);
+        long received = 0;
+        if (forward) {
+            send.limit(0);
+        }
+        long idleSince = System.nanoTime();
+        try {
+            while (send.position() < sendEnd || received < inLen) {
+                boolean progress = false;
+                if (send.hasRemaining()) {
+                    int n = right.write(send);
+                    progress = n > 0;
+                }
+                if (received < inLen) {
+                    if (sum != null) {
+                        recv.limit((int) Math.min(recv.capacity(), inLen - received));
+                    }
+                    int n = left.read(recv);
+                    if (n < 0) {
+                        throw new DistException("rank " + leftRank() + " closed its connection to rank " + rank
+                                + " in the middle of a collective (did it exit or fail?)");
+                    }
+                    if (n > 0) {
+                        progress = true;
+                        if (sum == null) {
+                            received = recv.position();
+                            if (forward) {
+                                send.limit((int) received);
+                            }
+                        } else {
+                            int whole = recv.position() / esize * esize;
+                            add(in, received, scratch, whole, sum);
+                            received += whole;
+                            int rest = recv.position() - whole;
+                            if (rest > 0) {
+                                MemorySegment.copy(scratch, whole, scratch, 0, rest);
+                            }
+                            recv.clear().position(rest);
+                        }
+                    }
+                }
+                if (progress) {
+                    idleSince = System.nanoTime();
+                    continue;
+                }
+                long waitMs = timeout.toMillis() - (System.nanoTime() - idleSince) / 1_000_000;
+                if (waitMs <= 0) {
+                    String who = received < inLen ? "rank " + leftRank() + " sent nothing to rank " + rank
+                            : "rank " + rightRank() + " accepted nothing from rank " + rank;
+                    throw new DistException(who + " for " + timeout + " in the middle of a collective (is it stuck, or"
+                            + " calling a different collective?)");
+                }
+                rightKey.interestOps(send.hasRemaining() ? SelectionKey.OP_WRITE : 0);
+                leftKey.interestOps(received < inLen ? SelectionKey.OP_READ : 0);
+                selector.select(waitMs);
+                selector.selectedKeys().clear();
+            }
+        } catch (IOException e) {
+            throw new DistException("rank " + rank + ": connection to rank " + leftRank() + "/" + rightRank()
+                    + " failed in the middle of a collective (did a peer exit?): " + e, e);
+        }
+    }
+
+    /** {@code dst[off..] += src[0..bytes)}: the one place where the ring adds. */
+    private static void add(MemorySegment dst, long off, MemorySegment src, int bytes, Sum type) {
+        switch (type) {
+            case F32 -> {
+                for (int i = 0; i < bytes; i += 4) {
+                    dst.set(ValueLayout.JAVA_FLOAT_UNALIGNED, off + i,
+                            dst.get(ValueLayout.JAVA_FLOAT_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_FLOAT_UNALIGNED, i));
+                }
+            }
+            case F64 -> {
+                for (int i = 0; i < bytes; i += 8) {
+                    dst.set(ValueLayout.JAVA_DOUBLE_UNALIGNED, off + i,
+                            dst.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, i));
+                }
+            }
+            case I32 -> {
+                for (int i = 0; i < bytes; i += 4) {
+                    dst.set(ValueLayout.JAVA_INT_UNALIGNED, off + i,
+                            dst.get(ValueLayout.JAVA_INT_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_INT_UNALIGNED, i));
+                }
+            }
+            case I64 -> {
+                for (int i = 0; i < bytes; i += 8) {
+                    dst.set(ValueLayout.JAVA_LONG_UNALIGNED, off + i,
+                            dst.get(ValueLayout.JAVA_LONG_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_LONG_UNALIGNED, i));
+                }
+            }
+        }
+    }
+
+    static int size(Sum type) {
+        return switch (type) {
+            case F32, I32 -> 4;
+            case F64, I64 -> 8;
+        };
+    }
+
+    private static Duration remaining(long deadline) {
+        return Duration.ofNanos(Math.max(0, deadline - System.nanoTime()));
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new DistException("interrupted while connecting the ring", e);
+        }
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        if (c != null) {
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // closing on a failure path; the first error is the one reported
+            }
+        }
+    }
+
+    /** Closes the connections; idempotent (a failed rank closes, then its try-with-resources closes again). */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        if (broken == null) {
+            broken = new DistException("rank " + rank + ": the process group was closed");
+        }
+        closeQuietly(selector);
+        closeQuietly(right);
+        closeQuietly(left);
+        arena.close();
+    }
+}

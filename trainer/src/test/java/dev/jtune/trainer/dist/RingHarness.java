@@ -1,0 +1,78 @@
+package dev.jtune.trainer.dist;
+
+import ai.djl.ndarray.NDManager;
+import dev.jtune.model.engine.Torch;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/** Worlds of ring process groups as threads of this JVM, sharing a {@link MemoryStore}; inputs every rank can recompute. */
+final class RingHarness {
+    private static final AtomicInteger JOBS = new AtomicInteger();
+
+    private RingHarness() {}
+
+    interface Body<T> {
+        T run(RingProcessGroup pg, NDManager m) throws Exception;
+    }
+
+    /** Runs {@code body} on every rank of a world of {@code n}; the results by rank. Rethrows the first failure. */
+    static <T> List<T> world(int n, Duration timeout, Body<T> body) throws Exception {
+        MemoryStore store = new MemoryStore();
+        String prefix = "job" + JOBS.incrementAndGet();
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<T>> futures = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                int rank = r;
+                futures.add(pool.submit(() -> {
+                    DistEnv env = new DistEnv(rank, rank, n, n, "127.0.0.1", 0);
+                    try (NDManager m = Torch.newManager();
+                            RingProcessGroup pg = RingProcessGroup.create(env, store, prefix, timeout)) {
+                        return body.run(pg, m);
+                    }
+                }));
+            }
+            List<T> out = new ArrayList<>();
+            for (Future<T> f : futures) {
+                try {
+                    out.add(f.get(120, TimeUnit.SECONDS));
+                } catch (ExecutionException e) {
+                    if (e.getCause() instanceof Exception ex) {
+                        throw ex;
+                    }
+                    throw e;
+                }
+            }
+            return out;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** Rank {@code rank}'s input of {@code count} floats: mixed signs and magnitudes, so that summation order shows. */
+    static float[] input(int rank, int count, long seed) {
+        SplittableRandom r = new SplittableRandom(seed * 7919 + rank);
+        float[] x = new float[count];
+        for (int i = 0; i < count; i++) {
+            x[i] = (float) ((r.nextDouble() - 0.5) * Math.pow(10, r.nextInt(-3, 4)));
+        }
+        return x;
+    }
+
+    static long[] inputLong(int rank, int count, long seed) {
+        SplittableRandom r = new SplittableRandom(seed * 104729 + rank);
+        long[] x = new long[count];
+        for (int i = 0; i < count; i++) {
+            x[i] = r.nextLong(-1L << 40, 1L << 40);
+        }
+        return x;
+    }
+}
