@@ -129,9 +129,12 @@ public final class Launcher {
         }
         int port = master ? server.port() : options.masterPort();
         int generation = 0;
+        int ranGeneration = -1; // the generation whose workers ran: the others may still read its outcome
         try (Store store = TcpStore.connect(options.masterAddr(), port, options.rdzvTimeout())) {
             while (true) {
+                ranGeneration = -1;
                 Rendezvous.join(store, options, generation);
+                ranGeneration = generation;
                 if (generation == 0) {
                     out.printf("jtune launcher: node %d of %d, %d worker(s) here, world size %d, store %s:%d, logs in %s%n",
                             options.nodeRank(), options.nnodes(), options.nprocPerNode(), options.worldSize(),
@@ -156,7 +159,7 @@ public final class Launcher {
             }
         } finally {
             if (server != null) {
-                awaitLeft(server, port, generation);
+                awaitLeft(port, ranGeneration);
                 server.close();
             }
         }
@@ -400,13 +403,12 @@ public final class Launcher {
     }
 
     /** Node 0 keeps the store up until the other nodes have read the outcome (or 10 s pass). */
-    private void awaitLeft(TcpStoreServer server, int port, int generation) {
-        if (options.nnodes() == 1) {
+    private void awaitLeft(int port, int generation) {
+        if (options.nnodes() == 1 || generation < 0) {
             return;
         }
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        try (Store s = TcpStore.connect("127.0.0.1".equals(options.masterAddr()) ? "127.0.0.1" : options.masterAddr(),
-                port, Duration.ofSeconds(2))) {
+        try (Store s = TcpStore.connect(options.masterAddr(), port, Duration.ofSeconds(2))) {
             while (s.add("job/" + generation + "/left", 0) < options.nnodes() - 1 && System.nanoTime() < deadline) {
                 Thread.sleep(50);
             }

@@ -12,9 +12,14 @@ import java.time.Duration;
  * the others wait for. Global ranks follow: {@code node_rank * nproc_per_node + local_rank}.
  *
  * <p>Keys: {@code rdzv/G/claim/R} (a counter that catches two launchers with one node rank),
- * {@code rdzv/G/node/R} ("nnodes nproc maxRestarts") and {@code rdzv/G/verdict} ("ok" or "error: ...").
+ * {@code rdzv/G/node/R} ("nnodes nproc maxRestarts"), {@code rdzv/G/verdict} ("ok" or "error: ..."), and the
+ * counters {@code rdzv/G/joined} and {@code rdzv/G/read} (nodes that read an error verdict, so that node 0 keeps the
+ * store up until they have).
  */
 final class Rendezvous {
+    /** How long node 0 keeps the store up after a failed rendezvous, for the others to read why. */
+    private static final Duration READ_VERDICT = Duration.ofSeconds(5);
+
     private Rendezvous() {}
 
     /**
@@ -31,6 +36,7 @@ final class Rendezvous {
             store.set(prefix + "verdict", ("error: " + message).getBytes(StandardCharsets.UTF_8));
             throw new DistException(message);
         }
+        store.add(prefix + "joined", 1);
         String mine = o.nnodes() + " " + o.nprocPerNode() + " " + o.maxRestarts();
         store.set(prefix + "node/" + o.nodeRank(), mine.getBytes(StandardCharsets.UTF_8));
         long deadline = System.nanoTime() + o.rdzvTimeout().toNanos();
@@ -50,6 +56,11 @@ final class Rendezvous {
             }
             store.set(prefix + "verdict", (error == null ? "ok" : "error: " + error).getBytes(StandardCharsets.UTF_8));
             if (error != null) {
+                // The store closes with this launcher: first let the nodes that came read the verdict.
+                long until = System.nanoTime() + READ_VERDICT.toNanos();
+                while (store.add(prefix + "read", 0) < store.add(prefix + "joined", 0) - 1 && System.nanoTime() < until) {
+                    sleep();
+                }
                 throw new DistException(error);
             }
             return;
@@ -62,6 +73,7 @@ final class Rendezvous {
                     + " s (other nodes missing?)", e);
         }
         if (!verdict.equals("ok")) {
+            store.add(prefix + "read", 1);
             throw new DistException("rendezvous failed: " + verdict.substring("error: ".length()));
         }
         // Node 0 compares every node with itself; this node checks the other way, so that a node with a
@@ -86,6 +98,15 @@ final class Rendezvous {
             }
         }
         return null;
+    }
+
+    private static void sleep() {
+        try {
+            Thread.sleep(20);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new DistException("interrupted during the rendezvous", e);
+        }
     }
 
     private static Duration left(long deadline) {
