@@ -198,4 +198,47 @@ class LauncherTest {
                     + "--nproc-per-node 2"), r.err());
         }
     }
+
+    @Test
+    void aFailureOnOneNodeStopsEveryNode() throws Exception {
+        int port = freePort();
+        List<CompletableFuture<Run>> nodes = new ArrayList<>();
+        for (int node = 0; node < 2; node++) {
+            String rank = Integer.toString(node);
+            nodes.add(inThread(() -> launch(args(tmp.resolve("node" + rank), "--nproc-per-node", "2", "--nnodes", "2",
+                    "--node-rank", rank, "--master-port", Integer.toString(port), "--rdzv-timeout", "20",
+                    "fail", "3", "5"))));
+        }
+        Run node0 = nodes.get(0).get();
+        Run node1 = nodes.get(1).get();
+        assertEquals(1, node1.code(), node1.err());
+        assertTrue(node1.err().contains("worker rank 3 (local rank 1 on node 1) failed with exit code 5"), node1.err());
+        assertEquals(1, node0.code(), node0.err());
+        assertTrue(node0.err().contains("node 0 stopped its workers because the job failed elsewhere")
+                && node0.err().contains("worker rank 3 (local rank 1 on node 1) failed with exit code 5")
+                && node0.err().contains("  | line 30"), node0.err());
+    }
+
+    @Test
+    void sigtermToTheLauncherStopsTheWorkers() throws Exception {
+        Path logs = tmp.resolve("logs");
+        List<String> cmd = Launcher.workerCommand("dev.jtune.trainer.cli.Main",
+                List.of(args(logs, "--nproc-per-node", "1", "fail", "9", "1")));
+        Path console = tmp.resolve("launcher.out"); // destroy() closes the pipes: keep the output in a file
+        Process launcher = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(console.toFile()).start();
+        Path log = logs.resolve("rank-0.log");
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (!(Files.exists(log) && read(log).contains("pid ")) && System.nanoTime() < deadline) {
+            Thread.sleep(50);
+        }
+        Matcher pid = Pattern.compile("pid (\\d+)").matcher(read(log));
+        assertTrue(pid.find(), "the worker started: " + read(log));
+        launcher.destroy(); // SIGTERM
+        assertTrue(launcher.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "the launcher exits");
+        String output = read(console);
+        assertEquals(143, launcher.exitValue(), output);
+        assertTrue(output.contains("node 0 got SIGTERM; stopped its workers"), output);
+        assertFalse(ProcessHandle.of(Long.parseLong(pid.group(1))).map(ProcessHandle::isAlive).orElse(false),
+                "the worker was stopped");
+    }
 }
