@@ -1,6 +1,8 @@
 package dev.jtune.trainer.cli;
 
 import dev.jtune.data.config.Suggest;
+import dev.jtune.trainer.launch.LaunchOptions;
+import dev.jtune.trainer.launch.Launcher;
 import java.io.PrintStream;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -43,6 +45,7 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] argv) {
+        Launcher.exitWithLauncher(System.getenv());
         System.exit(run(argv, System.out, System.err));
     }
 
@@ -51,6 +54,10 @@ public final class Main {
         if (argv.length == 0 || argv[0].equals("--help") || argv[0].equals("-h") || argv[0].equals("help")) {
             out.print(help());
             return argv.length == 0 ? 2 : 0;
+        }
+        if (LaunchOptions.isLauncherCommand(argv)) {
+            // ./launch.sh --nproc-per-node N ... CONFIG.yml: torchrun's front, workers run the rest.
+            return Launcher.run(argv, out, err);
         }
         String name = argv[0];
         if (!VERBS.containsKey(name) && (name.endsWith(".yml") || name.endsWith(".yaml"))) {
@@ -101,6 +108,8 @@ public final class Main {
         sb.append("usage: ./launch.sh VERB [options]     (./launch.sh VERB --help for a verb's options)\n\n");
         sb.append("verbs:\n");
         VERBS.forEach((n, v) -> sb.append(String.format("  %-12s %s%n", n, v.summary())));
+        sb.append("\ndistributed: ./launch.sh --nproc-per-node N [--nnodes M --node-rank R --master-addr HOST"
+                + " --master-port PORT] [--max-restarts K] CONFIG.yml\n");
         sb.append("\nenvironment: JTUNE_DEBUG=1 prints stack traces; DJL_OFFLINE is always true (nothing downloads).\n");
         return sb.toString();
     }

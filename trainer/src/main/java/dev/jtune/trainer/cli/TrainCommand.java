@@ -93,7 +93,7 @@ final class TrainCommand {
         boolean main = group.rank() == 0;
         long started = System.nanoTime();
         TrainConfig config = TrainConfig.load(configFile);
-        TrainerOptions options = TrainerOptions.from(config);
+        TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         boolean nf4 = config.trainer().bool("load_in_4bit").orElse(false);
         Path baseDir = Path.of("").toAbsolutePath();
@@ -206,6 +206,18 @@ final class TrainCommand {
                 return 0;
             }
         }
+    }
+
+    /**
+     * A worker the launcher restarted after a failure has {@code JTUNE_RESUME=auto}: it continues from the newest
+     * checkpoint in output_dir (if any) unless the config names its own {@code resume_from_checkpoint}.
+     */
+    static TrainerOptions resumeAsLauncherSays(TrainerOptions options, Map<String, String> env) {
+        String resume = env.get("JTUNE_RESUME");
+        if (resume == null || resume.isBlank() || options.resumeFromCheckpoint().isPresent()) {
+            return options;
+        }
+        return options.toBuilder().resumeFromCheckpoint(resume.strip()).build();
     }
 
     /** The base model folder; created with init-model's preset when {@code base_model_init} says so. */

@@ -1,10 +1,17 @@
 /**
  * Distributed training: where a process sits in a job ({@link dev.jtune.trainer.dist.DistEnv}), the
- * rendezvous {@link dev.jtune.trainer.dist.Store}, and collective operations
+ * rendezvous {@link dev.jtune.trainer.dist.Store} ({@link dev.jtune.trainer.dist.TcpStore}, a client, and
+ * {@link dev.jtune.trainer.dist.TcpStoreServer}, which node 0's launcher serves at {@code MASTER_ADDR:MASTER_PORT}),
+ * Slurm's task variables ({@link dev.jtune.trainer.dist.Slurm}), and collective operations
  * ({@link dev.jtune.trainer.dist.ProcessGroup}); {@link dev.jtune.trainer.dist.ProcessGroups#forEnvironment}, the
- * one place where the CLI gets its group (connect the TCP store and ring there); FSDP's sharded frozen base weights
+ * one place where the CLI gets its group; FSDP's sharded frozen base weights
  * ({@link dev.jtune.trainer.dist.ShardedWeights}, a {@code LinearFactory} of
  * {@link dev.jtune.trainer.dist.ShardedLinear}s, dense fp32/fp16/bf16; NF4 not yet).
+ *
+ * <p>Under the launcher ({@code JTUNE_AGENT_STORE=1}) the store already runs: workers connect with
+ * {@code TcpStore.connect(MASTER_ADDR, MASTER_PORT, timeout)} and keep their keys under
+ * {@code attempt/$JTUNE_RESTART_COUNT/}. Without it (e.g. {@code srun} starting every worker), rank 0 serves one
+ * with {@code TcpStoreServer.start}.
  *
  * <p><b>Collectives.</b> {@link dev.jtune.trainer.dist.ProcessGroups#create(DistEnv, Store, String,
  * java.time.Duration, boolean)} picks the implementation: {@link dev.jtune.trainer.dist.RingProcessGroup} for CPU
