@@ -8,15 +8,7 @@
 # venv made once in bench/target/torch-venv from the offline wheel mirror. Without torch >= 2.0 the PyTorch
 # rows are left out. Not part of `mvn verify`.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-for candidate in "${JAVA_HOME:-}" /usr/lib/jvm/temurin-25-jdk-amd64; do
-  if [[ -n "$candidate" && -x "$candidate/bin/java" ]] && "$candidate/bin/java" -version 2>&1 | grep -q '"25'; then
-    export JAVA_HOME="$candidate"; break
-  fi
-done
-(cd "$root" && ./mvnw -q -o -B -pl bench -am -DskipTests package) >"$root/bench/build.log" 2>&1 \
-  || { tail -n 40 "$root/bench/build.log" >&2; exit 1; }
-rm -f "$root/bench/build.log"
+source "$(dirname "${BASH_SOURCE[0]}")/java.sh"
 
 has_torch2() { "$1" -c 'import sys, torch; sys.exit(0 if int(torch.__version__.split(".")[0]) >= 2 else 1)' 2>/dev/null; }
 py="${JTUNE_BENCH_PYTHON:-}"
@@ -40,7 +32,6 @@ if [[ -n "$py" ]] && has_torch2 "$py"; then
 else
   echo "no Python with torch >= 2.0 (scaled_dot_product_attention): PyTorch rows left out" >&2
 fi
-export DJL_OFFLINE=true
 exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED ${JTUNE_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$root/bench/target/classes:$root/bench/target/lib/*" dev.jtune.bench.TrainStepBench "${pyargs[@]}" "$@"

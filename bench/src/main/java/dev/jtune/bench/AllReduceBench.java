@@ -6,16 +6,13 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.trainer.dist.DistEnv;
-import dev.jtune.trainer.dist.DistException;
+import dev.jtune.trainer.dist.MemoryStore;
 import dev.jtune.trainer.dist.RingProcessGroup;
-import dev.jtune.trainer.dist.Store;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -50,7 +47,7 @@ public final class AllReduceBench {
                 + "load average %.2f%n", memcpy, Runtime.getRuntime().availableProcessors(), load());
         System.out.printf(Locale.ROOT, "%10s %8s %12s %14s %14s %14s%n", "size", "iters", "time/op ms", "algbw GB/s",
                 "busbw GB/s", "busbw/memcpy");
-        LocalStore store = new LocalStore();
+        MemoryStore store = new MemoryStore();
         // one platform thread per rank (the common pool may have a single worker on two cores)
         ExecutorService ranks = Executors.newFixedThreadPool(WORLD);
         RingProcessGroup[] groups = new RingProcessGroup[WORLD];
@@ -131,44 +128,4 @@ public final class AllReduceBench {
         return ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
     }
 
-    /** The two ranks' rendezvous: a map in this JVM. */
-    private static final class LocalStore implements Store {
-        private final Map<String, byte[]> values = new HashMap<>();
-
-        @Override
-        public synchronized void set(String key, byte[] value) {
-            values.put(key, value.clone());
-            notifyAll();
-        }
-
-        @Override
-        public synchronized byte[] get(String key, Duration timeout) {
-            long deadline = System.nanoTime() + timeout.toNanos();
-            while (!values.containsKey(key)) {
-                long left = deadline - System.nanoTime();
-                if (left <= 0) {
-                    throw new DistException("store key " + key + " was not set within " + timeout);
-                }
-                try {
-                    wait(Math.max(1, left / 1_000_000));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new DistException("interrupted", e);
-                }
-            }
-            return values.get(key).clone();
-        }
-
-        @Override
-        public synchronized long add(String key, long delta) {
-            byte[] old = values.get(key);
-            long v = (old == null ? 0 : Long.parseLong(new String(old))) + delta;
-            values.put(key, Long.toString(v).getBytes());
-            notifyAll();
-            return v;
-        }
-
-        @Override
-        public void close() {}
-    }
 }

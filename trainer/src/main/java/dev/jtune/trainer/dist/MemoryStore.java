@@ -4,8 +4,11 @@ import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
 
-/** A {@link Store} shared by threads of one JVM: the tests' stand-in for the launcher's TCP store. */
-final class MemoryStore implements Store {
+/**
+ * A {@link Store} shared by threads of one JVM, for ranks that are threads (tests, benchmarks); processes use
+ * {@link TcpStore}.
+ */
+public final class MemoryStore implements Store {
     private final Map<String, byte[]> values = new HashMap<>();
 
     @Override
