@@ -9,6 +9,15 @@ public final class Tensors {
     private Tensors() {}
 
     /**
+     * Copies {@code src}'s values into {@code target} in place, without autograd (libtorch's {@code copy_}): the
+     * tensor keeps its identity and its native storage. (DJL's {@code set(Buffer)} instead points the tensor at
+     * new memory, which views of the old storage do not see.)
+     */
+    public static void copyInto(NDArray target, NDArray src) {
+        OptimKernels.get().copyInto(target, src);
+    }
+
+    /**
      * Overwrites {@code target}'s values with {@code values} (row-major, fp32) in place, without autograd;
      * the tensor keeps its identity, so models holding it see the new values.
      *

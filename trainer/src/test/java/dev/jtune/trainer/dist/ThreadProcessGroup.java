@@ -147,7 +147,7 @@ public final class ThreadProcessGroup implements ProcessGroup {
     @Override
     public void allReduceSum(NDArray x) {
         NDArray sum = exchange(x, slots -> sumInRankOrder(slots, x));
-        x.set(sum.toByteBuffer());
+        dev.jtune.trainer.optim.Tensors.copyInto(x, sum);
         sum.close();
     }
 
@@ -183,7 +183,7 @@ public final class ThreadProcessGroup implements ProcessGroup {
             return d;
         });
         if (rank != root) {
-            x.set(copy.toByteBuffer());
+            dev.jtune.trainer.optim.Tensors.copyInto(x, copy);
         }
         copy.close();
     }
