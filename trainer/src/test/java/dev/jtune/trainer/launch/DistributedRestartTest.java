@@ -17,14 +17,14 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A worker of a real two-process training job dies (SIGKILL, right after the job's first checkpoint): without
  * restarts the launcher fails naming the rank and showing its log; with {@code --max-restarts 1} the restarted
- * group resumes from the checkpoint and ends with the per-step losses of a run that was never interrupted.
+ * group resumes from the checkpoint and ends with exactly the per-step losses of a run that was never interrupted.
  *
  * <p>Rank 1's JVM is found by the pid the launcher prints for it ({@code started worker rank 1 ... as pid P}):
  * both workers have the same command line, and their environment (RANK) is not visible through
  * {@link ProcessHandle}. Before the kill the pid is checked to be one of this JVM's descendants.
  */
 class DistributedRestartTest {
-    private static final int STEPS = 10;
+    private static final int STEPS = 5;
     private static final String CHECKPOINTS = "save_steps: 2\n";
     private static final Duration LIMIT = Duration.ofMinutes(2);
     private static final Pattern RESUMED = Pattern.compile("resuming from \\S*checkpoint-(\\d+) at step (\\d+)");
@@ -70,9 +70,8 @@ class DistributedRestartTest {
         List<Double> b = TinyLoraJob.losses(tmp.resolve("restarted"));
         assertEquals(STEPS, a.size(), a.toString());
         assertEquals(STEPS, b.size(), "one loss per step, the interrupted steps' lines replaced: " + b);
-        for (int i = 0; i < STEPS; i++) {
-            assertEquals(a.get(i), b.get(i), 1e-5 * Math.abs(a.get(i)), "step " + (i + 1) + ": " + a + " vs " + b);
-        }
+        // fp32 on CPU resumes bit for bit (the Trainer's promise), so the restart leaves no trace in the losses.
+        assertEquals(a, b, "step losses, uninterrupted vs killed at step 2+ and restarted");
     }
 
     /** SIGKILLs rank {@code rank}'s worker JVM once {@code outputDir/checkpoint-2} is complete. */
