@@ -29,7 +29,8 @@ import java.util.concurrent.TimeUnit;
  * torchrun for jtune: {@code ./launch.sh --nproc-per-node N [--nnodes M --node-rank R --master-addr HOST
  * --master-port PORT] CONFIG.yml}. Node 0's launcher serves the {@link TcpStoreServer} at
  * {@code --master-addr:--master-port}; every node's launcher meets the others there ({@link Rendezvous}), starts
- * its N worker JVMs (same java, classpath and JVM options as itself) with torchrun's variables, and watches them.
+ * its N worker JVMs (same java, classpath and JVM options as itself) with torchrun's variables, prints each one's
+ * pid ({@code started worker rank K (local rank L on node N) as pid P}), and watches them.
  * A failed worker stops the whole job (on every node) and is reported with the end of its log; with
  * {@code --max-restarts K} the group is started again, up to K times, and resumes from its last checkpoint.
  *
@@ -299,6 +300,9 @@ public final class Launcher {
         Files.writeString(log, header, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 generation == 0 ? StandardOpenOption.TRUNCATE_EXISTING : StandardOpenOption.APPEND);
         Process p = pb.start();
+        // Which JVM is which rank (their command lines are the same): for ps/kill by hand, and for tests.
+        out.printf("jtune launcher: started worker rank %d (local rank %d on node %d) as pid %d%n", rank, localRank,
+                options.nodeRank(), p.pid());
         OutputStream console = rank == 0 ? out : null;
         Thread pump = Thread.ofPlatform().daemon().name("rank-" + rank + "-log")
                 .start(() -> pump(p.getInputStream(), log, console));

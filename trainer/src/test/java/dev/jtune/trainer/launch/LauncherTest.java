@@ -124,6 +124,8 @@ class LauncherTest {
         assertTrue(seconds < 20, "the waiting rank was stopped, not waited for: " + seconds + " s");
         Matcher pid = Pattern.compile("pid (\\d+)").matcher(read(logs.resolve("rank-0.log")));
         assertTrue(pid.find(), "rank 0 started");
+        assertTrue(r.out().contains("started worker rank 0 (local rank 0 on node 0) as pid " + pid.group(1) + "\n"),
+                "the launcher names each rank's pid: " + r.out());
         assertFalse(ProcessHandle.of(Long.parseLong(pid.group(1))).map(ProcessHandle::isAlive).orElse(false),
                 "rank 0 was killed");
     }

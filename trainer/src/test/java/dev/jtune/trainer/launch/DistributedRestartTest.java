@@ -1,0 +1,95 @@
+package dev.jtune.trainer.launch;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A worker of a real two-process training job dies (SIGKILL, right after the job's first checkpoint): without
+ * restarts the launcher fails naming the rank and showing its log; with {@code --max-restarts 1} the restarted
+ * group resumes from the checkpoint and ends with exactly the per-step losses of a run that was never interrupted.
+ *
+ * <p>Rank 1's JVM is found by the pid the launcher prints for it ({@code started worker rank 1 ... as pid P}):
+ * both workers have the same command line, and their environment (RANK) is not visible through
+ * {@link ProcessHandle}. Before the kill the pid is checked to be one of this JVM's descendants.
+ */
+class DistributedRestartTest {
+    private static final int STEPS = 5;
+    private static final String CHECKPOINTS = "save_steps: 2\n";
+    private static final Duration LIMIT = Duration.ofMinutes(2);
+    private static final Pattern RESUMED = Pattern.compile("resuming from \\S*checkpoint-(\\d+) at step (\\d+)");
+
+    @TempDir
+    static Path tmp;
+
+    @Test
+    void aKilledWorkerFailsTheJobNamingItsRank() throws Exception {
+        Path cfg = TinyLoraJob.config(tmp, "killed", 1, STEPS, CHECKPOINTS);
+        TinyLoraJob.Launch job = TinyLoraJob.Launch.start("--nproc-per-node", "2", cfg.toString());
+        killAfterFirstCheckpoint(job, tmp.resolve("killed"), 1);
+        int code = job.await(LIMIT);
+        assertEquals(1, code, job.console());
+        assertTrue(job.err().contains("worker rank 1 (local rank 1 on node 0) failed with exit code 137 (killed by "
+                + "signal 9); last lines of " + tmp.resolve("killed/logs/rank-1.log")), job.err());
+        // The report quotes rank 1's log, which starts with the launcher's header for the attempt.
+        assertTrue(job.err().contains("  | ==== jtune launcher: rank 1 (local rank 1 on node 0), attempt 0 ===="),
+                job.err());
+        assertFalse(job.err().contains("restarting"), job.err());
+        assertTrue(TinyLoraJob.losses(tmp.resolve("killed")).size() < STEPS, "the job was cut short");
+    }
+
+    @Test
+    void aRestartedGroupResumesFromTheCheckpointAndTrainsAsIfUninterrupted() throws Exception {
+        Path whole = TinyLoraJob.config(tmp, "whole", 1, STEPS, CHECKPOINTS);
+        TinyLoraJob.Launch reference = TinyLoraJob.Launch.start("--nproc-per-node", "2", whole.toString());
+        assertEquals(0, reference.await(LIMIT), reference.console());
+
+        Path cfg = TinyLoraJob.config(tmp, "restarted", 1, STEPS, CHECKPOINTS);
+        TinyLoraJob.Launch job = TinyLoraJob.Launch.start("--nproc-per-node", "2", "--max-restarts", "1",
+                cfg.toString());
+        killAfterFirstCheckpoint(job, tmp.resolve("restarted"), 1);
+        assertEquals(0, job.await(LIMIT), job.console());
+        assertTrue(job.err().contains("worker rank 1 (local rank 1 on node 0) failed with exit code 137"), job.err());
+        assertTrue(job.err().contains("restarting the worker group (restart 1 of 1)"), job.err());
+        Matcher resumed = RESUMED.matcher(job.out());
+        assertTrue(resumed.find(), "rank 0 resumed: " + job.out());
+        int from = Integer.parseInt(resumed.group(2));
+        assertTrue(from >= 2 && from < STEPS, "resumed mid-run from a checkpoint: " + resumed.group());
+
+        List<Double> a = TinyLoraJob.losses(tmp.resolve("whole"));
+        List<Double> b = TinyLoraJob.losses(tmp.resolve("restarted"));
+        assertEquals(STEPS, a.size(), a.toString());
+        assertEquals(STEPS, b.size(), "one loss per step, the interrupted steps' lines replaced: " + b);
+        // fp32 on CPU resumes bit for bit (the Trainer's promise), so the restart leaves no trace in the losses.
+        assertEquals(a, b, "step losses, uninterrupted vs killed at step 2+ and restarted");
+    }
+
+    /** SIGKILLs rank {@code rank}'s worker JVM once {@code outputDir/checkpoint-2} is complete. */
+    private static void killAfterFirstCheckpoint(TinyLoraJob.Launch job, Path outputDir, int rank) throws Exception {
+        Path checkpoint = outputDir.resolve("checkpoint-2"); // renamed into place only when complete
+        long deadline = System.nanoTime() + LIMIT.toNanos();
+        while (!Files.isDirectory(checkpoint)) {
+            assertTrue(job.running(), "the job ended before its first checkpoint: " + job.console());
+            assertTrue(System.nanoTime() < deadline, "no " + checkpoint + " in " + LIMIT + ": " + job.console());
+            Thread.sleep(20);
+        }
+        Matcher m = Pattern.compile("started worker rank " + rank + " \\(local rank \\d+ on node 0\\) as pid (\\d+)")
+                .matcher(job.out());
+        assertTrue(m.find(), "the launcher named rank " + rank + "'s pid: " + job.out());
+        long pid = Long.parseLong(m.group(1));
+        ProcessHandle worker = ProcessHandle.current().descendants().filter(h -> h.pid() == pid).findFirst()
+                .orElseThrow(() -> new AssertionError("pid " + pid + " is no live worker of this test"));
+        assertTrue(worker.destroyForcibly(), "SIGKILL to " + pid);
+        worker.onExit().get(10, TimeUnit.SECONDS);
+    }
+}
