@@ -11,6 +11,9 @@
  *   <li>{@link dev.jtune.quant.Nf4Linear}: a {@code Linear} holding only the quantized form in native memory
  *       (≈0.516 byte a weight plus 1.1 KB a layer), dequantizing in libtorch ({@code nf4.torchscript.py}) on each
  *       forward; the input gets a gradient, the weight none;
+ *   <li>{@link dev.jtune.quant.Nf4Dequantizer}: one weight's small statistics in native memory, dequantizing
+ *       (or multiplying by) packed and absmax codes given per call, e.g. all-gathered from FSDP shards; same kernel
+ *       and bits as {@code Nf4Linear};
  *   <li>{@link dev.jtune.quant.Nf4}: the tables, {@code linearFactory(Predicate)} for {@code LlamaModel.load}
  *       (default: every linear but {@code lm_head});
  *   <li>{@link dev.jtune.quant.Bnb4bitLayout}: bitsandbytes' safetensors keys ({@code X.weight},

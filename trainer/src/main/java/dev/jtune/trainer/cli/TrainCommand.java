@@ -98,10 +98,6 @@ final class TrainCommand {
         boolean nf4 = config.trainer().bool("load_in_4bit").orElse(false);
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
-        if (options.fsdp() && group.worldSize() > 1 && nf4) {
-            throw new IllegalArgumentException(config.source() + ": fsdp with load_in_4bit is not supported yet "
-                    + "(NF4 base weights are not sharded); use a 16-bit base (load_in_4bit: false) or plain data parallel");
-        }
         if (!main) {
             group.barrier(); // rank 0 creates the base model and prepares the data first
         }
@@ -134,9 +130,10 @@ final class TrainCommand {
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
 
             LlamaModel.LinearFactory base = nf4 ? Nf4.linearFactory() : LoraModel.dense();
-            // FSDP shards the frozen base of an adapter; full fine-tuning keeps whole (trainable) weights.
+            // FSDP shards the frozen base of an adapter (16-bit, or NF4 in its packed form); full fine-tuning keeps
+            // whole (trainable) weights.
             ShardedWeights baseShards = options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()
-                    ? new ShardedWeights(group, base) : null;
+                    ? (nf4 ? ShardedWeights.nf4(group, base) : new ShardedWeights(group, base)) : null;
             if (baseShards != null) {
                 base = baseShards;
             }

@@ -6,7 +6,6 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
-import dev.jtune.model.llama.Linear;
 
 /**
  * A frozen dense projection of which this rank holds one contiguous chunk (FSDP's {@code FULL_SHARD} of a base
@@ -18,7 +17,7 @@ import dev.jtune.model.llama.Linear;
  * that at most one decoder layer's weights are whole at a time. Every rank must run the same forwards in the same
  * order, as the gather is a collective.
  */
-public final class ShardedLinear implements Linear {
+public final class ShardedLinear implements ShardedProjection {
     private final ProcessGroup group;
     private final NDManager manager;
     private final NDArray shard;
@@ -77,33 +76,43 @@ public final class ShardedLinear implements Linear {
             full.attach(manager);
             if (used != gathered) used.close();
             gathered.close();
-            owner.gathered(fullBytes());
+            owner.gathered(gatherBytes());
         }
         return ai.djl.nn.core.Linear.linear(x, full).singletonOrThrow();
     }
 
     /** Frees the gathered weight (autograd keeps what a pending backward still needs). No-op if not gathered. */
+    @Override
     public void release() {
         if (full != null) {
             full.close();
             full = null;
-            owner.released(fullBytes());
+            owner.released(gatherBytes());
         }
     }
 
     /** Whether the full weight is gathered now. */
+    @Override
     public boolean gathered() {
         return full != null;
     }
 
     /** Bytes of this rank's chunk. */
+    @Override
     public long shardBytes() {
         return shard.getShape().size() * bytes(dtype);
     }
 
     /** Bytes of the whole weight. */
+    @Override
     public long fullBytes() {
         return out * in * bytes(dtype);
+    }
+
+    /** Bytes of the gathered weight: the whole weight. */
+    @Override
+    public long gatherBytes() {
+        return fullBytes();
     }
 
     static long bytes(Dtype d) {

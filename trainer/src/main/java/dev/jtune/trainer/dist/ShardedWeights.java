@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.jtune.model.llama.Linear;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.quant.Nf4Linear;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -16,14 +17,18 @@ import java.util.regex.Pattern;
  * ({@code model.layers.N.*}) into a {@link ShardedLinear} and leaves the others ({@code lm_head}) to the base
  * factory; it then frees a layer's gathered weights on {@link #release(int)} and counts the bytes held.
  *
- * <p>Dense bases only (fp32, fp16, bf16): NF4 projections are not sharded yet.
+ * <p>Two kinds of base: dense (fp32, fp16, bf16; {@link #ShardedWeights}), where the layer projections' dense
+ * weights are cut into {@link ShardedLinear}s, and NF4 ({@link #nf4}), where the base factory builds each layer
+ * projection as an {@link Nf4Linear} (quantized from the dense weight, or read as stored) which is then cut, in its
+ * packed form, into a {@link ShardedNf4Linear}.
  */
 public final class ShardedWeights implements LlamaModel.LinearFactory {
     private static final Pattern LAYER = Pattern.compile("model\\.layers\\.(\\d+)\\..*");
 
     private final ProcessGroup group;
     private final LlamaModel.LinearFactory others;
-    private final Map<Integer, List<ShardedLinear>> layers = new TreeMap<>();
+    private final boolean nf4;
+    private final Map<Integer, List<ShardedProjection>> layers = new TreeMap<>();
     private long gatheredBytes;
     private long peakGatheredBytes;
 
@@ -31,8 +36,21 @@ public final class ShardedWeights implements LlamaModel.LinearFactory {
      * @param others builds the projections outside the decoder layers (e.g. dense {@code lm_head})
      */
     public ShardedWeights(ProcessGroup group, LlamaModel.LinearFactory others) {
+        this(group, others, false);
+    }
+
+    private ShardedWeights(ProcessGroup group, LlamaModel.LinearFactory base, boolean nf4) {
         this.group = group;
-        this.others = others;
+        this.others = base;
+        this.nf4 = nf4;
+    }
+
+    /**
+     * FSDP over an NF4 base: {@code base} (e.g. {@code Nf4.linearFactory()} or {@code Nf4Checkpoint.linearFactory()})
+     * builds every projection; those of decoder layers must be {@link Nf4Linear}s and are sharded in NF4 form.
+     */
+    public static ShardedWeights nf4(ProcessGroup group, LlamaModel.LinearFactory base) {
+        return new ShardedWeights(group, base, true);
     }
 
     @Override
@@ -41,19 +59,43 @@ public final class ShardedWeights implements LlamaModel.LinearFactory {
         if (!m.matches()) {
             return others.create(name, weight);
         }
-        ShardedLinear l = new ShardedLinear(group, weight, this);
-        layers.computeIfAbsent(Integer.parseInt(m.group(1)), k -> new ArrayList<>()).add(l);
-        return l;
+        if (nf4) {
+            NDManager parent = weight.getManager();
+            return add(m, shardNf4(name, others.create(name, weight), parent));
+        }
+        return add(m, new ShardedLinear(group, weight, this));
     }
 
     @Override
     public Linear createStored(String name, long out, long in, NDManager manager) {
-        return LAYER.matcher(name).matches() ? null : others.createStored(name, out, in, manager);
+        Matcher m = LAYER.matcher(name);
+        if (!m.matches()) {
+            return others.createStored(name, out, in, manager);
+        }
+        if (!nf4) {
+            return null;
+        }
+        Linear stored = others.createStored(name, out, in, manager);
+        return stored == null ? null : add(m, shardNf4(name, stored, manager));
+    }
+
+    private ShardedNf4Linear shardNf4(String name, Linear built, NDManager parent) {
+        if (!(built instanceof Nf4Linear q)) {
+            built.close();
+            throw new IllegalArgumentException(name + ": FSDP over an NF4 base needs the base factory to quantize every"
+                    + " decoder-layer projection, got " + built.getClass().getSimpleName());
+        }
+        return new ShardedNf4Linear(group, q, parent, this);
+    }
+
+    private <L extends ShardedProjection> L add(Matcher layerName, L l) {
+        layers.computeIfAbsent(Integer.parseInt(layerName.group(1)), k -> new ArrayList<>()).add(l);
+        return l;
     }
 
     /** Frees the gathered weights of decoder layer {@code layer}. */
     public void release(int layer) {
-        for (ShardedLinear l : layers.getOrDefault(layer, List.of())) {
+        for (ShardedProjection l : layers.getOrDefault(layer, List.of())) {
             l.release();
         }
     }
@@ -74,18 +116,18 @@ public final class ShardedWeights implements LlamaModel.LinearFactory {
 
     /** Bytes of the chunks this rank holds for good. */
     public long shardBytes() {
-        return layers.values().stream().flatMap(List::stream).mapToLong(ShardedLinear::shardBytes).sum();
+        return layers.values().stream().flatMap(List::stream).mapToLong(ShardedProjection::shardBytes).sum();
     }
 
     /** Bytes of the whole sharded weights (what one process would hold without FSDP). */
     public long totalBytes() {
-        return layers.values().stream().flatMap(List::stream).mapToLong(ShardedLinear::fullBytes).sum();
+        return layers.values().stream().flatMap(List::stream).mapToLong(ShardedProjection::fullBytes).sum();
     }
 
-    /** Bytes of the largest decoder layer's whole projections. */
+    /** Bytes one gather of the largest decoder layer materializes (its whole weights; NF4: packed and absmax codes). */
     public long largestLayerBytes() {
         return layers.values().stream()
-                .mapToLong(ls -> ls.stream().mapToLong(ShardedLinear::fullBytes).sum()).max().orElse(0);
+                .mapToLong(ls -> ls.stream().mapToLong(ShardedProjection::gatherBytes).sum()).max().orElse(0);
     }
 
     /** Bytes of gathered weights alive now. */

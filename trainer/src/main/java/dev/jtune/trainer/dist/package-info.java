@@ -6,7 +6,10 @@
  * ({@link dev.jtune.trainer.dist.ProcessGroup}); {@link dev.jtune.trainer.dist.ProcessGroups#forEnvironment}, the
  * one place where the CLI gets its group; FSDP's sharded frozen base weights
  * ({@link dev.jtune.trainer.dist.ShardedWeights}, a {@code LinearFactory} of
- * {@link dev.jtune.trainer.dist.ShardedLinear}s, dense fp32/fp16/bf16; NF4 not yet).
+ * {@link dev.jtune.trainer.dist.ShardedLinear}s for dense fp32/fp16/bf16 bases and, with
+ * {@link dev.jtune.trainer.dist.ShardedWeights#nf4}, {@link dev.jtune.trainer.dist.ShardedNf4Linear}s for NF4
+ * (QLoRA) bases: each rank keeps 1/W of every layer's packed codes and absmax codes, cut at block boundaries, and
+ * the small statistics whole; the gathered codes dequantize bit for bit as the unsharded layer's).
  *
  * <p>Under the launcher ({@code JTUNE_AGENT_STORE=1}) the store already runs: workers connect with
  * {@code TcpStore.connect(MASTER_ADDR, MASTER_PORT, timeout)} and keep their keys under

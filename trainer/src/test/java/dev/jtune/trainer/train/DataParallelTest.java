@@ -11,6 +11,9 @@ import dev.jtune.data.dataset.Batch;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.DenseLinear;
+import dev.jtune.model.llama.LlamaConfig;
+import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.quant.Nf4;
 import dev.jtune.trainer.dist.DistException;
 import dev.jtune.trainer.dist.ProcessGroup;
 import dev.jtune.trainer.dist.ShardedWeights;
@@ -63,10 +66,16 @@ class DataParallelTest {
     }
 
     static RankRun train(ProcessGroup g, TrainerOptions o, Path out, boolean shardBase) throws IOException {
+        return train(g, o, out, shardBase, false);
+    }
+
+    /** With {@code nf4}, the frozen base of the decoder layers is quantized to NF4 (QLoRA). */
+    static RankRun train(ProcessGroup g, TrainerOptions o, Path out, boolean shardBase, boolean nf4)
+            throws IOException {
         try (NDManager m = Torch.newManager()) {
-            ShardedWeights sw = shardBase ? new ShardedWeights(g, (n, w) -> new DenseLinear(w)) : null;
-            TinySetup.TinyAdapter a = sw == null ? TinySetup.TinyAdapter.load(m, SEED, o.precision(), 4)
-                    : TinySetup.TinyAdapter.load(m, SEED, o.precision(), 4, sw);
+            LlamaModel.LinearFactory base = nf4 ? Nf4.linearFactory() : (n, w) -> new DenseLinear(w);
+            ShardedWeights sw = !shardBase ? null : nf4 ? ShardedWeights.nf4(g, base) : new ShardedWeights(g, base);
+            TinySetup.TinyAdapter a = TinySetup.TinyAdapter.load(m, SEED, o.precision(), 4, sw == null ? base : sw);
             TrainingResult r = Trainer.run(o, a, BatchPlan.of(DATA), BatchPlan.of(EVAL), out, quiet(), g, sw);
             Map<String, float[]> params = new LinkedHashMap<>();
             for (var e : a.parameters().entrySet()) params.put(e.getKey(), e.getValue().toFloatArray());
@@ -157,6 +166,43 @@ class DataParallelTest {
                 tmp.resolve("bf16-fsdp" + g.rank()), true));
         assertSameRun(plain.get(0), sharded.get(0), "FSDP over bf16");
         assertEquals(sharded.get(0).totalBytes() / 2, sharded.get(0).shardBytes());
+    }
+
+    @Test
+    void fsdpOverAnNf4BaseEqualsDataParallelAndHoldsHalfItsCodes() throws Exception {
+        TrainerOptions o = options(1, STEPS, false);
+        List<RankRun> plain = ThreadProcessGroup.run(2, g -> train(g, o, tmp.resolve("nf4-dp" + g.rank()), false, true));
+        List<RankRun> sharded = ThreadProcessGroup.run(2, g -> train(g, o.toBuilder().fsdp(true).build(),
+                tmp.resolve("nf4-fsdp" + g.rank()), true, true));
+        assertSameRun(plain.get(0), sharded.get(0), "FSDP over NF4");
+        // Not the dense run: the NF4 base changes the losses (so the comparison above is about NF4).
+        assertThrows(AssertionError.class, () -> assertSameRun(dp.get(0), plain.get(0), "NF4 vs dense"));
+
+        // Expected bytes from the NF4 layout (blocksize 64, nested 256): per projection (numel + 1) / 2 packed bytes
+        // and one absmax code a block, sharded; fp32 nested scales, offset and the 16 + 256 map values, replicated.
+        LlamaConfig c = TinySetup.config();
+        long h = c.hiddenSize();
+        long kv = (long) c.numKeyValueHeads() * c.headDim();
+        long[] numels = {h * h, kv * h, kv * h, h * h, c.intermediateSize() * h, c.intermediateSize() * h,
+                h * c.intermediateSize()};
+        long codes = 0;
+        long codesPerRank = 0;
+        long stats = 0;
+        for (long n : numels) {
+            long blocks = (n + 63) / 64;
+            codes += (n + 1) / 2 + blocks;
+            codesPerRank += (blocks + 1) / 2 * (64 / 2 + 1);
+            stats += 4 * ((blocks + 255) / 256 + 1 + 16 + 256);
+        }
+        assertEquals(codes, 2 * codesPerRank, "every block count is even: each rank holds exactly half the codes");
+        int layers = c.numHiddenLayers();
+        for (RankRun r : sharded) {
+            assertEquals(layers * (codes + stats), r.totalBytes(), "whole NF4 base");
+            assertEquals(layers * (codesPerRank + stats), r.shardBytes(), "held for good");
+            assertEquals(codes, r.largestLayer(), "one layer's codes");
+            assertEquals(r.largestLayer(), r.peakGathered(), "at most one layer gathered at a time");
+            assertEquals(0, r.gatheredAfter(), "nothing gathered after training");
+        }
     }
 
     @Test
