@@ -103,6 +103,15 @@ public final class DistBench {
             }
         }
         // Other jobs only ever slow a run down: the best round of each setup is the least disturbed.
+        if (rounds > 0) {
+            efficiency(scaling, tps);
+        }
+        if (!opt.containsKey("skip-memory")) {
+            memory(Math.max(2, steps / 2), Math.max(1, warmup), perRank);
+        }
+    }
+
+    private static void efficiency(List<Setup> scaling, Map<String, List<Double>> tps) {
         double best2 = best(tps.get(scaling.get(2).name()));
         System.out.printf(Locale.ROOT, "%nscaling efficiency = tokens/s with 2 processes / (2 x tokens/s with 1), "
                 + "best rounds:%n");
@@ -110,10 +119,6 @@ public final class DistBench {
             double b1 = best(tps.get(one.name()));
             System.out.printf(Locale.ROOT, "  vs %-16s: %.1f / (2 x %.1f) = %.3f   (per round: %s)%n", one.name(), best2,
                     b1, best2 / (2 * b1), perRound(tps.get(scaling.get(2).name()), tps.get(one.name())));
-        }
-
-        if (!opt.containsKey("skip-memory")) {
-            memory(Math.max(2, steps / 2), Math.max(1, warmup), perRank);
         }
     }
 
