@@ -1,6 +1,5 @@
 package dev.jtune.bench;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.pytorch.jni.JniUtils;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -14,12 +13,14 @@ import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.model.llama.RandomInit;
 import dev.jtune.trainer.dist.DistEnv;
 import dev.jtune.trainer.dist.ProcessGroup;
 import dev.jtune.trainer.dist.ProcessGroups;
 import dev.jtune.trainer.dist.ShardedWeights;
 import dev.jtune.trainer.train.BatchPlan;
 import dev.jtune.trainer.train.TrainableModel;
+import dev.jtune.trainer.train.LoraTrainable;
 import dev.jtune.trainer.train.Trainer;
 import dev.jtune.trainer.train.TrainerOptions;
 import java.io.IOException;
@@ -241,7 +242,7 @@ public final class DistBench {
             LlamaModel.LinearFactory dense = LoraModel.dense();
             ShardedWeights shards = fsdp && world > 1 ? new ShardedWeights(group, dense) : null;
             LoraModel lora = LoraModel.fresh(settings, 42, shards != null ? shards : dense);
-            try (LlamaModel model = LlamaModel.load(c, TrainStepBench.weights(c, 7), Dtype.FP32, manager, lora)) {
+            try (LlamaModel model = LlamaModel.load(c, new RandomInit(c, 7).weights(), Dtype.FP32, manager, lora)) {
                 lora.attach(model);
                 long linearParams = 0;
                 for (LoraLinear l : lora.adapters().values()) {
@@ -249,28 +250,7 @@ public final class DistBench {
                 }
                 long layerLinear = shards != null ? shards.shardBytes() : 4L * linearParams;
                 long otherFrozen = 4L * (c.parameterCount() - linearParams);
-                Map<String, NDArray> params = lora.trainableParameters();
-                TrainableModel trainable = new TrainableModel() {
-                    @Override
-                    public LlamaModel model() {
-                        return model;
-                    }
-
-                    @Override
-                    public Map<String, NDArray> parameters() {
-                        return params;
-                    }
-
-                    @Override
-                    public void saveWeights(Path dir) {
-                        lora.save(dir, "bench");
-                    }
-
-                    @Override
-                    public void setTraining(boolean training) {
-                        lora.setTraining(training);
-                    }
-                };
+                TrainableModel trainable = new LoraTrainable(model, lora, "bench");
                 long rssAfterLoad = TrainStepBench.status("VmRSS:");
                 boolean[] reset = {false};
                 long[] peakBeforeReset = {0};

@@ -1,6 +1,5 @@
 package dev.jtune.bench;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.pytorch.jni.JniUtils;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -16,11 +15,11 @@ import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.RandomInit;
 import dev.jtune.model.llama.RopeScaling;
-import dev.jtune.model.llama.WeightSource;
 import dev.jtune.quant.Nf4;
 import dev.jtune.quant.Nf4Linear;
 import dev.jtune.trainer.train.BatchPlan;
 import dev.jtune.trainer.train.TrainableModel;
+import dev.jtune.trainer.train.LoraTrainable;
 import dev.jtune.trainer.train.Trainer;
 import dev.jtune.trainer.train.TrainerOptions;
 import java.io.IOException;
@@ -302,7 +301,7 @@ public final class TrainStepBench {
         int total = warmup + steps;
         Path out = Files.createTempDirectory("jtune-trainstep-");
         try (NDManager manager = Torch.newManager();
-                LlamaModel model = LlamaModel.load(c, weights(c, 7), Dtype.FP32, manager, lora)) {
+                LlamaModel model = LlamaModel.load(c, new RandomInit(c, 7).weights(), Dtype.FP32, manager, lora)) {
             lora.attach(model);
             long frozenLinear = 0;
             for (LoraLinear l : lora.adapters().values()) {
@@ -314,28 +313,7 @@ public final class TrainStepBench {
                 linearParams += l.base().inFeatures() * l.base().outFeatures();
             }
             long otherFrozen = 4L * (c.parameterCount() - linearParams);
-            Map<String, NDArray> params = lora.trainableParameters();
-            TrainableModel trainable = new TrainableModel() {
-                @Override
-                public LlamaModel model() {
-                    return model;
-                }
-
-                @Override
-                public Map<String, NDArray> parameters() {
-                    return params;
-                }
-
-                @Override
-                public void saveWeights(Path dir) {
-                    lora.save(dir, "bench");
-                }
-
-                @Override
-                public void setTraining(boolean training) {
-                    lora.setTraining(training);
-                }
-            };
+            TrainableModel trainable = new LoraTrainable(model, lora, "bench");
             long rssAfterLoad = status("VmRSS:");
             boolean[] reset = {false};
             long[] peakBeforeReset = {0};
@@ -415,36 +393,6 @@ public final class TrainStepBench {
             out.add(new Batch(BATCH, SEQ, ids, ids.clone(), pos, seg, mask, false));
         }
         return out;
-    }
-
-    /** transformers-style random weights, generated tensor by tensor as the model loads (no checkpoint file). */
-    static WeightSource weights(LlamaConfig config, long seed) {
-        RandomInit init = new RandomInit(config, seed);
-        Map<String, RandomInit.Spec> specs = new LinkedHashMap<>();
-        for (RandomInit.Spec s : init.specs()) {
-            specs.put(s.name(), s);
-        }
-        return new WeightSource() {
-            @Override
-            public boolean contains(String name) {
-                return specs.containsKey(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return specs.get(name).shape();
-            }
-
-            @Override
-            public float[] floats(String name) {
-                return init.values(specs.get(name));
-            }
-
-            @Override
-            public String describe() {
-                return "random init (seed " + seed + ")";
-            }
-        };
     }
 
     /** A field of /proc/self/status in bytes (0 where unavailable). */

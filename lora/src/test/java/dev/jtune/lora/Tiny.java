@@ -32,27 +32,7 @@ final class Tiny {
     }
 
     static WeightSource source(Map<String, float[]> w, Map<String, long[]> shapes) {
-        return new WeightSource() {
-            @Override
-            public boolean contains(String name) {
-                return w.containsKey(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return shapes.get(name).clone();
-            }
-
-            @Override
-            public float[] floats(String name) {
-                return w.get(name).clone();
-            }
-
-            @Override
-            public String describe() {
-                return "test weights";
-            }
-        };
+        return WeightSource.of(w, shapes, "test weights");
     }
 
     static WeightSource randomSource(LlamaConfig c, long seed) {

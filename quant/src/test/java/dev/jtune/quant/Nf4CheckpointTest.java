@@ -55,23 +55,7 @@ class Nf4CheckpointTest {
         for (RandomInit.Spec s : new RandomInit(config, 7).specs()) {
             shapes.put(s.name(), s.shape());
         }
-        return new WeightSource() {
-            public boolean contains(String name) {
-                return w.containsKey(name);
-            }
-
-            public long[] shape(String name) {
-                return shapes.get(name);
-            }
-
-            public float[] floats(String name) {
-                return w.get(name);
-            }
-
-            public String describe() {
-                return "memory";
-            }
-        };
+        return WeightSource.of(w, shapes, "memory");
     }
 
     /** Saves as transformers does after from_pretrained(load_in_4bit=True, nf4, double quant): lm_head dense. */

@@ -24,6 +24,38 @@ public final class RandomInit {
         this.seed = seed;
     }
 
+    /**
+     * These weights as a model's source, each tensor generated when the loader asks for it (no checkpoint file,
+     * never the whole model in memory at once).
+     */
+    public WeightSource weights() {
+        java.util.Map<String, Spec> byName = new java.util.LinkedHashMap<>();
+        for (Spec s : specs()) {
+            byName.put(s.name(), s);
+        }
+        return new WeightSource() {
+            @Override
+            public boolean contains(String name) {
+                return byName.containsKey(name);
+            }
+
+            @Override
+            public long[] shape(String name) {
+                return byName.get(name).shape().clone();
+            }
+
+            @Override
+            public float[] floats(String name) {
+                return values(byName.get(name));
+            }
+
+            @Override
+            public String describe() {
+                return "random init (seed " + seed + ")";
+            }
+        };
+    }
+
     /** A tensor to create: its transformers name and shape. */
     public record Spec(String name, long[] shape) {
         public long numel() {

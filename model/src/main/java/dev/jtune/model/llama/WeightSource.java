@@ -16,4 +16,30 @@ public interface WeightSource {
 
     /** Where the weights come from, for error messages. */
     String describe();
+
+    /** Tensors held in memory: {@code values} by name, each with its {@code shapes} entry. */
+    static WeightSource of(java.util.Map<String, float[]> values, java.util.Map<String, long[]> shapes,
+            String description) {
+        return new WeightSource() {
+            @Override
+            public boolean contains(String name) {
+                return values.containsKey(name);
+            }
+
+            @Override
+            public long[] shape(String name) {
+                return shapes.get(name).clone();
+            }
+
+            @Override
+            public float[] floats(String name) {
+                return values.get(name);
+            }
+
+            @Override
+            public String describe() {
+                return description;
+            }
+        };
+    }
 }

@@ -38,27 +38,7 @@ final class TinyModels {
             values.put(spec.name(), v);
             shapes.put(spec.name(), spec.shape());
         }
-        WeightSource source = new WeightSource() {
-            @Override
-            public boolean contains(String name) {
-                return values.containsKey(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return shapes.get(name);
-            }
-
-            @Override
-            public float[] floats(String name) {
-                return values.get(name);
-            }
-
-            @Override
-            public String describe() {
-                return "tiny random weights";
-            }
-        };
+        WeightSource source = WeightSource.of(values, shapes, "tiny random weights");
         return LlamaModel.load(config, source, dtype, manager);
     }
 }

@@ -24,6 +24,7 @@ import dev.jtune.trainer.dist.ShardedWeights;
 import dev.jtune.trainer.train.BatchPlan;
 import dev.jtune.trainer.train.ExactMatch;
 import dev.jtune.trainer.train.FullFineTuning;
+import dev.jtune.trainer.train.LoraTrainable;
 import dev.jtune.trainer.train.TrainableModel;
 import dev.jtune.trainer.train.Trainer;
 import dev.jtune.trainer.train.TrainerOptions;
@@ -148,7 +149,7 @@ final class TrainCommand {
                 TrainableModel trainable;
                 if (lora != null) {
                     lora.attach(model);
-                    trainable = loraTrainable(model, lora, config.baseModel());
+                    trainable = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s, %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%n",
                             modelDir, options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
                             lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
@@ -226,31 +227,6 @@ final class TrainCommand {
             InitModelCommand.initModel(local, preset.get(), null, config.seed(), true, out);
         }
         return ModelLocator.resolve(config.baseModel());
-    }
-
-    private static TrainableModel loraTrainable(LlamaModel model, LoraModel lora, String baseModelName) {
-        Map<String, NDArray> params = lora.trainableParameters();
-        return new TrainableModel() {
-            @Override
-            public LlamaModel model() {
-                return model;
-            }
-
-            @Override
-            public Map<String, NDArray> parameters() {
-                return params;
-            }
-
-            @Override
-            public void saveWeights(Path dir) {
-                lora.save(dir, baseModelName);
-            }
-
-            @Override
-            public void setTraining(boolean training) {
-                lora.setTraining(training);
-            }
-        };
     }
 
     private static BatchPlan plan(Batches batches) {

@@ -12,7 +12,6 @@ import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.LlamaPresets;
 import dev.jtune.model.llama.RandomInit;
-import dev.jtune.model.llama.WeightSource;
 import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
@@ -20,36 +19,12 @@ import org.junit.jupiter.api.io.TempDir;
 
 class ScorerTest {
 
-    private static WeightSource weights(RandomInit init) {
-        return new WeightSource() {
-            @Override
-            public boolean contains(String name) {
-                return init.specs().stream().anyMatch(s -> s.name().equals(name));
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return init.specs().stream().filter(s -> s.name().equals(name)).findFirst().orElseThrow().shape();
-            }
-
-            @Override
-            public float[] floats(String name) {
-                return init.values(init.specs().stream().filter(s -> s.name().equals(name)).findFirst().orElseThrow());
-            }
-
-            @Override
-            public String describe() {
-                return "random";
-            }
-        };
-    }
-
     @Test
     void completionScoresSplitTheTextScoreAtTheTokenBoundary(@TempDir Path dir) {
         ByteLevelTokenizerBuilder.writeDefault(dir);
         try (NDManager m = Torch.newManager(); Tokenizer tok = Tokenizer.load(dir)) {
             LlamaConfig config = LlamaPresets.tiny(tok.vocabSize());
-            try (LlamaModel model = LlamaModel.load(config, weights(new RandomInit(config, 5)), Dtype.FP32, m)) {
+            try (LlamaModel model = LlamaModel.load(config, new RandomInit(config, 5).weights(), Dtype.FP32, m)) {
                 Scorer scorer = new Scorer(model, tok, m);
                 String prompt = "the quick bro";
                 String completion = "wn fox jumps";

@@ -37,30 +37,7 @@ final class TinySetup {
     }
 
     static WeightSource weights(LlamaConfig config, long seed) {
-        RandomInit init = new RandomInit(config, seed);
-        Map<String, RandomInit.Spec> specs = new LinkedHashMap<>();
-        for (RandomInit.Spec s : init.specs()) specs.put(s.name(), s);
-        return new WeightSource() {
-            @Override
-            public boolean contains(String name) {
-                return specs.containsKey(name);
-            }
-
-            @Override
-            public long[] shape(String name) {
-                return specs.get(name).shape();
-            }
-
-            @Override
-            public float[] floats(String name) {
-                return init.values(specs.get(name));
-            }
-
-            @Override
-            public String describe() {
-                return "random tiny";
-            }
-        };
+        return new RandomInit(config, seed).weights();
     }
 
     static LlamaModel model(NDManager m, long seed) {
