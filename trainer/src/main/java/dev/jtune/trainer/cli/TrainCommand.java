@@ -20,6 +20,7 @@ import dev.jtune.quant.Nf4;
 import dev.jtune.trainer.dist.DistEnv;
 import dev.jtune.trainer.dist.ProcessGroup;
 import dev.jtune.trainer.dist.ProcessGroups;
+import dev.jtune.trainer.dist.RankZero;
 import dev.jtune.trainer.dist.ShardedWeights;
 import dev.jtune.trainer.train.BatchPlan;
 import dev.jtune.trainer.train.ExactMatch;
@@ -91,7 +92,6 @@ final class TrainCommand {
      * the data and the base model first (the others wait, then reuse them), prints, and writes the outputs.
      */
     static int train(Path configFile, PrintStream out, ProcessGroup group) throws Exception {
-        boolean main = group.rank() == 0;
         long started = System.nanoTime();
         TrainConfig config = TrainConfig.load(configFile);
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
@@ -99,20 +99,18 @@ final class TrainCommand {
         boolean nf4 = config.trainer().bool("load_in_4bit").orElse(false);
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
-        if (!main) {
-            group.barrier(); // rank 0 creates the base model and prepares the data first
-        }
-        Path modelDir = baseModel(config, out);
-        Path tokenizerDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir);
-        if (main) {
-            try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
-                    PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
+        // Rank 0 creates the base model and prepares the data first; the others then find them (or stop with it).
+        RankZero.run(group, "create the base model or prepare the data", () -> {
+            Path dir = baseModel(config, out);
+            Path tokDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(dir);
+            try (Tokenizer tokenizer = Tokenizer.load(tokDir);
+                    PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokDir,
                             DatasetReader.source(config, tokenizer, baseDir), baseDir)) {
                 // prepared (or found) here once; every rank reloads it below
-            } finally {
-                group.barrier();
             }
-        }
+        });
+        Path modelDir = baseModel(config, out);
+        Path tokenizerDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir);
 
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
@@ -180,9 +178,8 @@ final class TrainCommand {
                     return 0;
                 }
                 // Adapter tensors are whole on every rank (FSDP shards only their gradients and optimizer state).
-                if (main) {
-                    export(trainable, lora, modelDir, tokenizerDir, outputDir);
-                }
+                RankZero.run(group, "export the trained weights", () -> export(trainable, lora, modelDir, tokenizerDir,
+                        outputDir));
                 ExactMatch after = null;
                 if (!probes.isEmpty()) {
                     trainable.setTraining(false);
@@ -195,12 +192,16 @@ final class TrainCommand {
                 if (baseShards != null) {
                     baseShards.releaseAll(); // the exact-match generation gathered every layer
                 }
-                if (main && lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)) {
+                if (lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)) {
                     merged = outputDir.resolve("merged");
-                    LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged);
+                    Path mergedDir = merged;
+                    // The outputs are complete when every rank returns.
+                    RankZero.run(group, "merge the adapter into " + mergedDir,
+                            () -> LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), mergedDir));
+                } else {
+                    group.barrier(); // the outputs are complete when every rank returns
                 }
                 summary(out, result, before, after, outputDir, lora != null, merged, started);
-                group.barrier(); // the outputs are complete when every rank returns
                 return 0;
             }
         }

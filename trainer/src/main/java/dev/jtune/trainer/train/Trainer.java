@@ -14,6 +14,7 @@ import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.Rope;
 import dev.jtune.trainer.dist.ProcessGroup;
+import dev.jtune.trainer.dist.RankZero;
 import dev.jtune.trainer.dist.ShardedWeights;
 import dev.jtune.trainer.optim.AdamW;
 import dev.jtune.trainer.optim.GradClipping;
@@ -55,7 +56,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * divides by the global N, and sum their gradients after it: the update is the one a single process with
  * {@code gradient_accumulation_steps = GA × W} makes, up to summation order. Trainable tensors start from rank
  * 0's (broadcast) and are compared by hash every {@value #IDENTITY_CHECK_EVERY} steps and at every checkpoint.
- * Rank 0 alone writes metrics, progress and checkpoints; the others wait for it at a barrier. With
+ * Rank 0 alone writes metrics, progress and checkpoints; the others wait for it and learn whether it succeeded
+ * ({@link RankZero}), so that no rank trains past a checkpoint that failed. With
  * {@link TrainerOptions#fsdp()} gradients are reduce-scattered and AdamW's state is sharded
  * ({@link ShardedAdamW}); frozen base weights loaded through {@link ShardedWeights} are gathered per decoder
  * layer (which requires and implies gradient checkpointing).
@@ -161,10 +163,13 @@ public final class Trainer {
         // would not reproduce an uninterrupted one bit for bit. The plain interpreter is the same every time.
         JniUtils.setGraphExecutorOptimize(false);
         Files.createDirectories(outputDir);
-        if (main) {
-            Checkpoints.cleanStale(outputDir);
+        try {
+            RankZero.run(group, "clean up " + outputDir, () -> Checkpoints.cleanStale(outputDir));
+        } catch (IOException | RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e); // cleanStale throws only the above
         }
-        group.barrier();
         Object previousHandler = options.handleSigterm() ? SigtermFlag.install(stopRequested) : null;
         List<Double> losses = new ArrayList<>();
         try (NDManager m = Torch.newManager()) {
@@ -537,16 +542,17 @@ public final class Trainer {
         }
         Replicas.checkIdentical(group, params.values(), globalStep, root);
         ShardedAdamW.State state = sharded != null ? sharded.gatherState() : null; // a collective: every rank
+        // Rank 0 writes; the others learn whether the checkpoint exists before they train past it.
+        try {
+            RankZero.run(group, "write checkpoint-" + globalStep, () -> save(state));
+        } catch (IOException | RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e); // save throws only the above
+        }
         if (!main) {
-            group.barrier(); // rank 0 writes; the checkpoint is complete when it arrives
             lastCheckpoint = outputDir.resolve("checkpoint-" + globalStep);
             lastSavedStep = globalStep;
-            return;
-        }
-        try {
-            save(state);
-        } finally {
-            group.barrier();
         }
     }
 

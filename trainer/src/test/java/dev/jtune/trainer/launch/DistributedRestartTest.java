@@ -17,7 +17,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * A worker of a real two-process training job dies (SIGKILL, right after the job's first checkpoint): without
  * restarts the launcher fails naming the rank and showing its log; with {@code --max-restarts 1} the restarted
- * group resumes from the checkpoint and ends with exactly the per-step losses of a run that was never interrupted.
+ * group resumes from the checkpoint and ends with exactly the per-step losses of a run that was never interrupted,
+ * whether the killed worker was rank 1 or rank 0, the one that writes checkpoints and metrics.
  *
  * <p>Rank 1's JVM is found by the pid the launcher prints for it ({@code started worker rank 1 ... as pid P}):
  * both workers have the same command line, and their environment (RANK) is not visible through
@@ -50,28 +51,52 @@ class DistributedRestartTest {
 
     @Test
     void aRestartedGroupResumesFromTheCheckpointAndTrainsAsIfUninterrupted() throws Exception {
-        Path whole = TinyLoraJob.config(tmp, "whole", 1, STEPS, CHECKPOINTS);
-        TinyLoraJob.Launch reference = TinyLoraJob.Launch.start("--nproc-per-node", "2", whole.toString());
-        assertEquals(0, reference.await(LIMIT), reference.console());
+        assertRestartResumes("restarted", 1);
+    }
 
-        Path cfg = TinyLoraJob.config(tmp, "restarted", 1, STEPS, CHECKPOINTS);
+    /** Rank 0 is the one that writes checkpoints and metrics: losing it mid-run must not lose or corrupt them. */
+    @Test
+    void losingRankZeroTheWriterAlsoResumes() throws Exception {
+        assertRestartResumes("rank0-killed", 0);
+    }
+
+    private static List<Double> uninterrupted;
+
+    /** The per-step losses of the job run without interruption (once per class). */
+    private static synchronized List<Double> uninterrupted() throws Exception {
+        if (uninterrupted == null) {
+            Path whole = TinyLoraJob.config(tmp, "whole", 1, STEPS, CHECKPOINTS);
+            TinyLoraJob.Launch reference = TinyLoraJob.Launch.start("--nproc-per-node", "2", whole.toString());
+            assertEquals(0, reference.await(LIMIT), reference.console());
+            uninterrupted = TinyLoraJob.losses(tmp.resolve("whole"));
+            assertEquals(STEPS, uninterrupted.size(), uninterrupted.toString());
+        }
+        return uninterrupted;
+    }
+
+    private static void assertRestartResumes(String name, int killed) throws Exception {
+        List<Double> a = uninterrupted();
+        Path cfg = TinyLoraJob.config(tmp, name, 1, STEPS, CHECKPOINTS);
         TinyLoraJob.Launch job = TinyLoraJob.Launch.start("--nproc-per-node", "2", "--max-restarts", "1",
                 cfg.toString());
-        killAfterFirstCheckpoint(job, tmp.resolve("restarted"), 1);
+        killAfterFirstCheckpoint(job, tmp.resolve(name), killed);
         assertEquals(0, job.await(LIMIT), job.console());
-        assertTrue(job.err().contains("worker rank 1 (local rank 1 on node 0) failed with exit code 137"), job.err());
+        assertTrue(job.err().contains("worker rank " + killed + " (local rank " + killed
+                + " on node 0) failed with exit code 137"), job.err());
         assertTrue(job.err().contains("restarting the worker group (restart 1 of 1)"), job.err());
         Matcher resumed = RESUMED.matcher(job.out());
         assertTrue(resumed.find(), "rank 0 resumed: " + job.out());
         int from = Integer.parseInt(resumed.group(2));
         assertTrue(from >= 2 && from < STEPS, "resumed mid-run from a checkpoint: " + resumed.group());
 
-        List<Double> a = TinyLoraJob.losses(tmp.resolve("whole"));
-        List<Double> b = TinyLoraJob.losses(tmp.resolve("restarted"));
-        assertEquals(STEPS, a.size(), a.toString());
+        List<Double> b = TinyLoraJob.losses(tmp.resolve(name));
         assertEquals(STEPS, b.size(), "one loss per step, the interrupted steps' lines replaced: " + b);
         // fp32 on CPU resumes bit for bit (the Trainer's promise), so the restart leaves no trace in the losses.
-        assertEquals(a, b, "step losses, uninterrupted vs killed at step 2+ and restarted");
+        assertEquals(a, b, "step losses, uninterrupted vs rank " + killed + " killed at step 2+ and restarted");
+        try (var left = Files.list(tmp.resolve(name))) {
+            assertEquals(List.of(), left.map(p -> p.getFileName().toString()).filter(n -> n.contains(".tmp-")).toList(),
+                    "no partial checkpoint left behind");
+        }
     }
 
     /** SIGKILLs rank {@code rank}'s worker JVM once {@code outputDir/checkpoint-2} is complete. */

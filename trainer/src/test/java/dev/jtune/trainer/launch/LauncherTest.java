@@ -222,6 +222,33 @@ class LauncherTest {
     }
 
     @Test
+    void aFailureOnOneNodeRestartsTheWorkersOfEveryNode() throws Exception {
+        int port = freePort();
+        List<CompletableFuture<Run>> nodes = new ArrayList<>();
+        for (int node = 0; node < 2; node++) {
+            String rank = Integer.toString(node);
+            nodes.add(inThread(() -> launch(args(tmp.resolve("node" + rank), "--nproc-per-node", "2", "--nnodes", "2",
+                    "--node-rank", rank, "--master-port", Integer.toString(port), "--rdzv-timeout", "20",
+                    "--max-restarts", "1", "fail", "3", "5", "first", tmp.toString()))));
+        }
+        Run node0 = nodes.get(0).get();
+        Run node1 = nodes.get(1).get();
+        assertEquals(0, node0.code(), node0.err());
+        assertEquals(0, node1.code(), node1.err());
+        assertTrue(node1.err().contains("worker rank 3 (local rank 1 on node 1) failed with exit code 5"), node1.err());
+        assertTrue(node0.err().contains("node 0 stopped its workers because the job failed elsewhere"), node0.err());
+        for (Run r : List.of(node0, node1)) {
+            assertTrue(r.err().contains("restarting the worker group (restart 1 of 1)"), r.err());
+        }
+        // Every rank of both nodes ran a second attempt, and the failed one resumed from its "checkpoint".
+        for (int rank = 0; rank < 4; rank++) {
+            String log = read(tmp.resolve("node" + rank / 2).resolve("rank-" + rank + ".log"));
+            assertTrue(log.contains("attempt 0") && log.contains("attempt 1") && log.contains("restart 1"), log);
+        }
+        assertTrue(read(tmp.resolve("node1/rank-3.log")).contains("resumed from step 5"));
+    }
+
+    @Test
     void sigtermToTheLauncherStopsTheWorkers() throws Exception {
         Path logs = tmp.resolve("logs");
         List<String> cmd = Launcher.workerCommand("dev.jtune.trainer.cli.Main",
