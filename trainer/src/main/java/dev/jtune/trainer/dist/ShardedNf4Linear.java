@@ -10,7 +10,6 @@ import dev.jtune.quant.Nf4Linear;
 import dev.jtune.quant.Nf4Tensor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.Arrays;
 
 /**
  * A frozen NF4 projection (QLoRA's base) of which this rank holds one contiguous run of whole 64-value blocks: the
@@ -18,34 +17,24 @@ import java.util.Arrays;
  * bytes a block) and absmax codes (1 byte a block). The small statistics (nested scales, offset, maps: about 1/16384
  * of the weight plus 1.1 KB) stay whole on every rank.
  *
- * <p>Same lifecycle as {@link ShardedLinear}: {@link #forward} all-gathers the packed and absmax codes (uint8) on
- * first use and keeps them, in NF4 form, until {@link #release()}; each forward dequantizes with {@link
- * Nf4Dequantizer}, the kernel of {@link Nf4Linear}, so outputs are bit for bit those of the unsharded layer.
+ * <p>The gather ({@link ShardedProjection}'s lifecycle) brings the packed and absmax codes (uint8) and keeps them in
+ * NF4 form until release; each forward dequantizes with {@link Nf4Dequantizer}, the kernel of {@link Nf4Linear}, so
+ * outputs are bit for bit those of the unsharded layer.
  */
-public final class ShardedNf4Linear implements ShardedProjection {
-    private final ProcessGroup group;
-    private final NDManager manager;
+public final class ShardedNf4Linear extends ShardedProjection {
     private final Nf4Dequantizer stats;
     private final NDArray packedShard;
     private final NDArray codesShard;
-    private final long out;
-    private final long in;
-    private final ShardedWeights owner;
     private NDArray packed;
     private NDArray codes;
 
     /** Keeps this rank's blocks of {@code whole} and closes {@code whole}. */
     ShardedNf4Linear(ProcessGroup group, Nf4Linear whole, NDManager parent, ShardedWeights owner) {
-        Nf4Tensor q;
-        try (whole) {
-            q = whole.quantized();
-        }
-        long[] shape = q.shape();
-        this.group = group;
-        this.owner = owner;
-        this.out = shape[0];
-        this.in = shape[1];
-        this.manager = parent.newSubManager();
+        this(group, quantized(whole), parent, owner);
+    }
+
+    private ShardedNf4Linear(ProcessGroup group, Nf4Tensor q, NDManager parent, ShardedWeights owner) {
+        super(group, parent.newSubManager(), owner, q.shape()[0], q.shape()[1]);
         try {
             this.stats = new Nf4Dequantizer(q, manager);
             int blocks = q.blocks();
@@ -58,6 +47,12 @@ public final class ShardedNf4Linear implements ShardedProjection {
         } catch (RuntimeException e) {
             manager.close();
             throw e;
+        }
+    }
+
+    private static Nf4Tensor quantized(Nf4Linear whole) {
+        try (whole) {
+            return whole.quantized();
         }
     }
 
@@ -74,13 +69,9 @@ public final class ShardedNf4Linear implements ShardedProjection {
     }
 
     @Override
-    public NDArray forward(NDArray x) {
-        if (packed == null) {
-            packed = gather(packedShard, stats.packedBytes());
-            codes = gather(codesShard, stats.blocks());
-            owner.gathered(gatherBytes());
-        }
-        return stats.linear(x, packed, codes);
+    void gather() {
+        packed = gather(packedShard, stats.packedBytes());
+        codes = gather(codesShard, stats.blocks());
     }
 
     /** Every rank's chunk concatenated, without the padding: the whole {@code length}-byte tensor. */
@@ -97,58 +88,33 @@ public final class ShardedNf4Linear implements ShardedProjection {
     }
 
     @Override
-    public void release() {
-        if (packed != null) {
-            packed.close();
-            codes.close();
-            packed = null;
-            codes = null;
-            owner.released(gatherBytes());
-        }
+    NDArray apply(NDArray x) {
+        return stats.linear(x, packed, codes);
     }
 
     @Override
-    public boolean gathered() {
-        return packed != null;
+    void free() {
+        packed.close();
+        codes.close();
+        packed = null;
+        codes = null;
     }
 
     /** Bytes of this rank's packed and absmax codes plus the replicated statistics. */
     @Override
-    public long shardBytes() {
+    long shardBytes() {
         return packedShard.getShape().size() + codesShard.getShape().size() + stats.nativeBytes();
     }
 
     /** Bytes of the whole NF4 weight ({@code Nf4Linear.nativeBytes()} of the unsharded layer). */
     @Override
-    public long fullBytes() {
+    long fullBytes() {
         return gatherBytes() + stats.nativeBytes();
     }
 
     /** Bytes of the gathered packed and absmax codes. */
     @Override
-    public long gatherBytes() {
+    long gatherBytes() {
         return stats.packedBytes() + stats.blocks();
-    }
-
-    @Override
-    public long inFeatures() {
-        return in;
-    }
-
-    @Override
-    public long outFeatures() {
-        return out;
-    }
-
-    @Override
-    public void close() {
-        release();
-        manager.close();
-    }
-
-    @Override
-    public String toString() {
-        return "ShardedNf4Linear" + Arrays.toString(new long[] {out, in}) + " rank " + group.rank() + "/"
-                + group.worldSize();
     }
 }
