@@ -9,7 +9,9 @@
  * {@link dev.jtune.trainer.dist.ShardedLinear}s for dense fp32/fp16/bf16 bases and, with
  * {@link dev.jtune.trainer.dist.ShardedWeights#nf4}, {@link dev.jtune.trainer.dist.ShardedNf4Linear}s for NF4
  * (QLoRA) bases: each rank keeps 1/W of every layer's packed codes and absmax codes, cut at block boundaries, and
- * the small statistics whole; the gathered codes dequantize bit for bit as the unsharded layer's).
+ * the small statistics whole; the gathered codes dequantize bit for bit as the unsharded layer's); and
+ * {@link dev.jtune.trainer.dist.RankZero}, work that rank 0 does for everyone followed by a barrier that tells the
+ * others whether it succeeded.
  *
  * <p>Under the launcher ({@code JTUNE_AGENT_STORE=1}) the store already runs: workers connect with
  * {@code TcpStore.connect(MASTER_ADDR, MASTER_PORT, timeout)} and keep their keys under
