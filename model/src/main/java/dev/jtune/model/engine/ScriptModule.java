@@ -135,6 +135,8 @@ public final class ScriptModule implements AutoCloseable {
         return switch (arg) {
             case PtNDArray a -> IValue.from(a);
             case NDArray a -> throw new IllegalArgumentException("not a PyTorch tensor: " + a.getClass().getName());
+            // A List[Tensor] argument.
+            case NDList l -> IValue.listFrom(l.stream().map(PtNDArray.class::cast).toArray(PtNDArray[]::new));
             case Long l -> IValue.from(l.longValue());
             case Integer i -> IValue.from(i.longValue());
             case Double d -> IValue.from(d.doubleValue());

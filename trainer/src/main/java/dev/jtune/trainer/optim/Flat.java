@@ -46,6 +46,11 @@ public final class Flat {
         }
     }
 
+    /** {@code parts} flattened and concatenated, zero-padded to {@code length}: a new array in {@code m}. */
+    public static NDArray of(List<NDArray> parts, long length, NDManager m) {
+        return Torch.noGrad(() -> concat(parts, length, m, false));
+    }
+
     private static NDArray concat(List<NDArray> parts, long length, NDManager m, boolean closeParts) {
         try (NDManager scratch = m.newSubManager()) {
             NDList flat = new NDList(parts.size() + 1);

@@ -1,6 +1,7 @@
 package dev.jtune.trainer.optim;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import java.util.ArrayList;
@@ -74,5 +75,14 @@ public final class Gradients {
                 OptimKernels.get().scaleInPlace(g, factor);
             }
         });
+    }
+
+    /**
+     * The gradients of {@code sum(out * upstream)} with respect to each of {@code inputs}, returned rather than
+     * accumulated into their {@code .grad} ({@code torch.autograd.grad}); zeros for an input the graph does not
+     * reach. The results join {@code out}'s manager.
+     */
+    public static NDList of(NDArray out, NDArray upstream, NDList inputs) {
+        return OptimKernels.get().grads(out, upstream, inputs);
     }
 }

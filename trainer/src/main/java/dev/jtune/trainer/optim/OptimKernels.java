@@ -92,4 +92,24 @@ final class OptimKernels {
     boolean allFinite(NDArray x) {
         return Torch.noGrad(() -> ops.callLong("all_finite", x)) == 1;
     }
+
+    /** Frees {@code x}'s storage; the handle stays the same leaf (0 elements until {@link #useStorage}). */
+    void freeStorage(NDArray x) {
+        Torch.noGrad(() -> ops.callLong("free_storage_", x));
+    }
+
+    /** Points {@code x} at {@code source}'s storage, shape and strides (no copy). */
+    void useStorage(NDArray x, NDArray source) {
+        Torch.noGrad(() -> ops.callLong("use_storage_", x, source));
+    }
+
+    /** Elements {@code x} has now (0 while its storage is freed); DJL's cached shape would not say. */
+    long numel(NDArray x) {
+        return ops.callLong("numel", x);
+    }
+
+    /** {@code torch.autograd.grad(out, inputs, upstream, allow_unused=True)}, zeros for unreached inputs. */
+    NDList grads(NDArray out, NDArray upstream, NDList inputs) {
+        return ops.callAll("grads", out, upstream, inputs);
+    }
 }

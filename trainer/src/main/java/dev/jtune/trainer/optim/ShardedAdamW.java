@@ -14,96 +14,301 @@ import dev.jtune.trainer.dist.ProcessGroup;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Predicate;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
- * AdamW with its state and the reduced gradients sharded over the ranks (FSDP / ZeRO-2 style): the trainable
- * tensors, flattened in order into one vector of P elements and zero-padded to W·c (c = ceil(P / W)), are cut
- * into W chunks; rank r owns elements {@code [r·c, (r+1)·c)}.
+ * AdamW with its state, the reduced gradients and (optionally) the trainable tensors themselves sharded over the
+ * ranks, as FSDP does it: the tensors are grouped into units (FSDP's wrapped modules); each unit's tensors,
+ * flattened in order into one vector of P elements and zero-padded to W·c (c = ceil(P / W)), are cut into W chunks,
+ * and rank r owns elements {@code [r·c, (r+1)·c)} of every unit.
  *
- * <p>Per step: {@link #reduceScatter} sums every rank's full gradient and keeps this rank's chunk; clipping
- * uses the global norm (the all-reduced sum of the chunks' squared norms); {@link #step} updates the owned
- * chunk with the same elementwise AdamW as {@link AdamW} (one state entry per parameter piece, so weight decay
- * groups and step counts stay per parameter) and all-gathers the updated vector back into the full parameters,
- * which every rank keeps whole for its forward (adapters are small).
+ * <p>Without {@code shardParameters} there is one unit, and every rank keeps the tensors whole (ZeRO-2): per step
+ * {@link #reduceScatter} sums every rank's full gradient and keeps this rank's chunk, and {@link #step} updates
+ * the chunk and all-gathers the new values into the tensors.
  *
- * <p>{@link #gatherState} (a collective) returns the full state; checkpoints hold it in {@link AdamW}'s format,
- * independent of the world size, and {@link #load} takes each rank's chunk from such a file.
+ * <p>With {@code shardParameters} each decoder layer's tensors ({@code ...layers.N....}) form a unit whose values
+ * live only in the owned chunks (ZeRO-3 / FSDP {@code FULL_SHARD}): the tensors give up their storage (same
+ * handles, still leaves that require grad) and get it back for a use by {@link #gather}, which all-gathers the
+ * layer's chunks, until {@link #release}. Their gradients do not accumulate in {@code .grad}: the trainer hands each
+ * recomputed layer's gradients to {@link #addGradients}, which reduce-scatters them into the layer's gradient chunk
+ * at once, so no rank ever holds more than one layer's full gradients. Tensors outside the decoder layers (the root
+ * unit: {@code lora_modules_to_save}, or embeddings, final norm and head in full fine-tuning) stay whole, as above.
+ *
+ * <p>Clipping uses the global norm (the all-reduced sum of the chunks' squared norms); the update is the same
+ * elementwise AdamW as {@link AdamW} (one state entry per tensor piece, so weight decay groups and step counts stay
+ * per tensor). {@link #gatherState} (a collective) returns the full state; checkpoints hold it in {@link AdamW}'s
+ * format, independent of the world size and of the units, and {@link #load} takes each rank's chunks from it.
  */
 public final class ShardedAdamW implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
+    private static final int ROOT = -1;
+
+    /** One unit: its tensors, this rank's pieces of them, and its gradient chunk. */
+    private final class Unit {
+        final int layer;
+        final boolean sharded;
+        final Map<String, NDArray> params = new LinkedHashMap<>();
+        /** name -> [tensor offset in the unit, piece from, piece to] (unit coordinates), for tensors with a piece. */
+        final Map<String, long[]> offsets = new LinkedHashMap<>();
+        long chunk;
+        long from;
+        NDArray grad;
+        boolean whole = true;
+
+        Unit(int layer, boolean sharded) {
+            this.layer = layer;
+            this.sharded = sharded;
+        }
+
+        void cut() {
+            long size = Flat.size(params.values());
+            chunk = (size + group.worldSize() - 1) / group.worldSize();
+            from = Math.min(group.rank() * chunk, size);
+            long to = Math.min(from + chunk, size);
+            long at = 0;
+            for (var e : params.entrySet()) {
+                long n = e.getValue().getShape().size();
+                long a = Math.max(at, from);
+                long b = Math.min(at + n, to);
+                firstOwner.put(e.getKey(), at >= from && at < to);
+                if (a < b) {
+                    offsets.put(e.getKey(), new long[] {at, a, b});
+                    long lo = a - at;
+                    long hi = b - at;
+                    NDArray piece = Torch.noGrad(() -> {
+                        try (NDArray flat = e.getValue().stopGradient().reshape(n);
+                                NDArray part = flat.get(new NDIndex(lo + ":" + hi))) {
+                            return part.duplicate();
+                        }
+                    });
+                    piece.attach(manager);
+                    pieces.put(e.getKey(), piece);
+                }
+                at += n;
+            }
+        }
+
+        Map<String, NDArray> mine(Map<String, NDArray> perTensor) {
+            Map<String, NDArray> out = new LinkedHashMap<>();
+            for (String name : offsets.keySet()) {
+                out.put(name, perTensor.get(name));
+            }
+            return out;
+        }
+
+        /** The unit's values, gathered from every rank's pieces: [W·c]. */
+        NDArray gatheredValues(NDManager m) {
+            NDArray all = group.allGather(concat(mine(pieces), chunk, m));
+            all.attach(m);
+            return all;
+        }
+
+        void addGrad(NDArray chunkGrad) {
+            chunkGrad.attach(manager);
+            if (grad == null) {
+                grad = chunkGrad;
+            } else {
+                NDArray sum = Torch.noGrad(() -> grad.add(chunkGrad));
+                sum.attach(manager);
+                grad.close();
+                chunkGrad.close();
+                grad = sum;
+            }
+        }
+
+        void dropGrad() {
+            if (grad != null) {
+                grad.close();
+                grad = null;
+            }
+        }
+    }
 
     private final ProcessGroup group;
     private final Map<String, NDArray> params;
-    private final Map<String, long[]> offsets = new LinkedHashMap<>(); // name -> [param offset, piece from, piece to]
+    private final List<Unit> units = new ArrayList<>();
+    private final Map<Integer, Unit> byLayer = new LinkedHashMap<>();
     private final Map<String, NDArray> pieces = new LinkedHashMap<>();
     private final Map<String, Boolean> firstOwner = new LinkedHashMap<>();
-    private final long size;
-    private final long chunk;
-    private final long from;
     private final NDManager manager;
     private final AdamW inner;
-    private NDArray grad;
 
+    /** ZeRO-2: one unit, tensors whole on every rank. */
     public ShardedAdamW(Map<String, NDArray> params, AdamW.Hyper hyper, Predicate<String> decays, ProcessGroup group,
             NDManager parent) {
+        this(params, hyper, decays, group, parent, false);
+    }
+
+    /**
+     * @param shardParameters whether the decoder layers' tensors are sharded too (they give up their storage
+     *     here, before this returns; {@link #gather} brings a layer's back)
+     */
+    public ShardedAdamW(Map<String, NDArray> params, AdamW.Hyper hyper, Predicate<String> decays, ProcessGroup group,
+            NDManager parent, boolean shardParameters) {
         this.group = group;
         this.params = new LinkedHashMap<>(params);
-        this.size = Flat.size(params.values());
-        this.chunk = (size + group.worldSize() - 1) / group.worldSize();
-        this.from = Math.min(group.rank() * chunk, size);
-        long to = Math.min(from + chunk, size);
         this.manager = parent.newSubManager();
-        long at = 0;
+        Unit root = null;
         for (var e : this.params.entrySet()) {
-            long n = e.getValue().getShape().size();
-            long a = Math.max(at, from);
-            long b = Math.min(at + n, to);
-            firstOwner.put(e.getKey(), at >= from && at < to);
-            if (a < b) {
-                offsets.put(e.getKey(), new long[] {at, a, b});
-                long lo = a - at;
-                long hi = b - at;
-                NDArray piece = Torch.noGrad(() -> {
-                    try (NDArray flat = e.getValue().stopGradient().reshape(n);
-                            NDArray part = flat.get(new NDIndex(lo + ":" + hi))) {
-                        return part.duplicate();
-                    }
-                });
-                piece.attach(manager);
-                pieces.put(e.getKey(), piece);
+            e.getValue().getShape(); // DJL caches the shape: ask while the tensor is whole
+            int layer = shardParameters ? unitOf(e.getKey()) : ROOT;
+            Unit u = layer == ROOT ? root : byLayer.get(layer);
+            if (u == null) {
+                u = new Unit(layer, layer != ROOT);
+                units.add(u);
+                if (layer == ROOT) {
+                    root = u;
+                } else {
+                    byLayer.put(layer, u);
+                }
             }
-            at += n;
+            u.params.put(e.getKey(), e.getValue());
+        }
+        for (Unit u : units) {
+            u.cut();
         }
         this.inner = new AdamW(pieces, hyper, decays, manager);
-    }
-
-    /** Elements this rank owns (c; the last ranks may own padding). */
-    public long chunkSize() {
-        return chunk;
-    }
-
-    /** Sums the parameters' gradients over the ranks and keeps this rank's chunk; the full gradients are left as they are. */
-    public void reduceScatter() {
-        dropGrad();
-        try (NDArray flat = Flat.gradients(params.values(), chunk * group.worldSize(), manager)) {
-            grad = group.reduceScatterSum(flat);
-            grad.attach(manager);
+        for (Unit u : units) {
+            if (u.sharded) {
+                free(u);
+            }
         }
     }
 
-    /** Multiplies the gradient chunk by {@code factor} (fp16 unscaling). */
-    public void scaleGradient(double factor) {
-        OptimKernels.get().scaleInPlace(grad, factor);
+    /** The decoder layer a trainable tensor belongs to ({@code ...layers.N....}), or -1 for the root unit. */
+    public static int unitOf(String name) {
+        Matcher m = LAYER.matcher(name);
+        return m.find() ? Integer.parseInt(m.group(1)) : ROOT;
     }
 
-    /** Whether every rank's gradient chunk is finite. */
+    /** Whether some tensors live only as shards (then {@link #gather} before using a layer). */
+    public boolean shardsParameters() {
+        return !byLayer.isEmpty();
+    }
+
+    /** Elements this rank owns over all units (the last ranks may own padding). */
+    public long chunkSize() {
+        return units.stream().mapToLong(u -> u.chunk).sum();
+    }
+
+    /** Bytes of trainable values this rank holds for good: its chunks (the root unit whole). */
+    public long heldBytes() {
+        return 4 * units.stream().mapToLong(u -> u.sharded ? u.chunk : Flat.size(u.params.values())).sum();
+    }
+
+    /** Bytes of all trainable values (what each rank holds without sharding). */
+    public long totalBytes() {
+        return 4 * Flat.size(params.values());
+    }
+
+    /** Layer {@code layer}'s sharded tensors, in order (empty when the layer has none). */
+    public List<NDArray> layerParameters(int layer) {
+        Unit u = byLayer.get(layer);
+        return u == null ? List.of() : List.copyOf(u.params.values());
+    }
+
+    /** Gives layer {@code layer}'s tensors their values (a collective); no-op if they have them or are not sharded. */
+    public void gather(int layer) {
+        Unit u = byLayer.get(layer);
+        if (u != null && !u.whole) {
+            try (NDManager scratch = manager.newSubManager()) {
+                NDArray all = u.gatheredValues(scratch);
+                long at = 0;
+                OptimKernels k = OptimKernels.get();
+                for (NDArray p : u.params.values()) {
+                    long n = p.getShape().size();
+                    // A view of the gathered buffer: the tensor keeps the storage alive after the scratch closes.
+                    NDArray view = all.get(new NDIndex(at + ":" + (at + n))).reshape(p.getShape());
+                    view.attach(scratch);
+                    k.useStorage(p, view);
+                    at += n;
+                }
+            }
+            u.whole = true;
+        }
+    }
+
+    /** Frees layer {@code layer}'s gathered values; no-op if not gathered or not sharded. */
+    public void release(int layer) {
+        Unit u = byLayer.get(layer);
+        if (u != null && u.whole) {
+            free(u);
+        }
+    }
+
+    /** Gathers every sharded layer (a collective): the tensors are whole, e.g. to save or export them. */
+    public void gatherAll() {
+        for (int layer : byLayer.keySet()) {
+            gather(layer);
+        }
+    }
+
+    /** Frees every sharded layer's gathered values. */
+    public void releaseAll() {
+        for (int layer : byLayer.keySet()) {
+            release(layer);
+        }
+    }
+
+    private void free(Unit u) {
+        OptimKernels k = OptimKernels.get();
+        for (NDArray p : u.params.values()) {
+            k.freeStorage(p);
+        }
+        u.whole = false;
+    }
+
+    /**
+     * Sums layer {@code layer}'s gradients ({@code grads}, in {@link #layerParameters} order) over the ranks and adds
+     * this rank's chunk of the sum into the layer's gradient chunk (a collective).
+     */
+    public void addGradients(int layer, NDList grads) {
+        Unit u = byLayer.get(layer);
+        if (u == null || grads.size() != u.params.size()) {
+            throw new IllegalArgumentException("layer " + layer + ": " + grads.size() + " gradients for "
+                    + (u == null ? 0 : u.params.size()) + " sharded tensors");
+        }
+        try (NDArray flat = Flat.of(grads, u.chunk * group.worldSize(), manager)) {
+            u.addGrad(group.reduceScatterSum(flat));
+        }
+    }
+
+    /**
+     * Sums the {@code .grad} of the tensors kept whole over the ranks and keeps this rank's chunk (their full
+     * gradients are left as they are); the sharded layers' chunks came through {@link #addGradients}.
+     */
+    public void reduceScatter() {
+        for (Unit u : units) {
+            if (!u.sharded) {
+                u.dropGrad();
+                try (NDArray flat = Flat.gradients(u.params.values(), u.chunk * group.worldSize(), manager)) {
+                    u.addGrad(group.reduceScatterSum(flat));
+                }
+            } else if (u.grad == null) {
+                u.addGrad(manager.zeros(new Shape(u.chunk))); // no pass reached the layer
+            }
+        }
+    }
+
+    /** Multiplies the gradient chunks by {@code factor} (fp16 unscaling). */
+    public void scaleGradient(double factor) {
+        for (Unit u : units) {
+            OptimKernels.get().scaleInPlace(u.grad, factor);
+        }
+    }
+
+    /** Whether every rank's gradient chunks are finite. */
     public boolean gradientFinite() {
-        try (NDArray flag = manager.create(new float[] {OptimKernels.get().allFinite(grad) ? 0f : 1f})) {
+        boolean finite = units.stream().allMatch(u -> OptimKernels.get().allFinite(u.grad));
+        try (NDArray flag = manager.create(new float[] {finite ? 0f : 1f})) {
             group.allReduceSum(flag);
             return flag.getFloat(0) == 0f;
         }
@@ -116,8 +321,17 @@ public final class ShardedAdamW implements AutoCloseable {
      */
     public double clip(double maxNorm) {
         try (NDManager scratch = manager.newSubManager()) {
-            NDArray sq = Torch.noGrad(() -> grad.square().sum().reshape(1));
-            sq.attach(scratch);
+            NDArray sq = scratch.zeros(new Shape(1));
+            for (Unit u : units) {
+                NDArray total = sq;
+                sq = Torch.noGrad(() -> {
+                    try (NDArray squares = u.grad.square(); NDArray sum = squares.sum();
+                            NDArray one = sum.reshape(1)) {
+                        return total.add(one);
+                    }
+                });
+                sq.attach(scratch);
+            }
             group.allReduceSum(sq);
             NDArray total = sq.sqrt().reshape(new Shape());
             total.attach(scratch);
@@ -125,33 +339,44 @@ public final class ShardedAdamW implements AutoCloseable {
             if (maxNorm > 0) {
                 NDArray coef = OptimKernels.get().clipCoef(total, maxNorm);
                 coef.attach(scratch);
-                OptimKernels.get().mulInPlace(grad, coef);
+                for (Unit u : units) {
+                    OptimKernels.get().mulInPlace(u.grad, coef);
+                }
             }
             return norm;
         }
     }
 
-    /** Updates the owned chunk and all-gathers the new values into every rank's full parameters. */
+    /**
+     * Updates the owned chunks; the tensors kept whole get the new values by an all-gather, the sharded layers at
+     * their next {@link #gather} (a layer gathered now is gathered again).
+     */
     public void step(double lr) {
         try (NDManager scratch = manager.newSubManager()) {
             Map<String, NDArray> grads = new LinkedHashMap<>();
-            for (var e : offsets.entrySet()) {
-                long[] o = e.getValue();
-                NDArray g = grad.get(new NDIndex((o[1] - from) + ":" + (o[2] - from)));
-                g.attach(scratch);
-                grads.put(e.getKey(), g);
+            for (Unit u : units) {
+                for (var e : u.offsets.entrySet()) {
+                    long[] o = e.getValue();
+                    NDArray g = u.grad.get(new NDIndex((o[1] - u.from) + ":" + (o[2] - u.from)));
+                    g.attach(scratch);
+                    grads.put(e.getKey(), g);
+                }
             }
             inner.step(lr, grads);
-            NDArray mine = concat(pieces, scratch);
-            NDArray all = group.allGather(mine);
-            all.attach(scratch);
-            Flat.writeValues(params.values(), all);
+            for (Unit u : units) {
+                if (!u.sharded) {
+                    Flat.writeValues(u.params.values(), u.gatheredValues(scratch));
+                } else if (u.whole) {
+                    free(u);
+                    gather(u.layer);
+                }
+            }
         }
-        dropGrad();
+        units.forEach(Unit::dropGrad);
     }
 
-    /** The owned pieces concatenated and zero-padded to c elements, in {@code m}. */
-    private NDArray concat(Map<String, NDArray> parts, NDManager m) {
+    /** The pieces concatenated and zero-padded to {@code chunk} elements, in {@code m}. */
+    private static NDArray concat(Map<String, NDArray> parts, long chunk, NDManager m) {
         NDList list = new NDList();
         long n = 0;
         for (NDArray p : parts.values()) {
@@ -166,13 +391,6 @@ public final class ShardedAdamW implements AutoCloseable {
         return out;
     }
 
-    private void dropGrad() {
-        if (grad != null) {
-            grad.close();
-            grad = null;
-        }
-    }
-
     /** The full optimizer state, gathered from every rank (a collective; every rank gets it). */
     public record State(Map<String, long[]> shapes, Map<String, float[]> expAvg, Map<String, float[]> expAvgSq,
             Map<String, Long> steps) {}
@@ -180,9 +398,7 @@ public final class ShardedAdamW implements AutoCloseable {
     /** Gathers the full state from the ranks' chunks. */
     public State gatherState() {
         try (NDManager scratch = manager.newSubManager()) {
-            float[] m = gathered(inner.expAvg(), scratch);
-            float[] v = gathered(inner.expAvgSq(), scratch);
-            // Each parameter's step count comes from the rank owning its first element.
+            // Each tensor's step count comes from the rank owning its first element.
             double[] counts = new double[params.size()];
             int i = 0;
             for (String name : params.keySet()) {
@@ -194,23 +410,36 @@ public final class ShardedAdamW implements AutoCloseable {
             Map<String, long[]> shapes = new LinkedHashMap<>();
             Map<String, float[]> em = new LinkedHashMap<>();
             Map<String, float[]> ev = new LinkedHashMap<>();
+            for (Unit u : units) {
+                float[] m = gathered(u, inner.expAvg(), scratch);
+                float[] v = gathered(u, inner.expAvgSq(), scratch);
+                int at = 0;
+                for (var e : u.params.entrySet()) {
+                    int n = Math.toIntExact(e.getValue().getShape().size());
+                    em.put(e.getKey(), Arrays.copyOfRange(m, at, at + n));
+                    ev.put(e.getKey(), Arrays.copyOfRange(v, at, at + n));
+                    at += n;
+                }
+            }
             Map<String, Long> steps = new LinkedHashMap<>();
-            int at = 0;
             i = 0;
             for (var e : params.entrySet()) {
-                int n = Math.toIntExact(e.getValue().getShape().size());
                 shapes.put(e.getKey(), e.getValue().getShape().getShape());
-                em.put(e.getKey(), Arrays.copyOfRange(m, at, at + n));
-                ev.put(e.getKey(), Arrays.copyOfRange(v, at, at + n));
                 steps.put(e.getKey(), (long) summed[i++]);
-                at += n;
             }
-            return new State(shapes, em, ev, steps);
+            // In the order of the tensors, as AdamW writes it.
+            Map<String, float[]> emOrdered = new LinkedHashMap<>();
+            Map<String, float[]> evOrdered = new LinkedHashMap<>();
+            for (String name : params.keySet()) {
+                emOrdered.put(name, em.get(name));
+                evOrdered.put(name, ev.get(name));
+            }
+            return new State(shapes, emOrdered, evOrdered, steps);
         }
     }
 
-    private float[] gathered(Map<String, NDArray> moments, NDManager scratch) {
-        NDArray all = group.allGather(concat(moments, scratch));
+    private float[] gathered(Unit u, Map<String, NDArray> moments, NDManager scratch) {
+        NDArray all = group.allGather(concat(u.mine(moments), u.chunk, scratch));
         all.attach(scratch);
         return all.toFloatArray();
     }
@@ -220,7 +449,7 @@ public final class ShardedAdamW implements AutoCloseable {
         AdamW.write(file, inner.hyper(), state.shapes(), state.expAvg(), state.expAvgSq(), state.steps());
     }
 
-    /** Takes this rank's chunk of a state written by {@link AdamW#save} or {@link #write}. */
+    /** Takes this rank's chunks of a state written by {@link AdamW#save} or {@link #write}. */
     public void load(Path file) {
         try (SafetensorsFile in = SafetensorsFile.open(file)) {
             String stepText = in.metadata().get("steps");
@@ -228,28 +457,30 @@ public final class ShardedAdamW implements AutoCloseable {
                 throw new IllegalArgumentException(file + ": no 'steps' in the metadata; not a jtune optimizer state");
             }
             JsonNode stepJson = JSON.readTree(stepText);
-            for (var e : offsets.entrySet()) {
-                String name = e.getKey();
-                long[] o = e.getValue();
-                float[][] mv = new float[2][];
-                int k = 0;
-                for (String suffix : List.of(".exp_avg", ".exp_avg_sq")) {
-                    if (!in.contains(name + suffix)) {
-                        throw new IllegalArgumentException(file + ": missing tensor " + name + suffix
-                                + " (was the checkpoint made with other trainable parameters?)");
+            for (Unit u : units) {
+                for (var e : u.offsets.entrySet()) {
+                    String name = e.getKey();
+                    long[] o = e.getValue();
+                    float[][] mv = new float[2][];
+                    int k = 0;
+                    for (String suffix : List.of(".exp_avg", ".exp_avg_sq")) {
+                        if (!in.contains(name + suffix)) {
+                            throw new IllegalArgumentException(file + ": missing tensor " + name + suffix
+                                    + " (was the checkpoint made with other trainable parameters?)");
+                        }
+                        float[] all = in.floats(name + suffix);
+                        if (all.length != params.get(name).getShape().size()) {
+                            throw new IllegalArgumentException(file + ": " + name + suffix + " has " + all.length
+                                    + " values, the parameter " + params.get(name).getShape().size());
+                        }
+                        mv[k++] = Arrays.copyOfRange(all, (int) (o[1] - o[0]), (int) (o[2] - o[0]));
                     }
-                    float[] all = in.floats(name + suffix);
-                    if (all.length != params.get(name).getShape().size()) {
-                        throw new IllegalArgumentException(file + ": " + name + suffix + " has " + all.length
-                                + " values, the parameter " + params.get(name).getShape().size());
+                    JsonNode s = stepJson.get(name);
+                    if (s == null || !s.canConvertToLong()) {
+                        throw new IllegalArgumentException(file + ": metadata 'steps' lacks " + name);
                     }
-                    mv[k++] = Arrays.copyOfRange(all, (int) (o[1] - o[0]), (int) (o[2] - o[0]));
+                    inner.restore(name, mv[0], mv[1], s.asLong());
                 }
-                JsonNode s = stepJson.get(name);
-                if (s == null || !s.canConvertToLong()) {
-                    throw new IllegalArgumentException(file + ": metadata 'steps' lacks " + name);
-                }
-                inner.restore(name, mv[0], mv[1], s.asLong());
             }
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": " + e.getMessage(), e);
@@ -258,7 +489,7 @@ public final class ShardedAdamW implements AutoCloseable {
 
     @Override
     public void close() {
-        dropGrad();
+        units.forEach(Unit::dropGrad);
         manager.close();
     }
 }

@@ -10,11 +10,14 @@
  *       reported).</li>
  *   <li>{@link dev.jtune.trainer.optim.GradScaler}: fp16 dynamic loss scaling as {@code torch.amp.GradScaler}.</li>
  *   <li>{@link dev.jtune.trainer.optim.Gradients}, {@link dev.jtune.trainer.optim.Tensors}: gradient access
- *       without DJL's handle leaks; in-place overwrite of tensors (checkpoint restore).</li>
+ *       without DJL's handle leaks, and {@code Gradients.of}, one graph's gradients returned rather than
+ *       accumulated ({@code torch.autograd.grad}); in-place overwrite of tensors (checkpoint restore).</li>
  *   <li>{@link dev.jtune.trainer.optim.Flat}: trainable tensors or their gradients as one flat vector, the unit
  *       collectives move.</li>
- *   <li>{@link dev.jtune.trainer.optim.ShardedAdamW}: FSDP's AdamW over a reduce-scattered gradient chunk, with
- *       the global-norm clip, sharded state, and a full (world-size free) state in checkpoints.</li>
+ *   <li>{@link dev.jtune.trainer.optim.ShardedAdamW}: FSDP's AdamW over reduce-scattered gradient chunks, with
+ *       the global-norm clip, sharded state, and a full (world-size free) state in checkpoints; optionally the
+ *       decoder layers' trainable tensors themselves live only as chunks, gathered per layer for use (their storage
+ *       freed between uses) and their gradients handed in per layer ({@code addGradients}).</li>
  * </ul>
  *
  * <p>The in-place updates run as TorchScript ({@code optim.torchscript.py}) with autograd off.

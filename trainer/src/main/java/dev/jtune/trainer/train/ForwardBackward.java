@@ -12,9 +12,9 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.DecoderLayer;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.Rope;
+import dev.jtune.trainer.optim.Gradients;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.function.IntConsumer;
 
 /**
  * One micro-batch through the model: the forward layer by layer (so that each layer's dropout draws from its
@@ -32,23 +32,43 @@ final class ForwardBackward {
     private final Rope rope;
     private final boolean checkpointing;
     private final long seed;
-    private final IntConsumer layerDone;
+    private final LayerHooks hooks;
 
-    ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed) {
-        this(model, rope, checkpointing, seed, layer -> {});
+    /** FSDP's per-decoder-layer hooks; the defaults (no sharding) do nothing. */
+    interface LayerHooks {
+        LayerHooks NONE = new LayerHooks() {};
+
+        /** Before a layer runs: its forward, or its recompute in backward. */
+        default void before(int layer) {}
+
+        /**
+         * Once this pass no longer needs the layer's weights: after its no-grad forward, after its recompute's
+         * backward (checkpointing), or after the whole backward (no checkpointing).
+         */
+        default void after(int layer) {}
+
+        /**
+         * The layer's trainable tensors whose gradients go to {@link #gradients} instead of accumulating in their
+         * {@code .grad} (checkpointing only); empty for none.
+         */
+        default List<NDArray> shardedParameters(int layer) {
+            return List.of();
+        }
+
+        /** The gradients of {@link #shardedParameters} from one recompute's backward, in that order. */
+        default void gradients(int layer, NDList grads) {}
     }
 
-    /**
-     * @param layerDone called with a decoder layer's index once this pass no longer needs that layer's weights:
-     *     after its no-grad forward, after its recompute's backward (checkpointing), or after the whole backward
-     *     (no checkpointing) — where FSDP frees the layer's gathered weights
-     */
-    ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed, IntConsumer layerDone) {
+    ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed) {
+        this(model, rope, checkpointing, seed, LayerHooks.NONE);
+    }
+
+    ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed, LayerHooks hooks) {
         this.model = model;
         this.rope = rope;
         this.checkpointing = checkpointing;
         this.seed = seed;
-        this.layerDone = layerDone;
+        this.hooks = hooks;
     }
 
     /** The result of one micro-batch: summed NLL and the number of tokens it covers. */
@@ -132,6 +152,7 @@ final class ForwardBackward {
     }
 
     private NDArray layer(int i, NDArray x, Inputs in, long step, int micro) {
+        hooks.before(i);
         seedLayer(step, micro, i);
         return model.layers().get(i).forward(x, in.cos(), in.sin(), in.segments());
     }
@@ -157,7 +178,7 @@ final class ForwardBackward {
                 out.attach(m);
                 x = out;
             }
-            layerDone.accept(i);
+            hooks.after(i);
         }
         NDArray sum = nllSum(x, in);
         return new Result(sum.getFloat(), trained(in));
@@ -192,7 +213,7 @@ final class ForwardBackward {
         double value = sum.getFloat();
         backward(scaledLoss(sum, denominator, lossScale));
         for (int i = 0; i < model.layers().size(); i++) {
-            layerDone.accept(i);
+            hooks.after(i);
         }
         return new Result(value, trained(in));
     }
@@ -212,7 +233,7 @@ final class ForwardBackward {
                     out.attach(m);
                     x = out;
                 }
-                layerDone.accept(i);
+                hooks.after(i);
                 layerInputs.add(x);
             }
             return null;
@@ -227,13 +248,23 @@ final class ForwardBackward {
                 NDArray xi = leaf(layerInputs.get(i));
                 xi.attach(lm);
                 NDArray out = layer(i, xi, in, step, micro);
-                JniUtils.backward((PtNDArray) out, (PtNDArray) upstream, false, false);
-                NDArray next = JniUtils.getGradient((PtNDArray) xi);
+                List<NDArray> sharded = hooks.shardedParameters(i);
+                NDArray next;
+                if (sharded.isEmpty()) {
+                    JniUtils.backward((PtNDArray) out, (PtNDArray) upstream, false, false);
+                    next = JniUtils.getGradient((PtNDArray) xi);
+                } else {
+                    NDList wrt = new NDList(xi);
+                    wrt.addAll(sharded);
+                    NDList grads = Gradients.of(out, upstream, wrt);
+                    next = grads.get(0);
+                    hooks.gradients(i, grads.subNDList(1));
+                }
                 next.attach(m);
                 upstream.close();
                 upstream = next;
             }
-            layerDone.accept(i);
+            hooks.after(i);
         }
         if (embeddingTrains()) {
             JniUtils.backward((PtNDArray) x0, (PtNDArray) upstream, false, false);

@@ -45,6 +45,9 @@ final class Replicas {
      * overwritten in place even on a rank that had no micro-batch in a step.
      */
     static void materializeGradients(Collection<NDArray> params, NDManager m) {
+        if (params.isEmpty()) {
+            return;
+        }
         boolean was = JniUtils.isGradMode();
         JniUtils.setGradMode(true);
         try (NDManager scratch = m.newSubManager()) {

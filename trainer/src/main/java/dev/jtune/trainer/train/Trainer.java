@@ -1,6 +1,7 @@
 package dev.jtune.trainer.train;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.pytorch.jni.JniUtils;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -58,9 +59,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * 0's (broadcast) and are compared by hash every {@value #IDENTITY_CHECK_EVERY} steps and at every checkpoint.
  * Rank 0 alone writes metrics, progress and checkpoints; the others wait for it and learn whether it succeeded
  * ({@link RankZero}), so that no rank trains past a checkpoint that failed. With
- * {@link TrainerOptions#fsdp()} gradients are reduce-scattered and AdamW's state is sharded
- * ({@link ShardedAdamW}); frozen base weights loaded through {@link ShardedWeights} are gathered per decoder
- * layer (which requires and implies gradient checkpointing).
+ * {@link TrainerOptions#fsdp()} the decoder layers' trainable tensors, their gradients and AdamW's state are
+ * sharded ({@link ShardedAdamW}): a layer's tensors are gathered before its forward and its recompute and freed
+ * after, its recomputed gradients reduce-scattered at once; frozen base weights loaded through
+ * {@link ShardedWeights} are gathered per decoder layer alongside (FSDP requires and implies gradient
+ * checkpointing). The tensors are whole again when {@code run} returns.
  */
 public final class Trainer {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -175,10 +178,9 @@ public final class Trainer {
         try (NDManager m = Torch.newManager()) {
             root = m;
             Rope rope = Rope.of(trainable.model().config(), m);
-            boolean checkpointing = options.gradientCheckpointing() || baseShards != null;
-            fb = baseShards == null
-                    ? new ForwardBackward(trainable.model(), rope, checkpointing, options.seed())
-                    : new ForwardBackward(trainable.model(), rope, checkpointing, options.seed(), baseShards::release);
+            // FSDP gathers layer by layer, in forward and again in the recompute: it implies checkpointing.
+            boolean checkpointing = options.gradientCheckpointing() || baseShards != null || shardOptimizer;
+            fb = new ForwardBackward(trainable.model(), rope, checkpointing, options.seed(), fsdpHooks());
             scaler = options.precision() == Dtype.FP16 ? new GradScaler() : null;
             Optional<Path> resume = options.resumeFromCheckpoint().isPresent()
                     ? Checkpoints.resolve(options.resumeFromCheckpoint().get(), outputDir)
@@ -187,11 +189,14 @@ public final class Trainer {
                 trainable.loadWeights(resume.get());
             }
             if (world > 1) {
-                Replicas.materializeGradients(params.values(), m);
+                // Sharded layers' gradients never reach .grad (FSDP hands them to the optimizer's chunks).
+                Replicas.materializeGradients(params.entrySet().stream()
+                        .filter(e -> !shardOptimizer || ShardedAdamW.unitOf(e.getKey()) < 0)
+                        .map(Map.Entry::getValue).toList(), m);
                 Replicas.broadcast(group, params.values(), m);
             }
             if (shardOptimizer) {
-                sharded = new ShardedAdamW(params, options.adam(), trainable::decays, group, m);
+                sharded = new ShardedAdamW(params, options.adam(), trainable::decays, group, m, true);
             } else {
                 optimizer = new AdamW(params, options.adam(), trainable::decays, m);
             }
@@ -210,9 +215,13 @@ public final class Trainer {
                     checkpointing ? ", gradient checkpointing" : "",
                     globalStep > 0 ? ", resumed at step " + globalStep : ""));
             if (world > 1) {
-                progress.line(String.format(Locale.ROOT, "distributed: %d ranks, %s, %d micro-batches per step%s",
-                        world, shardOptimizer ? "FSDP (gradients and optimizer state sharded)" : "data parallel",
-                        plan.microBatchesPerStep(), baseShards != null ? String.format(Locale.ROOT,
+                progress.line(String.format(Locale.ROOT, "distributed: %d ranks, %s, %d micro-batches per step%s%s",
+                        world, shardOptimizer ? "FSDP (trainable tensors, gradients and optimizer state sharded)"
+                                : "data parallel",
+                        plan.microBatchesPerStep(), sharded != null ? String.format(Locale.ROOT,
+                                ", trainable tensors held: %.2f of %.2f MiB per rank", sharded.heldBytes() / 1048576.0,
+                                sharded.totalBytes() / 1048576.0) : "",
+                        baseShards != null ? String.format(Locale.ROOT,
                                 ", base weights sharded: %.1f of %.1f MiB per rank", baseShards.shardBytes() / 1048576.0,
                                 baseShards.totalBytes() / 1048576.0) : ""));
             }
@@ -245,7 +254,8 @@ public final class Trainer {
                 if (plan.evalEvery() > 0 && (globalStep % plan.evalEvery() == 0 || last)) {
                     evaluate();
                 }
-                if (globalStep % IDENTITY_CHECK_EVERY == 0 || last) {
+                // Sharded tensors have one owner per element: nothing to compare.
+                if (sharded == null && (globalStep % IDENTITY_CHECK_EVERY == 0 || last)) {
                     Replicas.checkIdentical(group, params.values(), globalStep, root);
                 }
                 // Every rank stops at the same step boundary, whichever got the signal.
@@ -262,6 +272,9 @@ public final class Trainer {
                 }
             }
             progress.finish();
+            if (sharded != null) {
+                sharded.gatherAll(); // the caller gets whole tensors (to export, generate, merge)
+            }
             return new TrainingResult(globalStep, losses, firstEval, lastEval, Optional.ofNullable(lastCheckpoint), interrupted,
                     scaler == null ? 0 : scaler.skipped());
         } finally {
@@ -400,7 +413,7 @@ public final class Trainer {
 
     /** Forward passes each rank runs for {@code count} micro-batches: its own share, or with FSDP the largest share. */
     private int passes(int count) {
-        return baseShards == null ? 0 : (count + world - 1) / world;
+        return baseShards == null && sharded == null ? 0 : (count + world - 1) / world;
     }
 
     private void afterUpdate(long k, boolean skipped) {
@@ -540,8 +553,13 @@ public final class Trainer {
         if (lastSavedStep == globalStep) {
             return;
         }
-        Replicas.checkIdentical(group, params.values(), globalStep, root);
+        if (sharded == null) {
+            Replicas.checkIdentical(group, params.values(), globalStep, root);
+        }
         ShardedAdamW.State state = sharded != null ? sharded.gatherState() : null; // a collective: every rank
+        if (sharded != null) {
+            sharded.gatherAll(); // rank 0 writes the whole tensors
+        }
         // Rank 0 writes; the others learn whether the checkpoint exists before they train past it.
         try {
             RankZero.run(group, "write checkpoint-" + globalStep, () -> save(state));
@@ -554,6 +572,41 @@ public final class Trainer {
             lastCheckpoint = outputDir.resolve("checkpoint-" + globalStep);
             lastSavedStep = globalStep;
         }
+        if (sharded != null) {
+            sharded.releaseAll();
+        }
+    }
+
+    /** What ForwardBackward does around each decoder layer under FSDP: gather and free, and where gradients go. */
+    private ForwardBackward.LayerHooks fsdpHooks() {
+        return new ForwardBackward.LayerHooks() {
+            @Override
+            public void before(int layer) {
+                if (sharded != null) {
+                    sharded.gather(layer);
+                }
+            }
+
+            @Override
+            public void after(int layer) {
+                if (baseShards != null) {
+                    baseShards.release(layer);
+                }
+                if (sharded != null) {
+                    sharded.release(layer);
+                }
+            }
+
+            @Override
+            public List<NDArray> shardedParameters(int layer) {
+                return sharded == null ? List.of() : sharded.layerParameters(layer);
+            }
+
+            @Override
+            public void gradients(int layer, NDList grads) {
+                sharded.addGradients(layer, grads);
+            }
+        };
     }
 
     private void save(ShardedAdamW.State state) throws IOException {

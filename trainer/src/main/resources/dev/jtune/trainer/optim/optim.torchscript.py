@@ -59,3 +59,31 @@ class Ops(Module):
   # 1 when every value is finite (GradScaler's found_inf check), else 0.
   def all_finite(self: __torch__.Ops, x: Tensor) -> int:
     return int(bool(torch.all(torch.isfinite(x))))
+
+  # FSDP's parameter storage (torch.distributed.fsdp _free_storage / _alloc_storage, done with set_): the same
+  # leaf tensor, still requiring grad, gives its memory up between uses and is pointed at a gathered buffer for
+  # each use. Called with autograd off (set_ on a leaf that requires grad is refused otherwise).
+  def free_storage_(self: __torch__.Ops, x: Tensor) -> int:
+    x.set_()
+    return 0
+
+  def use_storage_(self: __torch__.Ops, x: Tensor, source: Tensor) -> int:
+    x.set_(source)
+    return 0
+
+  def numel(self: __torch__.Ops, x: Tensor) -> int:
+    return x.numel()
+
+  # The gradients of sum(out * upstream) with respect to `inputs`, returned instead of accumulated into their .grad
+  # (torch.autograd.grad); an input the graph does not reach gets zeros.
+  def grads(self: __torch__.Ops, out: Tensor, upstream: Tensor, inputs: List[Tensor]) -> List[Tensor]:
+    ups = annotate(List[Optional[Tensor]], [upstream])
+    found = torch.autograd.grad([out], inputs, ups, None, False, True)
+    result = annotate(List[Tensor], [])
+    for i in range(len(inputs)):
+      g = found[i]
+      if g is None:
+        result.append(torch.zeros_like(inputs[i]))
+      else:
+        result.append(g)
+    return result

@@ -25,13 +25,17 @@ class DistributedTrainTest {
         assertSameTraining("one", "two", "");
     }
 
-    /** QLoRA with {@code fsdp: [full_shard]}: each worker holds half of every layer's NF4 codes. */
+    /**
+     * QLoRA with {@code fsdp: [full_shard]}: each worker holds half of every layer's NF4 codes and half of the
+     * adapter, and trains as one process with both workers' batches.
+     */
     @Test
     void twoFsdpProcessesOverAnNf4BaseTrainAsOne() throws Exception {
         String qlora = "load_in_4bit: true\n";
         TinyLoraJob.Launch fsdp = assertSameTraining("qlora-one", "qlora-fsdp", qlora, "fsdp:\n  - full_shard\n");
         assertTrue(fsdp.out().contains(" base in NF4")
-                && fsdp.out().contains("FSDP (gradients and optimizer state sharded)")
+                && fsdp.out().contains("FSDP (trainable tensors, gradients and optimizer state sharded)")
+                && fsdp.out().contains("trainable tensors held: ")
                 && fsdp.out().contains("base weights sharded"), fsdp.out());
     }
 

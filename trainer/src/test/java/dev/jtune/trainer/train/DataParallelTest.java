@@ -49,7 +49,7 @@ class DataParallelTest {
 
     /** Rank results: losses, eval loss, final params, and FSDP's byte counts (0 without). */
     record RankRun(List<Double> losses, double evalLoss, Map<String, float[]> params, long shardBytes, long totalBytes,
-            long largestLayer, long peakGathered, long gatheredAfter) {}
+            long largestLayer, long peakGathered, long gatheredAfter, long tensorsWithGrad) {}
 
     private static RankRun single;
     private static List<RankRun> dp;
@@ -79,9 +79,14 @@ class DataParallelTest {
             TrainingResult r = Trainer.run(o, a, BatchPlan.of(DATA), BatchPlan.of(EVAL), out, quiet(), g, sw);
             Map<String, float[]> params = new LinkedHashMap<>();
             for (var e : a.parameters().entrySet()) params.put(e.getKey(), e.getValue().toFloatArray());
-            return sw == null ? new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, 0, 0, 0, 0, 0)
+            long withGrad = a.parameters().values().stream().filter(p -> {
+                NDArray grad = ai.djl.pytorch.jni.JniUtils.getGradient((ai.djl.pytorch.engine.PtNDArray) p);
+                if (grad != null) grad.close();
+                return grad != null;
+            }).count();
+            return sw == null ? new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, 0, 0, 0, 0, 0, withGrad)
                     : new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, sw.shardBytes(), sw.totalBytes(),
-                            sw.largestLayerBytes(), sw.peakGatheredBytes(), sw.gatheredBytes());
+                            sw.largestLayerBytes(), sw.peakGatheredBytes(), sw.gatheredBytes(), withGrad);
         }
     }
 
@@ -156,6 +161,17 @@ class DataParallelTest {
     @Test
     void fsdpEqualsDataParallel() {
         assertSameRun(dp.get(0), fsdp.get(0), "FSDP");
+    }
+
+    @Test
+    void fsdpKeepsNoFullGradientsOfTheShardedAdapter() {
+        // Data parallel accumulates every adapter tensor's gradient in .grad; FSDP hands each recomputed layer's
+        // gradients to a reduce-scatter at once (the tiny adapter lives in the decoder layers only).
+        int tensors = single.params().size();
+        assertEquals(tensors, dp.get(0).tensorsWithGrad());
+        for (RankRun r : fsdp) {
+            assertEquals(0, r.tensorsWithGrad());
+        }
     }
 
     @Test
@@ -248,26 +264,61 @@ class DataParallelTest {
         Path half = dir.resolve("checkpoint-" + STEPS / 2);
         assertTrue(Files.isDirectory(half));
         Path copy = tmp.resolve("resumed-fsdp");
-        Files.createDirectories(copy);
-        try (Stream<Path> s = Files.walk(half)) {
-            for (Path p : s.toList()) {
-                Path to = copy.resolve("checkpoint-" + STEPS / 2).resolve(half.relativize(p).toString());
-                if (Files.isDirectory(p)) Files.createDirectories(to);
-                else Files.copy(p, to);
-            }
-        }
+        copyCheckpoint(half, copy);
+        // And a checkpoint that FSDP wrote (its adapter and optimizer state gathered from the shards), resumed by
+        // plain data parallel.
+        Path fromFsdp = tmp.resolve("resumed-from-fsdp");
+        copyCheckpoint(tmp.resolve("fsdp0/checkpoint-" + STEPS / 2), fromFsdp);
         List<RankRun> resumed = ThreadProcessGroup.run(2, g -> train(g,
                 options(1, STEPS, false).toBuilder().resumeFromCheckpoint("auto").build(), dir, false));
         List<RankRun> resumedFsdp = ThreadProcessGroup.run(2, g -> train(g,
                 options(1, STEPS, true).toBuilder().resumeFromCheckpoint("auto").build(), copy, true));
-        for (List<RankRun> runs : List.of(resumed, resumedFsdp)) {
+        List<RankRun> resumedFromFsdp = ThreadProcessGroup.run(2, g -> train(g,
+                options(1, STEPS, false).toBuilder().resumeFromCheckpoint("auto").build(), fromFsdp, false));
+        for (List<RankRun> runs : List.of(resumed, resumedFsdp, resumedFromFsdp)) {
             List<Double> losses = runs.get(0).losses();
             assertEquals(STEPS / 2, losses.size(), "steps run after resume");
             for (int i = 0; i < losses.size(); i++) {
                 assertClose(dp.get(0).losses().get(STEPS / 2 + i), losses.get(i), "loss at step " + (STEPS / 2 + i + 1));
             }
-            assertSameRun(new RankRun(List.of(), dp.get(0).evalLoss(), dp.get(0).params(), 0, 0, 0, 0, 0),
-                    new RankRun(List.of(), runs.get(0).evalLoss(), runs.get(0).params(), 0, 0, 0, 0, 0), "resumed");
+            assertSameRun(new RankRun(List.of(), dp.get(0).evalLoss(), dp.get(0).params(), 0, 0, 0, 0, 0, 0),
+                    new RankRun(List.of(), runs.get(0).evalLoss(), runs.get(0).params(), 0, 0, 0, 0, 0, 0), "resumed");
+        }
+    }
+
+    /** Full fine-tuning of the tiny model on rank {@code g}: losses and final weights. */
+    private static RankRun trainFull(ProcessGroup g, TrainerOptions o, Path out) throws IOException {
+        try (NDManager m = Torch.newManager();
+                LlamaModel model = LlamaModel.load(TinySetup.config(), TinySetup.weights(TinySetup.config(), SEED),
+                        Dtype.FP32, m, (n, w) -> new DenseLinear(w))) {
+            FullFineTuning full = new FullFineTuning(model);
+            TrainingResult r = Trainer.run(o, full, BatchPlan.of(DATA), BatchPlan.of(EVAL), out, quiet(), g, null);
+            Map<String, float[]> params = new LinkedHashMap<>();
+            for (var e : full.parameters().entrySet()) params.put(e.getKey(), e.getValue().toFloatArray());
+            return new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, 0, 0, 0, 0, 0, 0);
+        }
+    }
+
+    @Test
+    void fsdpOfFullFineTuningShardsTheLayersAndEqualsDataParallel() throws Exception {
+        // Every decoder layer's weights are trainable here, so FSDP shards them all (gathered per layer).
+        TrainerOptions o = options(1, 2, false).toBuilder().learningRate(1e-3).build();
+        List<RankRun> plain = ThreadProcessGroup.run(2, g -> trainFull(g, o, tmp.resolve("full-dp" + g.rank())));
+        List<RankRun> sharded = ThreadProcessGroup.run(2, g -> trainFull(g, o.toBuilder().fsdp(true).build(),
+                tmp.resolve("full-fsdp" + g.rank())));
+        assertSameRun(plain.get(0), sharded.get(0), "FSDP of full fine-tuning");
+        assertSameRun(sharded.get(0), sharded.get(1), "FSDP ranks");
+    }
+
+    /** Copies {@code checkpoint} into {@code outputDir} under its own name. */
+    private static void copyCheckpoint(Path checkpoint, Path outputDir) throws IOException {
+        assertTrue(Files.isDirectory(checkpoint), checkpoint.toString());
+        try (Stream<Path> s = Files.walk(checkpoint)) {
+            for (Path p : s.toList()) {
+                Path to = outputDir.resolve(checkpoint.getFileName().toString()).resolve(checkpoint.relativize(p).toString());
+                if (Files.isDirectory(p)) Files.createDirectories(to);
+                else Files.copy(p, to);
+            }
         }
     }
 
