@@ -208,7 +208,7 @@ final class Ring implements AutoCloseable {
             readFully(right, answer, deadline, () -> "rank " + rightRank + " did not answer rank " + rank
                     + "'s greeting within " + timeout, () -> "rank " + rightRank + " closed its connection to rank "
                     + rank + " during setup");
-            MemorySegment shmOut = offer != null && answer.get(0) == 1 ? offer.slots() : null;
+            MemorySegment shmOut = offer != null && answer.get(0) == 1 ? offer.slots(arena) : null;
             return new Ring(rank, world, timeout, right, left, arena, shmOut, shmIn,
                     offer == null ? null : offer.path());
         } catch (IOException e) {
@@ -278,8 +278,17 @@ final class Ring implements AutoCloseable {
             return d;
         }
 
-        MemorySegment slots() {
-            return mapping.asSlice(SHM_HEAD, SIZE - SHM_HEAD);
+        MemorySegment slots(Arena arena) {
+            return plain(mapping, arena);
+        }
+
+        /**
+         * The slots of a mapping as a plain native segment of the same arena. Why: the add and copy loops then see
+         * one segment class on every path (the TCP scratch is native too); a mapped segment there made C2 deoptimize
+         * and recompile {@code add} over and over (measured: a third of the CPU time in the compiler).
+         */
+        static MemorySegment plain(MemorySegment mapping, Arena arena) {
+            return MemorySegment.ofAddress(mapping.address() + SHM_HEAD).reinterpret(SIZE - SHM_HEAD, arena, null);
         }
 
         /**
@@ -304,7 +313,7 @@ final class Ring implements AutoCloseable {
                         return null;
                     }
                 }
-                return m.asSlice(SHM_HEAD, SIZE - SHM_HEAD);
+                return plain(m, arena);
             } catch (IOException | RuntimeException e) {
                 return null;
             }
@@ -761,33 +770,44 @@ final class Ring implements AutoCloseable {
         }
     }
 
-    /** {@code dst[off..] += src[0..bytes)}: the one place where the ring adds. */
+    /**
+     * {@code dst[off..] += src[0..bytes)}: the one place where the ring adds. One small method per type, so that the
+     * JIT's profile of one type's loop is not polluted by another's (the barrier sums int64 between fp32 calls).
+     */
     private static void add(MemorySegment dst, long off, MemorySegment src, int bytes, Sum type) {
         switch (type) {
-            case F32 -> {
-                for (int i = 0; i < bytes; i += 4) {
-                    dst.set(ValueLayout.JAVA_FLOAT_UNALIGNED, off + i,
-                            dst.get(ValueLayout.JAVA_FLOAT_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_FLOAT_UNALIGNED, i));
-                }
-            }
-            case F64 -> {
-                for (int i = 0; i < bytes; i += 8) {
-                    dst.set(ValueLayout.JAVA_DOUBLE_UNALIGNED, off + i,
-                            dst.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, i));
-                }
-            }
-            case I32 -> {
-                for (int i = 0; i < bytes; i += 4) {
-                    dst.set(ValueLayout.JAVA_INT_UNALIGNED, off + i,
-                            dst.get(ValueLayout.JAVA_INT_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_INT_UNALIGNED, i));
-                }
-            }
-            case I64 -> {
-                for (int i = 0; i < bytes; i += 8) {
-                    dst.set(ValueLayout.JAVA_LONG_UNALIGNED, off + i,
-                            dst.get(ValueLayout.JAVA_LONG_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_LONG_UNALIGNED, i));
-                }
-            }
+            case F32 -> addF32(dst, off, src, bytes);
+            case F64 -> addF64(dst, off, src, bytes);
+            case I32 -> addI32(dst, off, src, bytes);
+            case I64 -> addI64(dst, off, src, bytes);
+        }
+    }
+
+    private static void addF32(MemorySegment dst, long off, MemorySegment src, int bytes) {
+        for (int i = 0; i < bytes; i += 4) {
+            dst.set(ValueLayout.JAVA_FLOAT_UNALIGNED, off + i,
+                    dst.get(ValueLayout.JAVA_FLOAT_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_FLOAT_UNALIGNED, i));
+        }
+    }
+
+    private static void addF64(MemorySegment dst, long off, MemorySegment src, int bytes) {
+        for (int i = 0; i < bytes; i += 8) {
+            dst.set(ValueLayout.JAVA_DOUBLE_UNALIGNED, off + i,
+                    dst.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, i));
+        }
+    }
+
+    private static void addI32(MemorySegment dst, long off, MemorySegment src, int bytes) {
+        for (int i = 0; i < bytes; i += 4) {
+            dst.set(ValueLayout.JAVA_INT_UNALIGNED, off + i,
+                    dst.get(ValueLayout.JAVA_INT_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_INT_UNALIGNED, i));
+        }
+    }
+
+    private static void addI64(MemorySegment dst, long off, MemorySegment src, int bytes) {
+        for (int i = 0; i < bytes; i += 8) {
+            dst.set(ValueLayout.JAVA_LONG_UNALIGNED, off + i,
+                    dst.get(ValueLayout.JAVA_LONG_UNALIGNED, off + i) + src.get(ValueLayout.JAVA_LONG_UNALIGNED, i));
         }
     }
 
