@@ -299,7 +299,7 @@ final class Ring implements AutoCloseable {
             if (offer.length <= TOKEN) {
                 return null;
             }
-            Path p = Path.of(new String(offer, TOKEN, offer.length - TOKEN, StandardCharsets.UTF_8));
+            Path p = Path.of(new String(offer, TOKEN, offer.length - TOKEN, StandardCharsets.UTF_8)).normalize();
             if (!p.startsWith(DIR)) {
                 return null;
             }
