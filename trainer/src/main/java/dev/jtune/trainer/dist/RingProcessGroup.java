@@ -13,6 +13,9 @@ import java.util.function.Consumer;
  * then all-gather over n chunks). Collectives run directly on the tensors' memory (their address comes from DJL's native
  * layer, see {@code JtuneTensorMemory}), so a contiguous fp32 tensor is reduced without a copy on either side of the socket.
  *
+ * <p>Ranks on one host move large messages through a {@code /dev/shm} file instead of loopback TCP (set
+ * {@code JTUNE_RING_SHM=0} to keep to TCP); see {@link Ring}.
+ *
  * <p>Why not an existing engine: neither Open MPI nor MPICH is installed here or on CI (Debian; only an MPICH
  * {@code .deb} sits in apt's cache), so using one would mean a native package on every user's machine, and MPI wants
  * to start the processes itself ({@code mpirun}), which is the launcher's job in jtune. Gloo has no C API reachable
@@ -49,7 +52,8 @@ public final class RingProcessGroup implements ProcessGroup {
             return new RingProcessGroup(0, 1, null);
         }
         return new RingProcessGroup(env.rank(), env.worldSize(),
-                Ring.connect(env.rank(), env.worldSize(), store, prefix, env.masterAddr(), timeout));
+                Ring.connect(env.rank(), env.worldSize(), store, prefix, env.masterAddr(), timeout,
+                        Ring.sharedMemoryFromEnv()));
     }
 
     @Override
