@@ -6,12 +6,14 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntFunction;
 
 /** Worlds of ring process groups as threads of this JVM, sharing a {@link MemoryStore}; inputs every rank can recompute. */
 final class RingHarness {
@@ -27,18 +29,25 @@ final class RingHarness {
     static <T> List<T> world(int n, Duration timeout, Body<T> body) throws Exception {
         MemoryStore store = new MemoryStore();
         String prefix = "job" + JOBS.incrementAndGet();
+        return ranks(n, rank -> () -> {
+            DistEnv env = new DistEnv(rank, rank, n, n, "127.0.0.1", 0);
+            try (NDManager m = Torch.newManager();
+                    RingProcessGroup pg = RingProcessGroup.create(env, store, prefix, timeout)) {
+                return body.run(pg, m);
+            }
+        });
+    }
+
+    /**
+     * Runs {@code rank.apply(r)} for r = 0..n-1, each in a thread of its own (the common pool may have one thread
+     * on 2 cores, and ranks block on each other); the results by rank. Rethrows the first failure.
+     */
+    static <T> List<T> ranks(int n, IntFunction<Callable<T>> rank) throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(n);
         try {
             List<Future<T>> futures = new ArrayList<>();
             for (int r = 0; r < n; r++) {
-                int rank = r;
-                futures.add(pool.submit(() -> {
-                    DistEnv env = new DistEnv(rank, rank, n, n, "127.0.0.1", 0);
-                    try (NDManager m = Torch.newManager();
-                            RingProcessGroup pg = RingProcessGroup.create(env, store, prefix, timeout)) {
-                        return body.run(pg, m);
-                    }
-                }));
+                futures.add(pool.submit(rank.apply(r)));
             }
             List<T> out = new ArrayList<>();
             for (Future<T> f : futures) {

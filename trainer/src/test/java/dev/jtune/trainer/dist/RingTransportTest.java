@@ -16,10 +16,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
@@ -42,30 +40,12 @@ class RingTransportTest {
         int n = shm.length;
         MemoryStore store = new MemoryStore();
         String prefix = "transport" + JOBS.incrementAndGet();
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        try {
-            List<Future<T>> futures = new ArrayList<>();
-            for (int r = 0; r < n; r++) {
-                int rank = r;
-                futures.add(pool.submit(() -> {
-                    try (Ring ring = Ring.connect(rank, n, store, prefix, "127.0.0.1", TIMEOUT, shm[rank]);
-                            Arena arena = Arena.ofConfined()) {
-                        return body.run(ring, arena);
-                    }
-                }));
+        return RingHarness.ranks(n, rank -> () -> {
+            try (Ring ring = Ring.connect(rank, n, store, prefix, "127.0.0.1", TIMEOUT, shm[rank]);
+                    Arena arena = Arena.ofConfined()) {
+                return body.run(ring, arena);
             }
-            List<T> out = new ArrayList<>();
-            for (Future<T> f : futures) {
-                try {
-                    out.add(f.get(120, TimeUnit.SECONDS));
-                } catch (ExecutionException e) {
-                    throw e.getCause() instanceof Exception ex ? ex : e;
-                }
-            }
-            return out;
-        } finally {
-            pool.shutdownNow();
-        }
+        });
     }
 
     private static boolean[] all(int n, boolean v) {

@@ -201,18 +201,25 @@ class LauncherTest {
         }
     }
 
-    @Test
-    void aFailureOnOneNodeStopsEveryNode() throws Exception {
+    /** Two node launchers of 2 workers each on loopback, logs in {@code tmp/nodeN}, with {@code rest} appended. */
+    private List<Run> twoNodes(String... rest) throws Exception {
         int port = freePort();
         List<CompletableFuture<Run>> nodes = new ArrayList<>();
         for (int node = 0; node < 2; node++) {
-            String rank = Integer.toString(node);
-            nodes.add(inThread(() -> launch(args(tmp.resolve("node" + rank), "--nproc-per-node", "2", "--nnodes", "2",
-                    "--node-rank", rank, "--master-port", Integer.toString(port), "--rdzv-timeout", "20",
-                    "fail", "3", "5"))));
+            List<String> a = new ArrayList<>(List.of("--nproc-per-node", "2", "--nnodes", "2", "--node-rank",
+                    Integer.toString(node), "--master-port", Integer.toString(port), "--rdzv-timeout", "20"));
+            a.addAll(List.of(rest));
+            String[] argv = args(tmp.resolve("node" + node), a.toArray(String[]::new));
+            nodes.add(inThread(() -> launch(argv)));
         }
-        Run node0 = nodes.get(0).get();
-        Run node1 = nodes.get(1).get();
+        return List.of(nodes.get(0).get(), nodes.get(1).get());
+    }
+
+    @Test
+    void aFailureOnOneNodeStopsEveryNode() throws Exception {
+        List<Run> nodes = twoNodes("fail", "3", "5");
+        Run node0 = nodes.get(0);
+        Run node1 = nodes.get(1);
         assertEquals(1, node1.code(), node1.err());
         assertTrue(node1.err().contains("worker rank 3 (local rank 1 on node 1) failed with exit code 5"), node1.err());
         assertEquals(1, node0.code(), node0.err());
@@ -223,16 +230,9 @@ class LauncherTest {
 
     @Test
     void aFailureOnOneNodeRestartsTheWorkersOfEveryNode() throws Exception {
-        int port = freePort();
-        List<CompletableFuture<Run>> nodes = new ArrayList<>();
-        for (int node = 0; node < 2; node++) {
-            String rank = Integer.toString(node);
-            nodes.add(inThread(() -> launch(args(tmp.resolve("node" + rank), "--nproc-per-node", "2", "--nnodes", "2",
-                    "--node-rank", rank, "--master-port", Integer.toString(port), "--rdzv-timeout", "20",
-                    "--max-restarts", "1", "fail", "3", "5", "first", tmp.toString()))));
-        }
-        Run node0 = nodes.get(0).get();
-        Run node1 = nodes.get(1).get();
+        List<Run> nodes = twoNodes("--max-restarts", "1", "fail", "3", "5", "first", tmp.toString());
+        Run node0 = nodes.get(0);
+        Run node1 = nodes.get(1);
         assertEquals(0, node0.code(), node0.err());
         assertEquals(0, node1.code(), node1.err());
         assertTrue(node1.err().contains("worker rank 3 (local rank 1 on node 1) failed with exit code 5"), node1.err());
