@@ -33,14 +33,7 @@ public final class AlpacaTemplate implements ChatTemplate {
     public RenderedChat render(List<Message> messages, boolean addGenerationPrompt) {
         TurnWriter w = new TurnWriter();
         w.append(bos);
-        String given = w.beginLeadingSystem(messages);
-        int first = given == null ? 0 : 1;
-        String system = given == null ? DEFAULT_SYSTEM : given;
-        if (given != null) {
-            w.content(system);
-        } else {
-            w.append(system);
-        }
+        int first = w.leadingSystemOr(messages, DEFAULT_SYSTEM);
         w.append("\n\n");
         boolean afterAssistant = false;
         for (int i = first; i < messages.size(); i++) {

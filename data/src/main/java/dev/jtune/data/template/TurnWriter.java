@@ -31,6 +31,22 @@ final class TurnWriter {
         return messages.getFirst().content();
     }
 
+    /**
+     * Writes the conversation's leading system message as a system turn's content, or, when it has none,
+     * {@code fallback} as plain text (not a turn: nothing to train or mask as a message).
+     *
+     * @return the index of the first message after the system one (1 or 0)
+     */
+    int leadingSystemOr(List<Message> messages, String fallback) {
+        String given = beginLeadingSystem(messages);
+        if (given == null) {
+            append(fallback);
+            return 0;
+        }
+        content(given);
+        return 1;
+    }
+
     TurnWriter append(String s) {
         text.append(s);
         return this;
