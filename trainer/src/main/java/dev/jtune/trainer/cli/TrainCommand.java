@@ -177,7 +177,7 @@ final class TrainCommand {
                             result.lastCheckpoint().map(Path::toString).orElse("(none)"));
                     return 0;
                 }
-                // Adapter tensors are whole on every rank (FSDP shards only their gradients and optimizer state).
+                // The trained tensors are whole on every rank again (Trainer.run gathers what FSDP sharded).
                 RankZero.run(group, "export the trained weights", () -> export(trainable, lora, modelDir, tokenizerDir,
                         outputDir));
                 ExactMatch after = null;
@@ -188,19 +188,17 @@ final class TrainCommand {
                         out.printf("  %s -> expected \"%s\", answered \"%s\"%n", ex[0].replace("\n", "\\n"), ex[1], ex[2]);
                     }
                 }
-                Path merged = null;
                 if (baseShards != null) {
                     baseShards.releaseAll(); // the exact-match generation gathered every layer
                 }
-                if (lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)) {
-                    merged = outputDir.resolve("merged");
-                    Path mergedDir = merged;
-                    // The outputs are complete when every rank returns.
-                    RankZero.run(group, "merge the adapter into " + mergedDir,
-                            () -> LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), mergedDir));
-                } else {
-                    group.barrier(); // the outputs are complete when every rank returns
-                }
+                Path merged = lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)
+                        ? outputDir.resolve("merged") : null;
+                // The outputs are complete when every rank returns.
+                RankZero.run(group, "finish writing the outputs", () -> {
+                    if (merged != null) {
+                        LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged);
+                    }
+                });
                 summary(out, result, before, after, outputDir, lora != null, merged, started);
                 return 0;
             }

@@ -12,10 +12,10 @@ import dev.jtune.model.engine.Torch;
  * failed to.
  */
 public final class RankZero {
-    /** What rank 0 does. */
+    /** What rank 0 does; {@code E}, its checked exception, is what {@link #run} throws on rank 0. */
     @FunctionalInterface
-    public interface Work {
-        void run() throws Exception;
+    public interface Work<E extends Exception> {
+        void run() throws E;
     }
 
     private RankZero() {}
@@ -28,7 +28,7 @@ public final class RankZero {
      * @param what the work in a few words, for the other ranks' error ("write checkpoint-40")
      * @throws DistException on ranks other than 0 when rank 0's work failed, or when the group fails
      */
-    public static void run(ProcessGroup group, String what, Work work) throws Exception {
+    public static <E extends Exception> void run(ProcessGroup group, String what, Work<E> work) throws E {
         if (group.worldSize() == 1) {
             work.run();
             return;
@@ -47,17 +47,26 @@ public final class RankZero {
         } catch (DistException e) {
             if (failure != null) {
                 failure.addSuppressed(e); // rank 0's own error is the one that explains
-                throw failure;
+                throw RankZero.<E>rethrown(failure);
             }
             throw e;
         }
         if (failure != null) {
-            throw failure;
+            throw RankZero.<E>rethrown(failure);
         }
         if (failed > 0) {
             throw new DistException("rank 0 failed to " + what + " (its error is in rank 0's log); rank "
                     + group.rank() + " stops too");
         }
+    }
+
+    /** {@code work} throws only E or unchecked exceptions; this returns E for a {@code throw} of either. */
+    @SuppressWarnings("unchecked")
+    private static <E extends Exception> E rethrown(Exception e) {
+        if (e instanceof RuntimeException r) {
+            throw r;
+        }
+        return (E) e;
     }
 
     private static long failedRanks(ProcessGroup group, boolean failed) {

@@ -166,13 +166,7 @@ public final class Trainer {
         // would not reproduce an uninterrupted one bit for bit. The plain interpreter is the same every time.
         JniUtils.setGraphExecutorOptimize(false);
         Files.createDirectories(outputDir);
-        try {
-            RankZero.run(group, "clean up " + outputDir, () -> Checkpoints.cleanStale(outputDir));
-        } catch (IOException | RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e); // cleanStale throws only the above
-        }
+        RankZero.run(group, "clean up " + outputDir, () -> Checkpoints.cleanStale(outputDir));
         Object previousHandler = options.handleSigterm() ? SigtermFlag.install(stopRequested) : null;
         List<Double> losses = new ArrayList<>();
         try (NDManager m = Torch.newManager()) {
@@ -561,13 +555,7 @@ public final class Trainer {
             sharded.gatherAll(); // rank 0 writes the whole tensors
         }
         // Rank 0 writes; the others learn whether the checkpoint exists before they train past it.
-        try {
-            RankZero.run(group, "write checkpoint-" + globalStep, () -> save(state));
-        } catch (IOException | RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e); // save throws only the above
-        }
+        RankZero.run(group, "write checkpoint-" + globalStep, () -> save(state));
         if (!main) {
             lastCheckpoint = outputDir.resolve("checkpoint-" + globalStep);
             lastSavedStep = globalStep;
