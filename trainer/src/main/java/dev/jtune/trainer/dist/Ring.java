@@ -646,8 +646,7 @@ final class Ring implements AutoCloseable {
                         acks.clear().limit(rung);
                         int n = right.read(acks);
                         if (n < 0) {
-                            throw new DistException("rank " + rightRank() + " closed its connection to rank " + rank
-                                    + " in the middle of a collective (did it exit or fail?)");
+                            throw closedMidCollective(rightRank());
                         }
                         check(acks, n, ACK);
                         rung -= n;
@@ -668,7 +667,7 @@ final class Ring implements AutoCloseable {
                     bells.clear().limit((int) Math.min(SLOTS, slotsLeft));
                     int n = left.read(bells);
                     if (n < 0) {
-                        throw leftClosed();
+                        throw closedMidCollective(leftRank());
                     }
                     check(bells, n, BELL);
                     if (n > 0) {
@@ -698,7 +697,7 @@ final class Ring implements AutoCloseable {
                     }
                     int n = left.read(recv);
                     if (n < 0) {
-                        throw leftClosed();
+                        throw closedMidCollective(leftRank());
                     }
                     if (n > 0) {
                         progress = true;
@@ -747,8 +746,8 @@ final class Ring implements AutoCloseable {
         }
     }
 
-    private DistException leftClosed() {
-        return new DistException("rank " + leftRank() + " closed its connection to rank " + rank
+    private DistException closedMidCollective(int peer) {
+        return new DistException("rank " + peer + " closed its connection to rank " + rank
                 + " in the middle of a collective (did it exit or fail?)");
     }
 

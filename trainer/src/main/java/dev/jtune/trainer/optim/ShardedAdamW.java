@@ -194,11 +194,6 @@ public final class ShardedAdamW implements AutoCloseable {
         return !byLayer.isEmpty();
     }
 
-    /** Elements this rank owns over all units (the last ranks may own padding). */
-    public long chunkSize() {
-        return units.stream().mapToLong(u -> u.chunk).sum();
-    }
-
     /** Bytes of trainable values this rank holds for good: its chunks (the root unit whole). */
     public long heldBytes() {
         return 4 * units.stream().mapToLong(u -> u.sharded ? u.chunk : Flat.size(u.params.values())).sum();
