@@ -81,6 +81,41 @@ sys.exit(compare(rows, sys.argv[2], 1e-5))
 PY
 echo "interop: jtune LoRA agrees with PEFT"
 
+# LoRA with trainable embeddings and head over a bf16 base (Chinese-LLaMA-Alpaca's shape of run): trained by
+# jtune in bf16, the adapter (lora_A/B plus modules_to_save copies of embed_tokens and lm_head) loads in PEFT and
+# scores alike; its merge equals PEFT's merge_and_unload.
+echo "interop: LoRA + trainable embed_tokens/lm_head trained in bf16 by jtune, loaded by PEFT"
+emb="$work/embeddings-bf16"
+rm -rf "$emb" && mkdir -p "$emb"
+cat >"$emb/train.yml" <<YML
+base_model: $work/tiny
+datasets:
+  - path: configs/quickstart/last-word.jsonl
+    type: alpaca
+dataset_prepared_path: $emb/prepared
+output_dir: $emb/out
+sequence_len: 256
+sample_packing: true
+micro_batch_size: 8
+max_steps: 4
+learning_rate: 0.003
+bf16: true
+adapter: lora
+lora_r: 8
+lora_alpha: 16
+lora_target_modules: [q_proj, k_proj, v_proj, o_proj]
+lora_modules_to_save: [embed_tokens, lm_head]
+seed: 3
+YML
+./launch.sh "$emb/train.yml" >"$emb/train.log" 2>&1 || { tail -n 30 "$emb/train.log"; exit 1; }
+./launch.sh score --model "$work/tiny" --lora-model-dir "$emb/out" --input "$sample" >"$emb/adapter.jsonl"
+./launch.sh score --model "$work/tiny" --lora-model-dir "$emb/out" --input "$sample" --dtype bf16 >/dev/null
+./launch.sh merge-lora "$emb/train.yml" --out "$emb/merged" >/dev/null
+./launch.sh score --model "$emb/merged" --input "$sample" >"$emb/merged.jsonl"
+"$py" tools/interop/peft_check.py jtune-adapter "$work/tiny" "$emb/out" "$emb/merged" "$sample" \
+  "$emb/adapter.jsonl" "$emb/merged.jsonl"
+echo "interop: the bf16-trained adapter with embeddings agrees with PEFT"
+
 # The quickstart's own result (README's main command runs before this check in CI): the adapter it trained
 # loads in PEFT with every tensor, scores as jtune scores it, and its merged model equals PEFT's merge.
 if [[ -f outputs/quickstart/adapter_config.json && -f out/tiny-llama/config.json && -d outputs/quickstart/merged ]]; then

@@ -1,32 +1,17 @@
 package dev.jtune.lora;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import dev.jtune.model.engine.Kernels;
+import dev.jtune.model.engine.KernelLibrary;
 import dev.jtune.model.engine.ScriptModule;
-import dev.jtune.model.engine.Torch;
 
 /** The typed face of {@code lora.torchscript.py}; compiled once per process, differentiable. */
 final class LoraKernels {
-    private static final String RESOURCE = "lora.torchscript.py";
-    private static volatile ScriptModule ops;
+    private static final KernelLibrary LIBRARY = new KernelLibrary(LoraKernels.class, "LoraOps", "lora.torchscript.py");
 
     private LoraKernels() {}
 
     private static ScriptModule ops() {
-        ScriptModule m = ops;
-        if (m == null) {
-            synchronized (LoraKernels.class) {
-                m = ops;
-                if (m == null) {
-                    // Lives as long as the process, like Kernels.get(): its manager is never closed.
-                    NDManager manager = Torch.newManager();
-                    m = ScriptModule.compile(manager, "LoraOps", Kernels.source(LoraKernels.class, RESOURCE), RESOURCE);
-                    ops = m;
-                }
-            }
-        }
-        return m;
+        return LIBRARY.ops();
     }
 
     /** {@code (baseOut + linear(linear(dropout(x as a's dtype), a), b) * scaling)} in baseOut's dtype. */

@@ -20,30 +20,18 @@ public final class Kernels {
     /** The label value that the loss ignores, as in PyTorch and transformers. */
     public static final long IGNORE_INDEX = -100;
 
-    private static final String RESOURCE = "kernels.torchscript.py";
-    private static volatile Kernels instance;
+    private static final Kernels INSTANCE = new Kernels(new KernelLibrary(Kernels.class, "Ops", "kernels.torchscript.py"));
 
-    private final ScriptModule ops;
+    private final KernelLibrary library;
 
-    private Kernels(ScriptModule ops) {
-        this.ops = ops;
+    private Kernels(KernelLibrary library) {
+        this.library = library;
     }
 
     /** The process-wide kernel library, compiled on first use. */
     public static Kernels get() {
-        Kernels k = instance;
-        if (k == null) {
-            synchronized (Kernels.class) {
-                k = instance;
-                if (k == null) {
-                    // The module lives as long as the process: its manager is never closed.
-                    NDManager manager = Torch.newManager();
-                    k = new Kernels(ScriptModule.compile(manager, "Ops", source(Kernels.class, RESOURCE), RESOURCE));
-                    instance = k;
-                }
-            }
-        }
-        return k;
+        INSTANCE.library.ops();
+        return INSTANCE;
     }
 
     /** Reads a UTF-8 resource next to {@code owner}. */
@@ -62,47 +50,47 @@ public final class Kernels {
 
     /** Casts to {@code dtype}; the only safe way to make or leave bf16 in DJL. */
     public NDArray cast(NDArray x, Dtype dtype) {
-        return ops.call("cast", x, dtype.torchCode());
+        return library.ops().call("cast", x, dtype.torchCode());
     }
 
     /** The tensor's dtype as libtorch sees it (DJL reports bf16 as unknown), or null if not a float dtype. */
     public Dtype dtypeOf(NDArray x) {
-        return Dtype.ofTorchCode((int) ops.callLong("dtype_code", x));
+        return Dtype.ofTorchCode((int) library.ops().callLong("dtype_code", x));
     }
 
     // ---- layers ----
 
     /** Rows of {@code weight} [V,E] for integer {@code ids} of any shape: [..., E]. */
     public NDArray embedding(NDArray ids, NDArray weight) {
-        return ops.call("embedding", ids, weight);
+        return library.ops().call("embedding", ids, weight);
     }
 
     /** transformers' LlamaRMSNorm: {@code weight * (x / sqrt(mean(x²) + eps))}, normalised in fp32. */
     public NDArray rmsNorm(NDArray x, NDArray weight, double eps) {
-        return ops.call("rms_norm", x, weight, eps);
+        return library.ops().call("rms_norm", x, weight, eps);
     }
 
     /** Default rotary inverse frequencies {@code 1 / base^(2i/dim)}, fp32 [dim/2]. */
     public NDArray ropeInvFreq(NDManager manager, int dim, double base) {
         try (NDArray even = manager.arange(0, dim, 2)) {
-            return ops.call("rope_inv_freq", even, dim, base);
+            return library.ops().call("rope_inv_freq", even, dim, base);
         }
     }
 
     /** Llama 3 frequency-dependent scaling of rotary inverse frequencies. */
     public NDArray ropeLlama3(NDArray invFreq, double factor, double lowFreqFactor, double highFreqFactor,
             double originalMaxPositions) {
-        return ops.call("rope_llama3", invFreq, factor, lowFreqFactor, highFreqFactor, originalMaxPositions);
+        return library.ops().call("rope_llama3", invFreq, factor, lowFreqFactor, highFreqFactor, originalMaxPositions);
     }
 
     /** cos and sin tables [B,T,D] for position ids [B,T], in {@code dtype}. */
     public NDList ropeCosSin(NDArray positionIds, NDArray invFreq, double attentionScaling, Dtype dtype) {
-        return ops.callAll("rope_cos_sin", positionIds, invFreq, attentionScaling, dtype.torchCode());
+        return library.ops().callAll("rope_cos_sin", positionIds, invFreq, attentionScaling, dtype.torchCode());
     }
 
     /** Rotary embedding of x [B,H,T,D] with transformers' rotate-half convention. */
     public NDArray rope(NDArray x, NDArray cos, NDArray sin) {
-        return ops.call("rope", x, cos, sin);
+        return library.ops().call("rope", x, cos, sin);
     }
 
     /**
@@ -110,7 +98,7 @@ public final class Kernels {
      * fp16/bf16 no mask is passed and k/v stay grouped ({@code enable_gqa}), so SDPA can choose flash attention.
      */
     public NDArray attentionCausal(NDArray q, NDArray k, NDArray v, double scale) {
-        return ops.call("attention_causal", q, k, v, scale);
+        return library.ops().call("attention_causal", q, k, v, scale);
     }
 
     /**
@@ -120,7 +108,7 @@ public final class Kernels {
      * variable-length kernel over the rows laid end to end.
      */
     public NDArray attentionSegments(NDArray q, NDArray k, NDArray v, NDArray segmentIds, double scale) {
-        return ops.call("attention_segments", q, k, v, segmentIds, scale);
+        return library.ops().call("attention_segments", q, k, v, segmentIds, scale);
     }
 
     /**
@@ -129,7 +117,7 @@ public final class Kernels {
      * CUDA path computes it inside {@link #attentionSegments}; tests check it here.
      */
     NDArray cuSeqlensFromSegments(NDArray segmentIds) {
-        return ops.call("cu_seqlens_from_segments", segmentIds);
+        return library.ops().call("cu_seqlens_from_segments", segmentIds);
     }
 
     /**
@@ -139,7 +127,7 @@ public final class Kernels {
      */
     NDArray attentionSegmentsVarlen(NDArray q, NDArray k, NDArray v, NDArray segmentIds, double scale,
             boolean flash) {
-        return ops.call("attention_segments_varlen", q, k, v, segmentIds, scale, flash);
+        return library.ops().call("attention_segments_varlen", q, k, v, segmentIds, scale, flash);
     }
 
     // ---- generation ----
@@ -152,7 +140,7 @@ public final class Kernels {
      * top-left when Tn ≠ length.
      */
     public NDArray attentionWithPast(NDArray q, NDArray k, NDArray v, long length, double scale) {
-        return ops.call("attention_with_past", q, k, v, length, scale);
+        return library.ops().call("attention_with_past", q, k, v, length, scale);
     }
 
     /**
@@ -160,33 +148,33 @@ public final class Kernels {
      * start+Tn-1}, in place and detached from autograd; returns {@code start + Tn}.
      */
     public long kvCacheWrite(NDArray cache, NDArray fresh, long start) {
-        return ops.callLong("kv_cache_write", cache, fresh, start);
+        return library.ops().callLong("kv_cache_write", cache, fresh, start);
     }
 
     /** Zeros [batch, kvHeads, capacity, headDim] in {@code dtype}, in {@code anchor}'s manager and device. */
     public NDArray kvCacheAlloc(NDArray anchor, long batch, long kvHeads, long capacity, long headDim, Dtype dtype) {
-        return ops.call("kv_cache_alloc", anchor, batch, kvHeads, capacity, headDim, dtype.torchCode());
+        return library.ops().call("kv_cache_alloc", anchor, batch, kvHeads, capacity, headDim, dtype.torchCode());
     }
 
     /** Per-token segment ids [total] from sample boundaries {@code cu_seqlens} [n+1]. */
     public NDArray segmentsFromCuSeqlens(NDArray cuSeqlens, long total) {
-        return ops.call("segments_from_cu_seqlens", cuSeqlens, total);
+        return library.ops().call("segments_from_cu_seqlens", cuSeqlens, total);
     }
 
     /** SwiGLU's gated product {@code silu(gate) * up}. */
     public NDArray swiglu(NDArray gate, NDArray up) {
-        return ops.call("swiglu", gate, up);
+        return library.ops().call("swiglu", gate, up);
     }
 
     // ---- loss ----
 
     /** Per-token negative log-likelihood, fp32 [N]; 0 where the label is {@link #IGNORE_INDEX}. */
     public NDArray tokenNll(NDArray logits, NDArray labels) {
-        return ops.call("token_nll", logits, labels);
+        return library.ops().call("token_nll", logits, labels);
     }
 
     /** [sum of NLL over trained tokens (fp32 scalar), count of trained tokens (int64 scalar)]. */
     public NDList crossEntropySum(NDArray logits, NDArray labels) {
-        return ops.callAll("cross_entropy_sum", logits, labels);
+        return library.ops().callAll("cross_entropy_sum", logits, labels);
     }
 }

@@ -1,6 +1,7 @@
 package dev.jtune.model.engine;
 
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 
 /**
@@ -34,23 +35,41 @@ public final class Torch {
         return e;
     }
 
-    /**
-     * Runs {@code body} with libtorch's grad mode (thread-local) off, restoring it afterwards: in-place updates of
-     * leaves that require grad, and forward passes whose graph nobody will walk back.
-     */
-    public static <T> T noGrad(java.util.function.Supplier<T> body) {
-        boolean was = ai.djl.pytorch.jni.JniUtils.isGradMode();
-        ai.djl.pytorch.jni.JniUtils.setGradMode(false);
-        try {
-            return body.get();
-        } finally {
-            ai.djl.pytorch.jni.JniUtils.setGradMode(was);
-        }
-    }
-
     /** A new root NDManager on the engine's default device. The caller closes it. */
     public static NDManager newManager() {
         return engine().newBaseManager();
+    }
+
+    /**
+     * Turns libtorch's TorchScript graph optimizer off (process-wide). The profiling executor swaps in optimized
+     * graphs after the first calls of each kernel, and the optimized and unoptimized graphs may round differently,
+     * so a resumed process (fresh executor) would not reproduce an uninterrupted one bit for bit; the plain
+     * interpreter computes the same every time.
+     */
+    public static void plainInterpreter() {
+        engine();
+        ai.djl.pytorch.jni.JniUtils.setGraphExecutorOptimize(false);
+    }
+
+    /** libtorch's intra-op threads (the CPU cores one op may use). */
+    public static int threads() {
+        engine();
+        return ai.djl.pytorch.jni.JniUtils.getNumThreads();
+    }
+
+    /** Sets libtorch's intra-op threads, process-wide. */
+    public static void setThreads(int threads) {
+        engine();
+        ai.djl.pytorch.jni.JniUtils.setNumThreads(threads);
+    }
+
+    /**
+     * The address of the first element of a dense contiguous tensor of at most 2 GiB: host memory for CPU tensors,
+     * a device pointer for CUDA tensors (never to be dereferenced from Java). For collectives that read and write
+     * tensors in place; the tensor must outlive the use.
+     */
+    public static long dataAddress(NDArray x) {
+        return ai.djl.pytorch.jni.JtuneTensorMemory.address((ai.djl.pytorch.engine.PtNDArray) x);
     }
 
     private static Engine start() {

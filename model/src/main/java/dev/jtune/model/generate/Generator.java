@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
+import dev.jtune.model.llama.KvCache;
 import dev.jtune.model.llama.LlamaModel;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -26,7 +27,7 @@ public final class Generator implements AutoCloseable {
     public Generator(LlamaModel model, NDManager parent) {
         this.model = model;
         this.manager = parent.newSubManager();
-        this.decoder = new CachedDecoder(model, manager);
+        this.decoder = new CachedDecoder(model);
     }
 
     /** {@link #generate(int[], GenerationSettings, KvCache.Layout, IntConsumer)} with a preallocated cache. */

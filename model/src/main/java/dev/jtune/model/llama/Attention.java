@@ -1,24 +1,29 @@
 package dev.jtune.model.llama;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.model.engine.Kernels;
 
 /**
  * Grouped-query self-attention: q/k/v projections, rotary embedding, scaled-dot-product attention
- * (causal, or causal within segments for packed rows), output projection.
+ * (causal, causal within segments for packed rows, or over a {@link KvCache} of earlier tokens), output
+ * projection.
  */
 public final class Attention implements AutoCloseable {
     private final Linear q;
     private final Linear k;
     private final Linear v;
     private final Linear o;
+    private final int index;
     private final int heads;
     private final int kvHeads;
     private final int headDim;
     private final double scale;
 
-    public Attention(LlamaConfig config, Linear q, Linear k, Linear v, Linear o) {
+    /** @param index the decoder layer's index: its slot in a {@link KvCache} */
+    public Attention(LlamaConfig config, int index, Linear q, Linear k, Linear v, Linear o) {
+        this.index = index;
         this.q = q;
         this.k = k;
         this.v = v;
@@ -31,21 +36,28 @@ public final class Attention implements AutoCloseable {
 
     /**
      * @param x hidden states [B,T,E]
-     * @param cos rotary cos [B,T,headDim]
-     * @param sin rotary sin [B,T,headDim]
-     * @param segmentIds [B,T] sample ids for packed rows, or null for plain causal attention
+     * @param context rotary tables, packing segments, and the cache of earlier tokens (whose keys and values
+     *     this layer's new ones are appended to)
      * @return [B,T,E]
      */
-    public NDArray forward(NDArray x, NDArray cos, NDArray sin, NDArray segmentIds) {
+    public NDArray forward(NDArray x, ForwardContext context) {
         Kernels kn = Kernels.get();
         long b = x.getShape().get(0);
         long t = x.getShape().get(1);
-        NDArray qs = kn.rope(heads(q.forward(x), b, t, heads), cos, sin);
-        NDArray ks = kn.rope(heads(k.forward(x), b, t, kvHeads), cos, sin);
+        NDArray qs = kn.rope(heads(q.forward(x), b, t, heads), context.cos(), context.sin());
+        NDArray ks = kn.rope(heads(k.forward(x), b, t, kvHeads), context.cos(), context.sin());
         NDArray vs = heads(v.forward(x), b, t, kvHeads);
-        NDArray attended = segmentIds == null
-                ? kn.attentionCausal(qs, ks, vs, scale)
-                : kn.attentionSegments(qs, ks, vs, segmentIds, scale);
+        NDArray attended;
+        if (context.cache() != null) {
+            // The new tokens see every cached token and each other causally.
+            long past = context.cache().length();
+            NDList kv = context.cache().append(index, ks, vs);
+            attended = kn.attentionWithPast(qs, kv.get(0), kv.get(1), past + t, scale);
+        } else if (context.segmentIds() != null) {
+            attended = kn.attentionSegments(qs, ks, vs, context.segmentIds(), scale);
+        } else {
+            attended = kn.attentionCausal(qs, ks, vs, scale);
+        }
         return o.forward(attended.transpose(0, 2, 1, 3).reshape(new Shape(b, t, (long) heads * headDim)));
     }
 

@@ -19,10 +19,10 @@ public final class DecoderLayer implements AutoCloseable {
         this.eps = eps;
     }
 
-    /** See {@link Attention#forward} for the arguments. */
-    public NDArray forward(NDArray x, NDArray cos, NDArray sin, NDArray segmentIds) {
+    /** [B,T,E] → [B,T,E]; see {@link Attention#forward}. */
+    public NDArray forward(NDArray x, ForwardContext context) {
         Kernels k = Kernels.get();
-        NDArray h = x.add(attention.forward(k.rmsNorm(x, inputNorm, eps), cos, sin, segmentIds));
+        NDArray h = x.add(attention.forward(k.rmsNorm(x, inputNorm, eps), context));
         return h.add(mlp.forward(k.rmsNorm(h, postAttentionNorm, eps)));
     }
 

@@ -14,6 +14,12 @@ import java.util.List;
  * The Llama-family decoder ({@code LlamaForCausalLM}): token embedding, decoder layers, final RMSNorm
  * and the language-model head, computing in one {@link Dtype}.
  *
+ * <p>This class holds the one decoder stack ({@link #decode}) that training (plain, recomputed, FSDP),
+ * evaluation, scoring and cached generation all run: {@link #embed} (with the cast to the compute dtype), every
+ * layer in order under a {@link LayerPolicy}, and the KV cache's advance; then {@link #finalNorm} and
+ * {@link #logits}. The pieces are public so that the trainer can put its loss between the norm and the head
+ * and recompute one layer ({@link #layer}) in backward.
+ *
  * <p>Forward passes attach every intermediate to the manager of the {@code inputIds} they are given, so a
  * caller scopes a step's memory by creating its inputs in a step manager and closing it afterwards.
  */
@@ -85,7 +91,7 @@ public final class LlamaModel implements AutoCloseable {
             int ff = config.intermediateSize();
             for (int i = 0; i < config.numHiddenLayers(); i++) {
                 String p = "model.layers." + i + ".";
-                Attention attention = new Attention(config,
+                Attention attention = new Attention(config, i,
                         loader.linear(linears, p + "self_attn.q_proj", qOut, e),
                         loader.linear(linears, p + "self_attn.k_proj", kvOut, e),
                         loader.linear(linears, p + "self_attn.v_proj", kvOut, e),
@@ -150,28 +156,69 @@ public final class LlamaModel implements AutoCloseable {
      * @param segmentIds [B,T] int64 sample ids that isolate packed samples, or null for plain causal attention
      */
     public NDArray forward(NDArray inputIds, NDArray positionIds, NDArray segmentIds) {
-        return lmHead.forward(hidden(inputIds, positionIds, segmentIds));
+        return logits(hidden(inputIds, positionIds, segmentIds));
     }
 
     /** The final normalised hidden states [B,T,E], before the head. */
     public NDArray hidden(NDArray inputIds, NDArray positionIds, NDArray segmentIds) {
-        Kernels k = Kernels.get();
+        return finalNorm(decode(inputIds, context(positionIds, segmentIds, null), LayerPolicy.DIRECT));
+    }
+
+    /** The rotary tables of {@code positionIds} and how attention sees other tokens, for one pass. */
+    public ForwardContext context(NDArray positionIds, NDArray segmentIds, KvCache cache) {
         NDList cosSin = rope.cosSin(positionIds, dtype);
+        return new ForwardContext(cosSin.get(0), cosSin.get(1), segmentIds, cache);
+    }
+
+    /**
+     * The decoder stack: embedding, then every layer in order, each run through {@code policy}; the hidden states
+     * [B,T,E] after the last layer, before the final norm. With a cache in {@code context}, the cache has grown by
+     * these T tokens when it returns.
+     */
+    public NDArray decode(NDArray inputIds, ForwardContext context, LayerPolicy policy) {
+        NDArray x = embed(inputIds);
+        for (int i = 0; i < layers.size(); i++) {
+            DecoderLayer layer = layers.get(i);
+            x = policy.run(i, x, in -> layer.forward(in, context));
+        }
+        if (context.cache() != null) {
+            context.cache().advance(inputIds.getShape().get(1));
+        }
+        return x;
+    }
+
+    /** Token embeddings [B,T,E] of ids [B,T], in the compute dtype whatever the embedding matrix's dtype. */
+    public NDArray embed(NDArray inputIds) {
+        Kernels k = Kernels.get();
         NDArray x = k.embedding(inputIds, embedTokens);
-        if (castEmbeddings) {
-            x = k.cast(x, dtype);
-        }
-        for (DecoderLayer layer : layers) {
-            x = layer.forward(x, cosSin.get(0), cosSin.get(1), segmentIds);
-        }
-        return k.rmsNorm(x, norm, config.rmsNormEps());
+        return castEmbeddings ? k.cast(x, dtype) : x;
+    }
+
+    /** Decoder layer {@code index} alone, as {@link #decode} runs it: what gradient checkpointing recomputes. */
+    public NDArray layer(int index, NDArray x, ForwardContext context) {
+        return layers.get(index).forward(x, context);
+    }
+
+    /** The final RMSNorm. */
+    public NDArray finalNorm(NDArray x) {
+        return Kernels.get().rmsNorm(x, norm, config.rmsNormEps());
+    }
+
+    /** The language-model head: logits [..., vocab] of normalised hidden states, in the compute dtype. */
+    public NDArray logits(NDArray normalised) {
+        return lmHead.forward(normalised);
     }
 
     /** Position ids 0..T-1 for every row of a [B,T] batch, in {@code ids}' manager. */
     public static NDArray defaultPositions(NDArray ids) {
+        return positionsAfter(ids, 0);
+    }
+
+    /** Positions {@code past .. past+T-1} for every row of ids [B,T], in ids' manager. */
+    public static NDArray positionsAfter(NDArray ids, long past) {
         long b = ids.getShape().get(0);
         long t = ids.getShape().get(1);
-        return ids.getManager().arange(0, (int) t, 1, ai.djl.ndarray.types.DataType.INT64)
+        return ids.getManager().arange((int) past, (int) (past + t), 1, ai.djl.ndarray.types.DataType.INT64)
                 .reshape(1, t)
                 .repeat(0, b);
     }

@@ -9,6 +9,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
+import dev.jtune.model.llama.KvCache;
 import dev.jtune.model.llama.LlamaModel;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -96,8 +97,8 @@ class CachedDecoderTest {
         for (KvCache.Layout layout : KvCache.Layout.values()) {
             int[] sequence = randomIds(11, 14);
             int prompt = 6;
-            try (NDManager m = Torch.newManager(); CachedDecoder decoder = new CachedDecoder(fp32, m);
-                    KvCache cache = layout == KvCache.Layout.PREALLOCATED ? decoder.newCache(1, sequence.length, m)
+            CachedDecoder decoder = new CachedDecoder(fp32);
+            try (NDManager m = Torch.newManager(); KvCache cache = layout == KvCache.Layout.PREALLOCATED ? decoder.newCache(1, sequence.length, m)
                             : KvCache.concatenated(fp32.config(), Dtype.FP32, 1, m)) {
                 float[][] expected = full(fp32, m, sequence);
                 assertTrue(maxAbs(expected[prompt - 1]) > 1, "logits large enough to mean something");
@@ -124,8 +125,8 @@ class CachedDecoderTest {
     void severalNewTokensAfterAPrefillSeeThePastAndEachOtherCausally() {
         // The offset mask: 5 cached tokens, then 4 at once; each must equal the full forward's position.
         int[] sequence = randomIds(12, 9);
-        try (NDManager m = Torch.newManager(); CachedDecoder decoder = new CachedDecoder(fp32, m);
-                KvCache cache = decoder.newCache(1, 16, m)) {
+        CachedDecoder decoder = new CachedDecoder(fp32);
+        try (NDManager m = Torch.newManager(); KvCache cache = decoder.newCache(1, 16, m)) {
             float[][] expected = full(fp32, m, sequence);
             decoder.forward(ids(m, Arrays.copyOf(sequence, 5)), null, cache);
             float[] chunk = Generator.toFloats(decoder.forward(ids(m, Arrays.copyOfRange(sequence, 5, 9)), null, cache));
@@ -139,8 +140,8 @@ class CachedDecoderTest {
 
     @Test
     void cacheRefusesTokensBeyondItsCapacity() {
-        try (NDManager m = Torch.newManager(); CachedDecoder decoder = new CachedDecoder(fp32, m);
-                KvCache cache = decoder.newCache(1, 4, m)) {
+        CachedDecoder decoder = new CachedDecoder(fp32);
+        try (NDManager m = Torch.newManager(); KvCache cache = decoder.newCache(1, 4, m)) {
             decoder.forward(ids(m, randomIds(13, 3)), null, cache);
             var e = assertThrows(IllegalStateException.class,
                     () -> decoder.forward(ids(m, randomIds(14, 2)), null, cache));

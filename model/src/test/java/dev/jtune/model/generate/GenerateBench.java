@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDManager;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaConfig;
+import dev.jtune.model.llama.KvCache;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.RopeScaling;
 import java.util.List;

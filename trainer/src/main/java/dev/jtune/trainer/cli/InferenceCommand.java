@@ -8,13 +8,12 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.model.generate.GenerationSettings;
 import dev.jtune.model.generate.Generator;
 import dev.jtune.model.generate.TextStream;
-import dev.jtune.model.hf.HfCheckpoint;
 import dev.jtune.model.hf.ModelLocator;
-import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.lora.LoraModel;
-import dev.jtune.lora.PeftAdapter;
-import dev.jtune.quant.Nf4;
 import dev.jtune.trainer.inference.PromptFormat;
+import dev.jtune.trainer.setup.AdapterSource;
+import dev.jtune.trainer.setup.AssembledModel;
+import dev.jtune.trainer.setup.ModelSpec;
+import dev.jtune.trainer.setup.RunSettings;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
@@ -113,53 +112,46 @@ final class InferenceCommand {
             throw new NoSuchFileException(o.config() + ": config file not found");
         }
         TrainConfig config = TrainConfig.load(o.config());
+        RunSettings run = RunSettings.from(config);
         Path modelDir = ModelLocator.resolve(o.model() != null ? o.model() : config.baseModel());
         Path tokenizerDir = o.model() == null && config.tokenizerConfig().isPresent()
                 ? ModelLocator.resolve(config.tokenizerConfig().get())
                 : modelDir;
-        Dtype dtype = o.dtype() != null ? o.dtype() : dtypeOf(config);
-        Path adapterDir = o.adapterDir() != null ? o.adapterDir()
-                : config.trainer().string("lora_model_dir").map(Path::of).orElse(null);
+        Dtype dtype = o.dtype() != null ? o.dtype() : run.inferenceDtype();
+        Path adapterDir = o.adapterDir() != null ? o.adapterDir() : run.loraModelDir().orElse(null);
         if (adapterDir != null && !Files.isDirectory(adapterDir)) {
             throw new NoSuchFileException(adapterDir + ": LoRA adapter directory not found");
         }
+        // A qlora adapter was trained over the NF4-quantized base: apply it over the same weights.
+        ModelSpec spec = new ModelSpec(modelDir, dtype, run.loadIn4bit(),
+                adapterDir == null ? AdapterSource.NONE : new AdapterSource.Saved(adapterDir), null);
         try (NDManager manager = Torch.newManager();
                 Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
-                HfCheckpoint checkpoint = HfCheckpoint.open(modelDir)) {
-            // A qlora adapter was trained over the NF4-quantized base: apply it over the same weights.
-            LlamaModel.LinearFactory base = config.trainer().bool("load_in_4bit").orElse(false)
-                    ? Nf4.linearFactory() : LoraModel.dense();
-            LoraModel lora = adapterDir == null ? null : LoraModel.fromAdapter(PeftAdapter.load(adapterDir), base);
-            try (LlamaModel model = LlamaModel.load(checkpoint.config(), checkpoint, dtype, manager,
-                            lora != null ? lora : base);
-                    Generator generator = new Generator(model, manager)) {
-                if (lora != null) {
-                    lora.attach(model);
+                AssembledModel assembled = AssembledModel.load(spec, manager);
+                Generator generator = new Generator(assembled.model(), manager)) {
+            PromptFormat format = PromptFormat.of(config, tokenizer);
+            GenerationSettings settings = settings(o, run, config.seed(), format.stopTokenIds(tokenizer,
+                    assembled.checkpoint().config().eosTokenIds()));
+            log.printf("inference: %s (%s)%s; prompt: %s; %s, max %d new tokens, stop ids %s%n", modelDir,
+                    dtype.label(), adapterDir == null ? "" : " + adapter " + adapterDir, format.source(),
+                    settings.sampling() ? "sampling at temperature " + settings.temperature() + ", top-p "
+                            + settings.topP() + ", top-k " + settings.topK() + ", seed " + settings.seed() : "greedy",
+                    settings.maxNewTokens(), settings.stopTokenIds());
+            if (o.prompt() != null) {
+                reply(generator, tokenizer, format, settings, o.prompt(), out);
+                return 0;
+            }
+            while (true) {
+                if (interactive) {
+                    log.print("> ");
+                    log.flush();
                 }
-                PromptFormat format = PromptFormat.of(config, tokenizer);
-                GenerationSettings settings = settings(o, config, format.stopTokenIds(tokenizer,
-                        checkpoint.config().eosTokenIds()));
-                log.printf("inference: %s (%s)%s; prompt: %s; %s, max %d new tokens, stop ids %s%n", modelDir,
-                        dtype.label(), adapterDir == null ? "" : " + adapter " + adapterDir, format.source(),
-                        settings.sampling() ? "sampling at temperature " + settings.temperature() + ", top-p "
-                                + settings.topP() + ", top-k " + settings.topK() + ", seed " + settings.seed() : "greedy",
-                        settings.maxNewTokens(), settings.stopTokenIds());
-                if (o.prompt() != null) {
-                    reply(generator, tokenizer, format, settings, o.prompt(), out);
+                String line = in.readLine();
+                if (line == null) {
                     return 0;
                 }
-                while (true) {
-                    if (interactive) {
-                        log.print("> ");
-                        log.flush();
-                    }
-                    String line = in.readLine();
-                    if (line == null) {
-                        return 0;
-                    }
-                    if (!line.isBlank()) {
-                        reply(generator, tokenizer, format, settings, line, out);
-                    }
+                if (!line.isBlank()) {
+                    reply(generator, tokenizer, format, settings, line, out);
                 }
             }
         }
@@ -181,25 +173,13 @@ final class InferenceCommand {
         out.flush();
     }
 
-    /** bf16: true or auto → bf16 (libtorch computes bf16 on CPU too); fp16: true → fp16; else fp32. */
-    static Dtype dtypeOf(TrainConfig config) {
-        Object bf16 = config.trainer().value("bf16").orElse(false);
-        if (Boolean.TRUE.equals(bf16) || "auto".equals(bf16)) {
-            return Dtype.BF16;
-        }
-        if (config.trainer().bool("fp16").orElse(false)) {
-            return Dtype.FP16;
-        }
-        return Dtype.FP32;
-    }
-
-    private static GenerationSettings settings(Options o, TrainConfig config, java.util.List<Integer> stop) {
+    private static GenerationSettings settings(Options o, RunSettings run, long configSeed, java.util.List<Integer> stop) {
         int maxNew = o.maxNewTokens() != null ? o.maxNewTokens()
-                : (int) config.trainer().integer("eval_max_new_tokens").orElse(DEFAULT_MAX_NEW_TOKENS);
+                : (int) run.evalMaxNewTokens().orElse(DEFAULT_MAX_NEW_TOKENS);
         try {
             return new GenerationSettings(maxNew, o.temperature() == null ? 0 : o.temperature(),
                     o.topP() == null ? 1 : o.topP(), o.topK() == null ? 0 : o.topK(),
-                    o.seed() != null ? o.seed() : config.seed(), stop);
+                    o.seed() != null ? o.seed() : configSeed, stop);
         } catch (IllegalArgumentException e) {
             throw new Args.UsageException("inference: " + e.getMessage());
         }

@@ -1,6 +1,7 @@
 package dev.jtune.trainer.cli;
 
 import dev.jtune.data.config.TrainConfig;
+import dev.jtune.trainer.setup.RunSettings;
 import dev.jtune.lora.LoraMerge;
 import dev.jtune.lora.PeftAdapter;
 import dev.jtune.model.hf.ModelLocator;
@@ -33,7 +34,7 @@ final class MergeLoraCommand {
         }
         TrainConfig config = TrainConfig.load(Path.of(args.positional().get(0)));
         String adapterDir = args.get("lora-model-dir",
-                config.trainer().string("lora_model_dir").orElse(config.outputDir()));
+                RunSettings.from(config).loraModelDir().map(Path::toString).orElse(config.outputDir()));
         Path out = Path.of(args.get("out", config.outputPath().resolve("merged").toString()));
         merge(config, Path.of(adapterDir), out, System.out);
         return 0;

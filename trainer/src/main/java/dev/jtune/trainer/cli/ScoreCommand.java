@@ -6,14 +6,14 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.data.tokenizer.Tokenizer;
-import dev.jtune.lora.LoraModel;
-import dev.jtune.lora.PeftAdapter;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
-import dev.jtune.model.hf.HfCheckpoint;
 import dev.jtune.model.hf.ModelLocator;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.trainer.score.Scorer;
+import dev.jtune.trainer.setup.AdapterSource;
+import dev.jtune.trainer.setup.AssembledModel;
+import dev.jtune.trainer.setup.ModelSpec;
 import java.io.BufferedReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -70,17 +70,13 @@ final class ScoreCommand {
 
     /** Scores with the model, or with the model plus the PEFT adapter in {@code adapterDir} when not null. */
     static int score(Path modelDir, Path adapterDir, Path input, Dtype dtype, PrintStream out) throws Exception {
-        LoraModel lora = adapterDir == null ? null : LoraModel.fromAdapter(PeftAdapter.load(adapterDir), LoraModel.dense());
+        ModelSpec spec = ModelSpec.of(modelDir, dtype)
+                .withAdapter(adapterDir == null ? AdapterSource.NONE : new AdapterSource.Saved(adapterDir));
         try (NDManager manager = Torch.newManager();
                 Tokenizer tokenizer = Tokenizer.load(modelDir);
-                HfCheckpoint checkpoint = HfCheckpoint.open(modelDir);
-                LlamaModel model = lora == null
-                        ? LlamaModel.load(checkpoint.config(), checkpoint, dtype, manager)
-                        : LlamaModel.load(checkpoint.config(), checkpoint, dtype, manager, lora);
+                AssembledModel assembled = AssembledModel.load(spec, manager);
                 BufferedReader reader = Files.newBufferedReader(input, StandardCharsets.UTF_8)) {
-            if (lora != null) {
-                lora.attach(model);
-            }
+            LlamaModel model = assembled.model();
             Scorer scorer = new Scorer(model, tokenizer, manager);
             long tokens = 0;
             double nll = 0;

@@ -13,10 +13,8 @@ import dev.jtune.lora.LoraModel;
 import dev.jtune.lora.LoraSettings;
 import dev.jtune.lora.PeftAdapter;
 import dev.jtune.model.engine.Torch;
-import dev.jtune.model.hf.HfCheckpoint;
 import dev.jtune.model.hf.ModelLocator;
 import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.quant.Nf4;
 import dev.jtune.trainer.dist.DistEnv;
 import dev.jtune.trainer.dist.ProcessGroup;
 import dev.jtune.trainer.dist.ProcessGroups;
@@ -30,6 +28,10 @@ import dev.jtune.trainer.train.TrainableModel;
 import dev.jtune.trainer.train.Trainer;
 import dev.jtune.trainer.train.TrainerOptions;
 import dev.jtune.trainer.train.TrainingResult;
+import dev.jtune.trainer.setup.AdapterSource;
+import dev.jtune.trainer.setup.AssembledModel;
+import dev.jtune.trainer.setup.ModelSpec;
+import dev.jtune.trainer.setup.RunSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -96,12 +98,13 @@ final class TrainCommand {
         TrainConfig config = TrainConfig.load(configFile);
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
-        boolean nf4 = config.trainer().bool("load_in_4bit").orElse(false);
+        RunSettings run = RunSettings.from(config);
+        boolean nf4 = run.loadIn4bit();
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
         // Rank 0 creates the base model and prepares the data first; the others then find them (or stop with it).
         RankZero.run(group, "create the base model or prepare the data", () -> {
-            Path dir = baseModel(config, out);
+            Path dir = baseModel(config, run, out);
             Path tokDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(dir);
             try (Tokenizer tokenizer = Tokenizer.load(tokDir);
                     PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokDir,
@@ -109,14 +112,23 @@ final class TrainCommand {
                 // prepared (or found) here once; every rank reloads it below
             }
         });
-        Path modelDir = baseModel(config, out);
+        Path modelDir = baseModel(config, run, out);
         Path tokenizerDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir);
 
+        if (loraSettings.isEmpty() && (nf4 || options.precision() != dev.jtune.model.engine.Dtype.FP32)) {
+            throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) runs in fp32 on a "
+                    + "dense base; set adapter: lora | qlora to train over a " + (nf4 ? "4-bit" : "half-precision") + " base");
+        }
+        // FSDP shards the frozen base of an adapter (16-bit, or NF4 in its packed form); full fine-tuning keeps
+        // whole (trainable) weights.
+        boolean shardBase = options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent();
+        ModelSpec spec = new ModelSpec(modelDir, options.precision(), nf4,
+                loraSettings.<AdapterSource>map(s -> new AdapterSource.Fresh(s, config.seed())).orElse(AdapterSource.NONE),
+                shardBase ? group : null);
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
-                NDManager manager = Torch.newManager();
-                HfCheckpoint checkpoint = HfCheckpoint.open(modelDir)) {
+                NDManager manager = Torch.newManager()) {
             out.printf("data: %s (%s)%n", data.directory(), data.reused() ? "reused" : "prepared now");
             out.print(data.report().table());
             if (data.train().isEmpty()) {
@@ -127,26 +139,12 @@ final class TrainCommand {
             Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), true, padId, padTo);
             Batches evalBatches = data.eval().isEmpty() ? null
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
-
-            LlamaModel.LinearFactory base = nf4 ? Nf4.linearFactory() : LoraModel.dense();
-            // FSDP shards the frozen base of an adapter (16-bit, or NF4 in its packed form); full fine-tuning keeps
-            // whole (trainable) weights.
-            ShardedWeights baseShards = options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()
-                    ? (nf4 ? ShardedWeights.nf4(group, base) : new ShardedWeights(group, base)) : null;
-            if (baseShards != null) {
-                base = baseShards;
-            }
-            LlamaModel.LinearFactory baseFactory = base;
-            LoraModel lora = loraSettings.map(s -> LoraModel.fresh(s, config.seed(), baseFactory)).orElse(null);
-            if (lora == null && (nf4 || options.precision() != dev.jtune.model.engine.Dtype.FP32)) {
-                throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) runs in fp32 on a "
-                        + "dense base; set adapter: lora | qlora to train over a " + (nf4 ? "4-bit" : "half-precision") + " base");
-            }
-            try (LlamaModel model = LlamaModel.load(checkpoint.config(), checkpoint, options.precision(), manager,
-                    lora != null ? lora : base)) {
+            try (AssembledModel assembled = AssembledModel.load(spec, manager)) {
+                LlamaModel model = assembled.model();
+                LoraModel lora = assembled.lora().orElse(null);
+                ShardedWeights baseShards = assembled.baseShards().orElse(null);
                 TrainableModel trainable;
                 if (lora != null) {
-                    lora.attach(model);
                     trainable = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s, %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%n",
                             modelDir, options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
@@ -157,8 +155,7 @@ final class TrainCommand {
                     out.printf("model: %s, full fine-tuning in fp32 (%,d parameters)%n", modelDir,
                             count(trainable.parameters()));
                 }
-                boolean exactMatch = config.trainer().bool("do_causal_lm_eval").orElse(false)
-                        && config.trainer().strings("eval_causal_lm_metrics").contains("exact_match");
+                boolean exactMatch = run.exactMatchEval();
                 List<Integer> stops = tokenizer.eosIds();
                 List<ExactMatch.Probe> probes = exactMatch
                         ? ExactMatch.probes(data.eval(), stops, EXACT_MATCH_LIMIT) : List.of();
@@ -191,7 +188,7 @@ final class TrainCommand {
                 if (baseShards != null) {
                     baseShards.releaseAll(); // the exact-match generation gathered every layer
                 }
-                Path merged = lora != null && config.trainer().bool("merge_lora_on_finish").orElse(false)
+                Path merged = lora != null && run.mergeLoraOnFinish()
                         ? outputDir.resolve("merged") : null;
                 // The outputs are complete when every rank returns.
                 RankZero.run(group, "finish writing the outputs", () -> {
@@ -218,8 +215,8 @@ final class TrainCommand {
     }
 
     /** The base model folder; created with init-model's preset when {@code base_model_init} says so. */
-    private static Path baseModel(TrainConfig config, PrintStream out) throws IOException {
-        Optional<String> preset = config.trainer().string("base_model_init");
+    private static Path baseModel(TrainConfig config, RunSettings run, PrintStream out) throws IOException {
+        Optional<String> preset = run.baseModelInit();
         Path local = Path.of(config.baseModel());
         if (preset.isPresent() && !Files.exists(local.resolve("config.json"))) {
             out.printf("base model %s is absent: creating it (init-model --preset %s)%n", local, preset.get());

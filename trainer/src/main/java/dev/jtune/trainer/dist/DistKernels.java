@@ -1,11 +1,8 @@
 package dev.jtune.trainer.dist;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.jni.JtuneTensorMemory;
-import dev.jtune.model.engine.Kernels;
-import dev.jtune.model.engine.ScriptModule;
+import dev.jtune.model.engine.Autograd;
+import dev.jtune.model.engine.KernelLibrary;
 import dev.jtune.model.engine.Torch;
 import java.lang.foreign.MemorySegment;
 
@@ -15,35 +12,18 @@ import java.lang.foreign.MemorySegment;
  * which views of the old storage would not see).
  */
 final class DistKernels {
-    private static final String RESOURCE = "dist.torchscript.py";
-    private static volatile DistKernels instance;
+    private static final KernelLibrary LIBRARY = new KernelLibrary(DistKernels.class, "Ops", "dist.torchscript.py");
+    private static final DistKernels INSTANCE = new DistKernels();
 
-    private final ScriptModule ops;
-
-    private DistKernels(ScriptModule ops) {
-        this.ops = ops;
-    }
+    private DistKernels() {}
 
     static DistKernels get() {
-        DistKernels k = instance;
-        if (k == null) {
-            synchronized (DistKernels.class) {
-                k = instance;
-                if (k == null) {
-                    // Lives as long as the process, like the model's kernels.
-                    NDManager manager = Torch.newManager();
-                    k = new DistKernels(ScriptModule.compile(manager, "Ops", Kernels.source(DistKernels.class,
-                            RESOURCE), RESOURCE));
-                    instance = k;
-                }
-            }
-        }
-        return k;
+        return INSTANCE;
     }
 
     /** The address of a contiguous tensor's first element (a device address for CUDA tensors). */
     static long address(NDArray x) {
-        return JtuneTensorMemory.address((PtNDArray) x);
+        return Torch.dataAddress(x);
     }
 
     /** Bytes per element; refuses what DJL cannot describe (bf16 made by a kernel reports {@code unknown}). */
@@ -57,17 +37,17 @@ final class DistKernels {
     }
 
     boolean isContiguous(NDArray x) {
-        return ops.callLong("is_contiguous", x) != 0;
+        return LIBRARY.ops().callLong("is_contiguous", x) != 0;
     }
 
     /** A contiguous copy of {@code x}, detached, in {@code x}'s manager. */
     NDArray contiguous(NDArray x) {
-        return Torch.noGrad(() -> ops.call("contiguous", x));
+        return Autograd.noGrad(() -> LIBRARY.ops().call("contiguous", x));
     }
 
     /** {@code dst.copy_(src)} with autograd off. */
     void copy(NDArray dst, NDArray src) {
-        Torch.noGrad(() -> ops.callLong("copy_", dst, src));
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("copy_", dst, src));
     }
 
     /** The host memory of a contiguous CPU tensor, {@code x.size() * elementSize} bytes. */

@@ -17,7 +17,7 @@ import java.time.Duration;
  *
  * <p>Rank 0 makes the NCCL unique id and publishes it in the {@link Store} under {@code prefix/nccl/id}; every rank
  * selects device {@code LOCAL_RANK} and joins with {@code ncclCommInitRank}. Device addresses come from DJL's native
- * layer ({@code ai.djl.pytorch.jni.JtuneTensorMemory}: the tensor's {@code data_ptr()}; TorchScript has no
+ * layer ({@code Torch.dataAddress}: the tensor's {@code data_ptr()}; TorchScript has no
  * {@code data_ptr}). Every collective is enqueued on the legacy default stream (stream 0), where DJL's libtorch ops
  * run too, so it follows the ops that produced its input; it is then synchronized with {@code cudaStreamSynchronize},
  * which keeps the semantics of the CPU ring (the result is there when the call returns) at the price of overlap.

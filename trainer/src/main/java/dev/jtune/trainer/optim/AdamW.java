@@ -10,6 +10,7 @@ import dev.jtune.model.safetensors.SafetensorsFile;
 import dev.jtune.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import dev.jtune.trainer.dist.ProcessGroup;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -29,7 +30,7 @@ import java.util.function.Predicate;
  * <p>Weight-decay groups: parameters for which {@code decays} is false get weight decay 0 (transformers'
  * {@code get_decay_parameter_names} exempts biases and norm weights; for LoRA every adapter matrix decays).
  */
-public final class AdamW implements AutoCloseable {
+public final class AdamW implements Optimizer {
     /** The optimizer's hyperparameters, torch's names; defaults {@link #DEFAULTS}. */
     public record Hyper(double beta1, double beta2, double eps, double weightDecay) {
         public Hyper {
@@ -49,6 +50,7 @@ public final class AdamW implements AutoCloseable {
     private final Map<String, Boolean> decays;
     private final Hyper hyper;
     private final NDManager manager;
+    private final ProcessGroup group;
     private final Map<String, NDArray> expAvg = new LinkedHashMap<>();
     private final Map<String, NDArray> expAvgSq = new LinkedHashMap<>();
     private final Map<String, Long> steps = new LinkedHashMap<>();
@@ -59,6 +61,16 @@ public final class AdamW implements AutoCloseable {
      * @param parent the moments live in a sub-manager of this, freed by {@link #close()}
      */
     public AdamW(Map<String, NDArray> params, Hyper hyper, Predicate<String> decays, NDManager parent) {
+        this(params, hyper, decays, ProcessGroup.single(), parent);
+    }
+
+    /**
+     * An AdamW whose every rank of {@code group} holds the whole tensors and state (data parallel): gradients are
+     * summed by an all-reduce, and every rank makes the same update.
+     */
+    public AdamW(Map<String, NDArray> params, Hyper hyper, Predicate<String> decays, ProcessGroup group,
+            NDManager parent) {
+        this.group = Objects.requireNonNull(group, "group");
         this.params = new LinkedHashMap<>(params);
         this.hyper = Objects.requireNonNull(hyper, "hyper");
         this.decays = new LinkedHashMap<>();
@@ -80,7 +92,45 @@ public final class AdamW implements AutoCloseable {
         return decays.get(name);
     }
 
+    @Override
+    public void reduceGradients() {
+        if (group.worldSize() > 1) {
+            Replicas.allReduceGradients(group, params.values(), manager);
+        }
+    }
+
+    @Override
+    public void scaleGradients(double factor) {
+        Gradients.scale(params.values(), factor);
+    }
+
+    @Override
+    public boolean gradientsFinite() {
+        return Gradients.allFinite(params.values());
+    }
+
+    @Override
+    public double clipGradients(double maxNorm) {
+        return GradClipping.clip(params.values(), maxNorm, manager);
+    }
+
+    @Override
+    public void zeroGradients() {
+        Gradients.zero(params.values());
+    }
+
+    @Override
+    public void checkReplicas(long step) {
+        Replicas.checkIdentical(group, params.values(), step, manager);
+    }
+
+    @Override
+    public StateWriter gatherState() {
+        return this::save;
+    }
+
     /** One update with learning rate {@code lr}, from the gradients now in the parameters; those without one are skipped. */
+    @Override
     public void step(double lr) {
         List<String> names = new ArrayList<>(params.keySet());
         List<NDArray> grads = Gradients.open(params.values());
@@ -190,6 +240,7 @@ public final class AdamW implements AutoCloseable {
      *
      * @throws IllegalArgumentException naming the file and the tensor that is missing or of the wrong size
      */
+    @Override
     public void load(Path file) {
         try (SafetensorsFile in = SafetensorsFile.open(file)) {
             String stepText = in.metadata().get("steps");

@@ -6,7 +6,7 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
-import dev.jtune.model.engine.Torch;
+import dev.jtune.model.engine.Autograd;
 import java.util.Collection;
 import java.util.List;
 
@@ -24,7 +24,7 @@ public final class Flat {
 
     /** The values, zero-padded to {@code length} elements: a new fp32 array in {@code m}, outside autograd. */
     public static NDArray values(Collection<NDArray> params, long length, NDManager m) {
-        return Torch.noGrad(() -> concat(params.stream().map(p -> p.stopGradient()).toList(), length, m, true));
+        return Autograd.noGrad(() -> concat(params.stream().map(p -> p.stopGradient()).toList(), length, m, true));
     }
 
     /**
@@ -40,7 +40,7 @@ public final class Flat {
                 NDArray g = grads.get(i++);
                 parts.add(g != null ? g : m.zeros(p.getShape()));
             }
-            return Torch.noGrad(() -> concat(parts, length, m, false));
+            return Autograd.noGrad(() -> concat(parts, length, m, false));
         } finally {
             Gradients.close(grads);
         }
@@ -48,7 +48,7 @@ public final class Flat {
 
     /** {@code parts} flattened and concatenated, zero-padded to {@code length}: a new array in {@code m}. */
     public static NDArray of(List<NDArray> parts, long length, NDManager m) {
-        return Torch.noGrad(() -> concat(parts, length, m, false));
+        return Autograd.noGrad(() -> concat(parts, length, m, false));
     }
 
     private static NDArray concat(List<NDArray> parts, long length, NDManager m, boolean closeParts) {

@@ -2,8 +2,7 @@ package dev.jtune.trainer.optim;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
-import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.jni.JniUtils;
+import dev.jtune.model.engine.Autograd;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.List;
@@ -34,7 +33,7 @@ public final class Gradients {
     public static List<NDArray> open(Collection<NDArray> params) {
         List<NDArray> grads = new ArrayList<>(params.size());
         for (NDArray p : params) {
-            grads.add(JniUtils.getGradient((PtNDArray) p));
+            grads.add(Autograd.gradient(p));
         }
         return grads;
     }

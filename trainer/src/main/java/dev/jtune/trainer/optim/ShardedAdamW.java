@@ -8,7 +8,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.jtune.model.engine.Torch;
+import dev.jtune.model.engine.Autograd;
 import dev.jtune.model.safetensors.SafetensorsFile;
 import dev.jtune.trainer.dist.ProcessGroup;
 import java.io.IOException;
@@ -46,7 +46,7 @@ import java.util.regex.Pattern;
  * per tensor). {@link #gatherState} (a collective) returns the full state; checkpoints hold it in {@link AdamW}'s
  * format, independent of the world size and of the units, and {@link #load} takes each rank's chunks from it.
  */
-public final class ShardedAdamW implements AutoCloseable {
+public final class ShardedAdamW implements Optimizer {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
     private static final int ROOT = -1;
@@ -83,7 +83,7 @@ public final class ShardedAdamW implements AutoCloseable {
                     offsets.put(e.getKey(), new long[] {at, a, b});
                     long lo = a - at;
                     long hi = b - at;
-                    NDArray piece = Torch.noGrad(() -> {
+                    NDArray piece = Autograd.noGrad(() -> {
                         try (NDArray flat = e.getValue().stopGradient().reshape(n);
                                 NDArray part = flat.get(new NDIndex(lo + ":" + hi))) {
                             return part.duplicate();
@@ -116,7 +116,7 @@ public final class ShardedAdamW implements AutoCloseable {
             if (grad == null) {
                 grad = chunkGrad;
             } else {
-                NDArray sum = Torch.noGrad(() -> grad.add(chunkGrad));
+                NDArray sum = Autograd.noGrad(() -> grad.add(chunkGrad));
                 sum.attach(manager);
                 grad.close();
                 chunkGrad.close();
@@ -240,6 +240,7 @@ public final class ShardedAdamW implements AutoCloseable {
     }
 
     /** Gathers every sharded layer (a collective): the tensors are whole, e.g. to save or export them. */
+    @Override
     public void gatherAll() {
         for (int layer : byLayer.keySet()) {
             gather(layer);
@@ -247,6 +248,7 @@ public final class ShardedAdamW implements AutoCloseable {
     }
 
     /** Frees every sharded layer's gathered values. */
+    @Override
     public void releaseAll() {
         for (int layer : byLayer.keySet()) {
             release(layer);
@@ -280,7 +282,8 @@ public final class ShardedAdamW implements AutoCloseable {
      * Sums the {@code .grad} of the tensors kept whole over the ranks and keeps this rank's chunk (their full
      * gradients are left as they are); the sharded layers' chunks came through {@link #addGradients}.
      */
-    public void reduceScatter() {
+    @Override
+    public void reduceGradients() {
         for (Unit u : units) {
             if (!u.sharded) {
                 u.dropGrad();
@@ -294,14 +297,16 @@ public final class ShardedAdamW implements AutoCloseable {
     }
 
     /** Multiplies the gradient chunks by {@code factor} (fp16 unscaling). */
-    public void scaleGradient(double factor) {
+    @Override
+    public void scaleGradients(double factor) {
         for (Unit u : units) {
             OptimKernels.get().scaleInPlace(u.grad, factor);
         }
     }
 
     /** Whether every rank's gradient chunks are finite. */
-    public boolean gradientFinite() {
+    @Override
+    public boolean gradientsFinite() {
         boolean finite = units.stream().allMatch(u -> OptimKernels.get().allFinite(u.grad));
         try (NDArray flag = manager.create(new float[] {finite ? 0f : 1f})) {
             group.allReduceSum(flag);
@@ -314,12 +319,13 @@ public final class ShardedAdamW implements AutoCloseable {
      * sum of the chunks' squared norms; every chunk is multiplied by {@code clamp(maxNorm / (norm + 1e-6), max=1)}.
      * Returns the norm before clipping; {@code maxNorm <= 0} only measures.
      */
-    public double clip(double maxNorm) {
+    @Override
+    public double clipGradients(double maxNorm) {
         try (NDManager scratch = manager.newSubManager()) {
             NDArray sq = scratch.zeros(new Shape(1));
             for (Unit u : units) {
                 NDArray total = sq;
-                sq = Torch.noGrad(() -> {
+                sq = Autograd.noGrad(() -> {
                     try (NDArray squares = u.grad.square(); NDArray sum = squares.sum();
                             NDArray one = sum.reshape(1)) {
                         return total.add(one);
@@ -346,6 +352,7 @@ public final class ShardedAdamW implements AutoCloseable {
      * Updates the owned chunks; the tensors kept whole get the new values by an all-gather, the sharded layers at
      * their next {@link #gather} (a layer gathered now is gathered again).
      */
+    @Override
     public void step(double lr) {
         try (NDManager scratch = manager.newSubManager()) {
             Map<String, NDArray> grads = new LinkedHashMap<>();
@@ -390,8 +397,23 @@ public final class ShardedAdamW implements AutoCloseable {
     public record State(Map<String, long[]> shapes, Map<String, float[]> expAvg, Map<String, float[]> expAvgSq,
             Map<String, Long> steps) {}
 
-    /** Gathers the full state from the ranks' chunks. */
-    public State gatherState() {
+    @Override
+    public StateWriter gatherState() {
+        State state = fullState();
+        return file -> write(file, state);
+    }
+
+    @Override
+    public void zeroGradients() {
+        Gradients.zero(params.values());
+    }
+
+    /** Nothing to compare: every element of a sharded tensor has one owner. */
+    @Override
+    public void checkReplicas(long step) {}
+
+    /** Gathers the full state from the ranks' chunks (a collective). */
+    public State fullState() {
         try (NDManager scratch = manager.newSubManager()) {
             // Each tensor's step count comes from the rank owning its first element.
             double[] counts = new double[params.size()];
@@ -439,12 +461,13 @@ public final class ShardedAdamW implements AutoCloseable {
         return all.toFloatArray();
     }
 
-    /** Writes the full state in {@link AdamW#save}'s format (call {@link #gatherState} on every rank first). */
-    public void write(Path file, State state) {
+    /** Writes the full state in {@link AdamW#save}'s format. */
+    private void write(Path file, State state) {
         AdamW.write(file, inner.hyper(), state.shapes(), state.expAvg(), state.expAvgSq(), state.steps());
     }
 
     /** Takes this rank's chunks of a state written by {@link AdamW#save} or {@link #write}. */
+    @Override
     public void load(Path file) {
         try (SafetensorsFile in = SafetensorsFile.open(file)) {
             String stepText = in.metadata().get("steps");

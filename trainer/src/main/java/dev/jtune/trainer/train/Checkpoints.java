@@ -1,7 +1,10 @@
 package dev.jtune.trainer.train;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jtune.model.hf.Directories;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -9,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Comparator;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.regex.Matcher;
@@ -32,6 +36,7 @@ public final class Checkpoints {
     public static final String SCALER_FILE = "scaler.json";
 
     private static final Pattern NAME = Pattern.compile("checkpoint-(\\d+)");
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private Checkpoints() {}
 
@@ -63,6 +68,101 @@ public final class Checkpoints {
         }
     }
 
+    /**
+     * Writes {@code state} into a checkpoint folder: {@link #SCHEDULER_FILE}, {@link #RNG_FILE}, {@link #DATA_FILE},
+     * {@link #SCALER_FILE} (fp16 only) and, last, {@link #TRAINER_STATE} with transformers' TrainerState fields
+     * (trainer_callback.py).
+     */
+    public static void writeState(Path dir, TrainingState state) throws IOException {
+        TrainingState.Scheduler sc = state.scheduler();
+        ObjectNode sched = JSON.createObjectNode();
+        sched.put("lr_scheduler", sc.name());
+        sched.put("last_epoch", sc.lastEpoch());
+        sched.put("base_lr", sc.baseLr());
+        sched.put("warmup_steps", sc.warmupSteps());
+        sched.put("total_steps", sc.totalSteps());
+        sched.put("last_lr", sc.lastLr());
+        writeJson(dir.resolve(SCHEDULER_FILE), sched);
+        ObjectNode rng = JSON.createObjectNode();
+        rng.put("seed", state.seed());
+        rng.put("global_step", state.globalStep());
+        rng.put("scheme", "libtorch manual_seed(splitmix64(seed, step, micro_batch, layer)) before each decoder layer");
+        writeJson(dir.resolve(RNG_FILE), rng);
+        TrainingState.DataPosition d = state.data();
+        ObjectNode data = JSON.createObjectNode();
+        data.put("epoch", d.epoch());
+        data.put("batch_index", d.batchIndex());
+        data.put("batches_per_epoch", d.batchesPerEpoch());
+        data.put("gradient_accumulation_steps", d.gradientAccumulationSteps());
+        data.put("world_size", d.worldSize());
+        writeJson(dir.resolve(DATA_FILE), data);
+        if (state.scaler().isPresent()) {
+            TrainingState.Scaler g = state.scaler().get();
+            ObjectNode s = JSON.createObjectNode();
+            s.put("scale", g.scale());
+            s.put("growth_tracker", g.growthTracker());
+            s.put("skipped_steps", g.skippedSteps());
+            writeJson(dir.resolve(SCALER_FILE), s);
+        }
+        TrainingState.Plan plan = state.plan();
+        ObjectNode s = JSON.createObjectNode();
+        s.putNull("best_global_step");
+        s.putNull("best_metric");
+        s.putNull("best_model_checkpoint");
+        s.put("epoch", state.epoch());
+        s.put("eval_steps", plan.evalSteps());
+        s.put("global_step", state.globalStep());
+        s.put("is_hyper_param_search", false);
+        s.put("is_local_process_zero", true);
+        s.put("is_world_process_zero", true);
+        s.putArray("log_history").addAll(state.logHistory());
+        s.put("logging_steps", plan.loggingSteps());
+        s.put("max_steps", plan.maxSteps());
+        s.put("num_input_tokens_seen", state.tokensSeen());
+        s.put("num_train_epochs", plan.numTrainEpochs());
+        s.put("save_steps", plan.saveSteps());
+        s.set("stateful_callbacks", JSON.createObjectNode());
+        s.put("total_flos", 0);
+        s.put("train_batch_size", plan.trainBatchSize());
+        s.putNull("trial_name");
+        s.putNull("trial_params");
+        writeJson(dir.resolve(TRAINER_STATE), s);
+    }
+
+    /** Reads what {@link #writeState} wrote. */
+    public static TrainingState readState(Path dir) throws IOException {
+        JsonNode trainer = JSON.readTree(dir.resolve(TRAINER_STATE).toFile());
+        JsonNode data = JSON.readTree(dir.resolve(DATA_FILE).toFile());
+        JsonNode sched = JSON.readTree(dir.resolve(SCHEDULER_FILE).toFile());
+        JsonNode rng = JSON.readTree(dir.resolve(RNG_FILE).toFile());
+        Path scalerFile = dir.resolve(SCALER_FILE);
+        Optional<TrainingState.Scaler> scaler = Optional.empty();
+        if (Files.exists(scalerFile)) {
+            JsonNode s = JSON.readTree(scalerFile.toFile());
+            scaler = Optional.of(new TrainingState.Scaler(s.path("scale").asDouble(), s.path("growth_tracker").asInt(),
+                    s.path("skipped_steps").asLong()));
+        }
+        List<JsonNode> history = new ArrayList<>();
+        trainer.path("log_history").forEach(history::add);
+        return new TrainingState(trainer.path("global_step").asLong(), trainer.path("epoch").asDouble(),
+                trainer.path("num_input_tokens_seen").asLong(), history,
+                new TrainingState.Scheduler(sched.path("lr_scheduler").asText(), sched.path("last_epoch").asLong(),
+                        sched.path("base_lr").asDouble(), sched.path("warmup_steps").asLong(),
+                        sched.path("total_steps").asLong(), sched.path("last_lr").asDouble()),
+                rng.path("seed").asLong(),
+                new TrainingState.DataPosition(data.path("epoch").asInt(), data.path("batch_index").asInt(),
+                        data.path("batches_per_epoch").asInt(), data.path("gradient_accumulation_steps").asInt(),
+                        data.path("world_size").asInt(1)),
+                scaler,
+                new TrainingState.Plan(trainer.path("eval_steps").asLong(), trainer.path("logging_steps").asLong(),
+                        trainer.path("max_steps").asLong(), trainer.path("num_train_epochs").asLong(),
+                        trainer.path("save_steps").asLong(), trainer.path("train_batch_size").asLong()));
+    }
+
+    private static void writeJson(Path file, JsonNode node) throws IOException {
+        Files.writeString(file, JSON.writeValueAsString(node) + "\n");
+    }
+
     /** Complete checkpoints in {@code outputDir}, oldest (lowest step) first. */
     public static List<Path> list(Path outputDir) throws IOException {
         if (!Files.isDirectory(outputDir)) {
@@ -80,6 +180,15 @@ public final class Checkpoints {
     public static Optional<Path> latest(Path outputDir) throws IOException {
         List<Path> all = list(outputDir);
         return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
+    }
+
+    /** "the last checkpoint is PATH" or "no checkpoint was saved", for error messages. */
+    static String describeLatest(Path outputDir) {
+        try {
+            return latest(outputDir).map(p -> "the last checkpoint is " + p).orElse("no checkpoint was saved");
+        } catch (IOException e) {
+            return "no checkpoint was saved";
+        }
     }
 
     /** N of a folder named exactly {@code checkpoint-N}. */

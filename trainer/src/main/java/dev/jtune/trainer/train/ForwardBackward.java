@@ -4,32 +4,30 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.jni.JniUtils;
 import dev.jtune.data.dataset.Batch;
+import dev.jtune.model.engine.Autograd;
 import dev.jtune.model.engine.Kernels;
-import dev.jtune.model.engine.Torch;
-import dev.jtune.model.llama.DecoderLayer;
+import dev.jtune.model.llama.ForwardContext;
+import dev.jtune.model.llama.LayerPolicy;
 import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.model.llama.Rope;
 import dev.jtune.trainer.optim.Gradients;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One micro-batch through the model: the forward layer by layer (so that each layer's dropout draws from its
- * own seed and layers can be recomputed), the summed fp32 token NLL of logits {@code [:, :-1]} against labels
- * {@code [:, 1:]}, and optionally the backward of {@code sum / N * lossScale}, accumulating into the
- * parameters' gradients.
+ * One micro-batch through the model's decoder stack ({@link LlamaModel#decode}): the summed fp32 token NLL of
+ * logits {@code [:, :-1]} against labels {@code [:, 1:]}, and optionally the backward of
+ * {@code sum / N * lossScale}, accumulating into the parameters' gradients. What this class adds to the model's
+ * forward is only the loss, backward and a {@link LayerPolicy} around each layer call: a per-layer dropout seed,
+ * the FSDP hooks, and the memory policy.
  *
  * <p>With gradient checkpointing the decoder layers run without autograd, keeping only each layer's input;
  * backward then walks the layers from last to first, recomputing one layer with autograd from its detached
- * input and backpropagating the upstream gradient through it (libtorch's {@code backward(grad)}), so at most
- * one layer's activations are alive. Every intermediate lives in a per-layer sub-manager closed right after.
+ * input ({@link LlamaModel#layer}) and backpropagating the upstream gradient through it, so at most one layer's
+ * activations are alive. Every intermediate lives in a per-layer sub-manager closed right after.
  */
 final class ForwardBackward {
     private final LlamaModel model;
-    private final Rope rope;
     private final boolean checkpointing;
     private final long seed;
     private final LayerHooks hooks;
@@ -59,13 +57,12 @@ final class ForwardBackward {
         default void gradients(int layer, NDList grads) {}
     }
 
-    ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed) {
-        this(model, rope, checkpointing, seed, LayerHooks.NONE);
+    ForwardBackward(LlamaModel model, boolean checkpointing, long seed) {
+        this(model, checkpointing, seed, LayerHooks.NONE);
     }
 
-    ForwardBackward(LlamaModel model, Rope rope, boolean checkpointing, long seed, LayerHooks hooks) {
+    ForwardBackward(LlamaModel model, boolean checkpointing, long seed, LayerHooks hooks) {
         this.model = model;
-        this.rope = rope;
         this.checkpointing = checkpointing;
         this.seed = seed;
         this.hooks = hooks;
@@ -88,24 +85,18 @@ final class ForwardBackward {
         try (NDManager m = parent.newSubManager()) {
             Inputs in = inputs(batch, m);
             if (!backward) {
-                return Torch.noGrad(() -> forwardLoss(in, step, micro, m));
+                return Autograd.noGrad(() -> {
+                    NDArray last = model.decode(in.ids(), in.context(), scoped(step, micro, m, null));
+                    return new Result(nllSum(last, in).getFloat(), in.trained());
+                });
             }
-            // Not DJL's GradientCollector: it allows one collector per JVM, and ranks simulated by threads each
-            // run backward at the same time. Grad mode is thread-local in libtorch.
-            boolean was = JniUtils.isGradMode();
-            JniUtils.setGradMode(true);
-            try {
-                return checkpointing
-                        ? checkpointed(in, denominator, lossScale, step, micro, m)
-                        : plain(in, denominator, lossScale, step, micro);
-            } finally {
-                JniUtils.setGradMode(was);
-            }
+            return Autograd.withGrad(() -> checkpointing
+                    ? checkpointed(in, denominator, lossScale, step, micro, m)
+                    : plain(in, denominator, lossScale, step, micro));
         }
     }
 
-    private record Inputs(NDArray ids, NDArray cos, NDArray sin, NDArray segments, NDArray labels, long rows,
-            long length) {}
+    private record Inputs(NDArray ids, ForwardContext context, NDArray labels, long rows, long length, long trained) {}
 
     private Inputs inputs(Batch b, NDManager m) {
         int rows = b.rows();
@@ -114,6 +105,7 @@ final class ForwardBackward {
         long[] pos = new long[rows * len];
         long[] seg = new long[rows * len];
         long[] labels = new long[rows * len];
+        long trained = 0;
         for (int r = 0; r < rows; r++) {
             for (int i = 0; i < len; i++) {
                 int at = r * len + i;
@@ -122,18 +114,13 @@ final class ForwardBackward {
                 seg[at] = b.segmentIds()[at];
                 // Shift: position i predicts label i+1; the last position predicts nothing.
                 labels[at] = i + 1 < len ? b.labels()[at + 1] : Kernels.IGNORE_INDEX;
+                if (labels[at] != Kernels.IGNORE_INDEX) trained++;
             }
         }
         Shape shape = new Shape(rows, len);
-        NDArray idArray = m.create(ids, shape);
-        NDArray posArray = m.create(pos, shape);
-        NDList cosSin = rope.cosSin(posArray, model.dtype());
         NDArray segments = b.packed() ? m.create(seg, shape) : null;
-        return new Inputs(idArray, cosSin.get(0), cosSin.get(1), segments, m.create(labels), rows, len);
-    }
-
-    private void seedLayer(long step, int micro, int layer) {
-        JniUtils.setSeed(mix(seed, step, micro, layer));
+        ForwardContext context = model.context(m.create(pos, shape), segments, null);
+        return new Inputs(m.create(ids, shape), context, m.create(labels), rows, len, trained);
     }
 
     /** A 63-bit seed from (seed, step, micro, layer): splitmix64 rounds. */
@@ -151,45 +138,47 @@ final class ForwardBackward {
         return z ^ (z >>> 31);
     }
 
-    private NDArray layer(int i, NDArray x, Inputs in, long step, int micro) {
-        hooks.before(i);
-        seedLayer(step, micro, i);
-        return model.layers().get(i).forward(x, in.cos(), in.sin(), in.segments());
+    /** What precedes every run of a layer, forward or recompute: FSDP's gather, then the layer's dropout seed. */
+    private void enter(int layer, long step, int micro) {
+        hooks.before(layer);
+        Autograd.manualSeed(mix(seed, step, micro, layer));
     }
 
-    /** [sum NLL (fp32 scalar), logits] from the final hidden states. */
-    private NDArray nllSum(NDArray hidden, Inputs in) {
-        Kernels k = Kernels.get();
-        NDArray h = k.rmsNorm(hidden, model.norm(), model.config().rmsNormEps());
-        NDArray logits = model.lmHead().forward(h);
-        NDArray flat = logits.reshape(in.rows() * in.length(), -1);
-        NDList sc = k.crossEntropySum(flat, in.labels());
-        return sc.get(0);
+    /** Each layer with autograd, as it is; its weights are released by the caller after backward. */
+    private LayerPolicy direct(long step, int micro) {
+        return (i, x, layer) -> {
+            enter(i, step, micro);
+            return layer.apply(x);
+        };
     }
 
-    private Result forwardLoss(Inputs in, long step, int micro, NDManager m) {
-        NDArray x = Kernels.get().embedding(in.ids(), model.embedTokens());
-        for (int i = 0; i < model.layers().size(); i++) {
-            // Evaluation keeps nothing per layer: each layer's intermediates go with its sub-manager.
+    /**
+     * Each layer without autograd and in its own sub-manager, so that only its output outlives it, its weights
+     * released right after. {@code inputs}, when not null, receives each layer's input (the recompute's starts).
+     */
+    private LayerPolicy scoped(long step, int micro, NDManager m, List<NDArray> inputs) {
+        return (i, x, layer) -> {
+            if (inputs != null) {
+                inputs.add(x);
+            }
+            NDArray out;
             try (NDManager lm = m.newSubManager()) {
                 NDArray xi = x.stopGradient();
                 xi.attach(lm);
-                NDArray out = layer(i, xi, in, step, micro);
+                enter(i, step, micro);
+                out = Autograd.noGrad(() -> layer.apply(xi));
                 out.attach(m);
-                x = out;
             }
             hooks.after(i);
-        }
-        NDArray sum = nllSum(x, in);
-        return new Result(sum.getFloat(), trained(in));
+            return out;
+        };
     }
 
-    private static long trained(Inputs in) {
-        long n = 0;
-        for (long l : in.labels().toLongArray()) {
-            if (l != Kernels.IGNORE_INDEX) n++;
-        }
-        return n;
+    /** Summed NLL (fp32 scalar) of the final hidden states: final norm, head, cross-entropy. */
+    private NDArray nllSum(NDArray hidden, Inputs in) {
+        NDArray logits = model.logits(model.finalNorm(hidden));
+        NDArray flat = logits.reshape(in.rows() * in.length(), -1);
+        return Kernels.get().crossEntropySum(flat, in.labels()).get(0);
     }
 
     private static NDArray scaledLoss(NDArray sum, long denominator, double lossScale) {
@@ -197,62 +186,35 @@ final class ForwardBackward {
         return lossScale == 1.0 ? loss : loss.mul((float) lossScale);
     }
 
-    /** {@code GradientCollector.backward}: backward from {@code loss} with a gradient of ones. */
-    private static void backward(NDArray loss) {
-        try (NDArray ones = loss.onesLike()) {
-            JniUtils.backward((PtNDArray) loss, (PtNDArray) ones, false, false);
-        }
-    }
-
     private Result plain(Inputs in, long denominator, double lossScale, long step, int micro) {
-        NDArray x = Kernels.get().embedding(in.ids(), model.embedTokens());
-        for (int i = 0; i < model.layers().size(); i++) {
-            x = layer(i, x, in, step, micro);
-        }
-        NDArray sum = nllSum(x, in);
+        NDArray sum = nllSum(model.decode(in.ids(), in.context(), direct(step, micro)), in);
         double value = sum.getFloat();
-        backward(scaledLoss(sum, denominator, lossScale));
+        Autograd.backward(scaledLoss(sum, denominator, lossScale));
         for (int i = 0; i < model.layers().size(); i++) {
             hooks.after(i);
         }
-        return new Result(value, trained(in));
+        return new Result(value, in.trained());
     }
 
     private Result checkpointed(Inputs in, long denominator, double lossScale, long step, int micro, NDManager m) {
-        NDArray x0 = Kernels.get().embedding(in.ids(), model.embedTokens());
-        int n = model.layers().size();
-        List<NDArray> layerInputs = new ArrayList<>(n + 1);
-        layerInputs.add(x0);
-        Torch.noGrad(() -> {
-            NDArray x = x0;
-            for (int i = 0; i < n; i++) {
-                try (NDManager lm = m.newSubManager()) {
-                    NDArray xi = x.stopGradient();
-                    xi.attach(lm);
-                    NDArray out = layer(i, xi, in, step, micro);
-                    out.attach(m);
-                    x = out;
-                }
-                hooks.after(i);
-                layerInputs.add(x);
-            }
-            return null;
-        });
-        NDArray last = leaf(layerInputs.get(n));
+        List<NDArray> layerInputs = new ArrayList<>();
+        NDArray lastOut = model.decode(in.ids(), in.context(), scoped(step, micro, m, layerInputs));
+        NDArray last = leaf(lastOut);
         NDArray sum = nllSum(last, in);
         double value = sum.getFloat();
-        backward(scaledLoss(sum, denominator, lossScale));
-        NDArray upstream = JniUtils.getGradient((PtNDArray) last);
-        for (int i = n - 1; i >= 0; i--) {
+        Autograd.backward(scaledLoss(sum, denominator, lossScale));
+        NDArray upstream = Autograd.gradient(last);
+        for (int i = layerInputs.size() - 1; i >= 0; i--) {
             try (NDManager lm = m.newSubManager()) {
                 NDArray xi = leaf(layerInputs.get(i));
                 xi.attach(lm);
-                NDArray out = layer(i, xi, in, step, micro);
+                enter(i, step, micro);
+                NDArray out = model.layer(i, xi, in.context());
                 List<NDArray> sharded = hooks.shardedParameters(i);
                 NDArray next;
                 if (sharded.isEmpty()) {
-                    JniUtils.backward((PtNDArray) out, (PtNDArray) upstream, false, false);
-                    next = JniUtils.getGradient((PtNDArray) xi);
+                    Autograd.backward(out, upstream);
+                    next = Autograd.gradient(xi);
                 } else {
                     NDList wrt = new NDList(xi);
                     wrt.addAll(sharded);
@@ -266,20 +228,12 @@ final class ForwardBackward {
             }
             hooks.after(i);
         }
-        if (embeddingTrains()) {
-            JniUtils.backward((PtNDArray) x0, (PtNDArray) upstream, false, false);
+        // Layer 0's input is the embedding's output, still in the graph: the rest of backward, when it trains.
+        if (Autograd.requiresGrad(model.embedTokens())) {
+            Autograd.backward(layerInputs.get(0), upstream);
         }
         upstream.close();
-        return new Result(value, trained(in));
-    }
-
-    /**
-     * Whether backward through the embedding output reaches anything: whether the embedding weight (a leaf)
-     * requires grad. Not asked of the output itself: DJL's requiresGrad is false for non-leaf results, and its
-     * grad_fn name lookup dereferences a null grad_fn (frozen embedding, as under LoRA) and crashes the JVM.
-     */
-    private boolean embeddingTrains() {
-        return JniUtils.requiresGrad((PtNDArray) model.embedTokens());
+        return new Result(value, in.trained());
     }
 
     /** A detached copy of {@code x}'s handle that requires grad: the start of a recomputed segment. */
@@ -288,5 +242,4 @@ final class ForwardBackward {
         d.setRequiresGradient(true);
         return d;
     }
-
 }

@@ -75,6 +75,18 @@ public record StepPlan(int batchesPerEpoch, int gradientAccumulationSteps, long 
         return Math.min(microBatchesPerStep(), batchesPerEpoch - first);
     }
 
+    /**
+     * The micro-batches of 0-based step {@code k} that rank {@code rank} runs, as indices within the step (add
+     * {@link #firstBatch} for the epoch's index): r, r+W, r+2W, ... The index also seeds the micro-batch's dropout.
+     */
+    public java.util.List<Integer> share(long k, int rank) {
+        java.util.List<Integer> mine = new java.util.ArrayList<>();
+        for (int i = rank; i < batchCount(k); i += worldSize) {
+            mine.add(i);
+        }
+        return mine;
+    }
+
     /** Fractional epoch reached after completing {@code steps} steps, as transformers logs it. */
     public double epochAfter(long steps) {
         return (double) steps / stepsPerEpoch;

@@ -158,11 +158,11 @@ class InferenceCommandTest {
     void dtypeFollowsTheConfigsPrecisionKeys() throws Exception {
         Path bf16 = tmp.resolve("bf16.yml");
         Files.writeString(bf16, "base_model: " + model + "\nbf16: auto\n");
-        assertEquals(Dtype.BF16, InferenceCommand.dtypeOf(dev.jtune.data.config.TrainConfig.load(bf16)));
+        assertEquals(Dtype.BF16, dev.jtune.trainer.setup.RunSettings.from(dev.jtune.data.config.TrainConfig.load(bf16)).inferenceDtype());
         Path fp16 = tmp.resolve("fp16.yml");
         Files.writeString(fp16, "base_model: " + model + "\nfp16: true\n");
-        assertEquals(Dtype.FP16, InferenceCommand.dtypeOf(dev.jtune.data.config.TrainConfig.load(fp16)));
-        assertEquals(Dtype.FP32, InferenceCommand.dtypeOf(dev.jtune.data.config.TrainConfig.load(config)));
+        assertEquals(Dtype.FP16, dev.jtune.trainer.setup.RunSettings.from(dev.jtune.data.config.TrainConfig.load(fp16)).inferenceDtype());
+        assertEquals(Dtype.FP32, dev.jtune.trainer.setup.RunSettings.from(dev.jtune.data.config.TrainConfig.load(config)).inferenceDtype());
         Run r = run("", bf16.toString(), "--prompt", "x", "--max-new-tokens", "3");
         assertEquals(0, r.code());
         assertTrue(r.log().contains("(bf16)") && r.log().contains("raw text"), r.log());

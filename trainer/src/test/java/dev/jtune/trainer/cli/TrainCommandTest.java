@@ -22,6 +22,8 @@ import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** {@code train} end to end on a tiny model: QLoRA with exact-match eval and merge, and full fine-tuning. */
 class TrainCommandTest {
@@ -149,6 +151,55 @@ class TrainCommandTest {
             String w = "model.layers.0.mlp.down_proj.weight";
             assertFalse(java.util.Arrays.equals(base.floats(w), trained.floats(w)), "the weights were trained");
         }
+    }
+
+    /**
+     * Chinese-LLaMA-Alpaca's shape of run: LoRA plus trainable embeddings and head (fp32 copies) over a 16-bit
+     * base. The embedding's fp32 rows must be cast to the compute dtype before the first layer in every pass —
+     * training, evaluation, cached generation, scoring — which once held in scoring alone.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"bf16", "fp16"})
+    void trainableEmbeddingsAndHeadTrainInHalfPrecisionAndReload(String precision, @TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve(precision + ".yml");
+        Files.writeString(cfg, config(dir, """
+                %s: true
+                adapter: lora
+                lora_r: 4
+                lora_alpha: 8
+                lora_target_modules: [q_proj, v_proj]
+                lora_modules_to_save: [embed_tokens, lm_head]
+                do_causal_lm_eval: true
+                eval_causal_lm_metrics: [exact_match]
+                """.formatted(precision)).replace("max_steps: 6", "max_steps: 3"));
+        String out = run(cfg, 0);
+        assertTrue(out.contains("held-out loss:"), out);
+        Path o = dir.resolve("out");
+        PeftAdapter adapter = PeftAdapter.load(o);
+        String embed = PeftAdapter.savedKey("model.embed_tokens");
+        assertTrue(adapter.tensors().containsKey(embed), adapter.tensors().keySet().toString());
+        assertTrue(adapter.tensors().containsKey(PeftAdapter.savedKey("lm_head")), adapter.tensors().keySet().toString());
+        try (HfCheckpoint base = HfCheckpoint.open(dir.resolve("tiny"))) {
+            assertFalse(java.util.Arrays.equals(base.floats("model.embed_tokens.weight"), adapter.tensors().get(embed).values()),
+                    "the embedding copy was trained");
+        }
+        // score --dtype bf16 with the adapter applied
+        Path input = dir.resolve("score.jsonl");
+        Files.writeString(input, "{\"text\": \"Which word comes last: red, cat?\"}\n");
+        var scores = new ByteArrayOutputStream();
+        assertEquals(0, ScoreCommand.score(dir.resolve("tiny"), o, input, Dtype.BF16,
+                new PrintStream(scores, true, StandardCharsets.UTF_8)));
+        JsonNode summary = json(scores.toString(StandardCharsets.UTF_8).strip().lines().reduce((a, b) -> b).orElseThrow());
+        assertTrue(summary.get("mean_nll").isNumber() && Double.isFinite(summary.get("mean_nll").asDouble()), summary.toString());
+        // inference --dtype bf16 with the adapter: cached generation through the same decoder
+        var reply = new ByteArrayOutputStream();
+        var log = new ByteArrayOutputStream();
+        int code = InferenceCommand.infer(new InferenceCommand.Options(cfg, "Which word comes last: red, cat?", o, null, 4,
+                        null, null, null, null, Dtype.BF16), new java.io.BufferedReader(java.io.Reader.nullReader()),
+                new PrintStream(reply, true, StandardCharsets.UTF_8), new PrintStream(log, true, StandardCharsets.UTF_8),
+                false);
+        assertEquals(0, code, log.toString(StandardCharsets.UTF_8));
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("(bf16) + adapter"), log.toString(StandardCharsets.UTF_8));
     }
 
     @Test

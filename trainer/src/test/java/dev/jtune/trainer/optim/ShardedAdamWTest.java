@@ -97,12 +97,12 @@ class ShardedAdamWTest {
                         }
                         NDArray root = params.get("lm_head.modules_to_save.weight");
                         accumulate(m, root, grad(g.rank(), 3, s, 6));
-                        opt.reduceScatter();
-                        opt.clip(MAX_NORM);
+                        opt.reduceGradients();
+                        opt.clipGradients(MAX_NORM);
                         opt.step(LR);
                         Gradients.zero(List.of(root));
                     }
-                    ShardedAdamW.State state = opt.gatherState();
+                    ShardedAdamW.State state = opt.fullState();
                     opt.gatherAll();
                     List<Long> whole = params.values().stream().map(ops::numel).toList();
                     Map<String, float[]> out = new LinkedHashMap<>();

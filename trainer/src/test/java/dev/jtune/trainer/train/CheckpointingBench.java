@@ -6,7 +6,6 @@ import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.model.llama.Rope;
 import dev.jtune.model.llama.RopeScaling;
 import dev.jtune.trainer.optim.Gradients;
 import java.util.List;
@@ -26,12 +25,11 @@ public final class CheckpointingBench {
         LlamaConfig c = new LlamaConfig("llama", TinySetup.VOCAB, 256, 704, layers, 4, 2, 64, 4096, 1e-5, 10000.0,
                 new RopeScaling.None(), false, Dtype.FP32, 0, List.of(1), 2, 0);
         try (NDManager m = Torch.newManager();
-                LlamaModel model = LlamaModel.load(c, TinySetup.weights(c, 1), Dtype.FP32, m);
-                Rope rope = Rope.of(c, m)) {
+                LlamaModel model = LlamaModel.load(c, TinySetup.weights(c, 1), Dtype.FP32, m)) {
             FullFineTuning ft = new FullFineTuning(model);
             ft.parameters().values().forEach(p -> p.setRequiresGradient(true));
             Batch b = TinySetup.batches(1, 1, 2, length).get(0);
-            ForwardBackward fb = new ForwardBackward(model, rope, checkpointed, 1);
+            ForwardBackward fb = new ForwardBackward(model, checkpointed, 1);
             // Warm up (gradients allocated, kernels compiled), then measure the peak RSS of one more step.
             fb.run(b, b.trainedTokens(), 1, true, 0, 0, m);
             Gradients.zero(ft.parameters().values());

@@ -18,6 +18,7 @@ import dev.jtune.trainer.dist.DistException;
 import dev.jtune.trainer.dist.ProcessGroup;
 import dev.jtune.trainer.dist.ShardedWeights;
 import dev.jtune.trainer.dist.ThreadProcessGroup;
+import dev.jtune.trainer.optim.Replicas;
 import dev.jtune.trainer.optim.AdamW;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;

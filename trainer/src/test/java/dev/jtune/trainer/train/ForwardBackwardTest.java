@@ -11,7 +11,6 @@ import dev.jtune.data.dataset.Row;
 import dev.jtune.data.dataset.Sample;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.model.llama.Rope;
 import dev.jtune.trainer.optim.Gradients;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -80,11 +79,10 @@ class ForwardBackwardTest {
 
     @Test
     void lossIsTheMeanOverAllTrainedTokensAndAccumulationEqualsOneBatch() {
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 1);
-                Rope rope = Rope.of(model.config(), m)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 1)) {
             FullFineTuning ft = new FullFineTuning(model);
             ft.parameters().values().forEach(p -> p.setRequiresGradient(true));
-            ForwardBackward fb = new ForwardBackward(model, rope, false, 42);
+            ForwardBackward fb = new ForwardBackward(model, false, 42);
             Random r = new Random(5);
             List<Row> rows1 = List.of(Row.of(TinySetup.sample(r, 20, 3)), Row.of(TinySetup.sample(r, 9, 2)));
             List<Row> rows2 = List.of(Row.of(TinySetup.sample(r, 31, 10)));
@@ -134,22 +132,21 @@ class ForwardBackwardTest {
 
     @Test
     void checkpointingGivesTheSameGradientsPlainAndPacked() {
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 2);
-                Rope rope = Rope.of(model.config(), m)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 2)) {
             FullFineTuning ft = new FullFineTuning(model);
             ft.parameters().values().forEach(p -> p.setRequiresGradient(true));
             for (Batch b : List.of(TinySetup.batches(3, 1, 2, 32).get(0), TinySetup.packedBatch(4, 2, 32))) {
                 long n = b.trainedTokens();
                 Gradients.zero(ft.parameters().values());
-                double plain = new ForwardBackward(model, rope, false, 7).run(b, n, 1.0, true, 3, 0, m).nllSum();
+                double plain = new ForwardBackward(model, false, 7).run(b, n, 1.0, true, 3, 0, m).nllSum();
                 Map<String, float[]> g1 = grads(ft.parameters());
                 Gradients.zero(ft.parameters().values());
-                double ckpt = new ForwardBackward(model, rope, true, 7).run(b, n, 1.0, true, 3, 0, m).nllSum();
+                double ckpt = new ForwardBackward(model, true, 7).run(b, n, 1.0, true, 3, 0, m).nllSum();
                 Map<String, float[]> g2 = grads(ft.parameters());
                 assertEquals(plain, ckpt, 1e-5 * Math.abs(plain));
                 assertGradsClose(g1, g2, 1e-6);
                 // Evaluation (no autograd) gives the same sum.
-                double evalSum = new ForwardBackward(model, rope, false, 7).run(b, n, 1.0, false, 3, 0, m).nllSum();
+                double evalSum = new ForwardBackward(model, false, 7).run(b, n, 1.0, false, 3, 0, m).nllSum();
                 assertEquals(plain, evalSum, 1e-5 * Math.abs(plain));
             }
         }
@@ -159,31 +156,29 @@ class ForwardBackwardTest {
     void checkpointingWithAFrozenEmbeddingAsUnderLora() {
         // Only the decoder weights train (the embedding is frozen, as with LoRA): the embedding output has no
         // grad_fn, which used to crash the JVM in DJL's grad_fn lookup once backward reached it.
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 5);
-                Rope rope = Rope.of(model.config(), m)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 5)) {
             Map<String, NDArray> trained = new java.util.LinkedHashMap<>(new FullFineTuning(model).parameters());
             trained.keySet().removeIf(k -> k.contains("embed_tokens") || k.contains("lm_head"));
             trained.values().forEach(p -> p.setRequiresGradient(true));
             Batch b = TinySetup.batches(6, 1, 2, 32).get(0);
             long n = b.trainedTokens();
-            new ForwardBackward(model, rope, false, 7).run(b, n, 1.0, true, 0, 0, m);
+            new ForwardBackward(model, false, 7).run(b, n, 1.0, true, 0, 0, m);
             Map<String, float[]> g1 = grads(trained);
             Gradients.zero(trained.values());
-            new ForwardBackward(model, rope, true, 7).run(b, n, 1.0, true, 0, 0, m);
+            new ForwardBackward(model, true, 7).run(b, n, 1.0, true, 0, 0, m);
             assertGradsClose(g1, grads(trained), 1e-6);
         }
     }
 
     @Test
     void packedSamplesAreIsolated() {
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 3);
-                Rope rope = Rope.of(model.config(), m)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 3)) {
             Random r = new Random(11);
             Sample a = TinySetup.sample(r, 12, 2);
             Sample c = TinySetup.sample(r, 17, 4);
             Batch packed = TinySetup.collate(List.of(Row.pack(List.of(a, c))));
             assertTrue(packed.packed());
-            ForwardBackward fb = new ForwardBackward(model, rope, false, 1);
+            ForwardBackward fb = new ForwardBackward(model, false, 1);
             double together = fb.run(packed, 1, 1, false, 0, 0, m).nllSum();
             double apart = fb.run(TinySetup.collate(List.of(Row.of(a))), 1, 1, false, 0, 0, m).nllSum()
                     + fb.run(TinySetup.collate(List.of(Row.of(c))), 1, 1, false, 0, 0, m).nllSum();

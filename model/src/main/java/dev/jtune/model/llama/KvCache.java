@@ -1,11 +1,10 @@
-package dev.jtune.model.generate;
+package dev.jtune.model.llama;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
-import dev.jtune.model.llama.LlamaConfig;
 
 /**
  * The keys and values of every token seen so far, per decoder layer, [B, KV, T, headDim] in the compute dtype
@@ -14,7 +13,7 @@ import dev.jtune.model.llama.LlamaConfig;
  *
  * <p>A step writes each layer's new keys and values with {@link #append}, then {@link #advance}s the length
  * once all layers are done. Two layouts ({@link Layout}) trade memory for copying; {@link #preallocated} is
- * the default of {@link Generator} (see {@link Layout} for the measurement). Memory lives in a sub-manager of
+ * the default of generation (see {@link Layout} for the measurement). Memory lives in a sub-manager of
  * the parent given, freed by {@link #close()}.
  */
 public final class KvCache implements AutoCloseable {

@@ -1,20 +1,18 @@
-package dev.jtune.trainer.train;
+package dev.jtune.trainer.optim;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.jni.JniUtils;
+import dev.jtune.model.engine.Autograd;
 import dev.jtune.trainer.dist.DistException;
 import dev.jtune.trainer.dist.ProcessGroup;
-import dev.jtune.trainer.optim.Flat;
 import java.util.Collection;
 
 /** What keeps the ranks' replicas of the trainable tensors in step: broadcast, gradient sums, a divergence check. */
-final class Replicas {
+public final class Replicas {
     private Replicas() {}
 
     /** Sums {@code values} over the ranks (fp64, exact for token counts). */
-    static double[] sum(ProcessGroup group, NDManager m, double... values) {
+    public static double[] sum(ProcessGroup group, NDManager m, double... values) {
         if (group.worldSize() == 1) {
             return values.clone();
         }
@@ -25,7 +23,7 @@ final class Replicas {
     }
 
     /** Overwrites every rank's parameters with rank 0's. */
-    static void broadcast(ProcessGroup group, Collection<NDArray> params, NDManager m) {
+    public static void broadcast(ProcessGroup group, Collection<NDArray> params, NDManager m) {
         try (NDArray flat = Flat.values(params, Flat.size(params), m)) {
             group.broadcast(flat, 0);
             Flat.writeValues(params, flat);
@@ -33,7 +31,7 @@ final class Replicas {
     }
 
     /** Replaces every gradient by its sum over the ranks (one all-reduce of the flattened gradients). */
-    static void allReduceGradients(ProcessGroup group, Collection<NDArray> params, NDManager m) {
+    public static void allReduceGradients(ProcessGroup group, Collection<NDArray> params, NDManager m) {
         try (NDArray flat = Flat.gradients(params, Flat.size(params), m)) {
             group.allReduceSum(flat);
             Flat.writeGradients(params, flat);
@@ -44,24 +42,22 @@ final class Replicas {
      * Gives every parameter a zero gradient (backward of {@code Σ sum(p · 0)}), so that gradients can be
      * overwritten in place even on a rank that had no micro-batch in a step.
      */
-    static void materializeGradients(Collection<NDArray> params, NDManager m) {
+    public static void materializeGradients(Collection<NDArray> params, NDManager m) {
         if (params.isEmpty()) {
             return;
         }
-        boolean was = JniUtils.isGradMode();
-        JniUtils.setGradMode(true);
-        try (NDManager scratch = m.newSubManager()) {
-            NDArray total = null;
-            for (NDArray p : params) {
-                NDArray z = p.mul(0f).sum();
-                total = total == null ? z : total.add(z);
+        Autograd.withGrad(() -> {
+            try (NDManager scratch = m.newSubManager()) {
+                NDArray total = null;
+                for (NDArray p : params) {
+                    NDArray z = p.mul(0f).sum();
+                    total = total == null ? z : total.add(z);
+                }
+                total.attach(scratch);
+                Autograd.backward(total);
             }
-            total.attach(scratch);
-            NDArray ones = scratch.ones(total.getShape());
-            JniUtils.backward((PtNDArray) total, (PtNDArray) ones, false, false);
-        } finally {
-            JniUtils.setGradMode(was);
-        }
+            return null;
+        });
     }
 
     /**
@@ -70,7 +66,7 @@ final class Replicas {
      *
      * @throws DistException naming the step and the ranks' hashes when they differ
      */
-    static void checkIdentical(ProcessGroup group, Collection<NDArray> params, long step, NDManager m) {
+    public static void checkIdentical(ProcessGroup group, Collection<NDArray> params, long step, NDManager m) {
         if (group.worldSize() == 1) {
             return;
         }

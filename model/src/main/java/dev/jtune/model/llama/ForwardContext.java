@@ -1,0 +1,23 @@
+package dev.jtune.model.llama;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * What every decoder layer of one forward pass shares besides the hidden states: the rotary tables of the
+ * tokens' positions, how attention isolates packed samples, and the key/value cache of earlier tokens.
+ * Made by {@link LlamaModel#context}; the tensors belong to the pass (its step manager).
+ *
+ * @param cos rotary cos [B,T,headDim] in the compute dtype
+ * @param sin rotary sin [B,T,headDim]
+ * @param segmentIds [B,T] sample ids that isolate packed samples, or null for plain causal attention
+ * @param cache the keys and values of the tokens before these (generation), or null: attention then sees
+ *     only this pass's tokens
+ */
+public record ForwardContext(NDArray cos, NDArray sin, NDArray segmentIds, KvCache cache) {
+    public ForwardContext {
+        if (segmentIds != null && cache != null) {
+            throw new IllegalArgumentException("packed segments and a KV cache do not combine: generation runs one"
+                    + " sequence per row");
+        }
+    }
+}

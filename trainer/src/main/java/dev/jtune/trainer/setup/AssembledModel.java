@@ -1,0 +1,65 @@
+package dev.jtune.trainer.setup;
+
+import ai.djl.ndarray.NDManager;
+import dev.jtune.lora.LoraModel;
+import dev.jtune.lora.PeftAdapter;
+import dev.jtune.model.hf.HfCheckpoint;
+import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.quant.Nf4;
+import dev.jtune.trainer.dist.ShardedWeights;
+import java.util.Optional;
+
+/**
+ * A model ready to run, assembled the one way every verb assembles it: open the checkpoint, choose the frozen
+ * projections (dense, or NF4; sharded per decoder layer for FSDP), wrap the targets in a LoRA adapter (fresh or
+ * loaded), load, attach. {@code train}, {@code inference} and {@code score} call {@link #load}.
+ *
+ * @param checkpoint the open checkpoint (its config, its tokenizer-free metadata)
+ * @param model the decoder
+ * @param lora the adapter, if any (its tensors live in the model's memory)
+ * @param baseShards the sharded frozen base, when the spec asked for it
+ */
+public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional<LoraModel> lora,
+        Optional<ShardedWeights> baseShards) implements AutoCloseable {
+
+    /**
+     * Loads {@code spec} into a sub-manager of {@code manager}.
+     *
+     * @throws dev.jtune.lora.AdapterException if the adapter does not fit the model
+     */
+    public static AssembledModel load(ModelSpec spec, NDManager manager) {
+        LlamaModel.LinearFactory base = spec.nf4() ? Nf4.linearFactory() : LoraModel.dense();
+        ShardedWeights shards = null;
+        if (spec.shardBaseOver() != null) {
+            shards = spec.nf4() ? ShardedWeights.nf4(spec.shardBaseOver(), base)
+                    : new ShardedWeights(spec.shardBaseOver(), base);
+            base = shards;
+        }
+        LoraModel lora = switch (spec.adapter()) {
+            case AdapterSource.None n -> null;
+            case AdapterSource.Fresh f -> LoraModel.fresh(f.settings(), f.seed(), base);
+            case AdapterSource.Saved s -> LoraModel.fromAdapter(PeftAdapter.load(s.dir()), base);
+        };
+        HfCheckpoint checkpoint = HfCheckpoint.open(spec.modelDir());
+        LlamaModel model = null;
+        try {
+            model = LlamaModel.load(checkpoint.config(), checkpoint, spec.dtype(), manager, lora != null ? lora : base);
+            if (lora != null) {
+                lora.attach(model);
+            }
+            return new AssembledModel(checkpoint, model, Optional.ofNullable(lora), Optional.ofNullable(shards));
+        } catch (RuntimeException e) {
+            if (model != null) {
+                model.close();
+            }
+            checkpoint.close();
+            throw e;
+        }
+    }
+
+    @Override
+    public void close() {
+        model.close();
+        checkpoint.close();
+    }
+}

@@ -1,0 +1,38 @@
+package dev.jtune.trainer.setup;
+
+import dev.jtune.data.config.TrainConfig;
+import dev.jtune.data.config.TrainerSettings;
+import dev.jtune.model.engine.Dtype;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.OptionalLong;
+
+/**
+ * The config keys the verbs themselves read (the trainer's own are {@code TrainerOptions}, the adapter's
+ * {@code LoraSettings}), read once, at the edge, into types.
+ *
+ * @param baseModelInit {@code base_model_init}: the init-model preset that creates {@code base_model} when absent
+ * @param loadIn4bit {@code load_in_4bit}: the frozen base in NF4 (QLoRA)
+ * @param loraModelDir {@code lora_model_dir}: a PEFT adapter to apply (inference, merge-lora)
+ * @param inferenceDtype the dtype generation computes in: {@code bf16: true | auto} → bf16 (libtorch computes bf16
+ *     on CPU too), {@code fp16: true} → fp16, else fp32
+ * @param evalMaxNewTokens {@code eval_max_new_tokens}, if set
+ * @param exactMatchEval {@code do_causal_lm_eval: true} with {@code eval_causal_lm_metrics: [exact_match]}
+ * @param mergeLoraOnFinish {@code merge_lora_on_finish}: also write {@code output_dir/merged}
+ */
+public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Optional<Path> loraModelDir,
+        Dtype inferenceDtype, OptionalLong evalMaxNewTokens, boolean exactMatchEval, boolean mergeLoraOnFinish) {
+
+    /** Reads the keys of a loaded config. */
+    public static RunSettings from(TrainConfig config) {
+        TrainerSettings s = config.trainer();
+        Object bf16 = s.value("bf16").orElse(false);
+        Dtype dtype = Boolean.TRUE.equals(bf16) || "auto".equals(bf16) ? Dtype.BF16
+                : s.bool("fp16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
+        return new RunSettings(s.string("base_model_init"), s.bool("load_in_4bit").orElse(false),
+                s.string("lora_model_dir").map(Path::of), dtype,
+                s.integer("eval_max_new_tokens"),
+                s.bool("do_causal_lm_eval").orElse(false) && s.strings("eval_causal_lm_metrics").contains("exact_match"),
+                s.bool("merge_lora_on_finish").orElse(false));
+    }
+}
