@@ -1,7 +1,6 @@
 package dev.jtune.bench;
 
 import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.jni.JniUtils;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -47,7 +46,7 @@ import java.util.stream.Stream;
  * store, here served by rank 0 itself (the srun path), then the TCP ring. Each rank takes one micro-batch per step,
  * so a 2-rank step trains twice the tokens of a 1-process step. Throughput is rank 0's per-step timer from
  * {@code metrics.jsonl} (global tokens / step time, including the gradient all-reduce); the first W steps are
- * warm-up. Each child gets libtorch intra-op threads set ({@code JniUtils.setNumThreads}, and OMP_NUM_THREADS).
+ * warm-up. Each child gets libtorch intra-op threads set ({@code Torch.setThreads}, and OMP_NUM_THREADS).
  *
  * <p>Usage: {@code DistBench [--rounds R] [--steps N] [--warmup W] [--skip-memory]}; a child is
  * {@code DistBench child RANK WORLD PORT MODE STEPS WARMUP GC THREADS OUTDIR} with MODE {@code dp} or {@code fsdp}.
@@ -231,7 +230,7 @@ public final class DistBench {
             default -> throw new IllegalArgumentException("mode must be dp or fsdp, got " + mode);
         };
         Torch.engine();
-        JniUtils.setNumThreads(threads);
+        Torch.setThreads(threads);
         LlamaConfig c = TrainStepBench.config();
         LoraSettings settings = new LoraSettings(LoraSettings.Adapter.LORA, 16, 32, 0.0, LoraSettings.LINEAR_MODULES,
                 false, List.of());
@@ -284,7 +283,7 @@ public final class DistBench {
                 o.put("world", world);
                 o.put("mode", mode);
                 o.put("gradient_checkpointing", gc || shards != null);
-                o.put("threads", JniUtils.getNumThreads());
+                o.put("threads", Torch.threads());
                 if (rank == 0) {
                     // Rank 0 alone writes metrics: global tokens over its step time (which waits for the others).
                     double tokens = 0;

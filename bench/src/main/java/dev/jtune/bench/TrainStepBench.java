@@ -1,7 +1,6 @@
 package dev.jtune.bench;
 
 import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.jni.JniUtils;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -83,7 +82,7 @@ public final class TrainStepBench {
             Path configJson = work.resolve("config.json");
             Files.writeString(configJson, JSON.writeValueAsString(config().toJson()));
             Torch.engine(); // loads libtorch
-            int threads = JniUtils.getNumThreads();
+            int threads = Torch.threads();
             System.out.printf(Locale.ROOT, "model: %,d parameters (hidden 512, intermediate 1376, 6 layers, 8/4 heads, "
                     + "vocab 4096), fp32; LoRA r=16 alpha=32 dropout 0 on q,k,v,o,gate,up,down; batch %d x %d; "
                     + "AdamW lr 1e-4, max_grad_norm 1.0; libtorch intra-op threads %d; %d warm-up + %d timed steps; "
@@ -328,7 +327,7 @@ public final class TrainStepBench {
                 public Batch batch(int epoch, int index) {
                     // Called at the start of step `index`: the hook for what must happen between steps.
                     if (index == 0 && optimize) {
-                        JniUtils.setGraphExecutorOptimize(true); // Trainer.run switched it off just before
+                        Torch.setGraphOptimization(true); // Trainer.run switched it off just before
                     }
                     if (index == warmup) {
                         peakBeforeReset[0] = status("VmHWM:");
@@ -360,7 +359,7 @@ public final class TrainStepBench {
             o.put("engine", "jtune");
             o.put("mode", mode);
             o.put("gradient_checkpointing", gc);
-            o.put("threads", JniUtils.getNumThreads());
+            o.put("threads", Torch.threads());
             o.put("steps", steps);
             o.put("seconds", seconds);
             o.put("tokens_per_s", tokens / seconds);

@@ -41,14 +41,14 @@ public final class Torch {
     }
 
     /**
-     * Turns libtorch's TorchScript graph optimizer off (process-wide). The profiling executor swaps in optimized
-     * graphs after the first calls of each kernel, and the optimized and unoptimized graphs may round differently,
-     * so a resumed process (fresh executor) would not reproduce an uninterrupted one bit for bit; the plain
-     * interpreter computes the same every time.
+     * Turns libtorch's TorchScript graph optimizer on or off (process-wide). The profiling executor swaps in
+     * optimized graphs after the first calls of each kernel, and the optimized and unoptimized graphs may round
+     * differently, so a resumed process (fresh executor) would not reproduce an uninterrupted one bit for bit; with
+     * it off, the plain interpreter computes the same every time (training turns it off).
      */
-    public static void plainInterpreter() {
+    public static void setGraphOptimization(boolean on) {
         engine();
-        ai.djl.pytorch.jni.JniUtils.setGraphExecutorOptimize(false);
+        ai.djl.pytorch.jni.JniUtils.setGraphExecutorOptimize(on);
     }
 
     /** libtorch's intra-op threads (the CPU cores one op may use). */

@@ -146,7 +146,7 @@ public final class Trainer {
             }
             e.getValue().setRequiresGradient(true);
         }
-        Torch.plainInterpreter(); // a resumed process then rounds as an uninterrupted one
+        Torch.setGraphOptimization(false); // a resumed process then rounds as an uninterrupted one
         Files.createDirectories(outputDir);
         RankZero.run(group, "clean up " + outputDir, () -> Checkpoints.cleanStale(outputDir));
         Object previousHandler = options.handleSigterm() ? SigtermFlag.install(stopRequested) : null;

@@ -1,7 +1,7 @@
 # jtune's kernels for the collectives: contiguity, and the copy back into a non-contiguous tensor.
 #
 # Compiled like the model's kernels (see dev.jtune.model.engine.ScriptModule). Collectives read and write a
-# contiguous tensor's memory in place (its address: ai.djl.pytorch.jni.JtuneTensorMemory; TorchScript has no
+# contiguous tensor's memory in place (its address: dev.jtune.model.engine.Torch.dataAddress; TorchScript has no
 # data_ptr); a non-contiguous one goes through `contiguous` and `copy_`.
 class Ops(Module):
   __parameters__ = []

@@ -7,8 +7,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.jni.JniUtils;
+import dev.jtune.model.engine.Autograd;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.trainer.dist.ThreadProcessGroup;
 import java.util.LinkedHashMap;
@@ -58,15 +57,14 @@ class ShardedAdamWTest {
 
     /** grad += c, by backpropagating sum(p * c) (grad mode is per thread, as the ranks are). */
     private static void accumulate(NDManager m, NDArray p, float[] c) {
-        boolean was = JniUtils.isGradMode();
-        JniUtils.setGradMode(true);
-        try (NDManager s = m.newSubManager()) {
-            NDArray loss = p.mul(s.create(c, p.getShape())).sum();
-            loss.attach(s);
-            JniUtils.backward((PtNDArray) loss, (PtNDArray) s.ones(loss.getShape()), false, false);
-        } finally {
-            JniUtils.setGradMode(was);
-        }
+        Autograd.withGrad(() -> {
+            try (NDManager s = m.newSubManager()) {
+                NDArray loss = p.mul(s.create(c, p.getShape())).sum();
+                loss.attach(s);
+                Autograd.backward(loss);
+            }
+            return null;
+        });
     }
 
     private record RankOut(Map<String, float[]> values, Map<String, float[]> expAvg, Map<String, Long> steps,
@@ -110,7 +108,7 @@ class ShardedAdamWTest {
                         out.put(e.getKey(), e.getValue().toFloatArray());
                     }
                     // The sharded tensors never had a .grad: their gradients went straight to the chunks.
-                    assertNull(JniUtils.getGradient((PtNDArray) params.get(SHAPES.keySet().iterator().next())));
+                    assertNull(Autograd.gradient(params.get(SHAPES.keySet().iterator().next())));
                     opt.releaseAll();
                     return new RankOut(out, state.expAvg(), state.steps(), opt.heldBytes(), opt.totalBytes(), freed,
                             whole);

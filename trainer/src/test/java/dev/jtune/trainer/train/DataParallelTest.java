@@ -81,7 +81,7 @@ class DataParallelTest {
             Map<String, float[]> params = new LinkedHashMap<>();
             for (var e : a.parameters().entrySet()) params.put(e.getKey(), e.getValue().toFloatArray());
             long withGrad = a.parameters().values().stream().filter(p -> {
-                NDArray grad = ai.djl.pytorch.jni.JniUtils.getGradient((ai.djl.pytorch.engine.PtNDArray) p);
+                NDArray grad = dev.jtune.model.engine.Autograd.gradient(p);
                 if (grad != null) grad.close();
                 return grad != null;
             }).count();
@@ -102,8 +102,8 @@ class DataParallelTest {
     @BeforeAll
     static void runAll() throws Exception {
         Torch.engine(); // loads the natives
-        threadsBefore = ai.djl.pytorch.jni.JniUtils.getNumThreads();
-        ai.djl.pytorch.jni.JniUtils.setNumThreads(1);
+        threadsBefore = Torch.threads();
+        Torch.setThreads(1);
         // On a fresh thread like the ranks: libtorch keeps per-thread executor state (TorchScript's graph executor
         // mode is thread-local), and the test thread has run other tests' kernels before.
         single = ThreadProcessGroup.run(1, g -> train(ProcessGroup.single(), options(2, STEPS, false),
@@ -114,7 +114,7 @@ class DataParallelTest {
 
     @org.junit.jupiter.api.AfterAll
     static void restoreThreads() {
-        ai.djl.pytorch.jni.JniUtils.setNumThreads(threadsBefore);
+        Torch.setThreads(threadsBefore);
     }
 
     private static void assertClose(double expected, double actual, String what) {
