@@ -58,8 +58,16 @@ public final class TrainStepBench {
 
     private TrainStepBench() {}
 
-    /** hidden 512, intermediate 1376, 6 layers, 8 heads (4 kv), vocab 4096: about 21.6M parameters. */
+    /**
+     * hidden 512, intermediate 1376, 6 layers, 8 heads (4 kv), vocab 4096: about 21.6M parameters; with
+     * {@code JTUNE_BENCH_SHAPE=wide} (inherited by the child JVMs) TinyLlama-1.1B's layer width (hidden 2048,
+     * intermediate 5632, 32/4 heads) over 4 layers, about 197M parameters, where frozen weights dominate memory.
+     */
     static LlamaConfig config() {
+        if ("wide".equals(System.getenv("JTUNE_BENCH_SHAPE"))) {
+            return new LlamaConfig("llama", 4096, 2048, 5632, 4, 32, 4, 64, 2048, 1e-5, 10000.0,
+                    new RopeScaling.None(), false, Dtype.FP32, 1, List.of(2), 0, 0);
+        }
         return new LlamaConfig("llama", 4096, 512, 1376, 6, 8, 4, 64, 2048, 1e-5, 10000.0, new RopeScaling.None(),
                 false, Dtype.FP32, 1, List.of(2), 0, 0);
     }
@@ -83,8 +91,10 @@ public final class TrainStepBench {
             Files.writeString(configJson, JSON.writeValueAsString(config().toJson()));
             Torch.engine(); // loads libtorch
             int threads = Torch.threads();
-            System.out.printf(Locale.ROOT, "model: %,d parameters (hidden 512, intermediate 1376, 6 layers, 8/4 heads, "
-                    + "vocab 4096), fp32; LoRA r=16 alpha=32 dropout 0 on q,k,v,o,gate,up,down; batch %d x %d; "
+            LlamaConfig c = config();
+            System.out.printf(Locale.ROOT, "model: %,d parameters (hidden " + c.hiddenSize() + ", intermediate "
+                    + c.intermediateSize() + ", " + c.numHiddenLayers() + " layers, " + c.numAttentionHeads() + "/"
+                    + c.numKeyValueHeads() + " heads, vocab 4096), fp32; LoRA r=16 alpha=32 dropout 0 on q,k,v,o,gate,up,down; batch %d x %d; "
                     + "AdamW lr 1e-4, max_grad_norm 1.0; libtorch intra-op threads %d; %d warm-up + %d timed steps; "
                     + "graph executor optimize %s%n", config().parameterCount(), BATCH, SEQ, threads, warmup, steps,
                     optimize ? "on" : "off (as Trainer)");

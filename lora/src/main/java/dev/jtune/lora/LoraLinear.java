@@ -115,6 +115,11 @@ public final class LoraLinear implements Linear {
     }
 
     /** The frozen base projection. */
+    @Override
+    public void prepareBackward() {
+        base.prepareBackward();
+    }
+
     public Linear base() {
         return base;
     }

@@ -101,9 +101,14 @@ public final class Nf4 {
      * A factory for {@link dev.jtune.model.llama.LlamaModel#load} that quantizes the linears whose names
      * {@code quantize} accepts to NF4 (blocksize 64, double quantization) and keeps the others dense. The dense
      * weight of a quantized layer is closed once quantized; the {@link Nf4Linear} dequantizes to the dtype the
-     * weight arrived in.
+     * weight arrived in, into the {@link Nf4Linear.SharedBuffers} of the model this factory builds (one factory a model).
      */
     public static LinearFactory linearFactory(Predicate<String> quantize) {
+        return linearFactory(quantize, new Nf4Linear.SharedBuffers());
+    }
+
+    /** As {@link #linearFactory(Predicate)}; {@code shared} null dequantizes into a weight per call (tests compare). */
+    static LinearFactory linearFactory(Predicate<String> quantize, Nf4Linear.SharedBuffers shared) {
         return (name, weight) -> {
             if (!quantize.test(name)) {
                 return new DenseLinear(weight);
@@ -117,7 +122,7 @@ public final class Nf4 {
                 }
                 q = Nf4Quantizer.quantize(floats(weight, dtype), weight.getShape().getShape(), dtype);
             }
-            return new Nf4Linear(q, parent);
+            return new Nf4Linear(q, parent, shared, name);
         };
     }
 

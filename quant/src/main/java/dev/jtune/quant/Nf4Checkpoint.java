@@ -139,6 +139,7 @@ public final class Nf4Checkpoint implements WeightSource, AutoCloseable {
      * closed and the stored tensor used all the same.
      */
     public LinearFactory linearFactory() {
+        Nf4Linear.SharedBuffers shared = new Nf4Linear.SharedBuffers();
         return new LinearFactory() {
             @Override
             public Linear create(String name, NDArray weight) {
@@ -148,23 +149,23 @@ public final class Nf4Checkpoint implements WeightSource, AutoCloseable {
                 NDManager parent = weight.getManager();
                 long[] shape = weight.getShape().getShape();
                 weight.close();
-                return stored(name, shape[0], shape[1], parent);
+                return stored(name, shape[0], shape[1], parent, shared);
             }
 
             @Override
             public Linear createStored(String name, long out, long in, NDManager manager) {
-                return quantized.contains(name) ? stored(name, out, in, manager) : null;
+                return quantized.contains(name) ? stored(name, out, in, manager, shared) : null;
             }
         };
     }
 
-    private Linear stored(String name, long out, long in, NDManager manager) {
+    private Linear stored(String name, long out, long in, NDManager manager, Nf4Linear.SharedBuffers shared) {
         Nf4Tensor t = nf4(name);
         if (!Arrays.equals(t.shape(), new long[] {out, in})) {
             throw new ConfigException(describe() + ": " + name + ".weight is stored as NF4 of shape "
                     + Arrays.toString(t.shape()) + ", config.json implies " + Arrays.toString(new long[] {out, in}));
         }
-        return new Nf4Linear(t, manager);
+        return new Nf4Linear(t, manager, shared, name);
     }
 
     private static String module(String tensorName) {

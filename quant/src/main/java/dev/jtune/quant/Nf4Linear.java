@@ -17,6 +17,13 @@ import java.util.List;
  * 64 weights, one fp32 nested scale per 16384 weights, the offset and the two small maps. {@link #forward}
  * dequantizes to the stored dtype in libtorch, casts to the input's dtype and multiplies; the weight never
  * requires a gradient, the input does get one.
+ *
+ * <p>Memory in training: autograd keeps, for the input's gradient, the weight the product used. With
+ * {@link SharedBuffers} (what {@link Nf4#linearFactory} gives every model) that weight is a buffer the same
+ * projection of every decoder layer shares, so a forward pass with autograd holds one layer's dense weights, not the
+ * model's; before a layer's backward, {@link #prepareBackward} writes this layer's weight there again (bitsandbytes'
+ * {@code MatMul4Bit} dequantizes again in its backward too). Without shared buffers each call dequantizes into a
+ * weight of its own.
  */
 public final class Nf4Linear implements Linear {
     /** The native tensors of one NF4 weight. */
@@ -29,6 +36,44 @@ public final class Nf4Linear implements Linear {
 
     private final NDManager manager;
     private final Weights weights;
+    private final SharedBuffers.Slot shared; // null: a dequantized weight per call
+
+    /**
+     * The dequantization buffers of one model: one per projection role (the module name without its layer index,
+     * e.g. {@code model.layers.*.self_attn.q_proj}), allocated at the first forward in the input's dtype and kept
+     * with the model's memory. Not for concurrent use (one model, one thread of forward and backward).
+     */
+    public static final class SharedBuffers {
+        private final java.util.Map<String, Slot> byRole = new java.util.HashMap<>();
+
+        /** The slot of module {@code name}'s role. */
+        Slot slot(String name) {
+            return byRole.computeIfAbsent(name.replaceAll("\\.layers\\.\\d+\\.", ".layers.*."), k -> new Slot());
+        }
+
+        /** One role's buffer, the writer alias onto it, and which projection's weight it holds now. */
+        static final class Slot {
+            private NDArray buffer;
+            private NDArray writer;
+            private Nf4Linear holder;
+
+            /** The buffer for a product with {@code x}, (re)allocated in {@code home} when missing or unfit. */
+            private void fit(NDArray x, long[] shape, NDManager home) {
+                Nf4Kernels k = Nf4Kernels.get();
+                if (buffer != null && k.sameDtype(buffer, x) && java.util.Arrays.equals(buffer.getShape().getShape(), shape)) {
+                    return;
+                }
+                if (buffer != null) {
+                    buffer.close();
+                    writer.close();
+                }
+                buffer = k.buffer(x, shape);
+                buffer.attach(home);
+                writer = k.writer(buffer);
+                holder = null;
+            }
+        }
+    }
 
     /**
      * Copies {@code q} (2-d, [out, in]) into native memory under a sub-manager of {@code parent}.
@@ -36,6 +81,20 @@ public final class Nf4Linear implements Linear {
      * @throws IllegalArgumentException if {@code q} is not 2-d
      */
     public Nf4Linear(Nf4Tensor q, NDManager parent) {
+        this(q, parent, null);
+    }
+
+    /**
+     * As {@link #Nf4Linear(Nf4Tensor, NDManager)}, dequantizing into {@code shared}'s buffer for this module's role.
+     *
+     * @param name the module name, e.g. {@code model.layers.3.mlp.down_proj}
+     */
+    public Nf4Linear(Nf4Tensor q, NDManager parent, SharedBuffers shared, String name) {
+        this(q, parent, shared == null ? null : shared.slot(name));
+    }
+
+    private Nf4Linear(Nf4Tensor q, NDManager parent, SharedBuffers.Slot shared) {
+        this.shared = shared;
         long[] shape = q.shape();
         if (shape.length != 2) {
             throw new IllegalArgumentException("an NF4 linear weight must be 2-d, got shape "
@@ -66,7 +125,21 @@ public final class Nf4Linear implements Linear {
 
     @Override
     public NDArray forward(NDArray x) {
-        return Nf4Kernels.get().linear(x, weights);
+        if (shared == null) {
+            return Nf4Kernels.get().linear(x, weights);
+        }
+        shared.fit(x, weights.shape(), manager.getParentManager());
+        shared.holder = this;
+        return Nf4Kernels.get().linearShared(x, shared.buffer, shared.writer, weights);
+    }
+
+    /** Writes this layer's weight into the shared buffer again if another layer's is there now. */
+    @Override
+    public void prepareBackward() {
+        if (shared != null && shared.holder != this && shared.buffer != null) {
+            Nf4Kernels.get().dequantizeInto(shared.writer, weights);
+            shared.holder = this;
+        }
     }
 
     /** The dequantized weight [out, in] in the stored dtype, in this layer's manager; the caller closes it. */

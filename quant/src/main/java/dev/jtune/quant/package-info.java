@@ -10,7 +10,9 @@
  *       nested scales, offset, the NF4 table and the 8-bit dynamic map;
  *   <li>{@link dev.jtune.quant.Nf4Linear}: a {@code Linear} holding only the quantized form in native memory
  *       (≈0.516 byte a weight plus 1.1 KB a layer), dequantizing in libtorch ({@code nf4.torchscript.py}) on each
- *       forward; the input gets a gradient, the weight none;
+ *       forward; the input gets a gradient, the weight none. The models {@code Nf4.linearFactory()} builds
+ *       dequantize into {@link dev.jtune.quant.Nf4Linear.SharedBuffers}, one buffer per projection role for all
+ *       layers, refilled by {@code prepareBackward} before a layer's backward: a step holds one layer's dense weights;
  *   <li>{@link dev.jtune.quant.Nf4Dequantizer}: one weight's small statistics in native memory, dequantizing
  *       (or multiplying by) packed and absmax codes given per call, e.g. all-gathered from FSDP shards; same kernel
  *       and bits as {@code Nf4Linear};

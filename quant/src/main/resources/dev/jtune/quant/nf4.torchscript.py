@@ -48,3 +48,35 @@ class Nf4Ops(Module):
     w = self.weight(packed, codes, nested_absmax, quant_map, nested_map, offset, blocksize, nested_blocksize,
                     shape, dtype)
     return torch.linear(x, torch.to(w, x.dtype), None)
+
+  def writer(self: __torch__.Nf4Ops, buffer: Tensor) -> Tensor:
+    # The same memory as `buffer` under a version counter of its own (Tensor.data): writes through it leave
+    # `buffer`'s version unchanged, so autograd, which saved `buffer` for a backward, accepts a refill of it.
+    return buffer.data
+
+  def dequantize_into(self: __torch__.Nf4Ops, writer: Tensor, packed: Tensor, codes: Tensor, nested_absmax: Tensor,
+                      quant_map: Tensor, nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int,
+                      shape: List[int], dtype: int) -> int:
+    w = self.weight(packed, codes, nested_absmax, quant_map, nested_map, offset, blocksize, nested_blocksize,
+                    shape, dtype)
+    writer.copy_(w)
+    return 0
+
+  def linear_shared(self: __torch__.Nf4Ops, x: Tensor, buffer: Tensor, writer: Tensor, packed: Tensor, codes: Tensor,
+                    nested_absmax: Tensor, quant_map: Tensor, nested_map: Tensor, offset: Tensor, blocksize: int,
+                    nested_blocksize: int, shape: List[int], dtype: int) -> Tensor:
+    # linear() with the dequantized weight written into a buffer the same projection of every layer shares (in x's
+    # dtype): autograd keeps a reference to the buffer, not a dense weight per layer; the layer's backward finds its
+    # own weight there again after dequantize_into (bitsandbytes' MatMul4Bit dequantizes again in backward too).
+    self.dequantize_into(writer, packed, codes, nested_absmax, quant_map, nested_map, offset, blocksize,
+                         nested_blocksize, shape, dtype)
+    return torch.linear(x, buffer, None)
+
+  def buffer(self: __torch__.Nf4Ops, x: Tensor, shape: List[int]) -> Tensor:
+    # An uninitialised [out, in] buffer in x's dtype (bf16 cannot be made from DJL) on x's device.
+    return torch.empty(shape, dtype=x.dtype, device=x.device)
+
+  def same_dtype(self: __torch__.Nf4Ops, a: Tensor, b: Tensor) -> int:
+    if a.dtype == b.dtype:
+      return 1
+    return 0

@@ -26,6 +26,14 @@ public final class DecoderLayer implements AutoCloseable {
         return h.add(mlp.forward(k.rmsNorm(h, postAttentionNorm, eps)));
     }
 
+    /** {@link Linear#prepareBackward} for each of the layer's projections: call before the layer's backward. */
+    public void prepareBackward() {
+        for (Linear l : new Linear[] {attention.q(), attention.k(), attention.v(), attention.o(), mlp.gate(), mlp.up(),
+                mlp.down()}) {
+            l.prepareBackward();
+        }
+    }
+
     public Attention attention() {
         return attention;
     }

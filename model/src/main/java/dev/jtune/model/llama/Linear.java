@@ -10,6 +10,14 @@ public interface Linear extends AutoCloseable {
     /** Projects the last dimension of {@code x} [..., in] to [..., out]; results join x's manager. */
     NDArray forward(NDArray x);
 
+    /**
+     * Restores what this projection's backward reads, if it gave it up after its forward. Called for a decoder
+     * layer's projections just before that layer's backward runs: a frozen NF4 projection dequantizes into one
+     * buffer that the same projection of every layer shares (so no layer's dense weight outlives its use), and
+     * refills it here with its own weight. Nothing to do for the others (the default).
+     */
+    default void prepareBackward() {}
+
     /** Input features. */
     long inFeatures();
 

@@ -21,10 +21,14 @@ import java.util.List;
  * forward is only the loss, backward and a {@link LayerPolicy} around each layer call: a per-layer dropout seed,
  * the FSDP hooks, and the memory policy.
  *
- * <p>With gradient checkpointing the decoder layers run without autograd, keeping only each layer's input;
- * backward then walks the layers from last to first, recomputing one layer with autograd from its detached
- * input ({@link LlamaModel#layer}) and backpropagating the upstream gradient through it, so at most one layer's
- * activations are alive. Every intermediate lives in a per-layer sub-manager closed right after.
+ * <p>Backward always walks the layers from last to first, each from a leaf copy of its input, so that a layer's
+ * frozen projections can restore what their backward reads just before it runs
+ * ({@link dev.jtune.model.llama.DecoderLayer#prepareBackward}: NF4 weights share one dequantization buffer per
+ * projection across layers). Without checkpointing every layer's activations are kept from the forward. With
+ * gradient checkpointing the decoder layers run without autograd, keeping only each layer's input; backward then
+ * recomputes one layer with autograd from its detached input ({@link LlamaModel#layer}) and backpropagates the
+ * upstream gradient through it, so at most one layer's activations are alive. Every intermediate lives in a
+ * per-layer sub-manager closed right after.
  */
 final class ForwardBackward {
     private final LlamaModel model;
@@ -186,14 +190,50 @@ final class ForwardBackward {
         return lossScale == 1.0 ? loss : loss.mul((float) lossScale);
     }
 
+    /**
+     * Autograd through every layer, keeping each layer's activations, then backward layer by layer from the last:
+     * each layer runs from a leaf copy of its input, so its backward can be preceded by
+     * {@link dev.jtune.model.llama.DecoderLayer#prepareBackward} (a frozen NF4 projection refills the dequantization
+     * buffer it shares with the other layers) and followed by the FSDP hook.
+     */
     private Result plain(Inputs in, long denominator, double lossScale, long step, int micro) {
-        NDArray sum = nllSum(model.decode(in.ids(), in.context(), direct(step, micro)), in);
+        List<NDArray> starts = new ArrayList<>();
+        List<NDArray> ends = new ArrayList<>();
+        NDArray[] embedded = new NDArray[1];
+        LayerPolicy segmented = (i, x, layer) -> {
+            if (i == 0) {
+                embedded[0] = x;
+            }
+            NDArray xi = leaf(x);
+            starts.add(xi);
+            enter(i, step, micro);
+            NDArray out = layer.apply(xi);
+            ends.add(out);
+            return out;
+        };
+        NDArray last = leaf(model.decode(in.ids(), in.context(), segmented));
+        NDArray sum = nllSum(last, in);
         double value = sum.getFloat();
         Autograd.backward(scaledLoss(sum, denominator, lossScale));
-        for (int i = 0; i < model.layers().size(); i++) {
+        NDArray upstream = Autograd.gradient(last);
+        for (int i = ends.size() - 1; i >= 0; i--) {
+            model.layers().get(i).prepareBackward();
+            Autograd.backward(ends.get(i), upstream);
+            NDArray next = Autograd.gradient(starts.get(i));
+            upstream.close();
+            upstream = next;
             hooks.after(i);
         }
+        backwardIntoEmbedding(embedded[0], upstream);
         return new Result(value, in.trained());
+    }
+
+    /** The rest of backward, from layer 0's input into the embedding, when it trains; frees the gradient. */
+    private void backwardIntoEmbedding(NDArray embedded, NDArray upstream) {
+        if (Autograd.requiresGrad(model.embedTokens())) {
+            Autograd.backward(embedded, upstream);
+        }
+        upstream.close();
     }
 
     private Result checkpointed(Inputs in, long denominator, double lossScale, long step, int micro, NDManager m) {
@@ -228,11 +268,8 @@ final class ForwardBackward {
             }
             hooks.after(i);
         }
-        // Layer 0's input is the embedding's output, still in the graph: the rest of backward, when it trains.
-        if (Autograd.requiresGrad(model.embedTokens())) {
-            Autograd.backward(layerInputs.get(0), upstream);
-        }
-        upstream.close();
+        // Layer 0's input is the embedding's output, still in the graph.
+        backwardIntoEmbedding(layerInputs.get(0), upstream);
         return new Result(value, in.trained());
     }
 

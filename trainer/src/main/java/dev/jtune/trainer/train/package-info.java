@@ -9,6 +9,13 @@
  * weight export; {@link dev.jtune.trainer.train.FullFineTuning} is the full fine-tuning one) and
  * {@link dev.jtune.trainer.train.BatchPlan} (deterministic random-access micro-batches).
  *
+ * <p>Inside: {@link dev.jtune.trainer.train.ForwardBackward} runs one micro-batch through the model's one decoder
+ * stack ({@code LlamaModel.decode}) with a per-layer policy (dropout seed, no-grad and scoped memory, recompute for
+ * gradient checkpointing, {@link dev.jtune.trainer.train.FsdpLayers} gather/free) and walks backward layer by
+ * layer; the step talks to one {@code Optimizer} (AdamW or its sharded form); {@link dev.jtune.trainer.train.Metrics}
+ * and {@link dev.jtune.trainer.train.StepLog} write what is logged; a checkpoint's non-tensor state is a
+ * {@link dev.jtune.trainer.train.TrainingState}.
+ *
  * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation) and
  * {@code output_dir/checkpoint-N/} ({@link dev.jtune.trainer.train.Checkpoints}: weights, optimizer.safetensors,
  * scheduler.json, rng_state.json, data_state.json, [scaler.json], trainer_state.json), written atomically;
