@@ -66,16 +66,16 @@ class LoraLinearTest {
         int n = 5, in = 12, out = 7, r = 3;
         double s = 16.0 / 3;
         Random rnd = new Random(1);
-        float[] w = Tiny.gaussian(rnd, out * in, 0.3);
-        float[] a = Tiny.gaussian(rnd, r * in, 0.3);
-        float[] b = Tiny.gaussian(rnd, out * r, 0.3);
-        float[] x = Tiny.gaussian(rnd, n * in, 1);
+        float[] w = DoubleMath.gaussian(rnd, out * in, 0.3);
+        float[] a = DoubleMath.gaussian(rnd, r * in, 0.3);
+        float[] b = DoubleMath.gaussian(rnd, out * r, 0.3);
+        float[] x = DoubleMath.gaussian(rnd, n * in, 1);
         try (NDManager m = Torch.newManager()) {
             LoraLinear l = new LoraLinear(new DenseLinear(m.create(w, new Shape(out, in))),
                     m.create(a, new Shape(r, in)), m.create(b, new Shape(out, r)), s, 0.0);
             float[] y = l.forward(m.create(x, new Shape(n, in))).toFloatArray();
-            double[] expected = reference(Tiny.toDouble(x), w, a, b, s, n, in, out, r);
-            assertTrue(Tiny.maxAbsDiff(expected, y) < 1e-5, "max diff " + Tiny.maxAbsDiff(expected, y));
+            double[] expected = reference(DoubleMath.toDouble(x), w, a, b, s, n, in, out, r);
+            assertTrue(DoubleMath.maxAbsDiff(expected, y) < 1e-5, "max diff " + DoubleMath.maxAbsDiff(expected, y));
         }
     }
 
@@ -84,10 +84,10 @@ class LoraLinearTest {
     void bf16BaseKeepsTheAdapterInFp32() {
         int n = 4, in = 16, out = 8, r = 2;
         Random rnd = new Random(2);
-        float[] w = Tiny.gaussian(rnd, out * in, 0.3);
-        float[] a = Tiny.gaussian(rnd, r * in, 0.3);
-        float[] b = Tiny.gaussian(rnd, out * r, 0.3);
-        float[] x = Tiny.gaussian(rnd, n * in, 1);
+        float[] w = DoubleMath.gaussian(rnd, out * in, 0.3);
+        float[] a = DoubleMath.gaussian(rnd, r * in, 0.3);
+        float[] b = DoubleMath.gaussian(rnd, out * r, 0.3);
+        float[] x = DoubleMath.gaussian(rnd, n * in, 1);
         Kernels k = Kernels.get();
         try (NDManager m = Torch.newManager()) {
             NDArray wb = k.cast(m.create(w, new Shape(out, in)), Dtype.BF16);
@@ -107,7 +107,7 @@ class LoraLinearTest {
             for (int i = 0; i < w.length; i++) {
                 wr[i] = HalfFloats.bfloat16ToFloat(HalfFloats.floatToBFloat16(w[i]));
             }
-            double[] baseOut = Tiny.linear(xr, wr, n, in, out);
+            double[] baseOut = DoubleMath.linear(xr, wr, n, in, out);
             double[] delta = reference(xr, new float[out * in], a, b, 2.0, n, in, out, r);
             for (int i = 0; i < got.length; i++) {
                 double baseB = HalfFloats.bfloat16ToFloat(HalfFloats.floatToBFloat16((float) baseOut[i]));
@@ -124,11 +124,11 @@ class LoraLinearTest {
         int n = 3, in = 5, out = 4, r = 2;
         double s = 1.5;
         Random rnd = new Random(3);
-        float[] w = Tiny.gaussian(rnd, out * in, 0.5);
-        float[] a = Tiny.gaussian(rnd, r * in, 0.5);
-        float[] b = Tiny.gaussian(rnd, out * r, 0.5);
-        float[] x = Tiny.gaussian(rnd, n * in, 1);
-        float[] g = Tiny.gaussian(rnd, n * out, 1);
+        float[] w = DoubleMath.gaussian(rnd, out * in, 0.5);
+        float[] a = DoubleMath.gaussian(rnd, r * in, 0.5);
+        float[] b = DoubleMath.gaussian(rnd, out * r, 0.5);
+        float[] x = DoubleMath.gaussian(rnd, n * in, 1);
+        float[] g = DoubleMath.gaussian(rnd, n * out, 1);
         try (NDManager m = Torch.newManager()) {
             LoraLinear l = new LoraLinear(new DenseLinear(m.create(w, new Shape(out, in))),
                     m.create(a, new Shape(r, in)), m.create(b, new Shape(out, r)), s, 0.0);
@@ -204,9 +204,9 @@ class LoraLinearTest {
     }
 
     static double[] reference(double[] x, float[] w, float[] a, float[] b, double s, int n, int in, int out, int r) {
-        double[] base = Tiny.linear(x, w, n, in, out);
-        double[] h = Tiny.linear(x, a, n, in, r);
-        double[] d = Tiny.linear(h, b, n, r, out);
+        double[] base = DoubleMath.linear(x, w, n, in, out);
+        double[] h = DoubleMath.linear(x, a, n, in, r);
+        double[] d = DoubleMath.linear(h, b, n, r, out);
         for (int i = 0; i < base.length; i++) {
             base[i] += s * d[i];
         }
@@ -215,7 +215,7 @@ class LoraLinearTest {
 
     private static double loss(float[] w, float[] a, float[] b, float[] x, float[] g, double s, int n, int in,
             int out, int r) {
-        double[] y = reference(Tiny.toDouble(x), w, a, b, s, n, in, out, r);
+        double[] y = reference(DoubleMath.toDouble(x), w, a, b, s, n, in, out, r);
         double sum = 0;
         for (int i = 0; i < y.length; i++) {
             sum += y[i] * g[i];

@@ -15,6 +15,7 @@ import dev.jtune.model.safetensors.HalfFloats;
 import dev.jtune.model.safetensors.SafetensorsCheckpoint;
 import dev.jtune.model.safetensors.SafetensorsDtype;
 import dev.jtune.model.safetensors.SafetensorsWriter;
+import dev.jtune.testkit.TinyLlama;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,9 +36,9 @@ class LoraMergeTest {
     private record Base(Path dir, Map<String, float[]> w, Map<String, long[]> shapes) {}
 
     private Base writeBase(SafetensorsDtype dtype) throws IOException {
-        LlamaConfig c = Tiny.config(false);
-        Map<String, long[]> shapes = new HashMap<>();
-        Map<String, float[]> w = Tiny.weights(c, 6, shapes);
+        LlamaConfig c = TinyLlama.micro(false);
+        Map<String, float[]> w = TinyLlama.values(c, 6);
+        Map<String, long[]> shapes = TinyLlama.shapes(c);
         Path dir = tmp.resolve("base-" + dtype);
         Files.createDirectories(dir);
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();

@@ -17,8 +17,8 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.WeightSource;
+import dev.jtune.testkit.TinyLlama;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,8 +36,8 @@ class LoraModelTest {
 
     @Test
     void freshAdapterStartsAtTheBaseModelAndNamesParametersAsPeft() {
-        LlamaConfig c = Tiny.config(false);
-        WeightSource src = Tiny.randomSource(c, 3);
+        LlamaConfig c = TinyLlama.micro(false);
+        WeightSource src = TinyLlama.weights(c, 3);
         try (NDManager m = Torch.newManager();
                 LlamaModel base = LlamaModel.load(c, src, Dtype.FP32, m)) {
             LoraModel lora = LoraModel.fresh(ALL_LINEAR, 42, LoraModel.dense());
@@ -75,9 +75,9 @@ class LoraModelTest {
     /** The adapted model with random A, B and saved modules equals the base model with merged weights. */
     @Test
     void loadedAdapterEqualsTheModelWithMergedWeights() {
-        LlamaConfig c = Tiny.config(false);
-        Map<String, long[]> shapes = new HashMap<>();
-        Map<String, float[]> w = Tiny.weights(c, 4, shapes);
+        LlamaConfig c = TinyLlama.micro(false);
+        Map<String, float[]> w = TinyLlama.values(c, 4);
+        Map<String, long[]> shapes = TinyLlama.shapes(c);
         var s = new LoraSettings(LoraSettings.Adapter.LORA, 3, 7, 0.1, List.of("q_proj", "v_proj", "down_proj"), true,
                 List.of("embed_tokens", "lm_head"));
         PeftAdapter adapter = randomAdapter(s, w, shapes, 9);
@@ -88,9 +88,9 @@ class LoraModelTest {
         merged.put("lm_head.weight", adapter.tensors().get("base_model.model.lm_head.weight").values());
         merged.put("model.embed_tokens.weight", adapter.tensors().get("base_model.model.model.embed_tokens.weight").values());
         try (NDManager m = Torch.newManager();
-                LlamaModel reference = LlamaModel.load(c, Tiny.source(merged, shapes), Dtype.FP32, m)) {
+                LlamaModel reference = LlamaModel.load(c, TinyLlama.source(c, merged), Dtype.FP32, m)) {
             LoraModel lora = LoraModel.fromAdapter(adapter, LoraModel.dense());
-            try (LlamaModel model = LlamaModel.load(c, Tiny.source(w, shapes), Dtype.FP32, m, lora)) {
+            try (LlamaModel model = LlamaModel.load(c, TinyLlama.source(c, w), Dtype.FP32, m, lora)) {
                 lora.attach(model);
                 assertEquals(2 * 3 * 2 + 2, lora.trainableParameters().size());
                 assertEquals("base_model.model.model.embed_tokens.weight",
@@ -98,12 +98,12 @@ class LoraModelTest {
                 float[] expected = logits(reference, m).toFloatArray();
                 float[] got = logits(model, m).toFloatArray(); // evaluation mode: no dropout
                 assertTrue(maxAbsDiff(expected, got) < 2e-5, "max diff " + maxAbsDiff(expected, got));
-                assertTrue(maxAbsDiff(expected, logits(LlamaModel.load(c, Tiny.source(w, shapes), Dtype.FP32, m), m)
+                assertTrue(maxAbsDiff(expected, logits(LlamaModel.load(c, TinyLlama.source(c, w), Dtype.FP32, m), m)
                         .toFloatArray()) > 1e-3, "the adapter changes the logits");
 
                 // The same adapter in a bf16 model: close to the fp32 result.
                 LoraModel lora16 = LoraModel.fromAdapter(adapter, LoraModel.dense());
-                try (LlamaModel bf16 = LlamaModel.load(c, Tiny.source(w, shapes), Dtype.BF16, m, lora16)) {
+                try (LlamaModel bf16 = LlamaModel.load(c, TinyLlama.source(c, w), Dtype.BF16, m, lora16)) {
                     lora16.attach(bf16);
                     NDArray out = logits(bf16, m);
                     assertEquals(Dtype.BF16, Kernels.get().dtypeOf(out));
@@ -121,31 +121,31 @@ class LoraModelTest {
 
     @Test
     void errorsNameWhatDoesNotFit() {
-        LlamaConfig tied = Tiny.config(true);
+        LlamaConfig tied = TinyLlama.micro(true);
         try (NDManager m = Torch.newManager()) {
             var head = new LoraSettings(LoraSettings.Adapter.LORA, 2, 2, 0, List.of("lm_head"), false, List.of());
             LoraModel lora = LoraModel.fresh(head, 1, LoraModel.dense());
-            try (LlamaModel model = LlamaModel.load(tied, Tiny.randomSource(tied, 1), Dtype.FP32, m, lora)) {
+            try (LlamaModel model = LlamaModel.load(tied, TinyLlama.weights(tied, 1), Dtype.FP32, m, lora)) {
                 var e = assertThrows(AdapterException.class, () -> lora.attach(model));
                 assertTrue(e.getMessage().contains("target module lm_head matches no linear layer"), e.getMessage());
             }
-            LlamaConfig c = Tiny.config(false);
-            Map<String, long[]> shapes = new HashMap<>();
-            Map<String, float[]> w = Tiny.weights(c, 4, shapes);
+            LlamaConfig c = TinyLlama.micro(false);
+            Map<String, float[]> w = TinyLlama.values(c, 4);
+            Map<String, long[]> shapes = TinyLlama.shapes(c);
             var s = new LoraSettings(LoraSettings.Adapter.LORA, 2, 2, 0, List.of("q_proj"), false, List.of());
             PeftAdapter good = randomAdapter(s, w, shapes, 1);
             Map<String, PeftAdapter.Tensor> extra = new LinkedHashMap<>(good.tensors());
             extra.put(PeftAdapter.loraAKey("model.layers.5.self_attn.q_proj"), new PeftAdapter.Tensor(new long[] {2, 16},
                     new float[32]));
             LoraModel lora2 = LoraModel.fromAdapter(new PeftAdapter(s, null, extra), LoraModel.dense());
-            try (LlamaModel model = LlamaModel.load(c, Tiny.source(w, shapes), Dtype.FP32, m, lora2)) {
+            try (LlamaModel model = LlamaModel.load(c, TinyLlama.source(c, w), Dtype.FP32, m, lora2)) {
                 var e = assertThrows(AdapterException.class, () -> lora2.attach(model));
                 assertTrue(e.getMessage().contains("model.layers.5.self_attn.q_proj.lora_A.weight"), e.getMessage());
             }
             var r8 = new LoraSettings(LoraSettings.Adapter.LORA, 8, 2, 0, List.of("q_proj"), false, List.of());
             LoraModel wrongRank = LoraModel.fromAdapter(new PeftAdapter(r8, null, good.tensors()), LoraModel.dense());
             var e = assertThrows(AdapterException.class,
-                    () -> LlamaModel.load(c, Tiny.source(w, shapes), Dtype.FP32, m, wrongRank));
+                    () -> LlamaModel.load(c, TinyLlama.source(c, w), Dtype.FP32, m, wrongRank));
             assertTrue(e.getMessage().contains("has shape [2, 16], the model needs [8, 16]"), e.getMessage());
         }
     }
@@ -164,9 +164,9 @@ class LoraModelTest {
                 int out = (int) shape[0];
                 int in = (int) shape[1];
                 t.put(PeftAdapter.loraAKey(module), new PeftAdapter.Tensor(new long[] {s.r(), in},
-                        Tiny.gaussian(r, s.r() * in, 0.2)));
+                        DoubleMath.gaussian(r, s.r() * in, 0.2)));
                 t.put(PeftAdapter.loraBKey(module), new PeftAdapter.Tensor(new long[] {out, s.r()},
-                        Tiny.gaussian(r, out * s.r(), 0.2)));
+                        DoubleMath.gaussian(r, out * s.r(), 0.2)));
             } else if (s.saves(module)) {
                 float[] v = w.get(name).clone();
                 for (int i = 0; i < v.length; i++) {

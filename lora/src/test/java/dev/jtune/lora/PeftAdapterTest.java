@@ -83,10 +83,11 @@ class PeftAdapterTest {
         Random r = new Random(5);
         Map<String, PeftAdapter.Tensor> t = new LinkedHashMap<>();
         t.put(PeftAdapter.loraAKey("model.layers.0.self_attn.q_proj"), new PeftAdapter.Tensor(new long[] {2, 3},
-                Tiny.gaussian(r, 6, 1)));
+                DoubleMath.gaussian(r, 6, 1)));
         t.put(PeftAdapter.loraBKey("model.layers.0.self_attn.q_proj"), new PeftAdapter.Tensor(new long[] {5, 2},
-                Tiny.gaussian(r, 10, 1)));
-        t.put(PeftAdapter.savedKey("lm_head"), new PeftAdapter.Tensor(new long[] {7, 3}, Tiny.gaussian(r, 21, 1)));
+                DoubleMath.gaussian(r, 10, 1)));
+        t.put(PeftAdapter.savedKey("lm_head"),
+                new PeftAdapter.Tensor(new long[] {7, 3}, DoubleMath.gaussian(r, 21, 1)));
         new PeftAdapter(s, "/models/base", t).save(tmp);
         try (var f = SafetensorsFile.open(tmp.resolve(PeftAdapter.WEIGHTS_FILE))) {
             assertEquals(Map.of("format", "pt"), f.metadata());

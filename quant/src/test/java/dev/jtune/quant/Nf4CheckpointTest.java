@@ -17,16 +17,13 @@ import dev.jtune.model.llama.ConfigException;
 import dev.jtune.model.llama.DenseLinear;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.model.llama.LlamaPresets;
-import dev.jtune.model.llama.RandomInit;
-import dev.jtune.model.llama.WeightSource;
 import dev.jtune.model.safetensors.SafetensorsDtype;
 import dev.jtune.model.safetensors.SafetensorsWriter;
+import dev.jtune.testkit.TinyLlama;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -40,31 +37,10 @@ class Nf4CheckpointTest {
     @TempDir
     Path dir;
 
-    /** The tiny model's weights by name, in memory. */
-    private static Map<String, float[]> weights(LlamaConfig config) {
-        RandomInit init = new RandomInit(config, 7);
-        Map<String, float[]> out = new LinkedHashMap<>();
-        for (RandomInit.Spec s : init.specs()) {
-            out.put(s.name(), init.values(s));
-        }
-        return out;
-    }
-
-    private static WeightSource source(LlamaConfig config, Map<String, float[]> w) {
-        Map<String, long[]> shapes = new LinkedHashMap<>();
-        for (RandomInit.Spec s : new RandomInit(config, 7).specs()) {
-            shapes.put(s.name(), s.shape());
-        }
-        return WeightSource.of(w, shapes, "memory");
-    }
-
     /** Saves as transformers does after from_pretrained(load_in_4bit=True, nf4, double quant): lm_head dense. */
     private static void save(Path dir, LlamaConfig config, Map<String, float[]> w, ObjectNode quantization)
             throws IOException {
-        Map<String, long[]> shapes = new LinkedHashMap<>();
-        for (RandomInit.Spec s : new RandomInit(config, 7).specs()) {
-            shapes.put(s.name(), s.shape());
-        }
+        Map<String, long[]> shapes = TinyLlama.shapes(config);
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         for (var e : w.entrySet()) {
             String name = e.getKey();
@@ -112,12 +88,13 @@ class Nf4CheckpointTest {
 
     @Test
     void storedNf4EqualsQuantizingTheDenseModel() throws IOException {
-        LlamaConfig config = LlamaPresets.tiny(64);
-        Map<String, float[]> w = weights(config);
+        LlamaConfig config = TinyLlama.preset();
+        Map<String, float[]> w = TinyLlama.values(config, 7);
         save(dir, config, w, bnbConfig());
         float[] expected;
         try (NDManager m = Torch.newManager();
-                LlamaModel dense = LlamaModel.load(config, source(config, w), Dtype.FP32, m, Nf4.linearFactory())) {
+                LlamaModel dense = LlamaModel.load(config, TinyLlama.source(config, w), Dtype.FP32, m,
+                        Nf4.linearFactory())) {
             expected = logits(dense);
         }
         try (Nf4Checkpoint ckpt = Nf4Checkpoint.open(dir); NDManager m = Torch.newManager()) {
@@ -144,12 +121,13 @@ class Nf4CheckpointTest {
 
     @Test
     void wrappingFactoryGetsTheStoredTensorToo() throws IOException {
-        LlamaConfig config = LlamaPresets.tiny(64);
-        Map<String, float[]> w = weights(config);
+        LlamaConfig config = TinyLlama.preset();
+        Map<String, float[]> w = TinyLlama.values(config, 7);
         save(dir, config, w, bnbConfig());
         float[] expected;
         try (NDManager m = Torch.newManager();
-                LlamaModel dense = LlamaModel.load(config, source(config, w), Dtype.FP32, m, Nf4.linearFactory())) {
+                LlamaModel dense = LlamaModel.load(config, TinyLlama.source(config, w), Dtype.FP32, m,
+                        Nf4.linearFactory())) {
             expected = logits(dense);
         }
         try (Nf4Checkpoint ckpt = Nf4Checkpoint.open(dir); NDManager m = Torch.newManager()) {
@@ -164,8 +142,8 @@ class Nf4CheckpointTest {
 
     @Test
     void denseLoadSeesDequantizedWeights() throws IOException {
-        LlamaConfig config = LlamaPresets.tiny(64);
-        Map<String, float[]> w = weights(config);
+        LlamaConfig config = TinyLlama.preset();
+        Map<String, float[]> w = TinyLlama.values(config, 7);
         save(dir, config, w, bnbConfig());
         try (Nf4Checkpoint ckpt = Nf4Checkpoint.open(dir)) {
             String module = "model.layers.1.mlp.down_proj";
@@ -175,15 +153,15 @@ class Nf4CheckpointTest {
             assertArrayEquals(expected, ckpt.floats(module + ".weight"));
             assertArrayEquals(w.get("lm_head.weight"), ckpt.floats("lm_head.weight"));
             try (NDManager m = Torch.newManager(); LlamaModel model = LlamaModel.load(ckpt.config(), ckpt, Dtype.FP32, m)) {
-                assertEquals(IDS.length * 64, logits(model).length);
+                assertEquals(IDS.length * TinyLlama.VOCAB, logits(model).length);
             }
         }
     }
 
     @Test
     void refusesOtherQuantizationConfigs() throws IOException {
-        LlamaConfig config = LlamaPresets.tiny(64);
-        Map<String, float[]> w = weights(config);
+        LlamaConfig config = TinyLlama.preset();
+        Map<String, float[]> w = TinyLlama.values(config, 7);
         save(dir, config, w, null);
         ConfigException none = assertThrows(ConfigException.class, () -> Nf4Checkpoint.open(dir));
         assertTrue(none.getMessage().contains("quantization_config"), none.getMessage());

@@ -29,10 +29,20 @@ public final class RandomInit {
      * never the whole model in memory at once).
      */
     public WeightSource weights() {
+        return weights(1);
+    }
+
+    /**
+     * {@link #weights()} with every tensor but the RMSNorm weights multiplied by {@code gain} (in float), for
+     * tests: N(0, 0.02²) weights give near-uniform logits, where a greedy choice hinges on rounding; a gain of
+     * about 10 gives peaked attention and logit gaps well above it. A gain of 1 leaves the values as they are.
+     */
+    public WeightSource weights(double gain) {
         java.util.Map<String, Spec> byName = new java.util.LinkedHashMap<>();
         for (Spec s : specs()) {
             byName.put(s.name(), s);
         }
+        float g = (float) gain;
         return new WeightSource() {
             @Override
             public boolean contains(String name) {
@@ -46,14 +56,24 @@ public final class RandomInit {
 
             @Override
             public float[] floats(String name) {
-                return values(byName.get(name));
+                float[] v = values(byName.get(name));
+                if (g != 1f && !isNorm(name)) {
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] *= g;
+                    }
+                }
+                return v;
             }
 
             @Override
             public String describe() {
-                return "random init (seed " + seed + ")";
+                return "random init (seed " + seed + (g == 1f ? ")" : ", gain " + gain + ")");
             }
         };
+    }
+
+    private static boolean isNorm(String name) {
+        return name.endsWith("norm.weight");
     }
 
     /** A tensor to create: its transformers name and shape. */
@@ -102,7 +122,7 @@ public final class RandomInit {
             throw new IllegalArgumentException(spec.name() + " has " + n + " elements, more than one Java array holds");
         }
         float[] v = new float[(int) n];
-        if (spec.name().endsWith("norm.weight")) {
+        if (isNorm(spec.name())) {
             java.util.Arrays.fill(v, 1f);
             return v;
         }

@@ -6,6 +6,8 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.KvCache;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.model.llama.LlamaPresets;
+import dev.jtune.model.llama.RandomInit;
 import dev.jtune.model.llama.RopeScaling;
 import java.util.List;
 import java.util.Random;
@@ -23,8 +25,10 @@ public final class GenerateBench {
         Dtype dtype = args.length > 1 ? Dtype.parse(args[1]) : Dtype.FP32;
         LlamaConfig medium = new LlamaConfig("llama", 8000, 512, 1408, 8, 8, 4, 64, 4096, 1e-5, 10000.0,
                 new RopeScaling.None(), false, Dtype.FP32, 0, List.of(1), 2, 0);
-        for (LlamaConfig config : List.of(TinyModels.config(), medium)) {
-            try (NDManager m = Torch.newManager(); LlamaModel model = TinyModels.load(config, 1, 10, dtype, m);
+        for (LlamaConfig config : List.of(LlamaPresets.tiny(300), medium)) {
+            // Gain 10 (RandomInit.weights(gain)): peaked logits, as a trained model has.
+            try (NDManager m = Torch.newManager();
+                    LlamaModel model = LlamaModel.load(config, new RandomInit(config, 1).weights(10), dtype, m);
                     Generator g = new Generator(model, m)) {
                 int[] prompt = new Random(3).ints(32, 3, config.vocabSize()).toArray();
                 GenerationSettings s = GenerationSettings.greedy(newTokens, List.of());

@@ -11,7 +11,7 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.LlamaPresets;
-import dev.jtune.model.llama.RandomInit;
+import dev.jtune.testkit.TinyLlama;
 import java.nio.file.Path;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;
@@ -24,7 +24,7 @@ class ScorerTest {
         ByteLevelTokenizerBuilder.writeDefault(dir);
         try (NDManager m = Torch.newManager(); Tokenizer tok = Tokenizer.load(dir)) {
             LlamaConfig config = LlamaPresets.tiny(tok.vocabSize());
-            try (LlamaModel model = LlamaModel.load(config, new RandomInit(config, 5).weights(), Dtype.FP32, m)) {
+            try (LlamaModel model = TinyLlama.load(config, 5, Dtype.FP32, m)) {
                 Scorer scorer = new Scorer(model, tok, m);
                 String prompt = "the quick bro";
                 String completion = "wn fox jumps";

@@ -7,6 +7,7 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.RopeScaling;
+import dev.jtune.testkit.TinyLlama;
 import dev.jtune.trainer.optim.Gradients;
 import java.util.List;
 
@@ -22,10 +23,10 @@ public final class CheckpointingBench {
         int layers = args.length > 0 ? Integer.parseInt(args[0]) : 16;
         int length = args.length > 1 ? Integer.parseInt(args[1]) : 1024;
         boolean checkpointed = args.length > 2 && args[2].equals("checkpointed");
-        LlamaConfig c = new LlamaConfig("llama", TinySetup.VOCAB, 256, 704, layers, 4, 2, 64, 4096, 1e-5, 10000.0,
+        LlamaConfig c = new LlamaConfig("llama", TinyLlama.VOCAB, 256, 704, layers, 4, 2, 64, 4096, 1e-5, 10000.0,
                 new RopeScaling.None(), false, Dtype.FP32, 0, List.of(1), 2, 0);
         try (NDManager m = Torch.newManager();
-                LlamaModel model = LlamaModel.load(c, TinySetup.weights(c, 1), Dtype.FP32, m)) {
+                LlamaModel model = LlamaModel.load(c, TinyLlama.weights(c, 1), Dtype.FP32, m)) {
             FullFineTuning ft = new FullFineTuning(model);
             ft.parameters().values().forEach(p -> p.setRequiresGradient(true));
             Batch b = TinySetup.batches(1, 1, 2, length).get(0);

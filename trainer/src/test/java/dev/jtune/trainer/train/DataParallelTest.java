@@ -14,6 +14,7 @@ import dev.jtune.model.llama.DenseLinear;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.quant.Nf4;
+import dev.jtune.testkit.TinyLlama;
 import dev.jtune.trainer.dist.DistException;
 import dev.jtune.trainer.dist.ProcessGroup;
 import dev.jtune.trainer.dist.ShardedWeights;
@@ -197,7 +198,7 @@ class DataParallelTest {
 
         // Expected bytes from the NF4 layout (blocksize 64, nested 256): per projection (numel + 1) / 2 packed bytes
         // and one absmax code a block, sharded; fp32 nested scales, offset and the 16 + 256 map values, replicated.
-        LlamaConfig c = TinySetup.config();
+        LlamaConfig c = TinyLlama.preset();
         long h = c.hiddenSize();
         long kv = (long) c.numKeyValueHeads() * c.headDim();
         long[] numels = {h * h, kv * h, kv * h, h * h, c.intermediateSize() * h, c.intermediateSize() * h,
@@ -290,7 +291,7 @@ class DataParallelTest {
     /** Full fine-tuning of the tiny model on rank {@code g}: losses and final weights. */
     private static RankRun trainFull(ProcessGroup g, TrainerOptions o, Path out) throws IOException {
         try (NDManager m = Torch.newManager();
-                LlamaModel model = LlamaModel.load(TinySetup.config(), TinySetup.weights(TinySetup.config(), SEED),
+                LlamaModel model = LlamaModel.load(TinyLlama.preset(), TinyLlama.weights(TinyLlama.preset(), SEED),
                         Dtype.FP32, m, (n, w) -> new DenseLinear(w))) {
             FullFineTuning full = new FullFineTuning(model);
             TrainingResult r = Trainer.run(o, full, BatchPlan.of(DATA), BatchPlan.of(EVAL), out, quiet(), g, null);

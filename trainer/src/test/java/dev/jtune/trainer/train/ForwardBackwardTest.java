@@ -11,6 +11,7 @@ import dev.jtune.data.dataset.Row;
 import dev.jtune.data.dataset.Sample;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.testkit.TinyLlama;
 import dev.jtune.trainer.optim.Gradients;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -79,7 +80,7 @@ class ForwardBackwardTest {
 
     @Test
     void lossIsTheMeanOverAllTrainedTokensAndAccumulationEqualsOneBatch() {
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 1)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 1)) {
             FullFineTuning ft = new FullFineTuning(model);
             ft.parameters().values().forEach(p -> p.setRequiresGradient(true));
             ForwardBackward fb = new ForwardBackward(model, false, 42);
@@ -132,7 +133,7 @@ class ForwardBackwardTest {
 
     @Test
     void checkpointingGivesTheSameGradientsPlainAndPacked() {
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 2)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 2)) {
             FullFineTuning ft = new FullFineTuning(model);
             ft.parameters().values().forEach(p -> p.setRequiresGradient(true));
             for (Batch b : List.of(TinySetup.batches(3, 1, 2, 32).get(0), TinySetup.packedBatch(4, 2, 32))) {
@@ -156,7 +157,7 @@ class ForwardBackwardTest {
     void checkpointingWithAFrozenEmbeddingAsUnderLora() {
         // Only the decoder weights train (the embedding is frozen, as with LoRA): the embedding output has no
         // grad_fn, which used to crash the JVM in DJL's grad_fn lookup once backward reached it.
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 5)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 5)) {
             Map<String, NDArray> trained = new java.util.LinkedHashMap<>(new FullFineTuning(model).parameters());
             trained.keySet().removeIf(k -> k.contains("embed_tokens") || k.contains("lm_head"));
             trained.values().forEach(p -> p.setRequiresGradient(true));
@@ -172,7 +173,7 @@ class ForwardBackwardTest {
 
     @Test
     void packedSamplesAreIsolated() {
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 3)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 3)) {
             Random r = new Random(11);
             Sample a = TinySetup.sample(r, 12, 2);
             Sample c = TinySetup.sample(r, 17, 4);

@@ -12,11 +12,9 @@ import dev.jtune.model.llama.DenseLinear;
 import dev.jtune.model.llama.Linear;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.model.llama.LlamaPresets;
-import dev.jtune.model.llama.RandomInit;
-import dev.jtune.model.llama.WeightSource;
 import dev.jtune.model.safetensors.SafetensorsDtype;
 import dev.jtune.model.safetensors.SafetensorsWriter;
+import dev.jtune.testkit.TinyLlama;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -25,34 +23,24 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
-/** A tiny Llama, hand-made batches and a test-only LoRA-like adapter, for the trainer's tests. */
+/**
+ * Hand-made batches over {@link TinyLlama}'s vocabulary and a test-only LoRA-like adapter on its preset, for the
+ * trainer's tests.
+ */
 final class TinySetup {
-    static final int VOCAB = 64;
     static final int PAD = 0;
 
     private TinySetup() {}
-
-    static LlamaConfig config() {
-        return LlamaPresets.tiny(VOCAB);
-    }
-
-    static WeightSource weights(LlamaConfig config, long seed) {
-        return new RandomInit(config, seed).weights();
-    }
-
-    static LlamaModel model(NDManager m, long seed) {
-        LlamaConfig c = config();
-        return LlamaModel.load(c, weights(c, seed), Dtype.FP32, m);
-    }
 
     /** A sample of random tokens whose first {@code prompt} labels are masked. */
     static Sample sample(Random r, int length, int prompt) {
         int[] ids = new int[length];
         int[] labels = new int[length];
+        int vocab = TinyLlama.VOCAB;
         for (int i = 0; i < length; i++) {
             // A learnable pattern: mostly the previous token + 1, with some noise.
-            ids[i] = i == 0 ? 1 + r.nextInt(VOCAB - 1) : (r.nextInt(4) == 0 ? 1 + r.nextInt(VOCAB - 1)
-                    : 1 + (ids[i - 1] % (VOCAB - 1)));
+            ids[i] = i == 0 ? 1 + r.nextInt(vocab - 1) : (r.nextInt(4) == 0 ? 1 + r.nextInt(vocab - 1)
+                    : 1 + (ids[i - 1] % (vocab - 1)));
             labels[i] = i < prompt ? Sample.IGNORE_INDEX : ids[i];
         }
         return new Sample(ids, labels);
@@ -134,8 +122,8 @@ final class TinySetup {
         static TinyAdapter load(NDManager m, long seed, Dtype dtype, int rank, LlamaModel.LinearFactory base) {
             TinyAdapter a = new TinyAdapter();
             Random r = new Random(seed + 1);
-            LlamaConfig c = config();
-            a.model = LlamaModel.load(c, weights(c, seed), dtype, m, (name, weight) -> {
+            LlamaConfig c = TinyLlama.preset();
+            a.model = LlamaModel.load(c, TinyLlama.weights(c, seed), dtype, m, (name, weight) -> {
                 if (!name.contains("layers")) {
                     return new DenseLinear(weight);
                 }

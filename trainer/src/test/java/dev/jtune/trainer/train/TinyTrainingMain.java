@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDManager;
 import dev.jtune.data.dataset.Batch;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.testkit.TinyLlama;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -43,7 +44,7 @@ public final class TinyTrainingMain {
         TrainerOptions o = TrainerOptions.defaults(2e-3).toBuilder().gradientAccumulationSteps(2).maxSteps(maxSteps)
                 .warmupSteps(2).loggingSteps(1).saveSteps(2).resumeFromCheckpoint(resume)
                 .adam(new dev.jtune.trainer.optim.AdamW.Hyper(0.9, 0.999, 1e-8, 0.01)).build();
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 1)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 1)) {
             TrainingResult r = Trainer.run(o, new FullFineTuning(model), plan, null, out, System.out);
             System.out.println("done at step " + r.globalStep() + (r.interrupted() ? " (interrupted)" : ""));
         }

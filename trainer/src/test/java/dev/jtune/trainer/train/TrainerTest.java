@@ -13,6 +13,7 @@ import dev.jtune.data.dataset.Batch;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.testkit.TinyLlama;
 import dev.jtune.trainer.optim.LrSchedule;
 import dev.jtune.trainer.optim.Tensors;
 import java.io.ByteArrayOutputStream;
@@ -55,7 +56,7 @@ class TrainerTest {
         TrainerOptions o = TrainerOptions.defaults(3e-3).toBuilder().gradientAccumulationSteps(2).numEpochs(2)
                 .lrScheduler("linear").warmupSteps(2).loggingSteps(1).evalSteps(4).saveSteps(2).saveTotalLimit(2)
                 .handleSigterm(false).build();
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 1)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 1)) {
             TrainingResult r = Trainer.run(o, new FullFineTuning(model), BatchPlan.of(train), BatchPlan.of(eval), out,
                     quiet());
             assertEquals(8, r.globalStep());
@@ -120,7 +121,7 @@ class TrainerTest {
         List<List<Double>> runs = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             TrainerOptions oi = i < 2 ? o : o.toBuilder().gradientCheckpointing(true).build();
-            try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 9)) {
+            try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 9)) {
                 runs.add(Trainer.run(oi, new FullFineTuning(model), BatchPlan.of(train), null, out.resolve("r" + i),
                         quiet()).losses());
             }
@@ -143,7 +144,7 @@ class TrainerTest {
             system = probe.getParentManager();
         }
         Trainer.afterStep = step -> counts[(int) step] = system.getManagedArrays().size();
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 2)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 2)) {
             int modelArrays = m.getManagedArrays().size();
             Trainer.run(o, new FullFineTuning(model), BatchPlan.of(train), null, out, quiet());
             assertEquals(modelArrays, m.getManagedArrays().size(), "arrays left in the model's manager");
@@ -159,7 +160,7 @@ class TrainerTest {
         List<Batch> train = TinySetup.batches(6, 6, 1, 16);
         TrainerOptions o = TrainerOptions.defaults(1e-3).toBuilder().maxSteps(6).saveSteps(1).loggingSteps(1)
                 .handleSigterm(false).build();
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinySetup.model(m, 3)) {
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 3)) {
             NDArray embed = model.embedTokens();
             BatchPlan poisoned = new BatchPlan() {
                 @Override
@@ -218,8 +219,7 @@ class TrainerTest {
     @Test
     void fullFineTuningRefusesAHalfPrecisionModel() {
         try (NDManager m = Torch.newManager();
-                LlamaModel model = LlamaModel.load(TinySetup.config(), TinySetup.weights(TinySetup.config(), 1),
-                        Dtype.BF16, m)) {
+                LlamaModel model = TinyLlama.load(TinyLlama.preset(), 1, Dtype.BF16, m)) {
             var e = assertThrows(IllegalArgumentException.class, () -> new FullFineTuning(model));
             assertTrue(e.getMessage().contains("bf16"), e.getMessage());
         }
