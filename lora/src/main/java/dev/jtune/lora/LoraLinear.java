@@ -114,12 +114,12 @@ public final class LoraLinear implements Linear {
         return training;
     }
 
-    /** The frozen base projection. */
     @Override
     public void prepareBackward() {
         base.prepareBackward();
     }
 
+    /** The frozen base projection. */
     public Linear base() {
         return base;
     }

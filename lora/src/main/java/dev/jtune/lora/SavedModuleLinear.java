@@ -31,6 +31,12 @@ public final class SavedModuleLinear implements Linear {
         return LoraKernels.linearIn(x, weight);
     }
 
+    /** {@inheritDoc} */
+    @Override
+    public void prepareBackward() {
+        // The trainable weight lives as long as the projection: nothing to restore.
+    }
+
     @Override
     public long inFeatures() {
         return weight.getShape().get(1);

@@ -14,8 +14,7 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.model.llama.ForwardContext;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
-import dev.jtune.model.llama.LlamaPresets;
-import dev.jtune.model.llama.RandomInit;
+import dev.jtune.testkit.TinyLlama;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -28,7 +27,7 @@ import org.junit.jupiter.api.Test;
  * refill it would not.
  */
 class Nf4SharedBufferTest {
-    private static final int VOCAB = 64;
+    private static final int VOCAB = TinyLlama.VOCAB;
 
     private static float[] inputGradient(LlamaModel model, NDManager m, boolean layerByLayer) {
         return Autograd.withGrad(() -> {
@@ -77,11 +76,11 @@ class Nf4SharedBufferTest {
 
     @Test
     void layerByLayerBackwardThroughSharedBuffersEqualsOwnWeights() {
-        LlamaConfig config = LlamaPresets.tiny(VOCAB);
+        LlamaConfig config = TinyLlama.preset();
         try (NDManager m = Torch.newManager();
-                LlamaModel own = LlamaModel.load(config, new RandomInit(config, 5).weights(), Dtype.FP32, m,
+                LlamaModel own = LlamaModel.load(config, TinyLlama.weights(config, 5), Dtype.FP32, m,
                         Nf4.linearFactory(Nf4::isBaseLinear, null));
-                LlamaModel shared = LlamaModel.load(config, new RandomInit(config, 5).weights(), Dtype.FP32, m,
+                LlamaModel shared = LlamaModel.load(config, TinyLlama.weights(config, 5), Dtype.FP32, m,
                         Nf4.linearFactory())) {
             float[] whole = inputGradient(own, m, false);
             float[] expected = inputGradient(own, m, true);

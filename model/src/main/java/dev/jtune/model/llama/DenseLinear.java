@@ -24,6 +24,12 @@ public final class DenseLinear implements Linear {
         return ai.djl.nn.core.Linear.linear(x, weight).singletonOrThrow();
     }
 
+    /** {@inheritDoc} */
+    @Override
+    public void prepareBackward() {
+        // A dense weight lives as long as the projection: nothing to restore.
+    }
+
     @Override
     public long inFeatures() {
         return weight.getShape().get(1);

@@ -14,9 +14,9 @@ public interface Linear extends AutoCloseable {
      * Restores what this projection's backward reads, if it gave it up after its forward. Called for a decoder
      * layer's projections just before that layer's backward runs: a frozen NF4 projection dequantizes into one
      * buffer that the same projection of every layer shares (so no layer's dense weight outlives its use), and
-     * refills it here with its own weight. Nothing to do for the others (the default).
+     * refills it here with its own weight. No default: a projection that wraps another must pass the call on.
      */
-    default void prepareBackward() {}
+    void prepareBackward();
 
     /** Input features. */
     long inFeatures();

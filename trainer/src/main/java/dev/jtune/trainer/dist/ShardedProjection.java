@@ -47,6 +47,10 @@ abstract sealed class ShardedProjection implements Linear permits ShardedLinear,
     /** Bytes one gather materializes. */
     abstract long gatherBytes();
 
+    /** FSDP always recomputes a layer before its backward, gathering its weights again: nothing to restore here. */
+    @Override
+    public final void prepareBackward() {}
+
     @Override
     public final NDArray forward(NDArray x) {
         if (!gathered) {

@@ -163,6 +163,11 @@ final class TinySetup {
 
     record AdapterLinear(Linear base, NDArray a, NDArray b, Dtype dtype) implements Linear {
         @Override
+        public void prepareBackward() {
+            base.prepareBackward();
+        }
+
+        @Override
         public NDArray forward(NDArray x) {
             Kernels k = Kernels.get();
             NDArray y = base.forward(x);
