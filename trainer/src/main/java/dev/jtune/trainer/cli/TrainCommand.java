@@ -122,9 +122,10 @@ final class TrainCommand {
         // FSDP shards the frozen base of an adapter (16-bit, or NF4 in its packed form); full fine-tuning keeps
         // whole (trainable) weights.
         boolean shardBase = options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent();
-        ModelSpec spec = new ModelSpec(modelDir, options.precision(), nf4,
-                loraSettings.<AdapterSource>map(s -> new AdapterSource.Fresh(s, config.seed())).orElse(AdapterSource.NONE),
-                shardBase ? group : null);
+        AdapterSource adapter = loraSettings.isEmpty() ? AdapterSource.NONE
+                : run.loraModelDir().<AdapterSource>map(AdapterSource.Saved::new)
+                        .orElse(new AdapterSource.Fresh(loraSettings.get(), config.seed()));
+        ModelSpec spec = new ModelSpec(modelDir, options.precision(), nf4, adapter, shardBase ? group : null);
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
@@ -146,10 +147,11 @@ final class TrainCommand {
                 TrainableModel trainable;
                 if (lora != null) {
                     trainable = new LoraTrainable(model, lora, config.baseModel());
-                    out.printf("model: %s, %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%n",
+                    out.printf("model: %s, %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
                             modelDir, options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
                             lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
-                            count(lora.trainableParameters()));
+                            count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
+                                    ? ", continuing the adapter in " + saved.dir() : "");
                 } else {
                     trainable = new FullFineTuning(model);
                     out.printf("model: %s, full fine-tuning in fp32 (%,d parameters)%n", modelDir,

@@ -13,7 +13,9 @@ import java.util.OptionalLong;
  *
  * @param baseModelInit {@code base_model_init}: the init-model preset that creates {@code base_model} when absent
  * @param loadIn4bit {@code load_in_4bit}: the frozen base in NF4 (QLoRA)
- * @param loraModelDir {@code lora_model_dir}: a PEFT adapter to apply (inference, merge-lora)
+ * @param loraModelDir {@code lora_model_dir}: a PEFT adapter to apply (inference, merge-lora) or to continue
+ *     training (train: its weights and its adapter_config.json replace a fresh adapter, as PEFT's
+ *     {@code PeftModel.from_pretrained(..., is_trainable=True)} in Axolotl)
  * @param inferenceDtype the dtype generation computes in: {@code bf16: true | auto} → bf16 (libtorch computes bf16
  *     on CPU too), {@code fp16: true} → fp16, else fp32
  * @param evalMaxNewTokens {@code eval_max_new_tokens}, if set
@@ -23,9 +25,21 @@ import java.util.OptionalLong;
 public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Optional<Path> loraModelDir,
         Dtype inferenceDtype, OptionalLong evalMaxNewTokens, boolean exactMatchEval, boolean mergeLoraOnFinish) {
 
-    /** Reads the keys of a loaded config. */
+    /**
+     * Reads the keys of a loaded config.
+     *
+     * @throws IllegalArgumentException naming the config file and the key, for a key whose effect jtune does not
+     *     have and whose absence would change the result without a word (an 8-bit base, DeepSpeed, length grouping)
+     */
     public static RunSettings from(TrainConfig config) {
         TrainerSettings s = config.trainer();
+        refuse(config, s.bool("load_in_8bit").orElse(false), "load_in_8bit: true",
+                "jtune has no LLM.int8 base; use load_in_4bit: true with adapter: qlora (NF4), or a 16-bit base");
+        refuse(config, s.string("deepspeed").isPresent(), "deepspeed: " + s.string("deepspeed").orElse(""),
+                "jtune does not run DeepSpeed; fsdp: [full_shard, auto_wrap] shards parameters, gradients and"
+                        + " optimizer state (as ZeRO-3) over ./launch.sh --nproc-per-node N");
+        refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
+                "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
         Object bf16 = s.value("bf16").orElse(false);
         Dtype dtype = Boolean.TRUE.equals(bf16) || "auto".equals(bf16) ? Dtype.BF16
                 : s.bool("fp16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
@@ -34,5 +48,11 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
                 s.integer("eval_max_new_tokens"),
                 s.bool("do_causal_lm_eval").orElse(false) && s.strings("eval_causal_lm_metrics").contains("exact_match"),
                 s.bool("merge_lora_on_finish").orElse(false));
+    }
+
+    private static void refuse(TrainConfig config, boolean set, String what, String instead) {
+        if (set) {
+            throw new IllegalArgumentException(config.source() + ": " + what + " is not supported: " + instead);
+        }
     }
 }

@@ -202,6 +202,53 @@ class TrainCommandTest {
         assertTrue(log.toString(StandardCharsets.UTF_8).contains("(bf16) + adapter"), log.toString(StandardCharsets.UTF_8));
     }
 
+    /** {@code lora_model_dir} in a train config continues that adapter (Axolotl loads it trainable), not a fresh one. */
+    @Test
+    void loraModelDirContinuesTrainingThatAdapter(@TempDir Path dir) throws Exception {
+        String keys = """
+                adapter: lora
+                lora_r: 4
+                lora_alpha: 8
+                lora_target_linear: true
+                """;
+        Path first = dir.resolve("first.yml");
+        Files.writeString(first, config(dir, keys).replace("max_steps: 6", "max_steps: 2"));
+        run(first, 0);
+        Path second = dir.resolve("second.yml");
+        Files.writeString(second, config(dir, keys + "lora_model_dir: " + dir.resolve("out") + "\n")
+                .replace("max_steps: 6", "max_steps: 2").replace("output_dir: " + dir.resolve("out"),
+                        "output_dir: " + dir.resolve("out2")));
+        String out = run(second, 0);
+        assertTrue(out.contains("continuing the adapter in " + dir.resolve("out")), out);
+        List<JsonNode> a = Files.readAllLines(dir.resolve("out/metrics.jsonl")).stream().map(TrainCommandTest::json)
+                .filter(n -> n.has("eval_loss")).toList();
+        List<JsonNode> b = Files.readAllLines(dir.resolve("out2/metrics.jsonl")).stream().map(TrainCommandTest::json)
+                .filter(n -> n.has("eval_loss")).toList();
+        assertEquals(0, b.get(0).get("step").asLong());
+        assertEquals(a.get(a.size() - 1).get("eval_loss").asDouble(), b.get(0).get("eval_loss").asDouble(), 1e-12,
+                "the second run starts where the first ended");
+        assertTrue(a.get(0).get("eval_loss").asDouble() != b.get(0).get("eval_loss").asDouble(), "and not afresh");
+    }
+
+    /** Keys whose effect jtune lacks are refused by train and preprocess alike, naming the key: never ignored. */
+    @ParameterizedTest
+    @ValueSource(strings = {"load_in_8bit: true", "deepspeed: deepspeed_configs/zero3.json", "group_by_length: true"})
+    void keysJtuneCannotHonourAreRefusedNotIgnored(String line, @TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("bad.yml");
+        Files.writeString(cfg, config(dir, "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n" + line
+                + "\n"));
+        for (String verb : List.of("train", "preprocess")) {
+            var err = new ByteArrayOutputStream();
+            int code = Main.run(new String[] {verb, cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                    new PrintStream(err, true, StandardCharsets.UTF_8));
+            String text = err.toString(StandardCharsets.UTF_8);
+            assertEquals(1, code, verb + ": " + text);
+            assertTrue(text.contains(line.substring(0, line.indexOf(':'))) && text.contains("not supported"),
+                    verb + ": " + text);
+        }
+        assertFalse(Files.exists(dir.resolve("out/adapter_config.json")));
+    }
+
     @Test
     void halfPrecisionFullFineTuningIsRefused(@TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("bad.yml");
