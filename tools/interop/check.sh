@@ -39,6 +39,11 @@ check pytorch-bf16-checkpoint "$fixture" "$fixture/inputs.jsonl" fp32 1e-5
 check pytorch-bf16-checkpoint "$fixture" "$fixture/inputs.jsonl" bf16 5e-3
 ./launch.sh init-model --preset tiny --out "$work/tiny" --seed 1 --force >/dev/null
 check jtune-init-model "$work/tiny" configs/score-sample.jsonl fp32 1e-5
+# Mistral with a sliding window shorter than the texts: transformers' own checkpoint, the window honoured by both.
+rm -rf "$work/mistral-window"
+"$py" tools/interop/make_mistral.py "$work/tiny" "$work/mistral-window" 4
+check transformers-mistral-sliding-window "$work/mistral-window" configs/score-sample.jsonl fp32 1e-5
+check transformers-mistral-sliding-window "$work/mistral-window" configs/score-sample.jsonl bf16 5e-3
 echo "interop: jtune agrees with transformers"
 
 # LoRA against PEFT: a jtune adapter in PeftModel, jtune's merge against merge_and_unload, and a PEFT adapter

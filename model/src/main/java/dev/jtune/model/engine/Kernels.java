@@ -144,6 +144,21 @@ public final class Kernels {
     }
 
     /**
+     * Sliding-window causal attention (Mistral's {@code sliding_window}): as {@link #attentionWithPast} — with
+     * {@code length} = T and k, v of T tokens, as {@link #attentionCausal} — except that the query at position p sees
+     * only keys {@code p-window+1 .. p}, transformers' {@code sliding_window_overlay}. Always an explicit mask.
+     */
+    public NDArray attentionWindow(NDArray q, NDArray k, NDArray v, long length, long window, double scale) {
+        return library.ops().call("attention_window", q, k, v, length, window, scale);
+    }
+
+    /** {@link #attentionSegments} within a sliding window of {@code window} keys (see {@link #attentionWindow}). */
+    public NDArray attentionWindowSegments(NDArray q, NDArray k, NDArray v, NDArray segmentIds, long window,
+            double scale) {
+        return library.ops().call("attention_window_segments", q, k, v, segmentIds, window, scale);
+    }
+
+    /**
      * Writes {@code fresh} [B,KV,Tn,D] into {@code cache} [B,KV,Tmax,D] at slots {@code start ..
      * start+Tn-1}, in place and detached from autograd; returns {@code start + Tn}.
      */

@@ -7,8 +7,8 @@ import dev.jtune.model.engine.Kernels;
 
 /**
  * Grouped-query self-attention: q/k/v projections, rotary embedding, scaled-dot-product attention
- * (causal, causal within segments for packed rows, or over a {@link KvCache} of earlier tokens), output
- * projection.
+ * (causal, causal within segments for packed rows, or over a {@link KvCache} of earlier tokens; limited to the last
+ * {@code sliding_window} keys where the config sets one, as Mistral), output projection.
  */
 public final class Attention implements AutoCloseable {
     private final Linear q;
@@ -20,6 +20,7 @@ public final class Attention implements AutoCloseable {
     private final int kvHeads;
     private final int headDim;
     private final double scale;
+    private final int window; // Mistral's sliding_window, 0 for none
 
     /** @param index the decoder layer's index: its slot in a {@link KvCache} */
     public Attention(LlamaConfig config, int index, Linear q, Linear k, Linear v, Linear o) {
@@ -32,6 +33,7 @@ public final class Attention implements AutoCloseable {
         this.kvHeads = config.numKeyValueHeads();
         this.headDim = config.headDim();
         this.scale = 1.0 / Math.sqrt(headDim);
+        this.window = config.slidingWindow();
     }
 
     /**
@@ -52,13 +54,23 @@ public final class Attention implements AutoCloseable {
             // The new tokens see every cached token and each other causally.
             long past = context.cache().length();
             NDList kv = context.cache().append(index, ks, vs);
-            attended = kn.attentionWithPast(qs, kv.get(0), kv.get(1), past + t, scale);
+            attended = windowed(past + t)
+                    ? kn.attentionWindow(qs, kv.get(0), kv.get(1), past + t, window, scale)
+                    : kn.attentionWithPast(qs, kv.get(0), kv.get(1), past + t, scale);
         } else if (context.segmentIds() != null) {
-            attended = kn.attentionSegments(qs, ks, vs, context.segmentIds(), scale);
+            attended = windowed(t)
+                    ? kn.attentionWindowSegments(qs, ks, vs, context.segmentIds(), window, scale)
+                    : kn.attentionSegments(qs, ks, vs, context.segmentIds(), scale);
         } else {
-            attended = kn.attentionCausal(qs, ks, vs, scale);
+            attended = windowed(t) ? kn.attentionWindow(qs, ks, vs, t, window, scale)
+                    : kn.attentionCausal(qs, ks, vs, scale);
         }
         return o.forward(attended.transpose(0, 2, 1, 3).reshape(new Shape(b, t, (long) heads * headDim)));
+    }
+
+    /** Whether a sliding window hides some of {@code keys} keys from the last query (else plain causal is the same). */
+    private boolean windowed(long keys) {
+        return window > 0 && keys > window;
     }
 
     /** [B,T,n·D] → [B,n,T,D]. */

@@ -15,7 +15,7 @@ import java.util.Set;
 /**
  * A Llama-family architecture as described by a Hugging Face {@code config.json}: Llama 1, 2 and 3
  * (grouped-query attention, {@code rope_theta}, {@code rope_scaling} linear and llama3, tied embeddings)
- * and Mistral (same decoder; {@code sliding_window} is recorded).
+ * and Mistral (same decoder; attention limited to {@code sliding_window} keys when set).
  *
  * @param modelType {@code llama} or {@code mistral}
  * @param headDim per-head size; {@code hidden_size / num_attention_heads} unless config.json says otherwise

@@ -190,6 +190,36 @@ class Ops(Module):
     visible = torch.tril(torch.ones([t_new, length], dtype=11, device=q.device), length - t_new)
     return torch.scaled_dot_product_attention(q, k, v, visible, 0.0, False, scale=scale)
 
+  # ---- sliding-window attention (Mistral's sliding_window) -------------------------------------------
+  def window_visible(self: __torch__.Ops, q: Tensor, length: int, window: int) -> Tensor:
+    # [Tn, length] bool: query i, at absolute position length-Tn+i, sees key j when 0 <= pos_i - j < window
+    # (transformers' sliding_window_overlay: kv_idx > q_idx - sliding_window, with the causal mask).
+    t_new = q.size(2)
+    qpos = torch.unsqueeze(torch.arange(length - t_new, length, dtype=4, device=q.device), 1)
+    kpos = torch.unsqueeze(torch.arange(0, length, dtype=4, device=q.device), 0)
+    diff = torch.sub(qpos, kpos)
+    return torch.logical_and(torch.ge(diff, 0), torch.lt(diff, window))
+
+  def attention_window(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, length: int, window: int,
+                       scale: float) -> Tensor:
+    # attention_with_past (and, with length = T, attention_causal) limited to the last `window` keys.
+    n_rep = q.size(1) // k.size(1)
+    k = self.repeat_kv(torch.narrow(k, 2, 0, length), n_rep)
+    v = self.repeat_kv(torch.narrow(v, 2, 0, length), n_rep)
+    visible = self.window_visible(q, length, window)
+    return torch.scaled_dot_product_attention(q, k, v, visible, 0.0, False, scale=scale)
+
+  def attention_window_segments(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, segment_ids: Tensor,
+                                window: int, scale: float) -> Tensor:
+    # attention_segments limited to the last `window` keys: the window and the packed samples' isolation together.
+    n_rep = q.size(1) // k.size(1)
+    k = self.repeat_kv(k, n_rep)
+    v = self.repeat_kv(v, n_rep)
+    same = torch.eq(torch.unsqueeze(segment_ids, 2), torch.unsqueeze(segment_ids, 1))
+    visible = self.window_visible(q, q.size(2), window)
+    mask = torch.unsqueeze(torch.logical_and(same, visible), 1)
+    return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
+
   def kv_cache_write(self: __torch__.Ops, cache: Tensor, new: Tensor, start: int) -> int:
     # Copies new [B,KV,Tn,D] into cache [B,KV,Tmax,D] at slots start .. start+Tn-1, in place; returns
     # the filled length. Detached: the cache never holds an autograd graph.

@@ -7,9 +7,11 @@ import static dev.jtune.model.engine.KernelTestSupport.checkForwardAndGradients;
 import static dev.jtune.model.engine.KernelTestSupport.maxAbs;
 import static dev.jtune.model.engine.KernelTestSupport.normal;
 import static dev.jtune.model.engine.KernelTestSupport.runIn;
+import static dev.jtune.model.engine.KernelTestSupport.toDouble;
 import static dev.jtune.model.engine.KernelTestSupport.valuesIn;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import ai.djl.ndarray.NDArray;
@@ -32,6 +34,12 @@ class KernelAttentionTest {
      */
     static double[] attentionRef(double[] q, double[] k, double[] v, double[] seg, int b, int h, int kv, int t,
             int d, double scale) {
+        return attentionRef(q, k, v, seg, b, h, kv, t, d, scale, 0);
+    }
+
+    /** As above, and token i sees token j only if {@code i - j < window} (0: no window). */
+    static double[] attentionRef(double[] q, double[] k, double[] v, double[] seg, int b, int h, int kv, int t,
+            int d, double scale, int window) {
         double[] out = new double[q.length];
         int group = h / kv;
         double[] p = new double[t];
@@ -42,7 +50,8 @@ class KernelAttentionTest {
                     int qo = ((bi * h + hi) * t + i) * d;
                     double max = Double.NEGATIVE_INFINITY;
                     for (int j = 0; j < t; j++) {
-                        boolean visible = j <= i && (seg == null || seg[bi * t + i] == seg[bi * t + j]);
+                        boolean visible = j <= i && (seg == null || seg[bi * t + i] == seg[bi * t + j])
+                                && (window == 0 || i - j < window);
                         if (!visible) {
                             p[j] = Double.NEGATIVE_INFINITY;
                             continue;
@@ -196,6 +205,61 @@ class KernelAttentionTest {
             double ulp = dt == Dtype.BF16 ? 0x1p-8 : 0x1p-11;
             assertClose(dt + " attention", expected, got, 4 * ulp * maxAbs(in[2]), 0);
         }
+    }
+
+    // ---- sliding window ----
+
+    @Test
+    void slidingWindowMatchesReferenceWithGradients() {
+        int b = 2;
+        int h = 4;
+        int kv = 2;
+        int t = 9;
+        int d = 4;
+        double scale = 0.7;
+        Arg[] a = qkv(new Random(171), b, h, kv, t, d, true);
+        checkForwardAndGradients(in -> {
+            NDArray out = k.attentionWindow(in[0], in[1], in[2], t, 3, scale);
+            assertShape(out, b, h, t, d);
+            return out;
+        }, in -> attentionRef(in[0], in[1], in[2], null, b, h, kv, t, d, scale, 3), 1e-5, 1e-3, 172, a);
+    }
+
+    @Test
+    void slidingWindowHidesOldKeysAndEqualsCausalWhenWide() {
+        int b = 1;
+        int h = 2;
+        int kv = 1;
+        int t = 7;
+        int d = 4;
+        double scale = 0.5;
+        Arg[] a = qkv(new Random(173), b, h, kv, t, d, false);
+        float[] wide = runIn(Dtype.FP32, in -> k.attentionWindow(in[0], in[1], in[2], t, t, scale), a);
+        float[] causal = runIn(Dtype.FP32, in -> k.attentionCausal(in[0], in[1], in[2], scale), a);
+        assertClose("window = T", toDouble(causal), wide, 1e-6, 1e-6);
+        float[] narrow = runIn(Dtype.FP32, in -> k.attentionWindow(in[0], in[1], in[2], t, 2, scale), a);
+        double[][] in = valuesIn(Dtype.FP32, a);
+        assertClose("window 2", attentionRef(in[0], in[1], in[2], null, b, h, kv, t, d, scale, 2), narrow, 1e-5, 1e-5);
+        // The first two queries see the same keys either way; the last one does not.
+        assertTrue(Math.abs(narrow[narrow.length - 1] - causal[causal.length - 1]) > 1e-4);
+    }
+
+    @Test
+    void slidingWindowWithSegmentsMatchesReferenceWithGradients() {
+        int b = 2;
+        int h = 4;
+        int kv = 2;
+        int t = 8;
+        int d = 4;
+        double scale = 0.6;
+        long[] seg = {0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1};
+        Arg[] qkv = qkv(new Random(181), b, h, kv, t, d, true);
+        Arg[] a = {qkv[0], qkv[1], qkv[2], Arg.ids("segment_ids", seg, b, t)};
+        checkForwardAndGradients(in -> {
+            NDArray out = k.attentionWindowSegments(in[0], in[1], in[2], in[3], 3, scale);
+            assertShape(out, b, h, t, d);
+            return out;
+        }, in -> attentionRef(in[0], in[1], in[2], in[3], b, h, kv, t, d, scale, 3), 1e-5, 1e-3, 182, a);
     }
 
     // ---- segments ----
