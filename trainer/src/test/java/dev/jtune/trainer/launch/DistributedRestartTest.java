@@ -103,16 +103,31 @@ class DistributedRestartTest {
         }
     }
 
-    /** SIGKILLs rank {@code rank}'s worker JVM once rank 0 has paused right after saving checkpoint-2. */
+    /**
+     * SIGKILLs rank {@code rank}'s worker JVM once rank 0 has paused right after saving checkpoint-2. When that is
+     * rank 0, rank 1 is frozen first (SIGSTOP): it waits for rank 0 in a collective and would otherwise fail on the
+     * lost connection and exit, racing the launcher's notice of the kill for which failure it reports. Frozen, it
+     * can only end by the launcher's stop (SIGTERM, then SIGKILL after the grace period), which follows the report.
+     */
     private static void killAfterFirstCheckpoint(TinyLoraJob.Launch job, int rank) throws Exception {
         job.awaitLine(PausingTrainWorker.pausedLine(KILL_AFTER));
+        if (rank == 0) {
+            long survivor = worker(job, 1).pid();
+            Process stop = new ProcessBuilder("sh", "-c", "kill -STOP " + survivor).inheritIO().start();
+            assertEquals(0, stop.waitFor(), "SIGSTOP to rank 1 (pid " + survivor + ")");
+        }
+        ProcessHandle victim = worker(job, rank);
+        assertTrue(victim.destroyForcibly(), "SIGKILL to " + victim.pid());
+        victim.onExit().get(TinyLoraJob.HANG_GUARD.toSeconds(), TimeUnit.SECONDS);
+    }
+
+    /** Rank {@code rank}'s worker JVM of the first attempt, by the pid the launcher printed for it. */
+    private static ProcessHandle worker(TinyLoraJob.Launch job, int rank) {
         Matcher m = Pattern.compile("started worker rank " + rank + " \\(local rank \\d+ on node 0\\) as pid (\\d+)")
                 .matcher(job.out());
         assertTrue(m.find(), "the launcher named rank " + rank + "'s pid: " + job.out());
         long pid = Long.parseLong(m.group(1));
-        ProcessHandle worker = ProcessHandle.current().descendants().filter(h -> h.pid() == pid).findFirst()
+        return ProcessHandle.current().descendants().filter(h -> h.pid() == pid).findFirst()
                 .orElseThrow(() -> new AssertionError("pid " + pid + " is no live worker of this test"));
-        assertTrue(worker.destroyForcibly(), "SIGKILL to " + pid);
-        worker.onExit().get(TinyLoraJob.HANG_GUARD.toSeconds(), TimeUnit.SECONDS);
     }
 }
