@@ -2,6 +2,7 @@ package dev.jtune.data.dataset;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -157,18 +158,27 @@ class PackerTest {
         assertThrows(IllegalArgumentException.class, () -> Packer.assign(new int[] {0}, 10));
     }
 
+    /** At scale; how fast is for bench/, not a wall-clock bound that a busy machine can miss. */
     @Test
-    void fiftyThousandSamplesPackQuickly() {
+    void fiftyThousandSamplesPackAlmostPerfectly() {
         Random r = new Random(4);
         int[] lengths = new int[52_000];
         for (int i = 0; i < lengths.length; i++) lengths[i] = 40 + r.nextInt(400);
-        long t0 = System.nanoTime();
         List<int[]> rows = Packer.assign(lengths, 2048);
-        long ms = (System.nanoTime() - t0) / 1_000_000;
+        boolean[] placed = new boolean[lengths.length];
+        for (int[] row : rows) {
+            int used = 0;
+            for (int i : row) {
+                assertFalse(placed[i], "sample " + i + " placed twice");
+                placed[i] = true;
+                used += lengths[i];
+            }
+            assertTrue(used <= 2048, "a row over capacity: " + used);
+        }
+        for (int i = 0; i < placed.length; i++) assertTrue(placed[i], "sample " + i + " not placed");
         long total = 0;
         for (int l : lengths) total += l;
         double eff = total / (rows.size() * 2048.0);
         assertTrue(eff > 0.99, "FFD packs small items almost perfectly: " + eff);
-        assertTrue(ms < 2000, ms + " ms");
     }
 }

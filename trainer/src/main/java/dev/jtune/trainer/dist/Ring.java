@@ -155,6 +155,16 @@ final class Ring implements AutoCloseable {
      */
     static Ring connect(int rank, int world, Store store, String prefix, String masterAddr, Duration timeout,
             boolean sharedMemory) {
+        return connect(rank, world, store, prefix, masterAddr, timeout, timeout, sharedMemory);
+    }
+
+    /**
+     * As above, with a setup timeout ({@code timeout}: every rank arrives and connects) apart from the one for a
+     * collective that makes no progress: a test of the latter can keep it short without making setup on a busy
+     * machine a race against it.
+     */
+    static Ring connect(int rank, int world, Store store, String prefix, String masterAddr, Duration timeout,
+            Duration collectiveTimeout, boolean sharedMemory) {
         long deadline = System.nanoTime() + timeout.toNanos();
         InetAddress local = localAddressFor(masterAddr);
         ServerSocketChannel server = null;
@@ -209,7 +219,7 @@ final class Ring implements AutoCloseable {
                     + "'s greeting within " + timeout, () -> "rank " + rightRank + " closed its connection to rank "
                     + rank + " during setup");
             MemorySegment shmOut = offer != null && answer.get(0) == 1 ? offer.slots(arena) : null;
-            return new Ring(rank, world, timeout, right, left, arena, shmOut, shmIn,
+            return new Ring(rank, world, collectiveTimeout, right, left, arena, shmOut, shmIn,
                     offer == null ? null : offer.path());
         } catch (IOException e) {
             closeQuietly(right);

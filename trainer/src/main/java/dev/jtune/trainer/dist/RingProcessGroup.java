@@ -48,12 +48,18 @@ public final class RingProcessGroup implements ProcessGroup {
      * @throws DistException naming the rank that did not arrive
      */
     public static RingProcessGroup create(DistEnv env, Store store, String prefix, Duration timeout) {
+        return create(env, store, prefix, timeout, timeout);
+    }
+
+    /** As above, with setup's timeout apart from a stalled collective's (for tests of the latter). */
+    static RingProcessGroup create(DistEnv env, Store store, String prefix, Duration setupTimeout,
+            Duration collectiveTimeout) {
         if (env.worldSize() == 1) {
             return new RingProcessGroup(0, 1, null);
         }
         return new RingProcessGroup(env.rank(), env.worldSize(),
-                Ring.connect(env.rank(), env.worldSize(), store, prefix, env.masterAddr(), timeout,
-                        Ring.sharedMemoryFromEnv()));
+                Ring.connect(env.rank(), env.worldSize(), store, prefix, env.masterAddr(), setupTimeout,
+                        collectiveTimeout, Ring.sharedMemoryFromEnv()));
     }
 
     @Override

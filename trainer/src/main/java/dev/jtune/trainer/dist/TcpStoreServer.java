@@ -34,6 +34,8 @@ public final class TcpStoreServer implements AutoCloseable {
     private final Set<Socket> clients = ConcurrentHashMap.newKeySet();
     private final Thread acceptor;
     private volatile boolean closed;
+    /** Gets blocked on a key that is not set yet (guarded by {@link #lock}). */
+    private int waitingGets;
 
     private TcpStoreServer(ServerSocket socket, String host) {
         this.socket = socket;
@@ -167,8 +169,23 @@ public final class TcpStoreServer implements AutoCloseable {
                 if (left <= 0) {
                     return null;
                 }
-                changed.awaitNanos(left);
+                waitingGets++;
+                try {
+                    changed.awaitNanos(left);
+                } finally {
+                    waitingGets--;
+                }
             }
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** How many gets are blocked on a key not set yet: lets tests act once a get is provably waiting. */
+    int waitingGets() {
+        lock.lock();
+        try {
+            return waitingGets;
         } finally {
             lock.unlock();
         }

@@ -45,6 +45,7 @@ public final class Launcher {
     /** Lines of a failed worker's log shown in the report. */
     static final int TAIL_LINES = 20;
     private static final long POLL_MILLIS = 100;
+    private static final Duration PUMP_GUARD = Duration.ofMinutes(2);
 
     private static final Set<Launcher> RUNNING = new CopyOnWriteArraySet<>();
     private static volatile boolean signalsInstalled;
@@ -224,7 +225,8 @@ public final class Launcher {
                     nextStoreCheck = now + TimeUnit.MILLISECONDS.toNanos(options.nnodes() > 1 ? 300 : 0);
                     if (store.add(job + "failed", 0) > 0) {
                         stop(workers);
-                        String failure = new String(store.get(job + "failure", Duration.ofSeconds(30)),
+                        // Set right after the flag by the node that raised it: the timeout only guards a hang.
+                        String failure = new String(store.get(job + "failure", options.rdzvTimeout()),
                                 StandardCharsets.UTF_8);
                         boolean noRestart = failure.startsWith("stop:");
                         String text = noRestart ? failure.substring(5) : failure;
@@ -366,9 +368,14 @@ public final class Launcher {
         }
     }
 
+    /**
+     * Waits for a worker's log pump, which ends at its output's end of file (the worker has exited, or been killed,
+     * by now). A report reads the log after this, so a short bound would cut its last lines on a busy machine; the
+     * bound only guards against a stray process that inherited the worker's output and keeps it open.
+     */
     private static void join(Thread t) {
         try {
-            t.join(5000);
+            t.join(PUMP_GUARD);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
@@ -406,13 +413,18 @@ public final class Launcher {
         }
     }
 
-    /** Node 0 keeps the store up until the other nodes have read the outcome (or 10 s pass). */
+    /**
+     * Node 0 keeps the store up until the other nodes have read the outcome. They do so within a poll or two, so
+     * this ends by their leaving; {@code --rdzv-timeout} (how long nodes wait for each other) only bounds the wait
+     * for a node that died. A fixed few seconds would let a busy machine's node 1 find the store gone and report
+     * a lost store instead of the job's outcome.
+     */
     private void awaitLeft(int port, int generation) {
         if (options.nnodes() == 1 || generation < 0) {
             return;
         }
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        try (Store s = TcpStore.connect(options.masterAddr(), port, Duration.ofSeconds(2))) {
+        long deadline = System.nanoTime() + options.rdzvTimeout().toNanos();
+        try (Store s = TcpStore.connect(options.masterAddr(), port, options.rdzvTimeout())) {
             while (s.add("job/" + generation + "/left", 0) < options.nnodes() - 1 && System.nanoTime() < deadline) {
                 Thread.sleep(50);
             }

@@ -14,12 +14,9 @@ import java.time.Duration;
  * <p>Keys: {@code rdzv/G/claim/R} (a counter that catches two launchers with one node rank),
  * {@code rdzv/G/node/R} ("nnodes nproc maxRestarts"), {@code rdzv/G/verdict} ("ok" or "error: ..."), and the
  * counters {@code rdzv/G/joined} and {@code rdzv/G/read} (nodes that read an error verdict, so that node 0 keeps the
- * store up until they have).
+ * store up until they have, however long that takes: {@code --rdzv-timeout} bounds it only for a node that died).
  */
 final class Rendezvous {
-    /** How long node 0 keeps the store up after a failed rendezvous, for the others to read why. */
-    private static final Duration READ_VERDICT = Duration.ofSeconds(5);
-
     private Rendezvous() {}
 
     /**
@@ -56,8 +53,10 @@ final class Rendezvous {
             }
             store.set(prefix + "verdict", (error == null ? "ok" : "error: " + error).getBytes(StandardCharsets.UTF_8));
             if (error != null) {
-                // The store closes with this launcher: first let the nodes that came read the verdict.
-                long until = System.nanoTime() + READ_VERDICT.toNanos();
+                // The store closes with this launcher: first let the nodes that came read the verdict. They read
+                // it as soon as it is set, so this ends by their reading; --rdzv-timeout only guards against a node
+                // that died after joining (a fixed few seconds would lose the message on a busy machine).
+                long until = System.nanoTime() + o.rdzvTimeout().toNanos();
                 while (store.add(prefix + "read", 0) < store.add(prefix + "joined", 0) - 1 && System.nanoTime() < until) {
                     sleep();
                 }
@@ -78,7 +77,7 @@ final class Rendezvous {
         }
         // Node 0 compares every node with itself; this node checks the other way, so that a node with a
         // larger --nnodes, whose extra ranks node 0 never reads, still learns what is wrong.
-        String master = text(store.get(prefix + "node/0", Duration.ofSeconds(10)));
+        String master = text(store.get(prefix + "node/0", o.rdzvTimeout())); // set before the verdict: no wait
         String error = disagreement(master, mine, o.nodeRank());
         if (error != null) {
             throw new DistException(error);

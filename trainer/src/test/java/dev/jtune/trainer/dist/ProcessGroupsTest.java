@@ -33,7 +33,7 @@ class ProcessGroupsTest {
             ranks.add(CompletableFuture.supplyAsync(() -> {
                 Map<String, String> vars = Map.of("WORLD_SIZE", "2", "RANK", Integer.toString(rank), "LOCAL_RANK",
                         Integer.toString(rank), "LOCAL_WORLD_SIZE", "2", "MASTER_ADDR", "127.0.0.1", "MASTER_PORT",
-                        Integer.toString(p), "JTUNE_DIST_TIMEOUT", "30");
+                        Integer.toString(p), "JTUNE_DIST_TIMEOUT", "600"); // a hang guard only
                 try (ProcessGroup g = ProcessGroups.forEnvironment(DistEnv.from(vars), vars);
                         NDManager m = Torch.newManager()) {
                     NDArray x = m.create(new float[] {rank + 1, 10 * (rank + 1)});

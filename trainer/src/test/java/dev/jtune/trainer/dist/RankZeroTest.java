@@ -6,26 +6,36 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /** Rank 0's work and its outcome, carried to every rank of a real ring (three ranks, threads of this JVM). */
 class RankZeroTest {
-    private static final Duration TIMEOUT = Duration.ofSeconds(30);
-
+    /**
+     * Rank 0's work waits until the other ranks have returned from {@link RankZero#run}, which they must not do
+     * before the work ends, so the wait only ends by its bound and the work then completes. Were the others let
+     * through early, they would count down at once and see the work undone. The outcome depends only on RankZero,
+     * never on timing: the bound merely ends the wait in the correct case.
+     */
     @Test
     void onlyRankZeroWorksAndTheOthersWaitForIt() throws Exception {
         AtomicInteger runs = new AtomicInteger();
         AtomicInteger done = new AtomicInteger();
-        List<Integer> seen = RingHarness.world(3, TIMEOUT, (pg, m) -> {
+        CountDownLatch othersReturned = new CountDownLatch(2);
+        List<Integer> seen = RingHarness.world(3, (pg, m) -> {
             RankZero.run(pg, "count", () -> {
-                Thread.sleep(300); // the others must not get past before this ends
+                othersReturned.await(300, TimeUnit.MILLISECONDS);
                 runs.incrementAndGet();
                 done.set(1);
             });
-            return done.get();
+            int atReturn = done.get();
+            if (pg.rank() != 0) {
+                othersReturned.countDown();
+            }
+            return atReturn;
         });
         assertEquals(1, runs.get(), "the work ran once");
         assertEquals(List.of(1, 1, 1), seen, "every rank returned after rank 0's work was done");
@@ -34,7 +44,7 @@ class RankZeroTest {
     @Test
     void aFailureOnRankZeroStopsEveryRankWithItsOwnError() throws Exception {
         IOException disk = new IOException("No space left on device");
-        List<Exception> errors = RingHarness.world(3, TIMEOUT, (pg, m) -> {
+        List<Exception> errors = RingHarness.world(3, (pg, m) -> {
             Exception caught = null;
             try {
                 RankZero.run(pg, "write checkpoint-4", () -> {

@@ -25,14 +25,28 @@ final class RingHarness {
         T run(RingProcessGroup pg, NDManager m) throws Exception;
     }
 
+    /**
+     * For waits that end by an event (every rank arriving, a collective's peers, a rank's thread ending): only a
+     * hang guard, never reached unless the code under test is broken, so no outcome depends on machine load.
+     */
+    static final Duration HANG_GUARD = Duration.ofMinutes(10);
+
     /** Runs {@code body} on every rank of a world of {@code n}; the results by rank. Rethrows the first failure. */
-    static <T> List<T> world(int n, Duration timeout, Body<T> body) throws Exception {
+    static <T> List<T> world(int n, Body<T> body) throws Exception {
+        return world(n, HANG_GUARD, body);
+    }
+
+    /**
+     * As {@link #world(int, Body)}, with {@code collectiveTimeout} for a collective that makes no progress (for the
+     * tests of that timeout); setup always gets the hang guard, so a slow start never races the short timeout.
+     */
+    static <T> List<T> world(int n, Duration collectiveTimeout, Body<T> body) throws Exception {
         MemoryStore store = new MemoryStore();
         String prefix = "job" + JOBS.incrementAndGet();
         return ranks(n, rank -> () -> {
             DistEnv env = new DistEnv(rank, rank, n, n, "127.0.0.1", 0);
             try (NDManager m = Torch.newManager();
-                    RingProcessGroup pg = RingProcessGroup.create(env, store, prefix, timeout)) {
+                    RingProcessGroup pg = RingProcessGroup.create(env, store, prefix, HANG_GUARD, collectiveTimeout)) {
                 return body.run(pg, m);
             }
         });
@@ -52,7 +66,7 @@ final class RingHarness {
             List<T> out = new ArrayList<>();
             for (Future<T> f : futures) {
                 try {
-                    out.add(f.get(120, TimeUnit.SECONDS));
+                    out.add(f.get(HANG_GUARD.toSeconds(), TimeUnit.SECONDS));
                 } catch (ExecutionException e) {
                     if (e.getCause() instanceof Exception ex) {
                         throw ex;

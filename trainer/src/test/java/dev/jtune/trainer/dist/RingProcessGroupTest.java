@@ -2,6 +2,7 @@ package dev.jtune.trainer.dist;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,11 +12,12 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 /** The ring process group as threads of one JVM: worlds of 1 to 4, against references computed in plain Java. */
 class RingProcessGroupTest {
-    private static final Duration TIMEOUT = Duration.ofSeconds(20);
     private static final int[] COUNTS = {0, 1, 7, 1_000_003};
 
     /** The sum in double, the independent reference. */
@@ -56,7 +58,7 @@ class RingProcessGroupTest {
     void allReduceSumMatchesReferenceAndIsBitIdenticalAcrossRanks() throws Exception {
         for (int world = 1; world <= 4; world++) {
             int n = world;
-            List<List<float[]>> results = RingHarness.world(n, TIMEOUT, (pg, m) -> {
+            List<List<float[]>> results = RingHarness.world(n, (pg, m) -> {
                 List<float[]> out = new ArrayList<>();
                 for (int count : COUNTS) {
                     NDArray x = m.create(RingHarness.input(pg.rank(), count, count));
@@ -92,7 +94,7 @@ class RingProcessGroupTest {
 
     @Test
     void allReduceInt64AndFloat64AreExact() throws Exception {
-        List<long[]> longs = RingHarness.world(3, TIMEOUT, (pg, m) -> {
+        List<long[]> longs = RingHarness.world(3, (pg, m) -> {
             NDArray x = m.create(RingHarness.inputLong(pg.rank(), 1001, 5));
             pg.allReduceSum(x);
             NDArray d = m.create(new double[] {pg.rank() + 0.5, -pg.rank()});
@@ -116,7 +118,7 @@ class RingProcessGroupTest {
     void allGatherConcatenatesInRankOrder() throws Exception {
         for (int world = 1; world <= 4; world++) {
             int n = world;
-            RingHarness.world(n, TIMEOUT, (pg, m) -> {
+            RingHarness.world(n, (pg, m) -> {
                 for (int rows : new int[] {0, 1, 5}) {
                     float[] mine = RingHarness.input(pg.rank(), rows * 3, rows);
                     NDArray x = m.create(mine, new Shape(rows, 3));
@@ -149,7 +151,7 @@ class RingProcessGroupTest {
             int n = world;
             for (int rows : new int[] {0, 1, 7}) {
                 int count = n * rows * 2;
-                List<float[]> got = RingHarness.world(n, TIMEOUT, (pg, m) -> {
+                List<float[]> got = RingHarness.world(n, (pg, m) -> {
                     float[] mine = RingHarness.input(pg.rank(), count, 40 + rows);
                     NDArray x = m.create(mine, new Shape((long) n * rows, 2));
                     NDArray chunk = pg.reduceScatterSum(x);
@@ -171,7 +173,7 @@ class RingProcessGroupTest {
     void broadcastFromEveryRootInPlaceIncludingViews() throws Exception {
         for (int world = 1; world <= 4; world++) {
             int n = world;
-            RingHarness.world(n, TIMEOUT, (pg, m) -> {
+            RingHarness.world(n, (pg, m) -> {
                 for (int root = 0; root < n; root++) {
                     for (int count : new int[] {0, 7, 300_001}) {
                         NDArray x = m.create(RingHarness.input(pg.rank(), count, count + root));
@@ -190,22 +192,30 @@ class RingProcessGroupTest {
         }
     }
 
+    /**
+     * Rank 2 arrives last: it waits until ranks 0 and 1 have both left the barrier, which a correct barrier never
+     * lets them do, so the wait only ends by its bound, and then rank 2 arrives. A barrier that released them early
+     * lets them count down at once, and they see a rank that has not arrived. Which outcome happens depends only
+     * on the barrier, never on timing: the bound merely ends the wait in the correct case.
+     */
     @Test
     void barrierReleasesNobodyBeforeTheLastArrives() throws Exception {
         int n = 3;
-        long[] arrived = new long[n];
-        long[] released = new long[n];
-        RingHarness.world(n, TIMEOUT, (pg, m) -> {
-            Thread.sleep(150L * pg.rank());
-            arrived[pg.rank()] = System.nanoTime();
+        AtomicInteger arrived = new AtomicInteger();
+        CountDownLatch othersLeft = new CountDownLatch(n - 1);
+        List<Integer> seen = RingHarness.world(n, (pg, m) -> {
+            if (pg.rank() == n - 1) {
+                othersLeft.await(300, TimeUnit.MILLISECONDS);
+            }
+            arrived.incrementAndGet();
             pg.barrier();
-            released[pg.rank()] = System.nanoTime();
-            return null;
+            int atRelease = arrived.get();
+            if (pg.rank() != n - 1) {
+                othersLeft.countDown();
+            }
+            return atRelease;
         });
-        long last = Math.max(arrived[0], Math.max(arrived[1], arrived[2]));
-        for (int r = 0; r < n; r++) {
-            assertTrue(released[r] >= last, "rank " + r + " left the barrier before rank 2 arrived");
-        }
+        assertEquals(List.of(n, n, n), seen, "ranks left the barrier before every rank had arrived");
     }
 
     @Test
@@ -214,15 +224,19 @@ class RingProcessGroupTest {
         DistException e = assertThrows(DistException.class, () -> RingProcessGroup.create(
                 new DistEnv(0, 0, 2, 2, "127.0.0.1", 0), new MemoryStore(), "lonely", Duration.ofSeconds(1)));
         double s = (System.nanoTime() - t0) / 1e9;
-        assertTrue(e.getMessage().contains("rank 1 did not arrive"), e.getMessage());
-        assertTrue(s >= 0.9 && s < 5, "took " + s + " s");
+        assertTrue(e.getMessage().contains("rank 1 did not arrive within PT1S"), e.getMessage());
+        // It waited the timeout out (no upper bound: a busy machine may take longer to report it, which is no error).
+        assertTrue(s >= 0.9, "took " + s + " s");
     }
 
+    /**
+     * The group timeout is only a hang guard here: what shows that the failure travelled instead of being waited
+     * out is what each rank was told (a closed connection, not a stalled collective).
+     */
     @Test
     void aPeerThatLeavesMidRunFailsTheOthersInsteadOfHanging() throws Exception {
         int n = 3;
-        long t0 = System.nanoTime();
-        List<String> errors = RingHarness.world(n, Duration.ofSeconds(60), (pg, m) -> {
+        List<String> errors = RingHarness.world(n, (pg, m) -> {
             if (pg.rank() == 2) {
                 pg.close(); // leaves: its sockets close while the others are in an all-reduce
                 return "left";
@@ -235,10 +249,11 @@ class RingProcessGroupTest {
                 return e.getMessage();
             }
         });
-        double s = (System.nanoTime() - t0) / 1e9;
-        assertTrue(s < 30, "took " + s + " s: a hang broken only by the timeout");
         assertTrue(errors.get(0).contains("rank 2 closed its connection"), errors.get(0));
         assertTrue(!errors.get(1).equals("no error"), errors.get(1));
+        for (int r = 0; r < 2; r++) {
+            assertFalse(errors.get(r).contains("is it stuck"), "waited out: " + errors.get(r));
+        }
     }
 
     @Test
@@ -263,7 +278,7 @@ class RingProcessGroupTest {
 
     @Test
     void mismatchedCollectivesAreReported() throws Exception {
-        List<String> out = RingHarness.world(2, TIMEOUT, (pg, m) -> {
+        List<String> out = RingHarness.world(2, (pg, m) -> {
             try {
                 if (pg.rank() == 0) {
                     pg.allReduceSum(m.create(new float[10]));
@@ -282,7 +297,7 @@ class RingProcessGroupTest {
 
     @Test
     void unsupportedSumTypesAndBadShapesAreRefused() throws Exception {
-        RingHarness.world(2, TIMEOUT, (pg, m) -> {
+        RingHarness.world(2, (pg, m) -> {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> pg.allReduceSum(m.create(new byte[4])));
             assertTrue(e.getMessage().contains("float32"), e.getMessage());

@@ -12,7 +12,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The ring between two real processes (child JVMs) on loopback, sharing a directory store. */
 class RingProcessesTest {
-    private static final long TIMEOUT_S = 90;
+    /** Only a hang guard: the children end by themselves (or by the kill), however long a busy machine takes. */
+    private static final long HANG_GUARD_S = 600;
 
     private static Process start(Path store, int rank, String mode, Path log) throws IOException {
         String java = ProcessHandle.current().info().command()
@@ -26,7 +27,7 @@ class RingProcessesTest {
     }
 
     private static int finish(Process p, Path log) throws Exception {
-        if (!p.waitFor(TIMEOUT_S, TimeUnit.SECONDS)) {
+        if (!p.waitFor(HANG_GUARD_S, TimeUnit.SECONDS)) {
             p.destroyForcibly();
             throw new AssertionError("child did not finish; log:\n" + Files.readString(log));
         }
@@ -60,20 +61,18 @@ class RingProcessesTest {
         Process p0 = start(store, 0, "die", log0);
         Process p1 = start(store, 1, "die", log1);
         try {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
+            // Wait for a line, not a duration: rank 1 says "ready" after the barrier, with rank 0 then in (or on its
+            // way into) an all-reduce that needs rank 1. Either way the kill must reach it as a lost connection.
             while (line(log1, "ready") == null) {
-                assertTrue(p1.isAlive() && System.nanoTime() < deadline, "rank 1 never got ready:\n"
-                        + Files.readString(log1));
+                assertTrue(p1.isAlive(), "rank 1 ended before it got ready:\n" + Files.readString(log1));
                 Thread.sleep(20);
             }
-            Thread.sleep(200); // rank 0 is now inside an all-reduce waiting for rank 1
             p1.destroyForcibly().waitFor();
-            long t0 = System.nanoTime();
             assertEquals(3, finish(p0, log0), Files.readString(log0));
-            double s = (System.nanoTime() - t0) / 1e9;
-            assertTrue(s < 20, "rank 0 took " + s + " s to notice (the group timeout is 60 s)");
             String failed = line(log0, "failed: ");
             assertTrue(failed != null && failed.contains("rank 1"), Files.readString(log0));
+            // The group timeout (RingWorkerMain) is only a hang guard: a failure waited out would say so.
+            assertTrue(!failed.contains("is it stuck"), "waited out: " + failed);
         } finally {
             p0.destroyForcibly();
             p1.destroyForcibly();

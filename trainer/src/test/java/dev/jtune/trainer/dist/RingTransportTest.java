@@ -12,13 +12,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
@@ -28,7 +26,6 @@ import org.junit.jupiter.api.Test;
  * multiple of the slot, and on both sides of the shared-memory threshold; byte-moving collectives; mixed links.
  */
 class RingTransportTest {
-    private static final Duration TIMEOUT = Duration.ofSeconds(20);
     private static final AtomicInteger JOBS = new AtomicInteger();
 
     interface Body<T> {
@@ -41,7 +38,7 @@ class RingTransportTest {
         MemoryStore store = new MemoryStore();
         String prefix = "transport" + JOBS.incrementAndGet();
         return RingHarness.ranks(n, rank -> () -> {
-            try (Ring ring = Ring.connect(rank, n, store, prefix, "127.0.0.1", TIMEOUT, shm[rank]);
+            try (Ring ring = Ring.connect(rank, n, store, prefix, "127.0.0.1", RingHarness.HANG_GUARD, shm[rank]);
                     Arena arena = Arena.ofConfined()) {
                 return body.run(ring, arena);
             }
@@ -239,38 +236,38 @@ class RingTransportTest {
         checkMovers(all(3, true));
     }
 
+    /**
+     * Rank 1's ring is closed from another thread once rank 1 has finished two all-reduces of 64 MB, so while it is
+     * in (or entering) the third; rank 0 must fail naming rank 1, however the close and its transfer interleave.
+     * The ring's timeout is only a hang guard: a failure that was waited out would ask "is it stuck", not
+     * say that the peer closed its connection.
+     */
     @Test
     void aPeerClosedMidTransferFailsTheOtherWithAMessageInsteadOfHanging() throws Exception {
-        long t0 = System.nanoTime();
         ExecutorService killer = Executors.newSingleThreadExecutor();
         try {
             List<String> out = world(all(2, true), (ring, arena) -> {
                 long count = 16L << 20; // 64 MB of floats: many slots per step
                 MemorySegment m = arena.allocate(count * 4, 64);
-                if (ring.rank() == 1) {
-                    killer.submit(() -> {
-                        Thread.sleep(300);
-                        try {
-                            ring.close(); // as a dying process: sockets and mapping go while rank 0 is mid-transfer
-                        } catch (RuntimeException ignored) {
-                            // the mapping may be in use by this rank's own thread; the sockets are closed already
-                        }
-                        return null;
-                    });
-                }
-                long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-                while (System.nanoTime() < until) {
+                for (int k = 0; ; k++) {
+                    if (ring.rank() == 1 && k == 2) {
+                        killer.submit(() -> {
+                            try {
+                                ring.close(); // as a dying process: sockets and mapping go mid-transfer
+                            } catch (RuntimeException ignored) {
+                                // the mapping may be in use by this rank's own thread; the sockets are closed already
+                            }
+                        });
+                    }
                     try {
                         ring.allReduce(m, count, Ring.Sum.F32);
                     } catch (RuntimeException e) {
                         return e.getMessage();
                     }
                 }
-                return "no error";
             });
-            double s = (System.nanoTime() - t0) / 1e9;
-            assertTrue(s < 15, "took " + s + " s");
-            assertTrue(out.get(0).contains("rank 1") && !out.get(0).equals("no error"), out.get(0));
+            assertTrue(out.get(0).contains("rank 1"), out.get(0));
+            assertFalse(out.get(0).contains("is it stuck"), "waited out: " + out.get(0));
         } finally {
             killer.shutdownNow();
         }

@@ -14,9 +14,15 @@ import java.util.HexFormat;
  * One rank of a two-process ring for {@link RingProcessesTest}: {@code RingWorkerMain STORE_DIR RANK MODE}.
  * MODE {@code all}: every collective, checked against plain-Java references, then prints {@code ok SHA256} of all
  * results (the parent compares the ranks' digests bit for bit). MODE {@code die}: after a barrier rank 1 prints
- * {@code ready} and waits to be killed, rank 0 all-reduces until that fails and prints {@code failed: MESSAGE}.
+ * {@code ready} and waits until killed, rank 0 all-reduces until that fails and prints {@code failed: MESSAGE}.
  */
 public final class RingWorkerMain {
+    /**
+     * Setup and stalled collectives: only a hang guard (the parent kills the children long before), since both
+     * JVMs starting on a busy machine may take any time to meet, and the peer's death arrives as a closed socket.
+     */
+    private static final Duration HANG_GUARD = Duration.ofMinutes(10);
+
     private RingWorkerMain() {}
 
     public static void main(String[] args) throws Exception {
@@ -26,13 +32,13 @@ public final class RingWorkerMain {
         int n = 2;
         DistEnv env = new DistEnv(rank, rank, n, n, "127.0.0.1", 0);
         try (NDManager m = Torch.newManager();
-                RingProcessGroup pg = RingProcessGroup.create(env, new FileStore(dir), "p", Duration.ofSeconds(60))) {
+                RingProcessGroup pg = RingProcessGroup.create(env, new FileStore(dir), "p", HANG_GUARD)) {
             if (mode.equals("die")) {
                 pg.barrier();
                 if (rank == 1) {
                     System.out.println("ready");
                     System.out.flush();
-                    Thread.sleep(600_000);
+                    new java.util.concurrent.CountDownLatch(1).await(); // until killed
                 }
                 try {
                     while (true) {

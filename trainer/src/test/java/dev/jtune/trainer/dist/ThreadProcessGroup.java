@@ -6,27 +6,119 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.index.NDIndex;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.BrokenBarrierException;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.function.IntFunction;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * A {@link ProcessGroup} of N threads in one JVM, for tests: ranks exchange their arrays through shared slots
  * between two barriers (all deposited; all done reading). Sums run in rank order on every rank, so results are
- * bit-identical everywhere. A rank that fails breaks the barrier, and the others fail instead of hanging.
+ * bit-identical everywhere.
+ *
+ * <p>A rank that fails, or returns while others still call collectives, fails the group for good: every rank
+ * waiting at the barrier, and every rank that arrives there later, however much later, fails at once with a
+ * {@link PeerFailed} naming it. The outcome never depends on which rank gets where first, nor on a timeout.
  */
 public final class ThreadProcessGroup implements ProcessGroup {
-    private static final long TIMEOUT_S = 120;
+    /**
+     * Only a hang guard (a rank stuck outside the group, e.g. deadlocked in the code under test): no outcome a test
+     * expects depends on it, since failures and departures reach waiting ranks at once.
+     */
+    private static final long HANG_GUARD_MINUTES = 10;
 
+    /** This rank failed because another rank failed or left: a consequence, never the root cause. */
+    public static final class PeerFailed extends DistException {
+        PeerFailed(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** The ranks' shared state: the slots, and a barrier whose failure is sticky (unlike CyclicBarrier.reset). */
     private static final class Shared {
-        final CyclicBarrier barrier;
         final NDArray[] slots;
+        private final ReentrantLock lock = new ReentrantLock();
+        private final Condition changed = lock.newCondition();
+        private int arrived;
+        private long generation;
+        private int waiting;
+        /** Set once, by the first rank that failed or left; every later await fails with it. */
+        private String failure;
+        private Throwable failureCause;
 
         Shared(int n) {
-            barrier = new CyclicBarrier(n);
             slots = new NDArray[n];
+        }
+
+        /** Rank {@code rank} failed with {@code e}: the others stop, now and at any later barrier. */
+        void fail(int rank, Throwable e) {
+            poison("rank " + rank + " failed (" + e + ")", e);
+        }
+
+        /** Rank {@code rank} returned: a barrier that still needs it can never complete. */
+        void leave(int rank) {
+            poison("rank " + rank + " left the group (its body returned) before this collective", null);
+        }
+
+        private void poison(String why, Throwable cause) {
+            lock.lock();
+            try {
+                if (failure == null) {
+                    failure = why;
+                    failureCause = cause;
+                }
+                changed.signalAll();
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        void await(int rank) {
+            lock.lock();
+            try {
+                throwIfFailed(rank);
+                long gen = generation;
+                if (++arrived == slots.length) {
+                    arrived = 0;
+                    generation++;
+                    changed.signalAll();
+                    return;
+                }
+                long left = TimeUnit.MINUTES.toNanos(HANG_GUARD_MINUTES);
+                waiting++;
+                try {
+                    // A barrier that completed before the failure still counts: check the generation first.
+                    while (generation == gen) {
+                        throwIfFailed(rank);
+                        if (left <= 0) {
+                            throw new DistException("rank " + rank + ": hang guard: the barrier was not complete "
+                                    + "after " + HANG_GUARD_MINUTES + " minutes and no rank failed or left");
+                        }
+                        left = changed.awaitNanos(left);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new DistException("rank " + rank + " interrupted", e);
+                } finally {
+                    waiting--;
+                }
+            } finally {
+                lock.unlock();
+            }
+        }
+
+        private void throwIfFailed(int rank) {
+            if (failure != null) {
+                throw new PeerFailed("rank " + rank + ": " + failure, failureCause);
+            }
+        }
+
+        int waiting() {
+            lock.lock();
+            try {
+                return waiting;
+            } finally {
+                lock.unlock();
+            }
         }
     }
 
@@ -40,7 +132,8 @@ public final class ThreadProcessGroup implements ProcessGroup {
 
     /**
      * Runs {@code body} as ranks 0..n-1, each in its own thread with its own group, and returns their results in
-     * rank order; the first failure is rethrown (as the cause of an AssertionError when checked).
+     * rank order. The root failure is rethrown (a failure that is not a {@link PeerFailed} consequence of another
+     * rank's), as it was when unchecked or an {@link Exception}.
      */
     public static <T> List<T> run(int n, RankBody<T> body) throws Exception {
         Shared shared = new Shared(n);
@@ -57,7 +150,9 @@ public final class ThreadProcessGroup implements ProcessGroup {
                     results.set(rank, body.run(g));
                 } catch (Throwable e) {
                     errors.set(rank, e);
-                    shared.barrier.reset(); // wakes the others with BrokenBarrierException
+                    shared.fail(rank, e);
+                } finally {
+                    shared.leave(rank); // a no-op after fail(): the first reason sticks
                 }
             }, "rank-" + r, 64L << 20);
             threads.add(t);
@@ -66,10 +161,9 @@ public final class ThreadProcessGroup implements ProcessGroup {
         for (Thread t : threads) {
             t.join();
         }
-        // The root cause: a failure that is not a consequence of another rank's failure.
         Throwable first = null;
         for (Throwable e : errors) {
-            if (e != null && (first == null || isBroken(first) && !isBroken(e))) {
+            if (e != null && (first == null || isConsequence(first) && !isConsequence(e))) {
                 first = e;
             }
         }
@@ -80,9 +174,9 @@ public final class ThreadProcessGroup implements ProcessGroup {
         return typed;
     }
 
-    private static boolean isBroken(Throwable e) {
+    private static boolean isConsequence(Throwable e) {
         for (Throwable c = e; c != null; c = c.getCause()) {
-            if (c instanceof BrokenBarrierException) return true;
+            if (c instanceof PeerFailed) return true;
         }
         return false;
     }
@@ -93,21 +187,13 @@ public final class ThreadProcessGroup implements ProcessGroup {
         T run(ProcessGroup group) throws Exception;
     }
 
-    /** Creates groups without threads (a caller that manages them): rank r's group is {@code groups.apply(r)}. */
-    public static IntFunction<ProcessGroup> groups(int n) {
-        Shared shared = new Shared(n);
-        return r -> new ThreadProcessGroup(shared, r);
+    /** How many ranks are blocked at the barrier now (for tests that fail a rank while another waits). */
+    int waitingAtBarrier() {
+        return shared.waiting();
     }
 
     private void await() {
-        try {
-            shared.barrier.await(TIMEOUT_S, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new DistException("rank " + rank + " interrupted", e);
-        } catch (BrokenBarrierException | TimeoutException e) {
-            throw new DistException("rank " + rank + ": another rank failed or did not arrive", e);
-        }
+        shared.await(rank);
     }
 
     /** Deposits x, waits for all, applies {@code read} to the slots, waits until everyone has read. */

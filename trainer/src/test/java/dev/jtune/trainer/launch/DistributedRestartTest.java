@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -20,6 +19,10 @@ import org.junit.jupiter.api.io.TempDir;
  * group resumes from the checkpoint and ends with exactly the per-step losses of a run that was never interrupted,
  * whether the killed worker was rank 1 or rank 0, the one that writes checkpoints and metrics.
  *
+ * <p>The interrupted jobs run {@link PausingTrainWorker}: rank 0 stops right after saving checkpoint-2 and says
+ * so, and the test kills a worker only then, so the kill always lands at the same point of the run (a test that
+ * polled for the checkpoint raced the remaining steps).
+ *
  * <p>Rank 1's JVM is found by the pid the launcher prints for it ({@code started worker rank 1 ... as pid P}):
  * both workers have the same command line, and their environment (RANK) is not visible through
  * {@link ProcessHandle}. Before the kill the pid is checked to be one of this JVM's descendants.
@@ -27,7 +30,7 @@ import org.junit.jupiter.api.io.TempDir;
 class DistributedRestartTest {
     private static final int STEPS = 5;
     private static final String CHECKPOINTS = "save_steps: 2\n";
-    private static final Duration LIMIT = Duration.ofMinutes(2);
+    private static final int KILL_AFTER = 2; // the first checkpoint (save_steps 2)
     private static final Pattern RESUMED = Pattern.compile("resuming from \\S*checkpoint-(\\d+) at step (\\d+)");
 
     @TempDir
@@ -36,9 +39,10 @@ class DistributedRestartTest {
     @Test
     void aKilledWorkerFailsTheJobNamingItsRank() throws Exception {
         Path cfg = TinyLoraJob.config(tmp, "killed", 1, STEPS, CHECKPOINTS);
-        TinyLoraJob.Launch job = TinyLoraJob.Launch.start("--nproc-per-node", "2", cfg.toString());
-        killAfterFirstCheckpoint(job, tmp.resolve("killed"), 1);
-        int code = job.await(LIMIT);
+        TinyLoraJob.Launch job = TinyLoraJob.Launch.start("--nproc-per-node", "2", "--main-class",
+                PausingTrainWorker.class.getName(), Integer.toString(KILL_AFTER), cfg.toString());
+        killAfterFirstCheckpoint(job, 1);
+        int code = job.await();
         assertEquals(1, code, job.console());
         assertTrue(job.err().contains("worker rank 1 (local rank 1 on node 0) failed with exit code 137 (killed by "
                 + "signal 9); last lines of " + tmp.resolve("killed/logs/rank-1.log")), job.err());
@@ -46,7 +50,7 @@ class DistributedRestartTest {
         assertTrue(job.err().contains("  | ==== jtune launcher: rank 1 (local rank 1 on node 0), attempt 0 ===="),
                 job.err());
         assertFalse(job.err().contains("restarting"), job.err());
-        assertTrue(TinyLoraJob.losses(tmp.resolve("killed")).size() < STEPS, "the job was cut short");
+        assertEquals(KILL_AFTER, TinyLoraJob.losses(tmp.resolve("killed")).size(), "the job was cut short");
     }
 
     @Test
@@ -67,7 +71,7 @@ class DistributedRestartTest {
         if (uninterrupted == null) {
             Path whole = TinyLoraJob.config(tmp, "whole", 1, STEPS, CHECKPOINTS);
             TinyLoraJob.Launch reference = TinyLoraJob.Launch.start("--nproc-per-node", "2", whole.toString());
-            assertEquals(0, reference.await(LIMIT), reference.console());
+            assertEquals(0, reference.await(), reference.console());
             uninterrupted = TinyLoraJob.losses(tmp.resolve("whole"));
             assertEquals(STEPS, uninterrupted.size(), uninterrupted.toString());
         }
@@ -78,16 +82,16 @@ class DistributedRestartTest {
         List<Double> a = uninterrupted();
         Path cfg = TinyLoraJob.config(tmp, name, 1, STEPS, CHECKPOINTS);
         TinyLoraJob.Launch job = TinyLoraJob.Launch.start("--nproc-per-node", "2", "--max-restarts", "1",
-                cfg.toString());
-        killAfterFirstCheckpoint(job, tmp.resolve(name), killed);
-        assertEquals(0, job.await(LIMIT), job.console());
+                "--main-class", PausingTrainWorker.class.getName(), Integer.toString(KILL_AFTER), cfg.toString());
+        killAfterFirstCheckpoint(job, killed);
+        assertEquals(0, job.await(), job.console());
         assertTrue(job.err().contains("worker rank " + killed + " (local rank " + killed
                 + " on node 0) failed with exit code 137"), job.err());
         assertTrue(job.err().contains("restarting the worker group (restart 1 of 1)"), job.err());
         Matcher resumed = RESUMED.matcher(job.out());
         assertTrue(resumed.find(), "rank 0 resumed: " + job.out());
         int from = Integer.parseInt(resumed.group(2));
-        assertTrue(from >= 2 && from < STEPS, "resumed mid-run from a checkpoint: " + resumed.group());
+        assertEquals(KILL_AFTER, from, "resumed from the checkpoint before the kill: " + resumed.group());
 
         List<Double> b = TinyLoraJob.losses(tmp.resolve(name));
         assertEquals(STEPS, b.size(), "one loss per step, the interrupted steps' lines replaced: " + b);
@@ -99,22 +103,31 @@ class DistributedRestartTest {
         }
     }
 
-    /** SIGKILLs rank {@code rank}'s worker JVM once {@code outputDir/checkpoint-2} is complete. */
-    private static void killAfterFirstCheckpoint(TinyLoraJob.Launch job, Path outputDir, int rank) throws Exception {
-        Path checkpoint = outputDir.resolve("checkpoint-2"); // renamed into place only when complete
-        long deadline = System.nanoTime() + LIMIT.toNanos();
-        while (!Files.isDirectory(checkpoint)) {
-            assertTrue(job.running(), "the job ended before its first checkpoint: " + job.console());
-            assertTrue(System.nanoTime() < deadline, "no " + checkpoint + " in " + LIMIT + ": " + job.console());
-            Thread.sleep(20);
+    /**
+     * SIGKILLs rank {@code rank}'s worker JVM once rank 0 has paused right after saving checkpoint-2. When that is
+     * rank 0, rank 1 is frozen first (SIGSTOP): it waits for rank 0 in a collective and would otherwise fail on the
+     * lost connection and exit, racing the launcher's notice of the kill for which failure it reports. Frozen, it
+     * can only end by the launcher's stop (SIGTERM, then SIGKILL after the grace period), which follows the report.
+     */
+    private static void killAfterFirstCheckpoint(TinyLoraJob.Launch job, int rank) throws Exception {
+        job.awaitLine(PausingTrainWorker.pausedLine(KILL_AFTER));
+        if (rank == 0) {
+            long survivor = worker(job, 1).pid();
+            Process stop = new ProcessBuilder("sh", "-c", "kill -STOP " + survivor).inheritIO().start();
+            assertEquals(0, stop.waitFor(), "SIGSTOP to rank 1 (pid " + survivor + ")");
         }
+        ProcessHandle victim = worker(job, rank);
+        assertTrue(victim.destroyForcibly(), "SIGKILL to " + victim.pid());
+        victim.onExit().get(TinyLoraJob.HANG_GUARD.toSeconds(), TimeUnit.SECONDS);
+    }
+
+    /** Rank {@code rank}'s worker JVM of the first attempt, by the pid the launcher printed for it. */
+    private static ProcessHandle worker(TinyLoraJob.Launch job, int rank) {
         Matcher m = Pattern.compile("started worker rank " + rank + " \\(local rank \\d+ on node 0\\) as pid (\\d+)")
                 .matcher(job.out());
         assertTrue(m.find(), "the launcher named rank " + rank + "'s pid: " + job.out());
         long pid = Long.parseLong(m.group(1));
-        ProcessHandle worker = ProcessHandle.current().descendants().filter(h -> h.pid() == pid).findFirst()
+        return ProcessHandle.current().descendants().filter(h -> h.pid() == pid).findFirst()
                 .orElseThrow(() -> new AssertionError("pid " + pid + " is no live worker of this test"));
-        assertTrue(worker.destroyForcibly(), "SIGKILL to " + pid);
-        worker.onExit().get(10, TimeUnit.SECONDS);
     }
 }

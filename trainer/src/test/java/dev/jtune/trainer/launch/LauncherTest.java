@@ -24,6 +24,12 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The launcher end to end with {@link TestWorker} JVMs (a JVM start each, no training). */
 class LauncherTest {
+    /**
+     * {@code --rdzv-timeout} where nodes are expected to meet: only a hang guard (launchers in this JVM meet as
+     * soon as they run), so a busy machine cannot turn a slow start into a failure.
+     */
+    private static final String RDZV_HANG_GUARD = "600";
+
     @TempDir
     Path tmp;
 
@@ -88,12 +94,13 @@ class LauncherTest {
     void twoNodeLaunchersOnLoopbackFormOneJob() throws Exception {
         int port = freePort();
         List<CompletableFuture<Run>> nodes = new ArrayList<>();
-        for (int node : new int[] {1, 0}) { // node 1 first: it waits for node 0's store to appear
+        // Node 1 first, so that it usually has to wait for node 0's store; the outcome is the same in either
+        // order (TcpStoreTest covers the retry on its own).
+        for (int node : new int[] {1, 0}) {
             nodes.add(inThread(() -> launch(args(tmp.resolve("node" + node),
                     "--nproc-per-node", "2", "--nnodes", "2", "--node-rank", Integer.toString(node),
-                    "--master-addr", "127.0.0.1", "--master-port", Integer.toString(port), "--rdzv-timeout", "20",
-                    "join"))));
-            Thread.sleep(300);
+                    "--master-addr", "127.0.0.1", "--master-port", Integer.toString(port), "--rdzv-timeout",
+                    RDZV_HANG_GUARD, "join"))));
         }
         Run node1 = nodes.get(0).get();
         Run node0 = nodes.get(1).get();
@@ -112,16 +119,14 @@ class LauncherTest {
     @Test
     void aFailedWorkerStopsTheOthersAndIsReportedWithItsLastLines() throws IOException {
         Path logs = tmp.resolve("logs");
-        long t0 = System.nanoTime();
+        // Rank 0 waits until stopped (TestWorker): that this returns at all shows the launcher stopped it.
         Run r = launch(args(logs, "--nproc-per-node", "2", "fail", "1", "3"));
-        double seconds = (System.nanoTime() - t0) / 1e9;
         assertEquals(1, r.code(), r.err());
         assertTrue(r.err().contains("worker rank 1 (local rank 1 on node 0) failed with exit code 3; last lines of "
                 + logs.toAbsolutePath().resolve("rank-1.log")), r.err());
         // The last 20 of its 30 lines, no more.
         assertTrue(r.err().contains("  | line 30") && r.err().contains("  | line 11\n"), r.err());
         assertFalse(r.err().contains("  | line 10\n"), r.err());
-        assertTrue(seconds < 20, "the waiting rank was stopped, not waited for: " + seconds + " s");
         Matcher pid = Pattern.compile("pid (\\d+)").matcher(read(logs.resolve("rank-0.log")));
         assertTrue(pid.find(), "rank 0 started");
         assertTrue(r.out().contains("started worker rank 0 (local rank 0 on node 0) as pid " + pid.group(1) + "\n"),
@@ -191,7 +196,7 @@ class LauncherTest {
             String rank = Integer.toString(node);
             nodes.add(inThread(() -> launch(args(tmp.resolve("logs"), "--nproc-per-node", nproc,
                     "--nnodes", "2", "--node-rank", rank, "--master-port", Integer.toString(port),
-                    "--rdzv-timeout", "20", "join"))));
+                    "--rdzv-timeout", RDZV_HANG_GUARD, "join"))));
         }
         for (CompletableFuture<Run> f : nodes) {
             Run r = f.get();
@@ -207,7 +212,7 @@ class LauncherTest {
         List<CompletableFuture<Run>> nodes = new ArrayList<>();
         for (int node = 0; node < 2; node++) {
             List<String> a = new ArrayList<>(List.of("--nproc-per-node", "2", "--nnodes", "2", "--node-rank",
-                    Integer.toString(node), "--master-port", Integer.toString(port), "--rdzv-timeout", "20"));
+                    Integer.toString(node), "--master-port", Integer.toString(port), "--rdzv-timeout", RDZV_HANG_GUARD));
             a.addAll(List.of(rest));
             String[] argv = args(tmp.resolve("node" + node), a.toArray(String[]::new));
             nodes.add(inThread(() -> launch(argv)));
@@ -256,14 +261,15 @@ class LauncherTest {
         Path console = tmp.resolve("launcher.out"); // destroy() closes the pipes: keep the output in a file
         Process launcher = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(console.toFile()).start();
         Path log = logs.resolve("rank-0.log");
-        long deadline = System.nanoTime() + 20_000_000_000L;
-        while (!(Files.exists(log) && read(log).contains("pid ")) && System.nanoTime() < deadline) {
+        // Wait for the worker's line (an event): the launcher has its handlers and its worker by then.
+        while (!(Files.exists(log) && read(log).contains("pid "))) {
+            assertTrue(launcher.isAlive(), "the launcher ended early: " + read(console));
             Thread.sleep(50);
         }
         Matcher pid = Pattern.compile("pid (\\d+)").matcher(read(log));
         assertTrue(pid.find(), "the worker started: " + read(log));
         launcher.destroy(); // SIGTERM
-        assertTrue(launcher.waitFor(20, java.util.concurrent.TimeUnit.SECONDS), "the launcher exits");
+        assertTrue(launcher.waitFor(10, java.util.concurrent.TimeUnit.MINUTES), "the launcher exits (hang guard)");
         String output = read(console);
         assertEquals(143, launcher.exitValue(), output);
         assertTrue(output.contains("node 0 got SIGTERM; stopped its workers"), output);

@@ -13,10 +13,13 @@ import java.time.Duration;
  *   <li>{@code join}: meets every other rank in the launcher's store and prints its place in the job;
  *   <li>{@code fail RANK CODE [first DIR]}: rank RANK prints 30 numbered lines and exits CODE (with {@code first},
  *       only in the first attempt, after writing a "checkpoint" into DIR that a restarted run reads back); the
- *       other ranks print their pid and wait a minute (the launcher must stop them).
+ *       other ranks print their pid and wait until stopped (only the launcher can end them).
  * </ul>
  */
 public final class TestWorker {
+    /** Only a hang guard: the peers' JVMs arrive when they have started, however long a busy machine takes. */
+    private static final Duration HANG_GUARD = Duration.ofMinutes(10);
+
     private TestWorker() {}
 
     public static void main(String[] args) throws Exception {
@@ -34,16 +37,18 @@ public final class TestWorker {
 
     private static void join(DistEnv env, int restart) {
         String prefix = "attempt/" + restart + "/";
-        try (TcpStore store = TcpStore.connect(env.masterAddr(), env.masterPort(), Duration.ofSeconds(20))) {
-            long n = store.add(prefix + "joined", 1);
+        try (TcpStore store = TcpStore.connect(env.masterAddr(), env.masterPort(), HANG_GUARD)) {
+            // The record before the count: once the last rank counts itself, every record is there (counting
+            // first let a rank read a slower rank's record before it was written).
             store.set(prefix + "rank/" + env.rank(), Integer.toString(env.worldSize()).getBytes(StandardCharsets.UTF_8));
+            long n = store.add(prefix + "joined", 1);
             if (n == env.worldSize()) {
                 store.set(prefix + "all", new byte[] {1});
             }
-            store.get(prefix + "all", Duration.ofSeconds(20));
-            // Every rank's record is there: the job is one world.
+            store.get(prefix + "all", HANG_GUARD);
+            // Every rank's record is there: the job is one world (set before "all", so no wait).
             for (int r = 0; r < env.worldSize(); r++) {
-                store.get(prefix + "rank/" + r, Duration.ofSeconds(1));
+                store.get(prefix + "rank/" + r, Duration.ZERO);
             }
             System.out.printf("rank %d of %d joined the store with all %d ranks%n", env.rank(), env.worldSize(),
                     env.worldSize());
@@ -74,7 +79,7 @@ public final class TestWorker {
         }
         System.out.println("pid " + ProcessHandle.current().pid());
         System.out.flush();
-        Thread.sleep(60_000);
+        new java.util.concurrent.CountDownLatch(1).await(); // until the launcher stops this JVM
         System.exit(0);
     }
 }
