@@ -101,26 +101,38 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
      */
     public static TokenizedChat of(Tokenizer tokenizer, RenderedChat chat,
             Function<RenderedChat.Turn, RenderedChat.Span> trained) {
+        return ofSpans(tokenizer, chat, t -> {
+            RenderedChat.Span span = trained.apply(t);
+            return span.isEmpty() ? List.of() : List.of(span);
+        });
+    }
+
+    /**
+     * As {@link #of(Tokenizer, RenderedChat, Function)} with any number of trained spans per turn (a content and
+     * a marker that are not adjacent, see {@link RenderedChat.Turn#trained}), in order, within the turn.
+     */
+    public static TokenizedChat ofSpans(Tokenizer tokenizer, RenderedChat chat,
+            Function<RenderedChat.Turn, List<RenderedChat.Span>> trained) {
         Objects.requireNonNull(tokenizer, "tokenizer");
         String text = chat.text();
         int[] ids = tokenizer.encode(text, false);
         List<RenderedChat.Turn> turns = chat.turns();
         int n = turns.size();
-        int[] trainStart = new int[n];
-        int[] trainEnd = new int[n];
+        List<List<RenderedChat.Span>> spans = new ArrayList<>(n);
         TreeSet<Integer> boundarySet = new TreeSet<>();
         for (RenderedChat.Turn t : turns) {
-            RenderedChat.Span span = trained.apply(t);
-            if (span.start() < t.start() || span.end() > t.end()) {
-                throw new IllegalArgumentException("trained span " + span + " is not within turn " + t);
+            List<RenderedChat.Span> list = List.copyOf(trained.apply(t));
+            for (RenderedChat.Span span : list) {
+                if (span.start() < t.start() || span.end() > t.end()) {
+                    throw new IllegalArgumentException("trained span " + span + " is not within turn " + t);
+                }
+                if (!span.isEmpty()) { // an empty span's ends are never looked up
+                    boundarySet.add(span.start());
+                    boundarySet.add(span.end());
+                }
             }
-            trainStart[t.index()] = span.start();
-            trainEnd[t.index()] = span.end();
+            spans.add(list.stream().filter(sp -> !sp.isEmpty()).toList());
             boundarySet.add(t.start());
-            if (span.end() > span.start()) { // an empty span's ends are never looked up
-                boundarySet.add(span.start());
-                boundarySet.add(span.end());
-            }
         }
         boundarySet.remove(0);
         boundarySet.remove(text.length());
@@ -157,7 +169,8 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
         first[n] = ids.length;
         for (int t = n - 1; t >= 1; t--) {
             int b = turns.get(t).start();
-            boolean trainedUpToHere = trainEnd[t - 1] > trainStart[t - 1] && trainEnd[t - 1] == b;
+            List<RenderedChat.Span> before = spans.get(t - 1);
+            boolean trainedUpToHere = !before.isEmpty() && before.get(before.size() - 1).end() == b;
             first[t] = Math.min(first[t + 1], trainedUpToHere ? ceil.get(b) : floor.get(b));
         }
         int[] turnIndex = new int[ids.length];
@@ -167,9 +180,9 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             for (int i = first[t]; i < first[t + 1]; i++) {
                 turnIndex[i] = t;
             }
-            if (trainEnd[t] > trainStart[t]) {
-                int from = Math.max(first[t], floor.get(trainStart[t]));
-                int to = Math.min(first[t + 1], ceil.get(trainEnd[t]));
+            for (RenderedChat.Span span : spans.get(t)) {
+                int from = Math.max(first[t], floor.get(span.start()));
+                int to = Math.min(first[t + 1], ceil.get(span.end()));
                 for (int i = from; i < to; i++) {
                     trainable[i] = true;
                 }
