@@ -40,6 +40,12 @@ public final class ChatSamples implements SampleBuilder {
     private final boolean trainOnInputs;
     private final Map<String, String> roleOf = new TreeMap<>();
 
+    /**
+     * Axolotl's default speaker names for every chat dataset (not only sharegpt): {@code human} is the user,
+     * {@code gpt} the assistant; other roles are taken as they are when no {@code roles:} map is given.
+     */
+    static final Map<String, String> DEFAULT_ROLES = Map.of("human", Message.USER, "gpt", Message.ASSISTANT);
+
     public ChatSamples(DatasetFormat.Chat format, ChatTemplate template, Tokenizer tokenizer, boolean trainOnInputs) {
         this.format = Objects.requireNonNull(format, "format");
         this.template = Objects.requireNonNull(template, "template");
@@ -78,7 +84,8 @@ public final class ChatSamples implements SampleBuilder {
                             + e.getMessage(), e);
                 }
             }
-            return new JinjaChatTemplate(source, tokenizer.bosToken().orElse(null), tokenizer.eosToken().orElse(null));
+            return new JinjaChatTemplate("chat_template_jinja", source, tokenizer.bosToken().orElse(null),
+                    tokenizer.eosToken().orElse(null), java.util.List.of(), java.util.Map.of());
         }
         try {
             return ChatTemplates.byName(name, tokenizer);
@@ -110,7 +117,7 @@ public final class ChatSamples implements SampleBuilder {
             }
             String given = Fields.string(row, m, roleKey, at + "." + roleKey);
             String content = Fields.string(row, m, contentKey, at + "." + contentKey);
-            String role = roleOf.isEmpty() ? given : roleOf.get(given);
+            String role = roleOf.isEmpty() ? DEFAULT_ROLES.getOrDefault(given, given) : roleOf.get(given);
             if (role == null || role.isBlank()) {
                 throw row.error("field '" + at + "." + roleKey + "' is '" + given + "', not a known role (known: "
                         + String.join(", ", new TreeSet<>(roleOf.keySet())) + "; map it with roles:)");
@@ -145,7 +152,7 @@ public final class ChatSamples implements SampleBuilder {
             }
         }
         int last = lastMarked;
-        TokenizedChat t = TokenizedChat.of(tokenizer, chat, turn -> {
+        TokenizedChat t = TokenizedChat.ofSpans(tokenizer, chat, turn -> {
             boolean content = format.rolesToTrain().contains(turn.role());
             boolean marker = switch (format.trainOnEos()) {
                 case TURN -> content;
@@ -153,7 +160,7 @@ public final class ChatSamples implements SampleBuilder {
                 case LAST -> turn.index() == last;
                 case NONE -> false;
             };
-            return turn.span(content, marker);
+            return turn.trained(content, marker);
         });
         return List.of(new Sample(t.inputIds(), t.labels()));
     }
