@@ -27,6 +27,8 @@ import java.util.Objects;
  *       literal special-token text in a content belongs to that content. An empty content, or one the template
  *       does not write, has none. Contents come in message order, except that a non-assistant content the
  *       template writes after later ones (Mistral's system text, inside the last user turn) is left to them;
+ *   <li>an assistant's {@code reasoning_content}, where the template writes it before the content (Qwen3's
+ *       {@code <think>...</think>}), is found the same way and belongs to the content (trained with it);
  *   <li>its <b>end-of-turn marker</b> is the first end-of-turn string (the {@code eot_tokens} given, else the
  *       EOS token) after its content and before the next message's content;
  *   <li>turn {@code i} runs from the end of turn {@code i-1} (0 for the first) to its marker's end (its
@@ -39,6 +41,9 @@ public final class JinjaChatTemplate implements ChatTemplate {
 
     /** Private-use characters no real content holds, with a word a template leaves alone. */
     private static final String SENTINEL = "\uE000JTUNE_SENTINEL\uE001";
+
+    /** The message field holding an assistant's reasoning (transformers' and Axolotl's name). */
+    private static final String REASONING = "reasoning_content";
 
     private final String label;
     private final JinjaTemplate template;
@@ -81,9 +86,10 @@ public final class JinjaChatTemplate implements ChatTemplate {
         this.kwargs = Map.copyOf(kwargs);
     }
 
+    /** {@code tokenizer_default}, or the label it was made with ({@code chat_template_jinja}): errors name it. */
     @Override
     public String name() {
-        return NAME;
+        return label;
     }
 
     /** The Jinja source. */
@@ -181,6 +187,32 @@ public final class JinjaChatTemplate implements ChatTemplate {
                             + "'s content before an earlier message's; cannot split it into turns");
                 }
                 lastEnd = ce[i];
+            }
+        }
+        // an assistant's reasoning the template writes before its content (Qwen3's <think>R</think>) is trained
+        // with it: the content span is widened back to the reasoning's start
+        for (int i = 0; i < n; i++) {
+            Message m = msgs.get(i);
+            if (!found[i] || !m.isAssistant() || !(m.fields().get(REASONING) instanceof String r) || r.isEmpty()) {
+                continue;
+            }
+            Map<String, Object> f = new LinkedHashMap<>(m.fields());
+            f.put(REASONING, SENTINEL);
+            List<Message> probe = new ArrayList<>(msgs);
+            probe.set(i, new Message(m.role(), m.content(), f));
+            String p = renderText(probe, addGenerationPrompt, tools);
+            int at = p.indexOf(SENTINEL);
+            int suffix = p.length() - at - SENTINEL.length();
+            int prev = 0;
+            for (int k = i - 1; k >= 0; k--) {
+                if (found[k]) {
+                    prev = ce[k];
+                    break;
+                }
+            }
+            if (at >= prev && at <= cs[i] && full.length() - suffix >= at && full.regionMatches(0, p, 0, at)
+                    && full.regionMatches(full.length() - suffix, p, at + SENTINEL.length(), suffix)) {
+                cs[i] = at;
             }
         }
         List<RenderedChat.Turn> turns = new ArrayList<>(n);

@@ -115,7 +115,8 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             Function<RenderedChat.Turn, List<RenderedChat.Span>> trained) {
         Objects.requireNonNull(tokenizer, "tokenizer");
         String text = chat.text();
-        int[] ids = tokenizer.encode(text, false);
+        Tokenizer.Encoded encoded = tokenizer.encodeWithOffsets(text, false);
+        int[] ids = encoded.ids();
         List<RenderedChat.Turn> turns = chat.turns();
         int n = turns.size();
         List<List<RenderedChat.Span>> spans = new ArrayList<>(n);
@@ -137,11 +138,6 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
         boundarySet.remove(0);
         boundarySet.remove(text.length());
         List<Integer> boundaries = new ArrayList<>(boundarySet);
-        List<String> prefixes = new ArrayList<>(boundaries.size());
-        for (int b : boundaries) {
-            prefixes.add(text.substring(0, b));
-        }
-        List<int[]> encoded = prefixes.isEmpty() ? List.of() : tokenizer.encodeBatch(prefixes, false);
         // floor(b): tokens before character boundary b (a straddling token excluded); ceil(b): tokens that
         // start before b (a straddling token included). Both nondecreasing in b.
         Map<Integer, Integer> floor = new HashMap<>();
@@ -150,20 +146,23 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
         ceil.put(0, 0);
         floor.put(text.length(), ids.length);
         ceil.put(text.length(), ids.length);
-        int lastFloor = 0;
-        int lastCeil = 0;
-        for (int k = 0; k < boundaries.size(); k++) {
-            int[] p = encoded.get(k);
-            int common = 0;
-            int max = Math.min(p.length, ids.length);
-            while (common < max && p[common] == ids[common]) {
-                common++;
+        int[][] offsets = offsets(encoded, text);
+        if (offsets != null) {
+            // from the tokens' character spans: one encoding for the whole chat
+            int f = 0;
+            int c = 0;
+            for (int b : boundaries) {
+                while (f < ids.length && offsets[1][f] <= b) {
+                    f++;
+                }
+                while (c < ids.length && offsets[0][c] < b) {
+                    c++;
+                }
+                floor.put(b, f);
+                ceil.put(b, Math.max(c, f));
             }
-            lastFloor = Math.max(lastFloor, common);
-            lastCeil = Math.max(lastCeil, Math.min(ids.length, p.length > common ? common + 1 : common));
-            lastCeil = Math.max(lastCeil, lastFloor);
-            floor.put(boundaries.get(k), lastFloor);
-            ceil.put(boundaries.get(k), lastCeil);
+        } else {
+            prefixBoundaries(tokenizer, text, ids, boundaries, floor, ceil);
         }
         int[] first = new int[n + 1]; // first token of each turn; first[n] = ids.length
         first[n] = ids.length;
@@ -189,5 +188,62 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             }
         }
         return new TokenizedChat(ids, turnIndex, trainable);
+    }
+
+    /**
+     * The tokens' {start, end} in Java char indices (the library counts code points), or null when they are
+     * not usable (missing, or not in order): then the boundaries come from prefix encodings.
+     */
+    private static int[][] offsets(Tokenizer.Encoded e, String text) {
+        int n = e.ids().length;
+        int cps = text.codePointCount(0, text.length());
+        int[] charAt = null;
+        if (cps != text.length()) {
+            charAt = new int[cps + 1];
+            int cp = 0;
+            for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {
+                charAt[cp++] = i;
+            }
+            charAt[cps] = text.length();
+        }
+        int[] starts = new int[n];
+        int[] ends = new int[n];
+        int prevStart = 0;
+        for (int i = 0; i < n; i++) {
+            int s = e.starts()[i];
+            int t = e.ends()[i];
+            if (s < 0 || t < s || t > cps || s < prevStart) {
+                return null;
+            }
+            prevStart = s;
+            starts[i] = charAt == null ? s : charAt[s];
+            ends[i] = charAt == null ? t : charAt[t];
+        }
+        return new int[][] {starts, ends};
+    }
+
+    /** floor/ceil from the common prefix of each prefix's encoding with the whole text's. */
+    private static void prefixBoundaries(Tokenizer tokenizer, String text, int[] ids, List<Integer> boundaries,
+            Map<Integer, Integer> floor, Map<Integer, Integer> ceil) {
+        List<String> prefixes = new ArrayList<>(boundaries.size());
+        for (int b : boundaries) {
+            prefixes.add(text.substring(0, b));
+        }
+        List<int[]> encoded = prefixes.isEmpty() ? List.of() : tokenizer.encodeBatch(prefixes, false);
+        int lastFloor = 0;
+        int lastCeil = 0;
+        for (int k = 0; k < boundaries.size(); k++) {
+            int[] p = encoded.get(k);
+            int common = 0;
+            int max = Math.min(p.length, ids.length);
+            while (common < max && p[common] == ids[common]) {
+                common++;
+            }
+            lastFloor = Math.max(lastFloor, common);
+            lastCeil = Math.max(lastCeil, Math.min(ids.length, p.length > common ? common + 1 : common));
+            lastCeil = Math.max(lastCeil, lastFloor);
+            floor.put(boundaries.get(k), lastFloor);
+            ceil.put(boundaries.get(k), lastCeil);
+        }
     }
 }
