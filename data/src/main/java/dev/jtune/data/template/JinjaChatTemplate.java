@@ -139,6 +139,11 @@ public final class JinjaChatTemplate implements ChatTemplate {
     }
 
     public RenderedChat render(List<Message> messages, boolean addGenerationPrompt, List<?> tools) {
+        return render(messages, addGenerationPrompt, tools, true);
+    }
+
+    /** With {@code atOnce} false, every message gets its own probe (what the one-probe fast path must equal). */
+    RenderedChat render(List<Message> messages, boolean addGenerationPrompt, List<?> tools, boolean atOnce) {
         List<Message> msgs = List.copyOf(messages);
         String full = renderText(msgs, addGenerationPrompt, tools);
         int n = msgs.size();
@@ -146,28 +151,10 @@ public final class JinjaChatTemplate implements ChatTemplate {
         int[] ce = new int[n];
         boolean[] found = new boolean[n];
         int lastEnd = 0;
-        for (int i = 0; i < n; i++) {
-            if (msgs.get(i).content().isEmpty()) {
-                continue;
+        if (!atOnce || !locateAtOnce(msgs, addGenerationPrompt, tools, full, cs, ce, found)) {
+            for (int i = 0; i < n; i++) {
+                locateOne(msgs, i, addGenerationPrompt, tools, full, cs, ce, found);
             }
-            List<Message> probe = new ArrayList<>(msgs);
-            probe.set(i, msgs.get(i).withContent(SENTINEL));
-            String p = renderText(probe, addGenerationPrompt, tools);
-            int at = p.indexOf(SENTINEL);
-            if (at < 0) {
-                continue; // the template does not write this content
-            }
-            int suffix = p.length() - at - SENTINEL.length();
-            int end = full.length() - suffix;
-            if (end < at || !full.regionMatches(0, p, 0, at)
-                    || !full.regionMatches(end, p, at + SENTINEL.length(), suffix)) {
-                throw new ChatTemplateException(label + ": cannot find the content of message " + i + " ("
-                        + msgs.get(i).role() + ") in the rendering: the text the template writes around it depends"
-                        + " on the content itself");
-            }
-            cs[i] = at;
-            ce[i] = end;
-            found[i] = true;
         }
         // a content written after later messages' (Mistral's system text, inside the last user turn) cannot be a
         // turn of its own: it is part of the text around the others, never trained
@@ -249,6 +236,131 @@ public final class JinjaChatTemplate implements ChatTemplate {
             start = end;
         }
         return new RenderedChat(full, turns);
+    }
+
+    /**
+     * Message {@code i}'s content by its own probe: the conversation rendered with that content replaced by the
+     * sentinel; the content is what takes the sentinel's place in the real rendering.
+     */
+    private void locateOne(List<Message> msgs, int i, boolean gen, List<?> tools, String full, int[] cs, int[] ce,
+            boolean[] found) {
+        found[i] = false;
+        if (msgs.get(i).content().isEmpty()) {
+            return;
+        }
+        List<Message> probe = new ArrayList<>(msgs);
+        probe.set(i, msgs.get(i).withContent(SENTINEL));
+        String p = renderText(probe, gen, tools);
+        int at = p.indexOf(SENTINEL);
+        if (at < 0) {
+            return; // the template does not write this content
+        }
+        int suffix = p.length() - at - SENTINEL.length();
+        int end = full.length() - suffix;
+        if (end < at || !full.regionMatches(0, p, 0, at) || !full.regionMatches(end, p, at + SENTINEL.length(), suffix)) {
+            throw new ChatTemplateException(label + ": cannot find the content of message " + i + " ("
+                    + msgs.get(i).role() + ") in the rendering: the text the template writes around it depends"
+                    + " on the content itself");
+        }
+        cs[i] = at;
+        ce[i] = end;
+        found[i] = true;
+    }
+
+    /**
+     * The fast path, one probe for all messages: every content replaced by its own sentinel. It stands when the
+     * real rendering is exactly that probe with each sentinel replaced by its content as given or stripped
+     * (whitespace, or newlines, on either side), i.e. when the text around the contents does not depend on them;
+     * then each content is where {@link #locateOne} would find it. Otherwise (false) each message gets its own probe.
+     */
+    private boolean locateAtOnce(List<Message> msgs, boolean gen, List<?> tools, String full, int[] cs, int[] ce,
+            boolean[] found) {
+        int n = msgs.size();
+        List<Message> probe = new ArrayList<>(msgs);
+        for (int i = 0; i < n; i++) {
+            if (!msgs.get(i).content().isEmpty()) {
+                probe.set(i, msgs.get(i).withContent(sentinel(i)));
+            }
+        }
+        String p;
+        try {
+            p = renderText(probe, gen, tools);
+        } catch (ChatTemplateException e) {
+            return false;
+        }
+        // the sentinels in the order the template wrote them
+        List<int[]> marks = new ArrayList<>(); // {position in p, message}
+        for (int i = 0; i < n; i++) {
+            if (msgs.get(i).content().isEmpty()) {
+                continue;
+            }
+            String sen = sentinel(i);
+            int at = p.indexOf(sen);
+            if (at >= 0) {
+                if (p.indexOf(sen, at + 1) >= 0) {
+                    return false; // written twice
+                }
+                marks.add(new int[] {at, i});
+            }
+        }
+        marks.sort((a, b) -> Integer.compare(a[0], b[0]));
+        int pp = 0; // position in p
+        int fp = 0; // position in full
+        for (int k = 0; k < marks.size(); k++) {
+            int at = marks.get(k)[0];
+            int i = marks.get(k)[1];
+            if (!full.regionMatches(fp, p, pp, at - pp)) {
+                return false;
+            }
+            fp += at - pp;
+            pp = at + sentinel(i).length();
+            int nextAt = k + 1 < marks.size() ? marks.get(k + 1)[0] : p.length();
+            String piece = p.substring(pp, Math.min(nextAt, pp + 64)); // what follows the content in the probe
+            String match = null;
+            for (String form : forms(msgs.get(i).content())) {
+                if (full.startsWith(form, fp) && full.startsWith(piece, fp + form.length())) {
+                    match = form;
+                    break;
+                }
+            }
+            if (match == null) {
+                return false;
+            }
+            cs[i] = fp;
+            ce[i] = fp + match.length();
+            found[i] = true;
+            fp += match.length();
+        }
+        return full.length() - fp == p.length() - pp && full.regionMatches(fp, p, pp, p.length() - pp);
+    }
+
+    private static String sentinel(int i) {
+        return "\uE000JTUNE_SENTINEL_" + i + "\uE001";
+    }
+
+    /** A content as templates write it: as given, stripped of whitespace or of newlines on either side. */
+    private static List<String> forms(String c) {
+        List<String> out = new ArrayList<>(7);
+        for (String f : new String[] {c, TurnWriter.pyStrip(c), strip(c, true, false, false), strip(c, false, true, false),
+                strip(c, true, true, true), strip(c, true, false, true), strip(c, false, true, true)}) {
+            if (!out.contains(f)) {
+                out.add(f);
+            }
+        }
+        return out;
+    }
+
+    /** Python's lstrip()/rstrip(), or with {@code newlines} their '\n' forms. */
+    private static String strip(String s, boolean left, boolean right, boolean newlines) {
+        int b = 0;
+        int e = s.length();
+        while (left && b < e && (newlines ? s.charAt(b) == '\n' : TurnWriter.isPySpace(s.charAt(b)))) {
+            b++;
+        }
+        while (right && e > b && (newlines ? s.charAt(e - 1) == '\n' : TurnWriter.isPySpace(s.charAt(e - 1)))) {
+            e--;
+        }
+        return s.substring(b, e);
     }
 
     @Override

@@ -78,6 +78,7 @@ class ChatTemplateCorpusTest {
         }
         RenderedChat chat = template.render(messages, gen, tools);
         assertEquals(c.get("text").asText(), chat.text(), "text");
+        assertEquals(template.render(messages, gen, tools, false), chat, "one probe per message vs one for all");
         Tokenizer tok = TOKENIZERS.computeIfAbsent(t.get("tokenizer").asText(),
                 n -> Tokenizer.load(PublishedTokenizers.dir(n)));
         TokenizedChat tc = TokenizedChat.ofSpans(tok, chat, turn -> turn.trained(turn.isAssistant(), turn.isAssistant()));
