@@ -39,12 +39,15 @@ public final class ChatTemplateBench {
             for (int i = 0; i < warm; i++) {
                 t.renderText(convs.get(i), false);
             }
+            java.lang.management.ThreadMXBean cpu = java.lang.management.ManagementFactory.getThreadMXBean();
+            long c0 = cpu.getCurrentThreadCpuTime();
             long t0 = System.nanoTime();
             long chars = 0;
             for (List<Message> c : convs) {
                 chars += t.renderText(c, false).length();
             }
             double own = (System.nanoTime() - t0) / 1e9;
+            double ownCpu = (cpu.getCurrentThreadCpuTime() - c0) / 1e9;
 
             Jinjava jinjava = new Jinjava(JinjavaConfig.newBuilder().withTrimBlocks(true).withLstripBlocks(true).build());
             String jsrc = source.endsWith("\n") ? source.substring(0, source.length() - 1) : source;
@@ -52,6 +55,7 @@ public final class ChatTemplateBench {
             for (int i = 0; i < Math.min(warm, jrows); i++) {
                 jinjava.render(jsrc, bindings(convs.get(i), tok));
             }
+            long c1 = cpu.getCurrentThreadCpuTime();
             long t1 = System.nanoTime();
             int same = 0;
             for (int i = 0; i < jrows; i++) {
@@ -60,16 +64,20 @@ public final class ChatTemplateBench {
                 }
             }
             double jin = (System.nanoTime() - t1) / 1e9;
+            double jinCpu = (cpu.getCurrentThreadCpuTime() - c1) / 1e9;
             // the loop above also rendered with jtune once per row: take that time out
+            long c2 = cpu.getCurrentThreadCpuTime();
             long t2 = System.nanoTime();
             for (int i = 0; i < jrows; i++) {
                 t.renderText(convs.get(i), false);
             }
             jin -= (System.nanoTime() - t2) / 1e9;
+            jinCpu -= (cpu.getCurrentThreadCpuTime() - c2) / 1e9;
 
             for (int i = 0; i < warm; i++) {
                 TokenizedChat.ofSpans(tok, t.render(convs.get(i), false), x -> x.trained(x.isAssistant(), x.isAssistant()));
             }
+            long c3 = cpu.getCurrentThreadCpuTime();
             long t3 = System.nanoTime();
             long tokens = 0;
             for (List<Message> c : convs) {
@@ -77,12 +85,21 @@ public final class ChatTemplateBench {
                 tokens += TokenizedChat.ofSpans(tok, chat, x -> x.trained(x.isAssistant(), x.isAssistant())).size();
             }
             double full = (System.nanoTime() - t3) / 1e9;
+            double fullCpu = (cpu.getCurrentThreadCpuTime() - c3) / 1e9;
+            // the tokenizer alone on the same texts: the floor under the whole per-row work
+            long c4 = cpu.getCurrentThreadCpuTime();
+            for (List<Message> c : convs) {
+                tok.encode(t.renderText(c, false), false);
+            }
+            double tokCpu = (cpu.getCurrentThreadCpuTime() - c4) / 1e9 - ownCpu;
             System.out.printf("rows %d (system + 3 user/assistant turns), Llama-3.1 template, %d chars rendered%n", rows, chars);
-            System.out.printf("render text, jtune interpreter: %.2f s, %.0f rows/s%n", own, rows / own);
-            System.out.printf("render text, Jinjava:           %.2f s for %d rows, %.0f rows/s (same text: %d of %d)%n",
-                    jin, jrows, jrows / jin, same, jrows);
-            System.out.printf("render + turns + tokenize + mask: %.2f s, %.0f rows/s, %d tokens, %.0f tokens/s%n",
-                    full, rows / full, tokens, tokens / full);
+            System.out.printf("render text, jtune interpreter: %.2f s (cpu %.2f s), %.0f rows/s (per cpu second %.0f)%n",
+                    own, ownCpu, rows / own, rows / ownCpu);
+            System.out.printf("render text, Jinjava:           %.2f s (cpu %.2f s) for %d rows, %.0f rows/s (per cpu second %.0f);"
+                    + " same text as jtune: %d of %d%n", jin, jinCpu, jrows, jrows / jin, jrows / jinCpu, same, jrows);
+            System.out.printf("render + turns + tokenize + mask: %.2f s (cpu %.2f s), %.0f rows/s (per cpu second %.0f), %d tokens%n",
+                    full, fullCpu, rows / full, rows / fullCpu, tokens);
+            System.out.printf("of which tokenizing the text once (tokenizer alone): cpu %.2f s%n", tokCpu);
         }
     }
 
