@@ -102,6 +102,17 @@ class ChatTemplateJinjaTest {
     }
 
     @Test
+    void whitespaceBeforeATagThatIsNotAloneOnItsLineIsKept() {
+        // Python Jinja2 (with or without transformers' settings) gives "User: Q Bot: A"; Jinjava gave "User: Q Bot:A"
+        JinjaChatTemplate t = new JinjaChatTemplate("chat_template_jinja",
+                "{% for m in messages %}{% if m.role == 'user' %}User: {{ m.content }} Bot: {% else %}{{ m.content }}{% endif %}{% endfor %}",
+                null, "</s>", List.of(), java.util.Map.of());
+        RenderedChat chat = t.render(List.of(Message.user("Q"), Message.assistant("A")), false);
+        assertEquals("User: Q Bot: A", chat.text());
+        assertEquals("A", chat.contentText(1));
+    }
+
+    @Test
     void trailingNewlineOfTheTemplateIsDropped() {
         JinjaChatTemplate t = new JinjaChatTemplate("{% for m in messages %}\n{{ m.content }}\n{% endfor %}\n", "<s>", "</s>");
         // trim_blocks removes the newline after a block tag; Jinja drops the template's last newline
