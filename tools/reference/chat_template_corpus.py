@@ -14,6 +14,11 @@ here independently of the Java code:
     the span is what takes the sentinel's place: the real rendering less the probe's text before the sentinel
     and after it (which must be the real rendering's prefix and suffix). So a content the template strips or
     escapes spans what the template wrote of it. A content that is empty or not written has no span.
+  * An assistant message's tool calls span what the rendering loses when that message's tool_calls are left
+    out (before the longest common suffix of the two renderings, then after their longest common prefix); the message's
+    span is then the smallest one covering both its content's and its tool calls'.
+  * An assistant's reasoning_content, where the template writes it (found by its own sentinel, as a content)
+    between the previous message's span and its content, widens its span back to the reasoning's start.
   * Trained characters (Axolotl's roles_to_train: [assistant], train_on_eos: turn): every assistant message's
     content span, and its end-of-turn token: the first occurrence of an end-of-turn string (eot_tokens, else the
     tokenizer's EOS token) after the content and before the next message's content (or the end of the text).
@@ -79,6 +84,11 @@ CONVERSATIONS = [
         {"role": "user", "content": "One?"},
         {"role": "assistant", "content": "Two."},
         {"role": "user", "content": "Three?"}]},
+    {"name": "reasoning", "messages": [
+        {"role": "user", "content": "Is 7 prime?"},
+        {"role": "assistant", "content": "Yes.", "reasoning_content": "7 has no divisors but 1 and 7."},
+        {"role": "user", "content": "And 9?"},
+        {"role": "assistant", "content": "No, 9 = 3 x 3.", "reasoning_content": "9 is 3 squared."}]},
     {"name": "tools", "tools": True, "messages": [
         {"role": "user", "content": "What is the weather in Paris?"},
         {"role": "assistant", "content": "", "tool_calls": [{"id": "call12345", "type": "function", "function": {
@@ -115,6 +125,42 @@ def content_spans(tok, template, messages, gen, tools, text):
             raise ValueError(f"message {i} ({m['role']}): the rendering around its content depends on the content")
         found = (p, end)
         spans.append(found)
+    # an assistant's tool calls: what the rendering loses when the message's tool_calls are left out (the longest
+    # common suffix and then prefix of the two renderings frame it); trained with the content
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant" or not m.get("tool_calls"):
+            continue
+        probe = copy.deepcopy(messages)
+        del probe[i]["tool_calls"]
+        try:
+            ptext = render(tok, template, probe, gen, tools)
+        except Exception:
+            continue
+        q = 0  # the common suffix first: an end-of-turn token after the calls stays out of their span
+        while q < min(len(text), len(ptext)) and text[-1 - q] == ptext[-1 - q]:
+            q += 1
+        p = 0
+        while p < min(len(text), len(ptext)) - q and text[p] == ptext[p]:
+            p += 1
+        end = len(text) - q
+        if end <= p:
+            continue
+        spans[i] = (p, end) if spans[i] is None else (min(p, spans[i][0]), max(end, spans[i][1]))
+    # an assistant's reasoning the template writes before the content (Qwen3's <think>R</think>): found by its
+    # own sentinel, it widens the content span back to its start
+    for i, m in enumerate(messages):
+        r = m.get("reasoning_content")
+        if m["role"] != "assistant" or spans[i] is None or not isinstance(r, str) or not r:
+            continue
+        probe = copy.deepcopy(messages)
+        probe[i]["reasoning_content"] = SENTINEL
+        ptext = render(tok, template, probe, gen, tools)
+        p = ptext.find(SENTINEL)
+        suffix = ptext[p + len(SENTINEL):]
+        prev = next((spans[k][1] for k in range(i - 1, -1, -1) if spans[k] is not None), 0)
+        if p >= 0 and prev <= p <= spans[i][0] and text.startswith(ptext[:p]) and text.endswith(suffix) \
+                and len(text) - len(suffix) >= p:
+            spans[i] = (p, spans[i][1])
     return spans
 
 

@@ -27,6 +27,9 @@ import java.util.Objects;
  *       literal special-token text in a content belongs to that content. An empty content, or one the template
  *       does not write, has none. Contents come in message order, except that a non-assistant content the
  *       template writes after later ones (Mistral's system text, inside the last user turn) is left to them;
+ *   <li>an assistant's {@code tool_calls} span what the rendering loses when they are left out (framed by
+ *       the longest common suffix, then prefix, of the two renderings); the message's content span is widened
+ *       to cover them (trained with it);
  *   <li>an assistant's {@code reasoning_content}, where the template writes it before the content (Qwen3's
  *       {@code <think>...</think>}), is found the same way and belongs to the content (trained with it);
  *   <li>its <b>end-of-turn marker</b> is the first end-of-turn string (the {@code eot_tokens} given, else the
@@ -41,6 +44,9 @@ public final class JinjaChatTemplate implements ChatTemplate {
 
     /** Private-use characters no real content holds, with a word a template leaves alone. */
     private static final String SENTINEL = "\uE000JTUNE_SENTINEL\uE001";
+
+    /** The message field holding an assistant's tool calls. */
+    private static final String TOOL_CALLS = "tool_calls";
 
     /** The message field holding an assistant's reasoning (transformers' and Axolotl's name). */
     private static final String REASONING = "reasoning_content";
@@ -154,6 +160,39 @@ public final class JinjaChatTemplate implements ChatTemplate {
         if (!atOnce || !locateAtOnce(msgs, addGenerationPrompt, tools, full, cs, ce, found)) {
             for (int i = 0; i < n; i++) {
                 locateOne(msgs, i, addGenerationPrompt, tools, full, cs, ce, found);
+            }
+        }
+        // an assistant's tool calls: what the rendering loses without them (framed by the longest common suffix,
+        // then prefix, of the two renderings), trained with the content
+        for (int i = 0; i < n; i++) {
+            Message m = msgs.get(i);
+            if (!m.isAssistant() || !(m.fields().get(TOOL_CALLS) instanceof List<?> calls) || calls.isEmpty()) {
+                continue;
+            }
+            Map<String, Object> f = new LinkedHashMap<>(m.fields());
+            f.remove(TOOL_CALLS);
+            List<Message> probe = new ArrayList<>(msgs);
+            probe.set(i, new Message(m.role(), m.content(), f));
+            String p;
+            try {
+                p = renderText(probe, addGenerationPrompt, tools);
+            } catch (ChatTemplateException e) {
+                continue; // the template needs them (or something else): no span of their own
+            }
+            int max = Math.min(full.length(), p.length());
+            int q = 0;
+            while (q < max && full.charAt(full.length() - 1 - q) == p.charAt(p.length() - 1 - q)) {
+                q++;
+            }
+            int pre = 0;
+            while (pre < max - q && full.charAt(pre) == p.charAt(pre)) {
+                pre++;
+            }
+            int end = full.length() - q;
+            if (end > pre) {
+                cs[i] = found[i] ? Math.min(cs[i], pre) : pre;
+                ce[i] = found[i] ? Math.max(ce[i], end) : end;
+                found[i] = true;
             }
         }
         // a content written after later messages' (Mistral's system text, inside the last user turn) cannot be a

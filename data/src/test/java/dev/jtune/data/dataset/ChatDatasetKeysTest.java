@@ -108,7 +108,9 @@ class ChatDatasetKeysTest {
             assertTrue(text.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {}}}\n</tools>"), text);
             assertTrue(text.contains("<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>"), text);
             assertTrue(text.contains("<tool_response>\n42\n</tool_response>"), text);
-            assertEquals("It is 42.<|im_end|>", trained(tok, s));
+            // the tool call is the assistant's turn: trained with its end-of-turn token, like the answer
+            assertEquals("<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call><|im_end|>It is 42.<|im_end|>",
+                    trained(tok, s));
         }
     }
 
