@@ -12,7 +12,14 @@ final class Filters {
     private Filters() {}
 
     static Object apply(Interpreter in, String name, Object v, List<Object> args, Map<String, Object> kw, int line) {
-        Object a0 = args.isEmpty() ? null : args.get(0);
+        if (name.equals("safe")) {
+            return v instanceof Py.Markup ? v : new Py.Markup(Py.str(v));
+        }
+        if (Py.equalsAny(name, "e", "escape", "forceescape")) {
+            return v instanceof Py.Markup && !name.equals("forceescape") ? v : new Py.Markup(escape(Py.str(v)));
+        }
+        v = Py.plain(v);
+        Object a0 = args.isEmpty() ? null : Py.plain(args.get(0));
         switch (name) {
             case "tojson" -> {
                 // transformers: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
@@ -56,9 +63,6 @@ final class Filters {
                 long count = args.size() > 2 ? Py.toLong(args.get(2)) : kw.containsKey("count") ? Py.toLong(kw.get("count")) : -1;
                 return Strings.replace(Py.str(v), Py.str(a0), Py.str(Interpreter.arg(args, kw, 1, "new")), count);
             }
-            case "safe", "e", "escape", "forceescape" -> {
-                return name.equals("safe") ? v : escape(Py.str(v));
-            }
             case "default", "d" -> {
                 Object dflt = opt(args, kw, 0, "default_value", "");
                 boolean bool = Py.truthy(opt(args, kw, 1, "boolean", false));
@@ -69,6 +73,9 @@ final class Filters {
                 return l.isEmpty() ? new Undefined("the sequence given to first is empty") : l.get(0);
             }
             case "last" -> {
+                if (v instanceof Py.Generator) {
+                    throw new JinjaException("line " + line + ": 'generator' object is not reversible (last)");
+                }
                 List<Object> l = Py.iterate(v);
                 return l.isEmpty() ? new Undefined("the sequence given to last is empty") : l.get(l.size() - 1);
             }
@@ -209,6 +216,9 @@ final class Filters {
             }
             case "map" -> {
                 List<Object> out = new ArrayList<>();
+                if (!Py.truthy(v) && !(v instanceof Py.Generator)) {
+                    return new Py.Generator(out); // Jinja: "if seq:" first, so None maps to nothing
+                }
                 Object attribute = kw.get("attribute");
                 for (Object o : Py.iterate(v)) {
                     in.countStep();
@@ -219,7 +229,7 @@ final class Filters {
                         out.add(apply(in, Py.str(a0), o, args.subList(1, args.size()), Map.of(), line));
                     }
                 }
-                return out;
+                return new Py.Generator(out);
             }
             case "select", "reject", "selectattr", "rejectattr" -> {
                 boolean attrMode = name.endsWith("attr");
@@ -229,6 +239,9 @@ final class Filters {
                 String test = args.size() > testAt ? Py.str(args.get(testAt)) : null;
                 List<Object> testArgs = args.size() > testAt + 1 ? args.subList(testAt + 1, args.size()) : List.of();
                 List<Object> out = new ArrayList<>();
+                if (!Py.truthy(v) && !(v instanceof Py.Generator)) {
+                    return new Py.Generator(out); // Jinja: "if seq:" first, so None selects nothing
+                }
                 for (Object o : Py.iterate(v)) {
                     in.countStep();
                     Object x = attrMode ? lookup(o, attribute, line) : o;
@@ -237,7 +250,7 @@ final class Filters {
                         out.add(o);
                     }
                 }
-                return out;
+                return new Py.Generator(out);
             }
             case "batch" -> {
                 long n = Py.toLong(a0);
@@ -323,7 +336,7 @@ final class Filters {
         return first ? ind + rv : rv.toString();
     }
 
-    private static String escape(String s) {
+    static String escape(String s) {
         StringBuilder sb = new StringBuilder(s.length());
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);

@@ -369,7 +369,7 @@ final class Interpreter {
         Map<String, Object> kw = evalKw(c.kwNames(), c.kwValues(), frame);
         if (c.fn() instanceof Ast.Attr a) {
             Object target = eval(a.target(), frame);
-            if (target instanceof String || target instanceof List<?> || target instanceof Map<?, ?>) {
+            if (target instanceof String || target instanceof Py.Markup || target instanceof List<?> || target instanceof Map<?, ?>) {
                 return Methods.call(target, a.name(), args, kw, a.line());
             }
             return callValue(Methods.attr(target, a.name(), a.line()), args, kw, c.line());

@@ -27,6 +27,7 @@ final class Methods {
 
     /** {@code obj.name}: Jinja tries the attribute, then the item. */
     static Object attr(Object obj, String name, int line) {
+        obj = Py.plain(obj);
         if (obj instanceof Undefined u) {
             throw new JinjaException("line " + line + ": " + Py.undefinedMessage(u) + " (looking up ." + name + ")");
         }
@@ -73,6 +74,7 @@ final class Methods {
     }
 
     static Object call(Object obj, String name, List<Object> args, Map<String, Object> kw, int line) {
+        obj = Py.plain(obj);
         if (obj instanceof String s && STR_METHODS.contains(name)) {
             return strMethod(s, name, args, kw, line);
         }

@@ -18,6 +18,15 @@ final class Ops {
         if (b instanceof Undefined u) {
             throw new JinjaException("line " + line + ": " + Py.undefinedMessage(u) + " (operand of '" + op + "')");
         }
+        if (op.equals("+") && (a instanceof Py.Markup || b instanceof Py.Markup)
+                && (a instanceof String || a instanceof Py.Markup) && (b instanceof String || b instanceof Py.Markup)) {
+            // MarkupSafe: the plain side is HTML-escaped
+            String x = a instanceof Py.Markup m ? m.s() : Filters.escape((String) a);
+            String y = b instanceof Py.Markup m ? m.s() : Filters.escape((String) b);
+            return new Py.Markup(x + y);
+        }
+        a = Py.plain(a);
+        b = Py.plain(b);
         boolean nums = Py.isNumber(a) && Py.isNumber(b);
         boolean ints = nums && !(a instanceof Double) && !(b instanceof Double);
         switch (op) {

@@ -25,6 +25,29 @@ final class Py {
         }
     }
 
+    /**
+     * What Jinja2's {@code map}, {@code select}, {@code reject}, {@code selectattr} and {@code rejectattr} give:
+     * a Python generator, which iterates (for, join, list, first, ...) but has no length, index or JSON form,
+     * and is true even when empty.
+     */
+    record Generator(List<Object> items) {}
+
+    /**
+     * MarkupSafe's {@code Markup}, what {@code |safe} and {@code |escape} give: a string that, added to a plain
+     * string with {@code +}, HTML-escapes the other one (Python's {@code Markup.__add__}); elsewhere a string.
+     */
+    record Markup(String s) {
+        @Override
+        public String toString() {
+            return s;
+        }
+    }
+
+    /** A Markup as the plain string it holds; other values as they are. */
+    static Object plain(Object v) {
+        return v instanceof Markup m ? m.s() : v;
+    }
+
     /** {@code namespace(...)}: the one mutable object a template can assign attributes of. */
     static final class Namespace {
         final Map<Object, Object> attrs = new LinkedHashMap<>();
@@ -39,6 +62,9 @@ final class Py {
     static boolean truthy(Object v) {
         if (v == null || v instanceof Undefined) {
             return false;
+        }
+        if (v instanceof Markup m) {
+            return !m.s().isEmpty();
         }
         if (v instanceof Boolean b) {
             return b;
@@ -92,6 +118,9 @@ final class Py {
         if (v instanceof Callable) {
             return "function";
         }
+        if (v instanceof Generator) {
+            return "generator";
+        }
         return v.getClass().getSimpleName();
     }
 
@@ -99,6 +128,9 @@ final class Py {
     static String str(Object v) {
         if (v instanceof String s) {
             return s;
+        }
+        if (v instanceof Markup m) {
+            return m.s();
         }
         if (v instanceof Undefined) {
             return "";
@@ -122,6 +154,9 @@ final class Py {
         if (v instanceof String s) {
             return strRepr(s);
         }
+        if (v instanceof Markup m) {
+            return "Markup(" + strRepr(m.s()) + ")";
+        }
         if (v instanceof Undefined) {
             return "";
         }
@@ -143,6 +178,9 @@ final class Py {
         }
         if (v instanceof Namespace ns) {
             return "<Namespace " + repr(ns.attrs) + ">";
+        }
+        if (v instanceof Generator) {
+            return "<generator object>";
         }
         return "<" + typeName(v) + ">";
     }
@@ -213,6 +251,8 @@ final class Py {
     }
 
     static boolean eq(Object a, Object b) {
+        a = plain(a);
+        b = plain(b);
         if (a == b) {
             return true;
         }
@@ -255,6 +295,8 @@ final class Py {
 
     /** Python's ordering of two values ({@code <} etc.); numbers with numbers, strings, lists. */
     static int compare(Object a, Object b) {
+        a = plain(a);
+        b = plain(b);
         if (isNumber(a) && isNumber(b)) {
             if (a instanceof Double || b instanceof Double) {
                 return Double.compare(toDouble(a), toDouble(b));
@@ -291,6 +333,8 @@ final class Py {
     }
 
     static boolean contains(Object container, Object item) {
+        container = plain(container);
+        item = plain(item);
         if (container instanceof String s) {
             if (!(item instanceof String sub)) {
                 throw new JinjaException("'in <string>' requires string as left operand, not " + typeName(item));
@@ -314,6 +358,9 @@ final class Py {
         if (container instanceof Undefined) {
             return false;
         }
+        if (container instanceof Generator g) {
+            return contains(g.items(), item);
+        }
         throw new JinjaException("argument of type '" + typeName(container) + "' is not iterable");
     }
 
@@ -327,6 +374,7 @@ final class Py {
 
     /** The items a {@code for} loop or a filter iterates: a list, a string's characters, a dict's keys. */
     static List<Object> iterate(Object v) {
+        v = plain(v);
         if (v instanceof List<?> l) {
             @SuppressWarnings("unchecked")
             List<Object> o = (List<Object>) l;
@@ -340,6 +388,9 @@ final class Py {
         }
         if (v instanceof Undefined) {
             return List.of();
+        }
+        if (v instanceof Generator g) {
+            return g.items();
         }
         if (v instanceof Iterable<?> it) {
             List<Object> out = new ArrayList<>();
@@ -374,6 +425,7 @@ final class Py {
     }
 
     static long len(Object v) {
+        v = plain(v);
         if (v instanceof String s) {
             return s.codePointCount(0, s.length());
         }
@@ -391,6 +443,8 @@ final class Py {
 
     /** {@code v[key]}: list/str index (negative from the end), dict key; Undefined when absent. */
     static Object getItem(Object v, Object key) {
+        v = plain(v);
+        key = plain(key);
         if (v instanceof Map<?, ?> m) {
             Object k = mapKey(key);
             return m.containsKey(k) ? m.get(k) : new Undefined("no key " + repr(key));
@@ -420,6 +474,9 @@ final class Py {
         if (v instanceof Undefined u) {
             throw new JinjaException(undefinedMessage(u) + " has no item " + repr(key));
         }
+        if (v instanceof Generator) {
+            throw new JinjaException("'generator' object is not subscriptable");
+        }
         return new Undefined("'" + typeName(v) + "' object has no item " + repr(key));
     }
 
@@ -433,6 +490,7 @@ final class Py {
 
     /** {@code v[start:stop:step]} for lists and strings, with Python's clamping and negative steps. */
     static Object slice(Object v, Object start, Object stop, Object step) {
+        v = plain(v);
         long st = step == null ? 1 : toLong(step);
         if (st == 0) {
             throw new JinjaException("slice step cannot be zero");
@@ -513,8 +571,8 @@ final class Py {
             sb.append(l);
         } else if (v instanceof Double d) {
             sb.append(Double.isNaN(d) ? "NaN" : Double.isInfinite(d) ? (d > 0 ? "Infinity" : "-Infinity") : floatRepr(d));
-        } else if (v instanceof String s) {
-            jsonString(sb, s, ascii);
+        } else if (v instanceof String || v instanceof Markup) {
+            jsonString(sb, str(v), ascii);
         } else if (v instanceof List<?> l) {
             if (l.isEmpty()) {
                 sb.append("[]");
@@ -553,7 +611,7 @@ final class Py {
             }
             newline(sb, ind, level);
             sb.append('}');
-        } else if (v instanceof Namespace || v instanceof Undefined || v instanceof Callable) {
+        } else if (v instanceof Namespace || v instanceof Undefined || v instanceof Callable || v instanceof Generator) {
             throw new JinjaException("Object of type " + typeName(v) + " is not JSON serializable");
         } else {
             jsonString(sb, v.toString(), ascii);
@@ -644,6 +702,7 @@ final class Py {
     }
 
     static String requireString(Object v, String what) {
+        v = plain(v);
         if (v instanceof String s) {
             return s;
         }

@@ -10,6 +10,10 @@ final class Tests {
     private Tests() {}
 
     static boolean apply(String name, Object v, List<Object> args, int line) {
+        if (name.equals("escaped")) {
+            return v instanceof Py.Markup;
+        }
+        v = Py.plain(v);
         Object a = args.isEmpty() ? null : args.get(0);
         return switch (name) {
             case "defined" -> !(v instanceof Undefined);
@@ -23,7 +27,7 @@ final class Tests {
             case "number" -> v instanceof Long || v instanceof Double || v instanceof Boolean;
             case "string" -> v instanceof String;
             case "mapping" -> v instanceof Map<?, ?>;
-            case "iterable" -> v instanceof String || v instanceof List<?> || v instanceof Map<?, ?>;
+            case "iterable" -> v instanceof String || v instanceof List<?> || v instanceof Map<?, ?> || v instanceof Py.Generator;
             case "sequence" -> v instanceof String || v instanceof List<?> || v instanceof Map<?, ?>;
             case "callable" -> v instanceof Callable;
             case "odd" -> Py.toLong(v) % 2 != 0;
@@ -39,7 +43,6 @@ final class Tests {
             case "sameas" -> v == a || (v instanceof Boolean && v.equals(a)) || (v == null && a == null);
             case "lower" -> v instanceof String s && s.equals(s.toLowerCase(java.util.Locale.ROOT));
             case "upper" -> v instanceof String s && s.equals(s.toUpperCase(java.util.Locale.ROOT));
-            case "escaped" -> false;
             default -> throw new JinjaException("line " + line + ": no test named '" + name + "'");
         };
     }
