@@ -7,7 +7,7 @@
  * {@code break}/{@code continue}, tests, the filters templates use, transformers' {@code tojson},
  * {@code raise_exception}, {@code strftime_now}, {@code {% generation %}}, MarkupSafe's escaping on
  * {@code |safe + str}, and generators from {@code map}/{@code select} (no length, no JSON, always true).
- * Checked against transformers' own environment on 40 published templates (the chat-template test corpora).
+ * Checked against transformers' own environment on 29 published templates (the chat-template test corpora).
  *
  * <p>Why an interpreter of jtune's own: Jinjava (used before) is another language that looks like Jinja — it
  * cannot parse Qwen3's template ({@code namespace(...)} with keywords, {@code [::-1]}) and renders Llama 3.1's
