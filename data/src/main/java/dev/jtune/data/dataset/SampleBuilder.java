@@ -9,10 +9,12 @@ import java.util.List;
 
 /**
  * Turns one row into samples (token ids and labels) for one dataset {@code type:}: {@link AlpacaSamples},
- * {@link ChatSamples} ({@code sharegpt}, {@code chat_template}) or {@link CompletionSamples}. Builders are
+ * {@link ChatSamples} ({@code sharegpt}, {@code chat_template}), {@link CompletionSamples},
+ * {@link InputOutputSamples} ({@code input_output}) or {@link UserDefinedSamples} (a user-defined format). Builders are
  * immutable once made.
  */
-public sealed interface SampleBuilder permits AlpacaSamples, ChatSamples, CompletionSamples {
+public sealed interface SampleBuilder
+        permits AlpacaSamples, ChatSamples, CompletionSamples, InputOutputSamples, UserDefinedSamples {
 
     /**
      * The samples of {@code row}: one, or for {@code completion} text longer than {@code sequence_len} several.
@@ -33,6 +35,8 @@ public sealed interface SampleBuilder permits AlpacaSamples, ChatSamples, Comple
             case DatasetFormat.Completion c -> new CompletionSamples(c, tokenizer, cfg.sequenceLen());
             case DatasetFormat.Chat c -> new ChatSamples(c, ChatSamples.template(ds, cfg, tokenizer, baseDir), tokenizer,
                     cfg.trainOnInputs());
+            case DatasetFormat.InputOutput io -> new InputOutputSamples(io, tokenizer);
+            case DatasetFormat.UserDefined u -> new UserDefinedSamples(u, tokenizer, cfg.trainOnInputs());
         };
     }
 

@@ -28,20 +28,27 @@ public record RenderedChat(String text, List<Turn> turns) {
     /**
      * The characters of message {@code index}: {@code [start, end)} is its whole turn (headers and separators
      * included); {@code [contentStart, contentEnd)} the message's content as the template wrote it (stripped,
-     * where the template strips it); {@code [contentEnd, markerEnd)} the end-of-turn marker right after the
-     * content ({@code </s>}, {@code <|im_end|>}, {@code <|eot_id|>}, Llama 2's {@code " </s>"}), empty where
-     * the template ends this turn without one (a user turn of Alpaca or Vicuna, whose prompt just goes on).
-     * A template that writes a message inside another message's turn (Llama 2's system message, inside the
-     * first user turn) gives it an empty turn, content and marker.
+     * where the template strips it); {@code [markerStart, markerEnd)} its end-of-turn marker ({@code </s>},
+     * {@code <|im_end|>}, {@code <|eot_id|>}), at or after the content's end, empty where the template ends
+     * this turn without one (a user turn of Alpaca or Vicuna, whose prompt just goes on). A message the template
+     * does not write, or writes inside another message's turn (Llama 2's system message, inside the first user
+     * turn), may have an empty turn, content and marker.
      */
-    public record Turn(int index, String role, int start, int end, int contentStart, int contentEnd, int markerEnd) {
+    public record Turn(int index, String role, int start, int end, int contentStart, int contentEnd, int markerStart,
+            int markerEnd) {
         public Turn {
             Objects.requireNonNull(role, "role");
-            if (start < 0 || start > contentStart || contentStart > contentEnd || contentEnd > markerEnd || markerEnd > end) {
+            if (start < 0 || start > contentStart || contentStart > contentEnd || contentEnd > markerStart
+                    || markerStart > markerEnd || markerEnd > end) {
                 throw new IllegalArgumentException("turn " + index
-                        + ": need 0 <= start <= contentStart <= contentEnd <= markerEnd <= end, got "
-                        + start + ", " + contentStart + ", " + contentEnd + ", " + markerEnd + ", " + end);
+                        + ": need 0 <= start <= contentStart <= contentEnd <= markerStart <= markerEnd <= end, got "
+                        + start + ", " + contentStart + ", " + contentEnd + ", " + markerStart + ", " + markerEnd + ", " + end);
             }
+        }
+
+        /** A turn whose marker starts right at the content's end (the built-in templates). */
+        public Turn(int index, String role, int start, int end, int contentStart, int contentEnd, int markerEnd) {
+            this(index, role, start, end, contentStart, contentEnd, contentEnd, markerEnd);
         }
 
         public boolean isAssistant() {
@@ -53,18 +60,36 @@ public record RenderedChat(String text, List<Turn> turns) {
         }
 
         public Span marker() {
-            return new Span(contentEnd, markerEnd);
+            return new Span(markerStart, markerEnd);
         }
 
         /**
-         * The characters trained on when the content, the marker, or both are: content and marker are adjacent,
-         * so any choice is one span ({@code [contentStart, contentStart)} when neither).
+         * The characters trained on when the content, the marker, or both are: one span when they are adjacent
+         * ({@code [contentStart, contentStart)} when neither is trained); see {@link #trained} for the general case.
          */
         public Span span(boolean content, boolean marker) {
             if (content && marker) return new Span(contentStart, markerEnd);
             if (content) return content();
             if (marker) return marker();
             return new Span(contentStart, contentStart);
+        }
+
+        /**
+         * The trained characters as separate spans: the content and the marker each, where chosen and non-empty
+         * (whatever lies between them, e.g. a space before {@code </s>}, is not trained).
+         */
+        public List<Span> trained(boolean content, boolean marker) {
+            if (content && marker && contentEnd == markerStart) {
+                return contentStart == markerEnd ? List.of() : List.of(new Span(contentStart, markerEnd));
+            }
+            List<Span> out = new java.util.ArrayList<>(2);
+            if (content && contentEnd > contentStart) {
+                out.add(content());
+            }
+            if (marker && markerEnd > markerStart) {
+                out.add(marker());
+            }
+            return out;
         }
     }
 

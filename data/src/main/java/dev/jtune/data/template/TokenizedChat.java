@@ -101,35 +101,43 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
      */
     public static TokenizedChat of(Tokenizer tokenizer, RenderedChat chat,
             Function<RenderedChat.Turn, RenderedChat.Span> trained) {
+        return ofSpans(tokenizer, chat, t -> {
+            RenderedChat.Span span = trained.apply(t);
+            return span.isEmpty() ? List.of() : List.of(span);
+        });
+    }
+
+    /**
+     * As {@link #of(Tokenizer, RenderedChat, Function)} with any number of trained spans per turn (a content and
+     * a marker that are not adjacent, see {@link RenderedChat.Turn#trained}), in order, within the turn.
+     */
+    public static TokenizedChat ofSpans(Tokenizer tokenizer, RenderedChat chat,
+            Function<RenderedChat.Turn, List<RenderedChat.Span>> trained) {
         Objects.requireNonNull(tokenizer, "tokenizer");
         String text = chat.text();
-        int[] ids = tokenizer.encode(text, false);
+        Tokenizer.Encoded encoded = tokenizer.encodeWithOffsets(text, false);
+        int[] ids = encoded.ids();
         List<RenderedChat.Turn> turns = chat.turns();
         int n = turns.size();
-        int[] trainStart = new int[n];
-        int[] trainEnd = new int[n];
+        List<List<RenderedChat.Span>> spans = new ArrayList<>(n);
         TreeSet<Integer> boundarySet = new TreeSet<>();
         for (RenderedChat.Turn t : turns) {
-            RenderedChat.Span span = trained.apply(t);
-            if (span.start() < t.start() || span.end() > t.end()) {
-                throw new IllegalArgumentException("trained span " + span + " is not within turn " + t);
+            List<RenderedChat.Span> list = List.copyOf(trained.apply(t));
+            for (RenderedChat.Span span : list) {
+                if (span.start() < t.start() || span.end() > t.end()) {
+                    throw new IllegalArgumentException("trained span " + span + " is not within turn " + t);
+                }
+                if (!span.isEmpty()) { // an empty span's ends are never looked up
+                    boundarySet.add(span.start());
+                    boundarySet.add(span.end());
+                }
             }
-            trainStart[t.index()] = span.start();
-            trainEnd[t.index()] = span.end();
+            spans.add(list.stream().filter(sp -> !sp.isEmpty()).toList());
             boundarySet.add(t.start());
-            if (span.end() > span.start()) { // an empty span's ends are never looked up
-                boundarySet.add(span.start());
-                boundarySet.add(span.end());
-            }
         }
         boundarySet.remove(0);
         boundarySet.remove(text.length());
         List<Integer> boundaries = new ArrayList<>(boundarySet);
-        List<String> prefixes = new ArrayList<>(boundaries.size());
-        for (int b : boundaries) {
-            prefixes.add(text.substring(0, b));
-        }
-        List<int[]> encoded = prefixes.isEmpty() ? List.of() : tokenizer.encodeBatch(prefixes, false);
         // floor(b): tokens before character boundary b (a straddling token excluded); ceil(b): tokens that
         // start before b (a straddling token included). Both nondecreasing in b.
         Map<Integer, Integer> floor = new HashMap<>();
@@ -138,6 +146,90 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
         ceil.put(0, 0);
         floor.put(text.length(), ids.length);
         ceil.put(text.length(), ids.length);
+        int[][] offsets = offsets(encoded, text);
+        if (offsets != null) {
+            // from the tokens' character spans: one encoding for the whole chat
+            int f = 0;
+            int c = 0;
+            for (int b : boundaries) {
+                while (f < ids.length && offsets[1][f] <= b) {
+                    f++;
+                }
+                while (c < ids.length && offsets[0][c] < b) {
+                    c++;
+                }
+                floor.put(b, f);
+                ceil.put(b, Math.max(c, f));
+            }
+        } else {
+            prefixBoundaries(tokenizer, text, ids, boundaries, floor, ceil);
+        }
+        int[] first = new int[n + 1]; // first token of each turn; first[n] = ids.length
+        first[n] = ids.length;
+        for (int t = n - 1; t >= 1; t--) {
+            int b = turns.get(t).start();
+            List<RenderedChat.Span> before = spans.get(t - 1);
+            boolean trainedUpToHere = !before.isEmpty() && before.get(before.size() - 1).end() == b;
+            first[t] = Math.min(first[t + 1], trainedUpToHere ? ceil.get(b) : floor.get(b));
+        }
+        int[] turnIndex = new int[ids.length];
+        boolean[] trainable = new boolean[ids.length];
+        Arrays.fill(turnIndex, -1);
+        for (int t = 0; t < n; t++) {
+            for (int i = first[t]; i < first[t + 1]; i++) {
+                turnIndex[i] = t;
+            }
+            for (RenderedChat.Span span : spans.get(t)) {
+                int from = Math.max(first[t], floor.get(span.start()));
+                int to = Math.min(first[t + 1], ceil.get(span.end()));
+                for (int i = from; i < to; i++) {
+                    trainable[i] = true;
+                }
+            }
+        }
+        return new TokenizedChat(ids, turnIndex, trainable);
+    }
+
+    /**
+     * The tokens' {start, end} in Java char indices (the library counts code points), or null when they are
+     * not usable (missing, or not in order): then the boundaries come from prefix encodings.
+     */
+    private static int[][] offsets(Tokenizer.Encoded e, String text) {
+        int n = e.ids().length;
+        int cps = text.codePointCount(0, text.length());
+        int[] charAt = null;
+        if (cps != text.length()) {
+            charAt = new int[cps + 1];
+            int cp = 0;
+            for (int i = 0; i < text.length(); i += Character.charCount(text.codePointAt(i))) {
+                charAt[cp++] = i;
+            }
+            charAt[cps] = text.length();
+        }
+        int[] starts = new int[n];
+        int[] ends = new int[n];
+        int prevStart = 0;
+        for (int i = 0; i < n; i++) {
+            int s = e.starts()[i];
+            int t = e.ends()[i];
+            if (s < 0 || t < s || t > cps || s < prevStart) {
+                return null;
+            }
+            prevStart = s;
+            starts[i] = charAt == null ? s : charAt[s];
+            ends[i] = charAt == null ? t : charAt[t];
+        }
+        return new int[][] {starts, ends};
+    }
+
+    /** floor/ceil from the common prefix of each prefix's encoding with the whole text's. */
+    private static void prefixBoundaries(Tokenizer tokenizer, String text, int[] ids, List<Integer> boundaries,
+            Map<Integer, Integer> floor, Map<Integer, Integer> ceil) {
+        List<String> prefixes = new ArrayList<>(boundaries.size());
+        for (int b : boundaries) {
+            prefixes.add(text.substring(0, b));
+        }
+        List<int[]> encoded = prefixes.isEmpty() ? List.of() : tokenizer.encodeBatch(prefixes, false);
         int lastFloor = 0;
         int lastCeil = 0;
         for (int k = 0; k < boundaries.size(); k++) {
@@ -153,28 +245,5 @@ public record TokenizedChat(int[] inputIds, int[] turnIndex, boolean[] trainable
             floor.put(boundaries.get(k), lastFloor);
             ceil.put(boundaries.get(k), lastCeil);
         }
-        int[] first = new int[n + 1]; // first token of each turn; first[n] = ids.length
-        first[n] = ids.length;
-        for (int t = n - 1; t >= 1; t--) {
-            int b = turns.get(t).start();
-            boolean trainedUpToHere = trainEnd[t - 1] > trainStart[t - 1] && trainEnd[t - 1] == b;
-            first[t] = Math.min(first[t + 1], trainedUpToHere ? ceil.get(b) : floor.get(b));
-        }
-        int[] turnIndex = new int[ids.length];
-        boolean[] trainable = new boolean[ids.length];
-        Arrays.fill(turnIndex, -1);
-        for (int t = 0; t < n; t++) {
-            for (int i = first[t]; i < first[t + 1]; i++) {
-                turnIndex[i] = t;
-            }
-            if (trainEnd[t] > trainStart[t]) {
-                int from = Math.max(first[t], floor.get(trainStart[t]));
-                int to = Math.min(first[t + 1], ceil.get(trainEnd[t]));
-                for (int i = from; i < to; i++) {
-                    trainable[i] = true;
-                }
-            }
-        }
-        return new TokenizedChat(ids, turnIndex, trainable);
     }
 }

@@ -4,12 +4,18 @@
  *
  * <p>{@link dev.jtune.data.template.ChatTemplates#byName ChatTemplates.byName} picks a template: the
  * built-ins {@code alpaca}, {@code vicuna_v1.1}, {@code chatml}, {@code llama2}, {@code llama3}, or
- * {@code tokenizer_default}, the Jinja {@code chat_template} of the model's tokenizer rendered with Jinjava.
+ * {@code tokenizer_default}, the Jinja {@code chat_template} of the model's tokenizer, rendered by jtune's Jinja2
+ * interpreter ({@link dev.jtune.data.template.jinja}) as transformers renders it; a
+ * {@link dev.jtune.data.template.JinjaChatTemplate} finds each message's content and end-of-turn token in the
+ * rendering of the whole conversation.
  * {@link dev.jtune.data.template.ChatTemplate#render render} gives a
  * {@link dev.jtune.data.template.RenderedChat}: the text and, per message, its character range, its content
  * and its end-of-turn marker. {@link dev.jtune.data.template.TokenizedChat#of TokenizedChat.of} tokenizes the
  * text as transformers' {@code apply_chat_template(..., tokenize=True)} does (no special tokens added by the
  * tokenizer: the template writes them) and gives every token its message and whether it is trained on, for
- * a choice of trained spans per message (by default an assistant's content and marker).
+ * a choice of trained spans per message (by default an assistant's content and marker;
+ * {@link dev.jtune.data.template.TokenizedChat#ofSpans ofSpans} for several spans per message). A
+ * {@link dev.jtune.data.template.Message} carries, besides role and content, the other fields a template reads
+ * ({@code tool_calls}, {@code reasoning_content}, ...).
  */
 package dev.jtune.data.template;

@@ -178,6 +178,34 @@ public final class Tokenizer implements AutoCloseable {
         return idsOnly(TokenizersLibrary.LIB.encode(t.getHandle(), text, addSpecialTokens));
     }
 
+    /**
+     * Token ids and each token's character span {@code [starts[i], ends[i])} in {@code text} (Java char
+     * indices), as the tokenizers library reports offsets (transformers' {@code return_offsets_mapping}).
+     */
+    public record Encoded(int[] ids, int[] starts, int[] ends) {}
+
+    /** {@link #encode} with offsets: see {@link Encoded}. */
+    public Encoded encodeWithOffsets(String text, boolean addSpecialTokens) {
+        Objects.requireNonNull(text, "text");
+        long encoding = TokenizersLibrary.LIB.encode(nativeTokenizer().getHandle(), text, addSpecialTokens);
+        ai.djl.huggingface.tokenizers.jni.CharSpan[] spans;
+        try {
+            spans = TokenizersLibrary.LIB.getTokenCharSpans(encoding);
+        } catch (RuntimeException e) {
+            TokenizersLibrary.LIB.deleteEncoding(encoding);
+            throw e;
+        }
+        int[] ids = idsOnly(encoding);
+        int[] starts = new int[ids.length];
+        int[] ends = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            ai.djl.huggingface.tokenizers.jni.CharSpan sp = i < spans.length ? spans[i] : null;
+            starts[i] = sp == null ? -1 : sp.getStart();
+            ends[i] = sp == null ? -1 : sp.getEnd();
+        }
+        return new Encoded(ids, starts, ends);
+    }
+
     /** {@link #encode} for many texts at once (the Rust library spreads the work over its threads). */
     public List<int[]> encodeBatch(List<String> texts, boolean addSpecialTokens) {
         Objects.requireNonNull(texts, "texts");

@@ -56,7 +56,7 @@ class ConfigErrorsTest {
     @Test
     void valuesOutsideClosedSets() {
         assertEquals("configs/x.yml:4:11: datasets[0].type: 'alpacca' is not one of alpaca, sharegpt, chat_template, "
-                + "completion (did you mean 'alpaca'?)", fails("""
+                + "completion, input_output, user_defined (did you mean 'alpaca'?)", fails("""
                         base_model: m
                         datasets:
                           - path: a
@@ -143,7 +143,8 @@ class ConfigErrorsTest {
         assertEquals("configs/x.yml:1:1: missing required key 'base_model' (a Hugging Face Hub id or a local model "
                 + "directory)", fails("base_model:\n"));
         assertEquals("configs/x.yml:3:5: datasets[0]: missing required key 'type' (one of alpaca, sharegpt, "
-                + "chat_template, completion)", fails("base_model: m\ndatasets:\n  - path: a\n"));
+                + "chat_template, completion, input_output, or a mapping (a user-defined prompt format))",
+                fails("base_model: m\ndatasets:\n  - path: a\n"));
         assertEquals("configs/x.yml:3:5: datasets[0]: missing required key 'path' (a Hugging Face Hub id or a "
                 + "local file or directory)", fails("base_model: m\ndatasets:\n  - type: alpaca\n"));
     }
