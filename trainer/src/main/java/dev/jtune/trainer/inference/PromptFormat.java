@@ -53,7 +53,7 @@ public record PromptFormat(Optional<ChatTemplate> template, String source) {
                     "alpaca prompt (dataset type alpaca)");
         }
         if (tokenizer.chatTemplate().isPresent()) {
-            return new PromptFormat(Optional.of(ChatTemplates.byName(JinjaChatTemplate.NAME, tokenizer)),
+            return new PromptFormat(Optional.of(named(JinjaChatTemplate.NAME, config, tokenizer)),
                     "the tokenizer's chat template");
         }
         return new PromptFormat(Optional.empty(), "raw text (no chat template)");
@@ -63,7 +63,15 @@ public record PromptFormat(Optional<ChatTemplate> template, String source) {
         if (name.equals("jinja")) {
             String source = config.chatTemplateJinja().orElseThrow(() -> new IllegalArgumentException(
                     config.source() + ": chat_template: jinja needs chat_template_jinja"));
-            return new JinjaChatTemplate(source, tokenizer.bosToken().orElse(null), tokenizer.eosToken().orElse(null));
+            return new JinjaChatTemplate("chat_template_jinja", source, tokenizer.bosToken().orElse(null),
+                    tokenizer.eosToken().orElse(null), config.eotTokens(), config.chatTemplateKwargs());
+        }
+        // The model's own template with the same end-of-turn tokens and template arguments (enable_thinking, ...)
+        // as the training data was rendered with.
+        if (name.equals(JinjaChatTemplate.NAME) && tokenizer.chatTemplate().isPresent()) {
+            return new JinjaChatTemplate(JinjaChatTemplate.NAME, tokenizer.chatTemplate().get(),
+                    tokenizer.bosToken().orElse(null), tokenizer.eosToken().orElse(null), config.eotTokens(),
+                    config.chatTemplateKwargs());
         }
         try {
             return ChatTemplates.byName(name, tokenizer);
