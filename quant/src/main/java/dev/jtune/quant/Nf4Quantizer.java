@@ -85,7 +85,25 @@ public final class Nf4Quantizer {
     static byte[] blockwise(float[] x, int blocksize, float[] bounds, float[] absmaxOut) {
         byte[] codes = new byte[x.length];
         int blocks = absmaxOut.length;
-        for (int b = 0; b < blocks; b++) {
+        // Blocks are independent and each writes its own slice: large tensors are cut into runs of blocks quantized
+        // on every core (the same result in any order); small ones stay on the calling thread.
+        int run = Math.max(1, PARALLEL_RUN / blocksize);
+        if (blocks <= run) {
+            blocks(x, blocksize, bounds, absmaxOut, codes, 0, blocks);
+        } else {
+            java.util.stream.IntStream.range(0, (blocks + run - 1) / run).parallel()
+                    .forEach(r -> blocks(x, blocksize, bounds, absmaxOut, codes, r * run, Math.min(blocks, (r + 1) * run)));
+        }
+        return codes;
+    }
+
+    /** Values per parallel run of blocks (1M: far above a fork's cost, small enough to spread a layer's weights). */
+    private static final int PARALLEL_RUN = 1 << 20;
+
+    /** Blocks {@code from .. to-1} of {@link #blockwise}. */
+    private static void blocks(float[] x, int blocksize, float[] bounds, float[] absmaxOut, byte[] codes, int from,
+            int to) {
+        for (int b = from; b < to; b++) {
             int start = b * blocksize;
             int end = Math.min(start + blocksize, x.length);
             float amax = 0f;
@@ -107,7 +125,6 @@ public final class Nf4Quantizer {
                 }
             }
         }
-        return codes;
     }
 
     private static float clamp(float s) {

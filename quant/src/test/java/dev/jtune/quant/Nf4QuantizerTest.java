@@ -58,6 +58,14 @@ class Nf4QuantizerTest {
         }
     }
 
+    /** Above 1M values the blocks are quantized in parallel runs: the result must not depend on it. */
+    @Test
+    void largeTensorsQuantizedOnEveryCoreAgreeWithReference() {
+        Random r = new Random(11);
+        int n = 3 * (1 << 20) + 64 * 5 + 17; // several runs, a short last run and a partial last block
+        agree("n=" + n + " bf16", gaussian(r, n, 0.05, Dtype.BF16), Dtype.BF16);
+    }
+
     @Test
     void agreesWithReferenceOnAdversarialBlocks() {
         float[] mids = Nf4Quantizer.midpoints(NF4);
