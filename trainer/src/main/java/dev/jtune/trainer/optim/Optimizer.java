@@ -1,6 +1,11 @@
 package dev.jtune.trainer.optim;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import dev.jtune.trainer.dist.ProcessGroup;
 import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.Predicate;
 
 /**
  * What a training step asks of its optimizer, whether each rank holds the whole state ({@link AdamW}, data
@@ -18,15 +23,14 @@ public interface Optimizer extends AutoCloseable {
      * @param params the trainable fp32 tensors by name, already loaded (fresh or from a checkpoint)
      * @param parent the optimizer's memory lives in a sub-manager of this
      */
-    static Optimizer create(java.util.Map<String, ai.djl.ndarray.NDArray> params, AdamW.Hyper hyper,
-            java.util.function.Predicate<String> decays, dev.jtune.trainer.dist.ProcessGroup group, boolean shard,
-            ai.djl.ndarray.NDManager parent) {
+    static Optimizer create(Map<String, NDArray> params, AdamW.Hyper hyper, Predicate<String> decays,
+            ProcessGroup group, boolean shard, NDManager parent) {
         boolean sharded = shard && group.worldSize() > 1;
         if (group.worldSize() > 1) {
             // Sharded layers' gradients never reach .grad (FSDP hands them to the optimizer's chunks).
             Replicas.materializeGradients(params.entrySet().stream()
                     .filter(e -> !sharded || ShardedAdamW.unitOf(e.getKey()) < 0)
-                    .map(java.util.Map.Entry::getValue).toList(), parent);
+                    .map(Map.Entry::getValue).toList(), parent);
             Replicas.broadcast(group, params.values(), parent);
         }
         return sharded ? new ShardedAdamW(params, hyper, decays, group, parent, true)

@@ -1,6 +1,8 @@
 package dev.jtune.trainer.train;
 
 import dev.jtune.trainer.optim.LrSchedule;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * How a run divides into optimizer steps: {@code ceil(batches / gradient_accumulation_steps)} steps per epoch
@@ -79,8 +81,8 @@ public record StepPlan(int batchesPerEpoch, int gradientAccumulationSteps, long 
      * The micro-batches of 0-based step {@code k} that rank {@code rank} runs, as indices within the step (add
      * {@link #firstBatch} for the epoch's index): r, r+W, r+2W, ... The index also seeds the micro-batch's dropout.
      */
-    public java.util.List<Integer> share(long k, int rank) {
-        java.util.List<Integer> mine = new java.util.ArrayList<>();
+    public List<Integer> share(long k, int rank) {
+        List<Integer> mine = new ArrayList<>();
         for (int i = rank; i < batchCount(k); i += worldSize) {
             mine.add(i);
         }
