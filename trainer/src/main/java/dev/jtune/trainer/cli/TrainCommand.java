@@ -103,13 +103,14 @@ final class TrainCommand {
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
         // Rank 0 creates the base model and prepares the data first; the others then find them (or stop with it).
+        boolean[] preparedNow = {false};
         RankZero.run(group, "create the base model or prepare the data", () -> {
             Path dir = baseModel(config, run, out);
             Path tokDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(dir);
             try (Tokenizer tokenizer = Tokenizer.load(tokDir);
                     PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokDir,
                             DatasetReader.source(config, tokenizer, baseDir), baseDir)) {
-                // prepared (or found) here once; every rank reloads it below
+                preparedNow[0] = !data.reused(); // prepared (or found) here once; every rank reloads it below
             }
         });
         Path modelDir = baseModel(config, run, out);
@@ -130,7 +131,8 @@ final class TrainCommand {
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
                 NDManager manager = Torch.newManager()) {
-            out.printf("data: %s (%s)%n", data.directory(), data.reused() ? "reused" : "prepared now");
+            // Rank 0 prepared it a moment ago when it was missing: "reused" would tell a first run it was not.
+            out.printf("data: %s (%s)%n", data.directory(), preparedNow[0] || !data.reused() ? "prepared now" : "reused");
             out.print(data.report().table());
             if (data.train().isEmpty()) {
                 throw new IllegalArgumentException(config.source() + ": no training samples left (see the report above)");

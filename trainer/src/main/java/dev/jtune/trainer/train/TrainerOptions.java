@@ -46,7 +46,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         require(gradientAccumulationSteps >= 1,
                 "gradient_accumulation_steps must be at least 1, got " + gradientAccumulationSteps);
         require(maxSteps > 0 || numEpochs > 0, "num_epochs must be positive when max_steps is not set, got " + numEpochs);
-        require(learningRate > 0 && Double.isFinite(learningRate), "learning_rate must be positive, got " + learningRate);
+        // 0 is allowed, as torch's AdamW and HF Trainer allow it (a run that only evaluates, or decays nothing).
+        require(learningRate >= 0 && Double.isFinite(learningRate), "learning_rate must be >= 0, got " + learningRate);
         require(maxGradNorm >= 0, "max_grad_norm must be >= 0, got " + maxGradNorm);
         require(Double.isNaN(warmupRatio) || (warmupRatio >= 0 && warmupRatio <= 1),
                 "warmup_ratio must be in [0, 1], got " + warmupRatio);

@@ -101,6 +101,7 @@ class TrainCommandTest {
                 """));
         String out = run(cfg, 0);
         assertTrue(Files.isRegularFile(dir.resolve("tiny/config.json")), "base_model_init created the base");
+        assertTrue(out.contains("(prepared now)"), "a first run says it prepared the data: " + out);
         assertTrue(out.contains("in NF4"), out);
         assertTrue(out.contains("exact match before training"), out);
         assertTrue(out.contains("exact match on held-out samples"), out);

@@ -76,6 +76,12 @@ class TrainerOptionsTest {
         assertEquals(0, p.firstBatch(20));
     }
 
+    /** torch's AdamW and HF Trainer accept a learning rate of 0; so does jtune. */
+    @Test
+    void zeroLearningRateIsAccepted() {
+        assertEquals(0.0, TrainerOptions.from(settings("learning_rate", 0.0), 1, false).learningRate());
+    }
+
     @Test
     void clearErrors() {
         for (var c : List.of(
@@ -87,7 +93,8 @@ class TrainerOptionsTest {
                 List.of(settings("learning_rate", 1e-3, "save_steps", 2.5), "whole number"),
                 List.of(settings("learning_rate", 1e-3, "lr_scheduler", "polynomial"), "lr_scheduler"),
                 List.of(settings("learning_rate", 1e-3, "gradient_accumulation_steps", 0L), "gradient_accumulation_steps"),
-                List.of(settings("learning_rate", 1e-3, "gradient_checkpointing", "offload"), "gradient_checkpointing"))) {
+                List.of(settings("learning_rate", 1e-3, "gradient_checkpointing", "offload"), "gradient_checkpointing"),
+                List.of(settings("learning_rate", -1e-3), "learning_rate must be >= 0"))) {
             var e = assertThrows(IllegalArgumentException.class,
                     () -> TrainerOptions.from((TrainerSettings) c.get(0), 1, false));
             assertTrue(e.getMessage().contains((String) c.get(1)), e.getMessage());
