@@ -21,11 +21,6 @@ final class Nf4Kernels {
                 w.blocksize(), w.nestedBlocksize(), w.shape(), w.dtype().torchCode());
     }
 
-    /** Whether two tensors have one dtype (DJL cannot tell bf16 apart). */
-    boolean sameDtype(NDArray a, NDArray b) {
-        return LIBRARY.ops().callLong("same_dtype", a, b) == 1;
-    }
-
     /** An uninitialised buffer of {@code shape} in x's dtype; joins x's manager. */
     NDArray buffer(NDArray x, long[] shape) {
         return LIBRARY.ops().call("buffer", x, shape);

@@ -59,10 +59,13 @@ public final class Nf4Linear implements Linear {
 
             /** The buffer for a product with {@code x}, (re)allocated in {@code home} when missing or unfit. */
             private void fit(NDArray x, long[] shape, NDManager home) {
-                Nf4Kernels k = Nf4Kernels.get();
-                if (buffer != null && k.sameDtype(buffer, x) && java.util.Arrays.equals(buffer.getShape().getShape(), shape)) {
+                // DJL's own dtype (bf16 reads as UNKNOWN, fp32 and fp16 as themselves) tells the compute dtypes apart
+                // without a kernel call on every projection's forward.
+                if (buffer != null && buffer.getDataType() == x.getDataType()
+                        && java.util.Arrays.equals(buffer.getShape().getShape(), shape)) {
                     return;
                 }
+                Nf4Kernels k = Nf4Kernels.get();
                 if (buffer != null) {
                     buffer.close();
                     writer.close();

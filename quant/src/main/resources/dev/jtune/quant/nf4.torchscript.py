@@ -75,8 +75,3 @@ class Nf4Ops(Module):
   def buffer(self: __torch__.Nf4Ops, x: Tensor, shape: List[int]) -> Tensor:
     # An uninitialised [out, in] buffer in x's dtype (bf16 cannot be made from DJL) on x's device.
     return torch.empty(shape, dtype=x.dtype, device=x.device)
-
-  def same_dtype(self: __torch__.Nf4Ops, a: Tensor, b: Tensor) -> int:
-    if a.dtype == b.dtype:
-      return 1
-    return 0
