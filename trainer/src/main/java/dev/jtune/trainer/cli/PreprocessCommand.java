@@ -79,7 +79,9 @@ final class PreprocessCommand {
             throw new Args.UsageException("preprocess: --show-format expects text or json, got '" + format + "'");
         }
         TrainConfig config = TrainConfig.load(baseDir.resolve(args.positional().get(0)));
-        dev.jtune.trainer.setup.RunSettings.from(config); // refuses what train would refuse, before the data work
+        // Refuses what train would refuse, before the data work.
+        dev.jtune.trainer.setup.RunSettings.from(config);
+        dev.jtune.trainer.setup.RunSettings.refuseUnsupportedTraining(config);
         Path tokenizerDir = tokenizerDir(config, baseDir);
         PrintStream reportOut = format.equals("json") ? err : out;
         long t0 = System.nanoTime();

@@ -99,6 +99,7 @@ final class TrainCommand {
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);
+        RunSettings.refuseUnsupportedTraining(config);
         boolean nf4 = run.loadIn4bit();
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();

@@ -28,18 +28,13 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
     /**
      * Reads the keys of a loaded config.
      *
-     * @throws IllegalArgumentException naming the config file and the key, for a key whose effect jtune does not
-     *     have and whose absence would change the result without a word (an 8-bit base, DeepSpeed, length grouping)
+     * @throws IllegalArgumentException naming the config file and the key for {@code load_in_8bit: true}: jtune has no
+     *     8-bit base, and every verb would otherwise compute with another model than the config names
      */
     public static RunSettings from(TrainConfig config) {
         TrainerSettings s = config.trainer();
         refuse(config, s.bool("load_in_8bit").orElse(false), "load_in_8bit: true",
                 "jtune has no LLM.int8 base; use load_in_4bit: true with adapter: qlora (NF4), or a 16-bit base");
-        refuse(config, s.string("deepspeed").isPresent(), "deepspeed: " + s.string("deepspeed").orElse(""),
-                "jtune does not run DeepSpeed; fsdp: [full_shard, auto_wrap] shards parameters, gradients and"
-                        + " optimizer state (as ZeRO-3) over ./launch.sh --nproc-per-node N");
-        refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
-                "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
         Object bf16 = s.value("bf16").orElse(false);
         Dtype dtype = Boolean.TRUE.equals(bf16) || "auto".equals(bf16) ? Dtype.BF16
                 : s.bool("fp16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
@@ -48,6 +43,22 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
                 s.integer("eval_max_new_tokens"),
                 s.bool("do_causal_lm_eval").orElse(false) && s.strings("eval_causal_lm_metrics").contains("exact_match"),
                 s.bool("merge_lora_on_finish").orElse(false));
+    }
+
+    /**
+     * Refuses the training keys whose effect jtune does not have and whose absence would change the trained result
+     * without a word (DeepSpeed, length grouping); {@code train} and {@code preprocess} call it, while inference and
+     * merge-lora may read such a config.
+     *
+     * @throws IllegalArgumentException naming the config file and the key
+     */
+    public static void refuseUnsupportedTraining(TrainConfig config) {
+        TrainerSettings s = config.trainer();
+        refuse(config, s.string("deepspeed").isPresent(), "deepspeed: " + s.string("deepspeed").orElse(""),
+                "jtune does not run DeepSpeed; fsdp: [full_shard, auto_wrap] shards parameters, gradients and"
+                        + " optimizer state (as ZeRO-3) over ./launch.sh --nproc-per-node N");
+        refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
+                "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
     }
 
     private static void refuse(TrainConfig config, boolean set, String what, String instead) {

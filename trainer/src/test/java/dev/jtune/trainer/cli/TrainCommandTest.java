@@ -2,6 +2,7 @@ package dev.jtune.trainer.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDManager;
@@ -248,6 +249,13 @@ class TrainCommandTest {
                     verb + ": " + text);
         }
         assertFalse(Files.exists(dir.resolve("out/adapter_config.json")));
+        // inference and merge-lora read the same settings: only the model-changing key is refused there.
+        var config = dev.jtune.data.config.TrainConfig.load(cfg);
+        if (line.startsWith("load_in_8bit")) {
+            assertThrows(IllegalArgumentException.class, () -> dev.jtune.trainer.setup.RunSettings.from(config));
+        } else {
+            dev.jtune.trainer.setup.RunSettings.from(config);
+        }
     }
 
     @Test
