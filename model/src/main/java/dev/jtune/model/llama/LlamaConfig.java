@@ -68,6 +68,13 @@ public record LlamaConfig(
                 torchDtype, bos, eos, pad, slidingWindow);
     }
 
+    /** The same architecture with a vocabulary of {@code size} rows (embeddings and head grown or cut to it). */
+    public LlamaConfig withVocabSize(int size) {
+        return new LlamaConfig(modelType, size, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, maxPositionEmbeddings, rmsNormEps, ropeTheta, ropeScaling, tieWordEmbeddings,
+                torchDtype, bosTokenId, eosTokenIds, padTokenId, slidingWindow);
+    }
+
     /** Number of query heads sharing one key/value head. */
     public int groupSize() {
         return numAttentionHeads / numKeyValueHeads;
