@@ -156,7 +156,8 @@ public final class LoraModel implements LinearFactory {
             saved.put(EMBED, copy);
         }
         for (String t : settings.targetModules()) {
-            if (adapters.keySet().stream().noneMatch(n -> LoraSettings.matchesAny(n, List.of(t)))) {
+            if (!settings.optionalTarget(t)
+                    && adapters.keySet().stream().noneMatch(n -> LoraSettings.matchesAny(n, List.of(t)))) {
                 throw new AdapterException("target module " + t + " matches no linear layer of the model"
                         + (tied && t.equals(HEAD) ? " (lm_head is the tied embedding here)" : ""));
             }
@@ -213,12 +214,13 @@ public final class LoraModel implements LinearFactory {
         return java.util.Collections.unmodifiableMap(adapters);
     }
 
+    /** The settings as the adapter records them: target_modules the names this model has (see forModules). */
     public LoraSettings settings() {
-        return settings;
+        return attached ? settings.forModules(adapters.keySet()) : settings;
     }
 
     /** Writes the current weights as a PEFT adapter directory; see {@link PeftAdapter#save}. */
     public void save(java.nio.file.Path dir, String baseModelNameOrPath) {
-        PeftAdapter.save(dir, settings, baseModelNameOrPath, trainableParameters());
+        PeftAdapter.save(dir, settings(), baseModelNameOrPath, trainableParameters());
     }
 }

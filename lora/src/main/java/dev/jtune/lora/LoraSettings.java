@@ -24,9 +24,18 @@ import java.util.TreeSet;
  *     every decoder projection when {@code lora_target_linear} is true; sorted, without duplicates
  * @param useRslora {@code peft_use_rslora}: scale by alpha/√r instead of alpha/r
  * @param modulesToSave {@code lora_modules_to_save}: whole modules trained and saved (embed_tokens, lm_head)
+ * @param targetLinear {@code lora_target_linear}: every decoder projection of whatever family the model is (Llama's
+ *     seven, Phi-3's fused qkv_proj and gate_up_proj) is a target, as Axolotl's {@code find_all_linear_names}; the
+ *     adapter then names the ones the model has ({@link #forModules})
  */
 public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, List<String> targetModules,
-        boolean useRslora, List<String> modulesToSave) {
+        boolean useRslora, List<String> modulesToSave, boolean targetLinear) {
+
+    /** Settings with an explicit list of targets. */
+    public LoraSettings(Adapter adapter, int r, int alpha, double dropout, List<String> targetModules,
+            boolean useRslora, List<String> modulesToSave) {
+        this(adapter, r, alpha, dropout, targetModules, useRslora, modulesToSave, false);
+    }
 
     /** The adapter kinds. */
     public enum Adapter {
@@ -46,8 +55,11 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
     public static final List<String> LINEAR_MODULES =
             List.of("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj");
 
-    /** Module names (last path component) a Llama decoder has and LoRA can wrap. */
-    public static final List<String> TARGETABLE = concat(LINEAR_MODULES, List.of("lm_head"));
+    /** Phi-3's fused projections, which stand for q/k/v and gate/up in that family. */
+    public static final List<String> FUSED_MODULES = List.of("qkv_proj", "gate_up_proj");
+
+    /** Module names (last path component) a supported decoder has and LoRA can wrap. */
+    public static final List<String> TARGETABLE = concat(concat(LINEAR_MODULES, FUSED_MODULES), List.of("lm_head"));
 
     /** Modules that {@code lora_modules_to_save} may name. */
     public static final List<String> SAVABLE = List.of("embed_tokens", "lm_head");
@@ -122,7 +134,7 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
         for (String t : targets) {
             String last = t.substring(t.lastIndexOf('.') + 1);
             if (!TARGETABLE.contains(last)) {
-                throw error(source, "lora_target_modules: '" + t + "' is not a linear layer of a Llama model"
+                throw error(source, "lora_target_modules: '" + t + "' is not a linear layer of a supported model"
                         + Suggest.didYouMean(last, TARGETABLE) + " (expected names among " + TARGETABLE + ")");
             }
         }
@@ -144,12 +156,47 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
             }
         }
         return Optional.of(new LoraSettings(adapter, (int) r, (int) alpha, dropout, targets,
-                s.bool("peft_use_rslora").orElse(false), save));
+                s.bool("peft_use_rslora").orElse(false), save, s.bool("lora_target_linear").orElse(false)));
     }
 
     /** Whether module {@code name} (e.g. {@code model.layers.0.self_attn.q_proj}) is a target, as PEFT matches. */
     public boolean targets(String name) {
-        return matchesAny(name, targetModules);
+        return matchesAny(name, targetModules) || (targetLinear && isDecoderProjection(name));
+    }
+
+    /** A decoder layer's projection of any supported family (not the head). */
+    static boolean isDecoderProjection(String name) {
+        String last = name.substring(name.lastIndexOf('.') + 1);
+        return name.contains("layers.") && (LINEAR_MODULES.contains(last) || FUSED_MODULES.contains(last));
+    }
+
+    /**
+     * Whether target {@code t} may match nothing: one that {@code lora_target_linear} implied for another family's
+     * layout (Llama's q_proj in Phi-3, whose q/k/v are one qkv_proj).
+     */
+    boolean optionalTarget(String t) {
+        return targetLinear && (LINEAR_MODULES.contains(t) || FUSED_MODULES.contains(t));
+    }
+
+    /**
+     * These settings as PEFT's adapter_config records them for a model whose wrapped modules are {@code wrapped}:
+     * with {@code lora_target_linear}, target_modules become the projection names the model has (Axolotl writes the
+     * names it found), so that PEFT, which requires every listed name to exist, loads the adapter.
+     */
+    public LoraSettings forModules(java.util.Collection<String> wrapped) {
+        if (!targetLinear) {
+            return this;
+        }
+        Set<String> names = new TreeSet<>();
+        for (String t : targetModules) {
+            if (!optionalTarget(t)) {
+                names.add(t);
+            }
+        }
+        for (String w : wrapped) {
+            names.add(w.substring(w.lastIndexOf('.') + 1));
+        }
+        return new LoraSettings(adapter, r, alpha, dropout, List.copyOf(names), useRslora, modulesToSave, false);
     }
 
     /** Whether {@code name} is listed in modules_to_save (matched as PEFT does, by whole trailing path). */

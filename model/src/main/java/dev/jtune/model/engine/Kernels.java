@@ -70,6 +70,28 @@ public final class Kernels {
         return library.ops().call("rms_norm", x, weight, eps);
     }
 
+    /** Gemma's RMSNorm: {@code x / sqrt(mean(x²) + eps) * (1 + weight)}, all in fp32, then cast to x's dtype. */
+    public NDArray rmsNormGemma(NDArray x, NDArray weight, double eps) {
+        return library.ops().call("rms_norm_gemma", x, weight, eps);
+    }
+
+    /** Rows of {@code weight} times {@code scale} rounded to the weight's dtype (Gemma's √hidden scaling). */
+    public NDArray embeddingScaled(NDArray ids, NDArray weight, double scale) {
+        return library.ops().call("embedding_scaled", ids, weight, scale);
+    }
+
+    /** Soft-capping {@code cap · tanh(x / cap)}, op by op in x's dtype (Gemma 2's final logits). */
+    public NDArray softcap(NDArray x, double cap) {
+        return library.ops().call("softcap", x, cap);
+    }
+
+    /** LongRoPE's inverse frequencies {@code 1 / (factors[i] · base^(2i/dim))}, fp32 [dim/2]. */
+    public NDArray ropeInvFreqScaled(NDManager manager, int dim, double base, float[] factors) {
+        try (NDArray even = manager.arange(0, dim, 2); NDArray f = manager.create(factors)) {
+            return library.ops().call("rope_inv_freq_scaled", even, dim, base, f);
+        }
+    }
+
     /** Default rotary inverse frequencies {@code 1 / base^(2i/dim)}, fp32 [dim/2]. */
     public NDArray ropeInvFreq(NDManager manager, int dim, double base) {
         try (NDArray even = manager.arange(0, dim, 2)) {
@@ -88,7 +110,10 @@ public final class Kernels {
         return library.ops().callAll("rope_cos_sin", positionIds, invFreq, attentionScaling, dtype.torchCode());
     }
 
-    /** Rotary embedding of x [B,H,T,D] with transformers' rotate-half convention. */
+    /**
+     * Rotary embedding of x [B,H,T,D] with transformers' rotate-half convention; cos and sin [B,T,R] with R < D
+     * rotate the first R features only (partial rotary).
+     */
     public NDArray rope(NDArray x, NDArray cos, NDArray sin) {
         return library.ops().call("rope", x, cos, sin);
     }
@@ -159,6 +184,19 @@ public final class Kernels {
     }
 
     /**
+     * Eager attention as transformers' Gemma 2 computes it: {@code q kᵀ · scale} in the compute dtype, soft-capped
+     * by {@code softcap} when it is positive, hidden keys masked, softmax in fp32. q [B,H,Tn,D] are the tokens at
+     * positions {@code length-Tn .. length-1}; k, v [B,KV,≥length,D]; {@code window} (0: none) and, when
+     * {@code segmentIds} is not null, packed samples' isolation (then Tn = length) limit what each query sees.
+     */
+    public NDArray attentionCapped(NDArray q, NDArray k, NDArray v, NDArray segmentIds, long length, long window,
+            double scale, double softcap) {
+        NDArray segments = segmentIds != null ? segmentIds : q;
+        return library.ops().call("attention_capped", q, k, v, segments, segmentIds != null, length, window, scale,
+                softcap);
+    }
+
+    /**
      * Writes {@code fresh} [B,KV,Tn,D] into {@code cache} [B,KV,Tmax,D] at slots {@code start ..
      * start+Tn-1}, in place and detached from autograd; returns {@code start + Tn}.
      */
@@ -176,9 +214,19 @@ public final class Kernels {
         return library.ops().call("segments_from_cu_seqlens", cuSeqlens, total);
     }
 
+    /** x [..., sum(sizes)] cut along its last dimension into parts of {@code sizes} (a fused projection's outputs). */
+    public NDList splitLast(NDArray x, long... sizes) {
+        return library.ops().callAll("split_last", x, sizes);
+    }
+
     /** SwiGLU's gated product {@code silu(gate) * up}. */
     public NDArray swiglu(NDArray gate, NDArray up) {
         return library.ops().call("swiglu", gate, up);
+    }
+
+    /** Gemma's GeGLU product {@code gelu_tanh(gate) * up}. */
+    public NDArray gegluTanh(NDArray gate, NDArray up) {
+        return library.ops().call("geglu_tanh", gate, up);
     }
 
     // ---- loss ----

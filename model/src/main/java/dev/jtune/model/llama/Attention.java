@@ -4,36 +4,47 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.model.engine.Kernels;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
- * Grouped-query self-attention: q/k/v projections, rotary embedding, scaled-dot-product attention
- * (causal, causal within segments for packed rows, or over a {@link KvCache} of earlier tokens; limited to the last
- * {@code sliding_window} keys where the config sets one, as Mistral), output projection.
+ * Grouped-query self-attention: q/k/v projections (or Phi-3's fused {@code qkv_proj}) with their optional biases,
+ * optional per-head q/k RMSNorm (Qwen3, Gemma 3), rotary embedding (of the first {@code rotaryDim} features),
+ * scaled-dot-product attention — causal, causal within segments for packed rows, or over a {@link KvCache} of
+ * earlier tokens; limited to the last {@code sliding_window} keys on sliding layers; with soft-capped scores where
+ * the family caps them (Gemma 2) — and the output projection.
  */
 public final class Attention implements AutoCloseable {
-    private final Linear q;
-    private final Linear k;
-    private final Linear v;
-    private final Linear o;
+    /** The attention's weights; q, k, v are null when {@code qkv} holds them fused, and the reverse. */
+    public record Parts(Linear q, Linear k, Linear v, Linear qkv, Linear o, NDArray qBias, NDArray kBias,
+            NDArray vBias, NDArray oBias, RmsNorm qNorm, RmsNorm kNorm) {}
+
+    private final Parts p;
     private final int index;
     private final int heads;
     private final int kvHeads;
     private final int headDim;
     private final double scale;
-    private final int window; // Mistral's sliding_window, 0 for none
+    private final int window; // 0: this layer sees every earlier token
+    private final double softcap; // 0: none
+    private final boolean local; // uses the local rotary tables (Gemma 3's sliding layers)
 
     /** @param index the decoder layer's index: its slot in a {@link KvCache} */
-    public Attention(LlamaConfig config, int index, Linear q, Linear k, Linear v, Linear o) {
+    public Attention(LlamaConfig config, int index, Parts parts) {
         this.index = index;
-        this.q = q;
-        this.k = k;
-        this.v = v;
-        this.o = o;
+        this.p = parts;
         this.heads = config.numAttentionHeads();
         this.kvHeads = config.numKeyValueHeads();
         this.headDim = config.headDim();
-        this.scale = 1.0 / Math.sqrt(headDim);
-        this.window = config.slidingWindow();
+        this.scale = config.attentionScale();
+        this.window = config.windowOf(index);
+        this.softcap = config.architecture().attnLogitSoftcapping();
+        this.local = config.architecture().localRopeTheta() > 0 && window > 0;
+    }
+
+    /** A plain attention of separate bias-free projections (Llama, Mistral). */
+    public Attention(LlamaConfig config, int index, Linear q, Linear k, Linear v, Linear o) {
+        this(config, index, new Parts(q, k, v, null, o, null, null, null, null, null, null));
     }
 
     /**
@@ -46,26 +57,61 @@ public final class Attention implements AutoCloseable {
         Kernels kn = Kernels.get();
         long b = x.getShape().get(0);
         long t = x.getShape().get(1);
-        NDArray qs = kn.rope(heads(q.forward(x), b, t, heads), context.cos(), context.sin());
-        NDArray ks = kn.rope(heads(k.forward(x), b, t, kvHeads), context.cos(), context.sin());
-        NDArray vs = heads(v.forward(x), b, t, kvHeads);
-        NDArray attended;
+        NDArray qx;
+        NDArray kx;
+        NDArray vx;
+        if (p.qkv() != null) {
+            NDList parts = kn.splitLast(p.qkv().forward(x), (long) heads * headDim, (long) kvHeads * headDim,
+                    (long) kvHeads * headDim);
+            qx = parts.get(0);
+            kx = parts.get(1);
+            vx = parts.get(2);
+        } else {
+            qx = biased(p.q().forward(x), p.qBias());
+            kx = biased(p.k().forward(x), p.kBias());
+            vx = biased(p.v().forward(x), p.vBias());
+        }
+        NDArray qs = heads(qx, b, t, heads);
+        NDArray ks = heads(kx, b, t, kvHeads);
+        NDArray vs = heads(vx, b, t, kvHeads);
+        if (p.qNorm() != null) {
+            qs = p.qNorm().forward(qs);
+            ks = p.kNorm().forward(ks);
+        }
+        NDArray cos = local ? context.localCos() : context.cos();
+        NDArray sin = local ? context.localSin() : context.sin();
+        qs = kn.rope(qs, cos, sin);
+        ks = kn.rope(ks, cos, sin);
+        NDArray attended = attend(kn, qs, ks, vs, t, context);
+        return biased(p.o().forward(attended.transpose(0, 2, 1, 3).reshape(new Shape(b, t, (long) heads * headDim))),
+                p.oBias());
+    }
+
+    private NDArray attend(Kernels kn, NDArray qs, NDArray ks, NDArray vs, long t, ForwardContext context) {
         if (context.cache() != null) {
             // The new tokens see every cached token and each other causally.
-            long past = context.cache().length();
+            long length = context.cache().length() + t;
             NDList kv = context.cache().append(index, ks, vs);
-            attended = windowed(past + t)
-                    ? kn.attentionWindow(qs, kv.get(0), kv.get(1), past + t, window, scale)
-                    : kn.attentionWithPast(qs, kv.get(0), kv.get(1), past + t, scale);
-        } else if (context.segmentIds() != null) {
-            attended = windowed(t)
+            if (softcap > 0) {
+                return kn.attentionCapped(qs, kv.get(0), kv.get(1), null, length, window, scale, softcap);
+            }
+            return windowed(length)
+                    ? kn.attentionWindow(qs, kv.get(0), kv.get(1), length, window, scale)
+                    : kn.attentionWithPast(qs, kv.get(0), kv.get(1), length, scale);
+        }
+        if (softcap > 0) {
+            return kn.attentionCapped(qs, ks, vs, context.segmentIds(), t, window, scale, softcap);
+        }
+        if (context.segmentIds() != null) {
+            return windowed(t)
                     ? kn.attentionWindowSegments(qs, ks, vs, context.segmentIds(), window, scale)
                     : kn.attentionSegments(qs, ks, vs, context.segmentIds(), scale);
-        } else {
-            attended = windowed(t) ? kn.attentionWindow(qs, ks, vs, t, window, scale)
-                    : kn.attentionCausal(qs, ks, vs, scale);
         }
-        return o.forward(attended.transpose(0, 2, 1, 3).reshape(new Shape(b, t, (long) heads * headDim)));
+        return windowed(t) ? kn.attentionWindow(qs, ks, vs, t, window, scale) : kn.attentionCausal(qs, ks, vs, scale);
+    }
+
+    private static NDArray biased(NDArray y, NDArray bias) {
+        return bias == null ? y : y.add(bias);
     }
 
     /** Whether a sliding window hides some of {@code keys} keys from the last query (else plain causal is the same). */
@@ -78,27 +124,69 @@ public final class Attention implements AutoCloseable {
         return projected.reshape(new Shape(b, t, n, headDim)).transpose(0, 2, 1, 3);
     }
 
+    /** The projections by their transformers module names ({@code q_proj} ... or {@code qkv_proj}, {@code o_proj}). */
+    public Map<String, Linear> linears() {
+        Map<String, Linear> m = new LinkedHashMap<>();
+        if (p.qkv() != null) {
+            m.put("qkv_proj", p.qkv());
+        } else {
+            m.put("q_proj", p.q());
+            m.put("k_proj", p.k());
+            m.put("v_proj", p.v());
+        }
+        m.put("o_proj", p.o());
+        return m;
+    }
+
+    /** The biases and norms by their names under {@code self_attn.} ({@code q_proj.bias}, {@code q_norm.weight}). */
+    public Map<String, NDArray> tensors() {
+        Map<String, NDArray> m = new LinkedHashMap<>();
+        put(m, "q_proj.bias", p.qBias());
+        put(m, "k_proj.bias", p.kBias());
+        put(m, "v_proj.bias", p.vBias());
+        put(m, "o_proj.bias", p.oBias());
+        if (p.qNorm() != null) {
+            m.put("q_norm.weight", p.qNorm().weight());
+            m.put("k_norm.weight", p.kNorm().weight());
+        }
+        return m;
+    }
+
+    private static void put(Map<String, NDArray> m, String name, NDArray t) {
+        if (t != null) {
+            m.put(name, t);
+        }
+    }
+
+    /** The window this layer attends within, or 0. */
+    public int window() {
+        return window;
+    }
+
     public Linear q() {
-        return q;
+        return p.q();
     }
 
     public Linear k() {
-        return k;
+        return p.k();
     }
 
     public Linear v() {
-        return v;
+        return p.v();
+    }
+
+    /** Phi-3's fused q/k/v projection, or null. */
+    public Linear qkv() {
+        return p.qkv();
     }
 
     public Linear o() {
-        return o;
+        return p.o();
     }
 
     @Override
     public void close() {
-        q.close();
-        k.close();
-        v.close();
-        o.close();
+        linears().values().forEach(Linear::close);
+        tensors().values().forEach(NDArray::close);
     }
 }

@@ -7,17 +7,25 @@ import ai.djl.ndarray.NDArray;
  * tokens' positions, how attention isolates packed samples, and the key/value cache of earlier tokens.
  * Made by {@link LlamaModel#context}; the tensors belong to the pass (its step manager).
  *
- * @param cos rotary cos [B,T,headDim] in the compute dtype
- * @param sin rotary sin [B,T,headDim]
+ * @param cos rotary cos [B,T,rotaryDim] in the compute dtype
+ * @param sin rotary sin [B,T,rotaryDim]
+ * @param localCos the sliding layers' own cos where their rotary base differs (Gemma 3), else {@code cos}
+ * @param localSin the sliding layers' own sin, else {@code sin}
  * @param segmentIds [B,T] sample ids that isolate packed samples, or null for plain causal attention
  * @param cache the keys and values of the tokens before these (generation), or null: attention then sees
  *     only this pass's tokens
  */
-public record ForwardContext(NDArray cos, NDArray sin, NDArray segmentIds, KvCache cache) {
+public record ForwardContext(NDArray cos, NDArray sin, NDArray localCos, NDArray localSin, NDArray segmentIds,
+        KvCache cache) {
     public ForwardContext {
         if (segmentIds != null && cache != null) {
             throw new IllegalArgumentException("packed segments and a KV cache do not combine: generation runs one"
                     + " sequence per row");
         }
+    }
+
+    /** One rotary table for every layer. */
+    public ForwardContext(NDArray cos, NDArray sin, NDArray segmentIds, KvCache cache) {
+        this(cos, sin, cos, sin, segmentIds, cache);
     }
 }

@@ -11,8 +11,8 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * The Llama-family decoder ({@code LlamaForCausalLM}): token embedding, decoder layers, final RMSNorm
- * and the language-model head, computing in one {@link Dtype}.
+ * The decoder of every supported {@link Family} ({@code LlamaForCausalLM} and its relatives): token embedding,
+ * decoder layers, final RMSNorm and the language-model head, computing in one {@link Dtype}.
  *
  * <p>This class holds the one decoder stack ({@link #decode}) that training (plain, recomputed, FSDP),
  * evaluation, scoring and cached generation all run: {@link #embed} (with the cast to the compute dtype), every
@@ -32,10 +32,11 @@ public final class LlamaModel implements AutoCloseable {
     private final NDArray norm;
     private final Linear lmHead;
     private final Rope rope;
+    private final Rope localRope; // Gemma 3's sliding layers' own base, else null
     private final NDManager manager;
 
     private LlamaModel(LlamaConfig config, Dtype dtype, NDArray embedTokens, List<DecoderLayer> layers, NDArray norm,
-            Linear lmHead, Rope rope, NDManager manager) {
+            Linear lmHead, Rope rope, Rope localRope, NDManager manager) {
         this.config = config;
         this.dtype = dtype;
         this.embedTokens = embedTokens;
@@ -43,6 +44,7 @@ public final class LlamaModel implements AutoCloseable {
         this.norm = norm;
         this.lmHead = lmHead;
         this.rope = rope;
+        this.localRope = localRope;
         this.manager = manager;
     }
 
@@ -82,37 +84,54 @@ public final class LlamaModel implements AutoCloseable {
             LinearFactory linears) {
         NDManager m = parent.newSubManager();
         try {
-            var loader = new Loader(config, source, dtype, m);
-            NDArray embed = loader.tensor("model.embed_tokens.weight", config.vocabSize(), config.hiddenSize());
+            var loader = new Loader(config, source, dtype, m, linears);
+            Family family = config.family();
+            String prefix = config.architecture().textPrefix();
+            NDArray embed = loader.tensor(prefix + "embed_tokens.weight", config.vocabSize(), config.hiddenSize());
             List<DecoderLayer> layers = new ArrayList<>();
             int e = config.hiddenSize();
             int qOut = config.numAttentionHeads() * config.headDim();
             int kvOut = config.numKeyValueHeads() * config.headDim();
             int ff = config.intermediateSize();
+            boolean qkvBias = config.architecture().qkvBias();
             for (int i = 0; i < config.numHiddenLayers(); i++) {
-                String p = "model.layers." + i + ".";
-                Attention attention = new Attention(config, i,
-                        loader.linear(linears, p + "self_attn.q_proj", qOut, e),
-                        loader.linear(linears, p + "self_attn.k_proj", kvOut, e),
-                        loader.linear(linears, p + "self_attn.v_proj", kvOut, e),
-                        loader.linear(linears, p + "self_attn.o_proj", e, qOut));
-                Mlp mlp = new Mlp(
-                        loader.linear(linears, p + "mlp.gate_proj", ff, e),
-                        loader.linear(linears, p + "mlp.up_proj", ff, e),
-                        loader.linear(linears, p + "mlp.down_proj", e, ff));
+                String p = prefix + "layers." + i + ".";
+                String a = p + "self_attn.";
+                boolean fused = family.fusedProjections();
+                Attention attention = new Attention(config, i, new Attention.Parts(
+                        fused ? null : loader.linear(a + "q_proj", qOut, e),
+                        fused ? null : loader.linear(a + "k_proj", kvOut, e),
+                        fused ? null : loader.linear(a + "v_proj", kvOut, e),
+                        fused ? loader.linear(a + "qkv_proj", qOut + 2 * kvOut, e) : null,
+                        loader.linear(a + "o_proj", e, qOut),
+                        qkvBias ? loader.tensor(a + "q_proj.bias", qOut) : null,
+                        qkvBias ? loader.tensor(a + "k_proj.bias", kvOut) : null,
+                        qkvBias ? loader.tensor(a + "v_proj.bias", kvOut) : null,
+                        config.architecture().outputBias() ? loader.tensor(a + "o_proj.bias", e) : null,
+                        family.qkNorm() ? loader.norm(a + "q_norm.weight", config.headDim()) : null,
+                        family.qkNorm() ? loader.norm(a + "k_norm.weight", config.headDim()) : null));
+                Mlp mlp = fused
+                        ? new Mlp(null, null, loader.linear(p + "mlp.gate_up_proj", 2 * ff, e),
+                                loader.linear(p + "mlp.down_proj", e, ff), false)
+                        : new Mlp(loader.linear(p + "mlp.gate_proj", ff, e), loader.linear(p + "mlp.up_proj", ff, e),
+                                null, loader.linear(p + "mlp.down_proj", e, ff), family.gemma());
                 layers.add(new DecoderLayer(
-                        loader.tensor(p + "input_layernorm.weight", e),
+                        loader.norm(p + "input_layernorm.weight", e),
                         attention,
-                        loader.tensor(p + "post_attention_layernorm.weight", e),
-                        mlp,
-                        config.rmsNormEps()));
+                        loader.norm(p + "post_attention_layernorm.weight", e),
+                        family.gemma() ? loader.norm(p + "pre_feedforward_layernorm.weight", e) : null,
+                        family.gemma() ? loader.norm(p + "post_feedforward_layernorm.weight", e) : null,
+                        mlp));
             }
-            NDArray norm = loader.tensor("model.norm.weight", e);
+            NDArray norm = loader.tensor(prefix + "norm.weight", e);
             // Tied models reuse the embedding matrix as the head, whatever the file holds under lm_head.
             Linear head = config.tieWordEmbeddings()
                     ? new DenseLinear(embed)
-                    : loader.linear(linears, "lm_head", config.vocabSize(), e);
-            return new LlamaModel(config, dtype, embed, layers, norm, head, Rope.of(config, m), m);
+                    : loader.linear("lm_head", config.vocabSize(), e);
+            Rope rope = Rope.of(config, m);
+            Rope localRope = config.architecture().localRopeTheta() > 0
+                    ? Rope.plain(config, config.architecture().localRopeTheta(), m) : null;
+            return new LlamaModel(config, dtype, embed, layers, norm, head, rope, localRope, m);
         } catch (RuntimeException ex) {
             m.close();
             throw ex;
@@ -120,17 +139,16 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /** Reads tensors by name, checks their shapes against the config, converts them to the compute dtype. */
-    private record Loader(LlamaConfig config, WeightSource source, Dtype dtype, NDManager manager) {
+    private record Loader(LlamaConfig config, WeightSource source, Dtype dtype, NDManager manager,
+            LinearFactory factory) {
         NDArray tensor(String name, long... expected) {
-            if (!source.contains(name)) {
-                throw new ConfigException(source.describe() + ": missing tensor " + name);
-            }
-            long[] shape = source.shape(name);
+            String stored = stored(name);
+            long[] shape = source.shape(stored);
             if (!Arrays.equals(shape, expected)) {
-                throw new ConfigException(source.describe() + ": tensor " + name + " has shape " + Arrays.toString(shape)
-                        + ", config.json implies " + Arrays.toString(expected));
+                throw new ConfigException(source.describe() + ": tensor " + stored + " has shape "
+                        + Arrays.toString(shape) + ", config.json implies " + Arrays.toString(expected));
             }
-            NDArray fp32 = manager.create(source.floats(name), new Shape(shape));
+            NDArray fp32 = manager.create(source.floats(stored), new Shape(shape));
             if (dtype == Dtype.FP32) {
                 return fp32;
             }
@@ -139,7 +157,29 @@ public final class LlamaModel implements AutoCloseable {
             return cast;
         }
 
-        Linear linear(LinearFactory factory, String name, long out, long in) {
+        /**
+         * The name a tensor has in the file: its module name, or in an older multimodal Gemma 3 file the same
+         * tensor under {@code language_model.model.} / {@code language_model.lm_head} (transformers renames on load).
+         */
+        String stored(String name) {
+            if (source.contains(name)) {
+                return name;
+            }
+            String legacy = name.startsWith("model.language_model.")
+                    ? "language_model.model." + name.substring("model.language_model.".length())
+                    : name.startsWith("lm_head.") && config.architecture().textPrefix().equals("model.language_model.")
+                            ? "language_model." + name : null;
+            if (legacy != null && source.contains(legacy)) {
+                return legacy;
+            }
+            throw new ConfigException(source.describe() + ": missing tensor " + name);
+        }
+
+        RmsNorm norm(String name, long size) {
+            return new RmsNorm(tensor(name, size), config.rmsNormEps(), config.family().gemma());
+        }
+
+        Linear linear(String name, long out, long in) {
             Linear stored = factory.createStored(name, out, in, manager);
             if (stored != null) {
                 return stored;
@@ -167,7 +207,8 @@ public final class LlamaModel implements AutoCloseable {
     /** The rotary tables of {@code positionIds} and how attention sees other tokens, for one pass. */
     public ForwardContext context(NDArray positionIds, NDArray segmentIds, KvCache cache) {
         NDList cosSin = rope.cosSin(positionIds, dtype);
-        return new ForwardContext(cosSin.get(0), cosSin.get(1), segmentIds, cache);
+        NDList local = localRope == null ? cosSin : localRope.cosSin(positionIds, dtype);
+        return new ForwardContext(cosSin.get(0), cosSin.get(1), local.get(0), local.get(1), segmentIds, cache);
     }
 
     /**
@@ -190,7 +231,10 @@ public final class LlamaModel implements AutoCloseable {
     /** Token embeddings [B,T,E] of ids [B,T], in the compute dtype whatever the embedding matrix's dtype. */
     public NDArray embed(NDArray inputIds) {
         Kernels k = Kernels.get();
-        NDArray x = k.embedding(inputIds, embedTokens);
+        // Gemma scales by √hidden, rounded to the embedding's dtype as its ScaledWordEmbedding does.
+        NDArray x = config.family().gemma()
+                ? k.embeddingScaled(inputIds, embedTokens, Math.sqrt(config.hiddenSize()))
+                : k.embedding(inputIds, embedTokens);
         return castEmbeddings ? k.cast(x, dtype) : x;
     }
 
@@ -206,7 +250,9 @@ public final class LlamaModel implements AutoCloseable {
 
     /** The language-model head: logits [..., vocab] of normalised hidden states, in the compute dtype. */
     public NDArray logits(NDArray normalised) {
-        return lmHead.forward(normalised);
+        NDArray logits = lmHead.forward(normalised);
+        double cap = config.architecture().finalLogitSoftcapping();
+        return cap > 0 ? Kernels.get().softcap(logits, cap) : logits;
     }
 
     /** Position ids 0..T-1 for every row of a [B,T] batch, in {@code ids}' manager. */
@@ -264,6 +310,36 @@ public final class LlamaModel implements AutoCloseable {
 
     public NDArray norm() {
         return norm;
+    }
+
+    /** Every projection by its module name ({@code model.layers.0.self_attn.q_proj}, {@code lm_head} if untied). */
+    public java.util.Map<String, Linear> linears() {
+        var m = new java.util.LinkedHashMap<String, Linear>();
+        String prefix = config.architecture().textPrefix();
+        for (int i = 0; i < layers.size(); i++) {
+            String p = prefix + "layers." + i + ".";
+            layers.get(i).linears().forEach((n, l) -> m.put(p + n, l));
+        }
+        if (!config.tieWordEmbeddings()) {
+            m.put("lm_head", lmHead);
+        }
+        return m;
+    }
+
+    /**
+     * Every tensor that is not a projection's weight, by its checkpoint name: the embedding, norms, biases. With
+     * {@link #linears()} that is the whole model.
+     */
+    public java.util.Map<String, NDArray> tensors() {
+        var m = new java.util.LinkedHashMap<String, NDArray>();
+        String prefix = config.architecture().textPrefix();
+        m.put(prefix + "embed_tokens.weight", embedTokens);
+        for (int i = 0; i < layers.size(); i++) {
+            String p = prefix + "layers." + i + ".";
+            layers.get(i).tensors().forEach((n, t) -> m.put(p + n, t));
+        }
+        m.put(prefix + "norm.weight", norm);
+        return m;
     }
 
     public Linear lmHead() {

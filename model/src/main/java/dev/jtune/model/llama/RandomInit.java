@@ -5,8 +5,9 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * transformers' initialisation of a fresh {@code LlamaForCausalLM}: every linear and the embedding drawn
- * from N(0, initializer_range²), the padding token's embedding row zero, RMSNorm weights one.
+ * transformers' initialisation of a fresh causal LM of any {@link Family}: every linear and the embedding drawn
+ * from N(0, initializer_range²), the padding token's embedding row zero, biases zero, RMSNorm weights one (zero
+ * for Gemma's, which scale by {@code 1 + weight}).
  *
  * <p>Each tensor has its own generator seeded from the run seed and the tensor's name, so tensors can be
  * produced one at a time (a large model never sits in memory whole) and the result is the same bit for
@@ -87,30 +88,11 @@ public final class RandomInit {
         }
     }
 
-    /** Every tensor of the checkpoint, in transformers' module order. */
+    /** Every tensor of the checkpoint, in transformers' module order ({@link LlamaConfig#tensors()}). */
     public List<Spec> specs() {
-        LlamaConfig c = config;
-        long e = c.hiddenSize();
-        long q = (long) c.numAttentionHeads() * c.headDim();
-        long kv = (long) c.numKeyValueHeads() * c.headDim();
-        long ff = c.intermediateSize();
         List<Spec> out = new ArrayList<>();
-        out.add(new Spec("model.embed_tokens.weight", new long[] {c.vocabSize(), e}));
-        for (int i = 0; i < c.numHiddenLayers(); i++) {
-            String p = "model.layers." + i + ".";
-            out.add(new Spec(p + "self_attn.q_proj.weight", new long[] {q, e}));
-            out.add(new Spec(p + "self_attn.k_proj.weight", new long[] {kv, e}));
-            out.add(new Spec(p + "self_attn.v_proj.weight", new long[] {kv, e}));
-            out.add(new Spec(p + "self_attn.o_proj.weight", new long[] {e, q}));
-            out.add(new Spec(p + "mlp.gate_proj.weight", new long[] {ff, e}));
-            out.add(new Spec(p + "mlp.up_proj.weight", new long[] {ff, e}));
-            out.add(new Spec(p + "mlp.down_proj.weight", new long[] {e, ff}));
-            out.add(new Spec(p + "input_layernorm.weight", new long[] {e}));
-            out.add(new Spec(p + "post_attention_layernorm.weight", new long[] {e}));
-        }
-        out.add(new Spec("model.norm.weight", new long[] {e}));
-        if (!c.tieWordEmbeddings()) {
-            out.add(new Spec("lm_head.weight", new long[] {c.vocabSize(), e}));
+        for (TensorSpec t : config.tensors()) {
+            out.add(new Spec(t.name(), t.shape()));
         }
         return out;
     }
@@ -123,15 +105,19 @@ public final class RandomInit {
         }
         float[] v = new float[(int) n];
         if (isNorm(spec.name())) {
-            java.util.Arrays.fill(v, 1f);
+            // Gemma's norms scale by (1 + weight): transformers initialises their weights to zero.
+            java.util.Arrays.fill(v, config.family().gemma() ? 0f : 1f);
             return v;
+        }
+        if (spec.name().endsWith(".bias")) {
+            return v; // transformers zeroes a fresh linear's bias
         }
         Random r = new Random(seed * 0x9E3779B97F4A7C15L + spec.name().hashCode());
         for (int i = 0; i < v.length; i++) {
             v[i] = (float) (r.nextGaussian() * INITIALIZER_RANGE);
         }
         Integer pad = config.padTokenId();
-        if (spec.name().equals("model.embed_tokens.weight") && pad != null && pad >= 0 && pad < config.vocabSize()) {
+        if (spec.name().endsWith("embed_tokens.weight") && pad != null && pad >= 0 && pad < config.vocabSize()) {
             java.util.Arrays.fill(v, (int) (pad * spec.shape()[1]), (int) ((pad + 1) * spec.shape()[1]), 0f);
         }
         return v;

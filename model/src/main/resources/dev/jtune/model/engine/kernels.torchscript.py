@@ -30,6 +30,23 @@ class Ops(Module):
     h = torch.mul(h, torch.rsqrt(torch.add(variance, eps)))
     return torch.mul(weight, torch.to(h, x.dtype))
 
+  # ---- Gemma's RMSNorm: normalise and scale by (1 + weight) in fp32, then cast (Gemma2RMSNorm) ----------
+  def rms_norm_gemma(self: __torch__.Ops, x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    h = torch.to(x, 6)
+    variance = torch.mean(torch.pow(h, 2), [-1], True)
+    h = torch.mul(h, torch.rsqrt(torch.add(variance, eps)))
+    h = torch.mul(h, torch.add(torch.to(weight, 6), 1.0))
+    return torch.to(h, x.dtype)
+
+  # ---- embeddings scaled by sqrt(hidden) in the weight's dtype (Gemma's ScaledWordEmbedding) -----------
+  def embedding_scaled(self: __torch__.Ops, ids: Tensor, weight: Tensor, scale: float) -> Tensor:
+    factor = torch.to(torch.full([1], scale, dtype=6, device=weight.device), weight.dtype)
+    return torch.mul(torch.embedding(weight, ids), torch.reshape(factor, [1]))
+
+  # ---- soft-capping: cap * tanh(x / cap), op by op in x's dtype as transformers (Gemma 2's logits) -------
+  def softcap(self: __torch__.Ops, x: Tensor, cap: float) -> Tensor:
+    return torch.mul(torch.tanh(torch.div(x, cap)), cap)
+
   # ---- rotary embedding ---------------------------------------------------------------------------
   def rope_inv_freq(self: __torch__.Ops, even: Tensor, dim: int, base: float) -> Tensor:
     # transformers' _compute_default_rope_parameters, in fp32; even = arange(0, dim, 2).
@@ -61,12 +78,25 @@ class Ops(Module):
     return [torch.to(cos, dtype), torch.to(sin, dtype)]
 
   def rope(self: __torch__.Ops, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    # x [B,H,T,D]; cos, sin [B,T,D]. rotate_half convention (first half, second half).
+    # x [B,H,T,D]; cos, sin [B,T,R] with R <= D. rotate_half convention (first half, second half) on the first R
+    # features; the rest pass unrotated (partial rotary, Phi-3's partial_rotary_factor < 1).
+    rotary = cos.size(-1)
+    if rotary < x.size(-1):
+      rotated = self.rope_full(torch.narrow(x, -1, 0, rotary), cos, sin)
+      return torch.cat([rotated, torch.narrow(x, -1, rotary, x.size(-1) - rotary)], -1)
+    return self.rope_full(x, cos, sin)
+
+  def rope_full(self: __torch__.Ops, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     half = x.size(-1) // 2
     x1 = torch.narrow(x, -1, 0, half)
     x2 = torch.narrow(x, -1, half, x.size(-1) - half)
     rotated = torch.cat([torch.neg(x2), x1], -1)
     return torch.add(torch.mul(x, torch.unsqueeze(cos, 1)), torch.mul(rotated, torch.unsqueeze(sin, 1)))
+
+  def rope_inv_freq_scaled(self: __torch__.Ops, even: Tensor, dim: int, base: float, factors: Tensor) -> Tensor:
+    # transformers' _compute_longrope_parameters: 1 / (ext_factors * base^(2i/dim)), fp32.
+    exponent = torch.div(torch.to(even, 6), dim)
+    return torch.reciprocal(torch.mul(torch.to(factors, 6), torch.pow(base, exponent)))
 
   # ---- attention ----------------------------------------------------------------------------------
   def repeat_kv(self: __torch__.Ops, x: Tensor, n_rep: int) -> Tensor:
@@ -220,6 +250,42 @@ class Ops(Module):
     mask = torch.unsqueeze(torch.logical_and(same, visible), 1)
     return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
 
+  # ---- eager attention with logit soft-capping (Gemma 2) -----------------------------------------------
+  def visible(self: __torch__.Ops, q: Tensor, segment_ids: Tensor, packed: bool, length: int,
+              window: int) -> Tensor:
+    # [B or 1, 1, Tn, length] bool: the newest Tn queries (positions length-Tn ..) see earlier keys causally,
+    # within `window` keys when window > 0, and only their own sample when packed (then Tn == length).
+    t_new = q.size(2)
+    qpos = torch.unsqueeze(torch.arange(length - t_new, length, dtype=4, device=q.device), 1)
+    kpos = torch.unsqueeze(torch.arange(0, length, dtype=4, device=q.device), 0)
+    diff = torch.sub(qpos, kpos)
+    seen = torch.ge(diff, 0)
+    if window > 0:
+      seen = torch.logical_and(seen, torch.lt(diff, window))
+    seen = torch.unsqueeze(torch.unsqueeze(seen, 0), 0)
+    if packed:
+      same = torch.eq(torch.unsqueeze(segment_ids, 2), torch.unsqueeze(segment_ids, 1))
+      seen = torch.logical_and(seen, torch.unsqueeze(same, 1))
+    return seen
+
+  def attention_capped(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, segment_ids: Tensor, packed: bool,
+                       length: int, window: int, scale: float, softcap: float) -> Tensor:
+    # transformers' Gemma2 eager_attention_forward: scores = q k^T * scale in the compute dtype, soft-capped
+    # (cap * tanh(s / cap)), hidden keys at the dtype's minimum, softmax in fp32 cast back, times v.
+    # k, v hold at least `length` tokens (a KV cache may be longer); segment_ids is read only when packed.
+    n_rep = q.size(1) // k.size(1)
+    k = self.repeat_kv(torch.narrow(k, 2, 0, length), n_rep)
+    v = self.repeat_kv(torch.narrow(v, 2, 0, length), n_rep)
+    scores = torch.mul(torch.matmul(q, torch.transpose(k, 2, 3)), scale)
+    if softcap > 0.0:
+      scores = self.softcap(scores, softcap)
+    seen = self.visible(q, segment_ids, packed, length, window)
+    # -3e38: the fp32/bf16 range's end (fp16 rounds it to -inf); exp of it is 0 as with finfo.min.
+    lowest = torch.to(torch.full([1], -3.0e38, dtype=6, device=q.device), scores.dtype)
+    scores = torch.where(seen, scores, lowest)
+    weights = torch.to(torch.softmax(scores, -1, 6), q.dtype)
+    return torch.matmul(weights, v)
+
   def kv_cache_write(self: __torch__.Ops, cache: Tensor, new: Tensor, start: int) -> int:
     # Copies new [B,KV,Tn,D] into cache [B,KV,Tmax,D] at slots start .. start+Tn-1, in place; returns
     # the filled length. Detached: the cache never holds an autograd graph.
@@ -239,9 +305,17 @@ class Ops(Module):
     return torch.searchsorted(torch.to(torch.narrow(cu_seqlens, 0, 1, cu_seqlens.size(0) - 1), 4), positions,
                               right=True)
 
+  # ---- fused projections (Phi-3's qkv_proj, gate_up_proj) ---------------------------------------------
+  def split_last(self: __torch__.Ops, x: Tensor, sizes: List[int]) -> List[Tensor]:
+    return torch.split_with_sizes(x, sizes, -1)
+
   # ---- MLP ----------------------------------------------------------------------------------------
   def swiglu(self: __torch__.Ops, gate: Tensor, up: Tensor) -> Tensor:
     return torch.mul(torch.silu(gate), up)
+
+  def geglu_tanh(self: __torch__.Ops, gate: Tensor, up: Tensor) -> Tensor:
+    # Gemma's act(gate) * up with hidden_activation gelu_pytorch_tanh.
+    return torch.mul(torch.gelu(gate, approximate="tanh"), up)
 
   # ---- loss ---------------------------------------------------------------------------------------
   def token_nll(self: __torch__.Ops, logits: Tensor, labels: Tensor) -> Tensor:

@@ -4,10 +4,10 @@ import ai.djl.ndarray.NDArray;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jtune.model.engine.Dtype;
-import dev.jtune.model.llama.DecoderLayer;
 import dev.jtune.model.llama.DenseLinear;
 import dev.jtune.model.llama.Linear;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.model.llama.TensorSpec;
 import dev.jtune.model.safetensors.SafetensorsDtype;
 import dev.jtune.model.safetensors.SafetensorsWriter;
 import java.io.IOException;
@@ -42,25 +42,17 @@ public final class FullFineTuning implements TrainableModel {
 
     /** Every weight of {@code model} by its transformers name, in checkpoint order. */
     public static Map<String, NDArray> namedWeights(LlamaModel model) {
+        Map<String, Linear> linears = model.linears();
+        Map<String, NDArray> others = model.tensors();
         Map<String, NDArray> w = new LinkedHashMap<>();
-        w.put("model.embed_tokens.weight", model.embedTokens());
-        List<DecoderLayer> layers = model.layers();
-        for (int i = 0; i < layers.size(); i++) {
-            String p = "model.layers." + i + ".";
-            DecoderLayer l = layers.get(i);
-            w.put(p + "input_layernorm.weight", l.inputNorm());
-            w.put(p + "self_attn.q_proj.weight", dense(l.attention().q(), p + "self_attn.q_proj"));
-            w.put(p + "self_attn.k_proj.weight", dense(l.attention().k(), p + "self_attn.k_proj"));
-            w.put(p + "self_attn.v_proj.weight", dense(l.attention().v(), p + "self_attn.v_proj"));
-            w.put(p + "self_attn.o_proj.weight", dense(l.attention().o(), p + "self_attn.o_proj"));
-            w.put(p + "post_attention_layernorm.weight", l.postAttentionNorm());
-            w.put(p + "mlp.gate_proj.weight", dense(l.mlp().gate(), p + "mlp.gate_proj"));
-            w.put(p + "mlp.up_proj.weight", dense(l.mlp().up(), p + "mlp.up_proj"));
-            w.put(p + "mlp.down_proj.weight", dense(l.mlp().down(), p + "mlp.down_proj"));
-        }
-        w.put("model.norm.weight", model.norm());
-        if (!model.config().tieWordEmbeddings()) {
-            w.put("lm_head.weight", dense(model.lmHead(), "lm_head"));
+        for (TensorSpec t : model.config().tensors()) {
+            String name = t.name();
+            if (t.role() == TensorSpec.Role.LINEAR) {
+                String module = name.substring(0, name.length() - ".weight".length());
+                w.put(name, dense(linears.get(module), module));
+            } else {
+                w.put(name, others.get(name));
+            }
         }
         return w;
     }
