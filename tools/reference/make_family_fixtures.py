@@ -71,7 +71,10 @@ GEMMA3_TEXT = dict(COMMON, num_hidden_layers=4, head_dim=32, query_pre_attn_scal
                    },
                    hidden_activation="gelu_pytorch_tanh", rms_norm_eps=1e-6, tie_word_embeddings=True)
 
-PHI3_ROT_HALF = 6  # head_dim 16 * partial_rotary_factor 0.75 = 12 rotary dims -> 6 factors
+# Gemma's input embeddings are scaled by sqrt(hidden) and tied to the output: with 0.15 projections the residual
+# stream stays dominated by the current token's embedding (greedy decoding only repeats the last token) unless
+# the embeddings are smaller.
+EMBED_STD = {"gemma2": 0.08, "gemma3-text": 0.08, "gemma3-conditional": 0.08}  # head_dim 16 * partial_rotary_factor 0.75 = 12 rotary dims -> 6 factors
 
 
 def cases():
@@ -133,7 +136,7 @@ def cases():
     }
 
 
-def randomize(model, seed):
+def randomize(model, seed, embed_std=0.25):
     """Weights large enough that the features matter (transformers' std 0.02 init gives near-uniform logits):
     embeddings N(0, 0.25), other matrices N(0, 0.15); every norm weight gets + N(0, 0.1) on top of its init (1 for
     Llama-style, 0 for Gemma's (1 + w)), every bias N(0, 0.1), so neither a wrong (1 + w) nor a missing bias can
@@ -147,7 +150,7 @@ def randomize(model, seed):
             elif name.endswith(".bias"):
                 p.copy_(0.1 * noise)
             elif "embed" in name and p.dim() == 2:
-                p.copy_(0.25 * noise)
+                p.copy_(embed_std * noise)
             elif p.dim() >= 2:
                 p.copy_(0.15 * noise)
             else:
@@ -231,7 +234,7 @@ def build(name, spec, seed, workdir, text_state=None):
     cfg = cfg_cls(**copy.deepcopy(kwargs))
     torch.manual_seed(seed)
     model = cls(cfg)
-    randomize(model, seed)
+    randomize(model, seed, EMBED_STD.get(name, 0.25))
     if text_state is not None:  # gemma3-conditional: the very text weights of gemma3-text
         model.model.language_model.load_state_dict(text_state["model"], strict=True)
         model.lm_head.weight.data.copy_(text_state["lm_head"])
@@ -275,7 +278,13 @@ def run_case(name, spec, seed, workdir, tokenizer, ids_list, report, text_state=
                                   enumerate(ids_list) if len(ids) <= orig))
     else:
         check_close(pk["nll"], res["fp32"]["nll"], 1e-5, f"{name} packed vs unpacked")
-    res["packed"] = {"fp32": pk}
+    res["packed"] = {"position_ids": "0..len-1 per line, lines concatenated in order, no attention_mask",
+                     "fp32": pk}
+    if name == "phi3":
+        res["packed"]["note"] = ("transformers picks Phi-3's longrope factors per forward from max(position_ids)+1: "
+                                 "the packed row holds a line longer than original_max_position_embeddings, so "
+                                 "every line in it, short ones too, runs on long_factor; unpacked short lines run "
+                                 "on short_factor")
     res["greedy"] = {"prompt": ids_list[0][:5], "fp32": greedy(fp32, ids_list[0][:5])}
 
     # The features bite: each toggle changes the fp32 result.
