@@ -244,9 +244,10 @@ def build(name, spec, seed, workdir, text_state=None):
     return path
 
 
-def check_close(a, b, tol, what):
+def check_close(a, b, tol, what, relative=True):
     for x, y in zip(a, b):
-        assert abs(x - y) <= tol * max(1.0, abs(y)), f"{what}: {a} vs {b} (tol {tol})"
+        bound = tol * max(1.0, abs(y)) if relative else tol
+        assert abs(x - y) <= bound, f"{what}: {a} vs {b} (tol {tol}, {'relative' if relative else 'absolute'})"
 
 
 def run_case(name, spec, seed, workdir, tokenizer, ids_list, report, text_state=None):
@@ -268,7 +269,7 @@ def run_case(name, spec, seed, workdir, tokenizer, ids_list, report, text_state=
         ref = load(cls, path, torch.float32)
         phi3_force_long(ref)
         forced = [line_nlls(forward_logits(ref, ids), [ids], [0])[0] for ids in ids_list]
-        check_close(pk["nll"], forced, 1e-5, f"{name} packed vs unpacked-on-long-factors")
+        check_close(pk["nll"], forced, 1e-5, f"{name} packed vs unpacked-on-long-factors", relative=False)
         for i, ids in enumerate(ids_list):
             differs = abs(pk["nll"][i] - res["fp32"]["nll"][i]) > 1e-4
             assert differs == (len(ids) <= orig), f"phi3 line {i}: packed/unpacked factor choice unexpected"
@@ -277,7 +278,7 @@ def run_case(name, spec, seed, workdir, tokenizer, ids_list, report, text_state=
                       + ", ".join(f"{pk['nll'][i] - res['fp32']['nll'][i]:+.4f}" for i, ids in
                                   enumerate(ids_list) if len(ids) <= orig))
     else:
-        check_close(pk["nll"], res["fp32"]["nll"], 1e-5, f"{name} packed vs unpacked")
+        check_close(pk["nll"], res["fp32"]["nll"], 1e-5, f"{name} packed vs unpacked", relative=False)
     res["packed"] = {"position_ids": "0..len-1 per line, lines concatenated in order, no attention_mask",
                      "fp32": pk}
     if name == "phi3":
@@ -310,7 +311,7 @@ def run_case(name, spec, seed, workdir, tokenizer, ids_list, report, text_state=
             del cfg_dict
         alt = unpacked(m, ids_list)["nll"]
         delta = max(abs(a - b) for a, b in zip(alt, base))
-        # bf16 vs fp32 moves a line's nll by ~0.01-0.1; a feature must move it by clearly more than that.
+        # fp32 noise is ~1e-6 per line (packed vs unpacked); bf16 rounding moves a line's nll by up to ~0.4.
         assert delta > 0.1, f"{name}: toggle '{label}' barely changes the per-line nll ({alt} vs {base})"
         report.append(f"{name}: '{label}' moves a line's fp32 nll by up to {delta:.4f}")
 
