@@ -245,7 +245,7 @@ public final class LlamaModel implements AutoCloseable {
 
     /** The final RMSNorm. */
     public NDArray finalNorm(NDArray x) {
-        return Kernels.get().rmsNorm(x, norm, config.rmsNormEps());
+        return new RmsNorm(norm, config.rmsNormEps(), config.family().gemma()).forward(x);
     }
 
     /** The language-model head: logits [..., vocab] of normalised hidden states, in the compute dtype. */

@@ -280,6 +280,8 @@ public final class ReferenceLlama {
         }
         switch (config.ropeScaling()) {
             case RopeScaling.None n -> {}
+            case RopeScaling.LongRope l -> throw new UnsupportedOperationException(
+                    "the Java reference covers Llama's rotary; LongRoPE is checked against transformers' fixture");
             case RopeScaling.Linear l -> {
                 for (int i = 0; i < inv.length; i++) {
                     inv[i] /= l.factor();
