@@ -153,6 +153,22 @@ public final class LoraMerge {
         }
     }
 
+    /**
+     * The module a base tensor belongs to, by transformers' module name (the adapter's): a multimodal Gemma 3 file
+     * written before transformers 5 stores the text model under {@code language_model.model.}, which transformers
+     * loads as {@code model.language_model.}; null for a tensor that is not a weight.
+     */
+    static String moduleOf(String name) {
+        if (!name.endsWith(".weight")) {
+            return null;
+        }
+        String module = name.substring(0, name.length() - ".weight".length());
+        if (module.startsWith("language_model.model.")) {
+            return "model.language_model." + module.substring("language_model.model.".length());
+        }
+        return module.equals("language_model.lm_head") ? "lm_head" : module;
+    }
+
     private static Summary merge(Path baseDir, BaseTensors base, PeftAdapter adapter, Path out, String dropConfigKey) {
         float scaling = (float) adapter.settings().scaling();
         Set<String> consumed = new HashSet<>();
@@ -162,7 +178,7 @@ public final class LoraMerge {
         for (String name : base.names()) {
             SafetensorsDtype dtype = base.dtype(name);
             long[] shape = base.shape(name);
-            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+            String module = moduleOf(name);
             String aKey = module == null ? null : PeftAdapter.loraAKey(module);
             String savedKey = module == null ? null : PeftAdapter.savedKey(module);
             if (aKey != null && adapter.tensors().containsKey(aKey)) {

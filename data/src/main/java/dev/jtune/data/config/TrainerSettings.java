@@ -63,6 +63,8 @@ public record TrainerSettings(Map<String, Object> values) {
                 "do_causal_lm_eval", "merge_lora_on_finish")) {
             keys.put(key, Spec.of(Kind.BOOLEAN));
         }
+        // Accepted with a line: jtune runs its own implementation of each family, never code from the model folder.
+        keys.put("trust_remote_code", Spec.of(Kind.BOOLEAN));
         keys.put("bf16", Spec.of(Kind.BOOLEAN_OR_AUTO));
         for (String key : List.of("gradient_checkpointing", "wandb_log_model", "wandb_watch")) {
             keys.put(key, Spec.of(Kind.STRING_OR_BOOLEAN));

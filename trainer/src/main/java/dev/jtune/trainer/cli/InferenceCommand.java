@@ -129,6 +129,7 @@ final class InferenceCommand {
                 Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 AssembledModel assembled = AssembledModel.load(spec, manager);
                 Generator generator = new Generator(assembled.model(), manager)) {
+            RunSettings.architectureNotes(config, assembled.model().config()).forEach(log::println);
             PromptFormat format = PromptFormat.of(config, tokenizer);
             GenerationSettings settings = settings(o, run, config.seed(), format.stopTokenIds(tokenizer,
                     assembled.checkpoint().config().eosTokenIds()));

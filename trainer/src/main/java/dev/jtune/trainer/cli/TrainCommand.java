@@ -150,16 +150,18 @@ final class TrainCommand {
                 TrainableModel trainable;
                 if (lora != null) {
                     trainable = new LoraTrainable(model, lora, config.baseModel());
-                    out.printf("model: %s, %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
-                            modelDir, options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
+                    out.printf("model: %s (%s), %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
+                            modelDir, model.config().family().architecture(), options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
                             lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
                             count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
                                     ? ", continuing the adapter in " + saved.dir() : "");
                 } else {
                     trainable = new FullFineTuning(model);
-                    out.printf("model: %s, full fine-tuning in fp32 (%,d parameters)%n", modelDir,
+                    out.printf("model: %s (%s), full fine-tuning in fp32 (%,d parameters)%n", modelDir,
+                            model.config().family().architecture(),
                             count(trainable.parameters()));
                 }
+                RunSettings.architectureNotes(config, model.config()).forEach(out::println);
                 boolean exactMatch = run.exactMatchEval();
                 List<Integer> stops = tokenizer.eosIds();
                 List<ExactMatch.Probe> probes = exactMatch

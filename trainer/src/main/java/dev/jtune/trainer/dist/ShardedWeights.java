@@ -23,7 +23,7 @@ import java.util.regex.Pattern;
  * packed form, into a {@link ShardedNf4Linear}.
  */
 public final class ShardedWeights implements LlamaModel.LinearFactory {
-    private static final Pattern LAYER = Pattern.compile("model\\.layers\\.(\\d+)\\..*");
+    private static final Pattern LAYER = Pattern.compile("model\\.(?:language_model\\.)?layers\\.(\\d+)\\..*");
 
     private final ProcessGroup group;
     private final LlamaModel.LinearFactory others;

@@ -46,6 +46,25 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
     }
 
     /**
+     * What jtune does with the config's architecture keys for the checkpoint it loaded, one line each: Axolotl's
+     * {@code model_type} (a transformers class to load through) and {@code trust_remote_code} are accepted, and jtune
+     * builds the architecture config.json names with its own implementation (an architecture it lacks was already
+     * refused when config.json was read, with the list of those it has).
+     */
+    public static java.util.List<String> architectureNotes(TrainConfig config, dev.jtune.model.llama.LlamaConfig model) {
+        var notes = new java.util.ArrayList<String>();
+        String architecture = model.family().architecture();
+        config.modelType().filter(t -> !t.equals("AutoModelForCausalLM") && !t.equals(architecture)).ifPresent(t ->
+                notes.add("model_type: " + t + " — jtune builds the checkpoint's own architecture from its config.json ("
+                        + architecture + ")"));
+        if (config.trainer().bool("trust_remote_code").orElse(false)) {
+            notes.add("trust_remote_code: true — jtune runs its own " + architecture
+                    + " implementation; no code from the model folder is executed");
+        }
+        return notes;
+    }
+
+    /**
      * Refuses the training keys whose effect jtune does not have and whose absence would change the trained result
      * without a word (DeepSpeed, length grouping); {@code train} and {@code preprocess} call it, while inference and
      * merge-lora may read such a config.
