@@ -95,6 +95,22 @@ public record LlamaConfig(
                 torchDtype, bosTokenId, eosTokenIds, padTokenId, slidingWindow, architecture);
     }
 
+    /**
+     * This decoder as a stand-alone causal LM (tensors under {@code model.}): what {@link #toJson()} describes. The
+     * text part of a multimodal checkpoint becomes its family's *ForCausalLM.
+     */
+    public LlamaConfig asCausalLm() {
+        if (architecture.textPrefix().equals("model.")) {
+            return this;
+        }
+        Architecture a = architecture;
+        return new LlamaConfig(modelType, vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, maxPositionEmbeddings, rmsNormEps, ropeTheta, ropeScaling, tieWordEmbeddings,
+                torchDtype, bosTokenId, eosTokenIds, padTokenId, slidingWindow, new Architecture(a.family(), a.qkvBias(),
+                        a.outputBias(), a.slidingLayers(), a.queryPreAttnScalar(), a.attnLogitSoftcapping(),
+                        a.finalLogitSoftcapping(), a.localRopeTheta(), a.partialRotaryFactor(), "model."));
+    }
+
     public Family family() {
         return architecture.family();
     }
@@ -475,8 +491,8 @@ public record LlamaConfig(
     }
 
     /**
-     * This configuration as a transformers {@code config.json} tree of its family (the causal-LM class; for the
-     * text part of a multimodal checkpoint, the text model alone).
+     * This configuration as a transformers {@code config.json} tree of its family's causal-LM class; for the text part
+     * of a multimodal checkpoint, the text model alone, whose tensors are those of {@link #asCausalLm()}.
      */
     public ObjectNode toJson() {
         Family f = family();

@@ -72,7 +72,9 @@ final class InitModelCommand {
             try (Tokenizer tokenizer = Tokenizer.load(tmp)) {
                 vocab = tokenizer.vocabSize();
             }
-            LlamaConfig config = configFile != null ? LlamaConfig.load(configFile) : LlamaPresets.byName(preset, vocab);
+            // A multimodal config (Gemma 3's) gives its text model, written as that family's causal LM.
+            LlamaConfig config = configFile != null ? LlamaConfig.load(configFile).asCausalLm()
+                    : LlamaPresets.byName(preset, vocab);
             if (config.vocabSize() < vocab) {
                 throw new IllegalArgumentException(configFile + ": vocab_size " + config.vocabSize()
                         + " is smaller than the tokenizer's " + vocab + " tokens");

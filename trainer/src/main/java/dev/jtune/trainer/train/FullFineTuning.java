@@ -77,14 +77,17 @@ public final class FullFineTuning implements TrainableModel {
 
     @Override
     public void saveWeights(Path dir) throws IOException {
-        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(model.config().toJson()) + "\n");
+        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(model.config().asCausalLm().toJson()) + "\n");
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
+        String prefix = model.config().architecture().textPrefix();
         for (var e : parameters.entrySet()) {
             NDArray t = e.getValue();
+            // config.json describes the causal LM (a multimodal checkpoint's text part alone): its tensor names.
+            String name = e.getKey().startsWith(prefix) ? "model." + e.getKey().substring(prefix.length()) : e.getKey();
             // Written one tensor at a time, when the writer reaches it.
             long[] shape = t.getShape().getShape();
-            entries.add(new SafetensorsWriter.Entry(e.getKey(), SafetensorsDtype.F32, shape, channel ->
-                    SafetensorsWriter.Entry.ofFloats(e.getKey(), shape, t.toFloatArray(), SafetensorsDtype.F32)
+            entries.add(new SafetensorsWriter.Entry(name, SafetensorsDtype.F32, shape, channel ->
+                    SafetensorsWriter.Entry.ofFloats(name, shape, t.toFloatArray(), SafetensorsDtype.F32)
                             .source().writeTo(channel)));
         }
         SafetensorsWriter.write(dir.resolve("model.safetensors"), entries, Map.of());

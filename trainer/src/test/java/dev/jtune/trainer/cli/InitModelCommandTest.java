@@ -115,4 +115,37 @@ class InitModelCommandTest {
                 () -> InitModelCommand.initModel(tmp.resolve("n"), null, cfg, 0, false, QUIET));
         assertTrue(e.getMessage().contains("vocab_size 100"), e.getMessage());
     }
+
+    /** Each family's config.json as transformers wrote it (the model module's fixtures) makes a loadable checkpoint. */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"qwen2", "qwen3", "mistral-nemo", "gemma2", "gemma3-text",
+            "gemma3-conditional", "phi3"})
+    void configFileTakesEveryFamily(String family, @TempDir Path tmp) throws Exception {
+        Path fixture = Path.of("..", "model", "src", "test", "resources", "fixtures", "families", family, "config.json");
+        // The fixture's vocabulary (259 bytes) is smaller than init-model's own tokenizer: grow it, nothing else.
+        var json = (com.fasterxml.jackson.databind.node.ObjectNode) new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(fixture.toFile());
+        (json.has("text_config") ? (com.fasterxml.jackson.databind.node.ObjectNode) json.get("text_config") : json)
+                .put("vocab_size", 600);
+        Path cfg = tmp.resolve("config.json");
+        Files.writeString(cfg, json.toString());
+        Path out = tmp.resolve("m");
+        InitModelCommand.initModel(out, null, cfg, 0, false, QUIET);
+        dev.jtune.model.llama.LlamaConfig source = dev.jtune.model.llama.LlamaConfig.load(cfg).asCausalLm();
+        try (HfCheckpoint c = HfCheckpoint.open(out); ai.djl.ndarray.NDManager m = dev.jtune.model.engine.Torch.newManager();
+                var model = dev.jtune.model.llama.LlamaModel.load(c.config(), c, Dtype.FP32, m)) {
+            // The same architecture, with the special ids of the tokenizer init-model pairs it with.
+            assertEquals(source.withSpecialTokens(c.config().bosTokenId(), c.config().eosTokenIds(),
+                    c.config().padTokenId()), c.config());
+            for (var t : source.tensors()) {
+                assertTrue(c.contains(t.name()), family + ": " + t.name());
+            }
+            var ids = m.create(new long[] {0, 5, 6, 7}, new ai.djl.ndarray.types.Shape(1, 4));
+            float[] logits = model.forward(ids, dev.jtune.model.llama.LlamaModel.defaultPositions(ids), null)
+                    .toFloatArray();
+            for (float v : logits) {
+                assertTrue(Float.isFinite(v), family + ": finite logits");
+            }
+        }
+    }
 }
