@@ -335,4 +335,47 @@ class DataParallelTest {
         }));
         assertTrue(e.getMessage().contains("after step 17"), e.getMessage());
     }
+
+    /**
+     * FSDP over an NF4 base with a real LoRA adapter on every projection, for the families whose layers differ most
+     * from Llama's: Phi-3's fused projections, Qwen2's biases and tied head, a multimodal Gemma 3's text layers under
+     * {@code model.language_model.} with two rotary tables. Sharded equals unsharded, and each rank holds half the codes.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"phi3", "qwen2", "gemma3-conditional"})
+    void fsdpOverEachFamilysNf4BaseEqualsDataParallel(String family) throws Exception {
+        Path fixture = Path.of("..", "model", "src", "test", "resources", "fixtures", "families", family)
+                .toAbsolutePath();
+        TrainerOptions o = options(1, STEPS, false);
+        List<RankRun> plain = ThreadProcessGroup.run(2, g -> trainFamily(g, o, tmp.resolve(family + "-dp" + g.rank()),
+                fixture, false));
+        List<RankRun> sharded = ThreadProcessGroup.run(2, g -> trainFamily(g, o.toBuilder().fsdp(true).build(),
+                tmp.resolve(family + "-fsdp" + g.rank()), fixture, true));
+        assertSameRun(plain.get(0), sharded.get(0), family + ": FSDP over NF4");
+        for (RankRun r : sharded) {
+            assertTrue(r.totalBytes() > 0 && r.shardBytes() < r.totalBytes() * 0.75,
+                    family + ": every decoder layer is sharded (" + r.shardBytes() + " of " + r.totalBytes() + ")");
+        }
+    }
+
+    private static RankRun trainFamily(ProcessGroup g, TrainerOptions o, Path out, Path fixture, boolean shard)
+            throws IOException {
+        var settings = new dev.jtune.lora.LoraSettings(dev.jtune.lora.LoraSettings.Adapter.QLORA, 4, 8, 0.0,
+                dev.jtune.lora.LoraSettings.LINEAR_MODULES, false, List.of(), true);
+        try (NDManager m = Torch.newManager(); var c = dev.jtune.model.hf.HfCheckpoint.open(fixture)) {
+            LlamaModel.LinearFactory base = Nf4.linearFactory();
+            ShardedWeights sw = shard ? ShardedWeights.nf4(g, base) : null;
+            var lora = dev.jtune.lora.LoraModel.fresh(settings, SEED, sw == null ? base : sw);
+            try (LlamaModel model = LlamaModel.load(c.config(), c, o.precision(), m, lora)) {
+                lora.attach(model);
+                var trainable = new LoraTrainable(model, lora, fixture.toString());
+                TrainingResult r = Trainer.run(o, trainable, BatchPlan.of(DATA), BatchPlan.of(EVAL), out, quiet(), g, sw);
+                Map<String, float[]> params = new LinkedHashMap<>();
+                for (var e : trainable.parameters().entrySet()) params.put(e.getKey(), e.getValue().toFloatArray());
+                return sw == null ? new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, 0, 0, 0, 0, 0, 0)
+                        : new RankRun(r.losses(), r.evalLoss().orElseThrow(), params, sw.shardBytes(), sw.totalBytes(),
+                                sw.largestLayerBytes(), sw.peakGatheredBytes(), sw.gatheredBytes(), 0);
+            }
+        }
+    }
 }
