@@ -89,7 +89,31 @@ public final class LoraModel implements LinearFactory {
         if (!settings.targets(name)) {
             return base.create(name, weight);
         }
-        Linear baseLinear = base.create(name, weight);
+        return wrap(name, base.create(name, weight), manager);
+    }
+
+    /**
+     * The base factory's direct form (NF4 quantized from the checkpoint's values), wrapped in an adapter for targets;
+     * null for modules_to_save (a trainable copy needs the dense weight) or when the base has no direct form.
+     */
+    @Override
+    public Linear createFromValues(String name, long out, long in, java.util.function.Supplier<float[]> values,
+            Dtype dtype, NDManager manager) {
+        if (attached) {
+            throw new IllegalStateException("this LoraModel is already attached to a model");
+        }
+        if (settings.saves(name)) {
+            return null;
+        }
+        Linear built = base.createFromValues(name, out, in, values, dtype, manager);
+        if (built == null || !settings.targets(name)) {
+            return built;
+        }
+        return wrap(name, built, manager);
+    }
+
+    /** {@code baseLinear} with this adapter's LoRA pair for module {@code name}, fresh or loaded. */
+    private Linear wrap(String name, Linear baseLinear, NDManager manager) {
         LoraLinear lora;
         try {
             if (loaded == null) {

@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.llama.DenseLinear;
+import dev.jtune.model.llama.Linear;
 import dev.jtune.model.llama.LlamaModel.LinearFactory;
 import java.util.function.Predicate;
 
@@ -109,20 +110,34 @@ public final class Nf4 {
 
     /** As {@link #linearFactory(Predicate)}; {@code shared} null dequantizes into a weight per call (tests compare). */
     static LinearFactory linearFactory(Predicate<String> quantize, Nf4Linear.SharedBuffers shared) {
-        return (name, weight) -> {
-            if (!quantize.test(name)) {
-                return new DenseLinear(weight);
-            }
-            Nf4Tensor q;
-            ai.djl.ndarray.NDManager parent = weight.getManager();
-            try (weight) {
-                Dtype dtype = Kernels.get().dtypeOf(weight);
-                if (dtype == null) {
-                    throw new IllegalArgumentException(name + ": weight is not fp32, fp16 or bf16");
+        return new LinearFactory() {
+            @Override
+            public Linear create(String name, NDArray weight) {
+                if (!quantize.test(name)) {
+                    return new DenseLinear(weight);
                 }
-                q = Nf4Quantizer.quantize(floats(weight, dtype), weight.getShape().getShape(), dtype);
+                Nf4Tensor q;
+                ai.djl.ndarray.NDManager parent = weight.getManager();
+                try (weight) {
+                    Dtype dtype = Kernels.get().dtypeOf(weight);
+                    if (dtype == null) {
+                        throw new IllegalArgumentException(name + ": weight is not fp32, fp16 or bf16");
+                    }
+                    q = Nf4Quantizer.quantize(floats(weight, dtype), weight.getShape().getShape(), dtype);
+                }
+                return new Nf4Linear(q, parent, shared, name);
             }
-            return new Nf4Linear(q, parent, shared, name);
+
+            /** Quantizes the checkpoint's values directly: no dense weight is made in native memory. */
+            @Override
+            public Linear createFromValues(String name, long out, long in, java.util.function.Supplier<float[]> values,
+                    Dtype dtype, ai.djl.ndarray.NDManager manager) {
+                if (!quantize.test(name)) {
+                    return null;
+                }
+                return new Nf4Linear(Nf4Quantizer.quantize(values.get(), new long[] {out, in}, dtype), manager, shared,
+                        name);
+            }
         };
     }
 

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
+import dev.jtune.model.safetensors.HalfFloats;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -66,6 +67,20 @@ public final class LlamaModel implements AutoCloseable {
          * @param manager the model's manager: the projection's memory belongs under it
          */
         default Linear createStored(String name, long out, long in, NDManager manager) {
+            return null;
+        }
+
+        /**
+         * A projection built from the weight's values as read from the checkpoint, without a dense tensor in native
+         * memory (NF4 quantizes them straight away: loading a 7B model never holds more than one weight's floats);
+         * or null, the default, to receive the dense weight through {@link #create}.
+         *
+         * @param values supplies the weight [out, in] row-major, rounded to {@code dtype}; call it at most once
+         * @param dtype the compute dtype the weight would have had
+         * @param manager the model's manager: the projection's memory belongs under it
+         */
+        default Linear createFromValues(String name, long out, long in, java.util.function.Supplier<float[]> values,
+                Dtype dtype, NDManager manager) {
             return null;
         }
     }
@@ -143,11 +158,7 @@ public final class LlamaModel implements AutoCloseable {
             LinearFactory factory) {
         NDArray tensor(String name, long... expected) {
             String stored = stored(name);
-            long[] shape = source.shape(stored);
-            if (!Arrays.equals(shape, expected)) {
-                throw new ConfigException(source.describe() + ": tensor " + stored + " has shape "
-                        + Arrays.toString(shape) + ", config.json implies " + Arrays.toString(expected));
-            }
+            long[] shape = checkShape(stored, expected);
             NDArray fp32 = manager.create(source.floats(stored), new Shape(shape));
             if (dtype == Dtype.FP32) {
                 return fp32;
@@ -155,6 +166,15 @@ public final class LlamaModel implements AutoCloseable {
             NDArray cast = Kernels.get().cast(fp32, dtype);
             fp32.close();
             return cast;
+        }
+
+        private long[] checkShape(String stored, long... expected) {
+            long[] shape = source.shape(stored);
+            if (!Arrays.equals(shape, expected)) {
+                throw new ConfigException(source.describe() + ": tensor " + stored + " has shape "
+                        + Arrays.toString(shape) + ", config.json implies " + Arrays.toString(expected));
+            }
+            return shape;
         }
 
         /**
@@ -184,7 +204,32 @@ public final class LlamaModel implements AutoCloseable {
             if (stored != null) {
                 return stored;
             }
+            String weight = stored(name + ".weight");
+            checkShape(weight, out, in);
+            Linear direct = factory.createFromValues(name, out, in, () -> rounded(source.floats(weight)), dtype,
+                    manager);
+            if (direct != null) {
+                return direct;
+            }
             return factory.create(name, tensor(name + ".weight", out, in));
+        }
+
+        /** The values as the compute dtype holds them: round to nearest even, as the cast kernel does. */
+        private float[] rounded(float[] v) {
+            switch (dtype) {
+                case FP32 -> { }
+                case BF16 -> {
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] = HalfFloats.bfloat16ToFloat(HalfFloats.floatToBFloat16(v[i]));
+                    }
+                }
+                case FP16 -> {
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] = Float.float16ToFloat(Float.floatToFloat16(v[i]));
+                    }
+                }
+            }
+            return v;
         }
     }
 

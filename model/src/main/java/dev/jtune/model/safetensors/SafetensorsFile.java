@@ -351,7 +351,19 @@ public final class SafetensorsFile implements AutoCloseable {
             }
             default -> throw wrongDtype(info, "floats", "F32, F16 or BF16");
         }
+        release(seg);
         return out;
+    }
+
+    /**
+     * Drops a tensor's pages from this process's resident set once copied (madvise DONTNEED on the read-only mapping;
+     * they stay in the page cache, and a later read faults them in again). Without it, every page of the checkpoint
+     * ever read counts in the RSS for as long as the file is open: a 7B bf16 model's 13.5 GB.
+     */
+    private static void release(MemorySegment seg) {
+        if (seg.isMapped() && seg.byteSize() > 0) {
+            seg.unload();
+        }
     }
 
     /**

@@ -79,6 +79,21 @@ public final class ShardedWeights implements LlamaModel.LinearFactory {
         return stored == null ? null : add(m, shardNf4(name, stored, manager));
     }
 
+    /** NF4 decoder-layer projections quantized straight from the checkpoint, then sharded; null for a dense base. */
+    @Override
+    public Linear createFromValues(String name, long out, long in, java.util.function.Supplier<float[]> values,
+            dev.jtune.model.engine.Dtype dtype, NDManager manager) {
+        Matcher m = LAYER.matcher(name);
+        if (!m.matches()) {
+            return others.createFromValues(name, out, in, values, dtype, manager);
+        }
+        if (!nf4) {
+            return null;
+        }
+        Linear built = others.createFromValues(name, out, in, values, dtype, manager);
+        return built == null ? null : add(m, shardNf4(name, built, manager));
+    }
+
     private ShardedNf4Linear shardNf4(String name, Linear built, NDManager parent) {
         if (!(built instanceof Nf4Linear q)) {
             built.close();
