@@ -21,24 +21,45 @@ class Nf4Ops(Module):
     scaled = torch.mul(torch.reshape(vals, [blocks, nested_blocksize]), torch.unsqueeze(nested_absmax, 1))
     return torch.add(torch.narrow(torch.reshape(scaled, [-1]), 0, 0, nb), offset)
 
-  def weight(self: __torch__.Nf4Ops, packed: Tensor, codes: Tensor, nested_absmax: Tensor, quant_map: Tensor,
-             nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int, shape: List[int],
-             dtype: int) -> Tensor:
-    # packed: uint8, two codes a byte, the first element in the high nibble.
+  def pair_map(self: __torch__.Nf4Ops, quant_map: Tensor) -> Tensor:
+    # [256, 2] fp32: the values of a packed byte's two codes, high nibble first. Looking bytes up in it reads the
+    # packed codes once (int32 indices), instead of splitting nibbles into int64 indices twice the weight's size.
+    b = torch.arange(0, 256, dtype=4, device=quant_map.device)
+    high = torch.index_select(quant_map, 0, torch.bitwise_right_shift(b, 4))
+    low = torch.index_select(quant_map, 0, torch.bitwise_and(b, 15))
+    return torch.stack([high, low], 1)
+
+  def weight_fp32(self: __torch__.Nf4Ops, packed: Tensor, codes: Tensor, nested_absmax: Tensor, quant_map: Tensor,
+                  nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int,
+                  shape: List[int]) -> Tensor:
+    # packed: uint8, two codes a byte, the first element in the high nibble. fp32 [blocks, blocksize] (code value
+    # times its block's absmax, one rounding), before the cut to numel and the cast.
     absmax = self.absmax(codes, nested_absmax, nested_map, offset, nested_blocksize)
-    flat = torch.reshape(packed, [-1])
-    high = torch.bitwise_right_shift(flat, 4)
-    low = torch.bitwise_and(flat, 15)
-    idx = torch.reshape(torch.stack([high, low], 1), [-1])
-    vals = torch.index_select(quant_map, 0, torch.to(idx, 4))
+    vals = torch.reshape(torch.index_select(self.pair_map(quant_map), 0, torch.to(torch.reshape(packed, [-1]), 3)),
+                         [-1])
     blocks = absmax.size(0)
-    vals = torch.constant_pad_nd(vals, [0, blocks * blocksize - vals.size(0)], 0.)
-    w = torch.mul(torch.reshape(vals, [blocks, blocksize]), torch.unsqueeze(absmax, 1))
+    total = blocks * blocksize
+    if vals.size(0) < total:
+      vals = torch.constant_pad_nd(vals, [0, total - vals.size(0)], 0.)
+    elif vals.size(0) > total:
+      vals = torch.narrow(vals, 0, 0, total)
+    return torch.mul(torch.reshape(vals, [blocks, blocksize]), torch.unsqueeze(absmax, 1))
+
+  def shaped(self: __torch__.Nf4Ops, w: Tensor, shape: List[int]) -> Tensor:
     numel = 1
     for d in shape:
       numel = numel * d
-    w = torch.reshape(torch.narrow(torch.reshape(w, [-1]), 0, 0, numel), shape)
-    return torch.to(w, dtype)
+    flat = torch.reshape(w, [-1])
+    if flat.size(0) != numel:
+      flat = torch.narrow(flat, 0, 0, numel)
+    return torch.reshape(flat, shape)
+
+  def weight(self: __torch__.Nf4Ops, packed: Tensor, codes: Tensor, nested_absmax: Tensor, quant_map: Tensor,
+             nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int, shape: List[int],
+             dtype: int) -> Tensor:
+    w = self.weight_fp32(packed, codes, nested_absmax, quant_map, nested_map, offset, blocksize, nested_blocksize,
+                         shape)
+    return torch.to(self.shaped(w, shape), dtype)
 
   def linear(self: __torch__.Nf4Ops, x: Tensor, packed: Tensor, codes: Tensor, nested_absmax: Tensor,
              quant_map: Tensor, nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int,
@@ -57,9 +78,14 @@ class Nf4Ops(Module):
   def dequantize_into(self: __torch__.Nf4Ops, writer: Tensor, packed: Tensor, codes: Tensor, nested_absmax: Tensor,
                       quant_map: Tensor, nested_map: Tensor, offset: Tensor, blocksize: int, nested_blocksize: int,
                       shape: List[int], dtype: int) -> int:
-    w = self.weight(packed, codes, nested_absmax, quant_map, nested_map, offset, blocksize, nested_blocksize,
-                    shape, dtype)
-    writer.copy_(w)
+    # copy_ casts while it writes (the same round-to-nearest-even as torch.to): no intermediate in the stored dtype.
+    # Writing x.dtype directly equals the stored dtype's cast then x's whenever they agree (the trainer's case).
+    w = self.weight_fp32(packed, codes, nested_absmax, quant_map, nested_map, offset, blocksize, nested_blocksize,
+                         shape)
+    if int(writer.dtype) == dtype or dtype == 6:
+      writer.copy_(self.shaped(w, shape))
+    else:
+      writer.copy_(torch.to(self.shaped(w, shape), dtype))
     return 0
 
   def linear_shared(self: __torch__.Nf4Ops, x: Tensor, buffer: Tensor, writer: Tensor, packed: Tensor, codes: Tensor,
