@@ -28,7 +28,9 @@ public final class DequantBench {
         Random r = new Random(1);
         float[] w = new float[(int) (out * in)];
         for (int i = 0; i < w.length; i++) {
-            w[i] = (float) (r.nextGaussian() * 0.02);
+            // bf16 values, as a bf16 checkpoint holds them (the quantizer takes the compute dtype's values).
+            w[i] = dev.jtune.model.safetensors.HalfFloats.bfloat16ToFloat(
+                    dev.jtune.model.safetensors.HalfFloats.floatToBFloat16((float) (r.nextGaussian() * 0.02)));
         }
         float[] x = new float[(int) (tokens * in)];
         for (int i = 0; i < x.length; i++) {

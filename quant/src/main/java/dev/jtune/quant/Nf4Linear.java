@@ -37,6 +37,7 @@ public final class Nf4Linear implements Linear {
     private final NDManager manager;
     private final Weights weights;
     private final SharedBuffers.Slot shared; // null: a dequantized weight per call
+    private Nf4CpuDequantizer cpu; // made at the first CPU dequantization
 
     /**
      * The dequantization buffers of one model: one per projection role (the module name without its layer index,
@@ -55,6 +56,7 @@ public final class Nf4Linear implements Linear {
         static final class Slot {
             private NDArray buffer;
             private NDArray writer;
+            private Dtype dtype;
             private Nf4Linear holder;
 
             /** The buffer for a product with {@code x}, (re)allocated in {@code home} when missing or unfit. */
@@ -73,6 +75,7 @@ public final class Nf4Linear implements Linear {
                 buffer = k.buffer(x, shape);
                 buffer.attach(home);
                 writer = k.writer(buffer);
+                dtype = dev.jtune.model.engine.Kernels.get().dtypeOf(buffer);
                 holder = null;
             }
         }
@@ -133,14 +136,30 @@ public final class Nf4Linear implements Linear {
         }
         shared.fit(x, weights.shape(), manager.getParentManager());
         shared.holder = this;
+        if (Nf4CpuDequantizer.applies(shared.buffer, weights)) {
+            cpu().into(shared.buffer, shared.dtype, weights);
+            return ai.djl.nn.core.Linear.linear(x, shared.buffer).singletonOrThrow();
+        }
         return Nf4Kernels.get().linearShared(x, shared.buffer, shared.writer, weights);
+    }
+
+    /** The CPU dequantizer of this weight (its small statistics read into Java once). */
+    private Nf4CpuDequantizer cpu() {
+        if (cpu == null) {
+            cpu = new Nf4CpuDequantizer(weights);
+        }
+        return cpu;
     }
 
     /** Writes this layer's weight into the shared buffer again if another layer's is there now. */
     @Override
     public void prepareBackward() {
         if (shared != null && shared.holder != this && shared.buffer != null) {
-            Nf4Kernels.get().dequantizeInto(shared.writer, weights);
+            if (Nf4CpuDequantizer.applies(shared.buffer, weights)) {
+                cpu().into(shared.buffer, shared.dtype, weights);
+            } else {
+                Nf4Kernels.get().dequantizeInto(shared.writer, weights);
+            }
             shared.holder = this;
         }
     }
@@ -148,6 +167,11 @@ public final class Nf4Linear implements Linear {
     /** The dequantized weight [out, in] in the stored dtype, in this layer's manager; the caller closes it. */
     public NDArray dequantize() {
         return Nf4Kernels.get().weight(weights);
+    }
+
+    /** The native tensors (tests of the CPU dequantizer). */
+    Weights weightsForTest() {
+        return weights;
     }
 
     /** The quantized weight, read back from native memory (for saving). */

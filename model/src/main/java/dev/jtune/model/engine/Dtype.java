@@ -24,6 +24,11 @@ public enum Dtype {
         return torchCode;
     }
 
+    /** Bytes per element. */
+    public int bytes() {
+        return this == FP32 ? 4 : 2;
+    }
+
     /** Lower-case name as used in configs and on the command line: fp32, fp16, bf16. */
     public String label() {
         return name().toLowerCase(Locale.ROOT);

@@ -1,0 +1,116 @@
+package dev.jtune.quant;
+
+import ai.djl.ndarray.NDArray;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Torch;
+import dev.jtune.model.safetensors.HalfFloats;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.stream.IntStream;
+
+/**
+ * NF4 dequantization on the CPU, written straight into a native buffer: per 64-value block, the 16 possible values
+ * ({@code quant_map[code] * absmax} in fp32, rounded to the stored dtype, encoded in the buffer's) make a table, and
+ * each packed byte becomes two table entries. One pass over the codes, no intermediate tensors — the TorchScript
+ * form ({@code nf4.torchscript.py}) makes five full-size ones; on two cores this is about ten times faster (bench/README,
+ * "NF4 dequantization"). The arithmetic is the same single fp32 rounding per product and per absmax, so the
+ * result is bit for bit the kernel's (and bitsandbytes').
+ *
+ * <p>Reads the packed and absmax codes in place (contiguous CPU uint8 tensors) and writes raw memory: the buffer's
+ * autograd version is not bumped, as with the kernel's {@code writer} alias (see {@link Nf4Linear}).
+ */
+final class Nf4CpuDequantizer {
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /** Blocks per parallel task: 16K blocks = 1M values, enough to amortise the fork. */
+    private static final int BLOCKS_PER_TASK = 16384;
+
+    private final float[] nestedAbsmax;
+    private final float[] quantMap;
+    private final float[] nestedMap;
+    private final float offset;
+    private final int blocksize;
+    private final int nestedBlocksize;
+    private final long numel;
+    private final Dtype stored;
+
+    Nf4CpuDequantizer(Nf4Linear.Weights w) {
+        this.nestedAbsmax = w.nestedAbsmax().toFloatArray();
+        this.quantMap = w.quantMap().toFloatArray();
+        this.nestedMap = w.nestedMap().toFloatArray();
+        this.offset = w.offset().toFloatArray()[0];
+        this.blocksize = w.blocksize();
+        this.nestedBlocksize = w.nestedBlocksize();
+        long n = 1;
+        for (long d : w.shape()) {
+            n *= d;
+        }
+        this.numel = n;
+        this.stored = w.dtype();
+    }
+
+    /** Whether {@code into} can serve this weight and buffer: CPU tensors, an even block size. */
+    static boolean applies(NDArray buffer, Nf4Linear.Weights w) {
+        return !buffer.getDevice().isGpu() && !w.packed().getDevice().isGpu() && w.blocksize() % 2 == 0;
+    }
+
+    /**
+     * Writes the weight into {@code buffer} ([out, in], contiguous, of {@code bufferDtype}) from the packed and
+     * absmax codes of {@code w}.
+     */
+    void into(NDArray buffer, Dtype bufferDtype, Nf4Linear.Weights w) {
+        MemorySegment packed = MemorySegment.ofAddress(Torch.dataAddress(w.packed())).reinterpret((numel + 1) / 2);
+        long blocks = w.codes().getShape().size();
+        MemorySegment codes = MemorySegment.ofAddress(Torch.dataAddress(w.codes())).reinterpret(blocks);
+        MemorySegment out = MemorySegment.ofAddress(Torch.dataAddress(buffer)).reinterpret(numel * bufferDtype.bytes());
+        int tasks = (int) ((blocks + BLOCKS_PER_TASK - 1) / BLOCKS_PER_TASK);
+        IntStream.range(0, tasks).parallel().forEach(t -> {
+            long from = (long) t * BLOCKS_PER_TASK;
+            long to = Math.min(blocks, from + BLOCKS_PER_TASK);
+            int[] table = new int[16];
+            for (long b = from; b < to; b++) {
+                float absmax = nestedMap[codes.get(ValueLayout.JAVA_BYTE, b) & 0xFF]
+                        * nestedAbsmax[(int) (b / nestedBlocksize)] + offset;
+                for (int k = 0; k < 16; k++) {
+                    table[k] = encode(Nf4Quantizer.roundTo(stored, quantMap[k] * absmax), bufferDtype);
+                }
+                long first = b * blocksize;
+                long last = Math.min(numel, first + blocksize);
+                write(packed, out, table, first, last, bufferDtype);
+            }
+        });
+    }
+
+    /** Values {@code first .. last-1} (first even) from their packed bytes through the block's table. */
+    private static void write(MemorySegment packed, MemorySegment out, int[] table, long first, long last, Dtype dtype) {
+        long i = first;
+        switch (dtype) {
+            case BF16, FP16 -> {
+                for (; i + 1 < last; i += 2) {
+                    int b = packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF;
+                    // Little-endian: the first element (high nibble) at the lower address.
+                    out.set(INT, 2 * i, (table[b >>> 4] & 0xFFFF) | (table[b & 0xF] << 16));
+                }
+                if (i < last) {
+                    out.set(SHORT, 2 * i, (short) table[(packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF) >>> 4]);
+                }
+            }
+            case FP32 -> {
+                for (; i < last; i++) {
+                    int b = packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF;
+                    out.set(INT, 4 * i, table[(i & 1) == 0 ? b >>> 4 : b & 0xF]);
+                }
+            }
+        }
+    }
+
+    /** A value already in the stored dtype, as the buffer's dtype holds it (torch's casts: exact or nearest even). */
+    private static int encode(float v, Dtype dtype) {
+        return switch (dtype) {
+            case FP32 -> Float.floatToRawIntBits(v);
+            case BF16 -> HalfFloats.floatToBFloat16(v) & 0xFFFF;
+            case FP16 -> HalfFloats.floatToFloat16(v) & 0xFFFF;
+        };
+    }
+}
