@@ -82,7 +82,18 @@ final class PreprocessCommand {
         // Refuses what train would refuse, before the data work.
         dev.jtune.trainer.setup.RunSettings.from(config);
         dev.jtune.trainer.setup.RunSettings.refuseUnsupportedTraining(config);
-        Path tokenizerDir = tokenizerDir(config, baseDir);
+        dev.jtune.trainer.setup.VocabSettings vocab = dev.jtune.trainer.setup.VocabSettings.from(config);
+        Path outputDir = baseDir.resolve(config.outputPath()).toAbsolutePath().normalize();
+        Path tokenizerDir = vocab.writeTokenizer(tokenizerDir(config, baseDir), outputDir);
+        // Refused here as train refuses it: a tokenizer larger than the model without the keys that grow it.
+        Path modelDir = baseDir.resolve(config.baseModel());
+        var modelRows = dev.jtune.trainer.setup.VocabSettings.modelVocabSize(modelDir);
+        if (modelRows.isPresent()) {
+            try (Tokenizer t = Tokenizer.load(tokenizerDir)) {
+                vocab.plan(t.vocabSize(), tokenizerDir, modelRows.get(), modelDir,
+                        dev.jtune.lora.LoraSettings.from(config.trainer(), config.source()), config.seed());
+            }
+        }
         PrintStream reportOut = format.equals("json") ? err : out;
         long t0 = System.nanoTime();
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
