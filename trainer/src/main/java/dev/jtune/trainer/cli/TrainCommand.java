@@ -114,7 +114,7 @@ final class TrainCommand {
             try (Tokenizer tokenizer = Tokenizer.load(tokDir)) {
                 // Refused before any data work: a tokenizer larger than the model without the keys that grow it.
                 vocab.plan(tokenizer.vocabSize(), tokDir, dev.jtune.model.llama.LlamaConfig.load(dir).vocabSize(), dir,
-                        Optional.empty(), config.seed());
+                        run.loraModelDir().isEmpty() ? loraSettings : Optional.empty(), config.seed());
             }
             try (Tokenizer tokenizer = Tokenizer.load(tokDir);
                     PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokDir,
