@@ -118,6 +118,13 @@ class VocabularyGrowthTest {
         try (Tokenizer t = Tokenizer.load(merged)) {
             assertEquals(TINY_VOCAB + 3, t.vocabSize());
         }
+        // A grown embedding without a head of the same rows cannot merge into a consistent model.
+        var tensors = new java.util.LinkedHashMap<>(adapter.tensors());
+        tensors.remove(PeftAdapter.savedKey("lm_head"));
+        var headless = new PeftAdapter(adapter.settings(), adapter.baseModelNameOrPath(), tensors);
+        var e = org.junit.jupiter.api.Assertions.assertThrows(dev.jtune.lora.AdapterException.class,
+                () -> dev.jtune.lora.LoraMerge.merge(dir.resolve("tiny"), headless, dir.resolve("bad-merge")));
+        assertTrue(e.getMessage().contains("grows the vocabulary to 544 rows but has no lm_head"), e.getMessage());
         // score: the base grows to the adapter's rows; the adapter and the merged model score alike.
         Path input = dir.resolve("score.jsonl");
         Files.writeString(input, "{\"text\": \"你好世界 and 你好\"}\n{\"prompt\": \"Greet in Chinese: \", \"completion\": \"你好\"}\n");
@@ -125,6 +132,15 @@ class VocabularyGrowthTest {
         double fromMerged = meanNll(merged, null, input);
         assertEquals(withAdapter, fromMerged, 1e-5 * Math.abs(withAdapter));
         assertTrue(Double.isFinite(withAdapter));
+        // inference with the grown adapter: the base grows to the adapter's rows, the tokenizer is the adapter's.
+        var reply = new ByteArrayOutputStream();
+        var inferLog = new ByteArrayOutputStream();
+        int code = InferenceCommand.infer(new InferenceCommand.Options(cfg, "Greet in Chinese", out, null, 3, null, null,
+                        null, null, Dtype.FP32), new java.io.BufferedReader(java.io.Reader.nullReader()),
+                new PrintStream(reply, true, StandardCharsets.UTF_8), new PrintStream(inferLog, true, StandardCharsets.UTF_8),
+                false);
+        assertEquals(0, code, inferLog.toString(StandardCharsets.UTF_8));
+        assertTrue(inferLog.toString(StandardCharsets.UTF_8).contains("+ adapter " + out), inferLog.toString(StandardCharsets.UTF_8));
     }
 
     @Test
