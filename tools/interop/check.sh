@@ -4,6 +4,8 @@
 #   - a checkpoint written by `./launch.sh init-model` (transformers must load it, tokenizer included)
 #   - LoRA (tools/interop/peft_check.py): a jtune adapter in PeftModel.from_pretrained, merge-lora against
 #     merge_and_unload, and an adapter saved by PEFT scored by jtune
+#   - a grown vocabulary (tokens / special_tokens, tools/interop/tokenizer_edits_check.py and peft_check.py
+#     grown-adapter): the output's tokenizer against Axolotl's steps in transformers, PEFT after resize
 # transformers, torch and safetensors come from this machine's local wheel mirror (pip's configured
 # find-links / extra-index-url, no network); where they are absent the check says SKIPPED and exits 0.
 set -euo pipefail
@@ -165,6 +167,8 @@ seed: 3
 YML
 ./launch.sh "$voc/train.yml" >"$voc/train.log" 2>&1 || { tail -n 30 "$voc/train.log"; exit 1; }
 grep -q "embedding and head grown to" "$voc/train.log" || { echo "interop: the vocabulary did not grow"; exit 1; }
+"$py" tools/interop/tokenizer_edits_check.py "$work/tiny" "$voc/out" '["你好", "世界", "谢谢"]' '{"pad_token": "[PAD]"}' \
+  "你好世界, hello 你好" "[PAD] 谢谢 the end" "plain English, with punctuation!"
 ./launch.sh score --model "$work/tiny" --lora-model-dir "$voc/out" --input "$voc/score.jsonl" >"$voc/adapter.jsonl"
 ./launch.sh merge-lora "$voc/train.yml" --out "$voc/merged" >/dev/null
 ./launch.sh score --model "$voc/merged" --input "$voc/score.jsonl" >"$voc/merged.jsonl"
