@@ -144,6 +144,26 @@ class VocabularyGrowthTest {
     }
 
     @Test
+    void fullFineTuningWritesTheGrownModelAndTokenizer(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("full.yml");
+        Files.writeString(cfg, config(dir, "mean_resizing_embeddings: true\ntokens: [\"你好\", \"世界\"]\n")
+                .replace("adapter: lora\n", "").replace("lora_r: 4\n", "").replace("lora_alpha: 8\n", "")
+                .replace("lora_target_modules: [q_proj, v_proj]\n", "").replace("max_steps: 2", "max_steps: 1"));
+        var console = new ByteArrayOutputStream();
+        assertEquals(0, TrainCommand.train(cfg, new PrintStream(console, true, StandardCharsets.UTF_8)));
+        String log = console.toString(StandardCharsets.UTF_8);
+        assertTrue(log.contains("grown to " + (TINY_VOCAB + 2) + " rows (new rows from the old rows' mean"), log);
+        Path out = dir.resolve("out");
+        assertEquals(TINY_VOCAB + 2, JSON.readTree(out.resolve("config.json").toFile()).get("vocab_size").asInt());
+        try (HfCheckpoint m = HfCheckpoint.open(out);
+                Tokenizer t = Tokenizer.load(out)) {
+            assertArrayEquals(new long[] {TINY_VOCAB + 2, 128}, m.shape("model.embed_tokens.weight"));
+            assertArrayEquals(new long[] {TINY_VOCAB + 2, 128}, m.shape("lm_head.weight"));
+            assertEquals(TINY_VOCAB + 2, t.vocabSize());
+        }
+    }
+
+    @Test
     void growthWithoutTrainableEmbeddingsIsRefusedByTrainAndPreprocess(@TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("bad.yml");
         Files.writeString(cfg, config(dir, "tokens: [\"你好\", \"世界\"]\n"));
