@@ -4,6 +4,8 @@
 #   - a checkpoint written by `./launch.sh init-model` (transformers must load it, tokenizer included)
 #   - LoRA (tools/interop/peft_check.py): a jtune adapter in PeftModel.from_pretrained, merge-lora against
 #     merge_and_unload, and an adapter saved by PEFT scored by jtune
+#   - a grown vocabulary (tokens / special_tokens, tools/interop/tokenizer_edits_check.py and peft_check.py
+#     grown-adapter): the output's tokenizer against Axolotl's steps in transformers, PEFT after resize
 # transformers, torch and safetensors come from this machine's local wheel mirror (pip's configured
 # find-links / extra-index-url, no network); where they are absent the check says SKIPPED and exits 0.
 set -euo pipefail
@@ -120,6 +122,59 @@ YML
 "$py" tools/interop/peft_check.py jtune-adapter "$work/tiny" "$emb/out" "$emb/merged" "$sample" \
   "$emb/adapter.jsonl" "$emb/merged.jsonl"
 echo "interop: the bf16-trained adapter with embeddings agrees with PEFT"
+
+# Growing the vocabulary (Chinese-LLaMA-Alpaca's shape of run): new Chinese tokens and a new [PAD] special token
+# (Axolotl's tokens / special_tokens), LoRA + trainable embed_tokens/lm_head, bf16. The output folder's tokenizer
+# loads in transformers with jtune's ids, PEFT loads the adapter after resize_token_embeddings(len(tokenizer)) and
+# scores alike, merge-lora equals merge_and_unload, transformers loads the merged model with the grown vocabulary.
+echo "interop: growing the vocabulary (new tokens + [PAD], LoRA + embed_tokens/lm_head, bf16), loaded by PEFT"
+voc="$work/vocab-growth"
+rm -rf "$voc" && mkdir -p "$voc"
+"$py" - "$voc" <<'PY'
+import json, sys
+pairs = [("Greet in Chinese", "你好"), ("Say world in Chinese", "世界"), ("Greet the world in Chinese", "你好世界"),
+         ("Say thanks in Chinese", "谢谢")]
+with open(sys.argv[1] + "/zh.jsonl", "w", encoding="utf-8") as f:
+    for i in range(48):
+        f.write(json.dumps({"instruction": pairs[i % 4][0], "input": "", "output": pairs[i % 4][1]}, ensure_ascii=False) + "\n")
+with open(sys.argv[1] + "/score.jsonl", "w", encoding="utf-8") as f:
+    for row in [{"text": "你好世界, hello 你好"}, {"prompt": "Greet in Chinese: ", "completion": "你好世界"},
+                {"text": "谢谢 and plain English text"}]:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+PY
+cat >"$voc/train.yml" <<YML
+base_model: $work/tiny
+datasets:
+  - path: $voc/zh.jsonl
+    type: alpaca
+dataset_prepared_path: $voc/prepared
+output_dir: $voc/out
+sequence_len: 128
+sample_packing: true
+micro_batch_size: 8
+max_steps: 4
+learning_rate: 0.003
+bf16: true
+adapter: lora
+lora_r: 8
+lora_alpha: 16
+lora_target_modules: [q_proj, k_proj, v_proj, o_proj]
+lora_modules_to_save: [embed_tokens, lm_head]
+tokens: ["你好", "世界", "谢谢"]
+special_tokens:
+  pad_token: "[PAD]"
+seed: 3
+YML
+./launch.sh "$voc/train.yml" >"$voc/train.log" 2>&1 || { tail -n 30 "$voc/train.log"; exit 1; }
+grep -q "embedding and head grown to" "$voc/train.log" || { echo "interop: the vocabulary did not grow"; exit 1; }
+"$py" tools/interop/tokenizer_edits_check.py "$work/tiny" "$voc/out" '["你好", "世界", "谢谢"]' '{"pad_token": "[PAD]"}' \
+  "你好世界, hello 你好" "[PAD] 谢谢 the end" "plain English, with punctuation!"
+./launch.sh score --model "$work/tiny" --lora-model-dir "$voc/out" --input "$voc/score.jsonl" >"$voc/adapter.jsonl"
+./launch.sh merge-lora "$voc/train.yml" --out "$voc/merged" >/dev/null
+./launch.sh score --model "$voc/merged" --input "$voc/score.jsonl" >"$voc/merged.jsonl"
+"$py" tools/interop/peft_check.py grown-adapter "$work/tiny" "$voc/out" "$voc/merged" "$voc/score.jsonl" \
+  "$voc/adapter.jsonl" "$voc/merged.jsonl" '["你好", "世界", "谢谢"]' "[PAD]"
+echo "interop: the adapter with a grown vocabulary agrees with PEFT and transformers"
 
 # The quickstart's own result (README's main command runs before this check in CI): the adapter it trained
 # loads in PEFT with every tensor, scores as jtune scores it, and its merged model equals PEFT's merge.

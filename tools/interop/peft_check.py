@@ -6,6 +6,10 @@ usage:
       PEFT's NLL on INPUT must equal jtune's `score --lora-model-dir` output (ADAPTER_SCORES, rel 1e-5, fp32);
       PEFT's merge_and_unload() weights must equal jtune's `merge-lora` output MERGED (max abs diff <= 1e-6);
       transformers must load MERGED, and its NLL (and jtune's score of it, MERGED_SCORES) must agree.
+  peft_check.py grown-adapter BASE ADAPTER MERGED INPUT ADAPTER_SCORES MERGED_SCORES NEW_TOKENS_JSON PAD_TOKEN
+      as jtune-adapter for an adapter trained with added tokens: the adapter folder's tokenizer (transformers) has
+      the new tokens whole and the new pad token, PEFT loads the adapter after base.resize_token_embeddings(
+      len(tokenizer)), and the merged model (grown vocab_size, grown tokenizer) loads in transformers.
   peft_check.py peft-adapter BASE OUT INPUT EXPECTED
       writes a PEFT adapter with random B (and a saved lm_head) to OUT and PEFT's NLL on INPUT to EXPECTED,
       for check.sh to score with jtune and compare.
@@ -30,9 +34,12 @@ def peft_name(key):
     return key[: -len(".weight")] + ".modules_to_save.default.weight"
 
 
-def jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scores):
-    tok = AutoTokenizer.from_pretrained(base)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter)
+def jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scores, grown=False):
+    tok = AutoTokenizer.from_pretrained(adapter if grown else base)
+    base_model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    if grown:  # PEFT's way for an adapter trained with added tokens: resize the base to the tokenizer first
+        base_model.resize_token_embeddings(len(tok))
+    model = PeftModel.from_pretrained(base_model, adapter)
     params = dict(model.named_parameters())
     saved = load_file(os.path.join(adapter, "adapter_model.safetensors"))
     taken = set()
@@ -77,6 +84,41 @@ def jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scor
     return compare(merged_rows, merged_scores, 1e-5)
 
 
+def grown_adapter(base, adapter, merged, input_path, adapter_scores, merged_scores, new_tokens, pad_token):
+    """An adapter trained by jtune with added tokens: its folder's tokenizer is the grown one (transformers gives
+    the ids jtune gave), PEFT loads it after resize_token_embeddings(len(tokenizer)), and jtune's merge has the
+    grown vocabulary."""
+    base_tok = AutoTokenizer.from_pretrained(base)
+    tok = AutoTokenizer.from_pretrained(adapter)
+    tokens = json.loads(new_tokens)
+    want = len(base_tok) + len([t for t in tokens + [pad_token] if t not in base_tok.get_vocab()])
+    if len(tok) != want:
+        print(f"the grown tokenizer has {len(tok)} tokens, expected {want}")
+        return 1
+    if tok.pad_token != pad_token or tok.pad_token_id < len(base_tok):
+        print(f"pad token {tok.pad_token!r} (id {tok.pad_token_id}), expected the new {pad_token!r}")
+        return 1
+    for t in tokens:
+        ids = tok(t, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1 or ids[0] < len(base_tok):
+            print(f"transformers splits the added token {t!r} into {ids}")
+            return 1
+    print(f"  AutoTokenizer.from_pretrained(adapter folder): {len(tok)} tokens, added tokens whole, pad {pad_token!r}")
+    saved = load_file(os.path.join(adapter, "adapter_model.safetensors"))
+    rows = saved["base_model.model.model.embed_tokens.weight"].shape[0]
+    if rows != len(tok):
+        print(f"the adapter's embed_tokens copy has {rows} rows, the tokenizer {len(tok)}")
+        return 1
+    with open(os.path.join(merged, "config.json")) as f:
+        if json.load(f)["vocab_size"] != len(tok):
+            print("merged config.json vocab_size is not the grown size")
+            return 1
+    if len(AutoTokenizer.from_pretrained(merged)) != len(tok):
+        print("the merged folder's tokenizer is not the grown one")
+        return 1
+    return jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scores, grown=True)
+
+
 def peft_adapter(base, out, input_path, expected):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -100,4 +142,5 @@ def peft_adapter(base, out, input_path, expected):
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
-    sys.exit({"jtune-adapter": jtune_adapter, "peft-adapter": peft_adapter}[mode](*args))
+    sys.exit({"jtune-adapter": jtune_adapter, "peft-adapter": peft_adapter,
+              "grown-adapter": grown_adapter}[mode](*args))

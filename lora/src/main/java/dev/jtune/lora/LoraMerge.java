@@ -51,16 +51,38 @@ public final class LoraMerge {
      * @throws AdapterException if the adapter names modules the base lacks or shapes disagree
      */
     public static Summary merge(Path baseDir, PeftAdapter adapter, Path out) {
+        return merge(baseDir, adapter, out, null);
+    }
+
+    /**
+     * {@link #merge(Path, PeftAdapter, Path)}, with the tokenizer files taken from {@code tokenizerDir} instead of the
+     * base when it holds a tokenizer.json (an adapter trained with added tokens carries its grown tokenizer). An
+     * adapter whose embed_tokens/lm_head copies have more rows than the base (a grown vocabulary, PEFT's
+     * {@code modules_to_save} after {@code resize_token_embeddings}) gives a merged model of that vocabulary size:
+     * those copies replace the base's matrices and config.json's {@code vocab_size} is updated.
+     *
+     * @param tokenizerDir where the tokenizer files come from when it holds a tokenizer.json, or null
+     */
+    public static Summary merge(Path baseDir, PeftAdapter adapter, Path out, Path tokenizerDir) {
         out = out.toAbsolutePath().normalize();
+        Path tokenizer = tokenizerDir != null && Files.isRegularFile(tokenizerDir.resolve("tokenizer.json"))
+                ? tokenizerDir : null;
         try (SafetensorsCheckpoint base = SafetensorsCheckpoint.open(baseDir)) {
             if (!isBnb4bit(base)) {
-                return merge(baseDir, new DenseBase(base), adapter, out, null);
+                return merge(baseDir, new DenseBase(base), adapter, out, null, tokenizer);
             }
             try (Nf4Checkpoint nf4 = Nf4Checkpoint.open(baseDir)) {
-                return merge(baseDir, new Nf4Base(base, nf4), adapter, out, "quantization_config");
+                return merge(baseDir, new Nf4Base(base, nf4), adapter, out, "quantization_config", tokenizer);
             }
         }
     }
+
+    /** The modules whose rows are the vocabulary. */
+    private static final Set<String> VOCAB_WEIGHTS = Set.of("model.embed_tokens.weight", "lm_head.weight");
+
+    /** Files of a tokenizer folder, copied over the base's. */
+    private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
+            "special_tokens_map.json", "chat_template.jinja");
 
     /**
      * The base's tensors as the merged model will hold them: a dense checkpoint as stored; an NF4-stored one with
@@ -169,7 +191,16 @@ public final class LoraMerge {
         return module.equals("language_model.lm_head") ? "lm_head" : module;
     }
 
-    private static Summary merge(Path baseDir, BaseTensors base, PeftAdapter adapter, Path out, String dropConfigKey) {
+    private static Summary merge(Path baseDir, BaseTensors base, PeftAdapter adapter, Path out, String dropConfigKey,
+            Path tokenizerDir) {
+        long grownRows = 0;
+        for (String name : VOCAB_WEIGHTS) {
+            PeftAdapter.Tensor t = adapter.tensors().get(PeftAdapter.savedKey(name.substring(0, name.length() - 7)));
+            if (t != null && base.names().contains(name) && t.shape().length == 2
+                    && t.shape()[0] > base.shape(name)[0] && t.shape()[1] == base.shape(name)[1]) {
+                grownRows = Math.max(grownRows, t.shape()[0]);
+            }
+        }
         float scaling = (float) adapter.settings().scaling();
         Set<String> consumed = new HashSet<>();
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
@@ -197,15 +228,22 @@ public final class LoraMerge {
             } else if (savedKey != null && adapter.tensors().containsKey(savedKey)) {
                 PeftAdapter.Tensor t = adapter.tensors().get(savedKey);
                 checkFloat(baseDir, name, dtype);
-                if (!Arrays.equals(t.shape(), shape)) {
+                boolean grown = grownRows > 0 && VOCAB_WEIGHTS.contains(name) && t.shape().length == 2
+                        && t.shape()[0] == grownRows && t.shape()[1] == shape[1];
+                if (!Arrays.equals(t.shape(), shape) && !grown) {
                     throw new AdapterException("adapter tensor " + savedKey + " has shape "
                             + Arrays.toString(t.shape()) + " but " + name + " of " + baseDir + " has "
-                            + Arrays.toString(shape) + " (resized vocabularies are not supported yet)");
+                            + Arrays.toString(shape));
                 }
                 consumed.add(savedKey);
-                entries.add(lazy(name, dtype, shape, t::values));
+                entries.add(lazy(name, dtype, t.shape(), t::values));
                 replaced++;
             } else {
+                if (grownRows > 0 && VOCAB_WEIGHTS.contains(name)) {
+                    throw new AdapterException("the adapter grows the vocabulary to " + grownRows + " rows but has no "
+                            + name.substring(0, name.length() - 7) + " copy (modules_to_save) of that size: "
+                            + name + " of " + baseDir + " has " + Arrays.toString(shape));
+                }
                 entries.add(base.copy(name));
             }
         }
@@ -218,7 +256,7 @@ public final class LoraMerge {
         if (!left.isEmpty()) {
             throw new AdapterException("adapter tensors match no weight of " + baseDir + ": " + left);
         }
-        writeDirectory(baseDir, out, entries, dropConfigKey);
+        writeDirectory(baseDir, out, entries, dropConfigKey, grownRows, tokenizerDir);
         return new Summary(out, merged, replaced, entries.size());
     }
 
@@ -278,7 +316,7 @@ public final class LoraMerge {
      * config.json: a model dequantized for the merge is no longer quantized), then the weights.
      */
     private static void writeDirectory(Path baseDir, Path out, List<SafetensorsWriter.Entry> entries,
-            String dropConfigKey) {
+            String dropConfigKey, long vocabSize, Path tokenizerDir) {
         try {
             Files.createDirectories(out.getParent());
             Path tmp = Files.createTempDirectory(out.getParent(), out.getFileName() + ".tmp-");
@@ -290,11 +328,24 @@ public final class LoraMerge {
                         }
                     }
                 }
+                if (tokenizerDir != null) {
+                    for (String name : TOKENIZER_FILES) {
+                        Path f = tokenizerDir.resolve(name);
+                        if (Files.isRegularFile(f)) {
+                            Files.copy(f, tmp.resolve(name), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                        }
+                    }
+                }
                 Path config = tmp.resolve("config.json");
-                if (dropConfigKey != null && Files.isRegularFile(config)) {
+                if ((dropConfigKey != null || vocabSize > 0) && Files.isRegularFile(config)) {
                     var json = new com.fasterxml.jackson.databind.ObjectMapper();
                     var tree = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(config.toFile());
-                    if (tree.remove(dropConfigKey) != null) {
+                    boolean changed = dropConfigKey != null && tree.remove(dropConfigKey) != null;
+                    if (vocabSize > 0) {
+                        tree.put("vocab_size", vocabSize);
+                        changed = true;
+                    }
+                    if (changed) {
                         Files.writeString(config, json.writerWithDefaultPrettyPrinter().writeValueAsString(tree) + "\n");
                     }
                 }

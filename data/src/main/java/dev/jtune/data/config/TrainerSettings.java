@@ -60,7 +60,8 @@ public record TrainerSettings(Map<String, Object> values) {
         for (String key : List.of("load_in_4bit", "load_in_8bit", "lora_target_linear", "peft_use_rslora",
                 "lora_fan_in_fan_out", "fp16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
                 "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model", "debug",
-                "do_causal_lm_eval", "merge_lora_on_finish")) {
+                "do_causal_lm_eval", "merge_lora_on_finish", "resize_token_embeddings_to_32x",
+                "mean_resizing_embeddings")) {
             keys.put(key, Spec.of(Kind.BOOLEAN));
         }
         // Accepted with a line: jtune runs its own implementation of each family, never code from the model folder.
@@ -84,10 +85,14 @@ public record TrainerSettings(Map<String, Object> values) {
                 "wandb_project", "wandb_entity", "wandb_name", "deepspeed")) {
             keys.put(key, Spec.of(Kind.STRING));
         }
-        for (String key : List.of("lora_target_modules", "lora_modules_to_save", "fsdp", "eval_causal_lm_metrics")) {
+        // tokens: new (non-special) tokens added to the tokenizer, as Axolotl's cfg.tokens.
+        for (String key : List.of("lora_target_modules", "lora_modules_to_save", "fsdp", "eval_causal_lm_metrics",
+                "tokens")) {
             keys.put(key, Spec.of(Kind.STRING_LIST));
         }
         keys.put("fsdp_config", Spec.of(Kind.MAPPING));
+        // added_tokens_overrides: {token id: new content} for tokens of tokenizer.json's added_tokens.
+        keys.put("added_tokens_overrides", Spec.of(Kind.MAPPING));
         return Collections.unmodifiableMap(keys);
     }
 

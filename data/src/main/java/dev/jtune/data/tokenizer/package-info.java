@@ -13,6 +13,9 @@
  *       alphabet, Llama-style {@code <s>} prefix) on a text and writes it as a Hugging Face tokenizer
  *       directory that both DJL and Python {@code transformers} load; {@code writeDefault} gives a
  *       deterministic 512-token tokenizer for tests and quickstarts.</li>
+ *   <li>{@link dev.jtune.data.tokenizer.TokenizerEdits} applies Axolotl's {@code added_tokens_overrides},
+ *       {@code special_tokens} and {@code tokens} to a tokenizer folder and writes the grown folder, with the ids the
+ *       tokenizers library assigns, for {@code Tokenizer.load} and transformers alike.</li>
  * </ul>
  *
  * <p>DJL's tokenizer natives come from the {@code ai.djl.huggingface:tokenizers} jar and are extracted once

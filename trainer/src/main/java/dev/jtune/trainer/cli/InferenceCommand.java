@@ -114,7 +114,7 @@ final class InferenceCommand {
         TrainConfig config = TrainConfig.load(o.config());
         RunSettings run = RunSettings.from(config);
         Path modelDir = ModelLocator.resolve(o.model() != null ? o.model() : config.baseModel());
-        Path tokenizerDir = o.model() == null && config.tokenizerConfig().isPresent()
+        Path configTokenizer = o.model() == null && config.tokenizerConfig().isPresent()
                 ? ModelLocator.resolve(config.tokenizerConfig().get())
                 : modelDir;
         Dtype dtype = o.dtype() != null ? o.dtype() : run.inferenceDtype();
@@ -122,6 +122,7 @@ final class InferenceCommand {
         if (adapterDir != null && !Files.isDirectory(adapterDir)) {
             throw new NoSuchFileException(adapterDir + ": LoRA adapter directory not found");
         }
+        Path tokenizerDir = ScoreCommand.tokenizerDir(configTokenizer, adapterDir);
         // A qlora adapter was trained over the NF4-quantized base: apply it over the same weights.
         ModelSpec spec = new ModelSpec(modelDir, dtype, run.loadIn4bit(),
                 adapterDir == null ? AdapterSource.NONE : new AdapterSource.Saved(adapterDir), null);

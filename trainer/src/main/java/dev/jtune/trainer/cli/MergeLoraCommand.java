@@ -43,7 +43,8 @@ final class MergeLoraCommand {
     static void merge(TrainConfig config, Path adapterDir, Path out, PrintStream log) {
         Path base = ModelLocator.resolve(config.baseModel());
         PeftAdapter adapter = PeftAdapter.load(adapterDir);
-        LoraMerge.Summary s = LoraMerge.merge(base, adapter, out);
+        // An adapter trained with added tokens holds its grown tokenizer: the merged model gets it.
+        LoraMerge.Summary s = LoraMerge.merge(base, adapter, out, adapterDir);
         log.printf("merge-lora: wrote %s (%d LoRA layers merged, %d modules replaced, scaling %s; base %s)%n",
                 s.out(), s.mergedModules(), s.replacedModules(), adapter.settings().scaling(), base);
     }

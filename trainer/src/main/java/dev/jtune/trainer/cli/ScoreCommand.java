@@ -73,7 +73,7 @@ final class ScoreCommand {
         ModelSpec spec = ModelSpec.of(modelDir, dtype)
                 .withAdapter(adapterDir == null ? AdapterSource.NONE : new AdapterSource.Saved(adapterDir));
         try (NDManager manager = Torch.newManager();
-                Tokenizer tokenizer = Tokenizer.load(modelDir);
+                Tokenizer tokenizer = Tokenizer.load(tokenizerDir(modelDir, adapterDir));
                 AssembledModel assembled = AssembledModel.load(spec, manager);
                 BufferedReader reader = Files.newBufferedReader(input, StandardCharsets.UTF_8)) {
             LlamaModel model = assembled.model();
@@ -149,5 +149,11 @@ final class ScoreCommand {
         var names = new java.util.ArrayList<String>();
         node.fieldNames().forEachRemaining(names::add);
         return names.toString();
+    }
+
+    /** An adapter trained with added tokens holds its grown tokenizer: read it from there, else the model's. */
+    static Path tokenizerDir(Path modelDir, Path adapterDir) {
+        return adapterDir != null && Files.isRegularFile(adapterDir.resolve(Tokenizer.TOKENIZER_JSON)) ? adapterDir
+                : modelDir;
     }
 }

@@ -32,6 +32,8 @@ import dev.jtune.trainer.setup.AdapterSource;
 import dev.jtune.trainer.setup.AssembledModel;
 import dev.jtune.trainer.setup.ModelSpec;
 import dev.jtune.trainer.setup.RunSettings;
+import dev.jtune.trainer.setup.VocabGrowth;
+import dev.jtune.trainer.setup.VocabSettings;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -100,6 +102,7 @@ final class TrainCommand {
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);
         RunSettings.refuseUnsupportedTraining(config);
+        VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
@@ -107,7 +110,12 @@ final class TrainCommand {
         boolean[] preparedNow = {false};
         RankZero.run(group, "create the base model or prepare the data", () -> {
             Path dir = baseModel(config, run, out);
-            Path tokDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(dir);
+            Path tokDir = vocab.writeTokenizer(config.tokenizerConfig().map(ModelLocator::resolve).orElse(dir), outputDir);
+            try (Tokenizer tokenizer = Tokenizer.load(tokDir)) {
+                // Refused before any data work: a tokenizer larger than the model without the keys that grow it.
+                vocab.plan(tokenizer.vocabSize(), tokDir, dev.jtune.model.llama.LlamaConfig.load(dir).vocabSize(), dir,
+                        run.loraModelDir().isEmpty() ? loraSettings : Optional.empty(), config.seed());
+            }
             try (Tokenizer tokenizer = Tokenizer.load(tokDir);
                     PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokDir,
                             DatasetReader.source(config, tokenizer, baseDir), baseDir)) {
@@ -115,7 +123,8 @@ final class TrainCommand {
             }
         });
         Path modelDir = baseModel(config, run, out);
-        Path tokenizerDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir);
+        Path tokenizerDir = vocab.tokenizerDir(config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir),
+                outputDir);
 
         if (loraSettings.isEmpty() && (nf4 || options.precision() != dev.jtune.model.engine.Dtype.FP32)) {
             throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) runs in fp32 on a "
@@ -127,7 +136,7 @@ final class TrainCommand {
         AdapterSource adapter = loraSettings.isEmpty() ? AdapterSource.NONE
                 : run.loraModelDir().<AdapterSource>map(AdapterSource.Saved::new)
                         .orElse(new AdapterSource.Fresh(loraSettings.get(), config.seed()));
-        ModelSpec spec = new ModelSpec(modelDir, options.precision(), nf4, adapter, shardBase ? group : null);
+        ModelSpec baseSpec = new ModelSpec(modelDir, options.precision(), nf4, adapter, shardBase ? group : null);
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
@@ -138,6 +147,14 @@ final class TrainCommand {
             if (data.train().isEmpty()) {
                 throw new IllegalArgumentException(config.source() + ": no training samples left (see the report above)");
             }
+            Optional<VocabGrowth> growth = vocab.plan(tokenizer.vocabSize(), tokenizerDir,
+                    dev.jtune.model.llama.LlamaConfig.load(modelDir).vocabSize(), modelDir,
+                    adapter instanceof AdapterSource.Fresh ? loraSettings : Optional.empty(), config.seed());
+            ModelSpec spec = baseSpec.withVocab(growth.orElse(null));
+            growth.ifPresent(g -> out.printf("vocabulary: %d tokens, embedding and head grown to %d rows (%s)%n",
+                    tokenizer.vocabSize(), g.rows(), g.meanResizing()
+                            ? "new rows from the old rows' mean and covariance" : "new rows N(0, "
+                            + g.initializerRange() + "²)"));
             int padId = Batches.padId(tokenizer);
             int padTo = config.padToSequenceLen() ? config.sequenceLen() : 0;
             Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), true, padId, padTo);
@@ -183,7 +200,7 @@ final class TrainCommand {
                 }
                 // The trained tensors are whole on every rank again (Trainer.run gathers what FSDP sharded).
                 RankZero.run(group, "export the trained weights", () -> export(trainable, lora, modelDir, tokenizerDir,
-                        outputDir));
+                        outputDir, vocab));
                 ExactMatch after = null;
                 if (!probes.isEmpty()) {
                     trainable.setTraining(false);
@@ -200,7 +217,7 @@ final class TrainCommand {
                 // The outputs are complete when every rank returns.
                 RankZero.run(group, "finish writing the outputs", () -> {
                     if (merged != null) {
-                        LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged);
+                        LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged, outputDir);
                     }
                 });
                 summary(out, result, before, after, outputDir, lora != null, merged, started);
@@ -251,15 +268,16 @@ final class TrainCommand {
      * tokenizer files beside the weights. Written into a temp folder first, then moved in file by file.
      */
     private static void export(TrainableModel trainable, LoraModel lora, Path modelDir, Path tokenizerDir,
-            Path outputDir) throws IOException {
+            Path outputDir, VocabSettings vocab) throws IOException {
         Path tmp = Files.createTempDirectory(outputDir, ".export-");
         try {
             trainable.saveWeights(tmp);
+            vocab.copyTokenizer(tokenizerDir, tmp);
             if (lora == null) {
                 for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                         "generation_config.json", "tokenizer.model", "chat_template.jinja")) {
                     Path from = (name.equals("generation_config.json") ? modelDir : tokenizerDir).resolve(name);
-                    if (Files.isRegularFile(from)) Files.copy(from, tmp.resolve(name));
+                    if (Files.isRegularFile(from)) Files.copy(from, tmp.resolve(name), StandardCopyOption.REPLACE_EXISTING);
                 }
             }
             try (var files = Files.list(tmp)) {

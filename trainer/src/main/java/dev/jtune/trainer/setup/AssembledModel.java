@@ -4,7 +4,9 @@ import ai.djl.ndarray.NDManager;
 import dev.jtune.lora.LoraModel;
 import dev.jtune.lora.PeftAdapter;
 import dev.jtune.model.hf.HfCheckpoint;
+import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
+import dev.jtune.model.llama.WeightSource;
 import dev.jtune.quant.Nf4;
 import dev.jtune.trainer.dist.ShardedWeights;
 import java.util.Optional;
@@ -35,15 +37,29 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
                     : new ShardedWeights(spec.shardBaseOver(), base);
             base = shards;
         }
+        PeftAdapter saved = spec.adapter() instanceof AdapterSource.Saved s ? PeftAdapter.load(s.dir()) : null;
         LoraModel lora = switch (spec.adapter()) {
             case AdapterSource.None n -> null;
             case AdapterSource.Fresh f -> LoraModel.fresh(f.settings(), f.seed(), base);
-            case AdapterSource.Saved s -> LoraModel.fromAdapter(PeftAdapter.load(s.dir()), base);
+            case AdapterSource.Saved s -> LoraModel.fromAdapter(saved, base);
         };
         HfCheckpoint checkpoint = HfCheckpoint.open(spec.modelDir());
         LlamaModel model = null;
         try {
-            model = LlamaModel.load(checkpoint.config(), checkpoint, spec.dtype(), manager, lora != null ? lora : base);
+            LlamaConfig config = checkpoint.config();
+            WeightSource weights = checkpoint;
+            // The vocabulary grows for new tokens, or to the rows of a saved adapter's embed_tokens/lm_head copies
+            // (an adapter trained with added tokens: PEFT loads it after resize_token_embeddings as well).
+            int rows = Math.max(spec.vocab() == null ? 0 : spec.vocab().rows(), savedRows(saved));
+            if (rows > config.vocabSize()) {
+                VocabGrowth growth = spec.vocab() != null
+                        ? new VocabGrowth(rows, spec.vocab().meanResizing(), spec.vocab().initializerRange(),
+                                spec.vocab().seed())
+                        : new VocabGrowth(rows, false, VocabSettings.initializerRange(spec.modelDir()), 0);
+                weights = growth.grow(checkpoint);
+                config = config.withVocabSize(rows);
+            }
+            model = LlamaModel.load(config, weights, spec.dtype(), manager, lora != null ? lora : base);
             if (lora != null) {
                 lora.attach(model);
             }
@@ -55,6 +71,26 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
             checkpoint.close();
             throw e;
         }
+    }
+
+    /** The most rows of a saved adapter's embed_tokens or lm_head copy (0 when it has none). */
+    private static int savedRows(PeftAdapter adapter) {
+        if (adapter == null) {
+            return 0;
+        }
+        int rows = 0;
+        for (String module : java.util.List.of("model.embed_tokens", "lm_head")) {
+            PeftAdapter.Tensor t = adapter.tensors().get(PeftAdapter.savedKey(module));
+            if (t != null && t.shape().length == 2) {
+                rows = Math.max(rows, Math.toIntExact(t.shape()[0]));
+            }
+        }
+        return rows;
+    }
+
+    /** The model's vocabulary size as loaded (grown when new tokens or a grown adapter asked for it). */
+    public int vocabSize() {
+        return model.config().vocabSize();
     }
 
     @Override

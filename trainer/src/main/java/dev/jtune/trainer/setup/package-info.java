@@ -4,5 +4,13 @@
  * dtype, NF4, {@link dev.jtune.trainer.setup.AdapterSource adapter}, FSDP sharding of the base) and
  * {@link dev.jtune.trainer.setup.AssembledModel#load} builds it — for {@code train}, {@code inference} and
  * {@code score} alike.
+ *
+ * <p>Growing the vocabulary: {@link dev.jtune.trainer.setup.VocabSettings} reads Axolotl's {@code tokens},
+ * {@code special_tokens}, {@code added_tokens_overrides}, {@code resize_token_embeddings_to_32x} and
+ * {@code mean_resizing_embeddings}, writes the edited tokenizer and plans a
+ * {@link dev.jtune.trainer.setup.VocabGrowth} (or refuses: a tokenizer larger than the model without those keys,
+ * growth under an adapter without trainable embed_tokens/lm_head); {@code ModelSpec.withVocab} passes it to
+ * {@code AssembledModel.load}, which grows embed_tokens and lm_head as transformers' {@code resize_token_embeddings}
+ * does (also to the rows of a saved adapter's copies).
  */
 package dev.jtune.trainer.setup;
