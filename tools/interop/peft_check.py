@@ -133,8 +133,9 @@ def jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scor
             print("merge-lora changed no weight of the base; the check would prove nothing")
             return 1
     dtype = next(iter(ours.values())).dtype
-    print(f"  merge-lora agrees with PEFT merge_and_unload over {len(ours)} {dtype} tensors (max abs diff {worst:.1e}"
-          + (f"; {ties} of {total} elements one {dtype} ulp apart" if ties else "") + ")")
+    print(f"  merge-lora agrees with PEFT merge_and_unload over {len(ours)} {dtype} tensors ("
+          + (f"{ties} of {total} elements one ulp apart, the rest bit-identical" if ties else f"max abs diff {worst:.1e}")
+          + ")")
     hf_merged = load_model(merged, torch.float32)
     merged_rows = score_rows(hf_merged, AutoTokenizer.from_pretrained(merged), input_path)
     reference = rows if fp32 else score_rows(peft_merged.float(), tok, input_path)
