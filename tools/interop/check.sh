@@ -169,5 +169,10 @@ for case in "${cases[@]}"; do
   ./launch.sh merge-lora "$out/lora.yml" --out "$out/lora-merged" >/dev/null
   ./launch.sh score --model "$out/lora-merged" --input "$base/inputs.jsonl" >"$out/lora-merged.jsonl"
 done
+# The other way, where names differ most: a PEFT adapter for the multimodal Gemma 3 whose list target_modules wrap
+# the vision tower's q/k/v_proj too (legacy file names vision_tower.*, modules model.vision_tower.*), merged by jtune.
+mm="$fam/gemma3-conditional/peft-adapter"
+"$py" tools/interop/peft_check.py peft-multimodal "$families/gemma3-conditional" "$mm"
+./launch.sh merge-lora "$fam/gemma3-conditional/lora.yml" --lora-model-dir "$mm/adapter" --out "$mm/jtune-merged" >/dev/null
 "$py" tools/interop/peft_check.py families "$families" "$fam" "${cases[@]}"
 echo "interop: every model family agrees with transformers and PEFT"

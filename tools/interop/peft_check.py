@@ -12,7 +12,11 @@ usage:
   peft_check.py families FIXTURES WORK CASE...
       for each family fixture FIXTURES/CASE, what check.sh wrote under WORK/CASE: fp32.jsonl and bf16.jsonl
       (jtune's scores of the fixture, against transformers at 1e-5 and 5e-3), lora/ lora.jsonl lora-merged/
-      lora-merged.jsonl (as jtune-adapter), qlora/ qlora.jsonl (a QLoRA adapter, PEFT on the dense base).
+      lora-merged.jsonl (as jtune-adapter), qlora/ qlora.jsonl (a QLoRA adapter, PEFT on the dense base), and
+      where there is one, peft-adapter/jtune-merged against peft-adapter/peft-merged (from peft-multimodal).
+  peft_check.py peft-multimodal BASE OUT
+      writes a PEFT adapter whose list target_modules wrap a multimodal model's vision tower too (OUT/adapter)
+      and PEFT's merged model (OUT/peft-merged), for check.sh to merge with jtune and compare.
 """
 import json
 import os
@@ -75,22 +79,9 @@ def loaded_adapter(model, adapter):
     return model
 
 
-def jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scores):
-    tok = AutoTokenizer.from_pretrained(base)
-    model = loaded_adapter(load_model(base, torch.float32), adapter)
-    if model is None:
-        return 1
-    rows = score_rows(model, tok, input_path)
-    if compare(rows, adapter_scores, 1e-5):
-        return 1
-    # PEFT merges into the weights in the checkpoint's own dtype (the delta in fp32, one rounding), as jtune's
-    # merge-lora writes them: a bf16 base gives bf16 merged weights, so the merge is compared on that base.
-    stored = load_model(base, "auto")
-    fp32 = stored.dtype == torch.float32
-    peft_merged = model if fp32 else loaded_adapter(stored, adapter)
-    if peft_merged is None:
-        return 1
-    peft_merged = peft_merged.merge_and_unload()
+def same_merge(base, merged, peft_merged):
+    """Whether jtune's merged directory MERGED holds what transformers saves for PEFT's merged model
+    (merge_and_unload, then save_pretrained); 1 (after saying how) where it does not."""
     with tempfile.TemporaryDirectory() as tmp:
         # What transformers writes for the merged model: its tensor names (tied weights left out, Gemma 3's
         # multimodal checkpoint in its legacy layout) and dtypes are the reference for jtune's files.
@@ -136,6 +127,27 @@ def jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scor
     print(f"  merge-lora agrees with PEFT merge_and_unload over {len(ours)} {dtype} tensors ("
           + (f"{ties} of {total} elements one ulp apart, the rest bit-identical" if ties else f"max abs diff {worst:.1e}")
           + ")")
+    return 0
+
+
+def jtune_adapter(base, adapter, merged, input_path, adapter_scores, merged_scores):
+    tok = AutoTokenizer.from_pretrained(base)
+    model = loaded_adapter(load_model(base, torch.float32), adapter)
+    if model is None:
+        return 1
+    rows = score_rows(model, tok, input_path)
+    if compare(rows, adapter_scores, 1e-5):
+        return 1
+    # PEFT merges into the weights in the checkpoint's own dtype (the delta in fp32, one rounding), as jtune's
+    # merge-lora writes them: a bf16 base gives bf16 merged weights, so the merge is compared on that base.
+    stored = load_model(base, "auto")
+    fp32 = stored.dtype == torch.float32
+    peft_merged = model if fp32 else loaded_adapter(stored, adapter)
+    if peft_merged is None:
+        return 1
+    peft_merged = peft_merged.merge_and_unload()
+    if same_merge(base, merged, peft_merged):
+        return 1
     hf_merged = load_model(merged, torch.float32)
     merged_rows = score_rows(hf_merged, AutoTokenizer.from_pretrained(merged), input_path)
     reference = rows if fp32 else score_rows(peft_merged.float(), tok, input_path)
@@ -157,6 +169,25 @@ def qlora_adapter(base, adapter, input_path, adapter_scores):
     if model is None:
         return 1
     return compare(score_rows(model, tok, input_path), adapter_scores, 1e-5)
+
+
+def peft_multimodal(base, out):
+    """A PEFT adapter for a multimodal checkpoint with target_modules as a list of names, so that PEFT wraps the
+    vision tower's q/k/v_proj too, every lora_B random; writes OUT/adapter and PEFT's merge (merge_and_unload in
+    the checkpoint's dtype, save_pretrained) OUT/peft-merged, for jtune's merge-lora to reproduce."""
+    torch.manual_seed(1)
+    model = get_peft_model(load_model(base, "auto"), LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    if not any(".vision_tower." in name for name, _ in model.named_parameters() if "lora_B" in name):
+        print("PEFT wrapped no vision-tower projection; the check would not test it")
+        return 1
+    model.save_pretrained(os.path.join(out, "adapter"))
+    model.merge_and_unload().save_pretrained(os.path.join(out, "peft-merged"))
+    return 0
 
 
 def families(fixtures, work, *cases):
@@ -183,6 +214,10 @@ def families(fixtures, work, *cases):
             print(f"  the {adapter} adapter moves jtune's mean nll {plain['mean_nll']:.4f} -> {summary['mean_nll']:.4f}")
             return abs(summary["mean_nll"] - plain["mean_nll"]) < 1e-2
         steps.insert(2, ("adapters train", lambda: moved("lora") or moved("qlora")))
+        multimodal = os.path.join(out, "peft-adapter")
+        if os.path.isdir(multimodal):
+            steps.append(("PEFT adapter (vision tower included) merged by jtune", lambda m=multimodal: same_merge(
+                base, os.path.join(m, "jtune-merged"), load_model(os.path.join(m, "peft-merged"), "auto"))))
         for step, run in steps:
             print(f"interop: {case} {step}")
             if run():
@@ -215,4 +250,5 @@ def peft_adapter(base, out, input_path, expected):
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
-    sys.exit({"jtune-adapter": jtune_adapter, "peft-adapter": peft_adapter, "families": families}[mode](*args))
+    sys.exit({"jtune-adapter": jtune_adapter, "peft-adapter": peft_adapter, "families": families,
+              "peft-multimodal": peft_multimodal}[mode](*args))
