@@ -6,6 +6,8 @@
 #     merge_and_unload, and an adapter saved by PEFT scored by jtune
 #   - a grown vocabulary (tokens / special_tokens, tools/interop/tokenizer_edits_check.py and peft_check.py
 #     grown-adapter): the output's tokenizer against Axolotl's steps in transformers, PEFT after resize
+#   - every model family (fixtures/families: Qwen2, Qwen3, Mistral-Nemo, Gemma 2, Gemma 3 text and multimodal,
+#     Phi-3, Llama): scores in fp32 and bf16, jtune-trained LoRA and QLoRA adapters in PEFT, merge-lora
 # transformers, torch and safetensors come from this machine's local wheel mirror (pip's configured
 # find-links / extra-index-url, no network); where they are absent the check says SKIPPED and exits 0.
 set -euo pipefail
@@ -188,3 +190,44 @@ if [[ -f outputs/quickstart/adapter_config.json && -f out/tiny-llama/config.json
     "$qs/adapter.jsonl" "$qs/merged.jsonl"
   echo "interop: the quickstart's adapter and merged model agree with PEFT"
 fi
+
+# Every model family jtune implements (model/src/test/resources/fixtures/families, written by transformers 5.18;
+# tools/reference/FAMILIES.md): jtune's score against transformers in fp32 and bf16, a LoRA adapter on every linear
+# projection trained by jtune (Phi-3's fused qkv_proj/gate_up_proj, Qwen2's biases, Gemma's tied head, Gemma 3's
+# multimodal checkpoint) loaded by PeftModel.from_pretrained and scoring alike, merge-lora against
+# merge_and_unload, and a QLoRA adapter (trained over the NF4 base) in PEFT. bitsandbytes has no CPU build, so
+# PEFT applies the QLoRA adapter to the dense base, and jtune scores it over the same dense base. jtune writes
+# everything first; one Python process (peft_check.py families) then checks it all, torch's import being the
+# slow part.
+echo "interop: every model family: scores, LoRA and QLoRA adapters against transformers and PEFT"
+families=model/src/test/resources/fixtures/families
+cases=(qwen2 qwen3 mistral-nemo gemma2 gemma3-text gemma3-conditional phi3 llama-rope-params)
+fam="$work/families"
+rm -rf "$fam"
+for case in "${cases[@]}"; do
+  base="$families/$case" out="$fam/$case"
+  mkdir -p "$out"
+  for dtype in fp32 bf16; do
+    ./launch.sh score --model "$base" --input "$base/inputs.jsonl" --dtype "$dtype" >"$out/$dtype.jsonl"
+  done
+  for adapter in lora qlora; do
+    # A high learning rate for a few steps, so that B is far from zero; short rows (the fixtures know 256 positions).
+    { printf 'base_model: %s\ndatasets:\n  - path: tools/interop/family-train.jsonl\n    type: completion\n' "$base"
+      printf 'dataset_prepared_path: %s\noutput_dir: %s\n' "$out/$adapter-prepared" "$out/$adapter"
+      printf 'sequence_len: 128\nmicro_batch_size: 8\nmax_steps: 3\nlearning_rate: 0.01\nseed: 5\n'
+      printf 'adapter: %s\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n' "$adapter"
+      if [[ $adapter == qlora ]]; then printf 'load_in_4bit: true\n'; fi; } >"$out/$adapter.yml"
+    ./launch.sh "$out/$adapter.yml" >"$out/$adapter-train.log" 2>&1 \
+      || { echo "interop: $case: jtune could not train the $adapter adapter"; tail -n 30 "$out/$adapter-train.log"; exit 1; }
+    ./launch.sh score --model "$base" --lora-model-dir "$out/$adapter" --input "$base/inputs.jsonl" >"$out/$adapter.jsonl"
+  done
+  ./launch.sh merge-lora "$out/lora.yml" --out "$out/lora-merged" >/dev/null
+  ./launch.sh score --model "$out/lora-merged" --input "$base/inputs.jsonl" >"$out/lora-merged.jsonl"
+done
+# The other way, where names differ most: a PEFT adapter for the multimodal Gemma 3 whose list target_modules wrap
+# the vision tower's q/k/v_proj too (legacy file names vision_tower.*, modules model.vision_tower.*), merged by jtune.
+mm="$fam/gemma3-conditional/peft-adapter"
+"$py" tools/interop/peft_check.py peft-multimodal "$families/gemma3-conditional" "$mm"
+./launch.sh merge-lora "$fam/gemma3-conditional/lora.yml" --lora-model-dir "$mm/adapter" --out "$mm/jtune-merged" >/dev/null
+"$py" tools/interop/peft_check.py families "$families" "$fam" "${cases[@]}"
+echo "interop: every model family agrees with transformers and PEFT"

@@ -1,7 +1,8 @@
 """Score a JSONL file with Hugging Face transformers, printing the same JSON lines as `./launch.sh score`.
 
-Independent of jtune: tokenization by transformers' AutoTokenizer (tokenizer.json), the forward pass by
-transformers' LlamaForCausalLM. Used by tools/interop/check.sh to compare jtune against transformers.
+Independent of jtune: tokenization by transformers' AutoTokenizer (tokenizer.json), the forward pass by the
+transformers class config.json names (load_model). Used by tools/interop/check.sh to compare jtune against
+transformers.
 
 usage: python hf_score.py MODEL_DIR INPUT.jsonl DTYPE [JTUNE_OUTPUT.jsonl RTOL]
 With JTUNE_OUTPUT and RTOL, compares line by line (tokens equal, nll within RTOL relative) and exits 1 on
@@ -9,10 +10,11 @@ a mismatch instead of printing.
 """
 import json
 import math
+import os
 import sys
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
 
 def main():
@@ -20,12 +22,22 @@ def main():
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[
         sys.argv[3] if len(sys.argv) > 3 else "fp32"]
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = load_model(model_dir, dtype)
     rows = score_rows(model, tok, input_path)
     if len(sys.argv) > 5:
         sys.exit(compare(rows, sys.argv[4], float(sys.argv[5])))
     for row in rows:
         print(json.dumps(row))
+
+
+def load_model(model_dir, dtype):
+    """The checkpoint as transformers loads it: a multimodal *ForConditionalGeneration (Gemma 3 with its vision
+    tower) through AutoModelForImageTextToText, every other family through AutoModelForCausalLM. Always eager
+    attention: sdpa silently ignores Gemma 2's attn_logit_softcapping (eager is the faithful path)."""
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as f:
+        architecture = (json.load(f).get("architectures") or [""])[0]
+    auto = AutoModelForImageTextToText if architecture.endswith("ForConditionalGeneration") else AutoModelForCausalLM
+    return auto.from_pretrained(model_dir, dtype=dtype, attn_implementation="eager")
 
 
 def score_rows(model, tok, input_path):

@@ -177,8 +177,11 @@ public final class LoraMerge {
 
     /**
      * The module a base tensor belongs to, by transformers' module name (the adapter's): a multimodal Gemma 3 file
-     * written before transformers 5 stores the text model under {@code language_model.model.}, which transformers
-     * loads as {@code model.language_model.}; null for a tensor that is not a weight.
+     * written before transformers 5 stores the text model under {@code language_model.model.}, the vision tower under
+     * {@code vision_tower.} and the projector under {@code multi_modal_projector.}, which transformers 5 loads as
+     * {@code model.language_model.}, {@code model.vision_tower.}, {@code model.multi_modal_projector.} (its "llava"
+     * renaming). PEFT wraps the vision tower's q/k/v_proj too when target_modules is a list of names, and saves their
+     * A and B; null for a tensor that is not a weight.
      */
     static String moduleOf(String name) {
         if (!name.endsWith(".weight")) {
@@ -187,6 +190,9 @@ public final class LoraMerge {
         String module = name.substring(0, name.length() - ".weight".length());
         if (module.startsWith("language_model.model.")) {
             return "model.language_model." + module.substring("language_model.model.".length());
+        }
+        if (module.startsWith("vision_tower.") || module.startsWith("multi_modal_projector.")) {
+            return "model." + module;
         }
         return module.equals("language_model.lm_head") ? "lm_head" : module;
     }

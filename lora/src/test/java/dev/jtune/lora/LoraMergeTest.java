@@ -162,6 +162,22 @@ class LoraMergeTest {
     }
 
     @Test
+    void multimodalGemma3LegacyNamesAreTransformersModules() {
+        // save_pretrained's layout (tools/reference/FAMILIES.md) against the module names PEFT saves adapters under.
+        assertEquals("model.language_model.layers.0.self_attn.q_proj",
+                LoraMerge.moduleOf("language_model.model.layers.0.self_attn.q_proj.weight"));
+        assertEquals("model.vision_tower.encoder.layers.0.self_attn.q_proj",
+                LoraMerge.moduleOf("vision_tower.encoder.layers.0.self_attn.q_proj.weight"));
+        assertEquals("model.multi_modal_projector.mm_soft_emb_norm",
+                LoraMerge.moduleOf("multi_modal_projector.mm_soft_emb_norm.weight"));
+        assertEquals("lm_head", LoraMerge.moduleOf("language_model.lm_head.weight"));
+        assertEquals("model.vision_tower.encoder.layers.0.self_attn.q_proj",
+                LoraMerge.moduleOf("model.vision_tower.encoder.layers.0.self_attn.q_proj.weight"), "new layout kept");
+        assertEquals("model.layers.0.mlp.up_proj", LoraMerge.moduleOf("model.layers.0.mlp.up_proj.weight"));
+        assertEquals(null, LoraMerge.moduleOf("vision_tower.encoder.layers.0.self_attn.q_proj.bias"));
+    }
+
+    @Test
     void refusesForeignAdapters() throws IOException {
         Base base = writeBase(SafetensorsDtype.F32);
         PeftAdapter adapter = LoraModelTest.randomAdapter(S, base.w(), base.shapes(), 2);
