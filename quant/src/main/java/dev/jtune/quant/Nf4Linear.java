@@ -6,8 +6,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.llama.Linear;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.util.List;
 
 /**
@@ -124,9 +122,25 @@ public final class Nf4Linear implements Linear {
     }
 
     private static NDArray bytes(NDManager m, byte[] b) {
-        ByteBuffer buf = ByteBuffer.allocateDirect(b.length).order(ByteOrder.nativeOrder());
-        buf.put(b).flip();
-        return m.create(buf, new Shape(b.length), DataType.UINT8);
+        return uint8(m, b, 0, b.length);
+    }
+
+    /**
+     * {@code length} bytes of {@code src} from {@code from} (zeros past its end) as a native uint8 tensor, copied
+     * straight into the tensor's memory: a direct ByteBuffer in between would stay allocated until a garbage
+     * collection frees it, and a 7B model's codes are 3.3 GB of them.
+     */
+    public static NDArray uint8(NDManager m, byte[] src, long from, long length) {
+        int n = Math.toIntExact(length);
+        NDArray t = m.zeros(new Shape(n), DataType.UINT8);
+        int start = (int) Math.min(from, src.length);
+        int end = (int) Math.min(from + length, src.length);
+        if (end > start && n > 0) {
+            java.lang.foreign.MemorySegment.copy(java.lang.foreign.MemorySegment.ofArray(src), start,
+                    java.lang.foreign.MemorySegment.ofAddress(dev.jtune.model.engine.Torch.dataAddress(t)).reinterpret(n),
+                    0, end - start);
+        }
+        return t;
     }
 
     @Override

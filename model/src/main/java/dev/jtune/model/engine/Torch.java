@@ -72,7 +72,61 @@ public final class Torch {
         return ai.djl.pytorch.jni.JtuneTensorMemory.address((ai.djl.pytorch.engine.PtNDArray) x);
     }
 
+    /**
+     * Returns the C heap's free memory to the operating system (glibc's {@code malloc_trim(0)}: free chunks at the top
+     * of each arena and free pages inside them). libtorch frees tensors back to malloc, which keeps the memory of
+     * mid-sized blocks (up to 32 MB) in its arenas; between long-lived tensors that memory cannot be reused for larger
+     * ones and stays in the RSS — measured 1 GB of a 1.1B QLoRA step's 2.6 GB, 3 GB at 7B. Called after loading and
+     * after each optimizer step; a no-op where the C library has no malloc_trim.
+     */
+    public static void releaseFreeMemory() {
+        if (MALLOC_TRIM != null) {
+            try {
+                int ignored = (int) MALLOC_TRIM.invokeExact(0L);
+            } catch (Throwable e) {
+                throw new IllegalStateException("malloc_trim failed", e);
+            }
+        }
+    }
+
+    private static final java.lang.invoke.MethodHandle MALLOC_TRIM = mallocTrim();
+
+    /** glibc's {@code M_MMAP_THRESHOLD} parameter of mallopt. */
+    private static final int M_MMAP_THRESHOLD = -3;
+
+    /**
+     * Serves every C allocation of 1 MiB or more (tensors: activations, buffers, codes) by its own mapping, returned
+     * to the system when freed, as glibc does up to its dynamic threshold of 32 MiB and no further. Without it, freed
+     * activations of 1-32 MiB stay in malloc's arenas between long-lived tensors: a QLoRA step at 1.1B (sequence
+     * 512, checkpointing) peaked at 2.90 GB RSS, with it 2.11 GB, at the same speed (bench/README, "QLoRA at scale").
+     * A no-op without glibc's mallopt, or when MALLOC_MMAP_THRESHOLD_ is set (the user's choice wins).
+     */
+    private static void mapLargeAllocations() {
+        if (System.getenv("MALLOC_MMAP_THRESHOLD_") != null) {
+            return;
+        }
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        linker.defaultLookup().find("mallopt").ifPresent(f -> {
+            try {
+                int ignored = (int) linker.downcallHandle(f, java.lang.foreign.FunctionDescriptor.of(
+                        java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT,
+                        java.lang.foreign.ValueLayout.JAVA_INT)).invokeExact(M_MMAP_THRESHOLD, 1 << 20);
+            } catch (Throwable e) {
+                throw new IllegalStateException("mallopt failed", e);
+            }
+        });
+    }
+
+    private static java.lang.invoke.MethodHandle mallocTrim() {
+        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        return linker.defaultLookup().find("malloc_trim")
+                .map(f -> linker.downcallHandle(f, java.lang.foreign.FunctionDescriptor.of(
+                        java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_LONG)))
+                .orElse(null);
+    }
+
     private static Engine start() {
+        mapLargeAllocations();
         String env = System.getenv("DJL_OFFLINE");
         if (env != null && !Boolean.parseBoolean(env)) {
             throw new EngineUnavailableException(

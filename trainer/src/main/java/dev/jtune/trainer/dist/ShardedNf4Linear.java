@@ -8,8 +8,6 @@ import ai.djl.ndarray.types.Shape;
 import dev.jtune.quant.Nf4Dequantizer;
 import dev.jtune.quant.Nf4Linear;
 import dev.jtune.quant.Nf4Tensor;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 
 /**
  * A frozen NF4 projection (QLoRA's base) of which this rank holds one contiguous run of whole 64-value blocks: the
@@ -58,14 +56,7 @@ public final class ShardedNf4Linear extends ShardedProjection {
 
     /** {@code length} bytes of {@code src} from {@code from} (zeros past its end) as a native uint8 tensor. */
     private static NDArray uint8(NDManager m, byte[] src, long from, long length) {
-        int n = Math.toIntExact(length);
-        byte[] chunk = new byte[n];
-        int start = (int) Math.min(from, src.length);
-        int end = (int) Math.min(from + length, src.length);
-        System.arraycopy(src, start, chunk, 0, end - start);
-        ByteBuffer buf = ByteBuffer.allocateDirect(n).order(ByteOrder.nativeOrder());
-        buf.put(chunk).flip();
-        return m.create(buf, new Shape(n), DataType.UINT8);
+        return Nf4Linear.uint8(m, src, from, length);
     }
 
     @Override

@@ -63,6 +63,7 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
             if (lora != null) {
                 lora.attach(model);
             }
+            dev.jtune.model.engine.Torch.releaseFreeMemory(); // what loading freed (dense copies, quantizer input)
             return new AssembledModel(checkpoint, model, Optional.ofNullable(lora), Optional.ofNullable(shards));
         } catch (RuntimeException e) {
             if (model != null) {
