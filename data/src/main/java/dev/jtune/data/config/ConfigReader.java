@@ -50,7 +50,7 @@ final class ConfigReader {
             "chat_template", "drop_system_message", "message_field_training", "message_field_training_detail",
             "split_thinking", "field_tools");
     private static final List<String> INPUT_OUTPUT_KEYS = List.of("field_segments");
-    private static final List<String> DATASET_KEYS = Stream.of(DATASET_COMMON_KEYS, ALPACA_KEYS, COMPLETION_KEYS,
+    static final List<String> DATASET_KEYS = Stream.of(DATASET_COMMON_KEYS, ALPACA_KEYS, COMPLETION_KEYS,
             CHAT_KEYS, INPUT_OUTPUT_KEYS).flatMap(List::stream).toList();
     /** The keys of a user-defined prompt format ({@code type:} given as a mapping), as Axolotl's. */
     private static final List<String> USER_DEFINED_KEYS = List.of("field_instruction", "field_input", "field_output",
