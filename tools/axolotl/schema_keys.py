@@ -7,7 +7,9 @@ models need torch and transformers) and walks the class bodies with `ast`:
   top      every field of AxolotlInputConfig and the mixins it derives from (recursively), under the name
            a user writes (a Field(alias=...) wins over the attribute name), plus the fields of every
            integration's args.py (a plugin's keys sit at the top level of the YAML once it is listed);
-  dataset  every field of SFTDataset (one `datasets:` entry of an SFT config).
+  dataset  every field of SFTDataset (one `datasets:` entry of an SFT config);
+  dataset-rl  the fields of the other entry schemas (DPODataset, KTODataset, StepwiseSupervisedDataset,
+           SyntheticDataset) that SFTDataset lacks: keys of preference/reward/benchmark data.
 
 Usage: tools/axolotl/schema_keys.py /path/to/axolotl/git/dir [commit] > data/src/test/resources/axolotl/schema-keys.txt
 """
@@ -90,8 +92,15 @@ def main():
                 print(f"top {key} plugin:{plugin}.{owner}")
         classes.clear()
         classes.update(before)
+    sft = []
     for key, owner in fields_of("SFTDataset", set()):
+        sft.append(key)
         print(f"dataset {key} {owner}")
+    for other in ("DPODataset", "KTODataset", "StepwiseSupervisedDataset", "SyntheticDataset"):
+        for key, owner in fields_of(other, set()):
+            if key not in sft:
+                sft.append(key)
+                print(f"dataset-rl {key} {owner}")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,10 @@ public final class AxolotlKeys {
         return Collections.unmodifiableMap(TOP);
     }
 
-    /** Every key of one {@code datasets:} entry in Axolotl's SFT schema ({@code SFTDataset}). */
+    /**
+     * Every key of one {@code datasets:} entry in Axolotl's SFT schema ({@code SFTDataset}), and those only its
+     * preference, reward and synthetic entries have (refused: jtune trains SFT).
+     */
     public static Map<String, Rule> dataset() {
         return Collections.unmodifiableMap(DATASET);
     }
@@ -404,6 +407,11 @@ public final class AxolotlKeys {
         put(DATASET, Policy.REFUSED, DATA, "input_transform", "shards", "shards_idx", "input_format", "field_thinking",
                 "template_thinking_key", "train_on_eot");
         put(DATASET, Policy.REFUSED, SFT_ONLY, "logprobs_field", "temperature");
+        // Entries of preference, reward and synthetic data (DPODataset, StepwiseSupervisedDataset, SyntheticDataset).
+        put(DATASET, Policy.REFUSED, SFT_ONLY, "field_chosen", "field_rejected", "step_separator",
+                "max_completion_length", "train_on_last_step_only");
+        put(DATASET, Policy.REFUSED, DATA + "; jtune generates no synthetic data", "length", "sequence_length",
+                "min_input_id", "max_input_id", "seed");
     }
 
     private AxolotlKeys() {}

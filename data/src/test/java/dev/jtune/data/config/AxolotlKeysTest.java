@@ -37,7 +37,7 @@ class AxolotlKeysTest {
                     continue;
                 }
                 String[] cols = line.split(" ");
-                (cols[0].equals("top") ? top : dataset).add(cols[1]);
+                (cols[0].equals("top") ? top : dataset).add(cols[1]); // dataset, dataset-rl
             }
             return new SchemaKeys(header, top, dataset);
         }
