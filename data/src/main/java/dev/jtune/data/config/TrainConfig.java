@@ -73,7 +73,10 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         return ConfigReader.parse(yaml, source);
     }
 
-    /** Every top-level key accepted, data keys first, then {@link TrainerSettings#KEYS}. */
+    /**
+     * Every top-level key jtune reads itself, data keys first, then {@link TrainerSettings#KEYS}; the rest of
+     * Axolotl's schema is accepted or refused as {@link AxolotlKeys#top()} says.
+     */
     public static List<String> knownKeys() {
         return ConfigReader.TOP_LEVEL_KEYS;
     }
