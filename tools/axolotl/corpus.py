@@ -34,16 +34,19 @@ FIXTURES = os.path.join(ROOT, "model/src/test/resources/fixtures/families")
 FAMILIES = [
     (r"qwen3[._-]?5|qwen3-next|qwen3-vl|qwen2[._-]?5?-vl|qwen3-?moe|-a3b|-a22b|qwen2-?moe|qwen1\.5-moe", None),
     (r"qwen3", "qwen3"),
-    (r"qwen2|qwq|deepseek-r1-distill-qwen", "qwen2"),
+    (r"qwen2|qwq|deepseek-r1-distill-qwen|deepcoder-14b|cogito-v1-preview-qwen", "qwen2"),
     (r"gemma-?3n|gemma-?4|paligemma|shieldgemma", None),
     (r"gemma-?3-1b|gemma-?3-270m", "gemma3-text"),
     (r"gemma-?3", "gemma3-conditional"),
     (r"gemma-?2", "gemma2"),
     (r"phi-?3|phi-?4-mini", "phi3"),
     (r"mistral-?nemo|nemo-", "mistral-nemo"),
-    (r"mistral-?7b|mistral-7b|mistralai/mistral-7b|zephyr|openhermes-2", "mistral"),
+    # MistralForCausalLM: the Mistral-Nemo fixture is one (explicit head_dim), as tiny as the others.
+    # Text-only MistralForCausalLM checkpoints (Magistral/Devstral Small of 2506/2507, Ministral-8B).
+    (r"mistral-?7b|zephyr|openhermes-2|ministral-8b|magistral-small-250[67]|devstral-small-2507", "mistral-nemo"),
     (r"llama-?3\.2-\d+b-vision|llama-?4|llava|mllama|llama-3-vision", None),
-    (r"llama|tinyllama|smollm|open_llama|openllama|codellama|vicuna|alpaca", "llama"),
+    # LlamaForCausalLM under other names: Yi, Orpheus (Llama 3.2 3B).
+    (r"llama|tinyllama|smollm|open_llama|openllama|codellama|vicuna|alpaca|01-ai/yi-|orpheus-3b", "llama"),
 ]
 
 
@@ -179,13 +182,14 @@ def verdict(stderr):
 
 def short(problem):
     """A problem reduced to what it is about, for the tally: the key (and value for refusals)."""
+    problem = re.sub(r"^\S+\.ya?ml: ", "", problem)  # an error from train names the file without a position
     m = re.match(r"(?:datasets\[\d+\](?:\.\S+)?: )?(\S+): (.+?) is not supported", problem)
     if m:
         return f"{m.group(1)}: {m.group(2)}"[:70]
     m = re.search(r"unknown key '([^']+)'", problem)
     if m:
         return f"unknown key {m.group(1)}"
-    return problem[:70]
+    return problem[:120]
 
 
 def main():
@@ -195,6 +199,7 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=os.path.join(ROOT, "tools/axolotl/corpus-result.md"))
     ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--cache", default="", help="a JSONL file of rows already measured (read, then appended to)")
     args = ap.parse_args()
     git = ["git", "--git-dir", args.axolotl]
     files = [f for f in subprocess.run(git + ["ls-tree", "-r", "--name-only", COMMIT, "examples"], check=True,
@@ -202,41 +207,62 @@ def main():
              if f.endswith((".yml", ".yaml")) and args.only in f]
     work = tempfile.mkdtemp(prefix="jtune-corpus-")
     results = []
+    done = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as c:
+            for line in c:
+                row = json.loads(line)
+                done[row[0]] = tuple(row)
     for f in files:
-        text = subprocess.run(git + ["show", f"{COMMIT}:{f}"], check=True, capture_output=True, text=True).stdout
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f[len("examples/"):])
+        if f in done:
+            results.append(done[f])
+            continue
+        n = len(results)
         try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            results.append((f, "-", "not YAML", "", str(e).splitlines()[0]))
-            continue
-        if not isinstance(config, dict) or "base_model" not in config:
-            results.append((f, "-", "not a training config", "", ""))
-            continue
-        config, family = substitute(config, work, name)
-        if config is None:
-            results.append((f, "-", "other family", "", str(yaml.safe_load(text).get("base_model"))))
-            continue
-        cfg = os.path.join(work, name)
-        with open(cfg, "w") as out:
-            yaml.safe_dump(config, out, sort_keys=False)
-        rc, out_text, err = run("preprocess", cfg, args.timeout)
-        if rc != 0:
-            results.append((f, family, verdict(err), "", "; ".join(short(p) for p in problems(err))))
-            print(f"{f}: preprocess {verdict(err)}", file=sys.stderr)
-            continue
-        notes = sum(1 for l in err.splitlines() if l.startswith(("info: ", "warning: ")))
-        if not args.train:
-            results.append((f, family, "preprocess passed", "", f"{notes} info/warning lines"))
-            print(f"{f}: preprocess passed", file=sys.stderr)
-            continue
-        rc, out_text, err = run("train", cfg, args.timeout)
-        if rc == 0:
-            results.append((f, family, "passed", "trained 2 steps", f"{notes} info/warning lines"))
-        else:
-            results.append((f, family, "train " + verdict(err), "", "; ".join(short(p) for p in problems(err))))
-        print(f"{f}: {results[-1][2]}", file=sys.stderr)
+            measure(f, git, work, args, results)
+        except Exception as e:  # a bug here must not lose the rows measured so far
+            results.append((f, "-", "corpus script error", "", repr(e)[:200]))
+        if args.cache and len(results) > n:
+            with open(args.cache, "a") as c:
+                c.write(json.dumps(results[-1]) + "\n")
     write(results, args, work)
+
+
+def measure(f, git, work, args, results):
+    """One config: substituted, preprocessed, trained; its row appended to results."""
+    text = subprocess.run(git + ["show", f"{COMMIT}:{f}"], check=True, capture_output=True, text=True).stdout
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", f[len("examples/"):])
+    try:
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        results.append((f, "-", "not YAML", "", str(e).splitlines()[0]))
+        return
+    if not isinstance(config, dict) or "base_model" not in config:
+        results.append((f, "-", "not a training config", "", ""))
+        return
+    config, family = substitute(config, work, name)
+    if config is None:
+        results.append((f, "-", "other family", "", str(yaml.safe_load(text).get("base_model"))))
+        return
+    cfg = os.path.join(work, name)
+    with open(cfg, "w") as out:
+        yaml.safe_dump(config, out, sort_keys=False)
+    rc, out_text, err = run("preprocess", cfg, args.timeout)
+    if rc != 0:
+        results.append((f, family, verdict(err), "", "; ".join(short(p) for p in problems(err))))
+        print(f"{f}: preprocess {verdict(err)}", file=sys.stderr)
+        return
+    notes = sum(1 for l in err.splitlines() if l.startswith(("info: ", "warning: ")))
+    if not args.train:
+        results.append((f, family, "preprocess passed", "", f"{notes} info/warning lines"))
+        print(f"{f}: preprocess passed", file=sys.stderr)
+        return
+    rc, out_text, err = run("train", cfg, args.timeout)
+    if rc == 0:
+        results.append((f, family, "passed", "trained 2 steps", f"{notes} info/warning lines"))
+    else:
+        results.append((f, family, "train " + verdict(err), "", "; ".join(short(p) for p in problems(err))))
+    print(f"{f}: {results[-1][2]}", file=sys.stderr)
 
 
 def write(results, args, work):

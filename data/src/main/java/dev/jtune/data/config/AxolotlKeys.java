@@ -75,10 +75,11 @@ public final class AxolotlKeys {
             "resize_token_embeddings_to_32x", "mean_resizing_embeddings");
 
     /**
-     * Keys that older Axolotl versions had and real configs still carry (the historic QLoRA recipe's {@code debug}),
-     * judged like the rest.
+     * Keys that older Axolotl versions had and real configs still carry (the historic QLoRA recipe's {@code debug},
+     * the GPTQ settings of Axolotl's archived examples), judged like the rest.
      */
-    public static final List<String> LEGACY = List.of("debug");
+    public static final List<String> LEGACY = List.of("debug", "gptq_groupsize", "gptq_model_v1",
+            "gptq_disable_exllama");
 
     private static final Map<String, Rule> TOP = new LinkedHashMap<>();
     private static final Map<String, Rule> DATASET = new LinkedHashMap<>();
@@ -270,6 +271,8 @@ public final class AxolotlKeys {
         equivalent("jtune reads the config file as given; there are no command-line overrides or internal keys",
                 "strict", "is_preprocess", "axolotl_config_path");
         equivalent("jtune has no debug mode; ./launch.sh preprocess CONFIG --show N prints tokenized rows", "debug");
+        equivalent("no effect without gptq: true, which jtune refuses (it quantizes to NF4 only)", "gptq_groupsize",
+                "gptq_model_v1", "gptq_disable_exllama");
         equivalent("jtune checkpoints by save_steps/saves_per_epoch and evaluates by eval_steps/evals_per_epoch;"
                         + " checkpoints always hold the optimizer state (resumable)", "save_strategy",
                 "eval_strategy", "evaluation_strategy", "save_only_model", "save_first_step",
