@@ -8,10 +8,12 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.stream.Stream;
 import org.yaml.snakeyaml.LoaderOptions;
 import org.yaml.snakeyaml.Yaml;
@@ -30,8 +32,12 @@ final class ConfigReader {
             "pad_to_sequence_len", "train_on_inputs", "chat_template", "chat_template_jinja", "special_tokens",
             "dataset_prepared_path", "shuffle_merged_datasets", "seed", "output_dir", "excess_length_strategy",
             "eot_tokens", "chat_template_kwargs");
+    /** The keys jtune reads itself. */
     static final List<String> TOP_LEVEL_KEYS = Stream.concat(DATA_KEYS.stream(), TrainerSettings.KEYS.keySet().stream())
             .toList();
+    /** Every key a config may hold: those jtune reads and the rest of Axolotl's schema, judged by {@link AxolotlKeys}. */
+    static final List<String> ALL_TOP_KEYS = Stream.concat(TOP_LEVEL_KEYS.stream(), AxolotlKeys.top().keySet().stream())
+            .distinct().toList();
 
     private static final List<String> SPECIAL_TOKEN_KEYS = List.of("bos_token", "eos_token", "pad_token", "unk_token");
     private static final List<String> DATASET_COMMON_KEYS = List.of("path", "type", "split", "data_files", "name",
@@ -44,11 +50,13 @@ final class ConfigReader {
             "chat_template", "drop_system_message", "message_field_training", "message_field_training_detail",
             "split_thinking", "field_tools");
     private static final List<String> INPUT_OUTPUT_KEYS = List.of("field_segments");
-    private static final List<String> DATASET_KEYS = Stream.of(DATASET_COMMON_KEYS, ALPACA_KEYS, COMPLETION_KEYS,
+    static final List<String> DATASET_KEYS = Stream.of(DATASET_COMMON_KEYS, ALPACA_KEYS, COMPLETION_KEYS,
             CHAT_KEYS, INPUT_OUTPUT_KEYS).flatMap(List::stream).toList();
     /** The keys of a user-defined prompt format ({@code type:} given as a mapping), as Axolotl's. */
     private static final List<String> USER_DEFINED_KEYS = List.of("field_instruction", "field_input", "field_output",
             "field_system", "format", "no_input_format", "system_prompt", "system_format");
+    private static final List<String> ALL_DATASET_KEYS = Stream.concat(DATASET_KEYS.stream(),
+            AxolotlKeys.dataset().keySet().stream()).distinct().toList();
     private static final List<String> DS_TYPES = List.of("json", "csv", "parquet", "arrow", "text");
 
     private ConfigReader() {}
@@ -82,54 +90,122 @@ final class ConfigReader {
         if (root == null) {
             throw new ConfigException(file, 1, 1, "empty config (expected a mapping with base_model, datasets, ...)");
         }
-        return readTop(new YamlValue(file, "", root).asMapping(TOP_LEVEL_KEYS));
+        // Every problem of the file is collected and reported together; reading goes on past each one.
+        Problems problems = new Problems(file);
+        YamlMapping top = new YamlValue(file, "", root).asMapping(ALL_TOP_KEYS, problems);
+        List<ConfigNote> notes = new ArrayList<>();
+        Set<String> refused = new HashSet<>();
+        for (String key : top.presentKeys()) {
+            AxolotlKeys.Rule rule = AxolotlKeys.top().get(key);
+            if (rule == null) continue; // read by jtune only; AxolotlKeysTest keeps this empty
+            if (key.equals("base_model_config") && problems.attempt(() -> top.string("base_model"), Optional.empty())
+                    .equals(problems.attempt(() -> top.string(key), Optional.empty()))) {
+                continue; // the same folder: nothing else to read
+            }
+            if (!judge(top, key, rule, problems, notes)) refused.add(key);
+        }
+        TrainConfig config = readTop(top, problems, notes, refused);
+        problems.throwIfAny();
+        return config;
     }
 
-    private static TrainConfig readTop(YamlMapping top) {
-        List<DatasetConfig> datasets = top.get("datasets").map(ConfigReader::readDatasets).orElse(List.of());
-        List<DatasetConfig> testDatasets = top.get("test_datasets").map(ConfigReader::readDatasets).orElse(List.of());
-        ValSetSize valSetSize = top.get("val_set_size").map(ConfigReader::readValSetSize).orElse(ValSetSize.NONE);
-        if (!testDatasets.isEmpty() && valSetSize.examplesOutOf(Long.MAX_VALUE) > 0) {
-            throw top.get("val_set_size").orElseThrow()
-                    .error("must be 0 or left out when test_datasets is given (evaluation comes from test_datasets)");
+    /**
+     * Applies a key's {@link AxolotlKeys.Rule} to its value: a note for equivalent and offline keys, a problem for
+     * refused ones.
+     *
+     * @return false when the key was refused
+     */
+    private static boolean judge(YamlMapping mapping, String key, AxolotlKeys.Rule rule, Problems problems,
+            List<ConfigNote> notes) {
+        if (rule.policy() == AxolotlKeys.Policy.IMPLEMENTED && rule.judge().isEmpty()) return true;
+        YamlValue value = mapping.get(key).orElseThrow();
+        Object java = problems.attempt(value::toJava, null);
+        if (java == null) return false; // a duplicate key inside: already reported
+        AxolotlKeys.Verdict verdict = rule.judge(java);
+        String shown = render(java);
+        var mark = mapping.keyNode(key).getStartMark();
+        switch (verdict.policy()) {
+            case IMPLEMENTED -> {}
+            case EQUIVALENT, NOT_OFFLINE -> notes.add(new ConfigNote(
+                    verdict.policy() == AxolotlKeys.Policy.EQUIVALENT ? ConfigNote.Level.INFO : ConfigNote.Level.WARNING,
+                    value.file(), mark.getLine() + 1, mark.getColumn() + 1, value.path(), shown, verdict.note()));
+            case REFUSED -> {
+                problems.add(mapping.errorAtKey(key, key + ": " + shown + " is not supported: " + verdict.note()));
+                return false;
+            }
         }
-        Optional<String> chatTemplate = top.string("chat_template");
-        Optional<String> chatTemplateJinja = top.string("chat_template_jinja");
+        return true;
+    }
+
+    /** A value as a message shows it: scalars as written, lists and mappings in YAML's flow style, cut short. */
+    static String render(Object value) {
+        String text = switch (value) {
+            case Map<?, ?> m -> {
+                List<String> entries = new ArrayList<>();
+                m.forEach((k, v) -> entries.add(k + ": " + render(v)));
+                yield "{" + String.join(", ", entries) + "}";
+            }
+            case List<?> l -> "[" + String.join(", ", l.stream().map(ConfigReader::render).toList()) + "]";
+            case null -> "";
+            default -> String.valueOf(value);
+        };
+        return text.length() > 80 ? text.substring(0, 77) + "..." : text;
+    }
+
+    private static TrainConfig readTop(YamlMapping top, Problems p, List<ConfigNote> notes, Set<String> refused) {
+        List<DatasetConfig> datasets = p.attempt(() -> top.get("datasets").map(v -> readDatasets(v, p, notes))
+                .orElse(List.of()), List.of());
+        List<DatasetConfig> testDatasets = p.attempt(() -> top.get("test_datasets").map(v -> readDatasets(v, p, notes))
+                .orElse(List.of()), List.of());
+        ValSetSize valSetSize = p.attempt(() -> top.get("val_set_size").map(ConfigReader::readValSetSize)
+                .orElse(ValSetSize.NONE), ValSetSize.NONE);
+        if (!testDatasets.isEmpty() && valSetSize.examplesOutOf(Long.MAX_VALUE) > 0) {
+            p.add(top.get("val_set_size").orElseThrow()
+                    .error("must be 0 or left out when test_datasets is given (evaluation comes from test_datasets)"));
+        }
+        Optional<String> chatTemplate = p.attempt(() -> top.string("chat_template"), Optional.empty());
+        Optional<String> chatTemplateJinja = p.attempt(() -> top.string("chat_template_jinja"), Optional.empty());
         if (chatTemplateJinja.isPresent() && chatTemplate.isPresent() && !chatTemplate.get().equals("jinja")) {
-            throw top.get("chat_template").orElseThrow().error(
-                    "must be 'jinja' (or left out) when chat_template_jinja is given, got '" + chatTemplate.get() + "'");
+            p.add(top.get("chat_template").orElseThrow().error(
+                    "must be 'jinja' (or left out) when chat_template_jinja is given, got '" + chatTemplate.get() + "'"));
         }
         Map<String, Object> trainer = new LinkedHashMap<>();
         for (String key : top.presentKeys()) {
-            if (TrainerSettings.KEYS.containsKey(key)) trainer.put(key, TrainerSettings.read(key, top.get(key).orElseThrow()));
+            if (TrainerSettings.KEYS.containsKey(key) && !refused.contains(key)) {
+                p.attempt(() -> trainer.put(key, TrainerSettings.read(key, top.get(key).orElseThrow())));
+            }
         }
         return new TrainConfig(
                 top.self().file(),
-                top.require("base_model", "a Hugging Face Hub id or a local model directory").asString(),
-                top.string("base_model_config"),
-                top.string("tokenizer_config"),
-                top.string("model_type"),
-                top.string("tokenizer_type"),
+                p.attempt(() -> top.require("base_model", "a Hugging Face Hub id or a local model directory").asString(), ""),
+                p.attempt(() -> top.string("base_model_config"), Optional.empty()),
+                p.attempt(() -> top.string("tokenizer_config"), Optional.empty()),
+                p.attempt(() -> top.string("model_type"), Optional.empty()),
+                p.attempt(() -> top.string("tokenizer_type"), Optional.empty()),
                 datasets,
                 testDatasets,
                 valSetSize,
-                top.get("sequence_len").map(v -> v.asIntAtLeast(1)).orElse(TrainConfig.DEFAULT_SEQUENCE_LEN),
-                top.bool("sample_packing", false),
-                top.bool("pad_to_sequence_len", false),
-                top.bool("train_on_inputs", false),
+                p.attempt(() -> top.get("sequence_len").map(v -> v.asIntAtLeast(1)).orElse(TrainConfig.DEFAULT_SEQUENCE_LEN),
+                        TrainConfig.DEFAULT_SEQUENCE_LEN),
+                p.attempt(() -> top.bool("sample_packing", false), false),
+                p.attempt(() -> top.bool("pad_to_sequence_len", false), false),
+                p.attempt(() -> top.bool("train_on_inputs", false), false),
                 chatTemplate,
                 chatTemplateJinja,
-                top.get("special_tokens").map(ConfigReader::readSpecialTokens).orElse(SpecialTokens.NONE),
-                top.string("dataset_prepared_path"),
-                top.bool("shuffle_merged_datasets", true),
-                top.get("seed").map(YamlValue::asLong).orElse(TrainConfig.DEFAULT_SEED),
-                top.string("output_dir", TrainConfig.DEFAULT_OUTPUT_DIR),
-                top.get("excess_length_strategy")
+                p.attempt(() -> top.get("special_tokens").map(ConfigReader::readSpecialTokens).orElse(SpecialTokens.NONE),
+                        SpecialTokens.NONE),
+                p.attempt(() -> top.string("dataset_prepared_path"), Optional.empty()),
+                p.attempt(() -> top.bool("shuffle_merged_datasets", true), true),
+                p.attempt(() -> top.get("seed").map(YamlValue::asLong).orElse(TrainConfig.DEFAULT_SEED),
+                        TrainConfig.DEFAULT_SEED),
+                p.attempt(() -> top.string("output_dir", TrainConfig.DEFAULT_OUTPUT_DIR), TrainConfig.DEFAULT_OUTPUT_DIR),
+                p.attempt(() -> top.get("excess_length_strategy")
                         .map(v -> v.asEnum(ExcessLengthStrategy.class, ExcessLengthStrategy::yamlName))
-                        .orElse(ExcessLengthStrategy.DROP),
-                top.get("eot_tokens").map(YamlValue::asStringList).orElse(List.of()),
-                top.get("chat_template_kwargs").map(ConfigReader::readKwargs).orElse(Map.of()),
-                new TrainerSettings(trainer));
+                        .orElse(ExcessLengthStrategy.DROP), ExcessLengthStrategy.DROP),
+                p.attempt(() -> top.get("eot_tokens").map(YamlValue::asStringList).orElse(List.of()), List.of()),
+                p.attempt(() -> top.get("chat_template_kwargs").map(ConfigReader::readKwargs).orElse(Map.of()), Map.of()),
+                new TrainerSettings(trainer),
+                notes);
     }
 
     /** {@code chat_template_kwargs}: a mapping of template variables (e.g. {@code enable_thinking: false}). */
@@ -158,20 +234,27 @@ final class ConfigReader {
                 tokens.string("unk_token"));
     }
 
-    private static List<DatasetConfig> readDatasets(YamlValue value) {
+    private static List<DatasetConfig> readDatasets(YamlValue value, Problems p, List<ConfigNote> notes) {
         List<DatasetConfig> datasets = new ArrayList<>();
-        for (YamlValue item : value.asList()) datasets.add(readDataset(item.asMapping(DATASET_KEYS)));
+        for (YamlValue item : value.asList()) {
+            DatasetConfig dataset = p.attempt(() -> readDataset(item.asMapping(ALL_DATASET_KEYS, p), p, notes), null);
+            if (dataset != null) datasets.add(dataset);
+        }
         return datasets;
     }
 
-    private static DatasetConfig readDataset(YamlMapping dataset) {
+    private static DatasetConfig readDataset(YamlMapping dataset, Problems p, List<ConfigNote> notes) {
+        // Axolotl's dataset keys that jtune does not read itself: a note, or a problem.
+        for (String key : dataset.presentKeys()) {
+            if (!DATASET_KEYS.contains(key)) judge(dataset, key, AxolotlKeys.dataset().get(key), p, notes);
+        }
         String path = dataset.require("path", "a Hugging Face Hub id or a local file or directory").asString();
         List<String> typeNames = java.util.Arrays.stream(DatasetType.values())
                 .filter(t -> t != DatasetType.USER_DEFINED).map(DatasetType::yamlName).toList();
         YamlValue typeValue = dataset.require("type", "one of " + String.join(", ", typeNames)
                 + ", or a mapping (a user-defined prompt format)");
         if (!typeValue.isString() && !typeValue.isNull() && !typeValue.isBoolean() && !typeValue.isInteger()) {
-            return readUserDefined(dataset, path, typeValue.asMapping(USER_DEFINED_KEYS));
+            return readUserDefined(dataset, path, typeValue.asMapping(USER_DEFINED_KEYS), p);
         }
         DatasetType type = typeValue.asEnum(DatasetType.class, DatasetType::yamlName);
         if (type == DatasetType.USER_DEFINED) {
@@ -185,9 +268,9 @@ final class ConfigReader {
             case USER_DEFINED -> List.of();
         };
         for (String key : dataset.presentKeys()) {
-            if (!DATASET_COMMON_KEYS.contains(key) && !applicable.contains(key)) {
-                throw dataset.errorAtKey(key, "'" + key + "' does not apply to type " + type.yamlName()
-                        + " (it is for " + familyOf(key) + ")");
+            if (DATASET_KEYS.contains(key) && !DATASET_COMMON_KEYS.contains(key) && !applicable.contains(key)) {
+                p.add(dataset.errorAtKey(key, "'" + key + "' does not apply to type " + type.yamlName()
+                        + " (it is for " + familyOf(key) + ")"));
             }
         }
         DatasetFormat format = switch (type) {
@@ -213,11 +296,11 @@ final class ConfigReader {
     }
 
     /** {@code type: {format: ..., no_input_format: ..., ...}}: Axolotl's user-defined prompt format. */
-    private static DatasetConfig readUserDefined(YamlMapping dataset, String path, YamlMapping type) {
+    private static DatasetConfig readUserDefined(YamlMapping dataset, String path, YamlMapping type, Problems p) {
         for (String key : dataset.presentKeys()) {
-            if (!DATASET_COMMON_KEYS.contains(key)) {
-                throw dataset.errorAtKey(key, "'" + key + "' does not apply to a user-defined prompt format (its"
-                        + " keys go inside type:, e.g. type: {field_instruction: q, format: ...})");
+            if (DATASET_KEYS.contains(key) && !DATASET_COMMON_KEYS.contains(key)) {
+                p.add(dataset.errorAtKey(key, "'" + key + "' does not apply to a user-defined prompt format (its"
+                        + " keys go inside type:, e.g. type: {field_instruction: q, format: ...})"));
             }
         }
         String format = type.require("format", "the prompt with {instruction} and {input}, e.g. '[INST] {instruction} {input} [/INST] '").asString();

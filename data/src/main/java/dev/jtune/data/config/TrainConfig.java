@@ -32,7 +32,11 @@ import java.util.Optional;
  * @param seed {@code seed}: for shuffling, splitting and initialisation; default 42
  * @param outputDir {@code output_dir}: default {@code ./outputs}
  * @param excessLengthStrategy {@code excess_length_strategy}: default drop
+ * @param eotTokens {@code eot_tokens}: tokens that end a turn
+ * @param chatTemplateKwargs {@code chat_template_kwargs}: variables for the chat template
  * @param trainer every other accepted key
+ * @param notes the info and warning lines the file's keys earn ({@link AxolotlKeys}), in file order; the verbs
+ *     print them once when they load the config
  */
 public record TrainConfig(Path source, String baseModel, Optional<String> baseModelConfig,
         Optional<String> tokenizerConfig, Optional<String> modelType, Optional<String> tokenizerType,
@@ -40,7 +44,8 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         boolean samplePacking, boolean padToSequenceLen, boolean trainOnInputs, Optional<String> chatTemplate,
         Optional<String> chatTemplateJinja, SpecialTokens specialTokens, Optional<String> datasetPreparedPath,
         boolean shuffleMergedDatasets, long seed, String outputDir, ExcessLengthStrategy excessLengthStrategy,
-        List<String> eotTokens, java.util.Map<String, Object> chatTemplateKwargs, TrainerSettings trainer) {
+        List<String> eotTokens, java.util.Map<String, Object> chatTemplateKwargs, TrainerSettings trainer,
+        List<ConfigNote> notes) {
 
     public static final int DEFAULT_SEQUENCE_LEN = 2048;
     public static final long DEFAULT_SEED = 42;
@@ -50,13 +55,14 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         datasets = List.copyOf(datasets);
         testDatasets = List.copyOf(testDatasets);
         eotTokens = List.copyOf(eotTokens);
+        notes = List.copyOf(notes);
         chatTemplateKwargs = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(chatTemplateKwargs));
     }
 
     /**
      * Reads and checks a config file.
      *
-     * @throws ConfigException naming the file, line, column and problem, for the first thing wrong
+     * @throws ConfigException naming the file, line, column and problem; with several, one listing them all
      */
     public static TrainConfig load(Path file) {
         return ConfigReader.load(file);
@@ -67,7 +73,10 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         return ConfigReader.parse(yaml, source);
     }
 
-    /** Every top-level key accepted, data keys first, then {@link TrainerSettings#KEYS}. */
+    /**
+     * Every top-level key jtune reads itself, data keys first, then {@link TrainerSettings#KEYS}; the rest of
+     * Axolotl's schema is accepted or refused as {@link AxolotlKeys#top()} says.
+     */
     public static List<String> knownKeys() {
         return ConfigReader.TOP_LEVEL_KEYS;
     }

@@ -20,23 +20,40 @@ final class YamlMapping {
     private final Map<String, Node> keyNodes = new LinkedHashMap<>();
 
     YamlMapping(YamlValue self, MappingNode mapping, List<String> allowedKeys) {
+        this(self, mapping, allowedKeys, null);
+    }
+
+    /**
+     * @param sink where unknown and duplicate keys go, each skipped so that reading goes on; null to throw at
+     *     the first
+     */
+    YamlMapping(YamlValue self, MappingNode mapping, List<String> allowedKeys, Problems sink) {
         this.self = self;
         for (NodeTuple tuple : mapping.getValue()) {
-            Node keyNode = tuple.getKeyNode();
-            String key = self.keyOf(keyNode);
-            if (key.equals("<<")) {
-                // SnakeYAML's node tree leaves merge keys unexpanded; say so rather than "unknown key".
-                throw self.errorAt(keyNode, (self.path().isEmpty() ? "" : self.path() + ": ")
-                        + "YAML merge keys ('<<') are not supported; write the keys out");
+            try {
+                take(tuple, allowedKeys);
+            } catch (ConfigException e) {
+                if (sink == null) throw e;
+                sink.add(e);
             }
-            if (!allowedKeys.contains(key)) {
-                throw self.errorAt(keyNode, (self.path().isEmpty() ? "" : self.path() + ": ") + "unknown key '" + key
-                        + "'" + Suggest.didYouMean(key, allowedKeys));
-            }
-            Node first = keyNodes.putIfAbsent(key, keyNode);
-            if (first != null) throw self.duplicate(keyNode, key, first);
-            values.put(key, self.child(self.childPath(key), tuple.getValueNode()));
         }
+    }
+
+    private void take(NodeTuple tuple, List<String> allowedKeys) {
+        Node keyNode = tuple.getKeyNode();
+        String key = self.keyOf(keyNode);
+        if (key.equals("<<")) {
+            // SnakeYAML's node tree leaves merge keys unexpanded; say so rather than "unknown key".
+            throw self.errorAt(keyNode, (self.path().isEmpty() ? "" : self.path() + ": ")
+                    + "YAML merge keys ('<<') are not supported; write the keys out");
+        }
+        if (!allowedKeys.contains(key)) {
+            throw self.errorAt(keyNode, (self.path().isEmpty() ? "" : self.path() + ": ") + "unknown key '" + key
+                    + "'" + Suggest.didYouMean(key, allowedKeys));
+        }
+        Node first = keyNodes.putIfAbsent(key, keyNode);
+        if (first != null) throw self.duplicate(keyNode, key, first);
+        values.put(key, self.child(self.childPath(key), tuple.getValueNode()));
     }
 
     /** The mapping itself, for errors about it as a whole (a missing key). */
@@ -51,6 +68,11 @@ final class YamlMapping {
             if (!value.isNull()) present.add(key);
         });
         return present;
+    }
+
+    /** The key's node, for its line and column. */
+    Node keyNode(String key) {
+        return keyNodes.get(key);
     }
 
     Optional<YamlValue> get(String key) {

@@ -157,8 +157,13 @@ record YamlValue(Path file, String path, Node node) {
     }
 
     YamlMapping asMapping(Collection<String> allowedKeys) {
+        return asMapping(allowedKeys, null);
+    }
+
+    /** As {@link #asMapping(Collection)}, with unknown and duplicate keys reported to {@code sink} and skipped. */
+    YamlMapping asMapping(Collection<String> allowedKeys, Problems sink) {
         if (!(node instanceof MappingNode mapping)) throw expected("a mapping");
-        return new YamlMapping(this, mapping, List.copyOf(allowedKeys));
+        return new YamlMapping(this, mapping, List.copyOf(allowedKeys), sink);
     }
 
     /** A mapping with any string keys, checked for duplicates only. */

@@ -10,10 +10,17 @@
  *   <li>{@link dev.jtune.data.config.DatasetConfig} is one {@code datasets:} entry; its
  *       {@link dev.jtune.data.config.DatasetFormat} is a sealed set of records, one per family of
  *       {@link dev.jtune.data.config.DatasetType}, with Axolotl's field-mapping defaults.</li>
+ *   <li>{@link dev.jtune.data.config.AxolotlKeys} is Axolotl's whole schema at a pinned commit, one policy per
+ *       key: implemented, equivalent here (an info line), not available offline (a warning line), refused (a
+ *       problem naming key, value and what jtune offers). The lines are
+ *       {@link dev.jtune.data.config.TrainConfig#notes()} ({@link dev.jtune.data.config.ConfigNote}), printed
+ *       once by the verbs.</li>
  *   <li>Every problem is a {@link dev.jtune.data.config.ConfigException} reading
- *       {@code file:line:column: problem}: unknown keys (with a {@link dev.jtune.data.config.Suggest}
- *       "did you mean" hint), duplicate keys, wrong types, values outside a closed set (listing it), keys
- *       that do not apply to a dataset's type, missing required keys.</li>
+ *       {@code file:line:column: problem}: keys outside Axolotl's schema (with a
+ *       {@link dev.jtune.data.config.Suggest} "did you mean" hint), refused keys, duplicate keys, wrong types,
+ *       values outside a closed set (listing it), keys that do not apply to a dataset's type, missing required
+ *       keys. All problems of a file are reported in one run: one exception listing each
+ *       ({@link dev.jtune.data.config.ConfigException#problems()}).</li>
  * </ul>
  *
  * <p>Relative paths (datasets, {@code output_dir}) are kept as written: Axolotl reads them against the

@@ -54,7 +54,7 @@ class ConfigDatasetsTest {
                 train_on_inputs: true
                 chat_template: jinja
                 chat_template_jinja: "{{ messages }}"
-                base_model_config: cfg
+                base_model_config: m
                 tokenizer_config: tok
                 """);
         assertEquals(512, config.sequenceLen());
@@ -65,7 +65,7 @@ class ConfigDatasetsTest {
         assertTrue(config.trainOnInputs());
         assertEquals(Optional.of("jinja"), config.chatTemplate());
         assertEquals(Optional.of("{{ messages }}"), config.chatTemplateJinja());
-        assertEquals(Optional.of("cfg"), config.baseModelConfig());
+        assertEquals(Optional.of("m"), config.baseModelConfig()); // the same folder; another is refused
         assertEquals(Optional.of("tok"), config.tokenizerConfig());
     }
 

@@ -25,7 +25,7 @@ class ConfigErrorsTest {
         assertEquals("configs/x.yml:3:1: unknown key 'lerning_rate' (did you mean 'learning_rate'?)",
                 fails("base_model: m\nseed: 1\nlerning_rate: 0.1\n"));
         assertEquals("configs/x.yml:1:1: unknown key 'Base_Model' (did you mean 'base_model'?)",
-                fails("Base_Model: m\n"));
+                fails("Base_Model: m\nbase_model: m\n"));
         assertEquals("configs/x.yml:2:1: unknown key 'zzz_top'", fails("base_model: m\nzzz_top: 1\n"));
     }
 

@@ -57,6 +57,6 @@ class ConfigSuggestTest {
                             type: completion
                           - <<: *d
                             split: train
-                        """, Path.of("x.yml"))).getMessage());
+                        """, Path.of("x.yml"))).problems().get(0).getMessage());
     }
 }

@@ -112,6 +112,7 @@ final class InferenceCommand {
             throw new NoSuchFileException(o.config() + ": config file not found");
         }
         TrainConfig config = TrainConfig.load(o.config());
+        config.notes().forEach(log::println);
         RunSettings run = RunSettings.from(config);
         Path modelDir = ModelLocator.resolve(o.model() != null ? o.model() : config.baseModel());
         Path configTokenizer = o.model() == null && config.tokenizerConfig().isPresent()

@@ -79,6 +79,7 @@ final class PreprocessCommand {
             throw new Args.UsageException("preprocess: --show-format expects text or json, got '" + format + "'");
         }
         TrainConfig config = TrainConfig.load(baseDir.resolve(args.positional().get(0)));
+        config.notes().forEach(err::println); // stderr: stdout may carry --show-format json rows
         // Refuses what train would refuse, before the data work.
         dev.jtune.trainer.setup.RunSettings.from(config);
         dev.jtune.trainer.setup.RunSettings.refuseUnsupportedTraining(config);

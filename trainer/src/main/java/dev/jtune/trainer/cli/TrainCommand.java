@@ -98,6 +98,7 @@ final class TrainCommand {
     static int train(Path configFile, PrintStream out, ProcessGroup group) throws Exception {
         long started = System.nanoTime();
         TrainConfig config = TrainConfig.load(configFile);
+        config.notes().forEach(out::println); // once: out is silent on ranks other than 0
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);

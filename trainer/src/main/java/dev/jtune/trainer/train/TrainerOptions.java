@@ -4,6 +4,7 @@ import dev.jtune.data.config.TrainConfig;
 import dev.jtune.data.config.TrainerSettings;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.trainer.optim.AdamW;
+import java.util.List;
 import java.util.Optional;
 import java.util.OptionalDouble;
 
@@ -98,9 +99,10 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             throw new IllegalArgumentException("learning_rate: required (e.g. learning_rate: 0.0002)");
         }
         String optimizer = s.string("optimizer").orElse("adamw_torch");
-        if (!optimizer.equals("adamw_torch") && !optimizer.equals("adamw_torch_fused")) {
-            throw new IllegalArgumentException("optimizer: '" + optimizer
-                    + "' is not supported; jtune implements adamw_torch (adamw_torch_fused is the same update)");
+        // paged_adamw_32bit is the same 32-bit AdamW update; paging its state to host memory is a GPU memory policy.
+        if (!List.of("adamw_torch", "adamw_torch_fused", "paged_adamw_32bit").contains(optimizer)) {
+            throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune implements"
+                    + " adamw_torch (adamw_torch_fused and paged_adamw_32bit are the same update)");
         }
         AdamW.Hyper adam = new AdamW.Hyper(s.number("adam_beta1").orElse(0.9), s.number("adam_beta2").orElse(0.999),
                 s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0));
@@ -117,10 +119,6 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                     + "' is not supported; expected true or false");
             default -> false;
         };
-        if (s.bool("xformers_attention").orElse(false)) {
-            throw new IllegalArgumentException("xformers_attention: not available; use flash_attention or "
-                    + "sdp_attention (both run libtorch's scaled_dot_product_attention)");
-        }
         return new TrainerOptions(
                 (int) s.integer("micro_batch_size").orElse(1),
                 (int) s.integer("gradient_accumulation_steps").orElse(1),

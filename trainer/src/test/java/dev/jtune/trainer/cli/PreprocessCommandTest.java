@@ -152,6 +152,20 @@ class PreprocessCommandTest {
         }
     }
 
+    /** The config's info and warning lines go to stderr, once, and leave stdout's rows alone. */
+    @Test
+    void configNotesGoToStderrOnce(@TempDir Path base) throws Exception {
+        Path cfg = setUp(base);
+        Files.writeString(cfg, Files.readString(cfg) + "liger_rms_norm: true\nwandb_project: p\n");
+        Result r = run(base, false, "cfg.yml", "--show", "1", "--show-format", "json");
+        assertEquals(0, r.code(), r.err());
+        List<String> notes = r.err().lines().filter(l -> l.startsWith("info: ") || l.startsWith("warning: ")).toList();
+        assertEquals(2, notes.size(), r.err());
+        assertTrue(notes.get(0).startsWith("info: ") && notes.get(0).contains(":9:1: liger_rms_norm: true"), notes.get(0));
+        assertTrue(notes.get(1).startsWith("warning: ") && notes.get(1).contains(":10:1: wandb_project: p"), notes.get(1));
+        assertEquals(1, r.out().lines().count(), r.out());
+    }
+
     @Test
     void badUsage(@TempDir Path base) throws Exception {
         Path cfg = setUp(base);

@@ -249,13 +249,27 @@ class TrainCommandTest {
                     verb + ": " + text);
         }
         assertFalse(Files.exists(dir.resolve("out/adapter_config.json")));
-        // inference and merge-lora read the same settings: only the model-changing key is refused there.
-        var config = dev.jtune.data.config.TrainConfig.load(cfg);
-        if (line.startsWith("load_in_8bit")) {
-            assertThrows(IllegalArgumentException.class, () -> dev.jtune.trainer.setup.RunSettings.from(config));
-        } else {
-            dev.jtune.trainer.setup.RunSettings.from(config);
-        }
+        // Refused when the config loads, so every verb refuses it, naming the line.
+        var e = assertThrows(dev.jtune.data.config.ConfigException.class, () -> dev.jtune.data.config.TrainConfig.load(cfg));
+        assertTrue(e.getMessage().contains(line + " is not supported"), e.getMessage());
+    }
+
+    /** Keys jtune honours its own way, or services it does not reach: one line each, once, and the run goes on. */
+    @Test
+    void equivalentAndOfflineKeysPrintOneLineEach(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("noted.yml");
+        Files.writeString(cfg, config(dir, "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n"
+                + "attn_implementation: flash_attention_2\nhub_model_id: me/tiny\noptimizer: paged_adamw_32bit\n"
+                + "max_steps: 1\n").replace("max_steps: 6\n", ""));
+        String out = run(cfg, 0);
+        List<String> notes = out.lines().filter(l -> l.startsWith("info: ") || l.startsWith("warning: ")).toList();
+        assertEquals(3, notes.size(), out);
+        assertTrue(notes.get(0).startsWith("info: " + cfg + ":") && notes.get(0).contains("attn_implementation:"
+                + " flash_attention_2 — jtune computes exact attention"), notes.get(0));
+        assertTrue(notes.get(1).startsWith("warning: " + cfg + ":") && notes.get(1).contains("hub_model_id: me/tiny"),
+                notes.get(1));
+        assertTrue(notes.get(2).contains("optimizer: paged_adamw_32bit — jtune runs adamw_torch"), notes.get(2));
+        assertTrue(Files.exists(dir.resolve("out/adapter_config.json")), out);
     }
 
     @Test
