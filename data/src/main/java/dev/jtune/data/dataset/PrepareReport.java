@@ -77,6 +77,21 @@ public record PrepareReport(long rowsRead, Map<String, Long> skipped, Map<String
         return dropped.values().stream().mapToLong(Long::longValue).sum();
     }
 
+    /**
+     * Why the data has no training sample, for the error that says so: the skip or drop reason that took the most
+     * rows or samples, with its count ("longer than sequence_len: 640 of 640 rows read"), or "no rows read".
+     */
+    public String emptyReason() {
+        if (rowsRead == 0) {
+            return "no rows read";
+        }
+        var worst = java.util.stream.Stream.concat(skipped.entrySet().stream(), dropped.entrySet().stream())
+                .max(Map.Entry.<String, Long>comparingByValue().thenComparing(Map.Entry.comparingByKey()));
+        return worst.map(e -> e.getKey() + ": " + e.getValue() + " of " + rowsRead + " rows read"
+                + (dropped.containsKey(e.getKey()) && skipped.get(e.getKey()) == null ? " (samples)" : ""))
+                .orElse("every sample went to evaluation (val_set_size)");
+    }
+
     /** The report as pretty-printed JSON (keys sorted). */
     public String toJson() {
         try {

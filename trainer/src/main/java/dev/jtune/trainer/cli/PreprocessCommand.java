@@ -106,6 +106,11 @@ final class PreprocessCommand {
                     prepared.reused() ? "reused" : "built", seconds);
             reportOut.print(prepared.report().table());
             List<Row> rows = prepared.train();
+            if (rows.isEmpty()) {
+                // Training would stop on it: say so now, with the reason that emptied the data, not exit 0.
+                throw new IllegalArgumentException(config.source() + ": no training samples left — "
+                        + prepared.report().emptyReason() + " (see the report above)");
+            }
             int n = (int) Math.min(show, rows.size());
             if (n > 0 && format.equals("text")) {
                 out.println();

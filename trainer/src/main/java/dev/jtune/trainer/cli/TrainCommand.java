@@ -146,7 +146,8 @@ final class TrainCommand {
             out.printf("data: %s (%s)%n", data.directory(), preparedNow[0] || !data.reused() ? "prepared now" : "reused");
             out.print(data.report().table());
             if (data.train().isEmpty()) {
-                throw new IllegalArgumentException(config.source() + ": no training samples left (see the report above)");
+                throw new IllegalArgumentException(config.source() + ": no training samples left — "
+                        + data.report().emptyReason() + " (see the report above)");
             }
             Optional<VocabGrowth> growth = vocab.plan(tokenizer.vocabSize(), tokenizerDir,
                     dev.jtune.model.llama.LlamaConfig.load(modelDir).vocabSize(), modelDir,

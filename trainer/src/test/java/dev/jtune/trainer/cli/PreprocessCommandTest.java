@@ -113,6 +113,17 @@ class PreprocessCommandTest {
         assertTrue(second.out().contains("(reused in"), second.out());
     }
 
+    /** Data that loses every row is an error naming the reason that took most of them, not exit 0. */
+    @Test
+    void noTrainingRowLeftIsAnErrorNamingWhy(@TempDir Path base) throws Exception {
+        Path cfg = setUp(base);
+        Files.writeString(cfg, Files.readString(cfg).replace("sequence_len: 128", "sequence_len: 16")
+                .replace("val_set_size: 3", "val_set_size: 0"));
+        var e = assertThrows(IllegalArgumentException.class, () -> run(base, false, "cfg.yml"));
+        assertTrue(e.getMessage().contains("no training samples left — longer than sequence_len: 30 of 31 rows read"),
+                e.getMessage());
+    }
+
     @Test
     void showTextMarksMaskedTokens(@TempDir Path base) throws Exception {
         setUp(base);
