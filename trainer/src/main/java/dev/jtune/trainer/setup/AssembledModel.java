@@ -63,7 +63,10 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
             if (lora != null) {
                 lora.attach(model);
             }
-            dev.jtune.model.engine.Torch.releaseFreeMemory(); // what loading freed (dense copies, quantizer input)
+            // Loading leaves its per-tensor float[]s (up to ~1 GB of Java heap at 7B) and freed native copies: a full
+            // collection lets G1 give the heap back, malloc_trim the C heap; the step's peak is then the model's own.
+            System.gc();
+            dev.jtune.model.engine.Torch.releaseFreeMemory();
             return new AssembledModel(checkpoint, model, Optional.ofNullable(lora), Optional.ofNullable(shards));
         } catch (RuntimeException e) {
             if (model != null) {
