@@ -2,14 +2,15 @@
 # Scale benchmark (issue 14, part 3): `./launch.sh CONFIG.yml` on checkpoints of real shapes, QLoRA and LoRA, with
 # and without gradient checkpointing, next to PyTorch + PEFT (LoRA over the bf16 base) on the same folder.
 #
-#   bench/scale.sh [--model DIR]... [--steps N] [--seq S] [--runs LIST] [--no-load-bench] [--work DIR]
+#   bench/scale.sh [--model DIR]... [--steps N] [--seq S] [--runs LIST] [--load-kinds nf4,dense] [--no-load-bench] [--work DIR]
 #
 # --model    a Hugging Face Llama folder (default /tmp/b11/model); for real shapes without a download:
 #            ./launch.sh init-model --config <TinyLlama-1.1B or Llama-2-7B config.json> --out DIR
 # --steps    optimizer steps per run (default 3; the first is warm-up and not counted)
 # --runs     comma list, in this order (alternating engines): qlora, peft, qlora-gc, peft-gc, lora, lora-gc
 #            (default all; "peft*" are PyTorch + PEFT, skipped without a Python with torch, transformers, peft)
-# --no-load-bench   skip bench/load.sh (load time and peak RSS of loading alone, NF4 and dense bf16)
+# --load-kinds      which bench/load.sh runs come first (load time and peak RSS of loading alone, bf16): nf4,dense
+# --no-load-bench   none of them
 #
 # Every run is its own process under /usr/bin/time -v (peak RSS); micro batch 1, bf16, LoRA r=16 alpha=32 dropout
 # 0.05 on all seven projections, sequence S packed and padded (pad_to_sequence_len), rows longer than S truncated
@@ -19,7 +20,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/java.sh"
 
-models=(); steps=3; seq=512; runs="qlora,peft,qlora-gc,peft-gc,lora,lora-gc"; loadbench=1
+models=(); steps=3; seq=512; runs="qlora,peft,qlora-gc,peft-gc,lora,lora-gc"; loadkinds=nf4,dense
 work="$root/bench/target/scale/run-$(date +%Y%m%d-%H%M%S)"
 while (($#)); do
   case "$1" in
@@ -27,7 +28,8 @@ while (($#)); do
     --steps) steps="$2"; shift 2 ;;
     --seq) seq="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    --no-load-bench) loadbench=0; shift ;;
+    --load-kinds) loadkinds="$2"; shift 2 ;;
+    --no-load-bench) loadkinds=""; shift ;;
     --work) work="$2"; shift 2 ;;
     *) echo "bench/scale.sh: unknown option $1 (see the header of this script)" >&2; exit 2 ;;
   esac
@@ -57,8 +59,9 @@ stamp() { while IFS= read -r line; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"
 
 for model in "${models[@]}"; do
   tag="$(basename "$(dirname "$model")")-$(basename "$model")"
-  if ((loadbench)); then
-    for kind in nf4 dense; do
+  if [[ -n "$loadkinds" ]]; then
+    IFS=, read -ra kinds <<<"$loadkinds"
+    for kind in "${kinds[@]}"; do
       echo "== load $model $kind bf16 (load average $(load))"
       "$root/bench/load.sh" "$model" "$kind" bf16 2>&1 | tee "$work/loadbench-$tag-$kind.txt"
     done
