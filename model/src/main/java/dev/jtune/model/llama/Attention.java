@@ -39,7 +39,7 @@ public final class Attention implements AutoCloseable {
         this.scale = config.attentionScale();
         this.window = config.windowOf(index);
         this.softcap = config.architecture().attnLogitSoftcapping();
-        this.local = config.architecture().localRopeTheta() > 0 && window > 0;
+        this.local = config.architecture().localRopeTheta() > 0 && config.slidingLayer(index);
     }
 
     /** A plain attention of separate bias-free projections (Llama, Mistral). */

@@ -117,11 +117,16 @@ public record LlamaConfig(
 
     /** The window of layer {@code index}'s attention, or 0 when it sees every earlier token. */
     public int windowOf(int index) {
-        if (slidingWindow <= 0) {
-            return 0;
-        }
+        return slidingWindow > 0 && slidingLayer(index) ? slidingWindow : 0;
+    }
+
+    /**
+     * Whether layer {@code index} is a sliding layer by type ({@code layer_types}; every layer where none are listed),
+     * whatever the window: Gemma 3's sliding layers keep their own rotary base even with {@code sliding_window: null}.
+     */
+    public boolean slidingLayer(int index) {
         var sliding = architecture.slidingLayers();
-        return sliding.isEmpty() || sliding.get(index) ? slidingWindow : 0;
+        return sliding.isEmpty() || sliding.get(index);
     }
 
     /** The attention scores' scale: {@code query_pre_attn_scalar^-0.5} (Gemma) or {@code head_dim^-0.5}. */

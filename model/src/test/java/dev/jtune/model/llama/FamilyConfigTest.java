@@ -58,6 +58,11 @@ class FamilyConfigTest {
         assertTrue(c.tieWordEmbeddings(), "Gemma ties its head by default");
         assertEquals(1 / 16.0, c.attentionScale(), 1e-15);
         assertEquals(0.0, c.architecture().attnLogitSoftcapping());
+        // Without a window the layers keep their types (and Gemma 3's sliding ones their local rotary base).
+        LlamaConfig unwindowed = parse(base("gemma3_text", ", \"head_dim\": 16, \"sliding_window\": null,"
+                + " \"sliding_window_pattern\": 3"));
+        assertEquals(0, unwindowed.windowOf(0));
+        assertTrue(unwindowed.slidingLayer(0) && !unwindowed.slidingLayer(2));
     }
 
     @Test
