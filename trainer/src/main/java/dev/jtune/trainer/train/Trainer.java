@@ -298,7 +298,6 @@ public final class Trainer {
             }
         }
         optimizer.zeroGradients();
-        Torch.releaseFreeMemory();
         return new StepLog.Outcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
     }
 
