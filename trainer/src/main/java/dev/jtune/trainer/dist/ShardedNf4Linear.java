@@ -40,8 +40,9 @@ public final class ShardedNf4Linear extends ShardedProjection {
             int from = Math.min(group.rank() * perRank, blocks);
             int bytesPerBlock = q.blocksize() / 2;
             // Packed bytes of blocks [from, from + perRank); the last block may be short (and the run past the end).
-            this.packedShard = uint8(manager, q.packed(), (long) from * bytesPerBlock, (long) perRank * bytesPerBlock);
-            this.codesShard = uint8(manager, q.absmaxCodes(), from, perRank);
+            this.packedShard = Nf4Linear.uint8(manager, q.packed(), (long) from * bytesPerBlock,
+                    (long) perRank * bytesPerBlock);
+            this.codesShard = Nf4Linear.uint8(manager, q.absmaxCodes(), from, perRank);
         } catch (RuntimeException e) {
             manager.close();
             throw e;
@@ -52,11 +53,6 @@ public final class ShardedNf4Linear extends ShardedProjection {
         try (whole) {
             return whole.quantized();
         }
-    }
-
-    /** {@code length} bytes of {@code src} from {@code from} (zeros past its end) as a native uint8 tensor. */
-    private static NDArray uint8(NDManager m, byte[] src, long from, long length) {
-        return Nf4Linear.uint8(m, src, from, length);
     }
 
     @Override

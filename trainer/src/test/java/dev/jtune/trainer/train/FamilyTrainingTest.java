@@ -17,7 +17,6 @@ import dev.jtune.quant.Nf4;
 import dev.jtune.trainer.optim.Gradients;
 import dev.jtune.trainer.optim.Tensors;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -63,16 +62,7 @@ class FamilyTrainingTest {
             Gradients.zero(params.values());
             double recomputed = new ForwardBackward(model, true, 7).run(b, n, 1.0, true, 0, 0, m).nllSum();
             assertEquals(plain, recomputed, 1e-5 * Math.abs(plain));
-            Map<String, float[]> g2 = grads(params);
-            for (String p : g1.keySet()) {
-                float[] x = g1.get(p);
-                float[] y = g2.get(p);
-                double scale = 1e-12;
-                for (float v : x) scale = Math.max(scale, Math.abs(v));
-                for (int i = 0; i < x.length; i++) {
-                    assertEquals(x[i], y[i], 1e-5 * scale, name + " " + p + "[" + i + "] recomputed");
-                }
-            }
+            ForwardBackwardTest.assertGradsClose(g1, grads(params), 1e-5);
             // A finite difference of the loss (total NLL / N) along the largest gradient entry of the probe tensor.
             String probe = probe(name);
             NDArray t = params.get(probe);
@@ -148,13 +138,6 @@ class FamilyTrainingTest {
     }
 
     private static Map<String, float[]> grads(Map<String, NDArray> params) {
-        Map<String, float[]> out = new LinkedHashMap<>();
-        List<NDArray> g = Gradients.open(params.values());
-        int i = 0;
-        for (String name : params.keySet()) {
-            out.put(name, g.get(i++).toFloatArray());
-        }
-        Gradients.close(g);
-        return out;
+        return ForwardBackwardTest.grads(params);
     }
 }

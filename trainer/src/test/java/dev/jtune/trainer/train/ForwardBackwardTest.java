@@ -55,7 +55,7 @@ class ForwardBackwardTest {
         }
     }
 
-    private static Map<String, float[]> grads(Map<String, NDArray> params) {
+    static Map<String, float[]> grads(Map<String, NDArray> params) {
         Map<String, float[]> out = new LinkedHashMap<>();
         List<NDArray> g = Gradients.open(params.values());
         int i = 0;
@@ -66,7 +66,7 @@ class ForwardBackwardTest {
         return out;
     }
 
-    private static void assertGradsClose(Map<String, float[]> a, Map<String, float[]> b, double rel) {
+    static void assertGradsClose(Map<String, float[]> a, Map<String, float[]> b, double rel) {
         for (String name : a.keySet()) {
             float[] x = a.get(name);
             float[] y = b.get(name);
