@@ -57,13 +57,17 @@ def jtune_run(work, name, meta):
         # The data report is printed just before the model is loaded; "model: ..." right after.
         res["load_s"] = lines[model_i][0] - lines[model_i - 1][0]
         res["to_model_s"] = lines[model_i][0] - t_start
+    loaded = [t for _, t in lines if t.startswith("model loaded in ")]
+    if loaded:  # the trainer's own timer (since it prints one)
+        res["load_s"] = float(loaded[0].split()[3])
     eff = [t for _, t in lines if t.startswith("packing efficiency")]
     res["packing"] = eff[0].split()[2] if eff else "?"
     metrics = os.path.join(work, "out-" + name, "metrics.jsonl")
     steps = [json.loads(l) for l in open(metrics)] if os.path.exists(metrics) else []
     steps = [s for s in steps if "tokens_per_second" in s]
-    # Rows are full sequences (see scale.sh: truncate + 100% packing), so tokens per step = seq.
-    res["step_s"] = [meta["seq"] / s["tokens_per_second"] for s in steps]
+    # step_seconds where the trainer logs it; before that, rows were full (truncate + 100% packing): seq tokens a step.
+    res["step_s"] = [s["step_seconds"] if "step_seconds" in s else meta["seq"] / s["tokens_per_second"]
+                     for s in steps]
     res["rss_steps_mb"] = [s["memory_rss_mb"] for s in steps]
     res["errors"] = [t for _, t in lines if "rror" in t or "xception" in t][:3]
     return res

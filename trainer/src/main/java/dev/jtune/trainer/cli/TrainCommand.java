@@ -162,7 +162,9 @@ final class TrainCommand {
             Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), true, padId, padTo);
             Batches evalBatches = data.eval().isEmpty() ? null
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
+            long loadStart = System.nanoTime();
             try (AssembledModel assembled = AssembledModel.load(spec, manager)) {
+                double loadSeconds = (System.nanoTime() - loadStart) / 1e9;
                 LlamaModel model = assembled.model();
                 LoraModel lora = assembled.lora().orElse(null);
                 ShardedWeights baseShards = assembled.baseShards().orElse(null);
@@ -180,6 +182,7 @@ final class TrainCommand {
                             model.config().family().architecture(),
                             count(trainable.parameters()));
                 }
+                out.printf(Locale.ROOT, "model loaded in %.1f s%n", loadSeconds);
                 RunSettings.architectureNotes(config, model.config()).forEach(out::println);
                 boolean exactMatch = run.exactMatchEval();
                 List<Integer> stops = tokenizer.eosIds();

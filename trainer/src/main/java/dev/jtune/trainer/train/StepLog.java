@@ -64,6 +64,10 @@ final class StepLog {
         Metrics.putNumber(o, "grad_norm", lastGradNorm);
         o.put("tokens_per_second", tps);
         o.put("trained_tokens_per_second", ttps);
+        // The interval's raw counts, so a step's time is known even when rows are not full (bench/scale.sh).
+        o.put("tokens", tokens);
+        o.put("trained_tokens", trainedTokens);
+        o.put("step_seconds", seconds / steps);
         o.put("memory_rss_mb", rss / (1024.0 * 1024.0));
         Metrics.putNumber(o, "eta_seconds", etaSeconds);
         if (scaler != null) {

@@ -72,9 +72,15 @@ class TrainerTest {
                 assertEquals((k + 1) / 4.0, n.get("epoch").asDouble(), 1e-12);
                 assertEquals(r.losses().get(k), n.get("loss").asDouble(), 0.0);
                 for (String key : List.of("grad_norm", "tokens_per_second", "trained_tokens_per_second",
-                        "memory_rss_mb", "eta_seconds")) {
+                        "memory_rss_mb", "eta_seconds", "tokens", "trained_tokens", "step_seconds")) {
                     assertTrue(n.get(key).isNumber(), key + " in " + n);
                 }
+                // One step per line here: the counts and the step's time give the rates.
+                assertEquals(n.get("tokens").asDouble() / n.get("step_seconds").asDouble(),
+                        n.get("tokens_per_second").asDouble(), 1e-9 * n.get("tokens_per_second").asDouble());
+                assertEquals(n.get("trained_tokens").asDouble() / n.get("step_seconds").asDouble(),
+                        n.get("trained_tokens_per_second").asDouble(),
+                        1e-9 * n.get("trained_tokens_per_second").asDouble());
             }
             // Step 1 runs at lr 0 (warmup): the weights do not move, so step 2 would see them unchanged.
             assertTrue(r.losses().get(7) < r.losses().get(0), "loss went down: " + r.losses());
