@@ -23,6 +23,7 @@ import java.util.stream.IntStream;
 final class Nf4CpuDequantizer {
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /** Blocks per parallel task: 16K blocks = 1M values, enough to amortise the fork. */
     private static final int BLOCKS_PER_TASK = 16384;
 
@@ -68,12 +69,23 @@ final class Nf4CpuDequantizer {
         IntStream.range(0, tasks).parallel().forEach(t -> {
             long from = (long) t * BLOCKS_PER_TASK;
             long to = Math.min(blocks, from + BLOCKS_PER_TASK);
-            int[] table = new int[16];
+            long[] table = new long[16];
+            boolean bf16 = stored == Dtype.BF16 && bufferDtype == Dtype.BF16;
             for (long b = from; b < to; b++) {
                 float absmax = nestedMap[codes.get(ValueLayout.JAVA_BYTE, b) & 0xFF]
                         * nestedAbsmax[(int) (b / nestedBlocksize)] + offset;
-                for (int k = 0; k < 16; k++) {
-                    table[k] = encode(Nf4Quantizer.roundTo(stored, quantMap[k] * absmax), bufferDtype);
+                if (bf16 && !Float.isNaN(absmax)) {
+                    // The common case, branch-free so that the JIT can vectorise it: HalfFloats.floatToBFloat16's
+                    // round-to-nearest-even for non-NaN products (the quantizer takes finite weights only; a NaN
+                    // would take the general path).
+                    for (int k = 0; k < 16; k++) {
+                        int bits = Float.floatToRawIntBits(quantMap[k] * absmax);
+                        table[k] = ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16) & 0xFFFFL;
+                    }
+                } else {
+                    for (int k = 0; k < 16; k++) {
+                        table[k] = encode(Nf4Quantizer.roundTo(stored, quantMap[k] * absmax), bufferDtype) & 0xFFFFFFFFL;
+                    }
                 }
                 long first = b * blocksize;
                 long last = Math.min(numel, first + blocksize);
@@ -83,14 +95,23 @@ final class Nf4CpuDequantizer {
     }
 
     /** Values {@code first .. last-1} (first even) from their packed bytes through the block's table. */
-    private static void write(MemorySegment packed, MemorySegment out, int[] table, long first, long last, Dtype dtype) {
+    private static void write(MemorySegment packed, MemorySegment out, long[] table, long first, long last,
+            Dtype dtype) {
         long i = first;
         switch (dtype) {
             case BF16, FP16 -> {
+                // Eight values at a time: four packed bytes read as one little-endian int (its lowest byte first,
+                // each byte's high nibble the earlier element), two longs written.
+                for (; i + 7 < last; i += 8) {
+                    int w = packed.get(INT, i >> 1);
+                    out.set(LONG, 2 * i, table[(w >>> 4) & 0xF] | table[w & 0xF] << 16
+                            | table[(w >>> 12) & 0xF] << 32 | table[(w >>> 8) & 0xF] << 48);
+                    out.set(LONG, 2 * i + 8, table[(w >>> 20) & 0xF] | table[(w >>> 16) & 0xF] << 16
+                            | table[(w >>> 28) & 0xF] << 32 | table[(w >>> 24) & 0xF] << 48);
+                }
                 for (; i + 1 < last; i += 2) {
                     int b = packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF;
-                    // Little-endian: the first element (high nibble) at the lower address.
-                    out.set(INT, 2 * i, (table[b >>> 4] & 0xFFFF) | (table[b & 0xF] << 16));
+                    out.set(INT, 2 * i, (int) (table[b >>> 4] | table[b & 0xF] << 16));
                 }
                 if (i < last) {
                     out.set(SHORT, 2 * i, (short) table[(packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF) >>> 4]);
@@ -99,7 +120,7 @@ final class Nf4CpuDequantizer {
             case FP32 -> {
                 for (; i < last; i++) {
                     int b = packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF;
-                    out.set(INT, 4 * i, table[(i & 1) == 0 ? b >>> 4 : b & 0xF]);
+                    out.set(INT, 4 * i, (int) table[(i & 1) == 0 ? b >>> 4 : b & 0xF]);
                 }
             }
         }
