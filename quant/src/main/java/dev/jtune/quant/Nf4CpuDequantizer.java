@@ -118,6 +118,11 @@ final class Nf4CpuDequantizer {
                 }
             }
             case FP32 -> {
+                // Two values (one packed byte) per long written.
+                for (; i + 1 < last; i += 2) {
+                    int b = packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF;
+                    out.set(LONG, 4 * i, table[b >>> 4] | table[b & 0xF] << 32);
+                }
                 for (; i < last; i++) {
                     int b = packed.get(ValueLayout.JAVA_BYTE, i >> 1) & 0xFF;
                     out.set(INT, 4 * i, (int) table[(i & 1) == 0 ? b >>> 4 : b & 0xF]);
