@@ -103,8 +103,8 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
                 }
             }
             if (in4bit || s.bool("load_in_8bit").orElse(false)) {
-                throw error(source, "load_in_4bit/load_in_8bit need an adapter (adapter: qlora); full fine-tuning"
-                        + " of a quantized model is not supported");
+                throw error(source, (in4bit ? "load_in_4bit" : "load_in_8bit") + ": true needs an adapter"
+                        + " (adapter: qlora); full fine-tuning of a quantized model is not supported");
             }
             return Optional.empty();
         }
@@ -152,11 +152,44 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
                         + " (expected names among " + SAVABLE + ")");
             }
             if (targets.contains(m)) {
-                throw error(source, "'" + m + "' is both in lora_modules_to_save and a LoRA target; choose one");
+                throw error(source, "lora_modules_to_save: '" + m + "' is also a LoRA target; choose one");
             }
         }
         return Optional.of(new LoraSettings(adapter, (int) r, (int) alpha, dropout, targets,
                 s.bool("peft_use_rslora").orElse(false), save, s.bool("lora_target_linear").orElse(false)));
+    }
+
+    /**
+     * What {@link LoraModel#attach} would refuse for a model, found from its config.json before any weight loads: a
+     * listed target the architecture lacks (Llama's q_proj in Phi-3, whose q/k/v are one qkv_proj; lm_head when it is
+     * the tied embedding), a module to save the model lacks or shares (tied embeddings). Each problem begins with the
+     * key path at fault ({@code lora_target_modules[1]: ...}).
+     *
+     * @param linear the last path component of every linear layer LoRA can wrap in the model (lm_head included
+     *     unless the embeddings are tied)
+     * @param tiedEmbeddings config.json's {@code tie_word_embeddings}
+     */
+    public static List<String> problemsFor(TrainerSettings s, java.util.Collection<String> linear,
+            boolean tiedEmbeddings) {
+        List<String> problems = new ArrayList<>();
+        List<String> targets = s.strings("lora_target_modules");
+        for (int i = 0; i < targets.size(); i++) {
+            String t = targets.get(i);
+            String last = t.substring(t.lastIndexOf('.') + 1);
+            if (!linear.contains(last)) {
+                problems.add("lora_target_modules[" + i + "]: '" + t + "' matches no linear layer of this model"
+                        + (tiedEmbeddings && last.equals("lm_head") ? " (lm_head is the tied embedding here)" : "")
+                        + "; it has " + new TreeSet<>(linear));
+            }
+        }
+        List<String> save = s.strings("lora_modules_to_save");
+        for (int i = 0; i < save.size(); i++) {
+            if (tiedEmbeddings) {
+                problems.add("lora_modules_to_save[" + i + "]: '" + save.get(i) + "' is not supported for a model"
+                        + " with tie_word_embeddings (the head shares the embedding matrix)");
+            }
+        }
+        return problems;
     }
 
     /** Whether module {@code name} (e.g. {@code model.layers.0.self_attn.q_proj}) is a target, as PEFT matches. */

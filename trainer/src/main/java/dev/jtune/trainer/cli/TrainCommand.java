@@ -99,10 +99,11 @@ final class TrainCommand {
         long started = System.nanoTime();
         TrainConfig config = TrainConfig.load(configFile);
         config.notes().forEach(out::println); // once: out is silent on ranks other than 0
+        // Everything checkable without data or a step, before any data work; every problem of the file at once.
+        dev.jtune.trainer.setup.ConfigChecks.check(config, Path.of("").toAbsolutePath());
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);
-        RunSettings.refuseUnsupportedTraining(config);
         VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
         Path baseDir = Path.of("").toAbsolutePath();
