@@ -57,7 +57,7 @@ public final class ConfigChecks {
         if (modelDir != null) {
             Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
-            if (model.isPresent() && lora.isPresent() && !continuing) {
+            if (model.isPresent() && s.has("adapter") && !continuing) {
                 for (String problem : LoraSettings.problemsFor(s, linearModules(model.get()),
                         model.get().tieWordEmbeddings())) {
                     problems.add("lora_target_modules", problem);

@@ -93,7 +93,7 @@ class LoadChecksTest {
         assertTrue(Files.isDirectory(dir.resolve("out/last_run_prepared")));
     }
 
-    /** Problems of the trainer, FSDP, precision and LoRA-target checks, all from one preprocess run, each placed. */
+    /** Problems of the trainer, FSDP, precision, adapter and LoRA-target checks, all from one preprocess run, each placed. */
     @Test
     void everyProblemInOneRunEachAtItsKey(@TempDir Path dir) throws Exception {
         String yaml = config(shared.resolve("tiny"), """
@@ -103,10 +103,11 @@ class LoadChecksTest {
                 fsdp_config:
                   fsdp_offload_params: true
                   fsdp_sharding_strategy: SHARD_GRAD_OP
+                lora_dropout: 1.5
                 """).replace("lora_target_modules: [q_proj, v_proj]", "lora_target_modules: [q_proj, qkv_proj]");
         var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
         Map<String, String> found = problems(e);
-        assertEquals(5, found.size(), e.getMessage());
+        assertEquals(6, found.size(), e.getMessage());
         assertPlaced(found, "bf16: true and fp16: true", at(yaml, "bf16"));
         assertPlaced(found, "fsdp: 'hybrid_shard' is not supported", at(yaml, "fsdp"));
         assertPlaced(found, "fsdp_config.fsdp_offload_params: 'true' is not supported", at(yaml, "fsdp_offload_params"));
@@ -115,7 +116,8 @@ class LoadChecksTest {
         int line = Integer.parseInt(at(yaml, "lora_target_modules").split(":")[0]);
         assertPlaced(found, "lora_target_modules[1]: 'qkv_proj' matches no linear layer of this model",
                 line + ":" + (yaml.lines().toList().get(line - 1).indexOf("qkv_proj") + 1));
-        assertTrue(e.getMessage().startsWith(dir.resolve("cfg.yml") + ": 5 problems"), e.getMessage());
+        assertPlaced(found, "lora_dropout must be in [0, 1)", at(yaml, "lora_dropout"));
+        assertTrue(e.getMessage().startsWith(dir.resolve("cfg.yml") + ": 6 problems"), e.getMessage());
         assertFalse(Files.exists(dir.resolve("out/last_run_prepared")), "refused before any data work");
         // train refuses the same, in the same words, before anything is written.
         var t = assertThrows(ConfigException.class, () -> TrainCommand.train(dir.resolve("cfg.yml"),
