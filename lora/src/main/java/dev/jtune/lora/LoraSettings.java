@@ -89,74 +89,123 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
      *
      * @param source the config file, for messages
      * @return empty when no {@code adapter} is set (full fine-tuning)
-     * @throws ConfigException naming the file and the key at fault
+     * @throws ConfigException naming the file and the key at fault; with several problems, one listing them all
      */
     public static Optional<LoraSettings> from(TrainerSettings s, Path source) {
         Optional<String> kind = s.string("adapter");
         boolean in4bit = s.bool("load_in_4bit").orElse(false);
+        List<String> problems = new ArrayList<>(); // every problem, reported together
         if (kind.isEmpty()) {
             for (String key : List.of("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
                     "lora_target_linear", "peft_use_rslora", "lora_modules_to_save", "lora_model_dir")) {
                 if (s.has(key)) {
-                    throw error(source, key + " is set but adapter is not (set adapter: lora or adapter: qlora,"
+                    problems.add(key + " is set but adapter is not (set adapter: lora or adapter: qlora,"
                             + " or remove " + key + " for full fine-tuning)");
                 }
             }
             if (in4bit || s.bool("load_in_8bit").orElse(false)) {
-                throw error(source, "load_in_4bit/load_in_8bit need an adapter (adapter: qlora); full fine-tuning"
-                        + " of a quantized model is not supported");
+                problems.add((in4bit ? "load_in_4bit" : "load_in_8bit") + ": true needs an adapter"
+                        + " (adapter: qlora); full fine-tuning of a quantized model is not supported");
             }
+            throwIfAny(source, problems);
             return Optional.empty();
         }
         Adapter adapter = kind.get().equals("qlora") ? Adapter.QLORA : Adapter.LORA;
         if (adapter == Adapter.QLORA && !in4bit) {
-            throw error(source, "adapter: qlora requires load_in_4bit: true (as in Axolotl)");
+            problems.add("adapter: qlora requires load_in_4bit: true (as in Axolotl)");
         }
         if (s.bool("lora_fan_in_fan_out").orElse(false)) {
-            throw error(source, "lora_fan_in_fan_out: true is for Conv1D (GPT-2 style) weights; Llama's linear"
+            problems.add("lora_fan_in_fan_out: true is for Conv1D (GPT-2 style) weights; Llama's linear"
                     + " layers need false");
         }
-        long r = s.integer("lora_r").orElseThrow(() -> error(source, "adapter: " + adapter.label()
-                + " needs lora_r (the adapter rank, e.g. lora_r: 16)"));
-        if (r <= 0 || r > Integer.MAX_VALUE) {
-            throw error(source, "lora_r must be a positive integer, got " + r);
+        long r = s.integer("lora_r").orElse(-1);
+        if (s.integer("lora_r").isEmpty()) {
+            problems.add("adapter: " + adapter.label() + " needs lora_r (the adapter rank, e.g. lora_r: 16)");
+        } else if (r <= 0 || r > Integer.MAX_VALUE) {
+            problems.add("lora_r must be a positive integer, got " + r);
         }
-        long alpha = s.integer("lora_alpha").orElseThrow(() -> error(source, "adapter: " + adapter.label()
-                + " needs lora_alpha (the scaling numerator, e.g. lora_alpha: 32)"));
-        if (alpha <= 0 || alpha > Integer.MAX_VALUE) {
-            throw error(source, "lora_alpha must be a positive integer, got " + alpha);
+        long alpha = s.integer("lora_alpha").orElse(-1);
+        if (s.integer("lora_alpha").isEmpty()) {
+            problems.add("adapter: " + adapter.label() + " needs lora_alpha (the scaling numerator, e.g. lora_alpha: 32)");
+        } else if (alpha <= 0 || alpha > Integer.MAX_VALUE) {
+            problems.add("lora_alpha must be a positive integer, got " + alpha);
         }
         double dropout = s.number("lora_dropout").orElse(0.0);
         if (!(dropout >= 0 && dropout < 1)) {
-            throw error(source, "lora_dropout must be in [0, 1), got " + dropout);
+            problems.add("lora_dropout must be in [0, 1), got " + dropout);
         }
         List<String> targets = new ArrayList<>(s.strings("lora_target_modules"));
-        for (String t : targets) {
+        for (int i = 0; i < targets.size(); i++) {
+            String t = targets.get(i);
             String last = t.substring(t.lastIndexOf('.') + 1);
             if (!TARGETABLE.contains(last)) {
-                throw error(source, "lora_target_modules: '" + t + "' is not a linear layer of a supported model"
-                        + Suggest.didYouMean(last, TARGETABLE) + " (expected names among " + TARGETABLE + ")");
+                problems.add("lora_target_modules" + (targets.size() > 1 ? "[" + i + "]" : "") + ": '" + t
+                        + "' is not a linear layer of a supported model" + Suggest.didYouMean(last, TARGETABLE)
+                        + " (expected names among " + TARGETABLE + ")");
             }
         }
         if (s.bool("lora_target_linear").orElse(false)) {
             targets.addAll(LINEAR_MODULES);
         }
         if (targets.isEmpty()) {
-            throw error(source, "adapter: " + adapter.label() + " needs lora_target_modules (e.g. [q_proj, v_proj])"
+            problems.add("adapter: " + adapter.label() + " needs lora_target_modules (e.g. [q_proj, v_proj])"
                     + " or lora_target_linear: true");
         }
         List<String> save = s.strings("lora_modules_to_save");
-        for (String m : save) {
+        for (int i = 0; i < save.size(); i++) {
+            String m = save.get(i);
+            String at = "lora_modules_to_save" + (save.size() > 1 ? "[" + i + "]" : "");
             if (!SAVABLE.contains(m)) {
-                throw error(source, "lora_modules_to_save: '" + m + "' is not supported" + Suggest.didYouMean(m, SAVABLE)
+                problems.add(at + ": '" + m + "' is not supported" + Suggest.didYouMean(m, SAVABLE)
                         + " (expected names among " + SAVABLE + ")");
-            }
-            if (targets.contains(m)) {
-                throw error(source, "'" + m + "' is both in lora_modules_to_save and a LoRA target; choose one");
+            } else if (targets.contains(m)) {
+                problems.add(at + ": '" + m + "' is also a LoRA target; choose one");
             }
         }
+        throwIfAny(source, problems);
         return Optional.of(new LoraSettings(adapter, (int) r, (int) alpha, dropout, targets,
                 s.bool("peft_use_rslora").orElse(false), save, s.bool("lora_target_linear").orElse(false)));
+    }
+
+    /** @throws ConfigException naming the one problem, or listing them all */
+    private static void throwIfAny(Path source, List<String> problems) {
+        if (problems.size() == 1) throw error(source, problems.get(0));
+        if (problems.size() > 1) {
+            throw new ConfigException(source, problems.stream().map(p -> error(source, p)).toList());
+        }
+    }
+
+    /**
+     * What {@link LoraModel#attach} would refuse for a model, found from its config.json before any weight loads: a
+     * listed target the architecture lacks (Llama's q_proj in Phi-3, whose q/k/v are one qkv_proj; lm_head when it is
+     * the tied embedding), a module to save the model lacks or shares (tied embeddings). Each problem begins with the
+     * key path at fault ({@code lora_target_modules[1]: ...}).
+     *
+     * @param linear the last path component of every linear layer LoRA can wrap in the model (lm_head included
+     *     unless the embeddings are tied)
+     * @param tiedEmbeddings config.json's {@code tie_word_embeddings}
+     */
+    public static List<String> problemsFor(TrainerSettings s, java.util.Collection<String> linear,
+            boolean tiedEmbeddings) {
+        List<String> problems = new ArrayList<>();
+        List<String> targets = s.strings("lora_target_modules");
+        for (int i = 0; i < targets.size(); i++) {
+            String t = targets.get(i);
+            String last = t.substring(t.lastIndexOf('.') + 1);
+            if (!linear.contains(last)) {
+                problems.add("lora_target_modules[" + i + "]: '" + t + "' matches no linear layer of this model"
+                        + (tiedEmbeddings && last.equals("lm_head") ? " (lm_head is the tied embedding here)" : "")
+                        + "; it has " + new TreeSet<>(linear));
+            }
+        }
+        List<String> save = s.strings("lora_modules_to_save");
+        for (int i = 0; i < save.size(); i++) {
+            if (tiedEmbeddings) {
+                problems.add("lora_modules_to_save[" + i + "]: '" + save.get(i) + "' is not supported for a model"
+                        + " with tie_word_embeddings (the head shares the embedding matrix)");
+            }
+        }
+        return problems;
     }
 
     /** Whether module {@code name} (e.g. {@code model.layers.0.self_attn.q_proj}) is a target, as PEFT matches. */

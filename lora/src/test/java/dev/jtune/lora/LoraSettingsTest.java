@@ -88,6 +88,16 @@ class LoraSettingsTest {
                 .contains("lora_r must be a positive integer"));
         assertTrue(error("adapter: lora\nlora_r: 8\nlora_alpha: 8\nlora_target_linear: true\n"
                 + "lora_modules_to_save: [embed]\n").contains("lora_modules_to_save: 'embed'"));
+        // Every problem at once, each naming its key.
+        List<String> all = assertThrows(ConfigException.class, () -> read("adapter: qlora\nlora_dropout: 2\n"
+                + "lora_target_modules: [q_proj, q_prj]\nlora_modules_to_save: [embed]\n")).problems().stream()
+                .map(ConfigException::problem).toList();
+        assertEquals(6, all.size(), all.toString());
+        for (String start : List.of("adapter: qlora requires load_in_4bit", "adapter: qlora needs lora_r",
+                "adapter: qlora needs lora_alpha", "lora_dropout must be in [0, 1)", "lora_target_modules[1]: 'q_prj'",
+                "lora_modules_to_save: 'embed'")) {
+            assertTrue(all.stream().anyMatch(p -> p.startsWith(start)), start + " in " + all);
+        }
     }
 
     @Test

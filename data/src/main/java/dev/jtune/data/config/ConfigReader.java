@@ -104,7 +104,7 @@ final class ConfigReader {
             }
             if (!judge(top, key, rule, problems, notes)) refused.add(key);
         }
-        TrainConfig config = readTop(top, problems, notes, refused);
+        TrainConfig config = readTop(top, problems, notes, refused, positions(root));
         problems.throwIfAny();
         return config;
     }
@@ -152,7 +152,35 @@ final class ConfigReader {
         return text.length() > 80 ? text.substring(0, 77) + "..." : text;
     }
 
-    private static TrainConfig readTop(YamlMapping top, Problems p, List<ConfigNote> notes, Set<String> refused) {
+    /** Every key's and list item's position by dotted path, as {@link TrainConfig#positions()} documents. */
+    private static Map<String, TrainConfig.Position> positions(Node root) {
+        Map<String, TrainConfig.Position> out = new LinkedHashMap<>();
+        collectPositions(root, "", out);
+        return out;
+    }
+
+    private static void collectPositions(Node node, String path, Map<String, TrainConfig.Position> out) {
+        if (node instanceof org.yaml.snakeyaml.nodes.MappingNode mapping) {
+            for (var tuple : mapping.getValue()) {
+                if (!(tuple.getKeyNode() instanceof org.yaml.snakeyaml.nodes.ScalarNode key)) continue;
+                String child = path.isEmpty() ? key.getValue() : path + "." + key.getValue();
+                var mark = key.getStartMark();
+                out.putIfAbsent(child, new TrainConfig.Position(mark.getLine() + 1, mark.getColumn() + 1));
+                collectPositions(tuple.getValueNode(), child, out);
+            }
+        } else if (node instanceof org.yaml.snakeyaml.nodes.SequenceNode sequence) {
+            for (int i = 0; i < sequence.getValue().size(); i++) {
+                Node item = sequence.getValue().get(i);
+                String child = path + "[" + i + "]";
+                var mark = item.getStartMark();
+                out.putIfAbsent(child, new TrainConfig.Position(mark.getLine() + 1, mark.getColumn() + 1));
+                collectPositions(item, child, out);
+            }
+        }
+    }
+
+    private static TrainConfig readTop(YamlMapping top, Problems p, List<ConfigNote> notes, Set<String> refused,
+            Map<String, TrainConfig.Position> positions) {
         List<DatasetConfig> datasets = p.attempt(() -> top.get("datasets").map(v -> readDatasets(v, p, notes))
                 .orElse(List.of()), List.of());
         List<DatasetConfig> testDatasets = p.attempt(() -> top.get("test_datasets").map(v -> readDatasets(v, p, notes))
@@ -205,7 +233,8 @@ final class ConfigReader {
                 p.attempt(() -> top.get("eot_tokens").map(YamlValue::asStringList).orElse(List.of()), List.of()),
                 p.attempt(() -> top.get("chat_template_kwargs").map(ConfigReader::readKwargs).orElse(Map.of()), Map.of()),
                 new TrainerSettings(trainer),
-                notes);
+                notes,
+                positions);
     }
 
     /** {@code chat_template_kwargs}: a mapping of template variables (e.g. {@code enable_thinking: false}). */

@@ -11,7 +11,7 @@ import java.util.Optional;
  * @param format the {@code type:} with its field mappings
  * @param split split to read, e.g. {@code train}
  * @param dataFiles {@code data_files}: files within {@code path} to read
- * @param name {@code name}: the dataset configuration (subset) name
+ * @param name {@code name}: the dataset configuration (subset) name: the folder of that name under {@code path}
  * @param dsType {@code ds_type}: file format of local data, e.g. {@code json}
  * @param skipInvalid {@code skip_invalid}: drop rows that cannot be formatted rather than fail
  */

@@ -37,6 +37,9 @@ import java.util.Optional;
  * @param trainer every other accepted key
  * @param notes the info and warning lines the file's keys earn ({@link AxolotlKeys}), in file order; the verbs
  *     print them once when they load the config
+ * @param positions where each key and list item of the file stands, by dotted path ({@code lora_r},
+ *     {@code fsdp_config.fsdp_offload_params}, {@code datasets[0].split}, {@code lora_target_modules[1]}), so that
+ *     checks made after loading ({@link ConfigProblems}) can name file:line:column too
  */
 public record TrainConfig(Path source, String baseModel, Optional<String> baseModelConfig,
         Optional<String> tokenizerConfig, Optional<String> modelType, Optional<String> tokenizerType,
@@ -45,7 +48,7 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         Optional<String> chatTemplateJinja, SpecialTokens specialTokens, Optional<String> datasetPreparedPath,
         boolean shuffleMergedDatasets, long seed, String outputDir, ExcessLengthStrategy excessLengthStrategy,
         List<String> eotTokens, java.util.Map<String, Object> chatTemplateKwargs, TrainerSettings trainer,
-        List<ConfigNote> notes) {
+        List<ConfigNote> notes, java.util.Map<String, Position> positions) {
 
     public static final int DEFAULT_SEQUENCE_LEN = 2048;
     public static final long DEFAULT_SEED = 42;
@@ -57,6 +60,25 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         eotTokens = List.copyOf(eotTokens);
         notes = List.copyOf(notes);
         chatTemplateKwargs = java.util.Collections.unmodifiableMap(new java.util.LinkedHashMap<>(chatTemplateKwargs));
+        positions = java.util.Map.copyOf(positions);
+    }
+
+    /** A 1-based line and column in the config file. */
+    public record Position(int line, int column) {}
+
+    /**
+     * Where the key or list item at {@code path} stands; for a path the file does not hold
+     * ({@code fsdp_config.offload_params} when only {@code fsdp_config} is there), the nearest enclosing one.
+     */
+    public Optional<Position> position(String path) {
+        String p = path;
+        while (true) {
+            Position at = positions.get(p);
+            if (at != null) return Optional.of(at);
+            String parent = p.replaceFirst("(\\.[^.\\[]*|\\[\\d+])$", ""); // drop ".key" or "[i]"
+            if (parent.equals(p) || parent.isEmpty()) return Optional.empty();
+            p = parent;
+        }
     }
 
     /**

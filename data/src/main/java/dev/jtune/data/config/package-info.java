@@ -21,6 +21,9 @@
  *       values outside a closed set (listing it), keys that do not apply to a dataset's type, missing required
  *       keys. All problems of a file are reported in one run: one exception listing each
  *       ({@link dev.jtune.data.config.ConfigException#problems()}).</li>
+ *   <li>{@link dev.jtune.data.config.ConfigProblems} collects the problems of checks made after loading (the
+ *       trainer's, against the model's config.json) and reports them the same way, at the positions
+ *       {@link dev.jtune.data.config.TrainConfig#position(String)} keeps for every key and list item.</li>
  * </ul>
  *
  * <p>Relative paths (datasets, {@code output_dir}) are kept as written: Axolotl reads them against the

@@ -19,7 +19,8 @@ import java.util.stream.Stream;
  * entries, relative to a directory {@code path}, are files, folders (searched the same way) or globs
  * ({@code *.jsonl}, {@code train/**}), taken in the order given. With {@code ds_type: json} every file
  * is parsed as JSON whatever its name ({@code .jsonl} still line by line); without it a file must be named
- * {@code .json} or {@code .jsonl}. Local files form one split, {@code train}. Nothing is downloaded: a
+ * {@code .json} or {@code .jsonl}. {@code name} (a Hub dataset's subset) reads the folder of that name under a
+ * directory {@code path}. Local files form one split, {@code train}. Nothing is downloaded: a
  * {@code path} that does not exist is an error that says so.
  */
 public final class DatasetFiles {
@@ -40,6 +41,15 @@ public final class DatasetFiles {
             throw new DatasetException(null, 0, "dataset " + ds.path() + ": no such file or directory (" + path
                     + "); jtune does not download datasets from the Hugging Face Hub: fetch it first (e.g. "
                     + "huggingface-cli download --repo-type dataset " + ds.path() + " --local-dir DIR) and give the local path");
+        }
+        if (ds.name().isPresent()) {
+            // A Hub dataset's configuration (subset) is the folder of that name in its snapshot (allenai/c4's en/).
+            Path subset = path.resolve(ds.name().get());
+            if (!Files.isDirectory(path) || !Files.isDirectory(subset)) {
+                throw new DatasetException(null, 0, "dataset " + ds.path() + ": name '" + ds.name().get()
+                        + "': no folder " + subset + "; jtune reads a subset from its folder in the dataset's snapshot");
+            }
+            path = subset;
         }
         boolean forced = ds.dsType().isPresent();
         List<Path> files = new ArrayList<>();

@@ -112,6 +112,20 @@ class JsonRowsTest {
         assertTrue(e.getMessage().contains("matches no file"), e.getMessage());
     }
 
+    /** name: a Hub dataset's subset is the folder of that name (allenai/c4's en/); one that is not there is named. */
+    @Test
+    void nameReadsTheSubsetFolder() throws IOException {
+        write("hub/en/a.jsonl", "{\"n\": 1}\n");
+        write("hub/de/b.jsonl", "{\"n\": 2}\n");
+        Path hub = dir.resolve("hub").toAbsolutePath();
+        assertEquals(List.of(hub.resolve("de/b.jsonl")), files("datasets:\n  - path: hub\n    type: completion\n    name: de\n"));
+        assertEquals(List.of(hub.resolve("de/b.jsonl"), hub.resolve("en/a.jsonl")),
+                files("datasets:\n  - path: hub\n    type: completion\n"));
+        DatasetException e = assertThrows(DatasetException.class,
+                () -> files("datasets:\n  - path: hub\n    type: completion\n    name: fr\n"));
+        assertTrue(e.getMessage().contains("name 'fr': no folder"), e.getMessage());
+    }
+
     @Test
     void dsTypeJsonForcesTheParser() throws IOException {
         Path f = write("rows.txt", "[{\"n\": 1}]");

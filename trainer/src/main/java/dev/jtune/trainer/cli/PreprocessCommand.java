@@ -80,22 +80,11 @@ final class PreprocessCommand {
         }
         TrainConfig config = TrainConfig.load(baseDir.resolve(args.positional().get(0)));
         config.notes().forEach(err::println); // stderr: stdout may carry --show-format json rows
-        // Refuses what train would refuse, before the data work.
-        dev.jtune.trainer.setup.RunSettings.from(config);
-        dev.jtune.trainer.setup.RunSettings.refuseUnsupportedTraining(config);
+        // Refuses what train would refuse, before the data work: every problem of the file at once.
+        dev.jtune.trainer.setup.ConfigChecks.check(config, baseDir);
         dev.jtune.trainer.setup.VocabSettings vocab = dev.jtune.trainer.setup.VocabSettings.from(config);
         Path outputDir = baseDir.resolve(config.outputPath()).toAbsolutePath().normalize();
         Path tokenizerDir = vocab.writeTokenizer(tokenizerDir(config, baseDir), outputDir);
-        // Refused here as train refuses it: a tokenizer larger than the model without the keys that grow it.
-        Path modelDir = modelDir(config, baseDir);
-        var modelRows = modelDir == null ? java.util.Optional.<Integer>empty()
-                : dev.jtune.trainer.setup.VocabSettings.modelVocabSize(modelDir);
-        if (modelRows.isPresent()) {
-            try (Tokenizer t = Tokenizer.load(tokenizerDir)) {
-                vocab.plan(t.vocabSize(), tokenizerDir, modelRows.get(), modelDir,
-                        dev.jtune.lora.LoraSettings.from(config.trainer(), config.source()), config.seed());
-            }
-        }
         PrintStream reportOut = format.equals("json") ? err : out;
         long t0 = System.nanoTime();
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
@@ -128,19 +117,6 @@ final class PreprocessCommand {
             }
         }
         return 0;
-    }
-
-    /** {@code base_model} as a local directory or a cached Hub id; null when it is neither (not created yet). */
-    private static Path modelDir(TrainConfig config, Path baseDir) {
-        Path local = baseDir.resolve(config.baseModel());
-        if (java.nio.file.Files.isDirectory(local)) {
-            return local;
-        }
-        try {
-            return ModelLocator.resolve(config.baseModel());
-        } catch (RuntimeException e) {
-            return null; // base_model_init creates it at train time; train checks the sizes then
-        }
     }
 
     /** {@code tokenizer_config}, else {@code base_model}, as a local directory or a cached Hub id. */

@@ -64,7 +64,8 @@ final class TrainCommand {
 
             jtune's own keys: base_model_init: tiny creates base_model with init-model's tiny preset when it does not
             exist; do_causal_lm_eval: true with eval_causal_lm_metrics: [exact_match] asks the model every held-out
-            sample before and after training and reports the share answered exactly; merge_lora_on_finish: true
+            sample before and after training (at most eval_max_new_tokens new tokens each, else the reference's
+            length + 4) and reports the share answered exactly; merge_lora_on_finish: true
             also writes output_dir/merged (merge-lora).
             """;
 
@@ -99,10 +100,11 @@ final class TrainCommand {
         long started = System.nanoTime();
         TrainConfig config = TrainConfig.load(configFile);
         config.notes().forEach(out::println); // once: out is silent on ranks other than 0
+        // Everything checkable without data or a step, before any data work; every problem of the file at once.
+        dev.jtune.trainer.setup.ConfigChecks.check(config, Path.of("").toAbsolutePath());
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);
-        RunSettings.refuseUnsupportedTraining(config);
         VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
         Path baseDir = Path.of("").toAbsolutePath();
@@ -191,7 +193,7 @@ final class TrainCommand {
                 ExactMatch before = null;
                 if (!probes.isEmpty()) {
                     trainable.setTraining(false);
-                    before = ExactMatch.evaluate(model, manager, tokenizer, probes, stops);
+                    before = ExactMatch.evaluate(model, manager, tokenizer, probes, stops, run.evalMaxNewTokens());
                     out.printf(Locale.ROOT, "exact match before training: %d/%d = %.1f%%%n", before.correct(),
                             before.total(), 100 * before.accuracy());
                 }
@@ -209,7 +211,7 @@ final class TrainCommand {
                 ExactMatch after = null;
                 if (!probes.isEmpty()) {
                     trainable.setTraining(false);
-                    after = ExactMatch.evaluate(model, manager, tokenizer, probes, stops);
+                    after = ExactMatch.evaluate(model, manager, tokenizer, probes, stops, run.evalMaxNewTokens());
                     for (String[] ex : after.examples()) {
                         out.printf("  %s -> expected \"%s\", answered \"%s\"%n", ex[0].replace("\n", "\\n"), ex[1], ex[2]);
                     }

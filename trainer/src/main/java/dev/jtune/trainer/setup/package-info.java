@@ -3,7 +3,8 @@
  * verbs use once, into types; {@link dev.jtune.trainer.setup.ModelSpec} says what model to build (checkpoint,
  * dtype, NF4, {@link dev.jtune.trainer.setup.AdapterSource adapter}, FSDP sharding of the base) and
  * {@link dev.jtune.trainer.setup.AssembledModel#load} builds it — for {@code train}, {@code inference} and
- * {@code score} alike.
+ * {@code score} alike. {@link dev.jtune.trainer.setup.ConfigChecks#check} is what {@code preprocess} and {@code train}
+ * check right after a config loads, before any data work: every check that needs neither the data nor a step.
  *
  * <p>Growing the vocabulary: {@link dev.jtune.trainer.setup.VocabSettings} reads Axolotl's {@code tokens},
  * {@code special_tokens}, {@code added_tokens_overrides}, {@code resize_token_embeddings_to_32x} and

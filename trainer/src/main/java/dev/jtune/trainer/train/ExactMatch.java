@@ -64,11 +64,21 @@ public record ExactMatch(int correct, int total, List<String[]> examples) {
     /** Asks {@code model} every probe, greedily, allowing a few tokens more than the reference has. */
     public static ExactMatch evaluate(LlamaModel model, NDManager manager, Tokenizer tokenizer, List<Probe> probes,
             List<Integer> stopIds) {
+        return evaluate(model, manager, tokenizer, probes, stopIds, java.util.OptionalLong.empty());
+    }
+
+    /**
+     * Asks {@code model} every probe, greedily: at most {@code maxNewTokens} ({@code eval_max_new_tokens}, as Axolotl
+     * generates in its causal-LM evaluation) when given, else a few tokens more than the reference has.
+     */
+    public static ExactMatch evaluate(LlamaModel model, NDManager manager, Tokenizer tokenizer, List<Probe> probes,
+            List<Integer> stopIds, java.util.OptionalLong maxNewTokens) {
         int correct = 0;
         List<String[]> examples = new ArrayList<>();
         try (Generator generator = new Generator(model, manager)) {
             for (Probe p : probes) {
-                GenerationSettings settings = GenerationSettings.greedy(p.reference().length + 4, stopIds);
+                int limit = maxNewTokens.isPresent() ? (int) maxNewTokens.getAsLong() : p.reference().length + 4;
+                GenerationSettings settings = GenerationSettings.greedy(limit, stopIds);
                 Generation g = generator.generate(p.prompt(), settings, null);
                 String answer = tokenizer.decode(g.contentIds(), true).strip();
                 String reference = tokenizer.decode(p.reference(), true).strip();

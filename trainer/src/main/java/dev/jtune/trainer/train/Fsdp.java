@@ -37,14 +37,26 @@ final class Fsdp {
      * @throws IllegalArgumentException naming the key for an option jtune does not implement
      */
     static boolean enabled(TrainerSettings s) {
+        return scan(s, problem -> {
+            throw problem;
+        });
+    }
+
+    /** Reports every FSDP option jtune does not implement, each at its key ({@code fsdp}, {@code fsdp_config.KEY}). */
+    static void check(TrainerSettings s, dev.jtune.data.config.ConfigProblems problems) {
+        scan(s, problem -> problems.add("fsdp", problem.getMessage()));
+    }
+
+    /** Whether the settings ask for FSDP; each unsupported option goes to {@code problem}. */
+    private static boolean scan(TrainerSettings s, java.util.function.Consumer<IllegalArgumentException> problem) {
         boolean on = false;
         for (String opt : s.strings("fsdp")) {
             for (String o : opt.strip().split("\\s+")) {
                 switch (o.toLowerCase(Locale.ROOT)) {
                     case "full_shard" -> on = true;
                     case "auto_wrap", "" -> {}
-                    default -> throw new IllegalArgumentException("fsdp: '" + o + "' is not supported; jtune "
-                            + "implements full_shard (with auto_wrap per decoder layer)");
+                    default -> problem.accept(new IllegalArgumentException("fsdp: '" + o + "' is not supported;"
+                            + " jtune implements full_shard (with auto_wrap per decoder layer)"));
                 }
             }
         }
@@ -59,43 +71,43 @@ final class Fsdp {
             switch (key) {
                 case "sharding_strategy" -> {
                     if (!text.equalsIgnoreCase("FULL_SHARD") && !text.equals("1")) {
-                        throw unsupported(e.getKey(), text, "FULL_SHARD");
+                        problem.accept(unsupported(e.getKey(), text, "FULL_SHARD"));
                     }
                 }
                 case "reshard_after_forward" -> {
-                    if (!(v instanceof Boolean b && b)) throw unsupported(e.getKey(), text, "true");
+                    if (!(v instanceof Boolean b && b)) problem.accept(unsupported(e.getKey(), text, "true"));
                 }
                 case "offload_params", "cpu_offload" -> {
-                    if (!(v instanceof Boolean b && !b)) throw unsupported(e.getKey(), text, "false");
+                    if (!(v instanceof Boolean b && !b)) problem.accept(unsupported(e.getKey(), text, "false"));
                 }
                 case "auto_wrap_policy" -> {
                     if (!text.equalsIgnoreCase("TRANSFORMER_BASED_WRAP")) {
-                        throw unsupported(e.getKey(), text, "TRANSFORMER_BASED_WRAP");
+                        problem.accept(unsupported(e.getKey(), text, "TRANSFORMER_BASED_WRAP"));
                     }
                 }
                 case "transformer_layer_cls_to_wrap" -> {
                     List<?> names = v instanceof List<?> l ? l : List.of(text);
                     for (Object n : names) {
                         if (!String.valueOf(n).strip().endsWith("DecoderLayer")) {
-                            throw unsupported(e.getKey(), String.valueOf(n), "the decoder layer (LlamaDecoderLayer)");
+                            problem.accept(unsupported(e.getKey(), String.valueOf(n), "the decoder layer (LlamaDecoderLayer)"));
                         }
                     }
                 }
                 case "state_dict_type" -> {
                     if (!text.equalsIgnoreCase("FULL_STATE_DICT") && !text.equalsIgnoreCase("SHARDED_STATE_DICT")) {
-                        throw unsupported(e.getKey(), text, "FULL_STATE_DICT or SHARDED_STATE_DICT");
+                        problem.accept(unsupported(e.getKey(), text, "FULL_STATE_DICT or SHARDED_STATE_DICT"));
                     }
                 }
                 case "version" -> {
-                    if (!text.equals("1") && !text.equals("2")) throw unsupported(e.getKey(), text, "1 or 2");
+                    if (!text.equals("1") && !text.equals("2")) problem.accept(unsupported(e.getKey(), text, "1 or 2"));
                 }
                 case "activation_checkpointing" -> {
-                    if (!(v instanceof Boolean)) throw unsupported(e.getKey(), text, "true or false");
+                    if (!(v instanceof Boolean)) problem.accept(unsupported(e.getKey(), text, "true or false"));
                 }
                 default -> {
                     if (!IGNORED.contains(key)) {
-                        throw new IllegalArgumentException("fsdp_config: unknown key '" + e.getKey() + "'"
-                                + Suggest.didYouMean(key, KNOWN) + "; supported: " + KNOWN);
+                        problem.accept(new IllegalArgumentException("fsdp_config." + e.getKey() + ": unknown key"
+                                + Suggest.didYouMean(key, KNOWN) + "; supported: " + KNOWN));
                     }
                 }
             }

@@ -1,9 +1,11 @@
 package dev.jtune.trainer.train;
 
+import dev.jtune.data.config.ConfigProblems;
 import dev.jtune.data.config.TrainConfig;
 import dev.jtune.data.config.TrainerSettings;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.trainer.optim.AdamW;
+import dev.jtune.trainer.optim.LrSchedule;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalDouble;
@@ -98,27 +100,10 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         if (lr.isEmpty()) {
             throw new IllegalArgumentException("learning_rate: required (e.g. learning_rate: 0.0002)");
         }
-        String optimizer = s.string("optimizer").orElse("adamw_torch");
-        // paged_adamw_32bit is the same 32-bit AdamW update; paging its state to host memory is a GPU memory policy.
-        if (!List.of("adamw_torch", "adamw_torch_fused", "paged_adamw_32bit").contains(optimizer)) {
-            throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune implements"
-                    + " adamw_torch (adamw_torch_fused and paged_adamw_32bit are the same update)");
-        }
-        AdamW.Hyper adam = new AdamW.Hyper(s.number("adam_beta1").orElse(0.9), s.number("adam_beta2").orElse(0.999),
-                s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0));
-        boolean fp16 = s.bool("fp16").orElse(false);
-        Object bf16Value = s.value("bf16").orElse(false);
-        boolean bf16 = bf16Value instanceof Boolean b ? b : gpu; // "auto"
-        if (fp16 && bf16) {
-            throw new IllegalArgumentException("fp16 and bf16: choose one precision");
-        }
-        Dtype precision = fp16 ? Dtype.FP16 : bf16 ? Dtype.BF16 : Dtype.FP32;
-        boolean checkpointing = switch (s.value("gradient_checkpointing").orElse(false)) {
-            case Boolean b -> b;
-            case String str -> throw new IllegalArgumentException("gradient_checkpointing: '" + str
-                    + "' is not supported; expected true or false");
-            default -> false;
-        };
+        optimizer(s);
+        AdamW.Hyper adam = adam(s);
+        Dtype precision = precision(s, gpu);
+        boolean checkpointing = gradientCheckpointing(s);
         return new TrainerOptions(
                 (int) s.integer("micro_batch_size").orElse(1),
                 (int) s.integer("gradient_accumulation_steps").orElse(1),
@@ -142,6 +127,67 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.string("resume_from_checkpoint"),
                 true,
                 Fsdp.enabled(s));
+    }
+
+    /**
+     * Checks the trainer keys as {@link #from(TrainerSettings, long, boolean)} reads them, reporting every problem
+     * at its key rather than stopping at the first: what {@code preprocess} and {@code train} check when the config
+     * loads ({@code ConfigChecks}). {@code bf16: auto} counts as fp32 here (no GPU is asked for), and a missing
+     * {@code learning_rate} is left to {@code train}.
+     */
+    public static void check(TrainerSettings s, long seed, ConfigProblems problems) {
+        boolean parts = problems.run("optimizer", () -> optimizer(s));
+        parts &= problems.run("lr_scheduler", () -> LrSchedule.of(s.string("lr_scheduler").orElse("cosine"), 0, 1));
+        parts &= problems.run("bf16", () -> precision(s, false));
+        parts &= problems.run("gradient_checkpointing", () -> gradientCheckpointing(s));
+        parts &= problems.run("adam_beta1", () -> adam(s));
+        int before = problems.problems().size();
+        Fsdp.check(s, problems);
+        parts &= problems.problems().size() == before;
+        if (parts) {
+            // The checks across keys (ranges, exclusive pairs); each message begins with the key at fault. A config
+            // without learning_rate may still be preprocessed (a data-only config): train requires it.
+            var values = new java.util.LinkedHashMap<>(s.values());
+            values.putIfAbsent("learning_rate", 1e-4);
+            problems.run("", () -> from(new TrainerSettings(values), seed, false));
+        }
+    }
+
+    /** {@code optimizer}, checked: adamw_torch and the names that are its update. */
+    static String optimizer(TrainerSettings s) {
+        String optimizer = s.string("optimizer").orElse("adamw_torch");
+        // paged_adamw_32bit is the same 32-bit AdamW update; paging its state to host memory is a GPU memory policy.
+        if (!List.of("adamw_torch", "adamw_torch_fused", "paged_adamw_32bit").contains(optimizer)) {
+            throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune implements"
+                    + " adamw_torch (adamw_torch_fused and paged_adamw_32bit are the same update)");
+        }
+        return optimizer;
+    }
+
+    /** {@code fp16}, {@code bf16} (true, false or auto: bf16 with a GPU): one precision. */
+    static Dtype precision(TrainerSettings s, boolean gpu) {
+        boolean fp16 = s.bool("fp16").orElse(false);
+        Object bf16Value = s.value("bf16").orElse(false);
+        boolean bf16 = bf16Value instanceof Boolean b ? b : gpu; // "auto"
+        if (fp16 && bf16) {
+            throw new IllegalArgumentException("bf16: true and fp16: true: choose one precision");
+        }
+        return fp16 ? Dtype.FP16 : bf16 ? Dtype.BF16 : Dtype.FP32;
+    }
+
+    /** {@code gradient_checkpointing}: true or false (offload variants are not implemented). */
+    static boolean gradientCheckpointing(TrainerSettings s) {
+        return switch (s.value("gradient_checkpointing").orElse(false)) {
+            case Boolean b -> b;
+            case String str -> throw new IllegalArgumentException("gradient_checkpointing: '" + str
+                    + "' is not supported; expected true or false");
+            default -> false;
+        };
+    }
+
+    private static AdamW.Hyper adam(TrainerSettings s) {
+        return new AdamW.Hyper(s.number("adam_beta1").orElse(0.9), s.number("adam_beta2").orElse(0.999),
+                s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0));
     }
 
     private static boolean gpuAvailable() {

@@ -1,0 +1,144 @@
+package dev.jtune.trainer.setup;
+
+import dev.jtune.data.config.ConfigProblems;
+import dev.jtune.data.config.TrainConfig;
+import dev.jtune.data.config.TrainerSettings;
+import dev.jtune.data.tokenizer.Tokenizer;
+import dev.jtune.lora.LoraSettings;
+import dev.jtune.model.hf.ModelLocator;
+import dev.jtune.model.llama.LlamaConfig;
+import dev.jtune.trainer.train.TrainerOptions;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Optional;
+import java.util.stream.Stream;
+
+/**
+ * Everything about a training config that can be checked without its data or a training step, checked at once:
+ * {@code preprocess} and {@code train} call {@link #check} right after the config loads, before any data work, so
+ * that {@code preprocess} refuses what {@code train} would, and a file's problems come together, each at its
+ * {@code file:line:column}.
+ *
+ * <p>Checked: the trainer keys as {@code TrainerOptions} reads them (learning rate, optimizer, scheduler, precision,
+ * gradient checkpointing, Adam's hyper-parameters, ranges and exclusive pairs, every FSDP option); the adapter keys
+ * ({@code LoraSettings}: adapter/quantization pairs, rank, targets); the keys jtune refuses for training
+ * ({@code RunSettings}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
+ * (not yet created by {@code base_model_init}), its config.json: an architecture jtune implements, LoRA targets and
+ * saved modules the architecture has, and a tokenizer no larger than the embedding unless the config grows it.
+ *
+ * <p>{@code inference} and {@code merge-lora} read a training config for its model, adapter and prompt keys only;
+ * they do not train, so these checks are not theirs.
+ */
+public final class ConfigChecks {
+    private ConfigChecks() {}
+
+    /**
+     * Runs every check.
+     *
+     * @param baseDir the directory relative paths (base_model, tokenizer_config) are read against
+     * @throws dev.jtune.data.config.ConfigException the one problem found, or one listing them all
+     */
+    public static void check(TrainConfig config, Path baseDir) {
+        ConfigProblems problems = new ConfigProblems(config);
+        TrainerSettings s = config.trainer();
+        problems.run("load_in_8bit", () -> RunSettings.from(config));
+        problems.run("deepspeed", () -> RunSettings.refuseUnsupportedTraining(config));
+        TrainerOptions.check(s, config.seed(), problems);
+        Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
+                .flatMap(l -> l);
+        Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
+
+        Path modelDir = existing(config.baseModel(), baseDir, "config.json");
+        if (modelDir != null) {
+            Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
+            boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
+            if (model.isPresent() && s.has("adapter") && !continuing) {
+                for (String problem : LoraSettings.problemsFor(s, linearModules(model.get()),
+                        model.get().tieWordEmbeddings())) {
+                    problems.add("lora_target_modules", problem);
+                }
+            }
+            Path tokenizerDir = existing(config.tokenizerConfig().orElse(config.baseModel()), baseDir,
+                    Tokenizer.TOKENIZER_JSON);
+            if (model.isPresent() && vocab.isPresent() && tokenizerDir != null) {
+                String key = vocab.get().asksGrowth() ? (s.has("lora_modules_to_save") ? "lora_modules_to_save"
+                        : "adapter") : config.tokenizerConfig().isPresent() ? "tokenizer_config" : "base_model";
+                problems.check(key, () -> vocab.get().plan(tokenizerSize(vocab.get(), tokenizerDir), tokenizerDir,
+                        model.get().vocabSize(), modelDir, continuing ? Optional.empty() : lora, config.seed()));
+            }
+        }
+        problems.throwIfAny();
+    }
+
+    /** config.json read as the model loader reads it: an architecture jtune lacks is refused with those it has. */
+    private static LlamaConfig architecture(Path modelDir) {
+        try {
+            return LlamaConfig.load(modelDir);
+        } catch (dev.jtune.model.llama.ConfigException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
+    }
+
+    /** The last path component of each linear layer LoRA can wrap in a model of this config. */
+    static List<String> linearModules(LlamaConfig model) {
+        List<String> names = new ArrayList<>(model.family().fusedProjections()
+                ? List.of("qkv_proj", "o_proj", "gate_up_proj", "down_proj") : LoraSettings.LINEAR_MODULES);
+        if (!model.tieWordEmbeddings()) {
+            names.add("lm_head");
+        }
+        return names;
+    }
+
+    /**
+     * The tokenizer's size after the config's edits; the edited copy is written to a scratch folder (the run writes
+     * its own under output_dir later), so that checking writes nothing a run reads.
+     */
+    private static int tokenizerSize(VocabSettings vocab, Path tokenizerDir) {
+        if (vocab.edits().isEmpty()) {
+            try (Tokenizer t = Tokenizer.load(tokenizerDir)) {
+                return t.vocabSize();
+            }
+        }
+        Path scratch = null;
+        try {
+            scratch = Files.createTempDirectory("jtune-tokenizer-check");
+            try (Tokenizer t = Tokenizer.load(vocab.edits().writeTo(tokenizerDir, scratch.resolve("tokenizer")))) {
+                return t.vocabSize();
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } finally {
+            delete(scratch);
+        }
+    }
+
+    private static void delete(Path dir) {
+        if (dir == null) return;
+        try (Stream<Path> all = Files.walk(dir)) {
+            for (Path p : all.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        } catch (IOException e) {
+            // a scratch folder left in the temp directory harms nothing
+        }
+    }
+
+    /** A local folder or a cached Hub id holding {@code file}; null when there is none (not created yet). */
+    private static Path existing(String where, Path baseDir, String file) {
+        Path local = baseDir.resolve(where);
+        if (Files.isRegularFile(local.resolve(file))) {
+            return local;
+        }
+        try {
+            Path cached = ModelLocator.resolve(where);
+            return Files.isRegularFile(cached.resolve(file)) ? cached : null;
+        } catch (RuntimeException e) {
+            return null; // base_model_init creates it at train time; train checks it then
+        }
+    }
+}

@@ -1,0 +1,235 @@
+package dev.jtune.trainer.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jtune.data.config.ConfigException;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * What can be checked without data or a training step is checked when the config loads ({@code ConfigChecks}):
+ * {@code preprocess} refuses it as {@code train} does, before any data work, every problem of the file in one run,
+ * each at the file:line:column of its key.
+ */
+class LoadChecksTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @TempDir
+    static Path shared;
+
+    @BeforeAll
+    static void model() throws Exception {
+        InitModelCommand.initModel(shared.resolve("tiny"), "tiny", null, 3, true,
+                new PrintStream(new ByteArrayOutputStream()));
+        var sb = new StringBuilder();
+        for (int i = 0; i < 12; i++) {
+            sb.append("{\"instruction\": \"Say ").append(i).append(".\", \"input\": \"\", \"output\": \"")
+                    .append(i).append("\"}\n");
+        }
+        Files.writeString(shared.resolve("rows.jsonl"), sb.toString());
+    }
+
+    /** A valid LoRA config on the tiny model, with {@code extra} appended. */
+    private static String config(Path model, String extra) {
+        return """
+                base_model: %s
+                datasets:
+                  - path: %s
+                    type: alpaca
+                output_dir: out
+                sequence_len: 256
+                adapter: lora
+                lora_r: 2
+                lora_alpha: 4
+                lora_target_modules: [q_proj, v_proj]
+                learning_rate: 0.001
+                max_steps: 1
+                """.formatted(model, shared.resolve("rows.jsonl")) + extra;
+    }
+
+    private static int preprocess(Path dir, String yaml) throws Exception {
+        Files.writeString(dir.resolve("cfg.yml"), yaml);
+        var sink = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        return PreprocessCommand.run(new String[] {"cfg.yml"}, sink, sink, PreprocessCommand::sampleSource, dir, false);
+    }
+
+    /** problem text → "line:column" of each problem, for a config whose text is {@code yaml}. */
+    private static Map<String, String> problems(ConfigException e) {
+        Map<String, String> out = new TreeMap<>();
+        for (ConfigException p : e.problems()) out.put(p.problem(), p.line() + ":" + p.column());
+        return out;
+    }
+
+    /** 1-based line and column of the first occurrence of {@code key:} in {@code yaml}. */
+    private static String at(String yaml, String key) {
+        List<String> lines = yaml.lines().toList();
+        for (int i = 0; i < lines.size(); i++) {
+            int col = lines.get(i).indexOf(key + ":");
+            if (col >= 0 && (col == 0 || !Character.isLetterOrDigit(lines.get(i).charAt(col - 1))
+                    && lines.get(i).charAt(col - 1) != '_')) {
+                return (i + 1) + ":" + (col + 1);
+            }
+        }
+        throw new AssertionError("no " + key + " in\n" + yaml);
+    }
+
+    @Test
+    void validConfigPreprocesses(@TempDir Path dir) throws Exception {
+        assertEquals(0, preprocess(dir, config(shared.resolve("tiny"), "")));
+        assertTrue(Files.isDirectory(dir.resolve("out/last_run_prepared")));
+    }
+
+    /** Problems of the trainer, FSDP, precision, adapter and LoRA-target checks, all from one preprocess run, each placed. */
+    @Test
+    void everyProblemInOneRunEachAtItsKey(@TempDir Path dir) throws Exception {
+        String yaml = config(shared.resolve("tiny"), """
+                bf16: true
+                fp16: true
+                fsdp: [full_shard, hybrid_shard]
+                fsdp_config:
+                  fsdp_offload_params: true
+                  fsdp_sharding_strategy: SHARD_GRAD_OP
+                lora_dropout: 1.5
+                """).replace("lora_target_modules: [q_proj, v_proj]", "lora_target_modules: [q_proj, qkv_proj]");
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        Map<String, String> found = problems(e);
+        assertEquals(6, found.size(), e.getMessage());
+        assertPlaced(found, "bf16: true and fp16: true", at(yaml, "bf16"));
+        assertPlaced(found, "fsdp: 'hybrid_shard' is not supported", at(yaml, "fsdp"));
+        assertPlaced(found, "fsdp_config.fsdp_offload_params: 'true' is not supported", at(yaml, "fsdp_offload_params"));
+        assertPlaced(found, "fsdp_config.fsdp_sharding_strategy: 'SHARD_GRAD_OP'", at(yaml, "fsdp_sharding_strategy"));
+        // The second list item: the tiny Llama has q/k/v, not Phi-3's fused qkv_proj.
+        int line = Integer.parseInt(at(yaml, "lora_target_modules").split(":")[0]);
+        assertPlaced(found, "lora_target_modules[1]: 'qkv_proj' matches no linear layer of this model",
+                line + ":" + (yaml.lines().toList().get(line - 1).indexOf("qkv_proj") + 1));
+        assertPlaced(found, "lora_dropout must be in [0, 1)", at(yaml, "lora_dropout"));
+        assertTrue(e.getMessage().startsWith(dir.resolve("cfg.yml") + ": 6 problems"), e.getMessage());
+        assertFalse(Files.exists(dir.resolve("out/last_run_prepared")), "refused before any data work");
+        // train refuses the same, in the same words, before anything is written.
+        var t = assertThrows(ConfigException.class, () -> TrainCommand.train(dir.resolve("cfg.yml"),
+                new PrintStream(new ByteArrayOutputStream())));
+        assertEquals(found.keySet(), problems(t).keySet());
+    }
+
+    private static void assertPlaced(Map<String, String> found, String start, String position) {
+        var hit = found.entrySet().stream().filter(en -> en.getKey().startsWith(start)).toList();
+        assertEquals(1, hit.size(), "one problem starting '" + start + "' in " + found);
+        assertEquals(position, hit.get(0).getValue(), start);
+    }
+
+    /** Checks that train made only after preprocess had passed, each now refused by preprocess at its key. */
+    @Test
+    void eachMovedCheckFiresAtLoad(@TempDir Path dir) throws Exception {
+        Path tiny = shared.resolve("tiny");
+        Map<String, String> cases = new java.util.LinkedHashMap<>();
+        cases.put("fsdp_config:\n  fsdp_offload_params: true\n", "fsdp_config.fsdp_offload_params");
+        cases.put("fsdp_config:\n  fsdp_version: 3\n", "fsdp_config.fsdp_version");
+        cases.put("fsdp_config:\n  fsdp_unknown: 1\n", "fsdp_config.fsdp_unknown");
+        cases.put("bf16: true\nfp16: true\n", "bf16");
+        cases.put("adam_beta1: 1.5\n", "adam_beta1");
+        cases.put("warmup_steps: 2\nwarmup_ratio: 0.1\n", "warmup_steps");
+        cases.put("micro_batch_size: 0\n", "micro_batch_size");
+        cases.put("max_grad_norm: -1\n", "max_grad_norm");
+        cases.put("eval_steps: 2\nevals_per_epoch: 2\n", "eval_steps");
+        cases.put("lora_modules_to_save: [lm_head]\nlora_target_modules: [lm_head]\n", "lora_modules_to_save");
+        cases.put("lora_dropout: 1.5\n", "lora_dropout");
+        cases.put("lora_fan_in_fan_out: true\n", "lora_fan_in_fan_out");
+        cases.put("added_tokens_overrides:\n  abc: x\n", "added_tokens_overrides");
+        for (var c : cases.entrySet()) {
+            String yaml = config(tiny, "").replace("lora_target_modules: [q_proj, v_proj]\n",
+                    c.getKey().contains("lora_target_modules") ? "" : "lora_target_modules: [q_proj, v_proj]\n")
+                    + c.getKey();
+            var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml), c.getKey());
+            assertEquals(1, e.problems().size(), e.getMessage());
+            assertEquals(at(yaml, c.getValue().substring(c.getValue().lastIndexOf('.') + 1)),
+                    e.line() + ":" + e.column(), e.getMessage());
+        }
+        // Without an adapter: the quantized base needs one (adapter/precision pairs).
+        String noAdapter = config(tiny, "load_in_4bit: true\n").replaceAll("(?m)^(adapter|lora_\\w+): .*\\n", "");
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, noAdapter));
+        assertTrue(e.problem().startsWith("load_in_4bit: true needs an adapter"), e.getMessage());
+        assertEquals(at(noAdapter, "load_in_4bit"), e.line() + ":" + e.column());
+        String qlora = config(tiny, "").replace("adapter: lora", "adapter: qlora");
+        e = assertThrows(ConfigException.class, () -> preprocess(dir, qlora));
+        assertTrue(e.problem().contains("requires load_in_4bit"), e.getMessage());
+        assertEquals(at(qlora, "adapter"), e.line() + ":" + e.column());
+    }
+
+    /** config.json's side: an architecture jtune lacks, tied embeddings, a tokenizer larger than the embedding. */
+    @Test
+    void checksAgainstTheModelsConfigJson(@TempDir Path dir) throws Exception {
+        Path other = dir.resolve("neox");
+        copy(shared.resolve("tiny"), other);
+        ObjectNode cfg = (ObjectNode) JSON.readTree(other.resolve("config.json").toFile());
+        cfg.put("model_type", "gpt_neox").putArray("architectures").add("GPTNeoXForCausalLM");
+        JSON.writeValue(other.resolve("config.json").toFile(), cfg);
+        String yaml = config(other, "");
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        assertTrue(e.problem().contains("gpt_neox"), e.getMessage());
+        assertEquals(at(yaml, "base_model"), e.line() + ":" + e.column());
+
+        Path tied = dir.resolve("tied");
+        copy(shared.resolve("tiny"), tied);
+        cfg = (ObjectNode) JSON.readTree(tied.resolve("config.json").toFile());
+        cfg.put("tie_word_embeddings", true);
+        JSON.writeValue(tied.resolve("config.json").toFile(), cfg);
+        String save = config(tied, "lora_modules_to_save: [embed_tokens]\n");
+        e = assertThrows(ConfigException.class, () -> preprocess(dir, save));
+        assertTrue(e.problem().startsWith("lora_modules_to_save[0]: 'embed_tokens' is not supported for a model with"
+                + " tie_word_embeddings"), e.getMessage());
+
+        Path small = dir.resolve("small");
+        copy(shared.resolve("tiny"), small);
+        cfg = (ObjectNode) JSON.readTree(small.resolve("config.json").toFile());
+        cfg.put("vocab_size", cfg.get("vocab_size").asInt() - 5);
+        JSON.writeValue(small.resolve("config.json").toFile(), cfg);
+        String vocab = config(small, "");
+        e = assertThrows(ConfigException.class, () -> preprocess(dir, vocab));
+        assertTrue(e.problem().contains("embedding rows (config.json vocab_size)"), e.getMessage());
+        assertEquals(at(vocab, "base_model"), e.line() + ":" + e.column());
+        assertFalse(Files.exists(dir.resolve("out/last_run_prepared")));
+    }
+
+    /**
+     * Axolotl's own llama-2/qlora-fsdp.yml (trainer/src/test/resources/axolotl-examples, with base_model, the
+     * dataset path and output folders pointed here): preprocess passed it and train refused it (the corpus run's
+     * "train refused"); now preprocess names the key, at its line.
+     */
+    @Test
+    void axolotlQloraFsdpExampleIsRefusedByPreprocess(@TempDir Path dir) throws Exception {
+        String yaml;
+        try (var in = LoadChecksTest.class.getResourceAsStream("/axolotl-examples/llama-2-qlora-fsdp.yml")) {
+            yaml = new String(in.readAllBytes(), StandardCharsets.UTF_8)
+                    .replace("base_model: NousResearch/Llama-2-7b-hf", "base_model: " + shared.resolve("tiny"))
+                    .replace("path: yahma/alpaca-cleaned", "path: " + shared.resolve("rows.jsonl"))
+                    .replace("output_dir: ./outputs/qlora-out", "output_dir: out");
+        }
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        assertEquals(1, e.problems().size(), e.getMessage());
+        assertTrue(e.problem().startsWith("fsdp_config.fsdp_offload_params: 'true' is not supported"), e.getMessage());
+        assertEquals(at(yaml, "fsdp_offload_params"), e.line() + ":" + e.column());
+        // With that one key as jtune implements it, the recipe preprocesses.
+        assertEquals(0, preprocess(dir, yaml.replace("fsdp_offload_params: true", "fsdp_offload_params: false")));
+    }
+
+    private static void copy(Path from, Path to) throws Exception {
+        Files.createDirectories(to);
+        try (var files = Files.list(from)) {
+            for (Path f : files.toList()) Files.copy(f, to.resolve(f.getFileName()));
+        }
+    }
+}
