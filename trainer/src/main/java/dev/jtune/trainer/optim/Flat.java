@@ -71,6 +71,18 @@ public final class Flat {
         }
     }
 
+    /** {@code flat} itself when fp32, else (bf16, fp16) an exact fp32 copy in its manager, {@code flat} closed. */
+    public static NDArray fp32(NDArray flat) {
+        dev.jtune.model.engine.Dtype dtype = dev.jtune.model.engine.Kernels.get().dtypeOf(flat);
+        if (dtype == null || dtype == dev.jtune.model.engine.Dtype.FP32) {
+            return flat;
+        }
+        NDArray wide = Autograd.noGrad(() -> dev.jtune.model.engine.Kernels.get().cast(flat, dev.jtune.model.engine.Dtype.FP32));
+        wide.attach(flat.getManager());
+        flat.close();
+        return wide;
+    }
+
     /** Overwrites the parameters' values, in place, from {@code flat} (at least {@link #size} elements). */
     public static void writeValues(Collection<NDArray> params, NDArray flat) {
         long at = 0;

@@ -24,15 +24,19 @@ public final class Replicas {
 
     /** Overwrites every rank's parameters with rank 0's. */
     public static void broadcast(ProcessGroup group, Collection<NDArray> params, NDManager m) {
-        try (NDArray flat = Flat.values(params, Flat.size(params), m)) {
+        try (NDArray flat = Flat.fp32(Flat.values(params, Flat.size(params), m))) {
             group.broadcast(flat, 0);
             Flat.writeValues(params, flat);
         }
     }
 
-    /** Replaces every gradient by its sum over the ranks (one all-reduce of the flattened gradients). */
+    /**
+     * Replaces every gradient by its sum over the ranks (one all-reduce of the flattened gradients). bf16
+     * gradients (bf16 full fine-tuning) are summed in fp32 and rounded once as they are written back: for two
+     * ranks that is exactly the bf16 addition that accumulating both micro-batches on one rank makes.
+     */
     public static void allReduceGradients(ProcessGroup group, Collection<NDArray> params, NDManager m) {
-        try (NDArray flat = Flat.gradients(params, Flat.size(params), m)) {
+        try (NDArray flat = Flat.fp32(Flat.gradients(params, Flat.size(params), m))) {
             group.allReduceSum(flat);
             Flat.writeGradients(params, flat);
         }
@@ -72,7 +76,7 @@ public final class Replicas {
         }
         long h = 0xcbf29ce484222325L;
         for (NDArray p : params) {
-            for (float f : p.toFloatArray()) {
+            for (float f : Tensors.floats(p)) {
                 h = (h ^ Float.floatToRawIntBits(f)) * 0x100000001b3L;
             }
         }

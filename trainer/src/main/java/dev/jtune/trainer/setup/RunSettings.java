@@ -73,11 +73,29 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
      */
     public static void refuseUnsupportedTraining(TrainConfig config) {
         TrainerSettings s = config.trainer();
+        boolean fullFineTuning = s.string("adapter").isEmpty();
+        refuse(config, fullFineTuning && s.bool("fp16").orElse(false) && !bf16(s), "fp16: true without an adapter",
+                FP16_FULL_FINE_TUNING);
+        refuse(config, fullFineTuning && s.bool("float16").orElse(false) && !bf16(s), "float16: true without an adapter",
+                "jtune does not train fp16 weights in place (pure fp16, without loss scaling); use bf16: true");
         refuse(config, s.string("deepspeed").isPresent(), "deepspeed: " + s.string("deepspeed").orElse(""),
                 "jtune does not run DeepSpeed; fsdp: [full_shard, auto_wrap] shards parameters, gradients and"
                         + " optimizer state (as ZeRO-3) over ./launch.sh --nproc-per-node N");
         refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
                 "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
+    }
+
+    /**
+     * Why fp16 full fine-tuning is refused: Axolotl loads the model in fp16 ({@code torch_dtype=float16}) and
+     * transformers' Trainer then stops in its GradScaler; jtune does not invent another recipe for it.
+     */
+    public static final String FP16_FULL_FINE_TUNING = "fp16 full fine-tuning (no adapter) is not supported: Axolotl "
+            + "loads the model in fp16 and transformers' Trainer stops with 'Attempting to unscale FP16 gradients'; use "
+            + "bf16: true (bf16 weights, gradients and AdamW state), fp32, or an adapter over an fp16 base";
+
+    /** {@code bf16: true} or {@code bfloat16: true} (Axolotl: either loads the model in bf16). */
+    static boolean bf16(TrainerSettings s) {
+        return Boolean.TRUE.equals(s.value("bf16").orElse(false)) || s.bool("bfloat16").orElse(false);
     }
 
     private static void refuse(TrainConfig config, boolean set, String what, String instead) {
