@@ -24,7 +24,7 @@ public final class Replicas {
 
     /** Overwrites every rank's parameters with rank 0's. */
     public static void broadcast(ProcessGroup group, Collection<NDArray> params, NDManager m) {
-        try (NDArray flat = Flat.fp32(Flat.values(params, Flat.size(params), m))) {
+        try (NDArray flat = Flat.values(params, Flat.size(params), m)) {
             group.broadcast(flat, 0);
             Flat.writeValues(params, flat);
         }
@@ -36,7 +36,7 @@ public final class Replicas {
      * ranks that is exactly the bf16 addition that accumulating both micro-batches on one rank makes.
      */
     public static void allReduceGradients(ProcessGroup group, Collection<NDArray> params, NDManager m) {
-        try (NDArray flat = Flat.fp32(Flat.gradients(params, Flat.size(params), m))) {
+        try (NDArray flat = Flat.gradients(params, Flat.size(params), m)) {
             group.allReduceSum(flat);
             Flat.writeGradients(params, flat);
         }
@@ -54,7 +54,11 @@ public final class Replicas {
             try (NDManager scratch = m.newSubManager()) {
                 NDArray total = null;
                 for (NDArray p : params) {
-                    NDArray z = p.mul(0f).sum();
+                    // a bf16 parameter through the (differentiable) cast: DJL's scalar ops cannot make bf16
+                    dev.jtune.model.engine.Dtype dtype = dev.jtune.model.engine.Kernels.get().dtypeOf(p);
+                    NDArray x = dtype == null || dtype == dev.jtune.model.engine.Dtype.FP32 ? p
+                            : dev.jtune.model.engine.Kernels.get().cast(p, dev.jtune.model.engine.Dtype.FP32);
+                    NDArray z = x.mul(0f).sum();
                     total = total == null ? z : total.add(z);
                 }
                 total.attach(scratch);
