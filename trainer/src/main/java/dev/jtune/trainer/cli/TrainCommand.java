@@ -103,6 +103,13 @@ final class TrainCommand {
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);
         RunSettings.refuseUnsupportedTraining(config);
+        Optional<dev.jtune.trainer.setup.DeepSpeed> deepSpeed = dev.jtune.trainer.setup.DeepSpeed.from(config, options,
+                loraSettings.isPresent(), group.worldSize());
+        if (deepSpeed.isPresent()) {
+            out.println(deepSpeed.get().note());
+            options = deepSpeed.get().apply(options);
+        }
+        RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
         VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
         Path baseDir = Path.of("").toAbsolutePath();

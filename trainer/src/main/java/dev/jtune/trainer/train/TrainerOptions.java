@@ -108,7 +108,10 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0));
         boolean fp16 = s.bool("fp16").orElse(false);
         Object bf16Value = s.value("bf16").orElse(false);
-        boolean bf16 = bf16Value instanceof Boolean b ? b : gpu; // "auto"
+        // bfloat16: true loads the model in bf16 without autocast (Axolotl's "no AMP"): for jtune's bf16 compute, whose
+        // every op already runs in bf16 with transformers' fp32 upcasts, that is bf16: true.
+        // bf16: auto is bf16 with a GPU, unless fp16: true (Axolotl's resolve_dtype).
+        boolean bf16 = (bf16Value instanceof Boolean b ? b : gpu && !fp16) || s.bool("bfloat16").orElse(false);
         if (fp16 && bf16) {
             throw new IllegalArgumentException("fp16 and bf16: choose one precision");
         }
