@@ -339,8 +339,13 @@ public final class AxolotlKeys {
                 "fp8_enable_fsdp_float8_all_gather", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
-        refused("jtune trains in fp32, or with bf16: true / fp16: true (mixed precision)", "bfloat16", "float16",
-                "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");
+        // bfloat16: the model in bf16 without autocast, which jtune's bf16 compute is (bf16: true, full or adapter).
+        implemented("bfloat16");
+        refused("float16: true is fp16 without loss scaling, which jtune does not run; use fp16: true (with an"
+                + " adapter: dynamic loss scaling) or bf16: true", "float16");
+        refused("jtune keeps norms and embeddings in the compute dtype (as Axolotl does for adapters, with flash"
+                + " attention or with FSDP); fp32 norms (Axolotl: FSDP2 only) and the embeddings' upcast switch are not"
+                + " implemented", "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");
         refused(PEFT, "lora_target_parameters", "lora_rank_pattern", "lora_alpha_pattern", "peft_layers_to_transform",
                 "peft_layers_pattern", "peft", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
                 "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "relora",
@@ -359,8 +364,14 @@ public final class AxolotlKeys {
                 "qgalore_proj_group_size", "qgalore_cos_threshold", "qgalore_gamma_proj", "qgalore_queue_size",
                 "jagged_restart_steps", "jagged_restart_warmup_steps", "jagged_restart_anneal_steps", "grokfast_alpha",
                 "grokfast_lamb", "neftune_noise_alpha", "noisy_embedding_alpha");
-        refused("jtune does not run DeepSpeed; fsdp: [full_shard, auto_wrap] shards parameters, gradients and"
-                + " optimizer state (as ZeRO-3) over ./launch.sh --nproc-per-node N", "deepspeed");
+        // deepspeed: the JSON is read and checked when the config loads (trainer's DeepSpeed), which prints the one
+        // info line naming the stage and what jtune runs; refusals (fp16, bf16 full fine-tuning, schedulers, ...) too.
+        valued("deepspeed", Policy.EQUIVALENT, "ZeRO-1/2 run as jtune's data parallel, ZeRO-3 as FSDP full_shard,"
+                        + " over ./launch.sh --nproc-per-node N: the same numbers; CPU offload is not done",
+                "a DeepSpeed JSON (Axolotl's shipped deepspeed_configs/*.json are known by name): stages 0-3"
+                        + " equivalent; what would change the result (fp16, bf16 without an adapter, a scheduler, other"
+                        + " optimizers, mismatched \"auto\" values) refused",
+                v -> Verdict.QUIET);
         for (String key : List.of("sequence_parallel_degree", "context_parallel_size", "tensor_parallel_size",
                 "dp_shard_size", "dp_replicate_size", "expert_parallel_size")) {
             valued(key, Policy.REFUSED, PARALLEL, "1: quiet; more: refused",

@@ -105,6 +105,13 @@ final class TrainCommand {
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);
+        Optional<dev.jtune.trainer.setup.DeepSpeed> deepSpeed = dev.jtune.trainer.setup.DeepSpeed.from(config, options,
+                loraSettings.isPresent(), group.worldSize());
+        if (deepSpeed.isPresent()) {
+            out.println(deepSpeed.get().note());
+            options = deepSpeed.get().apply(options);
+        }
+        RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
         VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
         Path baseDir = Path.of("").toAbsolutePath();
@@ -129,9 +136,10 @@ final class TrainCommand {
         Path tokenizerDir = vocab.tokenizerDir(config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir),
                 outputDir);
 
-        if (loraSettings.isEmpty() && (nf4 || options.precision() != dev.jtune.model.engine.Dtype.FP32)) {
-            throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) runs in fp32 on a "
-                    + "dense base; set adapter: lora | qlora to train over a " + (nf4 ? "4-bit" : "half-precision") + " base");
+        if (loraSettings.isEmpty() && (nf4 || options.precision() == dev.jtune.model.engine.Dtype.FP16)) {
+            throw new IllegalArgumentException(config.source() + ": " + (nf4
+                    ? "full fine-tuning (no adapter) trains dense weights, not a 4-bit base; set adapter: qlora"
+                    : RunSettings.FP16_FULL_FINE_TUNING));
         }
         // FSDP shards the frozen base of an adapter (16-bit, or NF4 in its packed form); full fine-tuning keeps
         // whole (trainable) weights.
@@ -180,8 +188,10 @@ final class TrainCommand {
                                     ? ", continuing the adapter in " + saved.dir() : "");
                 } else {
                     trainable = new FullFineTuning(model);
-                    out.printf("model: %s (%s), full fine-tuning in fp32 (%,d parameters)%n", modelDir,
-                            model.config().family().architecture(),
+                    out.printf("model: %s (%s), full fine-tuning in %s (%,d parameters)%n", modelDir,
+                            model.config().family().architecture(), options.precision() == dev.jtune.model.engine.Dtype.BF16
+                                    ? "bf16: weights, gradients and AdamW state in bf16, as transformers' Trainer"
+                                    + " over a bf16-loaded model" : "fp32",
                             count(trainable.parameters()));
                 }
                 out.printf(Locale.ROOT, "model loaded in %.1f s%n", loadSeconds);

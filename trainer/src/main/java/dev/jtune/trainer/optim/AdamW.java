@@ -77,8 +77,9 @@ public final class AdamW implements Optimizer {
         this.manager = parent.newSubManager();
         for (var e : this.params.entrySet()) {
             this.decays.put(e.getKey(), decays.test(e.getKey()));
-            expAvg.put(e.getKey(), manager.zeros(e.getValue().getShape()));
-            expAvgSq.put(e.getKey(), manager.zeros(e.getValue().getShape()));
+            // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim.
+            expAvg.put(e.getKey(), Tensors.zerosLike(e.getValue(), manager));
+            expAvgSq.put(e.getKey(), Tensors.zerosLike(e.getValue(), manager));
             steps.put(e.getKey(), 0L);
         }
     }
@@ -208,8 +209,8 @@ public final class AdamW implements Optimizer {
         Map<String, float[]> v = new LinkedHashMap<>();
         for (String name : params.keySet()) {
             shapes.put(name, params.get(name).getShape().getShape());
-            m.put(name, expAvg.get(name).toFloatArray());
-            v.put(name, expAvgSq.get(name).toFloatArray());
+            m.put(name, Tensors.floats(expAvg.get(name)));
+            v.put(name, Tensors.floats(expAvgSq.get(name)));
         }
         write(file, hyper, shapes, m, v, steps);
     }

@@ -22,14 +22,19 @@ public final class Flat {
         return params.stream().mapToLong(p -> p.getShape().size()).sum();
     }
 
-    /** The values, zero-padded to {@code length} elements: a new fp32 array in {@code m}, outside autograd. */
+    /**
+     * The values, zero-padded to {@code length} elements: a new fp32 array in {@code m}, outside autograd (bf16
+     * values widened exactly).
+     */
     public static NDArray values(Collection<NDArray> params, long length, NDManager m) {
-        return Autograd.noGrad(() -> concat(params.stream().map(p -> p.stopGradient()).toList(), length, m, true));
+        // bf16 values are widened (exactly) by the cast; DJL's own ops cannot handle a bf16 array.
+        return Autograd.noGrad(() -> concat(params.stream().map(p -> wide(p) ? p.stopGradient()
+                : dev.jtune.model.engine.Kernels.get().cast(p, dev.jtune.model.engine.Dtype.FP32)).toList(), length, m, true));
     }
 
     /**
      * The gradients (zeros for a parameter without one), zero-padded to {@code length}: a new fp32 array in
-     * {@code m}.
+     * {@code m} (bf16 gradients widened exactly; {@link #writeGradients} rounds them back).
      */
     public static NDArray gradients(Collection<NDArray> params, long length, NDManager m) {
         List<NDArray> grads = Gradients.open(params);
@@ -56,7 +61,12 @@ public final class Flat {
             NDList flat = new NDList(parts.size() + 1);
             long n = 0;
             for (NDArray a : parts) {
-                NDArray r = a.reshape(a.getShape().size());
+                NDArray part = a;
+                if (!wide(a)) { // a bf16 gradient: widened exactly, summed in fp32 and rounded once when written back
+                    part = dev.jtune.model.engine.Kernels.get().cast(a, dev.jtune.model.engine.Dtype.FP32);
+                    part.attach(scratch);
+                }
+                NDArray r = part.reshape(a.getShape().size());
                 r.attach(scratch);
                 flat.add(r);
                 n += a.getShape().size();
@@ -69,6 +79,12 @@ public final class Flat {
             out.attach(m);
             return out;
         }
+    }
+
+    /** Whether {@code x} is fp32 (or not a float tensor): what DJL's own array ops handle. */
+    private static boolean wide(NDArray x) {
+        dev.jtune.model.engine.Dtype dtype = dev.jtune.model.engine.Kernels.get().dtypeOf(x);
+        return dtype == null || dtype == dev.jtune.model.engine.Dtype.FP32;
     }
 
     /** Overwrites the parameters' values, in place, from {@code flat} (at least {@link #size} elements). */

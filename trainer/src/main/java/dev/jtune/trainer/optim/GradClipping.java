@@ -34,7 +34,7 @@ public final class GradClipping {
             }
             OptimKernels k = OptimKernels.get();
             NDArray total = k.totalNorm(present, scratch);
-            double norm = total.getFloat();
+            double norm = Tensors.floats(total)[0]; // bf16 gradients give a bf16 norm, as torch's
             if (maxNorm > 0) {
                 NDArray coef = k.clipCoef(total, maxNorm);
                 for (NDArray g : present) {

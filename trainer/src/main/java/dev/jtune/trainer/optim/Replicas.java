@@ -30,7 +30,11 @@ public final class Replicas {
         }
     }
 
-    /** Replaces every gradient by its sum over the ranks (one all-reduce of the flattened gradients). */
+    /**
+     * Replaces every gradient by its sum over the ranks (one all-reduce of the flattened gradients). bf16
+     * gradients (bf16 full fine-tuning) are summed in fp32 and rounded once as they are written back: for two
+     * ranks that is exactly the bf16 addition that accumulating both micro-batches on one rank makes.
+     */
     public static void allReduceGradients(ProcessGroup group, Collection<NDArray> params, NDManager m) {
         try (NDArray flat = Flat.gradients(params, Flat.size(params), m)) {
             group.allReduceSum(flat);
@@ -50,7 +54,11 @@ public final class Replicas {
             try (NDManager scratch = m.newSubManager()) {
                 NDArray total = null;
                 for (NDArray p : params) {
-                    NDArray z = p.mul(0f).sum();
+                    // a bf16 parameter through the (differentiable) cast: DJL's scalar ops cannot make bf16
+                    dev.jtune.model.engine.Dtype dtype = dev.jtune.model.engine.Kernels.get().dtypeOf(p);
+                    NDArray x = dtype == null || dtype == dev.jtune.model.engine.Dtype.FP32 ? p
+                            : dev.jtune.model.engine.Kernels.get().cast(p, dev.jtune.model.engine.Dtype.FP32);
+                    NDArray z = x.mul(0f).sum();
                     total = total == null ? z : total.add(z);
                 }
                 total.attach(scratch);
@@ -72,7 +80,7 @@ public final class Replicas {
         }
         long h = 0xcbf29ce484222325L;
         for (NDArray p : params) {
-            for (float f : p.toFloatArray()) {
+            for (float f : Tensors.floats(p)) {
                 h = (h ^ Float.floatToRawIntBits(f)) * 0x100000001b3L;
             }
         }

@@ -1,5 +1,8 @@
 package dev.jtune.trainer.optim;
 
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Kernels;
+
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
@@ -37,5 +40,34 @@ public final class Tensors {
     /** fp32 zeros of {@code shape} in {@code manager}. */
     static NDArray zeros(NDManager manager, Shape shape) {
         return manager.zeros(shape);
+    }
+
+    /**
+     * Zeros of {@code like}'s shape and dtype in {@code manager} ({@code torch.zeros_like}: torch.optim keeps
+     * a bf16 parameter's moments in bf16). bf16 is made by a cast, which DJL cannot do itself.
+     */
+    public static NDArray zerosLike(NDArray like, NDManager manager) {
+        NDArray z = manager.zeros(like.getShape());
+        Dtype dtype = Kernels.get().dtypeOf(like);
+        if (dtype == null || dtype == Dtype.FP32) {
+            return z;
+        }
+        NDArray cast = Kernels.get().cast(z, dtype);
+        cast.attach(manager);
+        z.close();
+        return cast;
+    }
+
+    /** The values of {@code x} (fp32, fp16 or bf16) as fp32, row-major; widening is exact. */
+    public static float[] floats(NDArray x) {
+        Dtype dtype = Kernels.get().dtypeOf(x);
+        if (dtype == null || dtype == Dtype.FP32) {
+            return x.toFloatArray();
+        }
+        try (NDManager scratch = x.getManager().newSubManager()) {
+            NDArray wide = Kernels.get().cast(x, Dtype.FP32);
+            wide.attach(scratch);
+            return wide.toFloatArray();
+        }
     }
 }

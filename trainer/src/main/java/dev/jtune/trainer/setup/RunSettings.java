@@ -36,7 +36,7 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
         refuse(config, s.bool("load_in_8bit").orElse(false), "load_in_8bit: true",
                 "jtune has no LLM.int8 base; use load_in_4bit: true with adapter: qlora (NF4), or a 16-bit base");
         Object bf16 = s.value("bf16").orElse(false);
-        Dtype dtype = Boolean.TRUE.equals(bf16) || "auto".equals(bf16) ? Dtype.BF16
+        Dtype dtype = Boolean.TRUE.equals(bf16) || "auto".equals(bf16) || s.bool("bfloat16").orElse(false) ? Dtype.BF16
                 : s.bool("fp16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
         return new RunSettings(s.string("base_model_init"), s.bool("load_in_4bit").orElse(false),
                 s.string("lora_model_dir").map(Path::of), dtype,
@@ -73,11 +73,64 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
      */
     public static void refuseUnsupportedTraining(TrainConfig config) {
         TrainerSettings s = config.trainer();
-        refuse(config, s.string("deepspeed").isPresent(), "deepspeed: " + s.string("deepspeed").orElse(""),
-                "jtune does not run DeepSpeed; fsdp: [full_shard, auto_wrap] shards parameters, gradients and"
-                        + " optimizer state (as ZeRO-3) over ./launch.sh --nproc-per-node N");
+        boolean fullFineTuning = s.string("adapter").isEmpty();
+        refuse(config, fullFineTuning && s.bool("fp16").orElse(false) && !bf16(s), "fp16: true without an adapter",
+                FP16_FULL_FINE_TUNING);
+        // The DeepSpeed JSON is read and checked here, so that preprocess stops on it too (the world size is the
+        // launcher's; a fixed train_batch_size is checked against it again when train starts).
+        dev.jtune.trainer.train.TrainerOptions options = dev.jtune.trainer.train.TrainerOptions.from(config);
+        DeepSpeed.from(config, options, !fullFineTuning, worldSize());
+        refuse(config, fullFineTuning && options.fsdp() && options.precision() == Dtype.BF16,
+                "bf16: true with fsdp and without an adapter", "under FSDP, accelerate upcasts a bf16-loaded model to"
+                        + " fp32 master weights (FSDP mixed precision), a recipe jtune does not run; without fsdp,"
+                        + " ./launch.sh --nproc-per-node N trains bf16 full fine-tuning data parallel (the same numbers"
+                        + " as one process), or use an adapter");
         refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
                 "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
+    }
+
+    /**
+     * Why fp16 full fine-tuning is refused: Axolotl loads the model in fp16 ({@code torch_dtype=float16}) and
+     * transformers' Trainer then stops in its GradScaler; jtune does not invent another recipe for it.
+     */
+    public static final String FP16_FULL_FINE_TUNING = "fp16 full fine-tuning (no adapter) is not supported: Axolotl "
+            + "loads the model in fp16 and transformers' Trainer stops with 'Attempting to unscale FP16 gradients'; use "
+            + "bf16: true (bf16 weights, gradients and AdamW state), fp32, or an adapter over an fp16 base";
+
+    /**
+     * A line for bf16 full fine-tuning where Axolotl's numbers differ: with {@code sdpa} or {@code eager} attention
+     * (or none named) and no FSDP, Axolotl's model loader keeps {@code embed_tokens}, {@code lm_head} and the norms in
+     * fp32 ({@code ModelLoader._configure_embedding_dtypes}); with flash attention, FSDP or an adapter it casts them
+     * back to bf16, which is what jtune trains.
+     */
+    public static Optional<String> precisionNote(TrainConfig config, boolean adapter, Dtype precision) {
+        TrainerSettings s = config.trainer();
+        // attn_implementation earns an info line (equivalent here), which carries its value.
+        String attention = s.bool("flash_attention").orElse(false) ? "flash_attention_2"
+                : s.bool("sdp_attention").orElse(false) ? "sdpa"
+                : config.notes().stream().filter(n -> n.key().equals("attn_implementation"))
+                        .map(dev.jtune.data.config.ConfigNote::value).findFirst().orElse("");
+        boolean upcasts = attention.isEmpty() || attention.equals("sdpa") || attention.equals("eager");
+        if (adapter || precision != Dtype.BF16 || !upcasts) {
+            return Optional.empty();
+        }
+        return Optional.of("note: bf16 full fine-tuning trains every weight in bf16, as Axolotl does with flash"
+                + " attention or FSDP; with " + (attention.isEmpty() ? "no attn_implementation" : "attn_implementation: "
+                + attention) + " Axolotl would keep embed_tokens, lm_head and the norms in fp32");
+    }
+
+    /** The launcher's world size ({@code WORLD_SIZE}), 1 outside it. */
+    static int worldSize() {
+        try {
+            return Integer.parseInt(System.getenv().getOrDefault("WORLD_SIZE", "1").strip());
+        } catch (NumberFormatException e) {
+            return 1;
+        }
+    }
+
+    /** {@code bf16: true} or {@code bfloat16: true} (Axolotl: either loads the model in bf16). */
+    static boolean bf16(TrainerSettings s) {
+        return Boolean.TRUE.equals(s.value("bf16").orElse(false)) || s.bool("bfloat16").orElse(false);
     }
 
     private static void refuse(TrainConfig config, boolean set, String what, String instead) {

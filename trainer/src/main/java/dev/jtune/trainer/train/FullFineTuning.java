@@ -10,6 +10,7 @@ import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.TensorSpec;
 import dev.jtune.model.safetensors.SafetensorsDtype;
 import dev.jtune.model.safetensors.SafetensorsWriter;
+import dev.jtune.trainer.optim.Tensors;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,9 +21,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Full fine-tuning: every weight of an fp32 {@link LlamaModel} with dense projections is trainable, under its
+ * Full fine-tuning: every weight of a {@link LlamaModel} with dense projections is trainable, under its
  * transformers name; {@link #saveWeights} writes a transformers model directory ({@code config.json},
- * {@code model.safetensors} in F32). A tied head is the embedding and appears once.
+ * {@code model.safetensors}). A tied head is the embedding and appears once.
+ *
+ * <p>The model is fp32, or bf16: a bf16 model trains its bf16 weights in place, with bf16 gradients and bf16
+ * AdamW moments, as transformers' Trainer does with a model that Axolotl loaded in {@code torch_dtype=bfloat16}
+ * ({@code bf16: true} without an adapter); the saved weights are then BF16, as {@code save_pretrained} writes
+ * them. An fp16 model is refused (torch's GradScaler will not unscale fp16 gradients).
  */
 public final class FullFineTuning implements TrainableModel {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -30,11 +36,12 @@ public final class FullFineTuning implements TrainableModel {
     private final LlamaModel model;
     private final Map<String, NDArray> parameters;
 
-    /** @throws IllegalArgumentException if the model is not fp32 or a projection is not dense */
+    /** @throws IllegalArgumentException if the model is fp16 or a projection is not dense */
     public FullFineTuning(LlamaModel model) {
-        if (model.dtype() != Dtype.FP32) {
-            throw new IllegalArgumentException("full fine-tuning trains fp32 weights; the model computes in "
-                    + model.dtype().label() + " (use an adapter for bf16/fp16 bases)");
+        if (model.dtype() == Dtype.FP16) {
+            throw new IllegalArgumentException("full fine-tuning trains fp32 or bf16 weights; the model computes in "
+                    + "fp16, whose gradients torch's GradScaler refuses to unscale (use bf16, or an adapter over an "
+                    + "fp16 base)");
         }
         this.model = model;
         this.parameters = Collections.unmodifiableMap(namedWeights(model));
@@ -77,17 +84,22 @@ public final class FullFineTuning implements TrainableModel {
 
     @Override
     public void saveWeights(Path dir) throws IOException {
-        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(model.config().asCausalLm().toJson()) + "\n");
+        var json = model.config().asCausalLm().toJson();
+        // save_pretrained records the dtype the weights are saved in, not the base checkpoint's.
+        json.put("torch_dtype", model.dtype() == Dtype.BF16 ? "bfloat16" : "float32");
+        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(json) + "\n");
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         String prefix = model.config().architecture().textPrefix();
+        // The weights' own dtype (bf16 values round-trip through fp32 exactly).
+        SafetensorsDtype stored = model.dtype() == Dtype.BF16 ? SafetensorsDtype.BF16 : SafetensorsDtype.F32;
         for (var e : parameters.entrySet()) {
             NDArray t = e.getValue();
             // config.json describes the causal LM (a multimodal checkpoint's text part alone): its tensor names.
             String name = e.getKey().startsWith(prefix) ? "model." + e.getKey().substring(prefix.length()) : e.getKey();
             // Written one tensor at a time, when the writer reaches it.
             long[] shape = t.getShape().getShape();
-            entries.add(new SafetensorsWriter.Entry(name, SafetensorsDtype.F32, shape, channel ->
-                    SafetensorsWriter.Entry.ofFloats(name, shape, t.toFloatArray(), SafetensorsDtype.F32)
+            entries.add(new SafetensorsWriter.Entry(name, stored, shape, channel ->
+                    SafetensorsWriter.Entry.ofFloats(name, shape, Tensors.floats(t), stored)
                             .source().writeTo(channel)));
         }
         SafetensorsWriter.write(dir.resolve("model.safetensors"), entries, Map.of());

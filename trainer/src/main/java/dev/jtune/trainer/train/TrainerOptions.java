@@ -168,7 +168,10 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     static Dtype precision(TrainerSettings s, boolean gpu) {
         boolean fp16 = s.bool("fp16").orElse(false);
         Object bf16Value = s.value("bf16").orElse(false);
-        boolean bf16 = bf16Value instanceof Boolean b ? b : gpu; // "auto"
+        // bfloat16: true loads the model in bf16 without autocast (Axolotl's "no AMP"): for jtune's bf16 compute, whose
+        // every op already runs in bf16 with transformers' fp32 upcasts, that is bf16: true.
+        // bf16: auto is bf16 with a GPU, unless fp16: true (Axolotl's resolve_dtype).
+        boolean bf16 = (bf16Value instanceof Boolean b ? b : gpu && !fp16) || s.bool("bfloat16").orElse(false);
         if (fp16 && bf16) {
             throw new IllegalArgumentException("bf16: true and fp16: true: choose one precision");
         }

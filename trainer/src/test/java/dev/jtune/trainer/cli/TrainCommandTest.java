@@ -234,7 +234,7 @@ class TrainCommandTest {
 
     /** Keys whose effect jtune lacks are refused by train and preprocess alike, naming the key: never ignored. */
     @ParameterizedTest
-    @ValueSource(strings = {"load_in_8bit: true", "deepspeed: deepspeed_configs/zero3.json", "group_by_length: true"})
+    @ValueSource(strings = {"load_in_8bit: true", "group_by_length: true"})
     void keysJtuneCannotHonourAreRefusedNotIgnored(String line, @TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("bad.yml");
         Files.writeString(cfg, config(dir, "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n" + line
@@ -272,15 +272,72 @@ class TrainCommandTest {
         assertTrue(Files.exists(dir.resolve("out/adapter_config.json")), out);
     }
 
+    /** fp16 full fine-tuning: Axolotl loads the model in fp16 and transformers' Trainer stops in its GradScaler. */
     @Test
-    void halfPrecisionFullFineTuningIsRefused(@TempDir Path dir) throws Exception {
+    void fp16FullFineTuningIsRefused(@TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("bad.yml");
-        Files.writeString(cfg, config(dir, "bf16: true\n"));
-        var err = new ByteArrayOutputStream();
-        int code = Main.run(new String[] {"train", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        assertEquals(1, code);
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("full fine-tuning"), err.toString(StandardCharsets.UTF_8));
+        Files.writeString(cfg, config(dir, "fp16: true\n"));
+        for (String verb : List.of("train", "preprocess")) {
+            var err = new ByteArrayOutputStream();
+            int code = Main.run(new String[] {verb, cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                    new PrintStream(err, true, StandardCharsets.UTF_8));
+            String text = err.toString(StandardCharsets.UTF_8);
+            assertEquals(1, code, text);
+            assertTrue(text.contains("fp16: true without an adapter is not supported")
+                    && text.contains("Attempting to unscale FP16 gradients"), text);
+        }
+    }
+
+    /**
+     * Stanford Alpaca's precision: bf16 full fine-tuning trains the bf16 weights in place and leaves a BF16
+     * model.safetensors (config.json: bfloat16) that score reads; the note says where Axolotl would differ.
+     */
+    @Test
+    void bf16FullFineTuningLeavesABf16ModelThatScores(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("bf16.yml");
+        Files.writeString(cfg, config(dir, "bf16: true\n").replace("max_steps: 6", "max_steps: 3"));
+        String out = run(cfg, 0);
+        assertTrue(out.contains("full fine-tuning in bf16: weights, gradients and AdamW state in bf16"), out);
+        assertTrue(out.contains("note: bf16 full fine-tuning trains every weight in bf16")
+                && out.contains("Axolotl would keep embed_tokens, lm_head and the norms in fp32"), out);
+        Path o = dir.resolve("out");
+        assertTrue(Files.readString(o.resolve("config.json")).contains("\"torch_dtype\" : \"bfloat16\""));
+        try (var f = dev.jtune.model.safetensors.SafetensorsFile.open(o.resolve("model.safetensors"));
+                HfCheckpoint base = HfCheckpoint.open(dir.resolve("tiny"))) {
+            String w = "model.layers.0.mlp.down_proj.weight";
+            assertEquals(dev.jtune.model.safetensors.SafetensorsDtype.BF16, f.info(w).dtype());
+            assertFalse(java.util.Arrays.equals(base.floats(w), f.floats(w)), "the weights were trained");
+        }
+        Path input = dir.resolve("score.jsonl");
+        Files.writeString(input, "{\"text\": \"Which word comes last: red, blue? blue\"}\n");
+        var scored = new ByteArrayOutputStream();
+        assertEquals(0, ScoreCommand.score(o, input, Dtype.BF16, new PrintStream(scored, true, StandardCharsets.UTF_8)));
+        JsonNode line = json(scored.toString(StandardCharsets.UTF_8).lines().findFirst().orElseThrow());
+        assertTrue(Double.isFinite(line.get("mean_nll").asDouble()) && line.get("tokens").asInt() > 0, line.toString());
+    }
+
+    /**
+     * deepspeed: Axolotl's zero2.json (absent here: known by name) runs as jtune's data parallel — one info line —
+     * and the adapter is byte-identical to the run without it: ZeRO changes where state lives, not the numbers.
+     */
+    @Test
+    void deepspeedZero2IsDataParallelWithTheSameAdapter(@TempDir Path dir) throws Exception {
+        String lora = "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\nmax_grad_norm: 1.0\n";
+        Path plain = dir.resolve("plain.yml");
+        Files.writeString(plain, config(dir, lora).replace("max_steps: 6", "max_steps: 2"));
+        run(plain, 0);
+        Path first = dir.resolve("first");
+        Files.move(dir.resolve("out"), first);
+        Path ds = dir.resolve("ds.yml");
+        Files.writeString(ds, config(dir, lora + "deepspeed: deepspeed_configs/zero2.json\n")
+                .replace("max_steps: 6", "max_steps: 2"));
+        String out = run(ds, 0);
+        assertTrue(out.contains("deepspeed: deepspeed_configs/zero2.json (ZeRO-2, Axolotl's shipped"
+                + " deepspeed_configs/zero2.json) — equivalent here: jtune runs data parallel"), out);
+        assertTrue(out.contains("offloading optimizer state to CPU is a memory placement"), out);
+        assertEquals(1, out.lines().filter(l -> l.contains("deepspeed")).count(), out);
+        assertTrue(java.util.Arrays.equals(Files.readAllBytes(first.resolve("adapter_model.safetensors")),
+                Files.readAllBytes(dir.resolve("out/adapter_model.safetensors"))), "the same adapter");
     }
 
     private static JsonNode json(String line) {
