@@ -76,17 +76,22 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
         boolean fullFineTuning = s.string("adapter").isEmpty();
         refuse(config, fullFineTuning && s.bool("fp16").orElse(false) && !bf16(s), "fp16: true without an adapter",
                 FP16_FULL_FINE_TUNING);
+        refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
+                "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
+        dev.jtune.trainer.train.TrainerOptions options;
+        try {
+            options = dev.jtune.trainer.train.TrainerOptions.from(config);
+        } catch (IllegalArgumentException e) {
+            return; // the trainer keys' own problem, which TrainerOptions.check reports (ConfigChecks): not twice
+        }
         // The DeepSpeed JSON is read and checked here, so that preprocess stops on it too (the world size is the
         // launcher's; a fixed train_batch_size is checked against it again when train starts).
-        dev.jtune.trainer.train.TrainerOptions options = dev.jtune.trainer.train.TrainerOptions.from(config);
         DeepSpeed.from(config, options, !fullFineTuning, worldSize());
         refuse(config, fullFineTuning && options.fsdp() && options.precision() == Dtype.BF16,
                 "bf16: true with fsdp and without an adapter", "under FSDP, accelerate upcasts a bf16-loaded model to"
                         + " fp32 master weights (FSDP mixed precision), a recipe jtune does not run; without fsdp,"
                         + " ./launch.sh --nproc-per-node N trains bf16 full fine-tuning data parallel (the same numbers"
                         + " as one process), or use an adapter");
-        refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
-                "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
     }
 
     /**

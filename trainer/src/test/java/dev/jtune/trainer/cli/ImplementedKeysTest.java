@@ -144,6 +144,7 @@ class ImplementedKeysTest {
             weights("warmup_steps", "warmup_steps: 1"),
             weights("warmup_ratio", "warmup_ratio: 0.5"),
             weights("bf16", "bf16: true"),
+            weights("bfloat16", "bfloat16: true"),
             weights("fp16", "fp16: true"),
             same("gradient_checkpointing", "gradient_checkpointing: true", "recomputing layers changes memory, not"
                     + " numbers"),
