@@ -88,6 +88,25 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     }
 
     /**
+     * The AdamW of transformers' {@code optim} name (trainer.py {@code get_optimizer_cls_and_kwargs}): adamw_torch and
+     * adamw_torch_fused are {@code torch.optim.AdamW}; adamw_bnb_8bit, adamw_8bit and paged_adamw_8bit are
+     * bitsandbytes' AdamW with {@code optim_bits=8}, paged_adamw_32bit with 32 ({@code paged_} only moves the state
+     * between GPU and host memory: the same update).
+     *
+     * @throws IllegalArgumentException for any other name, saying what jtune implements
+     */
+    public static AdamW.Variant optimizerVariant(String optimizer) {
+        return switch (optimizer) {
+            case "adamw_torch", "adamw_torch_fused" -> AdamW.Variant.TORCH;
+            case "paged_adamw_32bit" -> AdamW.Variant.BNB_32BIT;
+            case "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit" -> AdamW.Variant.BNB_8BIT;
+            default -> throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune"
+                    + " implements adamw_torch (adamw_torch_fused is the same update), bitsandbytes' 8-bit AdamW"
+                    + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit) and its 32-bit AdamW (paged_adamw_32bit)");
+        };
+    }
+
+    /**
      * Reads trainer keys.
      *
      * @param gpu whether a GPU is present ({@code bf16: auto} means bf16 only then, as Axolotl)
@@ -99,13 +118,9 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             throw new IllegalArgumentException("learning_rate: required (e.g. learning_rate: 0.0002)");
         }
         String optimizer = s.string("optimizer").orElse("adamw_torch");
-        // paged_adamw_32bit is the same 32-bit AdamW update; paging its state to host memory is a GPU memory policy.
-        if (!List.of("adamw_torch", "adamw_torch_fused", "paged_adamw_32bit").contains(optimizer)) {
-            throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune implements"
-                    + " adamw_torch (adamw_torch_fused and paged_adamw_32bit are the same update)");
-        }
+        AdamW.Variant variant = optimizerVariant(optimizer);
         AdamW.Hyper adam = new AdamW.Hyper(s.number("adam_beta1").orElse(0.9), s.number("adam_beta2").orElse(0.999),
-                s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0));
+                s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0), variant);
         boolean fp16 = s.bool("fp16").orElse(false);
         Object bf16Value = s.value("bf16").orElse(false);
         boolean bf16 = bf16Value instanceof Boolean b ? b : gpu; // "auto"

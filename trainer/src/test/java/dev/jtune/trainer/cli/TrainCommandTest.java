@@ -268,7 +268,7 @@ class TrainCommandTest {
                 + " flash_attention_2 — jtune computes exact attention"), notes.get(0));
         assertTrue(notes.get(1).startsWith("warning: " + cfg + ":") && notes.get(1).contains("hub_model_id: me/tiny"),
                 notes.get(1));
-        assertTrue(notes.get(2).contains("optimizer: paged_adamw_32bit — jtune runs adamw_torch"), notes.get(2));
+        assertTrue(notes.get(2).contains("optimizer: paged_adamw_32bit — jtune runs bitsandbytes' 32-bit AdamW"), notes.get(2));
         assertTrue(Files.exists(dir.resolve("out/adapter_config.json")), out);
     }
 
