@@ -171,9 +171,10 @@ public final class AdamW implements Optimizer {
      */
     public long stateBytes() {
         long bytes = 0;
-        for (String name : params.keySet()) {
-            long n = params.get(name).getShape().size();
-            bytes += eightBit(name) ? 2 * n + 8 * Bnb.blocks(n) : 8 * n;
+        for (NDArray m : expAvg.values()) bytes += 4 * m.size();
+        for (NDArray v : expAvgSq.values()) bytes += 4 * v.size();
+        for (Quantized q : quantized.values()) {
+            bytes += q.state1().size() + q.state2().size() + 4 * (q.absmax1().size() + q.absmax2().size());
         }
         return bytes;
     }

@@ -150,6 +150,8 @@ class BnbAdamWFixtureTest {
                     ref.put(name, new float[][] {f32(t.get("init")), new float[n], new float[n], new float[blocks],
                         new float[blocks]});
                 }
+                // What the state holds: fp32 moments for "small" (300), codes and block absmax for the others.
+                assertEquals(8 * 300 + (2 * 4140 + 8 * 17) + (2 * 4096 + 8 * 16), opt.stateBytes());
                 Map<String, int[][]> refCodes = new LinkedHashMap<>();
                 ref.forEach((name, r) -> refCodes.put(name, new int[][] {new int[r[0].length], new int[r[0].length]}));
                 for (int step = 1; step <= lrs.size(); step++) {
