@@ -46,7 +46,27 @@ public final class AdamW implements Optimizer {
          * bitsandbytes' AdamW with {@code optim_bits=8} (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit): blockwise
          * 8-bit moments for tensors of at least {@link Bnb#MIN_8BIT_SIZE} elements (see {@link Bnb}).
          */
-        BNB_8BIT("adamw_bnb_8bit");
+        BNB_8BIT("adamw_bnb_8bit"),
+        /**
+         * torchao's AdamW8bit (adamw_torch_8bit): blockwise 8-bit moments (same dynamic maps, blocks of 256, its own
+         * rounding) for tensors of at least 4096 values that are a whole number of blocks; torch's AdamW arithmetic
+         * order with lerp (see {@code torchao_adamw_math} in optim.torchscript.py).
+         */
+        TORCHAO_8BIT("adamw_torch_8bit");
+
+        /** Whether a tensor of {@code n} values keeps 8-bit state under this variant. */
+        public boolean eightBit(long n) {
+            return switch (this) {
+                case TORCH, BNB_32BIT -> false;
+                case BNB_8BIT -> Bnb.eightBit(n);
+                case TORCHAO_8BIT -> n >= Bnb.MIN_8BIT_SIZE && n % Bnb.BLOCK == 0;
+            };
+        }
+
+        /** Whether some tensors may keep 8-bit state (blocks of 256). */
+        public boolean quantizes() {
+            return this == BNB_8BIT || this == TORCHAO_8BIT;
+        }
 
         private final String checkpointName;
 
@@ -131,15 +151,15 @@ public final class AdamW implements Optimizer {
         this.hyper = Objects.requireNonNull(hyper, "hyper");
         this.decays = new LinkedHashMap<>();
         this.manager = parent.newSubManager();
-        boolean bnb8 = hyper.variant() == Variant.BNB_8BIT;
-        this.code1 = bnb8 ? OptimKernels.get().dynamicMap(true, manager) : null;
-        this.code2 = bnb8 ? OptimKernels.get().dynamicMap(false, manager) : null;
+        boolean quantizes = hyper.variant().quantizes();
+        this.code1 = quantizes ? OptimKernels.get().dynamicMap(true, manager) : null;
+        this.code2 = quantizes ? OptimKernels.get().dynamicMap(false, manager) : null;
         for (var e : this.params.entrySet()) {
             String name = e.getKey();
             Shape shape = e.getValue().getShape();
             this.decays.put(name, decays.test(name));
             long whole = wholeSize == null ? shape.size() : wholeSize.get(name);
-            if (bnb8 && Bnb.eightBit(whole)) {
+            if (hyper.variant().eightBit(whole)) {
                 Shape blocks = new Shape(Bnb.blocks(shape.size()));
                 quantized.put(name, new Quantized(manager.zeros(shape, DataType.UINT8),
                         manager.zeros(shape, DataType.UINT8), manager.zeros(blocks), manager.zeros(blocks)));
@@ -259,6 +279,16 @@ public final class AdamW implements Optimizer {
                     k.adamw(param, g, expAvg.get(name), expAvgSq.get(name), 1 - lr * wd, wd != 0,
                             1 - hyper.beta1(), hyper.beta2(), 1 - hyper.beta2(), stepSize, biasCorrection2Sqrt,
                             hyper.eps());
+                }
+                case TORCHAO_8BIT -> {
+                    Quantized q = quantized.get(name);
+                    if (q != null) {
+                        k.torchaoAdamW8bit(param, g, q.state1(), q.state2(), q.absmax1(), q.absmax2(), code1, code2, lr,
+                                wd, hyper.beta1(), hyper.beta2(), hyper.eps(), step);
+                    } else {
+                        k.torchaoAdamW32(param, g, expAvg.get(name), expAvgSq.get(name), lr, wd, hyper.beta1(),
+                                hyper.beta2(), hyper.eps(), step);
+                    }
                 }
                 case BNB_32BIT, BNB_8BIT -> {
                     Bnb.Scalars sc = Bnb.Scalars.of(hyper.beta1(), hyper.beta2(), hyper.eps(), lr, wd, step);
@@ -445,7 +475,7 @@ public final class AdamW implements Optimizer {
         meta.put("betas", "[" + hyper.beta1() + ", " + hyper.beta2() + "]");
         meta.put("eps", Double.toString(hyper.eps()));
         meta.put("weight_decay", Double.toString(hyper.weightDecay()));
-        if (hyper.variant() == Variant.BNB_8BIT) {
+        if (hyper.variant().quantizes()) {
             meta.put("block_size", Integer.toString(Bnb.BLOCK));
             meta.put("min_8bit_size", Long.toString(Bnb.MIN_8BIT_SIZE));
         }

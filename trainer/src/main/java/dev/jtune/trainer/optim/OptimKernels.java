@@ -52,6 +52,21 @@ final class OptimKernels {
                 (double) s.stepSize(), (double) s.decay(), s.applyDecay()));
     }
 
+    /** One torchao AdamW8bit update of a tensor with 8-bit state, in place (see optim.torchscript.py). */
+    void torchaoAdamW8bit(NDArray param, NDArray grad, NDArray codes1, NDArray codes2, NDArray scale1, NDArray scale2,
+            NDArray qmap1, NDArray qmap2, double lr, double weightDecay, double beta1, double beta2, double eps,
+            long step) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("torchao_adamw8bit_", param, grad, codes1, codes2, scale1, scale2,
+                qmap1, qmap2, lr, weightDecay, beta1, beta2, eps, (double) step));
+    }
+
+    /** One torchao AdamW8bit update of a tensor with fp32 state, in place. */
+    void torchaoAdamW32(NDArray param, NDArray grad, NDArray m, NDArray v, double lr, double weightDecay,
+            double beta1, double beta2, double eps, long step) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("torchao_adamw32_", param, grad, m, v, lr, weightDecay, beta1,
+                beta2, eps, (double) step));
+    }
+
     /** {@code code[c] * absmax[block]} for uint8 codes (blocks of 256), flat fp32 in the codes' manager. */
     NDArray dequantizeBlockwise(NDArray codes, NDArray absmax, NDArray code) {
         return Autograd.noGrad(() -> LIBRARY.ops().call("dequantize_blockwise", codes, absmax, code));

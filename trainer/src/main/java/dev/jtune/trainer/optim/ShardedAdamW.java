@@ -181,7 +181,7 @@ public final class ShardedAdamW implements Optimizer {
         this.group = group;
         this.params = new LinkedHashMap<>(params);
         this.manager = parent.newSubManager();
-        this.align = hyper.variant() == AdamW.Variant.BNB_8BIT ? Bnb.BLOCK : 1;
+        this.align = hyper.variant().quantizes() ? Bnb.BLOCK : 1;
         Unit root = null;
         for (var e : this.params.entrySet()) {
             e.getValue().getShape(); // DJL caches the shape: ask while the tensor is whole
@@ -468,8 +468,7 @@ public final class ShardedAdamW implements Optimizer {
             // Which tensors keep 8-bit state depends on the whole tensor: the same on every rank.
             Map<String, Integer> channelCount = new LinkedHashMap<>();
             for (var e : params.entrySet()) {
-                boolean eight = inner.hyper().variant() == AdamW.Variant.BNB_8BIT
-                        && Bnb.eightBit(e.getValue().getShape().size());
+                boolean eight = inner.hyper().variant().eightBit(e.getValue().getShape().size());
                 channelCount.put(e.getKey(), eight ? 4 : 2);
             }
             int channels = channelCount.values().stream().mapToInt(Integer::intValue).max().orElse(2);

@@ -241,3 +241,75 @@ class Ops(Module):
       q = torch.bitwise_and(torch.where(flip, torch.where(torch.gt(flat, 0.), torch.add(q, 1), torch.sub(q, 1)), q), 255)
     absmax_out.copy_(am)
     return torch.to(q, 0)
+
+  # ---- torchao's AdamW8bit (transformers' adamw_torch_8bit), ported from pytorch/ao @ 36027d82d1ad9949597ea16002ff4940374b1b94:
+  # torchao/optim/adam.py single_param_adam (IS_ADAMW, no amsgrad, no bf16 stochastic rounding) run eagerly op for op
+  # (torchao runs it under torch.compile, whose fused code may round differently), with the state of
+  # torchao/optim/subclass_8bit.py OptimState8bit (block 256: codes uint8 + one fp32 scale a block; lerp reads the
+  # dequantized state, copy_ quantizes with quant_utils.scale_tensor + quantize_8bit_with_qmap).
+
+  # quant_utils.quantize_8bit_with_qmap: branchless binary search (input >= qmap[codes + k]), then round up when the
+  # residual is at least half the gap (a tie goes up).
+  def torchao_quantize(self: __torch__.Ops, x: Tensor, qmap: Tensor) -> Tensor:
+    codes = torch.where(torch.ge(x, torch.select(qmap, 0, 128)), 128, 0)
+    step = 64
+    for k in range(7):
+      codes = torch.add(codes, torch.where(torch.ge(x, torch.index_select(qmap, 0, torch.add(codes, step))), step, 0))
+      step = step // 2
+    codes_up = torch.clamp(torch.add(codes, 1), None, 255)
+    val_down = torch.index_select(qmap, 0, codes)
+    val_up = torch.index_select(qmap, 0, codes_up)
+    residual = torch.sub(x, val_down)
+    return torch.where(torch.ge(residual, torch.mul(torch.sub(val_up, val_down), 0.5)), codes_up, codes)
+
+  # OptimState8bit copy_ from fp32: scale_tensor (amax per block, clip 1e-12, divide) and the codes.
+  def torchao_store(self: __torch__.Ops, x: Tensor, codes: Tensor, scale: Tensor, qmap: Tensor) -> int:
+    blocks = torch.numel(scale)
+    rows = torch.reshape(x, [blocks, -1])
+    s = torch.clamp(torch.amax(torch.abs(rows), [-1]), 1e-12)
+    scaled = torch.reshape(torch.div(rows, torch.reshape(s, [-1, 1])), [-1])
+    codes.copy_(torch.reshape(torch.to(self.torchao_quantize(scaled, qmap), 0), codes.size()))
+    scale.copy_(s)
+    return 0
+
+  # quant_utils.dequant_with_qmap: qmap[codes] per block times the block's scale.
+  def torchao_load(self: __torch__.Ops, codes: Tensor, scale: Tensor, qmap: Tensor) -> Tensor:
+    vals = torch.index_select(qmap, 0, torch.to(torch.reshape(codes, [-1]), 4))
+    return torch.reshape(torch.mul(torch.reshape(vals, [torch.numel(scale), -1]), torch.reshape(scale, [-1, 1])),
+                         codes.size())
+
+  # single_param_adam with the moments given as fp32 (m, v); returns nothing, updates param, m, v in place.
+  #   p = p - lr*wd*p ; bc = 1 - beta**step (float32 tensors: lr and step are fp32 tensors in torchao)
+  #   m = m.lerp(g, 1 - beta1) ; v = v.lerp(g*g, 1 - beta2)
+  #   p = p - lr * (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)
+  def torchao_adamw_math(self: __torch__.Ops, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, lr: float,
+                         weight_decay: float, beta1: float, beta2: float, eps: float, step: float) -> List[Tensor]:
+    lr_t = torch.full([], lr, dtype=6)
+    step_t = torch.full([], step, dtype=6)
+    p = torch.sub(param, torch.mul(torch.mul(lr_t, weight_decay), param))
+    bc1 = torch.rsub(torch.pow(beta1, step_t), 1)
+    bc2 = torch.rsub(torch.pow(beta2, step_t), 1)
+    m_new = torch.lerp(m, grad, 1. - beta1)
+    v_new = torch.lerp(v, torch.square(grad), 1. - beta2)
+    denom = torch.add(torch.div(torch.sqrt(v_new), torch.sqrt(bc2)), eps)
+    p = torch.sub(p, torch.div(torch.mul(lr_t, torch.div(m_new, bc1)), denom))
+    return [p, m_new, v_new]
+
+  def torchao_adamw32_(self: __torch__.Ops, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, lr: float,
+                       weight_decay: float, beta1: float, beta2: float, eps: float, step: float) -> int:
+    out = self.torchao_adamw_math(param, grad, m, v, lr, weight_decay, beta1, beta2, eps, step)
+    m.copy_(out[1])
+    v.copy_(out[2])
+    param.copy_(out[0])
+    return 0
+
+  def torchao_adamw8bit_(self: __torch__.Ops, param: Tensor, grad: Tensor, codes1: Tensor, codes2: Tensor,
+                         scale1: Tensor, scale2: Tensor, qmap1: Tensor, qmap2: Tensor, lr: float, weight_decay: float,
+                         beta1: float, beta2: float, eps: float, step: float) -> int:
+    m = self.torchao_load(codes1, scale1, qmap1)
+    v = self.torchao_load(codes2, scale2, qmap2)
+    out = self.torchao_adamw_math(param, grad, m, v, lr, weight_decay, beta1, beta2, eps, step)
+    self.torchao_store(out[1], codes1, scale1, qmap1)
+    self.torchao_store(out[2], codes2, scale2, qmap2)
+    param.copy_(out[0])
+    return 0

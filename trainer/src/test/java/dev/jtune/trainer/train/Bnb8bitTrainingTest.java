@@ -123,6 +123,10 @@ class Bnb8bitTrainingTest {
         assertTrue(eightVsTorch > 1e-4, "8-bit vs adamw_torch: " + eightVsTorch);
         assertTrue(b32VsTorch < eightVsTorch / 10, "32-bit bnb vs adamw_torch: " + b32VsTorch);
         assertTrue(!bnb.losses().equals(torch.losses()));
+        // torchao's AdamW8bit (adamw_torch_8bit): 8-bit too, its own rounding: differs from both.
+        Run torchao = train(options(BNB8.with(AdamW.Variant.TORCHAO_8BIT), null), dir.resolve("torchao"));
+        assertTrue(maxDiff(torchao, torch, "model.embed_tokens.weight") > 1e-4);
+        assertTrue(maxDiff(torchao, bnb, "model.embed_tokens.weight") > 1e-5);
     }
 
     private static double maxDiff(Run a, Run b, String name) {
