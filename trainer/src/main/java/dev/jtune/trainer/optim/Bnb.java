@@ -28,6 +28,12 @@ public final class Bnb {
     /** bitsandbytes' {@code min_8bit_size} default: smaller tensors keep 32-bit state. */
     public static final long MIN_8BIT_SIZE = 4096;
 
+    /**
+     * Values updated per kernel call inside one tensor (a multiple of {@link #BLOCK}): blocks are independent, and
+     * the update's int64 indices and fp32 temporaries (some 100 bytes a value) stay a few MB for any tensor size.
+     */
+    static final int CHUNK = 1 << 16;
+
     private Bnb() {}
 
     /** Blocks of {@code n} elements: {@code ceil(n / 256)}. */

@@ -39,10 +39,16 @@ final class OptimKernels {
     /** One bitsandbytes 8-bit blockwise AdamW update of one tensor, in place (see optim.torchscript.py). */
     void bnbAdam8bit(NDArray param, NDArray grad, NDArray state1, NDArray state2, NDArray absmax1, NDArray absmax2,
             NDArray code1, NDArray code2, Bnb.Scalars s) {
+        bnbAdam8bit(param, grad, state1, state2, absmax1, absmax2, code1, code2, s, Bnb.CHUNK);
+    }
+
+    /** The same, {@code chunk} values (a multiple of 256) at a time. */
+    void bnbAdam8bit(NDArray param, NDArray grad, NDArray state1, NDArray state2, NDArray absmax1, NDArray absmax2,
+            NDArray code1, NDArray code2, Bnb.Scalars s, int chunk) {
         Autograd.noGrad(() -> LIBRARY.ops().callLong("bnb_adam8bit_", param, grad, state1, state2, absmax1, absmax2,
                 code1, code2, (double) s.beta1(), (double) s.beta2(), (double) s.oneMinusBeta1(),
                 (double) s.oneMinusBeta2(), (double) s.epsC2(), (double) s.stepSize(), (double) s.decay(),
-                s.applyDecay()));
+                s.applyDecay(), (long) chunk));
     }
 
     /** One bitsandbytes 32-bit AdamW update, in place (see optim.torchscript.py). */
@@ -56,8 +62,16 @@ final class OptimKernels {
     void torchaoAdamW8bit(NDArray param, NDArray grad, NDArray codes1, NDArray codes2, NDArray scale1, NDArray scale2,
             NDArray qmap1, NDArray qmap2, double lr, double weightDecay, double beta1, double beta2, double eps,
             long step) {
+        torchaoAdamW8bit(param, grad, codes1, codes2, scale1, scale2, qmap1, qmap2, lr, weightDecay, beta1, beta2, eps,
+                step, Bnb.CHUNK);
+    }
+
+    /** The same, {@code chunk} values (a multiple of 256) at a time. */
+    void torchaoAdamW8bit(NDArray param, NDArray grad, NDArray codes1, NDArray codes2, NDArray scale1, NDArray scale2,
+            NDArray qmap1, NDArray qmap2, double lr, double weightDecay, double beta1, double beta2, double eps,
+            long step, int chunk) {
         Autograd.noGrad(() -> LIBRARY.ops().callLong("torchao_adamw8bit_", param, grad, codes1, codes2, scale1, scale2,
-                qmap1, qmap2, lr, weightDecay, beta1, beta2, eps, (double) step));
+                qmap1, qmap2, lr, weightDecay, beta1, beta2, eps, (double) step, (long) chunk));
     }
 
     /** One torchao AdamW8bit update of a tensor with fp32 state, in place. */

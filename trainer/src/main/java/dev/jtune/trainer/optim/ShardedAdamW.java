@@ -1,7 +1,6 @@
 package dev.jtune.trainer.optim;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -44,6 +43,12 @@ import java.util.regex.Pattern;
  * elementwise AdamW as {@link AdamW} (one state entry per tensor piece, so weight decay groups and step counts stay
  * per tensor). {@link #gatherState} (a collective) returns the full state; checkpoints hold it in {@link AdamW}'s
  * format, independent of the world size and of the units, and {@link #load} takes each rank's chunks from it.
+ *
+ * <p>With 8-bit state ({@link AdamW.Variant#quantizes}) the state of a tensor is quantized in blocks of 256 values
+ * from its first value, and a block must not be split between ranks: then each tensor starts at a multiple of 256 in
+ * the unit's flat layout (zeros between tensors) and c is rounded up to a multiple of 256, so every piece is whole
+ * blocks of its tensor (the last one possibly the tensor's partial tail block) and the sharded update is the
+ * unsharded one, bit for bit. Which tensors keep 8-bit state is decided on the whole tensor's size, as unsharded.
  */
 public final class ShardedAdamW implements Optimizer {
     private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
@@ -114,14 +119,6 @@ public final class ShardedAdamW implements Optimizer {
         /** Whole per-tensor arrays (in {@code params} order) laid out in the unit's flat layout, W·c elements. */
         NDArray layout(List<NDArray> whole, NDManager m) {
             return Flat.placed(whole, new ArrayList<>(starts.values()), chunk * group.worldSize(), m);
-        }
-
-        Map<String, NDArray> mine(Map<String, NDArray> perTensor) {
-            Map<String, NDArray> out = new LinkedHashMap<>();
-            for (String name : offsets.keySet()) {
-                out.put(name, perTensor.get(name));
-            }
-            return out;
         }
 
         /** The unit's values, gathered from every rank's pieces: [W·c]. */

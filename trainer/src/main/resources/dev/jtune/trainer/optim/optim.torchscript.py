@@ -158,15 +158,38 @@ class Ops(Module):
   # the tail block's missing lanes included as the kernel loads them (code 128 for state1, 0 for state2, gradient
   # 0). Codes: quantize_2D of s/absmax; a state1 code whose value has the other sign than s1 moves one step
   # towards s1's sign (uint8 wrap-around).
+  # Blocks are independent: the tensor is updated `chunk` values (a multiple of 256) at a time, on views, so that the
+  # int64 indices and fp32 temporaries stay a few MB whatever the tensor's size. Tensors must be contiguous.
   def bnb_adam8bit_(self: __torch__.Ops, param: Tensor, grad: Tensor, state1: Tensor, state2: Tensor,
                     absmax1: Tensor, absmax2: Tensor, code1: Tensor, code2: Tensor, beta1: float, beta2: float,
                     one_minus_beta1: float, one_minus_beta2: float, eps_c2: float, step_size: float,
-                    decay: float, apply_decay: bool) -> int:
+                    decay: float, apply_decay: bool, chunk: int) -> int:
+    n = torch.numel(param)
+    p = torch.reshape(param, [-1])
+    g = torch.reshape(grad, [-1])
+    c1 = torch.reshape(state1, [-1])
+    c2 = torch.reshape(state2, [-1])
+    start = 0
+    while start < n:
+      length = min(chunk, n - start)
+      b0 = start // 256
+      nb = (length + 255) // 256
+      self.bnb_adam8bit_chunk_(torch.narrow(p, 0, start, length), torch.narrow(g, 0, start, length),
+                               torch.narrow(c1, 0, start, length), torch.narrow(c2, 0, start, length),
+                               torch.narrow(absmax1, 0, b0, nb), torch.narrow(absmax2, 0, b0, nb), code1, code2,
+                               beta1, beta2, one_minus_beta1, one_minus_beta2, eps_c2, step_size, decay, apply_decay)
+      start = start + length
+    return 0
+
+  def bnb_adam8bit_chunk_(self: __torch__.Ops, param: Tensor, grad: Tensor, state1: Tensor, state2: Tensor,
+                          absmax1: Tensor, absmax2: Tensor, code1: Tensor, code2: Tensor, beta1: float, beta2: float,
+                          one_minus_beta1: float, one_minus_beta2: float, eps_c2: float, step_size: float,
+                          decay: float, apply_decay: bool) -> int:
     n = torch.numel(param)
     blocks = torch.numel(absmax1)
     full = blocks * 256
-    p = torch.reshape(param, [-1])
-    g = torch.reshape(grad, [-1])
+    p = param
+    g = grad
     finite = torch.isfinite(g)
     block_of = torch.floor_divide(torch.arange(0, n, dtype=4), 256)
     am1 = torch.index_select(absmax1, 0, block_of)
@@ -303,9 +326,29 @@ class Ops(Module):
     param.copy_(out[0])
     return 0
 
+  # In chunks of `chunk` values (whole blocks: torchao quantizes only tensors of whole blocks), on views.
   def torchao_adamw8bit_(self: __torch__.Ops, param: Tensor, grad: Tensor, codes1: Tensor, codes2: Tensor,
                          scale1: Tensor, scale2: Tensor, qmap1: Tensor, qmap2: Tensor, lr: float, weight_decay: float,
-                         beta1: float, beta2: float, eps: float, step: float) -> int:
+                         beta1: float, beta2: float, eps: float, step: float, chunk: int) -> int:
+    n = torch.numel(param)
+    p = torch.reshape(param, [-1])
+    g = torch.reshape(grad, [-1])
+    k1 = torch.reshape(codes1, [-1])
+    k2 = torch.reshape(codes2, [-1])
+    start = 0
+    while start < n:
+      length = min(chunk, n - start)
+      self.torchao_adamw8bit_chunk_(torch.narrow(p, 0, start, length), torch.narrow(g, 0, start, length),
+                                    torch.narrow(k1, 0, start, length), torch.narrow(k2, 0, start, length),
+                                    torch.narrow(scale1, 0, start // 256, length // 256),
+                                    torch.narrow(scale2, 0, start // 256, length // 256), qmap1, qmap2, lr,
+                                    weight_decay, beta1, beta2, eps, step)
+      start = start + length
+    return 0
+
+  def torchao_adamw8bit_chunk_(self: __torch__.Ops, param: Tensor, grad: Tensor, codes1: Tensor, codes2: Tensor,
+                               scale1: Tensor, scale2: Tensor, qmap1: Tensor, qmap2: Tensor, lr: float,
+                               weight_decay: float, beta1: float, beta2: float, eps: float, step: float) -> int:
     m = self.torchao_load(codes1, scale1, qmap1)
     v = self.torchao_load(codes2, scale2, qmap2)
     out = self.torchao_adamw_math(param, grad, m, v, lr, weight_decay, beta1, beta2, eps, step)

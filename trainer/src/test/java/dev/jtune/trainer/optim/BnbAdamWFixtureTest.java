@@ -204,4 +204,39 @@ class BnbAdamWFixtureTest {
             }
         }
     }
+
+    /** The kernel updates big tensors a chunk of blocks at a time: with chunks of 512 values, the same bits. */
+    @Test
+    void chunkedUpdateIsTheSame() {
+        JsonNode t = fx.get("tensors").get(0); // "big": 4140 values, 8-bit, weight decay 0.1
+        assertEquals("big", t.get("name").asText());
+        double beta1 = fx.get("betas").get(0).asDouble();
+        double beta2 = fx.get("betas").get(1).asDouble();
+        double eps = fx.get("eps").asDouble();
+        try (NDManager m = Torch.newManager()) {
+            NDArray p = m.create(f32(t.get("init")));
+            int n = (int) p.size();
+            Shape blocks = new Shape(Bnb.blocks(n));
+            NDArray s1 = m.zeros(p.getShape(), ai.djl.ndarray.types.DataType.UINT8);
+            NDArray s2 = m.zeros(p.getShape(), ai.djl.ndarray.types.DataType.UINT8);
+            NDArray a1 = m.zeros(blocks);
+            NDArray a2 = m.zeros(blocks);
+            NDArray code1 = m.create(Bnb.dynamicMap(true, m));
+            NDArray code2 = m.create(Bnb.dynamicMap(false, m));
+            JsonNode lrs = fx.get("lrs");
+            for (int step = 1; step <= lrs.size(); step++) {
+                Bnb.Scalars sc = Bnb.Scalars.of(beta1, beta2, eps, lrs.get(step - 1).asDouble(), 0.1, step);
+                OptimKernels.get().bnbAdam8bit(p, m.create(f32(t.get("grads").get(step - 1))), s1, s2, a1, a2, code1,
+                        code2, sc, 512);
+            }
+            JsonNode last = t.get("after").get(t.get("after").size() - 1);
+            assertBits(f32(last.get("param")), p.toFloatArray(), "chunked param");
+            assertBits(f32(last.get("absmax1")), a1.toFloatArray(), "chunked absmax1");
+            assertBits(f32(last.get("absmax2")), a2.toFloatArray(), "chunked absmax2");
+            int[] codes = new int[n];
+            byte[] raw = s1.toByteArray();
+            for (int i = 0; i < n; i++) codes[i] = raw[i] & 0xff;
+            assertArrayEquals(u8(last.get("state1")), codes, "chunked state1");
+        }
+    }
 }

@@ -106,4 +106,36 @@ class TorchaoAdamWFixtureTest {
         }
         assertTrue(diff <= tol * Math.max(max, 1e-30), what + ": differs by " + diff + " (max " + max + ")");
     }
+
+    /** Updated 512 values (two blocks) at a time, the 8-bit tensor ends with the same bits. */
+    @Test
+    void chunkedUpdateIsTheSame() throws IOException {
+        JsonNode fx;
+        try (InputStream in = getClass().getResourceAsStream("/fixtures/torchao_adamw8bit_expected.json")) {
+            fx = new ObjectMapper().readTree(in);
+        }
+        JsonNode t = fx.get("tensors").get(0);
+        assertEquals("big", t.get("name").asText());
+        try (NDManager m = Torch.newManager()) {
+            NDArray p = m.create(f32(t.get("init")), new Shape(17, 256));
+            NDArray c1 = m.zeros(p.getShape(), ai.djl.ndarray.types.DataType.UINT8);
+            NDArray c2 = m.zeros(p.getShape(), ai.djl.ndarray.types.DataType.UINT8);
+            NDArray s1 = m.zeros(new Shape(17));
+            NDArray s2 = m.zeros(new Shape(17));
+            NDArray q1 = m.create(Bnb.dynamicMap(true, m));
+            NDArray q2 = m.create(Bnb.dynamicMap(false, m));
+            JsonNode lrs = fx.get("lrs");
+            for (int step = 1; step <= lrs.size(); step++) {
+                OptimKernels.get().torchaoAdamW8bit(p, m.create(f32(t.get("grads").get(step - 1)), p.getShape()), c1, c2,
+                        s1, s2, q1, q2, lrs.get(step - 1).asDouble(), 0.1, fx.get("betas").get(0).asDouble(),
+                        fx.get("betas").get(1).asDouble(), fx.get("eps").asDouble(), step, 512);
+            }
+            JsonNode last = t.get("after").get(t.get("after").size() - 1);
+            assertClose(f32(last.get("param")), p.toFloatArray(), 0, "chunked param");
+            assertClose(f32(last.get("absmax1")), s1.toFloatArray(), 0, "chunked scale1");
+            byte[] raw = c1.toByteArray();
+            int[] expected = u8(last.get("state1"));
+            for (int i = 0; i < expected.length; i++) assertEquals(expected[i], raw[i] & 0xff, "chunked code " + i);
+        }
+    }
 }
