@@ -151,8 +151,15 @@ class AxolotlKeysTest {
         assertEquals(1, paged.size());
         assertTrue(paged.get(0).note().contains("adamw_torch") && paged.get(0).note().contains("GPU memory policy"));
         assertEquals(List.of(), parse("base_model: m\noptimizer: adamw_torch_fused\n").notes());
-        assertTrue(fails("base_model: m\noptimizer: adamw_bnb_8bit\n").getMessage()
-                .startsWith("configs/x.yml:2:1: optimizer: adamw_bnb_8bit is not supported: jtune implements AdamW"));
+        assertEquals(List.of(), parse("base_model: m\noptimizer: adamw_bnb_8bit\n").notes());
+        assertEquals(List.of(), parse("base_model: m\noptimizer: adamw_8bit\n").notes());
+        var paged8 = parse("base_model: m\noptimizer: paged_adamw_8bit\n").notes();
+        assertTrue(paged8.get(0).note().contains("8-bit AdamW") && paged8.get(0).note().contains("GPU memory policy"));
+        assertEquals(List.of(), parse("base_model: m\noptimizer: adamw_torch_8bit\n").notes());
+        assertTrue(fails("base_model: m\noptimizer: adamw_torch_4bit\n").getMessage()
+                .startsWith("configs/x.yml:2:1: optimizer: adamw_torch_4bit is not supported: torchao's 4-bit AdamW"));
+        assertTrue(fails("base_model: m\noptimizer: lion_8bit\n").getMessage()
+                .startsWith("configs/x.yml:2:1: optimizer: lion_8bit is not supported: jtune implements AdamW"));
         assertTrue(fails("base_model: m\nlr_scheduler: one_cycle\n").getMessage().contains("lr_scheduler: one_cycle"));
 
         assertEquals(ConfigNote.Level.INFO,
@@ -214,7 +221,7 @@ class AxolotlKeysTest {
                     feild_messages: x
                   - path: e.jsonl
                     type: nope
-                optimizer: adamw_bnb_8bit
+                optimizer: lion_8bit
                 """);
         List<String> each = e.problems().stream().map(ConfigException::getMessage).toList();
         assertEquals(6, each.size(), each.toString());
@@ -224,7 +231,7 @@ class AxolotlKeysTest {
         assertTrue(each.get(2).startsWith("configs/x.yml:4:15: sequence_len"), each.get(2));
         assertTrue(each.get(3).startsWith("configs/x.yml:8:5: datasets[0]: unknown key 'feild_messages'"), each.get(3));
         assertTrue(each.get(4).startsWith("configs/x.yml:10:11: datasets[1].type"), each.get(4));
-        assertTrue(each.get(5).startsWith("configs/x.yml:11:1: optimizer: adamw_bnb_8bit"), each.get(5));
+        assertTrue(each.get(5).startsWith("configs/x.yml:11:1: optimizer: lion_8bit"), each.get(5));
         // The message lists them all, one per line, under a count.
         assertEquals("configs/x.yml: 6 problems\n" + String.join("\n", each), e.getMessage());
         assertEquals(2, e.line());

@@ -2,6 +2,8 @@ package dev.jtune.trainer.optim;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -31,13 +33,70 @@ import java.util.function.Predicate;
  * {@code get_decay_parameter_names} exempts biases and norm weights; for LoRA every adapter matrix decays).
  */
 public final class AdamW implements Optimizer {
+    /**
+     * Whose AdamW: its update arithmetic and its state layout. {@link #checkpointName} is the optimizer name written
+     * in checkpoints (transformers' {@code optim} name of the variant).
+     */
+    public enum Variant {
+        /** {@code torch.optim.AdamW} (adamw_torch, adamw_torch_fused): fp32 moments. */
+        TORCH("adamw_torch"),
+        /** bitsandbytes' AdamW with {@code optim_bits=32} (paged_adamw_32bit): fp32 moments, {@link Bnb}'s update. */
+        BNB_32BIT("paged_adamw_32bit"),
+        /**
+         * bitsandbytes' AdamW with {@code optim_bits=8} (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit): blockwise
+         * 8-bit moments for tensors of at least {@link Bnb#MIN_8BIT_SIZE} elements (see {@link Bnb}).
+         */
+        BNB_8BIT("adamw_bnb_8bit"),
+        /**
+         * torchao's AdamW8bit (adamw_torch_8bit): blockwise 8-bit moments (same dynamic maps, blocks of 256, its own
+         * rounding) for tensors of at least 4096 values that are a whole number of blocks; torch's AdamW arithmetic
+         * order with lerp (see {@code torchao_adamw_math} in optim.torchscript.py).
+         */
+        TORCHAO_8BIT("adamw_torch_8bit");
+
+        /** Whether a tensor of {@code n} values keeps 8-bit state under this variant. */
+        public boolean eightBit(long n) {
+            return switch (this) {
+                case TORCH, BNB_32BIT -> false;
+                case BNB_8BIT -> Bnb.eightBit(n);
+                case TORCHAO_8BIT -> n >= Bnb.MIN_8BIT_SIZE && n % Bnb.BLOCK == 0;
+            };
+        }
+
+        /** Whether some tensors may keep 8-bit state (blocks of 256). */
+        public boolean quantizes() {
+            return this == BNB_8BIT || this == TORCHAO_8BIT;
+        }
+
+        private final String checkpointName;
+
+        Variant(String checkpointName) {
+            this.checkpointName = checkpointName;
+        }
+
+        public String checkpointName() {
+            return checkpointName;
+        }
+    }
+
     /** The optimizer's hyperparameters, torch's names; defaults {@link #DEFAULTS}. */
-    public record Hyper(double beta1, double beta2, double eps, double weightDecay) {
+    public record Hyper(double beta1, double beta2, double eps, double weightDecay, Variant variant) {
         public Hyper {
             if (!(beta1 >= 0 && beta1 < 1)) throw new IllegalArgumentException("adam_beta1 must be in [0, 1), got " + beta1);
             if (!(beta2 >= 0 && beta2 < 1)) throw new IllegalArgumentException("adam_beta2 must be in [0, 1), got " + beta2);
             if (!(eps >= 0)) throw new IllegalArgumentException("adam_epsilon must be >= 0, got " + eps);
             if (!(weightDecay >= 0)) throw new IllegalArgumentException("weight_decay must be >= 0, got " + weightDecay);
+            Objects.requireNonNull(variant, "variant");
+        }
+
+        /** {@code torch.optim.AdamW}'s hyperparameters. */
+        public Hyper(double beta1, double beta2, double eps, double weightDecay) {
+            this(beta1, beta2, eps, weightDecay, Variant.TORCH);
+        }
+
+        /** The same values for another variant. */
+        public Hyper with(Variant other) {
+            return new Hyper(beta1, beta2, eps, weightDecay, other);
         }
     }
 
@@ -46,6 +105,9 @@ public final class AdamW implements Optimizer {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** A tensor's 8-bit state: uint8 codes of both moments and one fp32 absmax per block of 256. */
+    private record Quantized(NDArray state1, NDArray state2, NDArray absmax1, NDArray absmax2) {}
+
     private final Map<String, NDArray> params;
     private final Map<String, Boolean> decays;
     private final Hyper hyper;
@@ -53,7 +115,11 @@ public final class AdamW implements Optimizer {
     private final ProcessGroup group;
     private final Map<String, NDArray> expAvg = new LinkedHashMap<>();
     private final Map<String, NDArray> expAvgSq = new LinkedHashMap<>();
+    private final Map<String, Quantized> quantized = new LinkedHashMap<>();
     private final Map<String, Long> steps = new LinkedHashMap<>();
+    /** bitsandbytes' signed and unsigned dynamic maps (8-bit variant only). */
+    private final NDArray code1;
+    private final NDArray code2;
 
     /**
      * @param params trainable fp32 tensors by name, in a stable order
@@ -70,17 +136,39 @@ public final class AdamW implements Optimizer {
      */
     public AdamW(Map<String, NDArray> params, Hyper hyper, Predicate<String> decays, ProcessGroup group,
             NDManager parent) {
+        this(params, hyper, decays, group, parent, null);
+    }
+
+    /**
+     * @param wholeSize the element count of the whole tensor each entry of {@code params} is (a piece of), which
+     *     decides 8-bit or 32-bit state ({@link Bnb#MIN_8BIT_SIZE}); null: the entries are whole tensors. A piece
+     *     of a tensor with 8-bit state must start at a multiple of {@link Bnb#BLOCK} of that tensor.
+     */
+    AdamW(Map<String, NDArray> params, Hyper hyper, Predicate<String> decays, ProcessGroup group, NDManager parent,
+            Map<String, Long> wholeSize) {
         this.group = Objects.requireNonNull(group, "group");
         this.params = new LinkedHashMap<>(params);
         this.hyper = Objects.requireNonNull(hyper, "hyper");
         this.decays = new LinkedHashMap<>();
         this.manager = parent.newSubManager();
+        boolean quantizes = hyper.variant().quantizes();
+        this.code1 = quantizes ? OptimKernels.get().dynamicMap(true, manager) : null;
+        this.code2 = quantizes ? OptimKernels.get().dynamicMap(false, manager) : null;
         for (var e : this.params.entrySet()) {
-            this.decays.put(e.getKey(), decays.test(e.getKey()));
-            // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim.
-            expAvg.put(e.getKey(), Tensors.zerosLike(e.getValue(), manager));
-            expAvgSq.put(e.getKey(), Tensors.zerosLike(e.getValue(), manager));
-            steps.put(e.getKey(), 0L);
+            String name = e.getKey();
+            Shape shape = e.getValue().getShape();
+            this.decays.put(name, decays.test(name));
+            long whole = wholeSize == null ? shape.size() : wholeSize.get(name);
+            if (hyper.variant().eightBit(whole)) {
+                Shape blocks = new Shape(Bnb.blocks(shape.size()));
+                quantized.put(name, new Quantized(manager.zeros(shape, DataType.UINT8),
+                        manager.zeros(shape, DataType.UINT8), manager.zeros(blocks), manager.zeros(blocks)));
+            } else {
+                // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim.
+                expAvg.put(name, Tensors.zerosLike(e.getValue(), manager));
+                expAvgSq.put(name, Tensors.zerosLike(e.getValue(), manager));
+            }
+            steps.put(name, 0L);
         }
     }
 
@@ -91,6 +179,25 @@ public final class AdamW implements Optimizer {
     /** Whether {@code name} gets weight decay. */
     public boolean decays(String name) {
         return decays.get(name);
+    }
+
+    /** Whether {@code name} keeps 8-bit state (bitsandbytes' 8-bit variant, tensor of at least 4096 elements). */
+    public boolean eightBit(String name) {
+        return quantized.containsKey(name);
+    }
+
+    /**
+     * Bytes of optimizer state held: 8 per element of fp32 moments; 2 per element plus 8 per block of 256 for
+     * 8-bit moments (the step counters and the two 1 KiB maps left out).
+     */
+    public long stateBytes() {
+        long bytes = 0;
+        for (NDArray m : expAvg.values()) bytes += 4 * m.size();
+        for (NDArray v : expAvgSq.values()) bytes += 4 * v.size();
+        for (Quantized q : quantized.values()) {
+            bytes += q.state1().size() + q.state2().size() + 4 * (q.absmax1().size() + q.absmax2().size());
+        }
+        return bytes;
     }
 
     @Override
@@ -163,25 +270,113 @@ public final class AdamW implements Optimizer {
             long step = steps.get(name) + 1;
             steps.put(name, step);
             double wd = decays.get(name) ? hyper.weightDecay() : 0.0;
-            // Python float arithmetic, as in _single_tensor_adam.
-            double biasCorrection1 = 1 - Math.pow(hyper.beta1(), step);
-            double biasCorrection2 = 1 - Math.pow(hyper.beta2(), step);
-            double stepSize = lr / biasCorrection1;
-            double biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
-            k.adamw(param, g, expAvg.get(name), expAvgSq.get(name), 1 - lr * wd, wd != 0,
-                    1 - hyper.beta1(), hyper.beta2(), 1 - hyper.beta2(), stepSize, biasCorrection2Sqrt,
-                    hyper.eps());
+            switch (hyper.variant()) {
+                case TORCH -> {
+                    // Python float arithmetic, as in _single_tensor_adam.
+                    double biasCorrection1 = 1 - Math.pow(hyper.beta1(), step);
+                    double biasCorrection2 = 1 - Math.pow(hyper.beta2(), step);
+                    double stepSize = lr / biasCorrection1;
+                    double biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
+                    k.adamw(param, g, expAvg.get(name), expAvgSq.get(name), 1 - lr * wd, wd != 0,
+                            1 - hyper.beta1(), hyper.beta2(), 1 - hyper.beta2(), stepSize, biasCorrection2Sqrt,
+                            hyper.eps());
+                }
+                case TORCHAO_8BIT -> {
+                    Quantized q = quantized.get(name);
+                    if (q != null) {
+                        k.torchaoAdamW8bit(param, g, q.state1(), q.state2(), q.absmax1(), q.absmax2(), code1, code2, lr,
+                                wd, hyper.beta1(), hyper.beta2(), hyper.eps(), step);
+                    } else {
+                        k.torchaoAdamW32(param, g, expAvg.get(name), expAvgSq.get(name), lr, wd, hyper.beta1(),
+                                hyper.beta2(), hyper.eps(), step);
+                    }
+                }
+                case BNB_32BIT, BNB_8BIT -> {
+                    Bnb.Scalars sc = Bnb.Scalars.of(hyper.beta1(), hyper.beta2(), hyper.eps(), lr, wd, step);
+                    Quantized q = quantized.get(name);
+                    if (q != null) {
+                        k.bnbAdam8bit(param, g, q.state1(), q.state2(), q.absmax1(), q.absmax2(), code1, code2, sc);
+                    } else {
+                        k.bnbAdam32(param, g, expAvg.get(name), expAvgSq.get(name), sc);
+                    }
+                }
+            }
         }
     }
 
-    /** Sets the state of {@code name} (values row-major, as {@link #save} writes them). */
+    /** Sets the fp32 state of {@code name} (values row-major, as {@link #save} writes them). */
     public void restore(String name, float[] expAvgValues, float[] expAvgSqValues, long step) {
+        restoreChannels(name, new float[][] {expAvgValues, expAvgSqValues}, step);
+    }
+
+    /**
+     * The state of {@code name} as per-element float channels, the form in which a sharded optimizer gathers it:
+     * fp32 moments {@code {exp_avg, exp_avg_sq}}; 8-bit moments {@code {state1 codes, state2 codes, absmax1 of the
+     * element's block, absmax2 of the element's block}} (codes 0..255 as floats, exact).
+     */
+    float[][] channels(String name) {
+        Quantized q = quantized.get(name);
+        if (q == null) {
+            return new float[][] {Tensors.floats(expAvg.get(name)), Tensors.floats(expAvgSq.get(name))};
+        }
+        int n = Math.toIntExact(params.get(name).getShape().size());
+        return new float[][] {codes(q.state1()), codes(q.state2()), perElement(q.absmax1().toFloatArray(), n),
+            perElement(q.absmax2().toFloatArray(), n)};
+    }
+
+    /** Restores {@code name} from {@link #channels}' form. */
+    void restoreChannels(String name, float[][] channels, long step) {
         if (!params.containsKey(name)) {
             throw new IllegalArgumentException("no parameter " + name);
         }
-        Tensors.overwrite(expAvg.get(name), expAvgValues, name + ".exp_avg");
-        Tensors.overwrite(expAvgSq.get(name), expAvgSqValues, name + ".exp_avg_sq");
+        Quantized q = quantized.get(name);
+        if (q == null) {
+            Tensors.overwrite(expAvg.get(name), channels[0], name + ".exp_avg");
+            Tensors.overwrite(expAvgSq.get(name), channels[1], name + ".exp_avg_sq");
+        } else {
+            overwriteCodes(q.state1(), channels[0], name + ".state1");
+            overwriteCodes(q.state2(), channels[1], name + ".state2");
+            Tensors.overwrite(q.absmax1(), perBlock(channels[2]), name + ".absmax1");
+            Tensors.overwrite(q.absmax2(), perBlock(channels[3]), name + ".absmax2");
+        }
         steps.put(name, step);
+    }
+
+    private static float[] codes(NDArray u8) {
+        byte[] b = u8.toByteArray();
+        float[] out = new float[b.length];
+        for (int i = 0; i < b.length; i++) out[i] = b[i] & 0xff;
+        return out;
+    }
+
+    private static void overwriteCodes(NDArray target, float[] codes, String what) {
+        if (target.size() != codes.length) {
+            throw new IllegalArgumentException(what + ": expected " + target.size() + " codes, got " + codes.length);
+        }
+        byte[] b = new byte[codes.length];
+        for (int i = 0; i < b.length; i++) {
+            float c = codes[i];
+            if (!(c >= 0 && c <= 255 && c == Math.rint(c))) {
+                throw new IllegalArgumentException(what + ": code " + c + " at " + i + " is not a uint8");
+            }
+            b[i] = (byte) (int) c;
+        }
+        try (NDManager scratch = target.getManager().newSubManager()) {
+            NDArray src = scratch.create(java.nio.ByteBuffer.wrap(b), target.getShape(), DataType.UINT8);
+            OptimKernels.get().copyInto(target, src);
+        }
+    }
+
+    private static float[] perElement(float[] perBlock, int n) {
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) out[i] = perBlock[i / Bnb.BLOCK];
+        return out;
+    }
+
+    private static float[] perBlock(float[] perElement) {
+        float[] out = new float[Math.toIntExact(Bnb.blocks(perElement.length))];
+        for (int b = 0; b < out.length; b++) out[b] = perElement[b * Bnb.BLOCK];
+        return out;
     }
 
     /** The step count of {@code name} (torch's {@code state[p]["step"]}). */
@@ -189,81 +384,197 @@ public final class AdamW implements Optimizer {
         return steps.get(name);
     }
 
-    /** First moments by parameter name (live tensors; do not close). */
+    /** First moments (fp32 state) by parameter name (live tensors; do not close); 8-bit tensors are absent. */
     public Map<String, NDArray> expAvg() {
         return java.util.Collections.unmodifiableMap(expAvg);
     }
 
-    /** Second moments by parameter name (live tensors; do not close). */
+    /** Second moments (fp32 state) by parameter name (live tensors; do not close); 8-bit tensors are absent. */
     public Map<String, NDArray> expAvgSq() {
         return java.util.Collections.unmodifiableMap(expAvgSq);
     }
 
     /**
-     * Writes the state as safetensors: {@code <name>.exp_avg}, {@code <name>.exp_avg_sq} (F32) and, in the
-     * metadata, {@code steps} (JSON name → step) and the hyperparameters. Atomic (temp file + rename).
+     * The 8-bit state of {@code name} as bitsandbytes keeps it: {@code state1}, {@code state2} (uint8 codes,
+     * 0..255), {@code absmax1}, {@code absmax2} (one per block of 256), copies.
+     */
+    public QuantizedState quantizedState(String name) {
+        Quantized q = quantized.get(name);
+        if (q == null) {
+            throw new IllegalArgumentException(name + " has no 8-bit state");
+        }
+        return new QuantizedState(toInts(q.state1()), toInts(q.state2()), q.absmax1().toFloatArray(),
+                q.absmax2().toFloatArray());
+    }
+
+    /** A copy of a tensor's 8-bit state (codes unsigned). */
+    public record QuantizedState(int[] state1, int[] state2, float[] absmax1, float[] absmax2) {}
+
+    private static int[] toInts(NDArray u8) {
+        byte[] b = u8.toByteArray();
+        int[] out = new int[b.length];
+        for (int i = 0; i < b.length; i++) out[i] = b[i] & 0xff;
+        return out;
+    }
+
+    /**
+     * Writes the state as safetensors (layout in {@link #write}). Atomic (temp file + rename).
      */
     public void save(Path file) {
         Map<String, long[]> shapes = new LinkedHashMap<>();
-        Map<String, float[]> m = new LinkedHashMap<>();
-        Map<String, float[]> v = new LinkedHashMap<>();
+        Map<String, float[][]> channels = new LinkedHashMap<>();
         for (String name : params.keySet()) {
             shapes.put(name, params.get(name).getShape().getShape());
-            m.put(name, Tensors.floats(expAvg.get(name)));
-            v.put(name, Tensors.floats(expAvgSq.get(name)));
+            channels.put(name, channels(name));
         }
-        write(file, hyper, shapes, m, v, steps);
+        write(file, hyper, shapes, channels, steps);
     }
 
-    /** Writes a state in {@link #save}'s format from plain arrays (e.g. gathered from the shards of ranks). */
+    /** Writes an fp32 state in {@link #save}'s format from plain arrays. */
     public static void write(Path file, Hyper hyper, Map<String, long[]> shapes, Map<String, float[]> expAvg,
             Map<String, float[]> expAvgSq, Map<String, Long> steps) {
+        Map<String, float[][]> channels = new LinkedHashMap<>();
+        for (String name : shapes.keySet()) {
+            channels.put(name, new float[][] {expAvg.get(name), expAvgSq.get(name)});
+        }
+        write(file, hyper, shapes, channels, steps);
+    }
+
+    /**
+     * Writes a state from {@link #channels}' form (e.g. gathered from the shards of ranks). Layout: per tensor with
+     * fp32 moments {@code <name>.exp_avg} and {@code <name>.exp_avg_sq} (F32, the tensor's shape); per tensor with
+     * 8-bit moments bitsandbytes' state names: {@code <name>.state1}, {@code <name>.state2} (U8 codes, the tensor's
+     * shape; state1 indexes the signed dynamic map, state2 the unsigned one) and {@code <name>.absmax1},
+     * {@code <name>.absmax2} (F32, one per block of 256 elements). Metadata: {@code optimizer} (the variant's
+     * name), {@code steps} (JSON name → step), {@code betas}, {@code eps}, {@code weight_decay}, and for the 8-bit
+     * variant {@code block_size} and {@code min_8bit_size}.
+     */
+    static void write(Path file, Hyper hyper, Map<String, long[]> shapes, Map<String, float[][]> channels,
+            Map<String, Long> steps) {
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         ObjectNode stepJson = JSON.createObjectNode();
         for (String name : shapes.keySet()) {
             long[] shape = shapes.get(name);
-            entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg", shape, expAvg.get(name), SafetensorsDtype.F32));
-            entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg_sq", shape, expAvgSq.get(name),
-                    SafetensorsDtype.F32));
+            float[][] c = channels.get(name);
+            if (c.length == 2) {
+                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg", shape, c[0], SafetensorsDtype.F32));
+                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg_sq", shape, c[1], SafetensorsDtype.F32));
+            } else {
+                long[] blocks = {Bnb.blocks(c[0].length)};
+                entries.add(SafetensorsWriter.Entry.ofBytes(name + ".state1", SafetensorsDtype.U8, shape, bytes(c[0])));
+                entries.add(SafetensorsWriter.Entry.ofBytes(name + ".state2", SafetensorsDtype.U8, shape, bytes(c[1])));
+                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".absmax1", blocks, perBlock(c[2]),
+                        SafetensorsDtype.F32));
+                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".absmax2", blocks, perBlock(c[3]),
+                        SafetensorsDtype.F32));
+            }
             stepJson.put(name, steps.get(name));
         }
         Map<String, String> meta = new LinkedHashMap<>();
-        meta.put("optimizer", "adamw_torch");
+        meta.put("optimizer", hyper.variant().checkpointName());
         meta.put("steps", stepJson.toString());
         meta.put("betas", "[" + hyper.beta1() + ", " + hyper.beta2() + "]");
         meta.put("eps", Double.toString(hyper.eps()));
         meta.put("weight_decay", Double.toString(hyper.weightDecay()));
+        if (hyper.variant().quantizes()) {
+            meta.put("block_size", Integer.toString(Bnb.BLOCK));
+            meta.put("min_8bit_size", Long.toString(Bnb.MIN_8BIT_SIZE));
+        }
         SafetensorsWriter.write(file, entries, meta);
+    }
+
+    private static byte[] bytes(float[] codes) {
+        byte[] b = new byte[codes.length];
+        for (int i = 0; i < b.length; i++) b[i] = (byte) (int) codes[i];
+        return b;
+    }
+
+    /**
+     * The whole state of {@code name} in {@link #channels}' form, read from a file {@link #write} wrote with the
+     * same variant.
+     *
+     * @param eightBit whether the tensor has 8-bit state in this optimizer
+     * @throws IllegalArgumentException naming the file and the tensor that is missing or of the wrong size
+     */
+    static float[][] readChannels(SafetensorsFile in, Path file, String name, long numel, boolean eightBit) {
+        List<String> suffixes = eightBit ? List.of(".state1", ".state2", ".absmax1", ".absmax2")
+                : List.of(".exp_avg", ".exp_avg_sq");
+        for (String suffix : suffixes) {
+            if (!in.contains(name + suffix)) {
+                throw new IllegalArgumentException(file + ": missing tensor " + name + suffix
+                        + " (was the checkpoint made with other trainable parameters or another optimizer?)");
+            }
+        }
+        float[][] out = new float[suffixes.size()][];
+        for (int i = 0; i < suffixes.size(); i++) {
+            String what = name + suffixes.get(i);
+            float[] values = switch (suffixes.get(i)) {
+                case ".state1", ".state2" -> {
+                    int[] codes = in.ints(what);
+                    float[] f = new float[codes.length];
+                    for (int j = 0; j < f.length; j++) f[j] = codes[j];
+                    yield f;
+                }
+                case ".absmax1", ".absmax2" -> {
+                    float[] blocks = in.floats(what);
+                    if (blocks.length != Bnb.blocks(numel)) {
+                        throw new IllegalArgumentException(file + ": " + what + " has " + blocks.length
+                                + " values, expected " + Bnb.blocks(numel) + " (one per block of 256)");
+                    }
+                    yield perElement(blocks, Math.toIntExact(numel));
+                }
+                default -> in.floats(what);
+            };
+            if (values.length != numel) {
+                throw new IllegalArgumentException(file + ": " + what + " has " + values.length + " values, the parameter "
+                        + numel);
+            }
+            out[i] = values;
+        }
+        return out;
+    }
+
+    /** Checks that a state file was written by this variant of the optimizer. */
+    static void checkVariant(SafetensorsFile in, Path file, Hyper hyper) {
+        String written = in.metadata().getOrDefault("optimizer", Variant.TORCH.checkpointName());
+        if (!written.equals(hyper.variant().checkpointName())) {
+            throw new IllegalArgumentException(file + ": the optimizer state was written by " + written
+                    + ", this run uses " + hyper.variant().checkpointName()
+                    + "; resume with the optimizer the checkpoint was made with");
+        }
+    }
+
+    /** The step counts of a state file's metadata. */
+    static JsonNode readSteps(SafetensorsFile in, Path file) throws IOException {
+        String stepText = in.metadata().get("steps");
+        if (stepText == null) {
+            throw new IllegalArgumentException(file + ": no 'steps' in the metadata; not a jtune optimizer state");
+        }
+        return JSON.readTree(stepText);
+    }
+
+    static long stepOf(JsonNode stepJson, Path file, String name) {
+        JsonNode s = stepJson.get(name);
+        if (s == null || !s.canConvertToLong()) {
+            throw new IllegalArgumentException(file + ": metadata 'steps' lacks " + name);
+        }
+        return s.asLong();
     }
 
     /**
      * Restores the state written by {@link #save}.
      *
-     * @throws IllegalArgumentException naming the file and the tensor that is missing or of the wrong size
+     * @throws IllegalArgumentException naming the file and the tensor that is missing or of the wrong size, or the
+     *     optimizer that wrote it when it is another variant
      */
     @Override
     public void load(Path file) {
         try (SafetensorsFile in = SafetensorsFile.open(file)) {
-            String stepText = in.metadata().get("steps");
-            if (stepText == null) {
-                throw new IllegalArgumentException(file + ": no 'steps' in the metadata; not a jtune optimizer state");
-            }
-            JsonNode stepJson = JSON.readTree(stepText);
+            JsonNode stepJson = readSteps(in, file);
+            checkVariant(in, file, hyper);
             for (String name : params.keySet()) {
-                for (String suffix : List.of(".exp_avg", ".exp_avg_sq")) {
-                    if (!in.contains(name + suffix)) {
-                        throw new IllegalArgumentException(file + ": missing tensor " + name + suffix
-                                + " (was the checkpoint made with other trainable parameters?)");
-                    }
-                }
-                Tensors.overwrite(expAvg.get(name), in.floats(name + ".exp_avg"), file + ": " + name + ".exp_avg");
-                Tensors.overwrite(expAvgSq.get(name), in.floats(name + ".exp_avg_sq"),
-                        file + ": " + name + ".exp_avg_sq");
-                JsonNode s = stepJson.get(name);
-                if (s == null || !s.canConvertToLong()) {
-                    throw new IllegalArgumentException(file + ": metadata 'steps' lacks " + name);
-                }
-                steps.put(name, s.asLong());
+                float[][] c = readChannels(in, file, name, params.get(name).getShape().size(), eightBit(name));
+                restoreChannels(name, c, stepOf(stepJson, file, name));
             }
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": " + e.getMessage(), e);

@@ -56,6 +56,31 @@ public final class Flat {
         return Autograd.noGrad(() -> concat(parts, length, m, false));
     }
 
+    /**
+     * {@code parts} flattened, part {@code i} placed at element {@code at.get(i)} (increasing, not overlapping),
+     * zeros elsewhere, {@code length} elements in all: a new fp32 array in {@code m}.
+     */
+    public static NDArray placed(List<NDArray> parts, List<Long> at, long length, NDManager m) {
+        return Autograd.noGrad(() -> {
+            try (NDManager scratch = m.newSubManager()) {
+                List<NDArray> list = new java.util.ArrayList<>();
+                long cursor = 0;
+                for (int i = 0; i < parts.size(); i++) {
+                    long gap = at.get(i) - cursor;
+                    if (gap < 0) {
+                        throw new IllegalArgumentException("part " + i + " at " + at.get(i) + " overlaps the one before");
+                    }
+                    if (gap > 0) {
+                        list.add(scratch.zeros(new Shape(gap)));
+                    }
+                    list.add(parts.get(i));
+                    cursor = at.get(i) + parts.get(i).getShape().size();
+                }
+                return concat(list, length, m, false);
+            }
+        });
+    }
+
     private static NDArray concat(List<NDArray> parts, long length, NDManager m, boolean closeParts) {
         try (NDManager scratch = m.newSubManager()) {
             NDList flat = new NDList(parts.size() + 1);
@@ -96,6 +121,18 @@ public final class Flat {
                 OptimKernels.get().copyInto(p, shaped);
             }
             at += n;
+        }
+    }
+
+    /** Overwrites the parameters' values, in place, from {@code flat}, parameter {@code i} at {@code starts.get(i)}. */
+    public static void writeValues(Collection<NDArray> params, NDArray flat, List<Long> starts) {
+        int i = 0;
+        for (NDArray p : params) {
+            long at = starts.get(i++);
+            long n = p.getShape().size();
+            try (NDArray part = flat.get(new NDIndex(at + ":" + (at + n))); NDArray shaped = part.reshape(p.getShape())) {
+                OptimKernels.get().copyInto(p, shaped);
+            }
         }
     }
 

@@ -29,6 +29,68 @@ final class OptimKernels {
                 oneMinusBeta2, stepSize, biasCorrection2Sqrt, eps));
     }
 
+    /** bitsandbytes' dynamic 8-bit map ({@code create_dynamic_map(signed)}): 256 sorted fp32 values, in {@code m}. */
+    NDArray dynamicMap(boolean signed, NDManager m) {
+        NDArray map = Autograd.noGrad(() -> LIBRARY.ops().call("dynamic_map", signed));
+        map.attach(m);
+        return map;
+    }
+
+    /** One bitsandbytes 8-bit blockwise AdamW update of one tensor, in place (see optim.torchscript.py). */
+    void bnbAdam8bit(NDArray param, NDArray grad, NDArray state1, NDArray state2, NDArray absmax1, NDArray absmax2,
+            NDArray code1, NDArray code2, Bnb.Scalars s) {
+        bnbAdam8bit(param, grad, state1, state2, absmax1, absmax2, code1, code2, s, Bnb.CHUNK);
+    }
+
+    /** The same, {@code chunk} values (a multiple of 256) at a time. */
+    void bnbAdam8bit(NDArray param, NDArray grad, NDArray state1, NDArray state2, NDArray absmax1, NDArray absmax2,
+            NDArray code1, NDArray code2, Bnb.Scalars s, int chunk) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("bnb_adam8bit_", param, grad, state1, state2, absmax1, absmax2,
+                code1, code2, (double) s.beta1(), (double) s.beta2(), (double) s.oneMinusBeta1(),
+                (double) s.oneMinusBeta2(), (double) s.epsC2(), (double) s.stepSize(), (double) s.decay(),
+                s.applyDecay(), (long) chunk));
+    }
+
+    /** One bitsandbytes 32-bit AdamW update, in place (see optim.torchscript.py). */
+    void bnbAdam32(NDArray param, NDArray grad, NDArray state1, NDArray state2, Bnb.Scalars s) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("bnb_adam32_", param, grad, state1, state2, (double) s.beta1(),
+                (double) s.beta2(), (double) s.oneMinusBeta1(), (double) s.oneMinusBeta2(), (double) s.epsC2(),
+                (double) s.stepSize(), (double) s.decay(), s.applyDecay()));
+    }
+
+    /** One torchao AdamW8bit update of a tensor with 8-bit state, in place (see optim.torchscript.py). */
+    void torchaoAdamW8bit(NDArray param, NDArray grad, NDArray codes1, NDArray codes2, NDArray scale1, NDArray scale2,
+            NDArray qmap1, NDArray qmap2, double lr, double weightDecay, double beta1, double beta2, double eps,
+            long step) {
+        torchaoAdamW8bit(param, grad, codes1, codes2, scale1, scale2, qmap1, qmap2, lr, weightDecay, beta1, beta2, eps,
+                step, Bnb.CHUNK);
+    }
+
+    /** The same, {@code chunk} values (a multiple of 256) at a time. */
+    void torchaoAdamW8bit(NDArray param, NDArray grad, NDArray codes1, NDArray codes2, NDArray scale1, NDArray scale2,
+            NDArray qmap1, NDArray qmap2, double lr, double weightDecay, double beta1, double beta2, double eps,
+            long step, int chunk) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("torchao_adamw8bit_", param, grad, codes1, codes2, scale1, scale2,
+                qmap1, qmap2, lr, weightDecay, beta1, beta2, eps, (double) step, (long) chunk));
+    }
+
+    /** One torchao AdamW8bit update of a tensor with fp32 state, in place. */
+    void torchaoAdamW32(NDArray param, NDArray grad, NDArray m, NDArray v, double lr, double weightDecay,
+            double beta1, double beta2, double eps, long step) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("torchao_adamw32_", param, grad, m, v, lr, weightDecay, beta1,
+                beta2, eps, (double) step));
+    }
+
+    /** {@code code[c] * absmax[block]} for uint8 codes (blocks of 256), flat fp32 in the codes' manager. */
+    NDArray dequantizeBlockwise(NDArray codes, NDArray absmax, NDArray code) {
+        return Autograd.noGrad(() -> LIBRARY.ops().call("dequantize_blockwise", codes, absmax, code));
+    }
+
+    /** Blockwise 8-bit codes of {@code x} by the update's rule; {@code absmaxOut} receives the block absmax. */
+    NDArray quantizeBlockwise(NDArray x, NDArray code, boolean signed, NDArray absmaxOut) {
+        return Autograd.noGrad(() -> LIBRARY.ops().call("quantize_blockwise", x, code, signed, absmaxOut));
+    }
+
     /**
      * The global L2 norm of {@code grads} as torch.nn.utils.clip_grad_norm_ computes it: the norm of the
      * stacked per-tensor norms. The result (fp32 scalar) joins {@code manager}.

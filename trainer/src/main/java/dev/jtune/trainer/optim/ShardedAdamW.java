@@ -1,13 +1,11 @@
 package dev.jtune.trainer.optim;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.model.engine.Autograd;
 import dev.jtune.model.safetensors.SafetensorsFile;
 import dev.jtune.trainer.dist.ProcessGroup;
@@ -45,9 +43,14 @@ import java.util.regex.Pattern;
  * elementwise AdamW as {@link AdamW} (one state entry per tensor piece, so weight decay groups and step counts stay
  * per tensor). {@link #gatherState} (a collective) returns the full state; checkpoints hold it in {@link AdamW}'s
  * format, independent of the world size and of the units, and {@link #load} takes each rank's chunks from it.
+ *
+ * <p>With 8-bit state ({@link AdamW.Variant#quantizes}) the state of a tensor is quantized in blocks of 256 values
+ * from its first value, and a block must not be split between ranks: then each tensor starts at a multiple of 256 in
+ * the unit's flat layout (zeros between tensors) and c is rounded up to a multiple of 256, so every piece is whole
+ * blocks of its tensor (the last one possibly the tensor's partial tail block) and the sharded update is the
+ * unsharded one, bit for bit. Which tensors keep 8-bit state is decided on the whole tensor's size, as unsharded.
  */
 public final class ShardedAdamW implements Optimizer {
-    private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern LAYER = Pattern.compile("(?:^|\\.)layers\\.(\\d+)\\.");
     private static final int ROOT = -1;
 
@@ -58,6 +61,8 @@ public final class ShardedAdamW implements Optimizer {
         final Map<String, NDArray> params = new LinkedHashMap<>();
         /** name -> [tensor offset in the unit, piece from, piece to] (unit coordinates), for tensors with a piece. */
         final Map<String, long[]> offsets = new LinkedHashMap<>();
+        /** Each tensor's first element in the unit's flat layout (a multiple of {@code align}). */
+        final Map<String, Long> starts = new LinkedHashMap<>();
         long chunk;
         long from;
         NDArray grad;
@@ -69,13 +74,18 @@ public final class ShardedAdamW implements Optimizer {
         }
 
         void cut() {
-            long size = Flat.size(params.values());
-            chunk = (size + group.worldSize() - 1) / group.worldSize();
+            long size = 0;
+            for (var e : params.entrySet()) {
+                size = roundUp(size, align);
+                starts.put(e.getKey(), size);
+                size += e.getValue().getShape().size();
+            }
+            chunk = roundUp((size + group.worldSize() - 1) / group.worldSize(), align);
             from = Math.min(group.rank() * chunk, size);
             long to = Math.min(from + chunk, size);
-            long at = 0;
             for (var e : params.entrySet()) {
                 long n = e.getValue().getShape().size();
+                long at = starts.get(e.getKey());
                 long a = Math.max(at, from);
                 long b = Math.min(at + n, to);
                 firstOwner.put(e.getKey(), at >= from && at < to);
@@ -92,21 +102,28 @@ public final class ShardedAdamW implements Optimizer {
                     piece.attach(manager);
                     pieces.put(e.getKey(), piece);
                 }
-                at += n;
             }
         }
 
-        Map<String, NDArray> mine(Map<String, NDArray> perTensor) {
-            Map<String, NDArray> out = new LinkedHashMap<>();
-            for (String name : offsets.keySet()) {
-                out.put(name, perTensor.get(name));
+        /** This rank's chunk of per-tensor values {@code perTensor} (its pieces, zeros between and after). */
+        NDArray chunkOf(Map<String, NDArray> perTensor, NDManager m) {
+            List<NDArray> parts = new ArrayList<>();
+            List<Long> at = new ArrayList<>();
+            for (var e : offsets.entrySet()) {
+                parts.add(perTensor.get(e.getKey()));
+                at.add(e.getValue()[1] - from);
             }
-            return out;
+            return Flat.placed(parts, at, chunk, m);
+        }
+
+        /** Whole per-tensor arrays (in {@code params} order) laid out in the unit's flat layout, W·c elements. */
+        NDArray layout(List<NDArray> whole, NDManager m) {
+            return Flat.placed(whole, new ArrayList<>(starts.values()), chunk * group.worldSize(), m);
         }
 
         /** The unit's values, gathered from every rank's pieces: [W·c]. */
         NDArray gatheredValues(NDManager m) {
-            NDArray all = group.allGather(concat(mine(pieces), chunk, m));
+            NDArray all = group.allGather(chunkOf(pieces, m));
             all.attach(m);
             return all;
         }
@@ -140,6 +157,11 @@ public final class ShardedAdamW implements Optimizer {
     private final Map<String, Boolean> firstOwner = new LinkedHashMap<>();
     private final NDManager manager;
     private final AdamW inner;
+    /**
+     * Alignment of tensors and chunks in the flat layout: 1, or {@link Bnb#BLOCK} with 8-bit state, so that every
+     * piece of a tensor starts at a block boundary of that tensor and the blocks stay bitsandbytes' blocks.
+     */
+    private final long align;
 
     /** ZeRO-2: one unit, tensors whole on every rank. */
     public ShardedAdamW(Map<String, NDArray> params, AdamW.Hyper hyper, Predicate<String> decays, ProcessGroup group,
@@ -156,6 +178,7 @@ public final class ShardedAdamW implements Optimizer {
         this.group = group;
         this.params = new LinkedHashMap<>(params);
         this.manager = parent.newSubManager();
+        this.align = hyper.variant().quantizes() ? Bnb.BLOCK : 1;
         Unit root = null;
         for (var e : this.params.entrySet()) {
             e.getValue().getShape(); // DJL caches the shape: ask while the tensor is whole
@@ -175,7 +198,11 @@ public final class ShardedAdamW implements Optimizer {
         for (Unit u : units) {
             u.cut();
         }
-        this.inner = new AdamW(pieces, hyper, decays, manager);
+        Map<String, Long> wholeSize = new LinkedHashMap<>();
+        for (var e : this.params.entrySet()) {
+            wholeSize.put(e.getKey(), e.getValue().getShape().size());
+        }
+        this.inner = new AdamW(pieces, hyper, decays, ProcessGroup.single(), manager, wholeSize);
         for (Unit u : units) {
             if (u.sharded) {
                 free(u);
@@ -216,15 +243,15 @@ public final class ShardedAdamW implements Optimizer {
         if (u != null && !u.whole) {
             try (NDManager scratch = manager.newSubManager()) {
                 NDArray all = u.gatheredValues(scratch);
-                long at = 0;
                 OptimKernels k = OptimKernels.get();
-                for (NDArray p : u.params.values()) {
+                for (var e : u.params.entrySet()) {
+                    NDArray p = e.getValue();
                     long n = p.getShape().size();
+                    long at = u.starts.get(e.getKey());
                     // A view of the gathered buffer: the tensor keeps the storage alive after the scratch closes.
                     NDArray view = all.get(new NDIndex(at + ":" + (at + n))).reshape(p.getShape());
                     view.attach(scratch);
                     k.useStorage(p, view);
-                    at += n;
                 }
             }
             u.whole = true;
@@ -273,7 +300,7 @@ public final class ShardedAdamW implements Optimizer {
             throw new IllegalArgumentException("layer " + layer + ": " + grads.size() + " gradients for "
                     + (u == null ? 0 : u.params.size()) + " sharded tensors");
         }
-        try (NDArray flat = Flat.of(grads, u.chunk * group.worldSize(), manager)) {
+        try (NDArray flat = u.layout(grads, manager)) {
             u.addGrad(group.reduceScatterSum(flat));
         }
     }
@@ -287,8 +314,21 @@ public final class ShardedAdamW implements Optimizer {
         for (Unit u : units) {
             if (!u.sharded) {
                 u.dropGrad();
-                try (NDArray flat = Flat.gradients(u.params.values(), u.chunk * group.worldSize(), manager)) {
-                    u.addGrad(group.reduceScatterSum(flat));
+                try (NDManager scratch = manager.newSubManager()) {
+                    List<NDArray> grads = Gradients.open(u.params.values());
+                    try {
+                        List<NDArray> parts = new ArrayList<>();
+                        int i = 0;
+                        for (NDArray p : u.params.values()) {
+                            NDArray g = grads.get(i++);
+                            parts.add(g != null ? g : scratch.zeros(p.getShape()));
+                        }
+                        try (NDArray flat = u.layout(parts, manager)) {
+                            u.addGrad(group.reduceScatterSum(flat));
+                        }
+                    } finally {
+                        Gradients.close(grads);
+                    }
                 }
             } else if (u.grad == null) {
                 u.addGrad(manager.zeros(new Shape(u.chunk))); // no pass reached the layer
@@ -367,7 +407,7 @@ public final class ShardedAdamW implements Optimizer {
             inner.step(lr, grads);
             for (Unit u : units) {
                 if (!u.sharded) {
-                    Flat.writeValues(u.params.values(), u.gatheredValues(scratch));
+                    Flat.writeValues(u.params.values(), u.gatheredValues(scratch), new ArrayList<>(u.starts.values()));
                 } else if (u.whole) {
                     free(u);
                     gather(u.layer);
@@ -377,25 +417,23 @@ public final class ShardedAdamW implements Optimizer {
         units.forEach(Unit::dropGrad);
     }
 
-    /** The pieces concatenated and zero-padded to {@code chunk} elements, in {@code m}. */
-    private static NDArray concat(Map<String, NDArray> parts, long chunk, NDManager m) {
-        NDList list = new NDList();
-        long n = 0;
-        for (NDArray p : parts.values()) {
-            list.add(p);
-            n += p.getShape().size();
-        }
-        if (n < chunk) {
-            list.add(m.zeros(new Shape(chunk - n)));
-        }
-        NDArray out = list.size() == 1 ? list.get(0).duplicate() : NDArrays.concat(list);
-        out.attach(m);
-        return out;
+    private static long roundUp(long n, long to) {
+        return (n + to - 1) / to * to;
     }
 
-    /** The full optimizer state, gathered from every rank (a collective; every rank gets it). */
-    public record State(Map<String, long[]> shapes, Map<String, float[]> expAvg, Map<String, float[]> expAvgSq,
-            Map<String, Long> steps) {}
+    /**
+     * The full optimizer state, gathered from every rank (a collective; every rank gets it), per tensor in
+     * {@link AdamW}'s channel form: {@code {exp_avg, exp_avg_sq}} for fp32 state, {@code {state1, state2, absmax1,
+     * absmax2}} per element for 8-bit state.
+     */
+    public record State(Map<String, long[]> shapes, Map<String, float[][]> channels, Map<String, Long> steps) {
+        /** Channel 0 by tensor: {@code exp_avg} for fp32 state, the {@code state1} codes for 8-bit state. */
+        public Map<String, float[]> expAvg() {
+            Map<String, float[]> out = new LinkedHashMap<>();
+            channels.forEach((name, c) -> out.put(name, c[0]));
+            return out;
+        }
+    }
 
     @Override
     public StateWriter gatherState() {
@@ -424,85 +462,86 @@ public final class ShardedAdamW implements Optimizer {
             NDArray c = scratch.create(counts);
             group.allReduceSum(c);
             double[] summed = c.toDoubleArray();
-            Map<String, long[]> shapes = new LinkedHashMap<>();
-            Map<String, float[]> em = new LinkedHashMap<>();
-            Map<String, float[]> ev = new LinkedHashMap<>();
+            // Which tensors keep 8-bit state depends on the whole tensor: the same on every rank.
+            Map<String, Integer> channelCount = new LinkedHashMap<>();
+            for (var e : params.entrySet()) {
+                boolean eight = inner.hyper().variant().eightBit(e.getValue().getShape().size());
+                channelCount.put(e.getKey(), eight ? 4 : 2);
+            }
+            int channels = channelCount.values().stream().mapToInt(Integer::intValue).max().orElse(2);
+            Map<String, float[][]> mine = new LinkedHashMap<>();
+            for (String name : pieces.keySet()) {
+                mine.put(name, inner.channels(name));
+            }
+            Map<String, float[][]> full = new LinkedHashMap<>();
+            for (String name : params.keySet()) {
+                full.put(name, new float[channelCount.get(name)][]);
+            }
             for (Unit u : units) {
-                float[] m = gathered(u, inner.expAvg(), scratch);
-                float[] v = gathered(u, inner.expAvgSq(), scratch);
-                int at = 0;
-                for (var e : u.params.entrySet()) {
-                    int n = Math.toIntExact(e.getValue().getShape().size());
-                    em.put(e.getKey(), Arrays.copyOfRange(m, at, at + n));
-                    ev.put(e.getKey(), Arrays.copyOfRange(v, at, at + n));
-                    at += n;
+                for (int ch = 0; ch < channels; ch++) {
+                    Map<String, NDArray> part = new LinkedHashMap<>();
+                    for (var e : u.offsets.entrySet()) {
+                        float[][] own = mine.get(e.getKey());
+                        long[] o = e.getValue();
+                        part.put(e.getKey(), ch < own.length ? scratch.create(own[ch])
+                                : scratch.zeros(new Shape(o[2] - o[1])));
+                    }
+                    NDArray all = group.allGather(u.chunkOf(part, scratch));
+                    all.attach(scratch);
+                    float[] values = all.toFloatArray();
+                    for (var e : u.params.entrySet()) {
+                        float[][] target = full.get(e.getKey());
+                        if (ch < target.length) {
+                            int at = Math.toIntExact(u.starts.get(e.getKey()));
+                            int n = Math.toIntExact(e.getValue().getShape().size());
+                            target[ch] = Arrays.copyOfRange(values, at, at + n);
+                        }
+                    }
                 }
             }
+            Map<String, long[]> shapes = new LinkedHashMap<>();
             Map<String, Long> steps = new LinkedHashMap<>();
             i = 0;
             for (var e : params.entrySet()) {
                 shapes.put(e.getKey(), e.getValue().getShape().getShape());
                 steps.put(e.getKey(), (long) summed[i++]);
             }
-            // In the order of the tensors, as AdamW writes it.
-            Map<String, float[]> emOrdered = new LinkedHashMap<>();
-            Map<String, float[]> evOrdered = new LinkedHashMap<>();
-            for (String name : params.keySet()) {
-                emOrdered.put(name, em.get(name));
-                evOrdered.put(name, ev.get(name));
-            }
-            return new State(shapes, emOrdered, evOrdered, steps);
+            return new State(shapes, full, steps);
         }
-    }
-
-    private float[] gathered(Unit u, Map<String, NDArray> moments, NDManager scratch) {
-        NDArray all = group.allGather(concat(u.mine(moments), u.chunk, scratch));
-        all.attach(scratch);
-        return all.toFloatArray();
     }
 
     /** Writes the full state in {@link AdamW#save}'s format. */
     private void write(Path file, State state) {
-        AdamW.write(file, inner.hyper(), state.shapes(), state.expAvg(), state.expAvgSq(), state.steps());
+        AdamW.write(file, inner.hyper(), state.shapes(), state.channels(), state.steps());
     }
 
     /** Takes this rank's chunks of a state written by {@link AdamW#save} or {@link #write}. */
     @Override
     public void load(Path file) {
         try (SafetensorsFile in = SafetensorsFile.open(file)) {
-            String stepText = in.metadata().get("steps");
-            if (stepText == null) {
-                throw new IllegalArgumentException(file + ": no 'steps' in the metadata; not a jtune optimizer state");
-            }
-            JsonNode stepJson = JSON.readTree(stepText);
+            JsonNode stepJson = AdamW.readSteps(in, file);
+            AdamW.checkVariant(in, file, inner.hyper());
             for (Unit u : units) {
                 for (var e : u.offsets.entrySet()) {
                     String name = e.getKey();
                     long[] o = e.getValue();
-                    float[][] mv = new float[2][];
-                    int k = 0;
-                    for (String suffix : List.of(".exp_avg", ".exp_avg_sq")) {
-                        if (!in.contains(name + suffix)) {
-                            throw new IllegalArgumentException(file + ": missing tensor " + name + suffix
-                                    + " (was the checkpoint made with other trainable parameters?)");
-                        }
-                        float[] all = in.floats(name + suffix);
-                        if (all.length != params.get(name).getShape().size()) {
-                            throw new IllegalArgumentException(file + ": " + name + suffix + " has " + all.length
-                                    + " values, the parameter " + params.get(name).getShape().size());
-                        }
-                        mv[k++] = Arrays.copyOfRange(all, (int) (o[1] - o[0]), (int) (o[2] - o[0]));
+                    float[][] all = AdamW.readChannels(in, file, name, params.get(name).getShape().size(),
+                            inner.eightBit(name));
+                    float[][] piece = new float[all.length][];
+                    for (int k = 0; k < all.length; k++) {
+                        piece[k] = Arrays.copyOfRange(all[k], (int) (o[1] - o[0]), (int) (o[2] - o[0]));
                     }
-                    JsonNode s = stepJson.get(name);
-                    if (s == null || !s.canConvertToLong()) {
-                        throw new IllegalArgumentException(file + ": metadata 'steps' lacks " + name);
-                    }
-                    inner.restore(name, mv[0], mv[1], s.asLong());
+                    inner.restoreChannels(name, piece, AdamW.stepOf(stepJson, file, name));
                 }
             }
         } catch (IOException e) {
             throw new UncheckedIOException(file + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Bytes of optimizer state this rank holds (its pieces' moments). */
+    public long stateBytes() {
+        return inner.stateBytes();
     }
 
     @Override

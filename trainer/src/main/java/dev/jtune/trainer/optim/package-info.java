@@ -3,7 +3,12 @@
  *
  * <ul>
  *   <li>{@link dev.jtune.trainer.optim.AdamW}: {@code torch.optim.AdamW} defaults (single-tensor path,
- *       decoupled weight decay, per-parameter weight-decay groups), state save/load as safetensors.</li>
+ *       decoupled weight decay, per-parameter weight-decay groups), state save/load as safetensors; its
+ *       {@link dev.jtune.trainer.optim.AdamW.Variant}s add bitsandbytes' AdamW with 32-bit state and with
+ *       blockwise 8-bit state ({@code adamw_bnb_8bit}), whose kernels, maps and constants {@link
+ *       dev.jtune.trainer.optim.Bnb} describes. Checkpoint layout of the 8-bit state: {@code <name>.state1},
+ *       {@code <name>.state2} (U8 codes), {@code <name>.absmax1}, {@code <name>.absmax2} (F32, one per 256 values),
+ *       see {@code AdamW.write}.</li>
  *   <li>{@link dev.jtune.trainer.optim.LrSchedule}: transformers' linear, cosine, constant and
  *       constant-with-warmup multipliers, and Axolotl's warmup-step rule.</li>
  *   <li>{@link dev.jtune.trainer.optim.GradClipping}: {@code clip_grad_norm_} (global L2 norm, pre-clip norm
@@ -17,7 +22,9 @@
  *   <li>{@link dev.jtune.trainer.optim.ShardedAdamW}: FSDP's AdamW over reduce-scattered gradient chunks, with
  *       the global-norm clip, sharded state, and a full (world-size free) state in checkpoints; optionally the
  *       decoder layers' trainable tensors themselves live only as chunks, gathered per layer for use (their storage
- *       freed between uses) and their gradients handed in per layer ({@code addGradients}).</li>
+ *       freed between uses) and their gradients handed in per layer ({@code addGradients}). With 8-bit state, tensors
+ *       and chunks are aligned to 256 values in the flat layout, so that every rank's piece of a tensor is made of
+ *       whole bitsandbytes blocks and the sharded update equals the unsharded one bit for bit.</li>
  * </ul>
  *
  * <p>The in-place updates run as TorchScript ({@code optim.torchscript.py}) with autograd off.

@@ -87,6 +87,13 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
         // The DeepSpeed JSON is read and checked here, so that preprocess stops on it too (the world size is the
         // launcher's; a fixed train_batch_size is checked against it again when train starts).
         DeepSpeed.from(config, options, !fullFineTuning, worldSize());
+        // bitsandbytes keeps fp32 (or 8-bit) state for bf16 weights and torchao its own; those updates of bf16 weights
+        // are not ported, only torch's AdamW over bf16 weights is.
+        refuse(config, fullFineTuning && options.precision() == Dtype.BF16
+                        && options.adam().variant() != dev.jtune.trainer.optim.AdamW.Variant.TORCH,
+                "bf16: true without an adapter and optimizer: " + s.string("optimizer").orElse(""),
+                "bf16 full fine-tuning runs with optimizer: adamw_torch (torch's AdamW over bf16 weights); the 8-bit"
+                        + " and bitsandbytes optimizers train adapters and fp32 full fine-tuning");
         refuse(config, fullFineTuning && options.fsdp() && options.precision() == Dtype.BF16,
                 "bf16: true with fsdp and without an adapter", "under FSDP, accelerate upcasts a bf16-loaded model to"
                         + " fp32 master weights (FSDP mixed precision), a recipe jtune does not run; without fsdp,"

@@ -90,6 +90,27 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     }
 
     /**
+     * The AdamW of transformers' {@code optim} name (trainer.py {@code get_optimizer_cls_and_kwargs}): adamw_torch and
+     * adamw_torch_fused are {@code torch.optim.AdamW}; adamw_bnb_8bit, adamw_8bit and paged_adamw_8bit are
+     * bitsandbytes' AdamW with {@code optim_bits=8}, paged_adamw_32bit with 32 ({@code paged_} only moves the state
+     * between GPU and host memory: the same update); adamw_torch_8bit is torchao's AdamW8bit.
+     *
+     * @throws IllegalArgumentException for any other name, saying what jtune implements
+     */
+    public static AdamW.Variant optimizerVariant(String optimizer) {
+        return switch (optimizer) {
+            case "adamw_torch", "adamw_torch_fused" -> AdamW.Variant.TORCH;
+            case "paged_adamw_32bit" -> AdamW.Variant.BNB_32BIT;
+            case "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit" -> AdamW.Variant.BNB_8BIT;
+            case "adamw_torch_8bit" -> AdamW.Variant.TORCHAO_8BIT;
+            default -> throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune"
+                    + " implements adamw_torch (adamw_torch_fused is the same update), bitsandbytes' 8-bit AdamW"
+                    + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit), its 32-bit AdamW (paged_adamw_32bit) and torchao's"
+                    + " AdamW8bit (adamw_torch_8bit)");
+        };
+    }
+
+    /**
      * Reads trainer keys.
      *
      * @param gpu whether a GPU is present ({@code bf16: auto} means bf16 only then, as Axolotl)
@@ -100,8 +121,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         if (lr.isEmpty()) {
             throw new IllegalArgumentException("learning_rate: required (e.g. learning_rate: 0.0002)");
         }
-        optimizer(s);
-        AdamW.Hyper adam = adam(s);
+        AdamW.Hyper adam = adam(s).with(optimizer(s));
         Dtype precision = precision(s, gpu);
         boolean checkpointing = gradientCheckpointing(s);
         return new TrainerOptions(
@@ -154,14 +174,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     }
 
     /** {@code optimizer}, checked: adamw_torch and the names that are its update. */
-    static String optimizer(TrainerSettings s) {
-        String optimizer = s.string("optimizer").orElse("adamw_torch");
-        // paged_adamw_32bit is the same 32-bit AdamW update; paging its state to host memory is a GPU memory policy.
-        if (!List.of("adamw_torch", "adamw_torch_fused", "paged_adamw_32bit").contains(optimizer)) {
-            throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune implements"
-                    + " adamw_torch (adamw_torch_fused and paged_adamw_32bit are the same update)");
-        }
-        return optimizer;
+    static AdamW.Variant optimizer(TrainerSettings s) {
+        return optimizerVariant(s.string("optimizer").orElse("adamw_torch"));
     }
 
     /** {@code fp16}, {@code bf16} (true, false or auto: bf16 with a GPU): one precision. */

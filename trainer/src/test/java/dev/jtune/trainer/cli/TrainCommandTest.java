@@ -268,7 +268,7 @@ class TrainCommandTest {
                 + " flash_attention_2 — jtune computes exact attention"), notes.get(0));
         assertTrue(notes.get(1).startsWith("warning: " + cfg + ":") && notes.get(1).contains("hub_model_id: me/tiny"),
                 notes.get(1));
-        assertTrue(notes.get(2).contains("optimizer: paged_adamw_32bit — jtune runs adamw_torch"), notes.get(2));
+        assertTrue(notes.get(2).contains("optimizer: paged_adamw_32bit — jtune runs bitsandbytes' 32-bit AdamW"), notes.get(2));
         assertTrue(Files.exists(dir.resolve("out/adapter_config.json")), out);
     }
 
@@ -285,6 +285,22 @@ class TrainCommandTest {
             assertEquals(1, code, text);
             assertTrue(text.contains("fp16: true without an adapter is not supported")
                     && text.contains("Attempting to unscale FP16 gradients"), text);
+        }
+    }
+
+    /** bf16 full fine-tuning runs torch's AdamW only: bitsandbytes' and torchao's updates of bf16 weights are not ported. */
+    @Test
+    void bf16FullFineTuningWithAnotherOptimizerIsRefused(@TempDir Path dir) throws Exception {
+        for (String optimizer : List.of("adamw_bnb_8bit", "paged_adamw_32bit", "adamw_torch_8bit")) {
+            Path cfg = dir.resolve("bad-" + optimizer + ".yml");
+            Files.writeString(cfg, config(dir, "bf16: true\noptimizer: " + optimizer + "\n"));
+            var err = new ByteArrayOutputStream();
+            int code = Main.run(new String[] {"preprocess", cfg.toString()},
+                    new PrintStream(new ByteArrayOutputStream()), new PrintStream(err, true, StandardCharsets.UTF_8));
+            String text = err.toString(StandardCharsets.UTF_8);
+            assertEquals(1, code, text);
+            assertTrue(text.contains("optimizer: " + optimizer + " is not supported")
+                    && text.contains("bf16 full fine-tuning runs with optimizer: adamw_torch"), text);
         }
     }
 

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.jtune.data.config.TrainerSettings;
 import dev.jtune.model.engine.Dtype;
+import dev.jtune.trainer.optim.AdamW;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -99,5 +100,20 @@ class TrainerOptionsTest {
                     () -> TrainerOptions.from((TrainerSettings) c.get(0), 1, false));
             assertTrue(e.getMessage().contains((String) c.get(1)), e.getMessage());
         }
+    }
+
+    @Test
+    void optimizerNamesPickTheirAdamW() {
+        assertEquals(AdamW.Variant.TORCH, TrainerOptions.optimizerVariant("adamw_torch"));
+        assertEquals(AdamW.Variant.TORCH, TrainerOptions.optimizerVariant("adamw_torch_fused"));
+        assertEquals(AdamW.Variant.BNB_32BIT, TrainerOptions.optimizerVariant("paged_adamw_32bit"));
+        for (String name : java.util.List.of("adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit")) {
+            assertEquals(AdamW.Variant.BNB_8BIT, TrainerOptions.optimizerVariant(name), name);
+        }
+        assertEquals(AdamW.Variant.TORCHAO_8BIT, TrainerOptions.optimizerVariant("adamw_torch_8bit"));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> TrainerOptions.optimizerVariant("lion_8bit"));
+        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().startsWith("optimizer: 'lion_8bit' is not supported"),
+                e.getMessage());
     }
 }
