@@ -45,31 +45,50 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp) {
 
     public TrainerOptions {
-        require(microBatchSize >= 1, "micro_batch_size must be at least 1, got " + microBatchSize);
-        require(gradientAccumulationSteps >= 1,
+        List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
+        require(problems, microBatchSize >= 1, "micro_batch_size must be at least 1, got " + microBatchSize);
+        require(problems, gradientAccumulationSteps >= 1,
                 "gradient_accumulation_steps must be at least 1, got " + gradientAccumulationSteps);
-        require(maxSteps > 0 || numEpochs > 0, "num_epochs must be positive when max_steps is not set, got " + numEpochs);
+        require(problems, maxSteps > 0 || numEpochs > 0, "num_epochs must be positive when max_steps is not set, got " + numEpochs);
         // 0 is allowed, as torch's AdamW and HF Trainer allow it (a run that only evaluates, or decays nothing).
-        require(learningRate >= 0 && Double.isFinite(learningRate), "learning_rate must be >= 0, got " + learningRate);
-        require(maxGradNorm >= 0, "max_grad_norm must be >= 0, got " + maxGradNorm);
-        require(Double.isNaN(warmupRatio) || (warmupRatio >= 0 && warmupRatio <= 1),
+        require(problems, learningRate >= 0 && Double.isFinite(learningRate), "learning_rate must be >= 0, got " + learningRate);
+        require(problems, maxGradNorm >= 0, "max_grad_norm must be >= 0, got " + maxGradNorm);
+        require(problems, Double.isNaN(warmupRatio) || (warmupRatio >= 0 && warmupRatio <= 1),
                 "warmup_ratio must be in [0, 1], got " + warmupRatio);
-        require(!(warmupSteps >= 0 && !Double.isNaN(warmupRatio)), "warmup_steps and warmup_ratio are mutually exclusive");
-        require(!(!Double.isNaN(evalSteps) && evalsPerEpoch > 0), "eval_steps and evals_per_epoch are mutually exclusive");
-        require(!(!Double.isNaN(saveSteps) && savesPerEpoch > 0), "save_steps and saves_per_epoch are mutually exclusive");
-        require(Double.isNaN(evalSteps) || evalSteps > 0, "eval_steps must be positive, got " + evalSteps);
-        require(Double.isNaN(saveSteps) || saveSteps > 0, "save_steps must be positive, got " + saveSteps);
-        require(Double.isNaN(evalSteps) || evalSteps < 1 || evalSteps == Math.rint(evalSteps),
+        require(problems, !(warmupSteps >= 0 && !Double.isNaN(warmupRatio)), "warmup_steps and warmup_ratio are mutually exclusive");
+        require(problems, !(!Double.isNaN(evalSteps) && evalsPerEpoch > 0), "eval_steps and evals_per_epoch are mutually exclusive");
+        require(problems, !(!Double.isNaN(saveSteps) && savesPerEpoch > 0), "save_steps and saves_per_epoch are mutually exclusive");
+        require(problems, Double.isNaN(evalSteps) || evalSteps > 0, "eval_steps must be positive, got " + evalSteps);
+        require(problems, Double.isNaN(saveSteps) || saveSteps > 0, "save_steps must be positive, got " + saveSteps);
+        require(problems, Double.isNaN(evalSteps) || evalSteps < 1 || evalSteps == Math.rint(evalSteps),
                 "eval_steps must be a whole number of steps or a fraction below 1, got " + evalSteps);
-        require(Double.isNaN(saveSteps) || saveSteps < 1 || saveSteps == Math.rint(saveSteps),
+        require(problems, Double.isNaN(saveSteps) || saveSteps < 1 || saveSteps == Math.rint(saveSteps),
                 "save_steps must be a whole number of steps or a fraction below 1, got " + saveSteps);
+        if (!problems.isEmpty()) {
+            throw new Invalid(problems);
+        }
         dev.jtune.trainer.optim.LrSchedule.of(lrScheduler, 0, 1); // validates the name
         resumeFromCheckpoint = resumeFromCheckpoint == null ? Optional.empty() : resumeFromCheckpoint;
     }
 
-    private static void require(boolean ok, String message) {
+    private static void require(List<String> problems, boolean ok, String message) {
         if (!ok) {
-            throw new IllegalArgumentException(message);
+            problems.add(message);
+        }
+    }
+
+    /** Options out of range or in conflict: every problem found, each message beginning with its key. */
+    public static final class Invalid extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+        private final transient List<String> problems;
+
+        Invalid(List<String> problems) {
+            super(String.join("; ", problems));
+            this.problems = List.copyOf(problems);
+        }
+
+        public List<String> problems() {
+            return problems;
         }
     }
 
@@ -169,7 +188,13 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             // without learning_rate may still be preprocessed (a data-only config): train requires it.
             var values = new java.util.LinkedHashMap<>(s.values());
             values.putIfAbsent("learning_rate", 1e-4);
-            problems.run("", () -> from(new TrainerSettings(values), seed, false));
+            try {
+                from(new TrainerSettings(values), seed, false);
+            } catch (Invalid e) {
+                e.problems().forEach(problem -> problems.add("", problem));
+            } catch (IllegalArgumentException e) {
+                problems.add("", e.getMessage());
+            }
         }
     }
 

@@ -125,6 +125,25 @@ class LoadChecksTest {
         assertEquals(found.keySet(), problems(t).keySet());
     }
 
+    /** The checks across trainer keys (ranges, exclusive pairs) report every one too. */
+    @Test
+    void everyRangeProblemInOneRun(@TempDir Path dir) throws Exception {
+        String yaml = config(shared.resolve("tiny"), """
+                micro_batch_size: 0
+                warmup_steps: 2
+                warmup_ratio: 0.1
+                max_grad_norm: -1
+                save_steps: 1.5
+                """);
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        Map<String, String> found = problems(e);
+        assertEquals(4, found.size(), e.getMessage());
+        assertPlaced(found, "micro_batch_size must be at least 1", at(yaml, "micro_batch_size"));
+        assertPlaced(found, "warmup_steps and warmup_ratio are mutually exclusive", at(yaml, "warmup_steps"));
+        assertPlaced(found, "max_grad_norm must be >= 0", at(yaml, "max_grad_norm"));
+        assertPlaced(found, "save_steps must be a whole number", at(yaml, "save_steps"));
+    }
+
     private static void assertPlaced(Map<String, String> found, String start, String position) {
         var hit = found.entrySet().stream().filter(en -> en.getKey().startsWith(start)).toList();
         assertEquals(1, hit.size(), "one problem starting '" + start + "' in " + found);
