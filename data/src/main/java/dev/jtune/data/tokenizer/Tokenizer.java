@@ -176,8 +176,7 @@ public final class Tokenizer implements AutoCloseable {
         JsonNode modelConfig = readOptionalObject(dir.resolve(MODEL_CONFIG_JSON));
         if (TransformersTokenizerClass.buildsLlamaTokenizer(config, modelConfig, vocab.modelType())) {
             try {
-                nativeJson = TransformersTokenizerClass.llamaTokenizerJson(JSON, JSON.readTree(tokenizerJson), config,
-                        bos.token(), bos.id(), eos.token(), eos.id());
+                nativeJson = TransformersTokenizerClass.llamaTokenizerJson(JSON, JSON.readTree(tokenizerJson), config);
             } catch (JsonProcessingException e) {
                 throw malformed(tokenizerFile, e);
             }

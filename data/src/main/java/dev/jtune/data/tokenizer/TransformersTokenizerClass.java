@@ -24,8 +24,7 @@ import java.util.stream.Collectors;
  * {@code "never"} without a prefix space), BPE with byte fallback. Older SentencePiece conversions write a
  * {@code Prepend("▁")} normalizer instead, which puts a {@code ▁} in front of every piece between special tokens:
  * {@code "</s> please"} is {@code </s> ▁ ▁please} from tokenizer.json alone and {@code </s> ▁please} in
- * transformers. Then, because tokenizer_config.json names {@code add_bos_token}/{@code add_eos_token}, the
- * post-processor is rebuilt from them ({@code update_post_processor}).
+ * transformers.
  *
  * <p>Whether the named LlamaTokenizer is built is transformers' own decision: model types it maps to another
  * class (Mistral, DeepSeek-V3, Qwen2, Phi-3, ... whose Hub files name LlamaTokenizerFast) keep tokenizer.json;
@@ -64,10 +63,10 @@ final class TransformersTokenizerClass {
 
     /**
      * {@code tokenizerJson} as transformers' LlamaTokenizer rebuilds it, as the JSON the tokenizers library
-     * loads. {@code bos}/{@code eos}: the special tokens' texts and ids (null when the tokenizer has none).
+     * loads. The post-processor stays tokenizer.json's: transformers 5.18 adds BOS/EOS as the file says
+     * whatever tokenizer_config.json's {@code add_bos_token}/{@code add_eos_token} (measured; see the test).
      */
-    static String llamaTokenizerJson(ObjectMapper json, JsonNode tokenizerJson, JsonNode tokenizerConfig,
-            String bos, int bosId, String eos, int eosId) {
+    static String llamaTokenizerJson(ObjectMapper json, JsonNode tokenizerJson, JsonNode tokenizerConfig) {
         ObjectNode root = tokenizerJson.deepCopy();
         JsonNode aps = tokenizerConfig.get("add_prefix_space");
         boolean addPrefixSpace = aps == null || aps.isNull() || aps.asBoolean();
@@ -108,53 +107,11 @@ final class TransformersTokenizerClass {
             strip.put("stop", 0);
         }
 
-        // update_post_processor, run when tokenizer_config.json names add_bos_token or add_eos_token
-        if (tokenizerConfig.has("add_bos_token") || tokenizerConfig.has("add_eos_token")) {
-            boolean addBos = tokenizerConfig.path("add_bos_token").asBoolean(false) && bos != null && bosId >= 0;
-            boolean addEos = tokenizerConfig.path("add_eos_token").asBoolean(false) && eos != null && eosId >= 0;
-            ObjectNode post = root.putObject("post_processor");
-            post.put("type", "TemplateProcessing");
-            ArrayNode single = post.putArray("single");
-            ArrayNode pair = post.putArray("pair");
-            template(single, addBos ? bos : null, addEos ? eos : null, "A", 0);
-            template(pair, addBos ? bos : null, addEos ? eos : null, "A", 0);
-            template(pair, addBos ? bos : null, addEos ? eos : null, "B", 1);
-            ObjectNode specials = post.putObject("special_tokens");
-            if (addBos) {
-                special(specials, bos, bosId);
-            }
-            if (addEos) {
-                special(specials, eos, eosId);
-            }
-        }
         try {
             return json.writeValueAsString(root);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
-    }
-
-    private static void template(ArrayNode into, String bos, String eos, String seq, int typeId) {
-        if (bos != null) {
-            ObjectNode s = into.addObject().putObject("SpecialToken");
-            s.put("id", bos);
-            s.put("type_id", typeId);
-        }
-        ObjectNode a = into.addObject().putObject("Sequence");
-        a.put("id", seq);
-        a.put("type_id", typeId);
-        if (eos != null) {
-            ObjectNode s = into.addObject().putObject("SpecialToken");
-            s.put("id", eos);
-            s.put("type_id", typeId);
-        }
-    }
-
-    private static void special(ObjectNode specials, String token, int id) {
-        ObjectNode s = specials.putObject(token);
-        s.put("id", token);
-        s.putArray("ids").add(id);
-        s.putArray("tokens").add(token);
     }
 
     private static Set<String> loadIgnored() {
