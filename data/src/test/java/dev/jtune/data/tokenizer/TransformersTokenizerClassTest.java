@@ -63,6 +63,14 @@ class TransformersTokenizerClassTest {
         }
     }
 
+    @Test
+    void aGrownTokenizerFolderKeepsTheModelType() throws IOException {
+        // added tokens (Axolotl's tokens:) go into a folder of their own; it must still be tokenized as the model's
+        Path grown = new TokenizerEdits(Map.of(), Map.of(), java.util.List.of("<extra_jtune>"))
+                .writeTo(folder("mistral", Map.of()), tmp.resolve("grown"));
+        assertIds(grown, TOKENIZER_JSON);
+    }
+
     private void assertIds(Path dir, int[][] expected) {
         try (Tokenizer tok = Tokenizer.load(dir)) {
             for (int i = 0; i < TEXTS.length; i++) {
