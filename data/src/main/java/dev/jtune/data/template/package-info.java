@@ -17,5 +17,11 @@
  * {@link dev.jtune.data.template.TokenizedChat#ofSpans ofSpans} for several spans per message). A
  * {@link dev.jtune.data.template.Message} carries, besides role and content, the other fields a template reads
  * ({@code tool_calls}, {@code reasoning_content}, ...).
+ *
+ * <p>Why an interpreter of jtune's own renders the Jinja templates, how fast it is (56,826 rows per CPU second on
+ * the Llama-3.1 template, against Jinjava's 2,219) and what of Jinja2 it does not do: see
+ * {@link dev.jtune.data.template.jinja}. The chat-template corpus test (real templates of Llama 3.1/3.2, Mistral-Nemo,
+ * Qwen2.5/3, QwQ, DeepSeek-R1-Distill, Gemma 2/3, Phi-3.5, Phi-4, SmolLM3, Hermes 3, gpt-oss) checks text, ids and
+ * labels against transformers.
  */
 package dev.jtune.data.template;

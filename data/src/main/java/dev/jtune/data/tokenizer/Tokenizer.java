@@ -35,6 +35,11 @@ import java.util.OptionalLong;
  * {@code false} none are. Nothing is truncated or padded: DJL's defaults (truncation to 512 tokens,
  * padding) and any {@code truncation}/{@code padding} section in the file are switched off.
  *
+ * <p>Where transformers 5 does not run tokenizer.json as written, neither does this class: a tokenizer_config.json
+ * naming {@code LlamaTokenizer}/{@code LlamaTokenizerFast} (unless config.json's {@code model_type} makes
+ * transformers pick another class) gets transformers' LlamaTokenizer rebuild — a Metaspace pre-tokenizer instead of
+ * the file's normalizer, so no extra {@code ▁} after a special token (see {@code TransformersTokenizerClass}).
+ *
  * <p>The special tokens come from {@code tokenizer_config.json} ({@code bos_token}, {@code eos_token},
  * {@code pad_token}, each a string or an {@code {"content": ...}} object), falling back to
  * {@code special_tokens_map.json} and then to {@code generation_config.json}'s ids. {@link #eosIds()}
@@ -50,6 +55,8 @@ public final class Tokenizer implements AutoCloseable {
     public static final String SPECIAL_TOKENS_MAP_JSON = "special_tokens_map.json";
     public static final String GENERATION_CONFIG_JSON = "generation_config.json";
     public static final String CHAT_TEMPLATE_JINJA = "chat_template.jinja";
+    /** The model's config.json: its {@code model_type} decides, as in transformers, which tokenizer class runs. */
+    public static final String MODEL_CONFIG_JSON = "config.json";
 
     /** transformers' VERY_LARGE_INTEGER (int(1e30)): "no limit" in {@code model_max_length}. */
     private static final double NO_MAX_LENGTH = 1e18;
@@ -106,8 +113,8 @@ public final class Tokenizer implements AutoCloseable {
 
     /**
      * Loads the tokenizer of a Hugging Face model directory: {@code tokenizer.json} (required), and
-     * {@code tokenizer_config.json}, {@code special_tokens_map.json}, {@code generation_config.json} and
-     * {@code chat_template.jinja} when present.
+     * {@code tokenizer_config.json}, {@code special_tokens_map.json}, {@code generation_config.json},
+     * {@code chat_template.jinja} and config.json (only its {@code model_type}) when present.
      *
      * @throws TokenizerException if a file is missing, unreadable or malformed; the message names it
      */
@@ -164,7 +171,17 @@ public final class Tokenizer implements AutoCloseable {
             }
         }
 
-        HuggingFaceTokenizer nativeTokenizer = createNative(tokenizerFile, tokenizerJson);
+        // transformers' AutoTokenizer rebuilds some tokenizers rather than loading tokenizer.json as written
+        String nativeJson = tokenizerJson;
+        JsonNode modelConfig = readOptionalObject(dir.resolve(MODEL_CONFIG_JSON));
+        if (TransformersTokenizerClass.buildsLlamaTokenizer(config, modelConfig, vocab.modelType())) {
+            try {
+                nativeJson = TransformersTokenizerClass.llamaTokenizerJson(JSON, JSON.readTree(tokenizerJson), config);
+            } catch (JsonProcessingException e) {
+                throw malformed(tokenizerFile, e);
+            }
+        }
+        HuggingFaceTokenizer nativeTokenizer = createNative(tokenizerFile, nativeJson);
         return new Tokenizer(dir, nativeTokenizer, vocab, bos, eos, pad, List.copyOf(eosIds), chatTemplate, cleanUp, maxLength);
     }
 

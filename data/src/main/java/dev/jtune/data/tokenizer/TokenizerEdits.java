@@ -77,7 +77,8 @@ public record TokenizerEdits(Map<Integer, String> overrides, Map<String, String>
     /**
      * Writes the tokenizer of {@code sourceDir} with these edits into {@code targetDir}: tokenizer.json,
      * tokenizer_config.json and special_tokens_map.json edited, generation_config.json and chat_template.jinja
-     * copied. The folder is replaced whole (written beside it, then moved), so a reader never sees half of it.
+     * copied, and config.json's {@code model_type} (which decides the tokenizer class, see {@link Tokenizer}) kept in a
+     * config.json of its own. The folder is replaced whole (written beside it, then moved), so a reader never sees half of it.
      *
      * @return {@code targetDir}
      * @throws TokenizerException naming the file or key when an override names no added token, or a file is malformed
@@ -137,6 +138,13 @@ public record TokenizerEdits(Map<Integer, String> overrides, Map<String, String>
                 write(tmp.resolve(Tokenizer.SPECIAL_TOKENS_MAP_JSON), specialMap);
                 for (String name : List.of(Tokenizer.GENERATION_CONFIG_JSON, Tokenizer.CHAT_TEMPLATE_JINJA)) {
                     if (Files.isRegularFile(src.resolve(name))) Files.copy(src.resolve(name), tmp.resolve(name));
+                }
+                // the model type picks the tokenizer class (Tokenizer.load, as transformers): the grown folder
+                // must be tokenized as the model's own, so it keeps config.json's model_type (and nothing else)
+                ObjectNode modelConfig = readObject(src.resolve(Tokenizer.MODEL_CONFIG_JSON), false);
+                if (modelConfig != null && modelConfig.hasNonNull("model_type")) {
+                    write(tmp.resolve(Tokenizer.MODEL_CONFIG_JSON),
+                            JSON.createObjectNode().put("model_type", modelConfig.get("model_type").asText()));
                 }
                 if (Files.isDirectory(target)) {
                     try (var old = Files.list(target)) {

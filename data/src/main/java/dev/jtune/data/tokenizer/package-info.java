@@ -8,7 +8,11 @@
  *       when present). {@code encode(text, true)} gives what Hugging Face's {@code tokenizer(text)} gives
  *       from {@code tokenizer.json}: its post-processor decides which special tokens are added. Nothing is
  *       ever truncated or padded, whatever DJL's defaults or the file's own {@code truncation} and
- *       {@code padding} sections say.</li>
+ *       {@code padding} sections say. Where transformers 5 does not run tokenizer.json as written, neither does
+ *       it: a tokenizer_config.json naming {@code LlamaTokenizer}/{@code LlamaTokenizerFast} gets transformers'
+ *       LlamaTokenizer rebuild (a Metaspace pre-tokenizer instead of the file's {@code Prepend("▁")} normalizer),
+ *       unless config.json's {@code model_type} makes transformers choose another class (Mistral, DeepSeek-V3,
+ *       Qwen2, Phi-3, ...: the list is transformers 5.18's, in {@code transformers-llama-class-ignored.txt}).</li>
  *   <li>{@link dev.jtune.data.tokenizer.ByteLevelTokenizerBuilder} trains a byte-level BPE (GPT-2 byte
  *       alphabet, Llama-style {@code <s>} prefix) on a text and writes it as a Hugging Face tokenizer
  *       directory that both DJL and Python {@code transformers} load; {@code writeDefault} gives a
