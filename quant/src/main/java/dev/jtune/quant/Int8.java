@@ -29,7 +29,11 @@ public final class Int8 {
      * for backward share one buffer per projection role (one factory a model).
      */
     public static LinearFactory linearFactory(Predicate<String> quantize, double threshold) {
-        Nf4Linear.SharedBuffers shared = new Nf4Linear.SharedBuffers();
+        return linearFactory(quantize, threshold, new Nf4Linear.SharedBuffers());
+    }
+
+    /** As {@link #linearFactory(Predicate, double)}; {@code shared} null: a dequantized weight per forward (tests). */
+    static LinearFactory linearFactory(Predicate<String> quantize, double threshold, Nf4Linear.SharedBuffers shared) {
         return new LinearFactory() {
             @Override
             public Linear create(String name, NDArray weight) {

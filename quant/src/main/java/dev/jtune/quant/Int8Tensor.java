@@ -17,6 +17,19 @@ public record Int8Tensor(long[] shape, byte[] codes, float[] rowAbsmax) {
         }
     }
 
+    /** Equal shapes, codes and scales (by content, not array identity). */
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof Int8Tensor t && java.util.Arrays.equals(shape, t.shape)
+                && java.util.Arrays.equals(codes, t.codes) && java.util.Arrays.equals(rowAbsmax, t.rowAbsmax);
+    }
+
+    @Override
+    public int hashCode() {
+        return 31 * (31 * java.util.Arrays.hashCode(shape) + java.util.Arrays.hashCode(codes))
+                + java.util.Arrays.hashCode(rowAbsmax);
+    }
+
     /** Output features (rows). */
     public int rows() {
         return (int) shape[0];
