@@ -137,7 +137,12 @@ final class TrainCommand {
         AdapterSource adapter = loraSettings.isEmpty() ? AdapterSource.NONE
                 : run.loraModelDir().<AdapterSource>map(AdapterSource.Saved::new)
                         .orElse(new AdapterSource.Fresh(loraSettings.get(), config.seed()));
-        ModelSpec baseSpec = new ModelSpec(modelDir, options.precision(), nf4, adapter, shardBase ? group : null);
+        if (shardBase && run.loadIn8bit()) {
+            throw new IllegalArgumentException(config.source() + ": load_in_8bit: true with fsdp is not supported: jtune"
+                    + " shards dense and NF4 bases only; use load_in_4bit: true with adapter: qlora under FSDP, or train"
+                    + " the 8-bit base in one process");
+        }
+        ModelSpec baseSpec = new ModelSpec(modelDir, options.precision(), run.base(), adapter, shardBase ? group : null);
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
@@ -170,7 +175,7 @@ final class TrainCommand {
                 if (lora != null) {
                     trainable = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s (%s), %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
-                            modelDir, model.config().family().architecture(), options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
+                            modelDir, model.config().family().architecture(), options.precision().label(), baseLabel(run.base()), lora.settings().adapter().label(),
                             lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
                             count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
                                     ? ", continuing the adapter in " + saved.dir() : "");
@@ -321,5 +326,14 @@ final class TrainCommand {
 
     private static long count(Map<String, NDArray> params) {
         return params.values().stream().mapToLong(a -> a.getShape().size()).sum();
+    }
+
+    /** How the startup line names the frozen base. */
+    private static String baseLabel(dev.jtune.trainer.setup.ModelSpec.Base base) {
+        return switch (base) {
+            case DENSE -> "";
+            case NF4 -> " in NF4";
+            case INT8 -> " in LLM.int8 (8-bit, outlier threshold 6.0)";
+        };
     }
 }
