@@ -48,15 +48,16 @@ import java.util.Set;
 
 /**
  * {@code train CONFIG.yml} (also {@code ./launch.sh CONFIG.yml}): the whole recipe. Prepare the data (or reuse
- * the prepared copy), load the base (NF4 with {@code load_in_4bit}), put LoRA on it (or train every weight),
- * train, and leave the adapter in PEFT format (or a model directory) in {@code output_dir}.
+ * the prepared copy), load the base (NF4 with {@code load_in_4bit}, LLM.int8 with {@code load_in_8bit}), put LoRA
+ * on it (or train every weight), train, and leave the adapter in PEFT format (or a model directory) in {@code output_dir}.
  */
 final class TrainCommand {
     static final String USAGE = """
             usage: ./launch.sh train CONFIG.yml      (or simply: ./launch.sh CONFIG.yml)
 
             Fine-tunes base_model on the config's datasets. adapter: lora | qlora trains a LoRA adapter (qlora over
-            an NF4 base, load_in_4bit: true); without adapter every weight trains (fp32). Progress (step, loss, lr,
+            an NF4 base, load_in_4bit: true; lora over an LLM.int8 base with load_in_8bit: true); without adapter
+            every weight trains (fp32). Progress (step, loss, lr,
             grad norm, tokens/s, memory, ETA) goes to the console and to output_dir/metrics.jsonl; checkpoints to
             output_dir/checkpoint-N (resume_from_checkpoint: auto | PATH); SIGTERM saves one and exits 0.
             At the end output_dir holds adapter_config.json + adapter_model.safetensors (PEFT), or a Hugging
