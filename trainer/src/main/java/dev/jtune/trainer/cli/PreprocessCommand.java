@@ -83,6 +83,7 @@ final class PreprocessCommand {
         // Refuses what train would refuse, before the data work.
         dev.jtune.trainer.setup.RunSettings.from(config);
         dev.jtune.trainer.setup.RunSettings.refuseUnsupportedTraining(config);
+        dev.jtune.lora.LoraSettings.from(config.trainer(), config.source()); // adapter/quantization combinations
         dev.jtune.trainer.setup.VocabSettings vocab = dev.jtune.trainer.setup.VocabSettings.from(config);
         Path outputDir = baseDir.resolve(config.outputPath()).toAbsolutePath().normalize();
         Path tokenizerDir = vocab.writeTokenizer(tokenizerDir(config, baseDir), outputDir);

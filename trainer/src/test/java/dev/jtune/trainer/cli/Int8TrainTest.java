@@ -113,6 +113,7 @@ class Int8TrainTest {
         assertFalse(log16.contains("LLM.int8"), log16);
         List<Double> losses16 = evalLosses(dir.resolve("out16"));
         // The same adapter init and data: the base alone makes the difference, from the first evaluation on.
+        System.out.println("held-out losses over the LLM.int8 base " + losses + ", over the bf16 base " + losses16);
         assertTrue(!losses16.get(0).equals(losses.get(0)), "int8 " + losses + " vs bf16 " + losses16);
         assertFalse(Arrays.equals(loraB(dir.resolve("out8")), loraB(dir.resolve("out16"))),
                 "load_in_8bit changes the trained adapter");
@@ -132,14 +133,17 @@ class Int8TrainTest {
             text = text.replace("adapter: lora\n", ""); // a YAML key once: the case's adapter replaces the template's
         }
         Files.writeString(cfg, text);
-        var err = new ByteArrayOutputStream();
-        int code = Main.run(new String[] {"train", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        String printed = err.toString(StandardCharsets.UTF_8);
-        assertEquals(1, code, printed);
-        assertTrue(printed.contains(message), printed);
-        assertTrue(printed.contains("bad.yml"), "names the file: " + printed);
+        for (String verb : List.of("train", "preprocess")) {
+            var err = new ByteArrayOutputStream();
+            int code = Main.run(new String[] {verb, cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                    new PrintStream(err, true, StandardCharsets.UTF_8));
+            String printed = err.toString(StandardCharsets.UTF_8);
+            assertEquals(1, code, verb + ": " + printed);
+            assertTrue(printed.contains(message), verb + ": " + printed);
+            assertTrue(printed.contains("bad.yml"), "names the file: " + printed);
+        }
         assertFalse(Files.exists(dir.resolve("out/adapter_config.json")));
+        assertFalse(Files.exists(dir.resolve("prepared")), "refused before any data work");
     }
 
     @Test
