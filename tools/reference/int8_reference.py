@@ -24,6 +24,9 @@ Writes quant/src/test/resources/dev/jtune/quant/int8_fixture.json (floats as hex
 int8 as hex bytes), which Int8FixtureTest compares with jtune's Java quantizer and its libtorch kernel.
 
 Usage: target/interop-venv/bin/python tools/reference/int8_reference.py [output.json]   (any torch >= 1.13)
+       target/interop-venv/bin/python tools/reference/int8_reference.py checkpoint SRC DST
+  (the second form writes SRC, a dense transformers directory, as transformers saves a load_in_8bit model; the
+  fixture quant/src/test/resources/dev/jtune/quant/tiny-int8-llama is model/.../fixtures/tiny-bf16-llama so written)
 """
 import json
 import struct
@@ -132,5 +135,44 @@ def main():
     print(f"wrote {len(cases)} cases to {path}")
 
 
+def write_checkpoint(src, dst):
+    """A transformers directory as `save_pretrained` writes a `load_in_8bit` model (bitsandbytes'
+    Linear8bitLt._save_to_state_dict: `X.weight` int8 CB, `X.SCB` fp32, `X.weight_format` uint8 0 "row"; config.json's
+    quantization_config from BitsAndBytesConfig(load_in_8bit=True).to_dict()), made from the dense checkpoint SRC by
+    this file's quantize_weight: every linear but lm_head, as transformers' get_keys_to_not_convert leaves it."""
+    import os
+    import shutil
+    from safetensors.torch import load_file, save_file
+    from transformers import BitsAndBytesConfig
+
+    os.makedirs(dst, exist_ok=True)
+    tensors = load_file(os.path.join(src, "model.safetensors"))
+    out = {}
+    for name, t in tensors.items():
+        module = name[: -len(".weight")] if name.endswith(".weight") else None
+        if module and t.dim() == 2 and "embed_tokens" not in module and not module.endswith("lm_head"):
+            cb, scb = quantize_weight(t)
+            out[name] = cb
+            out[module + ".SCB"] = scb
+            out[module + ".weight_format"] = torch.tensor(0, dtype=torch.uint8)
+        else:
+            out[name] = t
+    save_file(out, os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(src, "config.json")) as f:
+        config = json.load(f)
+    config["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True).to_dict()
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    for extra in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        if os.path.exists(os.path.join(src, extra)):
+            shutil.copy(os.path.join(src, extra), os.path.join(dst, extra))
+    print(f"wrote {dst}: {sum(1 for n in out if n.endswith('.SCB'))} linears in 8-bit")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 4 and sys.argv[1] == "checkpoint":
+        write_checkpoint(sys.argv[2], sys.argv[3])
+    else:
+        main()
+
