@@ -48,7 +48,7 @@ def int8_vectorwise_quant(A, threshold=0.0):
         outlier_cols = torch.argwhere(outliers.any(dim=0)).view(-1)
         A[outliers] = 0
     row_stats = torch.max(A.abs(), dim=1).values.float()
-    scale = 127.0 / row_stats.unsqueeze(-1)
+    scale = 127.0 / row_stats.unsqueeze(-1)  # torch: row_stats.reciprocal() * 127.0 (Tensor.__rtruediv__)
     scale = torch.where(row_stats.unsqueeze(-1) > 0, scale, torch.zeros_like(scale))
     out_row = torch.round(A * scale).to(torch.int8)
     if outlier_cols is not None:
@@ -125,6 +125,8 @@ def main():
         for outliers in (False, True):
             cases.append(case(f"{dtype}-{'outliers' if outliers else 'plain'}", dtype, 12, 40, 6, seed, outliers))
             seed += 1
+    # Wider weights: more rows whose 127.0 / absmax (reciprocal, then * 127) differs from a true division.
+    cases.append(case("bf16-wide", "bf16", 96, 256, 5, 77, True))
     # A long reduction: |C| up to 127*127*2048 > 2^24, where fp32 sums of the products are no longer exact.
     cases.append(case("bf16-k2048", "bf16", 4, 2048, 3, 99, False, near_one=True))
     meta = {"torch": torch.__version__, "bitsandbytes": "95f9af309d4d5793847169c39288dcd3fcbdf564",

@@ -6,8 +6,9 @@ import dev.jtune.model.safetensors.HalfFloats;
 /**
  * bitsandbytes' LLM.int8() weight quantization in pure Java, bit for bit with its torch backend
  * ({@code Int8Params._quantize} → {@code int8_vectorwise_quant}, backends/default/ops.py at 95f9af3): the weight as
- * fp16, each row's absmax ({@code SCB}, fp32), {@code CB = round(w · (127 / absmax))} with the division and the
- * product each one fp32 rounding and the round half to even ({@code torch.round}). A row of zeros gets codes 0.
+ * fp16, each row's absmax ({@code SCB}, fp32), {@code CB = round(w · (127 / absmax))}, where torch evaluates
+ * {@code 127.0 / absmax} as {@code absmax.reciprocal() * 127.0} ({@code Tensor.__rtruediv__}): the reciprocal, the
+ * scale and the product are each one fp32 rounding, and the round is half to even ({@code torch.round}). A row of zeros gets codes 0.
  */
 public final class Int8Quantizer {
     private Int8Quantizer() {}
@@ -40,7 +41,8 @@ public final class Int8Quantizer {
                 max = Math.max(max, Math.abs(h));
             }
             absmax[r] = max;
-            float scale = max > 0 ? 127.0f / max : 0f;
+            // torch's `127.0 / row_stats` is `row_stats.reciprocal() * 127.0` (Tensor.__rtruediv__): two roundings.
+            float scale = max > 0 ? (1.0f / max) * 127.0f : 0f;
             for (int c = 0; c < cols; c++) {
                 codes[r * cols + c] = (byte) Math.rint(row[c] * scale);
             }

@@ -32,7 +32,11 @@
  *       {@code MatMul8bitLt}'s on CUDA (int8 activations by row, outlier columns |x| ≥ 6 in 16-bit, exact int32
  *       products, bitsandbytes' CUDA dequantization; {@code int8.torchscript.py}), its input gradient
  *       {@code grad · CB·SCB/127}, the dequantized weight kept in {@link dev.jtune.quant.Nf4Linear.SharedBuffers}.
- *       Transcribed in {@code tools/reference/int8_reference.py}, whose fixture the tests match bit for bit.
+ *       Transcribed in {@code tools/reference/int8_reference.py}, whose fixture the tests match bit for bit;
+ *   <li>{@link dev.jtune.quant.Int8Checkpoint}: a directory transformers saved from a {@code load_in_8bit} model
+ *       ({@code X.weight} int8, {@code X.SCB}, {@code X.weight_format}), as a {@code WeightSource} (weights
+ *       dequantized as transformers does, {@code CB · SCB · 7.874015718698502e-3}) and with {@code linearFactory()}
+ *       over the stored codes.
  * </ul>
  *
  * <p>What "bit-identical" covers. The reference is bitsandbytes' pure-torch backend

@@ -22,7 +22,8 @@ class Int8Ops(Module):
       cols = torch.any(outliers, 0)
       absa = torch.masked_fill(absa, outliers, 0.)
     row = torch.to(torch.amax(absa, [1]), 6)
-    scale = torch.div(torch.full_like(row, 127.), row)
+    # torch evaluates the Python `127.0 / row_stats` as `row_stats.reciprocal() * 127.0` (Tensor.__rtruediv__).
+    scale = torch.mul(torch.reciprocal(row), 127.)
     # A row without any non-outlier value: codes 0 (CUDA's __float2int_rn(0 * inf) gives 0 as well).
     scale = torch.where(torch.gt(row, 0.), scale, torch.zeros_like(scale))
     codes = torch.to(torch.round(torch.mul(torch.to(a16, 6), torch.unsqueeze(scale, 1))), 1)

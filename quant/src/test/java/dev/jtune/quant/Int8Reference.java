@@ -44,7 +44,7 @@ final class Int8Reference {
                 }
             }
             absmax[r] = max;
-            float scale = max > 0 ? 127f / max : 0f;
+            float scale = max > 0 ? (1f / max) * 127f : 0f; // torch: 127.0 / t is t.reciprocal() * 127.0
             for (int c = 0; c < cols; c++) {
                 codes[r * cols + c] = outCols[c] ? 0 : (byte) Math.rint(h[r * cols + c] * scale);
             }
