@@ -213,9 +213,22 @@ public final class LoraMerge {
             return base.info(name).shape();
         }
 
+        /** A quantized weight dequantized (fp32) and rounded to its dtype, as transformers' {@code .to(dtype)}. */
         @Override
         public float[] floats(String name) {
-            return int8.floats(name);
+            float[] v = int8.floats(name);
+            if (quantizedModule(name) != null) {
+                SafetensorsDtype dtype = dtype(name);
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = switch (dtype) {
+                        case BF16 -> dev.jtune.model.safetensors.HalfFloats.bfloat16ToFloat(
+                                dev.jtune.model.safetensors.HalfFloats.floatToBFloat16(v[i]));
+                        case F16 -> Float.float16ToFloat(Float.floatToFloat16(v[i]));
+                        default -> v[i];
+                    };
+                }
+            }
+            return v;
         }
 
         @Override
