@@ -121,6 +121,19 @@ class Int8TrainTest {
                 Files.readAllBytes(dir.resolve("out16/adapter_model.safetensors"))));
     }
 
+    @Test
+    void gradientCheckpointingGivesTheSameAdapter(@TempDir Path dir) throws Exception {
+        // The recomputed forward refills the shared dequantized-weight buffers (prepareBackward) as the first did.
+        for (String gc : List.of("false", "true")) {
+            Path cfg = dir.resolve("gc-" + gc + ".yml");
+            Files.writeString(cfg, config(dir, "out-" + gc, "load_in_8bit: true\ngradient_checkpointing: " + gc + "\n")
+                    .replace("max_steps: 6", "max_steps: 3"));
+            train(cfg);
+        }
+        assertTrue(Arrays.equals(Files.readAllBytes(dir.resolve("out-false/adapter_model.safetensors")),
+                Files.readAllBytes(dir.resolve("out-true/adapter_model.safetensors"))), "bit for bit");
+    }
+
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
             "adapter: qlora\\nload_in_8bit: true|load_in_8bit: true with adapter: qlora: Axolotl refuses it",
