@@ -106,6 +106,12 @@ final class TrainCommand {
         RunSettings.refuseUnsupportedTraining(config);
         VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
+        // Before any data or model work: FSDP would shard the frozen base, which jtune does for dense and NF4 only.
+        if (run.loadIn8bit() && options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()) {
+            throw new IllegalArgumentException(config.source() + ": load_in_8bit: true with fsdp is not supported: jtune"
+                    + " shards dense and NF4 bases only; use load_in_4bit: true with adapter: qlora under FSDP, or train"
+                    + " the 8-bit base without fsdp (data parallel)");
+        }
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
         // Rank 0 creates the base model and prepares the data first; the others then find them (or stop with it).
@@ -138,11 +144,6 @@ final class TrainCommand {
         AdapterSource adapter = loraSettings.isEmpty() ? AdapterSource.NONE
                 : run.loraModelDir().<AdapterSource>map(AdapterSource.Saved::new)
                         .orElse(new AdapterSource.Fresh(loraSettings.get(), config.seed()));
-        if (shardBase && run.loadIn8bit()) {
-            throw new IllegalArgumentException(config.source() + ": load_in_8bit: true with fsdp is not supported: jtune"
-                    + " shards dense and NF4 bases only; use load_in_4bit: true with adapter: qlora under FSDP, or train"
-                    + " the 8-bit base in one process");
-        }
         ModelSpec baseSpec = new ModelSpec(modelDir, options.precision(), run.base(), adapter, shardBase ? group : null);
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,

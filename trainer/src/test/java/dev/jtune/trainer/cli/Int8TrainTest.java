@@ -159,6 +159,31 @@ class Int8TrainTest {
         assertFalse(Files.exists(dir.resolve("prepared")), "refused before any data work");
     }
 
+    /** Rank 0 of two, for a refusal that must come before any collective (each call here fails the test). */
+    private static final class TwoRanks implements dev.jtune.trainer.dist.ProcessGroup {
+        @Override public int rank() { return 0; }
+        @Override public int worldSize() { return 2; }
+        @Override public void allReduceSum(ai.djl.ndarray.NDArray x) { throw new AssertionError("allReduceSum"); }
+        @Override public ai.djl.ndarray.NDArray allGather(ai.djl.ndarray.NDArray x) { throw new AssertionError("allGather"); }
+        @Override public ai.djl.ndarray.NDArray reduceScatterSum(ai.djl.ndarray.NDArray x) {
+            throw new AssertionError("reduceScatterSum");
+        }
+        @Override public void broadcast(ai.djl.ndarray.NDArray x, int root) { throw new AssertionError("broadcast"); }
+        @Override public void barrier() { throw new AssertionError("barrier: the refusal came after rank 0's work"); }
+        @Override public void close() {}
+    }
+
+    @Test
+    void fsdpOverAnInt8BaseIsRefusedBeforeAnyWork(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("fsdp.yml");
+        Files.writeString(cfg, config(dir, "out", "load_in_8bit: true\nfsdp:\n  - full_shard\n  - auto_wrap\n"));
+        var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () ->
+                TrainCommand.train(cfg, new PrintStream(new ByteArrayOutputStream()), new TwoRanks()));
+        assertTrue(e.getMessage().contains("fsdp.yml: load_in_8bit: true with fsdp is not supported"), e.getMessage());
+        assertFalse(Files.exists(dir.resolve("prepared")), "no data work");
+        assertFalse(Files.exists(dir.resolve("tiny")), "no base model created");
+    }
+
     @Test
     void fullFineTuningOfAnInt8BaseIsRefused(@TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("full.yml");
