@@ -195,11 +195,12 @@ fi
 # tools/reference/FAMILIES.md): jtune's score against transformers in fp32 and bf16, a LoRA adapter on every linear
 # projection trained by jtune (Phi-3's fused qkv_proj/gate_up_proj, Qwen2's biases, Gemma's tied head, Gemma 3's
 # multimodal checkpoint) loaded by PeftModel.from_pretrained and scoring alike, merge-lora against
-# merge_and_unload, and a QLoRA adapter (trained over the NF4 base) in PEFT. bitsandbytes has no CPU build, so
-# PEFT applies the QLoRA adapter to the dense base, and jtune scores it over the same dense base. jtune writes
+# merge_and_unload, and a QLoRA adapter (trained over the NF4 base) and a LoRA adapter trained over the LLM.int8 base
+# (load_in_8bit) in PEFT. bitsandbytes has no CPU build here, so PEFT applies them to the dense base, and jtune
+# scores them over the same dense base. jtune writes
 # everything first; one Python process (peft_check.py families) then checks it all, torch's import being the
 # slow part.
-echo "interop: every model family: scores, LoRA and QLoRA adapters against transformers and PEFT"
+echo "interop: every model family: scores, LoRA, QLoRA and 8-bit-base LoRA adapters against transformers and PEFT"
 families=model/src/test/resources/fixtures/families
 cases=(qwen2 qwen3 mistral-nemo gemma2 gemma3-text gemma3-conditional phi3 llama-rope-params)
 fam="$work/families"
@@ -210,13 +211,14 @@ for case in "${cases[@]}"; do
   for dtype in fp32 bf16; do
     ./launch.sh score --model "$base" --input "$base/inputs.jsonl" --dtype "$dtype" >"$out/$dtype.jsonl"
   done
-  for adapter in lora qlora; do
+  for adapter in lora qlora int8; do
     # A high learning rate for a few steps, so that B is far from zero; short rows (the fixtures know 256 positions).
     { printf 'base_model: %s\ndatasets:\n  - path: tools/interop/family-train.jsonl\n    type: completion\n' "$base"
       printf 'dataset_prepared_path: %s\noutput_dir: %s\n' "$out/$adapter-prepared" "$out/$adapter"
       printf 'sequence_len: 128\nmicro_batch_size: 8\nmax_steps: 3\nlearning_rate: 0.01\nseed: 5\n'
-      printf 'adapter: %s\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n' "$adapter"
-      if [[ $adapter == qlora ]]; then printf 'load_in_4bit: true\n'; fi; } >"$out/$adapter.yml"
+      printf 'adapter: %s\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n' "${adapter/int8/lora}"
+      if [[ $adapter == qlora ]]; then printf 'load_in_4bit: true\n'; fi
+      if [[ $adapter == int8 ]]; then printf 'load_in_8bit: true\n'; fi; } >"$out/$adapter.yml"
     ./launch.sh "$out/$adapter.yml" >"$out/$adapter-train.log" 2>&1 \
       || { echo "interop: $case: jtune could not train the $adapter adapter"; tail -n 30 "$out/$adapter-train.log"; exit 1; }
     ./launch.sh score --model "$base" --lora-model-dir "$out/$adapter" --input "$base/inputs.jsonl" >"$out/$adapter.jsonl"

@@ -12,7 +12,8 @@ usage:
   peft_check.py families FIXTURES WORK CASE...
       for each family fixture FIXTURES/CASE, what check.sh wrote under WORK/CASE: fp32.jsonl and bf16.jsonl
       (jtune's scores of the fixture, against transformers at 1e-5 and 5e-3), lora/ lora.jsonl lora-merged/
-      lora-merged.jsonl (as jtune-adapter), qlora/ qlora.jsonl (a QLoRA adapter, PEFT on the dense base), and
+      lora-merged.jsonl (as jtune-adapter), qlora/ qlora.jsonl (a QLoRA adapter, PEFT on the dense base; int8/
+      int8.jsonl likewise for a LoRA adapter trained over the LLM.int8 base), and
       where there is one, peft-adapter/jtune-merged against peft-adapter/peft-merged (from peft-multimodal).
   peft_check.py peft-multimodal BASE OUT
       writes a PEFT adapter whose list target_modules wrap a multimodal model's vision tower too (OUT/adapter)
@@ -214,13 +215,18 @@ def families(fixtures, work, *cases):
                                                      os.path.join(out, "lora-merged.jsonl"))))
         steps.append(("QLoRA", lambda: qlora_adapter(base, os.path.join(out, "qlora"), inputs,
                                                      os.path.join(out, "qlora.jsonl"))))
+        if os.path.isdir(os.path.join(out, "int8")):
+            # Trained over the LLM.int8 base (load_in_8bit); like QLoRA's, applied to the dense base on both sides.
+            steps.append(("LoRA over the 8-bit base", lambda: qlora_adapter(base, os.path.join(out, "int8"), inputs,
+                                                                        os.path.join(out, "int8.jsonl"))))
         def moved(adapter):
             """The adapter must move the scores (B far from zero), or agreeing would prove little."""
             summary = [json.loads(l) for l in open(os.path.join(out, f"{adapter}.jsonl")) if l.strip()][-1]
             plain = [json.loads(l) for l in open(os.path.join(out, "fp32.jsonl")) if l.strip()][-1]
             print(f"  the {adapter} adapter moves jtune's mean nll {plain['mean_nll']:.4f} -> {summary['mean_nll']:.4f}")
             return abs(summary["mean_nll"] - plain["mean_nll"]) < 1e-2
-        steps.insert(2, ("adapters train", lambda: moved("lora") or moved("qlora")))
+        steps.insert(2, ("adapters train", lambda: moved("lora") or moved("qlora")
+                         or (os.path.isdir(os.path.join(out, "int8")) and moved("int8"))))
         multimodal = os.path.join(out, "peft-adapter")
         if os.path.isdir(multimodal):
             steps.append(("PEFT adapter (vision tower included) merged by jtune", lambda m=multimodal: same_merge(

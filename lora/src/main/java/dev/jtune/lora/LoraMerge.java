@@ -1,6 +1,7 @@
 package dev.jtune.lora;
 
 import dev.jtune.model.hf.Directories;
+import dev.jtune.quant.Int8Checkpoint;
 import dev.jtune.quant.Nf4Checkpoint;
 import dev.jtune.model.safetensors.HalfFloats;
 import dev.jtune.model.safetensors.SafetensorsCheckpoint;
@@ -46,7 +47,9 @@ public final class LoraMerge {
      * is built next to {@code out} and moved into place, replacing an earlier one.
      *
      * A base stored in bitsandbytes 4-bit layout (NF4, double quantization) is dequantized first: the merged
-     * model is dense, in the dtype bitsandbytes recorded, without {@code quantization_config}.
+     * model is dense, in the dtype bitsandbytes recorded, without {@code quantization_config}. A base stored in
+     * bitsandbytes 8-bit layout ({@code load_in_8bit}) is dequantized as transformers does
+     * ({@code CB · SCB / 127}) into the dtype of the checkpoint's embedding.
      *
      * @throws AdapterException if the adapter names modules the base lacks or shapes disagree
      */
@@ -68,6 +71,11 @@ public final class LoraMerge {
         Path tokenizer = tokenizerDir != null && Files.isRegularFile(tokenizerDir.resolve("tokenizer.json"))
                 ? tokenizerDir : null;
         try (SafetensorsCheckpoint base = SafetensorsCheckpoint.open(baseDir)) {
+            if (isBnb8bit(base)) {
+                try (Int8Checkpoint int8 = Int8Checkpoint.open(baseDir)) {
+                    return merge(baseDir, new Int8Base(base, int8), adapter, out, "quantization_config", tokenizer);
+                }
+            }
             if (!isBnb4bit(base)) {
                 return merge(baseDir, new DenseBase(base), adapter, out, null, tokenizer);
             }
@@ -176,6 +184,64 @@ public final class LoraMerge {
     }
 
     /**
+     * An 8-bit-stored base: each quantized weight dequantized ({@link Int8Checkpoint#dequantize}) in the dtype of the
+     * checkpoint's 16-bit tensors (the embedding's), its {@code SCB} and {@code weight_format} left out.
+     */
+    private record Int8Base(SafetensorsCheckpoint base, Int8Checkpoint int8) implements BaseTensors {
+        private String quantizedModule(String name) {
+            String module = name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : null;
+            return module != null && int8.quantizedModules().contains(module) ? module : null;
+        }
+
+        @Override
+        public List<String> names() {
+            return base.names().stream().filter(n -> !(n.endsWith(".SCB") || n.endsWith(".weight_format"))
+                    || !int8.quantizedModules().contains(n.substring(0, n.lastIndexOf('.')))).toList();
+        }
+
+        @Override
+        public SafetensorsDtype dtype(String name) {
+            if (quantizedModule(name) == null) return base.info(name).dtype();
+            for (String n : base.names()) {
+                if (n.endsWith("embed_tokens.weight")) return base.info(n).dtype();
+            }
+            return SafetensorsDtype.F16; // transformers' default torch_dtype for bitsandbytes
+        }
+
+        @Override
+        public long[] shape(String name) {
+            return base.info(name).shape();
+        }
+
+        /** A quantized weight dequantized (fp32) and rounded to its dtype, as transformers' {@code .to(dtype)}. */
+        @Override
+        public float[] floats(String name) {
+            float[] v = int8.floats(name);
+            if (quantizedModule(name) != null) {
+                SafetensorsDtype dtype = dtype(name);
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = switch (dtype) {
+                        case BF16 -> dev.jtune.model.safetensors.HalfFloats.bfloat16ToFloat(
+                                dev.jtune.model.safetensors.HalfFloats.floatToBFloat16(v[i]));
+                        case F16 -> Float.float16ToFloat(Float.floatToFloat16(v[i]));
+                        default -> v[i];
+                    };
+                }
+            }
+            return v;
+        }
+
+        @Override
+        public SafetensorsWriter.Entry copy(String name) {
+            if (quantizedModule(name) == null) return SafetensorsWriter.Entry.copyOf(base.file(name), name);
+            SafetensorsDtype dtype = dtype(name);
+            long[] shape = shape(name);
+            return new SafetensorsWriter.Entry(name, dtype, shape, channel ->
+                    SafetensorsWriter.Entry.ofFloats(name, shape, floats(name), dtype).source().writeTo(channel));
+        }
+    }
+
+    /**
      * The module a base tensor belongs to, by transformers' module name (the adapter's): a multimodal Gemma 3 file
      * written before transformers 5 stores the text model under {@code language_model.model.}, the vision tower under
      * {@code vision_tower.} and the projector under {@code multi_modal_projector.}, which transformers 5 loads as
@@ -264,6 +330,16 @@ public final class LoraMerge {
         }
         writeDirectory(baseDir, out, entries, dropConfigKey, grownRows, tokenizerDir);
         return new Summary(out, merged, replaced, entries.size());
+    }
+
+    /** Whether the base is stored in bitsandbytes 8-bit layout: an int8 weight with its row scales {@code SCB}. */
+    private static boolean isBnb8bit(SafetensorsCheckpoint base) {
+        for (String name : base.names()) {
+            if (name.endsWith(".SCB")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Whether the base is stored in bitsandbytes 4-bit layout (then its config.json says so too). */

@@ -95,6 +95,7 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
         Optional<String> kind = s.string("adapter");
         boolean in4bit = s.bool("load_in_4bit").orElse(false);
         List<String> problems = new ArrayList<>(); // every problem, reported together
+        boolean in8bit = s.bool("load_in_8bit").orElse(false);
         if (kind.isEmpty()) {
             for (String key : List.of("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
                     "lora_target_linear", "peft_use_rslora", "lora_modules_to_save", "lora_model_dir")) {
@@ -103,14 +104,19 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
                             + " or remove " + key + " for full fine-tuning)");
                 }
             }
-            if (in4bit || s.bool("load_in_8bit").orElse(false)) {
-                problems.add((in4bit ? "load_in_4bit" : "load_in_8bit") + ": true needs an adapter"
-                        + " (adapter: qlora); full fine-tuning of a quantized model is not supported");
+            if (in4bit || in8bit) {
+                // Axolotl: "load_in_8bit and load_in_4bit are not supported without setting an adapter for training."
+                problems.add((in4bit ? "load_in_4bit: true needs adapter: qlora" : "load_in_8bit: true needs"
+                        + " adapter: lora") + "; full fine-tuning of a quantized model is not supported (as in Axolotl)");
             }
             throwIfAny(source, problems);
             return Optional.empty();
         }
         Adapter adapter = kind.get().equals("qlora") ? Adapter.QLORA : Adapter.LORA;
+        if (adapter == Adapter.QLORA && in8bit) {
+            problems.add("load_in_8bit: true with adapter: qlora: Axolotl refuses it (\"Can't load qlora in"
+                    + " 8bit\"); use adapter: lora for an 8-bit (LLM.int8) base, or load_in_4bit: true for QLoRA");
+        }
         if (adapter == Adapter.QLORA && !in4bit) {
             problems.add("adapter: qlora requires load_in_4bit: true (as in Axolotl)");
         }

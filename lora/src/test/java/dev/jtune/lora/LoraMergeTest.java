@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.quant.Bnb4bitLayout;
+import dev.jtune.quant.Int8Checkpoint;
+import dev.jtune.quant.Int8Quantizer;
+import dev.jtune.quant.Int8Tensor;
 import dev.jtune.quant.Nf4;
 import dev.jtune.quant.Nf4Quantizer;
 import dev.jtune.quant.Nf4Tensor;
@@ -158,6 +161,83 @@ class LoraMergeTest {
                     assertArrayEquals(w, got, name + " as dequantized (or copied)");
                 }
             }
+        }
+    }
+
+    @Test
+    void int8StoredBaseIsDequantizedThenMerged() throws IOException {
+        Base base = writeBase(SafetensorsDtype.BF16);
+        // The same weights saved as transformers saves a load_in_8bit model (Linear8bitLt._save_to_state_dict):
+        // X.weight int8 CB, X.SCB fp32, X.weight_format uint8 0; bf16 everything else.
+        List<SafetensorsWriter.Entry> entries = new ArrayList<>();
+        Map<String, float[]> dequantized = new HashMap<>();
+        for (var e : base.w().entrySet()) {
+            String name = e.getKey();
+            String module = name.substring(0, name.length() - ".weight".length());
+            long[] shape = base.shapes().get(name);
+            float[] bf16 = e.getValue().clone();
+            for (int i = 0; i < bf16.length; i++) {
+                bf16[i] = HalfFloats.bfloat16ToFloat(HalfFloats.floatToBFloat16(bf16[i]));
+            }
+            if (shape.length == 2 && Nf4.isBaseLinear(module)) {
+                Int8Tensor q = Int8Quantizer.quantize(bf16, shape);
+                entries.add(SafetensorsWriter.Entry.ofBytes(name, SafetensorsDtype.I8, shape, q.codes()));
+                entries.add(SafetensorsWriter.Entry.ofFloats(module + ".SCB", new long[] {shape[0]}, q.rowAbsmax(),
+                        SafetensorsDtype.F32));
+                entries.add(SafetensorsWriter.Entry.ofBytes(module + ".weight_format", SafetensorsDtype.U8,
+                        new long[0], new byte[] {0}));
+                float[] d = Int8Checkpoint.dequantize(q);
+                for (int i = 0; i < d.length; i++) {
+                    d[i] = HalfFloats.bfloat16ToFloat(HalfFloats.floatToBFloat16(d[i])); // transformers' .to(bf16)
+                }
+                dequantized.put(name, d);
+            } else {
+                entries.add(SafetensorsWriter.Entry.ofFloats(name, shape, bf16, SafetensorsDtype.BF16));
+            }
+        }
+        Path int8 = tmp.resolve("int8");
+        Files.createDirectories(int8);
+        SafetensorsWriter.write(int8.resolve("model.safetensors"), entries, Map.of());
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var config = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(
+                Files.readString(base.dir().resolve("config.json")));
+        var q = config.putObject("quantization_config");
+        q.put("quant_method", "bitsandbytes");
+        q.put("load_in_8bit", true);
+        q.put("llm_int8_threshold", 6.0);
+        q.put("llm_int8_has_fp16_weight", false);
+        Files.writeString(int8.resolve("config.json"), config.toString());
+        assertTrue(dequantized.size() >= 7, "the base linears are quantized");
+
+        PeftAdapter adapter = LoraModelTest.randomAdapter(S, base.w(), base.shapes(), 2);
+        Path out = tmp.resolve("merged-int8");
+        LoraMerge.merge(int8, adapter, out);
+        assertTrue(json.readTree(Files.readString(out.resolve("config.json"))).path("quantization_config").isMissingNode(),
+                "the merged model is dense");
+        try (SafetensorsCheckpoint merged = SafetensorsCheckpoint.open(out)) {
+            assertEquals(base.w().keySet(), new java.util.HashSet<>(merged.names()), "no SCB or weight_format left");
+            int adapted = 0;
+            for (String name : merged.names()) {
+                assertEquals(SafetensorsDtype.BF16, merged.info(name).dtype(), name + " in the checkpoint's dtype");
+                String module = name.substring(0, name.length() - ".weight".length());
+                float[] got = merged.floats(name);
+                if (!dequantized.containsKey(name)) {
+                    continue;
+                }
+                if (adapter.tensors().containsKey(PeftAdapter.loraAKey(module))) {
+                    adapted++;
+                    float[] exp = LoraModelTest.mergeInDouble(dequantized.get(name), adapter, module, S.scaling());
+                    for (int i = 0; i < got.length; i++) {
+                        float rounded = HalfFloats.bfloat16ToFloat(HalfFloats.floatToBFloat16(exp[i]));
+                        // W (bf16, as transformers dequantizes) + s·B·A, rounded once to bf16 (a tie may go either way).
+                        assertEquals(rounded, got[i], Math.ulp(rounded) * 65536 + 1e-30,
+                                name + ": W_int8 + s*B*A [" + i + "]");
+                    }
+                } else {
+                    assertArrayEquals(dequantized.get(name), got, name + " dequantized as transformers does");
+                }
+            }
+            assertTrue(adapted > 0, "some adapted module is 8-bit-stored");
         }
     }
 

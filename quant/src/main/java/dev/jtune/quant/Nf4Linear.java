@@ -40,7 +40,8 @@ public final class Nf4Linear implements Linear {
     /**
      * The dequantization buffers of one model: one per projection role (the module name without its layer index,
      * e.g. {@code model.layers.*.self_attn.q_proj}), allocated at the first forward in the input's dtype and kept
-     * with the model's memory. Not for concurrent use (one model, one thread of forward and backward).
+     * with the model's memory. Not for concurrent use (one model, one thread of forward and backward). The 8-bit
+     * base ({@link Int8Linear}) keeps its dequantized weights in the same kind of buffers.
      */
     public static final class SharedBuffers {
         private final java.util.Map<String, Slot> byRole = new java.util.HashMap<>();
@@ -52,13 +53,13 @@ public final class Nf4Linear implements Linear {
 
         /** One role's buffer, the writer alias onto it, and which projection's weight it holds now. */
         static final class Slot {
-            private NDArray buffer;
-            private NDArray writer;
+            NDArray buffer;
+            NDArray writer;
             private Dtype dtype;
-            private Nf4Linear holder;
+            Linear holder; // the projection whose weight the buffer holds now
 
             /** The buffer for a product with {@code x}, (re)allocated in {@code home} when missing or unfit. */
-            private void fit(NDArray x, long[] shape, NDManager home) {
+            void fit(NDArray x, long[] shape, NDManager home) {
                 // DJL's own dtype (bf16 reads as UNKNOWN, fp32 and fp16 as themselves) tells the compute dtypes apart
                 // without a kernel call on every projection's forward.
                 if (buffer != null && buffer.getDataType() == x.getDataType()

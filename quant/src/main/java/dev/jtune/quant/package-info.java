@@ -1,6 +1,6 @@
 /**
- * Frozen base weights in NF4 with double quantization (QLoRA's {@code load_in_4bit}), bit-compatible with
- * bitsandbytes' torch reference backend.
+ * Frozen base weights in NF4 with double quantization (QLoRA's {@code load_in_4bit}) or in LLM.int8()
+ * ({@code load_in_8bit}), bit-compatible with bitsandbytes' torch reference backend.
  *
  * <p>Public surface:
  * <ul>
@@ -25,6 +25,18 @@
  *   <li>{@link dev.jtune.quant.Nf4Checkpoint}: a transformers directory saved with bitsandbytes 4-bit NF4
  *       ({@code quantization_config}), as a {@code WeightSource} (dense shapes, dequantized values) and with
  *       {@code linearFactory()}, which builds {@link dev.jtune.quant.Nf4Linear}s from the stored tensors.
+ *   <li>{@link dev.jtune.quant.Int8} ({@code load_in_8bit}): {@code linearFactory()} quantizing every linear but
+ *       {@code lm_head} to bitsandbytes' LLM.int8() form, {@link dev.jtune.quant.Int8Tensor} (int8 codes {@code CB},
+ *       fp32 row absmax {@code SCB}) by {@link dev.jtune.quant.Int8Quantizer} (bit-identical to bitsandbytes' torch
+ *       backend), and {@link dev.jtune.quant.Int8Linear}: 1 byte a weight + 4 bytes a row; its forward is
+ *       {@code MatMul8bitLt}'s on CUDA (int8 activations by row, outlier columns |x| ≥ 6 in 16-bit, exact int32
+ *       products, bitsandbytes' CUDA dequantization; {@code int8.torchscript.py}), its input gradient
+ *       {@code grad · CB·SCB/127}, the dequantized weight kept in {@link dev.jtune.quant.Nf4Linear.SharedBuffers}.
+ *       Transcribed in {@code tools/reference/int8_reference.py}, whose fixture the tests match bit for bit;
+ *   <li>{@link dev.jtune.quant.Int8Checkpoint}: a directory transformers saved from a {@code load_in_8bit} model
+ *       ({@code X.weight} int8, {@code X.SCB}, {@code X.weight_format}), as a {@code WeightSource} (weights
+ *       dequantized as transformers does, {@code CB · SCB · 7.874015718698502e-3}) and with {@code linearFactory()}
+ *       over the stored codes.
  * </ul>
  *
  * <p>What "bit-identical" covers. The reference is bitsandbytes' pure-torch backend

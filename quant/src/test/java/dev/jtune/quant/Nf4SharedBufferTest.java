@@ -29,7 +29,7 @@ import org.junit.jupiter.api.Test;
 class Nf4SharedBufferTest {
     private static final int VOCAB = TinyLlama.VOCAB;
 
-    private static float[] inputGradient(LlamaModel model, NDManager m, boolean layerByLayer) {
+    static float[] inputGradient(LlamaModel model, NDManager m, boolean layerByLayer) {
         return Autograd.withGrad(() -> {
             try (NDManager s = m.newSubManager()) {
                 Random r = new Random(3);
@@ -96,13 +96,13 @@ class Nf4SharedBufferTest {
         }
     }
 
-    private static double maxAbs(float[] a) {
+    static double maxAbs(float[] a) {
         double m = 0;
         for (float v : a) m = Math.max(m, Math.abs(v));
         return m;
     }
 
-    private static void assertClose(float[] a, float[] b, double rel) {
+    static void assertClose(float[] a, float[] b, double rel) {
         double scale = maxAbs(a);
         for (int i = 0; i < a.length; i++) {
             assertEquals(a[i], b[i], rel * scale, "[" + i + "]");

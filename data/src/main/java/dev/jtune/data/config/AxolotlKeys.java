@@ -160,8 +160,8 @@ public final class AxolotlKeys {
             + " same update), bitsandbytes' 8-bit AdamW (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit) and 32-bit AdamW"
             + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit); lr_scheduler cosine, linear, constant or"
             + " constant_with_warmup";
-    private static final String QUANT = "jtune quantizes the frozen base to NF4 only (load_in_4bit: true with"
-            + " adapter: qlora), as bitsandbytes does";
+    private static final String QUANT = "jtune quantizes the frozen base as bitsandbytes does, with its defaults:"
+            + " NF4 (load_in_4bit: true with adapter: qlora) or LLM.int8 (load_in_8bit: true with adapter: lora)";
     private static final String PARALLEL = "jtune shards data-parallel only: fsdp: [full_shard, auto_wrap] over"
             + " ./launch.sh --nproc-per-node N";
     private static final String MODEL = "jtune builds the architecture that base_model's config.json names, with"
@@ -341,7 +341,8 @@ public final class AxolotlKeys {
         refused("jtune trains text-only models; multimodal processors and image inputs are not implemented",
                 "processor_type", "processor_kwargs", "image_size", "image_resize_algorithm", "freeze_mm_modules",
                 "role_boundaries");
-        refused(QUANT, "load_in_8bit", "gptq", "bnb_config_kwargs", "model_quantization_config",
+        implemented("load_in_8bit"); // quant.Int8: bitsandbytes' LLM.int8 base (threshold 6.0), adapter: lora
+        refused(QUANT, "gptq", "bnb_config_kwargs", "model_quantization_config",
                 "model_quantization_config_kwargs", "use_onebitllms", "qat", "quantization", "fp8",
                 "fp8_enable_fsdp_float8_all_gather", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",

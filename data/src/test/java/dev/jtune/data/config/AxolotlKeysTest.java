@@ -121,8 +121,8 @@ class AxolotlKeysTest {
         ConfigException e = fails("base_model: m\nrl: dpo\n");
         assertEquals("configs/x.yml:2:1: rl: dpo is not supported: jtune trains causal-LM SFT only (full, LoRA,"
                 + " QLoRA); preference, reward and RL training are not implemented", e.getMessage());
-        assertTrue(fails("base_model: m\nload_in_8bit: true\n").getMessage()
-                .contains("load_in_8bit: true is not supported: jtune quantizes the frozen base to NF4 only"));
+        assertTrue(fails("base_model: m\ngptq: true\n").getMessage()
+                .contains("gptq: true is not supported: jtune quantizes the frozen base as bitsandbytes does"));
         assertTrue(fails("base_model: m\ndeepspeed: zero3.json\n").getMessage()
                 .contains("deepspeed: zero3.json is not supported: jtune does not run DeepSpeed; fsdp:"));
     }

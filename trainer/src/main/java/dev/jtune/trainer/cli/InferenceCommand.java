@@ -124,8 +124,9 @@ final class InferenceCommand {
             throw new NoSuchFileException(adapterDir + ": LoRA adapter directory not found");
         }
         Path tokenizerDir = ScoreCommand.tokenizerDir(configTokenizer, adapterDir);
-        // A qlora adapter was trained over the NF4-quantized base: apply it over the same weights.
-        ModelSpec spec = new ModelSpec(modelDir, dtype, run.loadIn4bit(),
+        // A qlora adapter was trained over the NF4-quantized base (a load_in_8bit one over the LLM.int8 base): apply it
+        // over the same weights.
+        ModelSpec spec = new ModelSpec(modelDir, dtype, run.base(),
                 adapterDir == null ? AdapterSource.NONE : new AdapterSource.Saved(adapterDir), null);
         try (NDManager manager = Torch.newManager();
                 Tokenizer tokenizer = Tokenizer.load(tokenizerDir);

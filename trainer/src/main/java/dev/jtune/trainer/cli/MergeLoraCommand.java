@@ -22,7 +22,9 @@ final class MergeLoraCommand {
             Writes W + scaling·B·A for every adapted layer (and the saved embed_tokens / lm_head copies) in the
             base's dtype, with config.json and the tokenizer files copied: loadable by transformers and by score.
             A qlora adapter merges into the dense base named by base_model; a base stored in bitsandbytes 4-bit
-            layout (NF4, double quantization) is dequantized first and the merged model is dense.
+            layout (NF4, double quantization) is dequantized first and the merged model is dense. An adapter
+            trained with load_in_8bit merges into the dense base as well (Axolotl's merge reloads it unquantized);
+            a base stored in bitsandbytes 8-bit layout is dequantized first (CB·SCB/127).
             """;
 
     private MergeLoraCommand() {}

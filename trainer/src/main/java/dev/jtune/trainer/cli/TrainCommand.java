@@ -48,15 +48,16 @@ import java.util.Set;
 
 /**
  * {@code train CONFIG.yml} (also {@code ./launch.sh CONFIG.yml}): the whole recipe. Prepare the data (or reuse
- * the prepared copy), load the base (NF4 with {@code load_in_4bit}), put LoRA on it (or train every weight),
- * train, and leave the adapter in PEFT format (or a model directory) in {@code output_dir}.
+ * the prepared copy), load the base (NF4 with {@code load_in_4bit}, LLM.int8 with {@code load_in_8bit}), put LoRA
+ * on it (or train every weight), train, and leave the adapter in PEFT format (or a model directory) in {@code output_dir}.
  */
 final class TrainCommand {
     static final String USAGE = """
             usage: ./launch.sh train CONFIG.yml      (or simply: ./launch.sh CONFIG.yml)
 
             Fine-tunes base_model on the config's datasets. adapter: lora | qlora trains a LoRA adapter (qlora over
-            an NF4 base, load_in_4bit: true); without adapter every weight trains (fp32). Progress (step, loss, lr,
+            an NF4 base, load_in_4bit: true; lora over an LLM.int8 base with load_in_8bit: true); without adapter
+            every weight trains (fp32). Progress (step, loss, lr,
             grad norm, tokens/s, memory, ETA) goes to the console and to output_dir/metrics.jsonl; checkpoints to
             output_dir/checkpoint-N (resume_from_checkpoint: auto | PATH); SIGTERM saves one and exits 0.
             At the end output_dir holds adapter_config.json + adapter_model.safetensors (PEFT), or a Hugging
@@ -114,6 +115,12 @@ final class TrainCommand {
         RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
         VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
+        // Before any data or model work: FSDP would shard the frozen base, which jtune does for dense and NF4 only.
+        if (run.loadIn8bit() && options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()) {
+            throw new IllegalArgumentException(config.source() + ": load_in_8bit: true with fsdp is not supported: jtune"
+                    + " shards dense and NF4 bases only; use load_in_4bit: true with adapter: qlora under FSDP, or train"
+                    + " the 8-bit base without fsdp (data parallel)");
+        }
         Path baseDir = Path.of("").toAbsolutePath();
         Path outputDir = config.outputPath().toAbsolutePath();
         // Rank 0 creates the base model and prepares the data first; the others then find them (or stop with it).
@@ -147,7 +154,7 @@ final class TrainCommand {
         AdapterSource adapter = loraSettings.isEmpty() ? AdapterSource.NONE
                 : run.loraModelDir().<AdapterSource>map(AdapterSource.Saved::new)
                         .orElse(new AdapterSource.Fresh(loraSettings.get(), config.seed()));
-        ModelSpec baseSpec = new ModelSpec(modelDir, options.precision(), nf4, adapter, shardBase ? group : null);
+        ModelSpec baseSpec = new ModelSpec(modelDir, options.precision(), run.base(), adapter, shardBase ? group : null);
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
@@ -182,7 +189,7 @@ final class TrainCommand {
                 if (lora != null) {
                     trainable = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s (%s), %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
-                            modelDir, model.config().family().architecture(), options.precision().label(), nf4 ? " in NF4" : "", lora.settings().adapter().label(),
+                            modelDir, model.config().family().architecture(), options.precision().label(), baseLabel(run.base()), lora.settings().adapter().label(),
                             lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
                             count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
                                     ? ", continuing the adapter in " + saved.dir() : "");
@@ -336,5 +343,14 @@ final class TrainCommand {
 
     private static long count(Map<String, NDArray> params) {
         return params.values().stream().mapToLong(a -> a.getShape().size()).sum();
+    }
+
+    /** How the startup line names the frozen base. */
+    private static String baseLabel(dev.jtune.trainer.setup.ModelSpec.Base base) {
+        return switch (base) {
+            case DENSE -> "";
+            case NF4 -> " in NF4";
+            case INT8 -> " in LLM.int8 (8-bit, outlier threshold 6.0)";
+        };
     }
 }

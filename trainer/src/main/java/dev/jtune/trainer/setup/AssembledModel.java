@@ -7,13 +7,14 @@ import dev.jtune.model.hf.HfCheckpoint;
 import dev.jtune.model.llama.LlamaConfig;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.model.llama.WeightSource;
+import dev.jtune.quant.Int8;
 import dev.jtune.quant.Nf4;
 import dev.jtune.trainer.dist.ShardedWeights;
 import java.util.Optional;
 
 /**
  * A model ready to run, assembled the one way every verb assembles it: open the checkpoint, choose the frozen
- * projections (dense, or NF4; sharded per decoder layer for FSDP), wrap the targets in a LoRA adapter (fresh or
+ * projections (dense, NF4 or LLM.int8; dense and NF4 sharded per decoder layer for FSDP), wrap the targets in a LoRA adapter (fresh or
  * loaded), load, attach. {@code train}, {@code inference} and {@code score} call {@link #load}.
  *
  * @param checkpoint the open checkpoint (its config, its tokenizer-free metadata)
@@ -30,9 +31,18 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
      * @throws dev.jtune.lora.AdapterException if the adapter does not fit the model
      */
     public static AssembledModel load(ModelSpec spec, NDManager manager) {
-        LlamaModel.LinearFactory base = spec.nf4() ? Nf4.linearFactory() : LoraModel.dense();
+        LlamaModel.LinearFactory base = switch (spec.base()) {
+            case DENSE -> LoraModel.dense();
+            case NF4 -> Nf4.linearFactory();
+            case INT8 -> Int8.linearFactory();
+        };
         ShardedWeights shards = null;
         if (spec.shardBaseOver() != null) {
+            if (spec.base() == ModelSpec.Base.INT8) {
+                // TrainCommand refuses fsdp with load_in_8bit first, naming the config; this guards other callers.
+                throw new IllegalArgumentException("an 8-bit (LLM.int8) base is not sharded: FSDP shards dense or NF4"
+                        + " bases only");
+            }
             shards = spec.nf4() ? ShardedWeights.nf4(spec.shardBaseOver(), base)
                     : new ShardedWeights(spec.shardBaseOver(), base);
             base = shards;

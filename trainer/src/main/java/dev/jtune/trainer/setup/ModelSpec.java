@@ -11,36 +11,58 @@ import java.util.Objects;
  *
  * @param modelDir the checkpoint folder (config.json, *.safetensors)
  * @param dtype the compute dtype; frozen weights are converted to it
- * @param nf4 quantize the frozen linear layers to NF4 (QLoRA), or read them as stored in bitsandbytes' 4-bit layout
+ * @param base the frozen linear layers dense, in NF4 (QLoRA; or as stored in bitsandbytes' 4-bit layout), or in
+ *     LLM.int8() ({@code load_in_8bit})
  * @param adapter the LoRA adapter, if any
  * @param shardBaseOver shard the frozen base weights of each decoder layer over this group (FSDP), or null
  * @param vocab grow the embedding and head to this vocabulary before loading (new tokens), or null; a saved adapter
  *     whose embed_tokens/lm_head copies have more rows grows the model to them in any case
  */
-public record ModelSpec(Path modelDir, Dtype dtype, boolean nf4, AdapterSource adapter, ProcessGroup shardBaseOver,
+public record ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource adapter, ProcessGroup shardBaseOver,
         VocabGrowth vocab) {
+    /** How the frozen linear layers are held. */
+    public enum Base {
+        /** In the compute dtype. */
+        DENSE,
+        /** NF4 with double quantization ({@code load_in_4bit}, QLoRA). */
+        NF4,
+        /** bitsandbytes' LLM.int8() ({@code load_in_8bit}): int8 codes, row scales, outlier columns in 16-bit. */
+        INT8;
+
+        /** The base {@code load_in_4bit} / {@code load_in_8bit} ask for (both set is refused earlier). */
+        public static Base of(boolean loadIn4bit, boolean loadIn8bit) {
+            return loadIn4bit ? NF4 : loadIn8bit ? INT8 : DENSE;
+        }
+    }
+
     public ModelSpec {
         Objects.requireNonNull(modelDir, "modelDir");
         Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(base, "base");
         Objects.requireNonNull(adapter, "adapter");
     }
 
     /** Without vocabulary growth. */
-    public ModelSpec(Path modelDir, Dtype dtype, boolean nf4, AdapterSource adapter, ProcessGroup shardBaseOver) {
-        this(modelDir, dtype, nf4, adapter, shardBaseOver, null);
+    public ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource adapter, ProcessGroup shardBaseOver) {
+        this(modelDir, dtype, base, adapter, shardBaseOver, null);
     }
 
     /** A dense model without adapter or sharding. */
     public static ModelSpec of(Path modelDir, Dtype dtype) {
-        return new ModelSpec(modelDir, dtype, false, AdapterSource.NONE, null);
+        return new ModelSpec(modelDir, dtype, Base.DENSE, AdapterSource.NONE, null);
+    }
+
+    /** Whether the frozen base is NF4. */
+    public boolean nf4() {
+        return base == Base.NF4;
     }
 
     public ModelSpec withAdapter(AdapterSource source) {
-        return new ModelSpec(modelDir, dtype, nf4, source, shardBaseOver, vocab);
+        return new ModelSpec(modelDir, dtype, base, source, shardBaseOver, vocab);
     }
 
     /** The same model with its vocabulary grown as {@code growth} says (null: not grown). */
     public ModelSpec withVocab(VocabGrowth growth) {
-        return new ModelSpec(modelDir, dtype, nf4, adapter, shardBaseOver, growth);
+        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, growth);
     }
 }

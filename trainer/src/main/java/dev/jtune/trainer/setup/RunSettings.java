@@ -13,6 +13,7 @@ import java.util.OptionalLong;
  *
  * @param baseModelInit {@code base_model_init}: the init-model preset that creates {@code base_model} when absent
  * @param loadIn4bit {@code load_in_4bit}: the frozen base in NF4 (QLoRA)
+ * @param loadIn8bit {@code load_in_8bit}: the frozen base in bitsandbytes' LLM.int8() (with {@code adapter: lora})
  * @param loraModelDir {@code lora_model_dir}: a PEFT adapter to apply (inference, merge-lora) or to continue
  *     training (train: its weights and its adapter_config.json replace a fresh adapter, as PEFT's
  *     {@code PeftModel.from_pretrained(..., is_trainable=True)} in Axolotl)
@@ -22,27 +23,35 @@ import java.util.OptionalLong;
  * @param exactMatchEval {@code do_causal_lm_eval: true} with {@code eval_causal_lm_metrics: [exact_match]}
  * @param mergeLoraOnFinish {@code merge_lora_on_finish}: also write {@code output_dir/merged}
  */
-public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Optional<Path> loraModelDir,
+public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, boolean loadIn8bit,
+        Optional<Path> loraModelDir,
         Dtype inferenceDtype, OptionalLong evalMaxNewTokens, boolean exactMatchEval, boolean mergeLoraOnFinish) {
 
     /**
      * Reads the keys of a loaded config.
      *
-     * @throws IllegalArgumentException naming the config file and the key for {@code load_in_8bit: true}: jtune has no
-     *     8-bit base, and every verb would otherwise compute with another model than the config names
+     * @throws IllegalArgumentException naming the config file for {@code load_in_8bit: true} with
+     *     {@code load_in_4bit: true}
      */
     public static RunSettings from(TrainConfig config) {
         TrainerSettings s = config.trainer();
-        refuse(config, s.bool("load_in_8bit").orElse(false), "load_in_8bit: true",
-                "jtune has no LLM.int8 base; use load_in_4bit: true with adapter: qlora (NF4), or a 16-bit base");
+        boolean in4bit = s.bool("load_in_4bit").orElse(false);
+        boolean in8bit = s.bool("load_in_8bit").orElse(false);
+        refuse(config, in4bit && in8bit, "load_in_8bit: true with load_in_4bit: true",
+                "choose one base: load_in_8bit with adapter: lora (LLM.int8), or load_in_4bit with adapter: qlora (NF4)");
         Object bf16 = s.value("bf16").orElse(false);
         Dtype dtype = Boolean.TRUE.equals(bf16) || "auto".equals(bf16) || s.bool("bfloat16").orElse(false) ? Dtype.BF16
                 : s.bool("fp16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
-        return new RunSettings(s.string("base_model_init"), s.bool("load_in_4bit").orElse(false),
+        return new RunSettings(s.string("base_model_init"), in4bit, in8bit,
                 s.string("lora_model_dir").map(Path::of), dtype,
                 s.integer("eval_max_new_tokens"),
                 s.bool("do_causal_lm_eval").orElse(false) && s.strings("eval_causal_lm_metrics").contains("exact_match"),
                 s.bool("merge_lora_on_finish").orElse(false));
+    }
+
+    /** The frozen base these keys ask for. */
+    public ModelSpec.Base base() {
+        return ModelSpec.Base.of(loadIn4bit, loadIn8bit);
     }
 
     /**

@@ -109,6 +109,7 @@ class ImplementedKeysTest {
             weights("tokenizer_config", "tokenizer_config: {tok2}"), // same files, eos_token </s> → <pad>
             weights("adapter", "adapter: qlora\nload_in_4bit: true"),
             weights("load_in_4bit", "adapter: qlora\nload_in_4bit: true"),
+            weights("load_in_8bit", "load_in_8bit: true"),
             weights("lora_model_dir", "lora_model_dir: {reference}"), // continues the reference's adapter
             weights("lora_r", "lora_r: 4"),
             weights("lora_alpha", "lora_alpha: 16"),

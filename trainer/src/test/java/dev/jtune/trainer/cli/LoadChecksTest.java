@@ -180,7 +180,7 @@ class LoadChecksTest {
         // Without an adapter: the quantized base needs one (adapter/precision pairs).
         String noAdapter = config(tiny, "load_in_4bit: true\n").replaceAll("(?m)^(adapter|lora_\\w+): .*\\n", "");
         var e = assertThrows(ConfigException.class, () -> preprocess(dir, noAdapter));
-        assertTrue(e.problem().startsWith("load_in_4bit: true needs an adapter"), e.getMessage());
+        assertTrue(e.problem().startsWith("load_in_4bit: true needs adapter: qlora"), e.getMessage());
         assertEquals(at(noAdapter, "load_in_4bit"), e.line() + ":" + e.column());
         String qlora = config(tiny, "").replace("adapter: lora", "adapter: qlora");
         e = assertThrows(ConfigException.class, () -> preprocess(dir, qlora));
