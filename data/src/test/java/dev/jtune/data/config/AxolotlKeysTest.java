@@ -123,8 +123,8 @@ class AxolotlKeysTest {
                 + " QLoRA); preference, reward and RL training are not implemented", e.getMessage());
         assertTrue(fails("base_model: m\ngptq: true\n").getMessage()
                 .contains("gptq: true is not supported: jtune quantizes the frozen base as bitsandbytes does"));
-        assertTrue(fails("base_model: m\ndeepspeed: zero3.json\n").getMessage()
-                .contains("deepspeed: zero3.json is not supported: jtune does not run DeepSpeed; fsdp:"));
+        assertTrue(fails("base_model: m\nlisa_n_layers: 4\n").getMessage()
+                .contains("lisa_n_layers: 4 is not supported: jtune's adapters are plain LoRA"));
     }
 
     @Test
