@@ -78,13 +78,16 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, Op
                 FP16_FULL_FINE_TUNING);
         // The DeepSpeed JSON is read and checked here, so that preprocess stops on it too (the world size is the
         // launcher's; a fixed train_batch_size is checked against it again when train starts).
-        dev.jtune.trainer.train.TrainerOptions options = dev.jtune.trainer.train.TrainerOptions.from(config);
-        DeepSpeed.from(config, options, !fullFineTuning, worldSize());
-        refuse(config, fullFineTuning && options.fsdp() && options.precision() == Dtype.BF16,
-                "bf16: true with fsdp and without an adapter", "under FSDP, accelerate upcasts a bf16-loaded model to"
-                        + " fp32 master weights (FSDP mixed precision), a recipe jtune does not run; without fsdp,"
-                        + " ./launch.sh --nproc-per-node N trains bf16 full fine-tuning data parallel (the same numbers"
-                        + " as one process), or use an adapter");
+        // (Only then are the trainer keys read here: a config preprocess reads needs no learning_rate otherwise.)
+        if (s.string("deepspeed").isPresent() || fullFineTuning && bf16(s)) {
+            dev.jtune.trainer.train.TrainerOptions options = dev.jtune.trainer.train.TrainerOptions.from(config);
+            DeepSpeed.from(config, options, !fullFineTuning, worldSize());
+            refuse(config, fullFineTuning && options.fsdp() && options.precision() == Dtype.BF16,
+                    "bf16: true with fsdp and without an adapter", "under FSDP, accelerate upcasts a bf16-loaded model"
+                            + " to fp32 master weights (FSDP mixed precision), a recipe jtune does not run; without fsdp,"
+                            + " ./launch.sh --nproc-per-node N trains bf16 full fine-tuning data parallel (the same"
+                            + " numbers as one process), or use an adapter");
+        }
         refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
                 "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
     }
