@@ -349,7 +349,7 @@ public final class AxolotlKeys {
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
         // bfloat16: the model in bf16 without autocast, which jtune's bf16 compute is (bf16: true, full or adapter).
         implemented("bfloat16");
-        refused("float16: true is fp16 without loss scaling, which jtune does not run; use fp16: true (with an"
+        refused("fp16 without loss scaling (no AMP) is not run by jtune; use fp16: true (with an"
                 + " adapter: dynamic loss scaling) or bf16: true", "float16");
         refused("jtune keeps norms and embeddings in the compute dtype (as Axolotl does for adapters, with flash"
                 + " attention or with FSDP); fp32 norms (Axolotl: FSDP2 only) and the embeddings' upcast switch are not"

@@ -125,6 +125,10 @@ class AxolotlKeysTest {
                 .contains("gptq: true is not supported: jtune quantizes the frozen base as bitsandbytes does"));
         assertTrue(fails("base_model: m\nlisa_n_layers: 4\n").getMessage()
                 .contains("lisa_n_layers: 4 is not supported: jtune's adapters are plain LoRA"));
+        assertTrue(fails("base_model: m\nfloat16: true\n").getMessage()
+                .contains("float16: true is not supported: fp16 without loss scaling"));
+        // deepspeed is read (the trainer maps and checks its JSON when the config loads): no error here.
+        assertTrue(parse("base_model: m\ndeepspeed: zero3.json\n").trainer().has("deepspeed"));
     }
 
     @Test

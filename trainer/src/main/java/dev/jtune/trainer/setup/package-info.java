@@ -6,6 +6,11 @@
  * {@code score} alike. {@link dev.jtune.trainer.setup.ConfigChecks#check} is what {@code preprocess} and {@code train}
  * check right after a config loads, before any data work: every check that needs neither the data nor a step.
  *
+ * <p>{@link dev.jtune.trainer.setup.DeepSpeed} reads Axolotl's {@code deepspeed:} JSON (or knows Axolotl's shipped
+ * files by name), maps ZeRO 0-2 to data parallel and ZeRO-3 to FSDP, and refuses what would change the result;
+ * {@code RunSettings.refuseUnsupportedTraining} checks it (and the precision/adapter combinations jtune does not run)
+ * when the config loads, for {@code train} and {@code preprocess} alike.
+ *
  * <p>Growing the vocabulary: {@link dev.jtune.trainer.setup.VocabSettings} reads Axolotl's {@code tokens},
  * {@code special_tokens}, {@code added_tokens_overrides}, {@code resize_token_embeddings_to_32x} and
  * {@code mean_resizing_embeddings}, writes the edited tokenizer and plans a

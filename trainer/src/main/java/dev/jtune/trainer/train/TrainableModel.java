@@ -25,8 +25,8 @@ public interface TrainableModel {
     LlamaModel model();
 
     /**
-     * The trainable tensors by name, in a stable order: fp32 leaves of the autograd graph that
-     * {@link #model()} reads. The trainer turns their gradients on. The names key the optimizer state.
+     * The trainable tensors by name, in a stable order: fp32 leaves of the autograd graph that {@link #model()}
+     * reads (bf16 ones in bf16 full fine-tuning). The trainer turns their gradients on. The names key the optimizer state.
      */
     Map<String, NDArray> parameters();
 
@@ -34,7 +34,7 @@ public interface TrainableModel {
      * Writes the trained weights into {@code dir} (which exists and is empty): a PEFT adapter
      * ({@code adapter_model.safetensors} + {@code adapter_config.json}) or a transformers model directory.
      * For exact resume through the default {@link #loadWeights}, the safetensors written must hold every
-     * parameter under its {@link #parameters()} name in F32.
+     * parameter under its {@link #parameters()} name in F32 (or, for a bf16 parameter, BF16).
      */
     void saveWeights(Path dir) throws IOException;
 

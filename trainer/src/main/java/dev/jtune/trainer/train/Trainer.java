@@ -150,6 +150,10 @@ public final class Trainer {
                         + (dtype == null ? "not a float tensor" : dtype.label()) + "; trainable tensors are fp32, or"
                         + " bf16 with precision bf16");
             }
+            if (dtype == Dtype.BF16 && shardOptimizer) {
+                throw new IllegalArgumentException("trainable parameter " + e.getKey() + " is bf16: FSDP shards fp32"
+                        + " trainable tensors only (bf16 full fine-tuning trains data parallel)");
+            }
             e.getValue().setRequiresGradient(true);
         }
         Torch.setGraphOptimization(false); // a resumed process then rounds as an uninterrupted one

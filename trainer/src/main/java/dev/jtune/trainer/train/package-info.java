@@ -5,7 +5,8 @@
  * java.nio.file.Path, java.io.PrintStream)} with {@link dev.jtune.trainer.train.TrainerOptions} (read from the
  * config's trainer keys with Axolotl's defaults by {@link dev.jtune.trainer.train.TrainerOptions#from}).
  *
- * <p>Seams: {@link dev.jtune.trainer.train.TrainableModel} (forward model, trainable fp32 tensors by name,
+ * <p>Seams: {@link dev.jtune.trainer.train.TrainableModel} (forward model, trainable fp32 tensors by name — or bf16
+ * ones, trained in place with bf16 AdamW moments, in bf16 full fine-tuning —
  * weight export; {@link dev.jtune.trainer.train.FullFineTuning} is the full fine-tuning one) and
  * {@link dev.jtune.trainer.train.BatchPlan} (deterministic random-access micro-batches).
  *

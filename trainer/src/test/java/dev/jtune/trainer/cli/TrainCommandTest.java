@@ -304,6 +304,22 @@ class TrainCommandTest {
         }
     }
 
+    /** bf16 full fine-tuning under FSDP (accelerate: fp32 master weights) or DeepSpeed (the same): refused at load. */
+    @ParameterizedTest
+    @ValueSource(strings = {"fsdp: [full_shard, auto_wrap]|fp32 master weights (FSDP mixed precision)",
+            "deepspeed: deepspeed_configs/zero3_bf16.json|DeepSpeed's bf16 keeps fp32 master weights"})
+    void bf16FullFineTuningUnderFsdpOrDeepSpeedIsRefused(String caseText, @TempDir Path dir) throws Exception {
+        String[] c = caseText.split("\\|");
+        Path cfg = dir.resolve("bad.yml");
+        Files.writeString(cfg, config(dir, "bf16: true\n" + c[0] + "\n"));
+        var err = new ByteArrayOutputStream();
+        int code = Main.run(new String[] {"preprocess", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        String text = err.toString(StandardCharsets.UTF_8);
+        assertEquals(1, code, text);
+        assertTrue(text.contains(c[1]) && text.contains("not supported"), text);
+    }
+
     /**
      * Stanford Alpaca's precision: bf16 full fine-tuning trains the bf16 weights in place and leaves a BF16
      * model.safetensors (config.json: bfloat16) that score reads; the note says where Axolotl would differ.

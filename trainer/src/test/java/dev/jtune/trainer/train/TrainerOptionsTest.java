@@ -63,6 +63,10 @@ class TrainerOptionsTest {
         assertEquals("auto", o.resumeFromCheckpoint().orElseThrow());
         assertEquals(Dtype.BF16, TrainerOptions.from(settings("learning_rate", 1e-3, "bf16", "auto"), 1, true).precision());
         assertEquals(Dtype.FP32, TrainerOptions.from(settings("learning_rate", 1e-3, "bf16", "auto"), 1, false).precision());
+        // bfloat16: true (Axolotl's bf16 without autocast) is jtune's bf16; bf16: auto gives way to fp16: true.
+        assertEquals(Dtype.BF16, TrainerOptions.from(settings("learning_rate", 1e-3, "bfloat16", true), 1, false).precision());
+        assertEquals(Dtype.FP16, TrainerOptions.from(settings("learning_rate", 1e-3, "bf16", "auto", "fp16", true), 1, true)
+                .precision());
     }
 
     @Test
