@@ -256,10 +256,14 @@ final class ConfigReader {
         if (!typeValue.isString() && !typeValue.isNull() && !typeValue.isBoolean() && !typeValue.isInteger()) {
             return readUserDefined(dataset, path, typeValue.asMapping(USER_DEFINED_KEYS), p);
         }
-        DatasetType type = typeValue.asEnum(DatasetType.class, DatasetType::yamlName);
-        if (type == DatasetType.USER_DEFINED) {
+        String typeText = typeValue.isString() ? typeValue.asString() : "";
+        if (typeText.equals(DatasetType.USER_DEFINED.yamlName())) {
             throw typeValue.error("a user-defined prompt format is given as a mapping (format:, no_input_format:, ...)");
         }
+        Optional<String> preference = DatasetType.preferenceType(typeText);
+        if (preference.isPresent()) throw typeValue.error(preference.get());
+        DatasetType type = DatasetType.byName(typeText)
+                .orElseGet(() -> typeValue.asEnum(DatasetType.class, DatasetType::yamlName)); // throws: not a type
         List<String> applicable = switch (type) {
             case ALPACA -> ALPACA_KEYS;
             case COMPLETION -> COMPLETION_KEYS;

@@ -54,6 +54,24 @@ class ConfigErrorsTest {
     }
 
     @Test
+    void preferenceDatasetTypesAreNamedAsSuch() {
+        // chat_template.default is prompt_strategies/dpo/chat_template.py's default(): read only with rl: dpo.
+        assertEquals("configs/x.yml:4:11: datasets[0].type: 'chat_template.default' is one of Axolotl's"
+                + " preference/reward data formats (its prompt_strategies/dpo, kto, orpo, bradley_terry or ebft"
+                + " modules), read only with rl: or reward_model:; jtune trains SFT only: for conversations give"
+                + " type: chat_template", fails("""
+                        base_model: m
+                        datasets:
+                          - path: a
+                            type: chat_template.default
+                        """));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: llama3.ultra}\n")
+                .contains("'llama3.ultra' is one of Axolotl's preference/reward data formats"));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: alpaca:phi}\n")
+                .contains("'alpaca:phi' is not one of alpaca, sharegpt"));
+    }
+
+    @Test
     void valuesOutsideClosedSets() {
         assertEquals("configs/x.yml:4:11: datasets[0].type: 'alpacca' is not one of alpaca, sharegpt, chat_template, "
                 + "completion, input_output, user_defined (did you mean 'alpaca'?)", fails("""
