@@ -183,6 +183,14 @@ public final class AxolotlKeys {
         // model_type and trust_remote_code: checked against the checkpoint, with a line once config.json is read
         // (RunSettings.architectureNotes).
         implemented("model_type", "trust_remote_code");
+        // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.CosineRatios.
+        for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
+            valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
+                    + " Axolotl); outside it refused", v -> v instanceof Number n && n.doubleValue() >= 0
+                            && n.doubleValue() <= 1 ? Verdict.QUIET
+                            : refusedVerdict("give a ratio between 0.0 and 1.0 (of learning_rate; Axolotl asserts"
+                                    + " the same)"));
+        }
         // The vocabulary keys (tokens, special tokens, embedding resizing) belong to the vocabulary work.
         implemented("special_tokens");
         implemented(VOCABULARY.toArray(String[]::new));
@@ -352,8 +360,7 @@ public final class AxolotlKeys {
         valued("peft_autocast_adapter_dtype", Policy.REFUSED, PEFT, "true: implemented (adapters in fp32); false refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict("jtune keeps adapter weights in fp32"));
         refused(OPTIMIZER, "embedding_lr", "embedding_lr_scale", "optim_args", "optim_target_modules", "torchdistx_path",
-                "lr_scheduler_kwargs", "lr_quadratic_warmup", "cosine_min_lr_ratio", "cosine_constant_lr_ratio",
-                "lr_div_factor", "lr_groups", "adam_epsilon2", "adam_beta3", "dion_lr", "dion_momentum",
+                "lr_scheduler_kwargs", "lr_quadratic_warmup", "lr_div_factor", "lr_groups", "adam_epsilon2", "adam_beta3", "dion_lr", "dion_momentum",
                 "dion_rank_fraction", "dion_rank_multiple_of", "qgalore_rank", "qgalore_update_proj_gap",
                 "qgalore_scale", "qgalore_proj_type", "qgalore_proj_quant", "qgalore_proj_bits",
                 "qgalore_proj_group_size", "qgalore_cos_threshold", "qgalore_gamma_proj", "qgalore_queue_size",

@@ -78,7 +78,8 @@ public record TrainerSettings(Map<String, Object> values) {
         }
         // eval_steps and save_steps may be a fraction of an epoch's steps, as in transformers.
         for (String key : List.of("lora_dropout", "num_epochs", "learning_rate", "warmup_ratio", "weight_decay",
-                "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps")) {
+                "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps",
+                "cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             keys.put(key, Spec.of(Kind.NUMBER));
         }
         for (String key : List.of("lora_model_dir", "optimizer", "lr_scheduler", "resume_from_checkpoint",

@@ -72,6 +72,17 @@ class ConfigErrorsTest {
     }
 
     @Test
+    void cosineRatiosOutsideTheUnitInterval() {
+        assertEquals("configs/x.yml:3:1: cosine_min_lr_ratio: 1.5 is not supported: give a ratio between 0.0 and"
+                + " 1.0 (of learning_rate; Axolotl asserts the same)",
+                fails("base_model: m\nlr_scheduler: cosine\ncosine_min_lr_ratio: 1.5\n"));
+        TrainConfig ok = TrainConfig.parse("base_model: m\ncosine_min_lr_ratio: 0.1\ncosine_constant_lr_ratio: 0\n",
+                FILE);
+        assertEquals(java.util.Optional.of(0.1), ok.trainer().value("cosine_min_lr_ratio"));
+        assertEquals(java.util.Optional.of(0.0), ok.trainer().value("cosine_constant_lr_ratio"));
+    }
+
+    @Test
     void valuesOutsideClosedSets() {
         assertEquals("configs/x.yml:4:11: datasets[0].type: 'alpacca' is not one of alpaca, sharegpt, chat_template, "
                 + "completion, input_output, user_defined (did you mean 'alpaca'?)", fails("""

@@ -103,7 +103,8 @@ public final class Trainer {
         this.shardOptimizer = options.fsdp() && world > 1;
         this.progress = new Progress(main ? console : new PrintStream(java.io.OutputStream.nullOutputStream()));
         this.plan = StepPlan.of(options, train.batchesPerEpoch(), eval != null && eval.batchesPerEpoch() > 0, world);
-        this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps());
+        this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps(),
+                options.cosineRatios());
         this.params = trainable.parameters();
         this.metrics = new Metrics(outputDir, main);
     }

@@ -4,6 +4,7 @@ import dev.jtune.data.config.TrainConfig;
 import dev.jtune.data.config.TrainerSettings;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.trainer.optim.AdamW;
+import dev.jtune.trainer.optim.LrSchedule;
 import java.util.List;
 import java.util.Optional;
 import java.util.OptionalDouble;
@@ -35,12 +36,14 @@ import java.util.OptionalDouble;
  * @param fsdp {@code fsdp: [full_shard]} or an {@code fsdp_config} (see {@link Fsdp}): shard gradients and
  *     optimizer state (and, where the model was loaded through {@code ShardedWeights}, the frozen base) over
  *     the ranks; no effect in a world of one
+ * @param cosineRatios {@code cosine_min_lr_ratio} and {@code cosine_constant_lr_ratio} (Axolotl's cosine floor)
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
         double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
-        Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp) {
+        Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
+        LrSchedule.CosineRatios cosineRatios) {
 
     public TrainerOptions {
         require(microBatchSize >= 1, "micro_batch_size must be at least 1, got " + microBatchSize);
@@ -61,7 +64,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 "eval_steps must be a whole number of steps or a fraction below 1, got " + evalSteps);
         require(Double.isNaN(saveSteps) || saveSteps < 1 || saveSteps == Math.rint(saveSteps),
                 "save_steps must be a whole number of steps or a fraction below 1, got " + saveSteps);
-        dev.jtune.trainer.optim.LrSchedule.of(lrScheduler, 0, 1); // validates the name
+        LrSchedule.of(lrScheduler, 0, 1); // validates the name
+        cosineRatios = cosineRatios == null ? LrSchedule.CosineRatios.NONE : cosineRatios;
         resumeFromCheckpoint = resumeFromCheckpoint == null ? Optional.empty() : resumeFromCheckpoint;
     }
 
@@ -75,7 +79,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false);
+                Optional.empty(), true, false, LrSchedule.CosineRatios.NONE);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -141,7 +145,9 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.integer("save_total_limit").orElse(-1),
                 s.string("resume_from_checkpoint"),
                 true,
-                Fsdp.enabled(s));
+                Fsdp.enabled(s),
+                new LrSchedule.CosineRatios(s.number("cosine_min_lr_ratio").orElse(Double.NaN),
+                        s.number("cosine_constant_lr_ratio").orElse(Double.NaN)));
     }
 
     private static boolean gpuAvailable() {
@@ -177,6 +183,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private Optional<String> resumeFromCheckpoint;
         private boolean handleSigterm;
         private boolean fsdp;
+        private LrSchedule.CosineRatios cosineRatios;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -201,6 +208,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             resumeFromCheckpoint = o.resumeFromCheckpoint;
             handleSigterm = o.handleSigterm;
             fsdp = o.fsdp;
+            cosineRatios = o.cosineRatios;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -225,13 +233,14 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder resumeFromCheckpoint(String v) { resumeFromCheckpoint = Optional.ofNullable(v); return this; }
         public Builder handleSigterm(boolean v) { handleSigterm = v; return this; }
         public Builder fsdp(boolean v) { fsdp = v; return this; }
+        public Builder cosineRatios(LrSchedule.CosineRatios v) { cosineRatios = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
-                    resumeFromCheckpoint, handleSigterm, fsdp);
+                    resumeFromCheckpoint, handleSigterm, fsdp, cosineRatios);
         }
     }
 }

@@ -19,6 +19,15 @@ class TrainerOptionsTest {
     }
 
     @Test
+    void cosineRatiosReachTheSchedule() {
+        TrainerOptions o = TrainerOptions.from(settings("learning_rate", 2e-4, "cosine_min_lr_ratio", 0.1,
+                "cosine_constant_lr_ratio", 0.8), 42, false);
+        assertEquals(new dev.jtune.trainer.optim.LrSchedule.CosineRatios(0.1, 0.8), o.cosineRatios());
+        assertEquals(dev.jtune.trainer.optim.LrSchedule.CosineRatios.NONE,
+                TrainerOptions.from(settings("learning_rate", 2e-4), 42, false).cosineRatios());
+    }
+
+    @Test
     void axolotlDefaults() {
         TrainerOptions o = TrainerOptions.from(settings("learning_rate", 2e-4), 42, false);
         assertEquals(1, o.microBatchSize());
