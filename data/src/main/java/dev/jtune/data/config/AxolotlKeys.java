@@ -164,6 +164,9 @@ public final class AxolotlKeys {
             + " ./launch.sh --nproc-per-node N";
     private static final String MODEL = "jtune builds the architecture that base_model's config.json names, with"
             + " its own implementation, and changes nothing in it";
+    private static final String OFFLOAD = "jtune keeps saved activations in memory (gradient_checkpointing: true"
+            + " recomputes each decoder layer); offloading copies them to host memory or disk and back unchanged:"
+            + " the same gradients";
     private static final String DATA = "jtune reads the datasets: entries as given (local files or a prepared"
             + " Hub snapshot)";
 
@@ -176,7 +179,7 @@ public final class AxolotlKeys {
                 "adam_beta2", "max_grad_norm", "num_epochs", "datasets", "test_datasets", "shuffle_merged_datasets",
                 "dataset_prepared_path", "seed", "do_causal_lm_eval", "eval_causal_lm_metrics", "eval_max_new_tokens",
                 "bf16", "fp16", "sequence_len", "excess_length_strategy", "sample_packing", "pad_to_sequence_len",
-                "fsdp", "fsdp_config", "val_set_size", "max_steps", "warmup_steps", "warmup_ratio", "eval_steps",
+                "fsdp", "val_set_size", "max_steps", "warmup_steps", "warmup_ratio", "eval_steps",
                 "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "logging_steps",
                 "resume_from_checkpoint", "chat_template", "chat_template_jinja", "chat_template_kwargs",
                 "eot_tokens");
@@ -211,10 +214,26 @@ public final class AxolotlKeys {
                 "cosine, linear, constant, constant_with_warmup: implemented; others refused",
                 v -> List.of("cosine", "linear", "constant", "constant_with_warmup").contains(String.valueOf(v))
                         ? Verdict.QUIET : refusedVerdict(OPTIMIZER));
+        // Axolotl's validator rewrites offload / offload_disk to gradient_checkpointing: true with
+        // activation_offloading: true / disk (schemas/validation.py, check_gradient_checkpointing_w_offload).
         valued("gradient_checkpointing", Policy.IMPLEMENTED, "",
-                "true/false: implemented; offload, offload_disk: refused",
-                v -> v instanceof Boolean ? Verdict.QUIET : refusedVerdict("jtune does not offload activations to"
-                        + " host memory or disk; gradient_checkpointing: true recomputes each decoder layer instead"));
+                "true/false: implemented; offload, offload_disk: checkpointing implemented, the offload equivalent",
+                v -> v instanceof Boolean ? Verdict.QUIET
+                        : List.of("offload", "offload_disk").contains(String.valueOf(v)) ? equivalentVerdict(OFFLOAD)
+                        : refusedVerdict("give true or false (or Axolotl's offload / offload_disk)"));
+        valued("activation_offloading", Policy.EQUIVALENT, OFFLOAD,
+                "true, legacy, disk, hidden_states: equivalent; anything else refused",
+                v -> Boolean.FALSE.equals(v) ? Verdict.QUIET
+                        : Boolean.TRUE.equals(v) || List.of("legacy", "disk", "hidden_states").contains(String.valueOf(v))
+                        ? equivalentVerdict(OFFLOAD) : refusedVerdict("give true, legacy, disk or hidden_states"));
+        valued("fsdp_config", Policy.IMPLEMENTED, "", "implemented (README: FSDP); offload_params: true equivalent",
+                v -> v instanceof Map<?, ?> m && m.entrySet().stream().anyMatch(e -> Boolean.TRUE.equals(e.getValue())
+                        && List.of("fsdp_offload_params", "offload_params", "fsdp_cpu_offload", "cpu_offload")
+                                .contains(String.valueOf(e.getKey())))
+                        ? equivalentVerdict("jtune keeps the sharded parameters, gradients and optimizer state where"
+                                + " it computes; offloading them to host memory moves them, not their values: the"
+                                + " same update")
+                        : Verdict.QUIET);
 
         // --- equivalent: kernels, attention backends, compilation, workers
         equivalent(ATTENTION, "flash_attention", "sdp_attention", "xformers_attention", "flex_attention",
@@ -376,8 +395,8 @@ public final class AxolotlKeys {
         refused(PARALLEL, "heads_k_stride", "ring_attn_func", "expert_parallel_backend",
                 "expert_parallel_num_nvl_bytes", "expert_parallel_num_rdma_bytes", "expert_parallel_token_capacity",
                 "expert_parallel_fallback_on_unsupported");
-        refused("jtune does not offload activations or layers to host memory; gradient_checkpointing: true"
-                + " recomputes each decoder layer instead", "activation_offloading", "layer_offloading");
+        equivalent("jtune keeps the frozen base where it computes; streaming it from host memory per layer moves"
+                + " the weights, not their values", "layer_offloading");
         refused(MODEL, "cls_model_config", "model_config", "model_kwargs", "rope_scaling", "reinit_weights",
                 "shrink_embeddings", "s2_attention", "sage_attention", "scaling_softmax", "scaling_softmax_factor",
                 "scaling_softmax_bias", "experts_implementation", "llama4_linearized_experts", "dense_mixer",

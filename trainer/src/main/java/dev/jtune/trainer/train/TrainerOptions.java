@@ -119,8 +119,10 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         Dtype precision = fp16 ? Dtype.FP16 : bf16 ? Dtype.BF16 : Dtype.FP32;
         boolean checkpointing = switch (s.value("gradient_checkpointing").orElse(false)) {
             case Boolean b -> b;
+            // Axolotl's offload spellings are checkpointing plus activation offloading (an equivalent here).
+            case String str when str.equals("offload") || str.equals("offload_disk") -> true;
             case String str -> throw new IllegalArgumentException("gradient_checkpointing: '" + str
-                    + "' is not supported; expected true or false");
+                    + "' is not supported; expected true, false, offload or offload_disk");
             default -> false;
         };
         return new TrainerOptions(

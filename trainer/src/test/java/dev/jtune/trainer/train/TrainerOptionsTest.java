@@ -19,6 +19,14 @@ class TrainerOptionsTest {
     }
 
     @Test
+    void offloadedCheckpointingIsCheckpointing() {
+        for (String v : List.of("offload", "offload_disk")) {
+            assertTrue(TrainerOptions.from(settings("learning_rate", 1e-3, "gradient_checkpointing", v), 1, false)
+                    .gradientCheckpointing(), v);
+        }
+    }
+
+    @Test
     void cosineRatiosReachTheSchedule() {
         TrainerOptions o = TrainerOptions.from(settings("learning_rate", 2e-4, "cosine_min_lr_ratio", 0.1,
                 "cosine_constant_lr_ratio", 0.8), 42, false);
@@ -102,7 +110,7 @@ class TrainerOptionsTest {
                 List.of(settings("learning_rate", 1e-3, "save_steps", 2.5), "whole number"),
                 List.of(settings("learning_rate", 1e-3, "lr_scheduler", "polynomial"), "lr_scheduler"),
                 List.of(settings("learning_rate", 1e-3, "gradient_accumulation_steps", 0L), "gradient_accumulation_steps"),
-                List.of(settings("learning_rate", 1e-3, "gradient_checkpointing", "offload"), "gradient_checkpointing"),
+                List.of(settings("learning_rate", 1e-3, "gradient_checkpointing", "unsloth"), "gradient_checkpointing"),
                 List.of(settings("learning_rate", -1e-3), "learning_rate must be >= 0"))) {
             var e = assertThrows(IllegalArgumentException.class,
                     () -> TrainerOptions.from((TrainerSettings) c.get(0), 1, false));
