@@ -292,7 +292,15 @@ final class ConfigReader {
     }
 
     private static DatasetConfig dataset(YamlMapping dataset, String path, DatasetFormat format) {
-        return new DatasetConfig(path, format, dataset.string("split"),
+        Optional<String> split = dataset.string("split");
+        if (split.isPresent()) {
+            try {
+                SplitSpec.parse(split.get());
+            } catch (IllegalArgumentException e) {
+                throw dataset.get("split").orElseThrow().error(e.getMessage());
+            }
+        }
+        return new DatasetConfig(path, format, split,
                 dataset.get("data_files").map(YamlValue::asStringList).orElse(List.of()),
                 dataset.string("name"),
                 dataset.get("ds_type").map(v -> v.asOneOf(DS_TYPES)),
