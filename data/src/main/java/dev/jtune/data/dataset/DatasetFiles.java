@@ -19,7 +19,7 @@ import java.util.stream.Stream;
  * entries, relative to a directory {@code path}, are files, folders (searched the same way) or globs
  * ({@code *.jsonl}, {@code train/**}), taken in the order given. With {@code ds_type: json} every file
  * is parsed as JSON whatever its name ({@code .jsonl} still line by line); without it a file must be named
- * {@code .json} or {@code .jsonl}. Local files form one split, {@code train}, of which {@code split:} may read
+ * {@code .json} or {@code .jsonl}, each possibly compressed ({@code .jsonl.zst}, {@link Compressed}). Local files form one split, {@code train}, of which {@code split:} may read
  * slices ({@link SlicedRows}). Nothing is downloaded: a
  * {@code path} that does not exist is an error that says so.
  */
@@ -68,14 +68,15 @@ public final class DatasetFiles {
         }
         for (Path f : files) {
             if (!forced && !isJson(f)) {
-                throw new DatasetException(f, 0, "cannot tell the format from the name: name it .json or .jsonl, or set ds_type: json");
+                throw new DatasetException(f, 0, "cannot tell the format from the name: name it .json or .jsonl (compressed:"
+                        + " .jsonl.gz, .jsonl.bz2, .jsonl.xz, .jsonl.zst), or set ds_type: json");
             }
         }
         return List.copyOf(files);
     }
 
     private static boolean isJson(Path f) {
-        String name = f.getFileName().toString();
+        String name = Compressed.plainName(f.getFileName().toString());
         return name.endsWith(".json") || name.endsWith(".jsonl");
     }
 
