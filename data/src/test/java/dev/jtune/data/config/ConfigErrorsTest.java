@@ -72,6 +72,22 @@ class ConfigErrorsTest {
     }
 
     @Test
+    void chatTemplateNamesAreCheckedAtLoad() {
+        String qwen4 = fails("base_model: m\nchat_template: qwen4\n");
+        assertTrue(qwen4.startsWith("configs/x.yml:2:16: chat_template: 'qwen4' is not a chat template jtune has:"
+                + " expected one of alpaca, "), qwen4);
+        assertTrue(qwen4.endsWith("(did you mean 'qwen3'?)"), qwen4);
+        assertTrue(fails("base_model: m\nchat_template: phi_4\n").contains("Axolotl's schema does not accept phi_4"));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: chat_template, chat_template: gemma33}\n")
+                .contains("datasets[0].chat_template: 'gemma33' is not a chat template jtune has"));
+        for (String ok : java.util.List.of("qwen3", "gemma3", "phi_3", "llama4", "mistral_v7_tekken", "chatml",
+                "tokenizer_default", "tokenizer_default_fallback_qwen_25", "llama3")) {
+            assertEquals(java.util.Optional.of(ok), TrainConfig.parse("base_model: m\nchat_template: " + ok + "\n", FILE)
+                    .chatTemplate());
+        }
+    }
+
+    @Test
     void cosineRatiosOutsideTheUnitInterval() {
         assertEquals("configs/x.yml:3:1: cosine_min_lr_ratio: 1.5 is not supported: give a ratio between 0.0 and"
                 + " 1.0 (of learning_rate; Axolotl asserts the same)",
