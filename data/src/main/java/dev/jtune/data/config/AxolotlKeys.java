@@ -186,6 +186,8 @@ public final class AxolotlKeys {
         // model_type and trust_remote_code: checked against the checkpoint, with a line once config.json is read
         // (RunSettings.architectureNotes).
         implemented("model_type", "trust_remote_code");
+        // TensorBoard event files under output_dir/runs, as HF Trainer's TensorBoardCallback (trainer's TensorBoard).
+        implemented("use_tensorboard");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.CosineRatios.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -326,8 +328,6 @@ public final class AxolotlKeys {
                 "swanlab_web_host", "swanlab_api_host", "swanlab_lark_webhook_url", "swanlab_lark_secret",
                 "swanlab_log_completions", "swanlab_completion_log_interval", "swanlab_completion_max_buffer",
                 "eval_table_size");
-        notOffline("no TensorBoard event files are written; loss, lr and grad norm are in output_dir/metrics.jsonl",
-                "use_tensorboard");
         notOffline(HUB, "hub_model_id", "hub_strategy", "hub_revision", "push_dataset_to_hub");
         notOffline("jtune reads base_model and the datasets from disk, as they are there", "hf_use_auth_token",
                 "model_revision");

@@ -106,7 +106,7 @@ public final class Trainer {
         this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps(),
                 options.cosineRatios());
         this.params = trainable.parameters();
-        this.metrics = new Metrics(outputDir, main);
+        this.metrics = new Metrics(outputDir, main, options.useTensorboard());
     }
 
     /**
@@ -192,6 +192,7 @@ public final class Trainer {
                     interrupted, scaler == null ? 0 : scaler.skipped());
         } finally {
             progress.finish();
+            metrics.close();
             if (optimizer != null) {
                 optimizer.close();
             }

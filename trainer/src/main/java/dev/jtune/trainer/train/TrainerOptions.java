@@ -37,13 +37,14 @@ import java.util.OptionalDouble;
  *     optimizer state (and, where the model was loaded through {@code ShardedWeights}, the frozen base) over
  *     the ranks; no effect in a world of one
  * @param cosineRatios {@code cosine_min_lr_ratio} and {@code cosine_constant_lr_ratio} (Axolotl's cosine floor)
+ * @param useTensorboard {@code use_tensorboard}: TensorBoard event files under {@code output_dir/runs}
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
         double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
-        LrSchedule.CosineRatios cosineRatios) {
+        LrSchedule.CosineRatios cosineRatios, boolean useTensorboard) {
 
     public TrainerOptions {
         require(microBatchSize >= 1, "micro_batch_size must be at least 1, got " + microBatchSize);
@@ -79,7 +80,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.CosineRatios.NONE);
+                Optional.empty(), true, false, LrSchedule.CosineRatios.NONE, false);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -149,7 +150,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 true,
                 Fsdp.enabled(s),
                 new LrSchedule.CosineRatios(s.number("cosine_min_lr_ratio").orElse(Double.NaN),
-                        s.number("cosine_constant_lr_ratio").orElse(Double.NaN)));
+                        s.number("cosine_constant_lr_ratio").orElse(Double.NaN)),
+                s.bool("use_tensorboard").orElse(false));
     }
 
     private static boolean gpuAvailable() {
@@ -186,6 +188,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private boolean handleSigterm;
         private boolean fsdp;
         private LrSchedule.CosineRatios cosineRatios;
+        private boolean useTensorboard;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -211,6 +214,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             handleSigterm = o.handleSigterm;
             fsdp = o.fsdp;
             cosineRatios = o.cosineRatios;
+            useTensorboard = o.useTensorboard;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -236,13 +240,14 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder handleSigterm(boolean v) { handleSigterm = v; return this; }
         public Builder fsdp(boolean v) { fsdp = v; return this; }
         public Builder cosineRatios(LrSchedule.CosineRatios v) { cosineRatios = v; return this; }
+        public Builder useTensorboard(boolean v) { useTensorboard = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
-                    resumeFromCheckpoint, handleSigterm, fsdp, cosineRatios);
+                    resumeFromCheckpoint, handleSigterm, fsdp, cosineRatios, useTensorboard);
         }
     }
 }
