@@ -157,7 +157,8 @@ public final class AxolotlKeys {
     private static final String PEFT = "jtune's adapters are plain LoRA (lora_r, lora_alpha, lora_dropout,"
             + " lora_target_modules/linear, peft_use_rslora, lora_modules_to_save)";
     private static final String OPTIMIZER = "jtune implements AdamW: optimizer adamw_torch (adamw_torch_fused and"
-            + " paged_adamw_32bit are the same update), lr_scheduler cosine, linear, constant or constant_with_warmup";
+            + " paged_adamw_32bit are the same update), lr_scheduler cosine, linear, constant, constant_with_warmup or"
+            + " cosine_with_min_lr";
     private static final String QUANT = "jtune quantizes the frozen base to NF4 only (load_in_4bit: true with"
             + " adapter: qlora), as bitsandbytes does";
     private static final String PARALLEL = "jtune shards data-parallel only: fsdp: [full_shard, auto_wrap] over"
@@ -188,7 +189,7 @@ public final class AxolotlKeys {
         implemented("model_type", "trust_remote_code");
         // TensorBoard event files under output_dir/runs, as HF Trainer's TensorBoardCallback (trainer's TensorBoard).
         implemented("use_tensorboard");
-        // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.CosineRatios.
+        // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
                     + " Axolotl); outside it refused", v -> v instanceof Number n && n.doubleValue() >= 0
@@ -213,9 +214,17 @@ public final class AxolotlKeys {
                     default -> refusedVerdict(OPTIMIZER);
                 });
         valued("lr_scheduler", Policy.IMPLEMENTED, OPTIMIZER,
-                "cosine, linear, constant, constant_with_warmup: implemented; others refused",
-                v -> List.of("cosine", "linear", "constant", "constant_with_warmup").contains(String.valueOf(v))
-                        ? Verdict.QUIET : refusedVerdict(OPTIMIZER));
+                "cosine, linear, constant, constant_with_warmup, cosine_with_min_lr: implemented; others refused",
+                v -> List.of("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
+                        .contains(String.valueOf(v)) ? Verdict.QUIET : refusedVerdict(OPTIMIZER));
+        // transformers' get_scheduler(scheduler_specific_kwargs=...): the kwargs of the cosine schedules.
+        valued("lr_scheduler_kwargs", Policy.IMPLEMENTED, OPTIMIZER,
+                "num_cycles, min_lr, min_lr_rate (numbers): implemented; other kwargs refused",
+                v -> v instanceof Map<?, ?> m && m.entrySet().stream().allMatch(e -> e.getValue() instanceof Number
+                        && List.of("num_cycles", "min_lr", "min_lr_rate").contains(String.valueOf(e.getKey())))
+                        ? Verdict.QUIET
+                        : refusedVerdict("jtune reads lr_scheduler_kwargs num_cycles (cosine schedules) and min_lr or"
+                                + " min_lr_rate (lr_scheduler: cosine_with_min_lr), as numbers"));
         // Axolotl's validator rewrites offload / offload_disk to gradient_checkpointing: true with
         // activation_offloading: true / disk (schemas/validation.py, check_gradient_checkpointing_w_offload).
         valued("gradient_checkpointing", Policy.IMPLEMENTED, "",
@@ -379,7 +388,7 @@ public final class AxolotlKeys {
         valued("peft_autocast_adapter_dtype", Policy.REFUSED, PEFT, "true: implemented (adapters in fp32); false refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict("jtune keeps adapter weights in fp32"));
         refused(OPTIMIZER, "embedding_lr", "embedding_lr_scale", "optim_args", "optim_target_modules", "torchdistx_path",
-                "lr_scheduler_kwargs", "lr_quadratic_warmup", "lr_div_factor", "lr_groups", "adam_epsilon2", "adam_beta3", "dion_lr", "dion_momentum",
+                "lr_quadratic_warmup", "lr_div_factor", "lr_groups", "adam_epsilon2", "adam_beta3", "dion_lr", "dion_momentum",
                 "dion_rank_fraction", "dion_rank_multiple_of", "qgalore_rank", "qgalore_update_proj_gap",
                 "qgalore_scale", "qgalore_proj_type", "qgalore_proj_quant", "qgalore_proj_bits",
                 "qgalore_proj_group_size", "qgalore_cos_threshold", "qgalore_gamma_proj", "qgalore_queue_size",

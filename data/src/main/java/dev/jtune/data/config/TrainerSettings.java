@@ -95,6 +95,8 @@ public record TrainerSettings(Map<String, Object> values) {
         // A string is a regular expression PEFT fully matches against module names; a list, names matched as suffixes.
         keys.put("lora_target_modules", Spec.of(Kind.STRING_OR_LIST));
         keys.put("fsdp_config", Spec.of(Kind.MAPPING));
+        // lr_scheduler_kwargs: what transformers' get_scheduler passes to the schedule (num_cycles, min_lr, min_lr_rate).
+        keys.put("lr_scheduler_kwargs", Spec.of(Kind.MAPPING));
         // added_tokens_overrides: {token id: new content} for tokens of tokenizer.json's added_tokens.
         keys.put("added_tokens_overrides", Spec.of(Kind.MAPPING));
         return Collections.unmodifiableMap(keys);

@@ -92,6 +92,12 @@ class ConfigErrorsTest {
         assertEquals("configs/x.yml:3:1: cosine_min_lr_ratio: 1.5 is not supported: give a ratio between 0.0 and"
                 + " 1.0 (of learning_rate; Axolotl asserts the same)",
                 fails("base_model: m\nlr_scheduler: cosine\ncosine_min_lr_ratio: 1.5\n"));
+        assertEquals("configs/x.yml:2:1: lr_scheduler_kwargs: {eta_min: 1.0E-6} is not supported: jtune reads"
+                + " lr_scheduler_kwargs num_cycles (cosine schedules) and min_lr or min_lr_rate (lr_scheduler:"
+                + " cosine_with_min_lr), as numbers", fails("base_model: m\nlr_scheduler_kwargs: {eta_min: 1.0e-6}\n"));
+        assertEquals(java.util.Map.of("min_lr_rate", 0.1), TrainConfig.parse("base_model: m\nlr_scheduler:"
+                + " cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr_rate: 0.1}\n", FILE).trainer()
+                .mapping("lr_scheduler_kwargs"));
         TrainConfig ok = TrainConfig.parse("base_model: m\ncosine_min_lr_ratio: 0.1\ncosine_constant_lr_ratio: 0\n",
                 FILE);
         assertEquals(java.util.Optional.of(0.1), ok.trainer().value("cosine_min_lr_ratio"));

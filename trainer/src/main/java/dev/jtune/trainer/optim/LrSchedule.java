@@ -16,6 +16,8 @@ import java.util.Locale;
  *   <li>{@link CosineMinLr}: Axolotl's {@code get_cosine_schedule_with_min_lr} ({@code cosine_min_lr_ratio}).</li>
  *   <li>{@link CosineDecayConstant}: Axolotl's {@code get_cosine_schedule_with_warmup_decay_constant}
  *       ({@code cosine_min_lr_ratio} with {@code cosine_constant_lr_ratio}).</li>
+ *   <li>{@link CosineWithMinLr}: {@code get_cosine_with_min_lr_schedule_with_warmup}
+ *       ({@code lr_scheduler: cosine_with_min_lr}, or cosine with another {@code num_cycles}).</li>
  * </ul>
  * Both of Axolotl's are in its {@code src/axolotl/utils/schedulers.py} at the pinned commit
  * ({@code dev.jtune.data.config.AxolotlKeys#COMMIT}).
@@ -134,16 +136,28 @@ public sealed interface LrSchedule {
     }
 
     /**
-     * Axolotl's {@code cosine_min_lr_ratio} and {@code cosine_constant_lr_ratio} (NaN when not set). As in its
-     * {@code SchedulerMixin.create_scheduler}, they act only with {@code lr_scheduler: cosine}, and only when
-     * truthy: a ratio of 0 is the plain cosine schedule.
+     * What else shapes the schedule (NaN when not set): Axolotl's {@code cosine_min_lr_ratio} and
+     * {@code cosine_constant_lr_ratio}, which, as in its {@code SchedulerMixin.create_scheduler}, act only with
+     * {@code lr_scheduler: cosine} and only when truthy (a ratio of 0 is the plain cosine schedule); and
+     * {@code lr_scheduler_kwargs}, which transformers' {@code get_scheduler} passes to the schedule's function:
+     * {@code num_cycles} (cosine, cosine_with_min_lr), {@code min_lr} or {@code min_lr_rate} (cosine_with_min_lr).
      */
-    record CosineRatios(double minLrRatio, double constantLrRatio) {
-        public static final CosineRatios NONE = new CosineRatios(Double.NaN, Double.NaN);
+    record Extras(double cosineMinLrRatio, double cosineConstantLrRatio, double numCycles, double minLr,
+            double minLrRate) {
+        public static final Extras NONE = new Extras(Double.NaN, Double.NaN, Double.NaN, Double.NaN, Double.NaN);
 
-        public CosineRatios {
-            checkRatio("cosine_min_lr_ratio", minLrRatio);
-            checkRatio("cosine_constant_lr_ratio", constantLrRatio);
+        public Extras {
+            checkRatio("cosine_min_lr_ratio", cosineMinLrRatio);
+            checkRatio("cosine_constant_lr_ratio", cosineConstantLrRatio);
+            if (!Double.isNaN(minLr) && !Double.isNaN(minLrRate)) {
+                throw new IllegalArgumentException("lr_scheduler_kwargs: only one of min_lr or min_lr_rate should be set"
+                        + " (transformers refuses both)");
+            }
+        }
+
+        /** Axolotl's two ratios alone. */
+        public static Extras ratios(double cosineMinLrRatio, double cosineConstantLrRatio) {
+            return new Extras(cosineMinLrRatio, cosineConstantLrRatio, Double.NaN, Double.NaN, Double.NaN);
         }
 
         private static void checkRatio(String key, double ratio) {
@@ -153,11 +167,32 @@ public sealed interface LrSchedule {
         }
 
         boolean hasMin() {
-            return !Double.isNaN(minLrRatio) && minLrRatio != 0;
+            return !Double.isNaN(cosineMinLrRatio) && cosineMinLrRatio != 0;
         }
 
         boolean hasConstant() {
-            return !Double.isNaN(constantLrRatio) && constantLrRatio != 0;
+            return !Double.isNaN(cosineConstantLrRatio) && cosineConstantLrRatio != 0;
+        }
+
+        double cycles() {
+            return Double.isNaN(numCycles) ? Cosine.NUM_CYCLES : numCycles;
+        }
+    }
+
+    /**
+     * transformers' {@code get_cosine_with_min_lr_schedule_with_warmup} (and {@code get_cosine_schedule_with_warmup}
+     * with another {@code num_cycles}: rate 0): {@code max(0, cos_factor * (1 - rate) + rate)}.
+     */
+    record CosineWithMinLr(long warmupSteps, long totalSteps, double numCycles, double minLrRate, String label)
+            implements LrSchedule {
+        @Override
+        public double factor(long step) {
+            if (step < warmupSteps) {
+                return (double) step / (double) Math.max(1, warmupSteps);
+            }
+            double progress = (double) (step - warmupSteps) / (double) Math.max(1, totalSteps - warmupSteps);
+            double factor = 0.5 * (1.0 + Math.cos(Math.PI * numCycles * 2.0 * progress));
+            return Math.max(0, factor * (1 - minLrRate) + minLrRate);
         }
     }
 
@@ -168,27 +203,59 @@ public sealed interface LrSchedule {
      * @throws IllegalArgumentException naming the supported values
      */
     static LrSchedule of(String name, long warmupSteps, long totalSteps) {
-        return of(name, warmupSteps, totalSteps, CosineRatios.NONE);
+        return of(name, warmupSteps, totalSteps, Extras.NONE, Double.NaN);
     }
 
     /**
-     * The schedule called {@code name}, with Axolotl's cosine ratios: with {@code cosine}, a truthy
+     * The schedule called {@code name} with its {@link Extras}: with {@code cosine}, a truthy
      * {@code cosine_min_lr_ratio} picks {@link CosineMinLr}, or with a truthy {@code cosine_constant_lr_ratio}
-     * too {@link CosineDecayConstant} (Axolotl's order of checks); other schedules ignore them, as Axolotl does.
+     * too {@link CosineDecayConstant} (Axolotl's order of checks; its schedulers then take no kwargs); other
+     * schedules ignore the ratios, as Axolotl does. {@code cosine_with_min_lr} needs {@code min_lr} or
+     * {@code min_lr_rate}.
+     *
+     * @param baseLr the learning rate, for {@code min_lr} (transformers divides by the optimizer's lr)
      */
-    static LrSchedule of(String name, long warmupSteps, long totalSteps, CosineRatios ratios) {
-        if (name.toLowerCase(Locale.ROOT).equals("cosine") && ratios.hasMin()) {
-            return ratios.hasConstant()
-                    ? new CosineDecayConstant(warmupSteps, totalSteps, ratios.minLrRatio(), ratios.constantLrRatio())
-                    : new CosineMinLr(warmupSteps, totalSteps, ratios.minLrRatio());
+    static LrSchedule of(String name, long warmupSteps, long totalSteps, Extras extras, double baseLr) {
+        String lower = name.toLowerCase(Locale.ROOT);
+        boolean minKwargs = !Double.isNaN(extras.minLr()) || !Double.isNaN(extras.minLrRate());
+        if (minKwargs && !lower.equals("cosine_with_min_lr")) {
+            throw new IllegalArgumentException("lr_scheduler_kwargs: min_lr / min_lr_rate apply to lr_scheduler:"
+                    + " cosine_with_min_lr, not " + name + " (transformers would fail on them)");
         }
-        return switch (name.toLowerCase(Locale.ROOT)) {
+        if (!Double.isNaN(extras.numCycles()) && !lower.equals("cosine") && !lower.equals("cosine_with_min_lr")) {
+            throw new IllegalArgumentException("lr_scheduler_kwargs: num_cycles applies to cosine schedules, not "
+                    + name);
+        }
+        if (lower.equals("cosine") && extras.hasMin()) {
+            return extras.hasConstant()
+                    ? new CosineDecayConstant(warmupSteps, totalSteps, extras.cosineMinLrRatio(),
+                            extras.cosineConstantLrRatio())
+                    : new CosineMinLr(warmupSteps, totalSteps, extras.cosineMinLrRatio());
+        }
+        return switch (lower) {
             case "linear" -> new Linear(warmupSteps, totalSteps);
-            case "cosine" -> new Cosine(warmupSteps, totalSteps);
+            case "cosine" -> Double.isNaN(extras.numCycles()) ? new Cosine(warmupSteps, totalSteps)
+                    : new CosineWithMinLr(warmupSteps, totalSteps, extras.numCycles(), 0, "cosine");
+            case "cosine_with_min_lr" -> {
+                if (!Double.isNaN(extras.minLr()) && baseLr == 0) {
+                    throw new IllegalArgumentException("lr_scheduler_kwargs: min_lr is a fraction of learning_rate, which"
+                            + " is 0 (transformers divides by it); give min_lr_rate");
+                }
+                double rate = !Double.isNaN(extras.minLrRate()) ? extras.minLrRate() : extras.minLr() / baseLr;
+                if (!minKwargs) {
+                    // validation without a run's kwargs (the name alone) passes; a run must give one
+                    if (!Double.isNaN(baseLr)) {
+                        throw new IllegalArgumentException("lr_scheduler: cosine_with_min_lr needs lr_scheduler_kwargs"
+                                + " with min_lr or min_lr_rate (as transformers)");
+                    }
+                    rate = 0;
+                }
+                yield new CosineWithMinLr(warmupSteps, totalSteps, extras.cycles(), rate, "cosine_with_min_lr");
+            }
             case "constant" -> new Constant();
             case "constant_with_warmup" -> new ConstantWithWarmup(warmupSteps);
             default -> throw new IllegalArgumentException("lr_scheduler: unsupported value '" + name
-                    + "'; expected one of cosine, linear, constant, constant_with_warmup");
+                    + "'; expected one of cosine, linear, constant, constant_with_warmup, cosine_with_min_lr");
         };
     }
 

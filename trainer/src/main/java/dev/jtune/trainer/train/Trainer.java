@@ -104,7 +104,7 @@ public final class Trainer {
         this.progress = new Progress(main ? console : new PrintStream(java.io.OutputStream.nullOutputStream()));
         this.plan = StepPlan.of(options, train.batchesPerEpoch(), eval != null && eval.batchesPerEpoch() > 0, world);
         this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps(),
-                options.cosineRatios());
+                options.lrExtras(), options.learningRate());
         this.params = trainable.parameters();
         this.metrics = new Metrics(outputDir, main, options.useTensorboard());
     }

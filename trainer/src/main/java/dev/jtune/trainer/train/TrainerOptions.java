@@ -6,6 +6,7 @@ import dev.jtune.model.engine.Dtype;
 import dev.jtune.trainer.optim.AdamW;
 import dev.jtune.trainer.optim.LrSchedule;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalDouble;
 
@@ -36,7 +37,8 @@ import java.util.OptionalDouble;
  * @param fsdp {@code fsdp: [full_shard]} or an {@code fsdp_config} (see {@link Fsdp}): shard gradients and
  *     optimizer state (and, where the model was loaded through {@code ShardedWeights}, the frozen base) over
  *     the ranks; no effect in a world of one
- * @param cosineRatios {@code cosine_min_lr_ratio} and {@code cosine_constant_lr_ratio} (Axolotl's cosine floor)
+ * @param lrExtras {@code cosine_min_lr_ratio}, {@code cosine_constant_lr_ratio} (Axolotl's cosine floor) and
+ *     {@code lr_scheduler_kwargs} ({@code num_cycles}, {@code min_lr}, {@code min_lr_rate})
  * @param useTensorboard {@code use_tensorboard}: TensorBoard event files under {@code output_dir/runs}
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
@@ -44,7 +46,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
-        LrSchedule.CosineRatios cosineRatios, boolean useTensorboard) {
+        LrSchedule.Extras lrExtras, boolean useTensorboard) {
 
     public TrainerOptions {
         require(microBatchSize >= 1, "micro_batch_size must be at least 1, got " + microBatchSize);
@@ -66,7 +68,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         require(Double.isNaN(saveSteps) || saveSteps < 1 || saveSteps == Math.rint(saveSteps),
                 "save_steps must be a whole number of steps or a fraction below 1, got " + saveSteps);
         LrSchedule.of(lrScheduler, 0, 1); // validates the name
-        cosineRatios = cosineRatios == null ? LrSchedule.CosineRatios.NONE : cosineRatios;
+        lrExtras = lrExtras == null ? LrSchedule.Extras.NONE : lrExtras;
+        LrSchedule.of(lrScheduler, 0, 1, lrExtras, learningRate); // checks the kwargs against the schedule
         resumeFromCheckpoint = resumeFromCheckpoint == null ? Optional.empty() : resumeFromCheckpoint;
     }
 
@@ -80,7 +83,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.CosineRatios.NONE, false);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -149,9 +152,29 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.string("resume_from_checkpoint"),
                 true,
                 Fsdp.enabled(s),
-                new LrSchedule.CosineRatios(s.number("cosine_min_lr_ratio").orElse(Double.NaN),
-                        s.number("cosine_constant_lr_ratio").orElse(Double.NaN)),
+                lrExtras(s),
                 s.bool("use_tensorboard").orElse(false));
+    }
+
+    /** The schedule's extras: Axolotl's cosine ratios and transformers' {@code lr_scheduler_kwargs}. */
+    private static LrSchedule.Extras lrExtras(TrainerSettings s) {
+        Map<String, Object> kwargs = s.mapping("lr_scheduler_kwargs");
+        for (String k : kwargs.keySet()) {
+            if (!List.of("num_cycles", "min_lr", "min_lr_rate").contains(k)) {
+                throw new IllegalArgumentException("lr_scheduler_kwargs: '" + k + "' is not supported; jtune reads"
+                        + " num_cycles, min_lr and min_lr_rate");
+            }
+        }
+        return new LrSchedule.Extras(s.number("cosine_min_lr_ratio").orElse(Double.NaN),
+                s.number("cosine_constant_lr_ratio").orElse(Double.NaN), kwarg(kwargs, "num_cycles"),
+                kwarg(kwargs, "min_lr"), kwarg(kwargs, "min_lr_rate"));
+    }
+
+    private static double kwarg(Map<String, Object> kwargs, String key) {
+        Object v = kwargs.get(key);
+        if (v == null) return Double.NaN;
+        if (v instanceof Number n) return n.doubleValue();
+        throw new IllegalArgumentException("lr_scheduler_kwargs." + key + ": expected a number, got '" + v + "'");
     }
 
     private static boolean gpuAvailable() {
@@ -187,7 +210,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private Optional<String> resumeFromCheckpoint;
         private boolean handleSigterm;
         private boolean fsdp;
-        private LrSchedule.CosineRatios cosineRatios;
+        private LrSchedule.Extras lrExtras;
         private boolean useTensorboard;
 
         private Builder(TrainerOptions o) {
@@ -213,7 +236,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             resumeFromCheckpoint = o.resumeFromCheckpoint;
             handleSigterm = o.handleSigterm;
             fsdp = o.fsdp;
-            cosineRatios = o.cosineRatios;
+            lrExtras = o.lrExtras;
             useTensorboard = o.useTensorboard;
         }
 
@@ -239,7 +262,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder resumeFromCheckpoint(String v) { resumeFromCheckpoint = Optional.ofNullable(v); return this; }
         public Builder handleSigterm(boolean v) { handleSigterm = v; return this; }
         public Builder fsdp(boolean v) { fsdp = v; return this; }
-        public Builder cosineRatios(LrSchedule.CosineRatios v) { cosineRatios = v; return this; }
+        public Builder lrExtras(LrSchedule.Extras v) { lrExtras = v; return this; }
         public Builder useTensorboard(boolean v) { useTensorboard = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
@@ -247,7 +270,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
-                    resumeFromCheckpoint, handleSigterm, fsdp, cosineRatios, useTensorboard);
+                    resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard);
         }
     }
 }
