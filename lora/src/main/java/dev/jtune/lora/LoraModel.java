@@ -179,6 +179,10 @@ public final class LoraModel implements LinearFactory {
             model.replaceEmbedTokens(copy);
             saved.put(EMBED, copy);
         }
+        if (settings.targetRegex().isPresent() && adapters.isEmpty()) {
+            throw new AdapterException("target_modules '" + settings.targetRegex().get() + "' matches no linear layer"
+                    + " of the model (PEFT fully matches it against names such as model.layers.0.self_attn.q_proj)");
+        }
         for (String t : settings.targetModules()) {
             if (!settings.optionalTarget(t)
                     && adapters.keySet().stream().noneMatch(n -> LoraSettings.matchesAny(n, List.of(t)))) {

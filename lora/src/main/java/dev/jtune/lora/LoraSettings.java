@@ -27,9 +27,18 @@ import java.util.TreeSet;
  * @param targetLinear {@code lora_target_linear}: every decoder projection of whatever family the model is (Llama's
  *     seven, Phi-3's fused qkv_proj and gate_up_proj) is a target, as Axolotl's {@code find_all_linear_names}; the
  *     adapter then names the ones the model has ({@link #forModules})
+ * @param targetRegex {@code lora_target_modules} given as a string: a Python regular expression that PEFT
+ *     ({@code check_target_module_exists}) matches against whole module names with {@code re.fullmatch}, translated
+ *     by {@link PyRegex}; then {@code targetModules} is empty
  */
 public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, List<String> targetModules,
-        boolean useRslora, List<String> modulesToSave, boolean targetLinear) {
+        boolean useRslora, List<String> modulesToSave, boolean targetLinear, Optional<String> targetRegex) {
+
+    /** Settings with a list of targets. */
+    public LoraSettings(Adapter adapter, int r, int alpha, double dropout, List<String> targetModules,
+            boolean useRslora, List<String> modulesToSave, boolean targetLinear) {
+        this(adapter, r, alpha, dropout, targetModules, useRslora, modulesToSave, targetLinear, Optional.empty());
+    }
 
     /** Settings with an explicit list of targets. */
     public LoraSettings(Adapter adapter, int r, int alpha, double dropout, List<String> targetModules,
@@ -73,7 +82,13 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
             throw new IllegalArgumentException("lora_dropout must be in [0, 1), got " + dropout);
         }
         targetModules = List.copyOf(new TreeSet<>(targetModules));
-        if (targetModules.isEmpty()) {
+        targetRegex = targetRegex == null ? Optional.empty() : targetRegex;
+        if (targetRegex.isPresent()) {
+            if (!targetModules.isEmpty() || targetLinear) {
+                throw new IllegalArgumentException("a target_modules regular expression stands alone");
+            }
+            PyRegex.compile(targetRegex.get()); // refuses what Java would read otherwise than Python
+        } else if (targetModules.isEmpty()) {
             throw new IllegalArgumentException("no target modules");
         }
         modulesToSave = List.copyOf(new LinkedHashSet<>(modulesToSave));
@@ -139,6 +154,29 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
         double dropout = s.number("lora_dropout").orElse(0.0);
         if (!(dropout >= 0 && dropout < 1)) {
             problems.add("lora_dropout must be in [0, 1), got " + dropout);
+        }
+        Object given = s.value("lora_target_modules").orElse(List.of());
+        if (given instanceof String regex) {
+            // Axolotl turns a string into a one-name list when lora_target_linear is set: the regex then names no
+            // module (PEFT matches list entries as name suffixes).
+            if (s.bool("lora_target_linear").orElse(false)) {
+                throw error(source, "lora_target_modules is a regular expression and lora_target_linear is true:"
+                        + " Axolotl then lists the string as a module name, which matches nothing; give one of them");
+            }
+            try {
+                PyRegex.compile(regex);
+            } catch (IllegalArgumentException e) {
+                throw error(source, "lora_target_modules: " + e.getMessage());
+            }
+            List<String> save = s.strings("lora_modules_to_save");
+            for (String m : save) {
+                if (!SAVABLE.contains(m)) {
+                    throw error(source, "lora_modules_to_save: '" + m + "' is not supported"
+                            + Suggest.didYouMean(m, SAVABLE) + " (expected names among " + SAVABLE + ")");
+                }
+            }
+            return Optional.of(new LoraSettings(adapter, (int) r, (int) alpha, dropout, List.of(),
+                    s.bool("peft_use_rslora").orElse(false), save, false, Optional.of(regex)));
         }
         List<String> targets = new ArrayList<>(s.strings("lora_target_modules"));
         for (int i = 0; i < targets.size(); i++) {
@@ -216,6 +254,10 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
 
     /** Whether module {@code name} (e.g. {@code model.layers.0.self_attn.q_proj}) is a target, as PEFT matches. */
     public boolean targets(String name) {
+        if (targetRegex.isPresent()) {
+            // PEFT never wraps a modules_to_save module; and re.fullmatch is Matcher.matches.
+            return !saves(name) && PyRegex.compile(targetRegex.get()).matcher(name).matches();
+        }
         return matchesAny(name, targetModules) || (targetLinear && isDecoderProjection(name));
     }
 
@@ -252,6 +294,11 @@ public record LoraSettings(Adapter adapter, int r, int alpha, double dropout, Li
             names.add(w.substring(w.lastIndexOf('.') + 1));
         }
         return new LoraSettings(adapter, r, alpha, dropout, List.copyOf(names), useRslora, modulesToSave, false);
+    }
+
+    /** PEFT's {@code target_modules} as adapter_config.json records it: the regex string, or the list of names. */
+    public Object peftTargetModules() {
+        return targetRegex.<Object>map(x -> x).orElse(targetModules);
     }
 
     /** Whether {@code name} is listed in modules_to_save (matched as PEFT does, by whole trailing path). */

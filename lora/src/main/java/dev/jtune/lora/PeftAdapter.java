@@ -178,7 +178,7 @@ public record PeftAdapter(LoraSettings settings, String baseModelNameOrPath, Map
         c.put("r", s.r());
         c.put("rank_pattern", Map.of());
         c.put("revision", null);
-        c.put("target_modules", s.targetModules());
+        c.put("target_modules", s.peftTargetModules());
         c.put("target_parameters", null);
         c.put("task_type", "CAUSAL_LM");
         c.put("trainable_token_indices", null);
@@ -256,7 +256,7 @@ public record PeftAdapter(LoraSettings settings, String baseModelNameOrPath, Map
                 }
                 if (!s.targets(module)) {
                     throw new AdapterException(file + ": tensor " + key + " is for module " + module
-                            + ", which target_modules " + s.targetModules() + " does not name");
+                            + ", which target_modules " + s.peftTargetModules() + " does not name");
                 }
             } else if (key.endsWith(".weight")) {
                 String module = key.substring(PREFIX.length(), key.length() - ".weight".length());
@@ -322,11 +322,20 @@ public record PeftAdapter(LoraSettings settings, String baseModelNameOrPath, Map
             int alpha = (int) integral("lora_alpha");
             double dropout = root.hasNonNull("lora_dropout") ? number("lora_dropout") : 0.0;
             JsonNode targets = root.get("target_modules");
-            if (targets == null || !targets.isArray() || targets.isEmpty()) {
-                throw new AdapterException(file + ": target_modules must be a non-empty list of module names"
-                        + (targets != null && targets.isTextual() ? " (regular expressions are not supported)" : ""));
-            }
             boolean rslora = root.hasNonNull("use_rslora") && root.get("use_rslora").asBoolean();
+            if (targets != null && targets.isTextual()) {
+                try {
+                    return new LoraSettings(LoraSettings.Adapter.LORA, r, alpha, dropout, List.of(), rslora,
+                            strings(root.get("modules_to_save"), "modules_to_save"), false,
+                            java.util.Optional.of(targets.asText()));
+                } catch (IllegalArgumentException e) {
+                    throw new AdapterException(file + ": target_modules: " + e.getMessage(), e);
+                }
+            }
+            if (targets == null || !targets.isArray() || targets.isEmpty()) {
+                throw new AdapterException(file + ": target_modules must be a regular expression or a non-empty list"
+                        + " of module names");
+            }
             try {
                 return new LoraSettings(LoraSettings.Adapter.LORA, r, alpha, dropout, strings(targets, "target_modules"),
                         rslora, strings(root.get("modules_to_save"), "modules_to_save"));

@@ -5,7 +5,9 @@
  * <ul>
  *   <li>{@link dev.jtune.lora.LoraSettings}: the config's adapter keys ({@code adapter}, {@code lora_r},
  *       {@code lora_alpha}, {@code lora_dropout}, {@code lora_target_modules}/{@code lora_target_linear},
- *       {@code peft_use_rslora}, {@code lora_modules_to_save}), checked, with the scaling alpha/r or alpha/√r.</li>
+ *       {@code peft_use_rslora}, {@code lora_modules_to_save}), checked, with the scaling alpha/r or alpha/√r;
+ *       {@code lora_target_modules} given as a string is a Python regular expression PEFT fully matches against
+ *       module names (translated to Java's syntax, or refused where the two differ).</li>
  *   <li>{@link dev.jtune.lora.LoraLinear}: a frozen base projection (dense or NF4) plus fp32 A [r,in] and
  *       B [out,r]; PEFT's initialisation (A Kaiming-uniform a=√5 from a seeded Java RNG, B zero), forward and
  *       dropout (training mode only, libtorch's global generator).</li>

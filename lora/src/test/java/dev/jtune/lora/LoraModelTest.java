@@ -72,6 +72,32 @@ class LoraModelTest {
         }
     }
 
+    @Test
+    void aRegexTargetWrapsExactlyTheModulesItFullyMatches() {
+        LlamaConfig c = TinyLlama.micro(false);
+        WeightSource src = TinyLlama.weights(c, 3);
+        var regex = new LoraSettings(LoraSettings.Adapter.LORA, 4, 8, 0.0, List.of(), false, List.of(), false,
+                java.util.Optional.of(".*\\.layers\\.(1)\\.self_attn\\.(q|v)_proj|.*\\.layers\\.0\\.mlp\\.down_proj"));
+        try (NDManager m = Torch.newManager()) {
+            LoraModel lora = LoraModel.fresh(regex, 42, LoraModel.dense());
+            try (LlamaModel model = LlamaModel.load(c, src, Dtype.FP32, m, lora)) {
+                lora.attach(model);
+                assertEquals(List.of("model.layers.0.mlp.down_proj", "model.layers.1.self_attn.q_proj",
+                        "model.layers.1.self_attn.v_proj"), new ArrayList<>(lora.adapters().keySet()).stream().sorted()
+                        .toList());
+                assertEquals(regex.targetRegex().get(), lora.settings().peftTargetModules());
+            }
+            // A bare name as a string is a regex matching no full module name: an error, as in PEFT.
+            var bare = new LoraSettings(LoraSettings.Adapter.LORA, 4, 8, 0.0, List.of(), false, List.of(), false,
+                    java.util.Optional.of("q_proj"));
+            LoraModel none = LoraModel.fresh(bare, 42, LoraModel.dense());
+            try (LlamaModel model = LlamaModel.load(c, src, Dtype.FP32, m, none)) {
+                var e = assertThrows(AdapterException.class, () -> none.attach(model));
+                assertTrue(e.getMessage().contains("target_modules 'q_proj' matches no linear layer"), e.getMessage());
+            }
+        }
+    }
+
     /** The adapted model with random A, B and saved modules equals the base model with merged weights. */
     @Test
     void loadedAdapterEqualsTheModelWithMergedWeights() {

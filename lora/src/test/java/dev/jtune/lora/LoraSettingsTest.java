@@ -70,6 +70,27 @@ class LoraSettingsTest {
     }
 
     @Test
+    void aStringTargetIsARegexFullyMatchedAsPeftDoes() {
+        LoraSettings s = read("adapter: lora\nlora_r: 4\nlora_alpha: 4\n"
+                + "lora_target_modules: 'model.layers.[\\d]+.(mlp|self_attn).(up|down|gate|q|k|v|o)_proj'\n").orElseThrow();
+        assertEquals(Optional.of("model.layers.[\\d]+.(mlp|self_attn).(up|down|gate|q|k|v|o)_proj"), s.targetRegex());
+        assertEquals(List.of(), s.targetModules());
+        assertTrue(s.targets("model.layers.12.self_attn.q_proj"));
+        assertFalse(s.targets("lm_head"));
+        assertFalse(s.targets("x.model.layers.1.mlp.up_proj"), "fullmatch: the whole name");
+        assertEquals("model.layers.[\\d]+.(mlp|self_attn).(up|down|gate|q|k|v|o)_proj", s.peftTargetModules());
+        // A list keeps suffix matching; a one-item list is not a regex.
+        LoraSettings list = read("adapter: lora\nlora_r: 4\nlora_alpha: 4\nlora_target_modules: [q_proj]\n")
+                .orElseThrow();
+        assertTrue(list.targetRegex().isEmpty());
+        assertTrue(list.targets("model.layers.0.self_attn.q_proj"));
+        assertTrue(error("adapter: lora\nlora_r: 4\nlora_alpha: 4\nlora_target_modules: 'a(?#x)'\n")
+                .contains("lora_target_modules: the regular expression 'a(?#x)' has a (?#...) comment"));
+        assertTrue(error("adapter: lora\nlora_r: 4\nlora_alpha: 4\nlora_target_linear: true\n"
+                + "lora_target_modules: '.*q_proj'\n").contains("give one of them"));
+    }
+
+    @Test
     void clearErrors() {
         assertTrue(error("adapter: lora\nlora_r: 8\nlora_alpha: 16\n")
                 .contains("lora_target_modules (e.g. [q_proj, v_proj]) or lora_target_linear: true"));

@@ -78,6 +78,24 @@ class PeftAdapterTest {
     }
 
     @Test
+    void aRegexTargetRoundTripsAsPeftWritesIt() throws IOException {
+        var s = new LoraSettings(LoraSettings.Adapter.LORA, 2, 4, 0.0, List.of(), false, List.of(), false,
+                java.util.Optional.of("model\\.layers\\.\\d+\\.self_attn\\.q_proj"));
+        Random r = new Random(6);
+        Map<String, PeftAdapter.Tensor> t = new LinkedHashMap<>();
+        t.put(PeftAdapter.loraAKey("model.layers.0.self_attn.q_proj"), new PeftAdapter.Tensor(new long[] {2, 3},
+                DoubleMath.gaussian(r, 6, 1)));
+        t.put(PeftAdapter.loraBKey("model.layers.0.self_attn.q_proj"), new PeftAdapter.Tensor(new long[] {5, 2},
+                DoubleMath.gaussian(r, 10, 1)));
+        new PeftAdapter(s, "/models/base", t).save(tmp);
+        // PEFT's LoraConfig keeps a str target_modules as that string.
+        assertTrue(Files.readString(tmp.resolve("adapter_config.json"))
+                .contains("\"target_modules\": \"model\\\\.layers\\\\.\\\\d+\\\\.self_attn\\\\.q_proj\""),
+                Files.readString(tmp.resolve("adapter_config.json")));
+        assertEquals(s, PeftAdapter.load(tmp).settings());
+    }
+
+    @Test
     void roundTrip() throws IOException {
         var s = new LoraSettings(LoraSettings.Adapter.LORA, 2, 4, 0.1, List.of("q_proj"), false, List.of("lm_head"));
         Random r = new Random(5);

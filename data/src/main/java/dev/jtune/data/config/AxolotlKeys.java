@@ -158,14 +158,17 @@ public final class AxolotlKeys {
             + " lora_target_modules/linear, peft_use_rslora, lora_modules_to_save)";
     private static final String OPTIMIZER = "jtune implements AdamW: optimizer adamw_torch (adamw_torch_fused is the"
             + " same update), bitsandbytes' 8-bit AdamW (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit) and 32-bit AdamW"
-            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit); lr_scheduler cosine, linear, constant or"
-            + " constant_with_warmup";
+            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit); lr_scheduler cosine, linear, constant,"
+            + " constant_with_warmup or cosine_with_min_lr";
     private static final String QUANT = "jtune quantizes the frozen base as bitsandbytes does, with its defaults:"
             + " NF4 (load_in_4bit: true with adapter: qlora) or LLM.int8 (load_in_8bit: true with adapter: lora)";
     private static final String PARALLEL = "jtune shards data-parallel only: fsdp: [full_shard, auto_wrap] over"
             + " ./launch.sh --nproc-per-node N";
     private static final String MODEL = "jtune builds the architecture that base_model's config.json names, with"
             + " its own implementation, and changes nothing in it";
+    private static final String OFFLOAD = "jtune keeps saved activations in memory (gradient_checkpointing: true"
+            + " recomputes each decoder layer); offloading copies them to host memory or disk and back unchanged:"
+            + " the same gradients";
     private static final String DATA = "jtune reads the datasets: entries as given (local files or a prepared"
             + " Hub snapshot)";
 
@@ -178,13 +181,23 @@ public final class AxolotlKeys {
                 "adam_beta2", "max_grad_norm", "num_epochs", "datasets", "test_datasets", "shuffle_merged_datasets",
                 "dataset_prepared_path", "seed", "do_causal_lm_eval", "eval_causal_lm_metrics", "eval_max_new_tokens",
                 "bf16", "fp16", "sequence_len", "excess_length_strategy", "sample_packing", "pad_to_sequence_len",
-                "fsdp", "fsdp_config", "val_set_size", "max_steps", "warmup_steps", "warmup_ratio", "eval_steps",
+                "fsdp", "val_set_size", "max_steps", "warmup_steps", "warmup_ratio", "eval_steps",
                 "evals_per_epoch", "save_steps", "saves_per_epoch", "save_total_limit", "logging_steps",
                 "resume_from_checkpoint", "chat_template", "chat_template_jinja", "chat_template_kwargs",
                 "eot_tokens");
         // model_type and trust_remote_code: checked against the checkpoint, with a line once config.json is read
         // (RunSettings.architectureNotes).
         implemented("model_type", "trust_remote_code");
+        // TensorBoard event files under output_dir/runs, as HF Trainer's TensorBoardCallback (trainer's TensorBoard).
+        implemented("use_tensorboard");
+        // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
+        for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
+            valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
+                    + " Axolotl); outside it refused", v -> v instanceof Number n && n.doubleValue() >= 0
+                            && n.doubleValue() <= 1 ? Verdict.QUIET
+                            : refusedVerdict("give a ratio between 0.0 and 1.0 (of learning_rate; Axolotl asserts"
+                                    + " the same)"));
+        }
         // The vocabulary keys (tokens, special tokens, embedding resizing) belong to the vocabulary work.
         implemented("special_tokens");
         implemented(VOCABULARY.toArray(String[]::new));
@@ -207,13 +220,37 @@ public final class AxolotlKeys {
                     default -> refusedVerdict(OPTIMIZER);
                 });
         valued("lr_scheduler", Policy.IMPLEMENTED, OPTIMIZER,
-                "cosine, linear, constant, constant_with_warmup: implemented; others refused",
-                v -> List.of("cosine", "linear", "constant", "constant_with_warmup").contains(String.valueOf(v))
-                        ? Verdict.QUIET : refusedVerdict(OPTIMIZER));
+                "cosine, linear, constant, constant_with_warmup, cosine_with_min_lr: implemented; others refused",
+                v -> List.of("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
+                        .contains(String.valueOf(v)) ? Verdict.QUIET : refusedVerdict(OPTIMIZER));
+        // transformers' get_scheduler(scheduler_specific_kwargs=...): the kwargs of the cosine schedules.
+        valued("lr_scheduler_kwargs", Policy.IMPLEMENTED, OPTIMIZER,
+                "num_cycles, min_lr, min_lr_rate (numbers): implemented; other kwargs refused",
+                v -> v instanceof Map<?, ?> m && m.entrySet().stream().allMatch(e -> e.getValue() instanceof Number
+                        && List.of("num_cycles", "min_lr", "min_lr_rate").contains(String.valueOf(e.getKey())))
+                        ? Verdict.QUIET
+                        : refusedVerdict("jtune reads lr_scheduler_kwargs num_cycles (cosine schedules) and min_lr or"
+                                + " min_lr_rate (lr_scheduler: cosine_with_min_lr), as numbers"));
+        // Axolotl's validator rewrites offload / offload_disk to gradient_checkpointing: true with
+        // activation_offloading: true / disk (schemas/validation.py, check_gradient_checkpointing_w_offload).
         valued("gradient_checkpointing", Policy.IMPLEMENTED, "",
-                "true/false: implemented; offload, offload_disk: refused",
-                v -> v instanceof Boolean ? Verdict.QUIET : refusedVerdict("jtune does not offload activations to"
-                        + " host memory or disk; gradient_checkpointing: true recomputes each decoder layer instead"));
+                "true/false: implemented; offload, offload_disk: checkpointing implemented, the offload equivalent",
+                v -> v instanceof Boolean ? Verdict.QUIET
+                        : List.of("offload", "offload_disk").contains(String.valueOf(v)) ? equivalentVerdict(OFFLOAD)
+                        : refusedVerdict("give true or false (or Axolotl's offload / offload_disk)"));
+        valued("activation_offloading", Policy.EQUIVALENT, OFFLOAD,
+                "true, legacy, disk, hidden_states: equivalent; anything else refused",
+                v -> Boolean.FALSE.equals(v) ? Verdict.QUIET
+                        : Boolean.TRUE.equals(v) || List.of("legacy", "disk", "hidden_states").contains(String.valueOf(v))
+                        ? equivalentVerdict(OFFLOAD) : refusedVerdict("give true, legacy, disk or hidden_states"));
+        valued("fsdp_config", Policy.IMPLEMENTED, "", "implemented (README: FSDP); offload_params: true equivalent",
+                v -> v instanceof Map<?, ?> m && m.entrySet().stream().anyMatch(e -> Boolean.TRUE.equals(e.getValue())
+                        && List.of("fsdp_offload_params", "offload_params", "fsdp_cpu_offload", "cpu_offload")
+                                .contains(String.valueOf(e.getKey())))
+                        ? equivalentVerdict("jtune keeps the sharded parameters, gradients and optimizer state where"
+                                + " it computes; offloading them to host memory moves them, not their values: the"
+                                + " same update")
+                        : Verdict.QUIET);
 
         // --- equivalent: kernels, attention backends, compilation, workers
         equivalent(ATTENTION, "flash_attention", "sdp_attention", "xformers_attention", "flex_attention",
@@ -306,8 +343,6 @@ public final class AxolotlKeys {
                 "swanlab_web_host", "swanlab_api_host", "swanlab_lark_webhook_url", "swanlab_lark_secret",
                 "swanlab_log_completions", "swanlab_completion_log_interval", "swanlab_completion_max_buffer",
                 "eval_table_size");
-        notOffline("no TensorBoard event files are written; loss, lr and grad norm are in output_dir/metrics.jsonl",
-                "use_tensorboard");
         notOffline(HUB, "hub_model_id", "hub_strategy", "hub_revision", "push_dataset_to_hub");
         notOffline("jtune reads base_model and the datasets from disk, as they are there", "hf_use_auth_token",
                 "model_revision");
@@ -365,8 +400,7 @@ public final class AxolotlKeys {
         valued("peft_autocast_adapter_dtype", Policy.REFUSED, PEFT, "true: implemented (adapters in fp32); false refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict("jtune keeps adapter weights in fp32"));
         refused(OPTIMIZER, "embedding_lr", "embedding_lr_scale", "optim_args", "optim_target_modules", "torchdistx_path",
-                "lr_scheduler_kwargs", "lr_quadratic_warmup", "cosine_min_lr_ratio", "cosine_constant_lr_ratio",
-                "lr_div_factor", "lr_groups", "adam_epsilon2", "adam_beta3", "dion_lr", "dion_momentum",
+                "lr_quadratic_warmup", "lr_div_factor", "lr_groups", "adam_epsilon2", "adam_beta3", "dion_lr", "dion_momentum",
                 "dion_rank_fraction", "dion_rank_multiple_of", "qgalore_rank", "qgalore_update_proj_gap",
                 "qgalore_scale", "qgalore_proj_type", "qgalore_proj_quant", "qgalore_proj_bits",
                 "qgalore_proj_group_size", "qgalore_cos_threshold", "qgalore_gamma_proj", "qgalore_queue_size",
@@ -388,8 +422,8 @@ public final class AxolotlKeys {
         refused(PARALLEL, "heads_k_stride", "ring_attn_func", "expert_parallel_backend",
                 "expert_parallel_num_nvl_bytes", "expert_parallel_num_rdma_bytes", "expert_parallel_token_capacity",
                 "expert_parallel_fallback_on_unsupported");
-        refused("jtune does not offload activations or layers to host memory; gradient_checkpointing: true"
-                + " recomputes each decoder layer instead", "activation_offloading", "layer_offloading");
+        equivalent("jtune keeps the frozen base where it computes; streaming it from host memory per layer moves"
+                + " the weights, not their values", "layer_offloading");
         refused(MODEL, "cls_model_config", "model_config", "model_kwargs", "rope_scaling", "reinit_weights",
                 "shrink_embeddings", "s2_attention", "sage_attention", "scaling_softmax", "scaling_softmax_factor",
                 "scaling_softmax_bias", "experts_implementation", "llama4_linearized_experts", "dense_mixer",

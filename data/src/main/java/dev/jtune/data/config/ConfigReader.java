@@ -192,6 +192,7 @@ final class ConfigReader {
                     .error("must be 0 or left out when test_datasets is given (evaluation comes from test_datasets)"));
         }
         Optional<String> chatTemplate = p.attempt(() -> top.string("chat_template"), Optional.empty());
+        top.get("chat_template").ifPresent(v -> p.attempt(() -> checkTemplateName(v)));
         Optional<String> chatTemplateJinja = p.attempt(() -> top.string("chat_template_jinja"), Optional.empty());
         if (chatTemplateJinja.isPresent() && chatTemplate.isPresent() && !chatTemplate.get().equals("jinja")) {
             p.add(top.get("chat_template").orElseThrow().error(
@@ -235,6 +236,28 @@ final class ConfigReader {
                 new TrainerSettings(trainer),
                 notes,
                 positions);
+    }
+
+    /**
+     * A {@code chat_template:} name jtune renders: its built-ins and Axolotl's named templates
+     * ({@link dev.jtune.data.template.ChatTemplates#NAMES}), {@code jinja}, or {@code tokenizer_default_fallback_}
+     * one of them.
+     */
+    private static String checkTemplateName(YamlValue value) {
+        String name = value.asString();
+        String fallback = "tokenizer_default_fallback_";
+        String named = name.startsWith(fallback) ? name.substring(fallback.length()) : name;
+        List<String> known = dev.jtune.data.template.ChatTemplates.NAMES;
+        if (named.equals("jinja") && !name.startsWith(fallback) || known.contains(named)) return name;
+        String why = switch (named) {
+            case "jamba" -> "Axolotl's jamba template calls a macro with *args, Jinja syntax jtune's interpreter lacks;"
+                    + " jtune does not implement Jamba either";
+            case "phi_4" -> "Axolotl's schema does not accept phi_4 either (its ChatTemplate enum lacks it); give"
+                    + " chat_template: jinja with chat_template_jinja, or tokenizer_default";
+            default -> "expected one of " + String.join(", ", known) + ", jinja, or tokenizer_default_fallback_<name>"
+                    + Suggest.didYouMean(named, known);
+        };
+        throw value.error("'" + name + "' is not a chat template jtune has: " + why);
     }
 
     /** {@code chat_template_kwargs}: a mapping of template variables (e.g. {@code enable_thinking: false}). */
@@ -285,10 +308,14 @@ final class ConfigReader {
         if (!typeValue.isString() && !typeValue.isNull() && !typeValue.isBoolean() && !typeValue.isInteger()) {
             return readUserDefined(dataset, path, typeValue.asMapping(USER_DEFINED_KEYS), p);
         }
-        DatasetType type = typeValue.asEnum(DatasetType.class, DatasetType::yamlName);
-        if (type == DatasetType.USER_DEFINED) {
+        String typeText = typeValue.isString() ? typeValue.asString() : "";
+        if (typeText.equals(DatasetType.USER_DEFINED.yamlName())) {
             throw typeValue.error("a user-defined prompt format is given as a mapping (format:, no_input_format:, ...)");
         }
+        Optional<String> preference = DatasetType.preferenceType(typeText);
+        if (preference.isPresent()) throw typeValue.error(preference.get());
+        DatasetType type = DatasetType.byName(typeText)
+                .orElseGet(() -> typeValue.asEnum(DatasetType.class, DatasetType::yamlName)); // throws: not a type
         List<String> applicable = switch (type) {
             case ALPACA -> ALPACA_KEYS;
             case COMPLETION -> COMPLETION_KEYS;
@@ -317,7 +344,15 @@ final class ConfigReader {
     }
 
     private static DatasetConfig dataset(YamlMapping dataset, String path, DatasetFormat format) {
-        return new DatasetConfig(path, format, dataset.string("split"),
+        Optional<String> split = dataset.string("split");
+        if (split.isPresent()) {
+            try {
+                SplitSpec.parse(split.get());
+            } catch (IllegalArgumentException e) {
+                throw dataset.get("split").orElseThrow().error(e.getMessage());
+            }
+        }
+        return new DatasetConfig(path, format, split,
                 dataset.get("data_files").map(YamlValue::asStringList).orElse(List.of()),
                 dataset.string("name"),
                 dataset.get("ds_type").map(v -> v.asOneOf(DS_TYPES)),
@@ -390,7 +425,7 @@ final class ConfigReader {
                 dataset.get("train_on_eos").map(v -> v.asEnum(TrainOnEos.class, TrainOnEos::yamlName))
                         .orElse(TrainOnEos.TURN),
                 roles,
-                dataset.string("chat_template"),
+                dataset.get("chat_template").map(ConfigReader::checkTemplateName),
                 dataset.bool("drop_system_message", false),
                 new DatasetFormat.MessageExtras(dataset.string("message_field_training"),
                         dataset.string("message_field_training_detail"), dataset.bool("split_thinking", false),

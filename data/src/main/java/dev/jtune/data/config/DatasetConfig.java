@@ -9,7 +9,7 @@ import java.util.Optional;
  *
  * @param path Hugging Face Hub id or local file/directory, exactly as written (see {@link #resolve(Path)})
  * @param format the {@code type:} with its field mappings
- * @param split split to read, e.g. {@code train}
+ * @param split split to read, e.g. {@code train} or a slice of it, {@code train[:20%]} (see {@link SplitSpec})
  * @param dataFiles {@code data_files}: files within {@code path} to read
  * @param name {@code name}: the dataset configuration (subset) name: the folder of that name under {@code path}
  * @param dsType {@code ds_type}: file format of local data, e.g. {@code json}
@@ -19,6 +19,11 @@ public record DatasetConfig(String path, DatasetFormat format, Optional<String> 
         Optional<String> name, Optional<String> dsType, boolean skipInvalid) {
     public DatasetConfig {
         dataFiles = List.copyOf(dataFiles);
+    }
+
+    /** {@link #split()} parsed ({@code train} when not given); checked when the config loads. */
+    public SplitSpec splitSpec() {
+        return split.map(SplitSpec::parse).orElse(SplitSpec.TRAIN);
     }
 
     /** The {@code type:}. */

@@ -1,5 +1,9 @@
 package dev.jtune.data.config;
 
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+
 /** The dataset {@code type:} values jtune understands, named as in Axolotl. */
 public enum DatasetType {
     /** Rows with instruction, optional input and output fields, formatted with the Alpaca prompt. */
@@ -19,6 +23,48 @@ public enum DatasetType {
 
     DatasetType(String yamlName) {
         this.yamlName = yamlName;
+    }
+
+    /**
+     * Other spellings of these types that Axolotl's loaders (prompt_strategies/__init__.py {@code load} and
+     * utils/data/wrappers.py at {@link AxolotlKeys#COMMIT}) resolve to the same strategy: {@code <module>.load}
+     * calls the module's {@code load}, the strategy the bare module name calls; {@code alpaca:instruct} is the
+     * {@code alpaca} handler with its default prompt style; {@code alpaca_instruct} builds the same
+     * AlpacaPromptTokenizingStrategy(AlpacaPrompter(INSTRUCT)).
+     */
+    static final Map<String, DatasetType> ALIASES = Map.of(
+            "chat_template.load", CHAT_TEMPLATE,
+            "completion.load", COMPLETION,
+            "input_output.load", INPUT_OUTPUT,
+            "alpaca:instruct", ALPACA,
+            "alpaca_instruct", ALPACA,
+            "alpaca_instruct.load", ALPACA);
+
+    /**
+     * The modules of Axolotl's preference and reward strategies (prompt_strategies/dpo, kto, orpo, bradley_terry,
+     * ebft): a type {@code <module>.<function>} there, e.g. {@code chat_template.default}, is a preference-data
+     * format read only with {@code rl:}; in an SFT run Axolotl's own loader finds no such strategy.
+     */
+    private static final Set<String> PREFERENCE_MODULES = Set.of("chat_template", "chatml", "llama3", "passthrough",
+            "user_defined", "zephyr", "bradley_terry", "ebft");
+
+    /** The type a config's {@code type:} string names, by its name or an {@link #ALIASES alias}. */
+    static Optional<DatasetType> byName(String text) {
+        for (DatasetType type : values()) {
+            if (type != USER_DEFINED && type.yamlName.equals(text)) return Optional.of(type);
+        }
+        return Optional.ofNullable(ALIASES.get(text));
+    }
+
+    /** Why {@code text} is not an SFT type, when it is one of Axolotl's preference-data types; else empty. */
+    static Optional<String> preferenceType(String text) {
+        int dot = text.indexOf('.');
+        if (dot <= 0 || !PREFERENCE_MODULES.contains(text.substring(0, dot)) || ALIASES.containsKey(text)) {
+            return Optional.empty();
+        }
+        return Optional.of("'" + text + "' is one of Axolotl's preference/reward data formats (its"
+                + " prompt_strategies/dpo, kto, orpo, bradley_terry or ebft modules), read only with rl: or"
+                + " reward_model:; jtune trains SFT only: for conversations give type: chat_template");
     }
 
     /** The name as written in the config file. */

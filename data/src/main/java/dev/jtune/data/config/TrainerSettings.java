@@ -34,6 +34,8 @@ public record TrainerSettings(Map<String, Object> values) {
         STRING_OR_BOOLEAN,
         /** A list of strings (a single string is a list of one); Java type {@code List<String>}. */
         STRING_LIST,
+        /** A string or a list of strings, kept apart (PEFT's target_modules); {@link String} or {@code List<String>}. */
+        STRING_OR_LIST,
         /** A free-form mapping; Java type {@code Map<String, Object>} of plain Java values. */
         MAPPING
     }
@@ -61,7 +63,7 @@ public record TrainerSettings(Map<String, Object> values) {
                 "lora_fan_in_fan_out", "fp16", "bfloat16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
                 "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model",
                 "do_causal_lm_eval", "merge_lora_on_finish", "resize_token_embeddings_to_32x",
-                "mean_resizing_embeddings")) {
+                "mean_resizing_embeddings", "use_tensorboard")) {
             keys.put(key, Spec.of(Kind.BOOLEAN));
         }
         // Accepted with a line: jtune runs its own implementation of each family, never code from the model folder.
@@ -78,7 +80,8 @@ public record TrainerSettings(Map<String, Object> values) {
         }
         // eval_steps and save_steps may be a fraction of an epoch's steps, as in transformers.
         for (String key : List.of("lora_dropout", "num_epochs", "learning_rate", "warmup_ratio", "weight_decay",
-                "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps")) {
+                "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps",
+                "cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             keys.put(key, Spec.of(Kind.NUMBER));
         }
         for (String key : List.of("lora_model_dir", "optimizer", "lr_scheduler", "resume_from_checkpoint",
@@ -86,11 +89,14 @@ public record TrainerSettings(Map<String, Object> values) {
             keys.put(key, Spec.of(Kind.STRING));
         }
         // tokens: new (non-special) tokens added to the tokenizer, as Axolotl's cfg.tokens.
-        for (String key : List.of("lora_target_modules", "lora_modules_to_save", "fsdp", "eval_causal_lm_metrics",
-                "tokens")) {
+        for (String key : List.of("lora_modules_to_save", "fsdp", "eval_causal_lm_metrics", "tokens")) {
             keys.put(key, Spec.of(Kind.STRING_LIST));
         }
+        // A string is a regular expression PEFT fully matches against module names; a list, names matched as suffixes.
+        keys.put("lora_target_modules", Spec.of(Kind.STRING_OR_LIST));
         keys.put("fsdp_config", Spec.of(Kind.MAPPING));
+        // lr_scheduler_kwargs: what transformers' get_scheduler passes to the schedule (num_cycles, min_lr, min_lr_rate).
+        keys.put("lr_scheduler_kwargs", Spec.of(Kind.MAPPING));
         // added_tokens_overrides: {token id: new content} for tokens of tokenizer.json's added_tokens.
         keys.put("added_tokens_overrides", Spec.of(Kind.MAPPING));
         return Collections.unmodifiableMap(keys);
@@ -148,9 +154,11 @@ public record TrainerSettings(Map<String, Object> values) {
         return typed(key, Kind.BOOLEAN).map(Boolean.class::cast);
     }
 
+    /** A list key's strings; for a {@link Kind#STRING_OR_LIST} key, a string given alone is a list of one. */
     @SuppressWarnings("unchecked")
     public List<String> strings(String key) {
-        return typed(key, Kind.STRING_LIST).map(v -> (List<String>) v).orElse(List.of());
+        return typed(key, Kind.STRING_LIST, Kind.STRING_OR_LIST)
+                .map(v -> v instanceof String str ? List.of(str) : (List<String>) v).orElse(List.of());
     }
 
     @SuppressWarnings("unchecked")
@@ -169,6 +177,7 @@ public record TrainerSettings(Map<String, Object> values) {
             case BOOLEAN_OR_AUTO -> readBooleanOrAuto(value);
             case STRING_OR_BOOLEAN -> readStringOrBoolean(value);
             case STRING_LIST -> value.asStringList();
+            case STRING_OR_LIST -> value.isString() ? value.asString() : value.asStringList();
             case MAPPING -> {
                 value.asOpenMapping(); // for the type and duplicate checks, with positions
                 yield value.toJava();

@@ -101,7 +101,7 @@ public final class ChatSamples implements SampleBuilder {
             }
         }
         try {
-            return ChatTemplates.byName(name, tokenizer);
+            return ChatTemplates.byName(name, tokenizer, cfg.eotTokens(), cfg.chatTemplateKwargs());
         } catch (IllegalArgumentException e) {
             throw new DatasetException(null, 0, "dataset " + ds.path() + ": " + e.getMessage(), e);
         }

@@ -19,8 +19,9 @@ import java.util.stream.Stream;
  * entries, relative to a directory {@code path}, are files, folders (searched the same way) or globs
  * ({@code *.jsonl}, {@code train/**}), taken in the order given. With {@code ds_type: json} every file
  * is parsed as JSON whatever its name ({@code .jsonl} still line by line); without it a file must be named
- * {@code .json} or {@code .jsonl}. {@code name} (a Hub dataset's subset) reads the folder of that name under a
- * directory {@code path}. Local files form one split, {@code train}. Nothing is downloaded: a
+ * {@code .json} or {@code .jsonl}, each possibly compressed ({@code .jsonl.zst}, {@link Compressed}). {@code name}
+ * (a Hub dataset's subset) reads the folder of that name under a directory {@code path}. Local files form one
+ * split, {@code train}, of which {@code split:} may read slices ({@link SlicedRows}). Nothing is downloaded: a
  * {@code path} that does not exist is an error that says so.
  */
 public final class DatasetFiles {
@@ -33,9 +34,12 @@ public final class DatasetFiles {
             throw new DatasetException(null, 0, "dataset " + ds.path() + ": ds_type '" + ds.dsType().get()
                     + "' is not supported; jtune reads JSON (.json arrays, .jsonl lines): convert the data, or use ds_type: json");
         }
-        if (ds.split().isPresent() && !ds.split().get().equals("train")) {
-            throw new DatasetException(null, 0, "dataset " + ds.path() + ": split '" + ds.split().get()
-                    + "' does not exist; local files form a single split, 'train'");
+        for (String split : ds.splitSpec().splits()) {
+            if (!split.equals("train")) {
+                throw new DatasetException(null, 0, "dataset " + ds.path() + ": split '" + split
+                        + "' does not exist; local files form a single split, 'train' (slices such as train[:20%]"
+                        + " select part of it)");
+            }
         }
         if (!Files.exists(path)) {
             throw new DatasetException(null, 0, "dataset " + ds.path() + ": no such file or directory (" + path
@@ -74,14 +78,15 @@ public final class DatasetFiles {
         }
         for (Path f : files) {
             if (!forced && !isJson(f)) {
-                throw new DatasetException(f, 0, "cannot tell the format from the name: name it .json or .jsonl, or set ds_type: json");
+                throw new DatasetException(f, 0, "cannot tell the format from the name: name it .json or .jsonl (compressed:"
+                        + " .jsonl.gz, .jsonl.bz2, .jsonl.xz, .jsonl.zst), or set ds_type: json");
             }
         }
         return List.copyOf(files);
     }
 
     private static boolean isJson(Path f) {
-        String name = f.getFileName().toString();
+        String name = Compressed.plainName(f.getFileName().toString());
         return name.endsWith(".json") || name.endsWith(".jsonl");
     }
 

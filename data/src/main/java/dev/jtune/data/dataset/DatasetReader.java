@@ -56,7 +56,7 @@ public final class DatasetReader {
             LoadReport report) {
         List<Path> files = DatasetFiles.resolve(ds, baseDir);
         SampleBuilder builder = SampleBuilder.of(ds, cfg, tokenizer, baseDir);
-        JsonRows rows = JsonRows.open(files);
+        SlicedRows rows = SlicedRows.open(files, ds.splitSpec());
         Iterator<Sample> it = new Iterator<>() {
             private final ArrayDeque<Sample> pending = new ArrayDeque<>();
 
@@ -101,7 +101,7 @@ public final class DatasetReader {
                         }
                         chunk.add(rows.next());
                     } catch (DatasetException e) {
-                        if (ds.skipInvalid() && JsonRows.recoverable(e)) {
+                        if (ds.skipInvalid() && SlicedRows.recoverable(e)) {
                             chunk.add(e.reason());
                             continue;
                         }

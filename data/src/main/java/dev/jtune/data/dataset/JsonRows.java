@@ -56,7 +56,8 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
                     return false;
                 }
                 Path file = files.next();
-                current = file.getFileName().toString().endsWith(".jsonl") ? new LineRows(file) : new ParsedRows(file);
+                current = Compressed.plainName(file.getFileName().toString()).endsWith(".jsonl")
+                        ? new LineRows(file) : new ParsedRows(file);
             }
             SourceRow row = current.read();
             if (row == null) {
@@ -109,7 +110,8 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
         LineRows(Path file) {
             this.file = file;
             try {
-                this.reader = Files.newBufferedReader(file, StandardCharsets.UTF_8);
+                this.reader = new BufferedReader(new java.io.InputStreamReader(Compressed.open(file),
+                        StandardCharsets.UTF_8.newDecoder()));
             } catch (IOException e) {
                 throw new DatasetException(file, 0, "cannot read: " + e.getMessage(), e);
             }
@@ -156,7 +158,7 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
         ParsedRows(Path file) {
             this.file = file;
             try {
-                this.parser = MAPPER.getFactory().createParser(Files.newInputStream(file));
+                this.parser = MAPPER.getFactory().createParser(Compressed.open(file));
             } catch (IOException e) {
                 throw new DatasetException(file, 0, "cannot read: " + e.getMessage(), e);
             }

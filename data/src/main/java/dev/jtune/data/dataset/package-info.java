@@ -7,7 +7,9 @@
  * baseDir, report)} is the entry point: a lazy, closeable stream of one dataset's samples. Underneath,
  * {@link dev.jtune.data.dataset.DatasetFiles} picks the local files ({@code path}, {@code data_files},
  * {@code ds_type}; folders recursively, sorted; no downloads), {@link dev.jtune.data.dataset.JsonRows} streams
- * their rows ({@code .json} arrays with Jackson's streaming parser, {@code .jsonl} line by line) as
+ * their rows ({@code .json} arrays with Jackson's streaming parser, {@code .jsonl} line by line; either
+ * compressed whole as .gz, .bz2, .xz or .zst, told by the first bytes as datasets does; a {@code split:} slice
+ * reads only its rows) as
  * {@link dev.jtune.data.dataset.SourceRow}s carrying file and line, and a
  * {@link dev.jtune.data.dataset.SampleBuilder} per {@code type:} ({@link dev.jtune.data.dataset.AlpacaSamples},
  * {@link dev.jtune.data.dataset.ChatSamples}, {@link dev.jtune.data.dataset.CompletionSamples},

@@ -3,7 +3,9 @@
  * tokens belong to which message, so that labels can be masked to train only on assistant turns.
  *
  * <p>{@link dev.jtune.data.template.ChatTemplates#byName ChatTemplates.byName} picks a template: the
- * built-ins {@code alpaca}, {@code vicuna_v1.1}, {@code chatml}, {@code llama2}, {@code llama3}, or
+ * built-ins {@code alpaca}, {@code vicuna_v1.1}, {@code chatml}, {@code llama2}, {@code llama3}, Axolotl's named
+ * Jinja templates ({@link dev.jtune.data.template.ChatTemplates#AXOLOTL}: {@code qwen3}, {@code gemma3}, ...,
+ * shipped as resources copied at Axolotl's pinned commit), or
  * {@code tokenizer_default}, the Jinja {@code chat_template} of the model's tokenizer, rendered by jtune's Jinja2
  * interpreter ({@link dev.jtune.data.template.jinja}) as transformers renders it; a
  * {@link dev.jtune.data.template.JinjaChatTemplate} finds each message's content and end-of-turn token in the

@@ -177,8 +177,22 @@ class AxolotlKeysTest {
         assertTrue(fails("base_model: m\nplugins:\n  - axolotl.integrations.kd.KDPlugin\n").getMessage()
                 .contains("plugin axolotl.integrations.kd.KDPlugin is not available"));
 
-        assertTrue(fails("base_model: m\ngradient_checkpointing: offload\n").getMessage()
-                .contains("gradient_checkpointing: offload is not supported: jtune does not offload activations"));
+        // Offloading moves tensors, not values: one info line each, and checkpointing stays on.
+        TrainConfig offload = parse("base_model: m\ngradient_checkpointing: offload\nactivation_offloading: legacy\n"
+                + "fsdp_config:\n  fsdp_offload_params: true\n");
+        List<String> lines = offload.notes().stream().map(ConfigNote::toString).toList();
+        assertEquals(3, lines.size(), lines.toString());
+        assertTrue(lines.get(0).startsWith("info: configs/x.yml:2:1: gradient_checkpointing: offload — jtune keeps"
+                + " saved activations in memory"), lines.get(0));
+        assertTrue(lines.get(1).startsWith("info: configs/x.yml:3:1: activation_offloading: legacy — "), lines.get(1));
+        assertTrue(lines.get(2).startsWith("info: configs/x.yml:4:1: fsdp_config: {fsdp_offload_params: true} — jtune"
+                + " keeps the sharded parameters"), lines.get(2));
+        assertEquals(java.util.Optional.of("offload"), offload.trainer().value("gradient_checkpointing"));
+        assertEquals(List.of(), parse("base_model: m\nfsdp_config:\n  fsdp_offload_params: false\n").notes());
+        assertTrue(fails("base_model: m\nactivation_offloading: gpu\n").getMessage()
+                .contains("activation_offloading: gpu is not supported: give true, legacy, disk or hidden_states"));
+        assertTrue(fails("base_model: m\ngradient_checkpointing: unsloth\n").getMessage()
+                .contains("gradient_checkpointing: unsloth is not supported"));
         assertEquals(List.of(), parse("base_model: m\ngradient_checkpointing: true\nsequence_parallel_degree: 1\n"
                 + "base_model_config: m\n").notes());
         assertTrue(fails("base_model: m\nsequence_parallel_degree: 2\n").getMessage().contains("data-parallel only"));

@@ -197,6 +197,20 @@ class ConfigDatasetsTest {
     }
 
     @Test
+    void axolotlSpellingsOfTheSameStrategy() {
+        // Axolotl's prompt_strategies.load: "<module>.load" calls the module's load, as "<module>" does.
+        for (var spelling : Map.of("chat_template.load", DatasetType.CHAT_TEMPLATE, "completion.load",
+                DatasetType.COMPLETION, "input_output.load", DatasetType.INPUT_OUTPUT, "alpaca:instruct",
+                DatasetType.ALPACA, "alpaca_instruct", DatasetType.ALPACA).entrySet()) {
+            TrainConfig config = parse("base_model: m\ndatasets:\n  - {path: a, type: '" + spelling.getKey() + "'}\n");
+            assertEquals(spelling.getValue(), config.datasets().get(0).type(), spelling.getKey());
+            TrainConfig plain = parse("base_model: m\ndatasets:\n  - {path: a, type: "
+                    + spelling.getValue().yamlName() + "}\n");
+            assertEquals(plain.datasets(), config.datasets(), spelling.getKey());
+        }
+    }
+
+    @Test
     void anchorsAndAliasesWork() {
         TrainConfig config = parse("""
                 base_model: m

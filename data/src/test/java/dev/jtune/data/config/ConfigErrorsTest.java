@@ -54,6 +54,57 @@ class ConfigErrorsTest {
     }
 
     @Test
+    void preferenceDatasetTypesAreNamedAsSuch() {
+        // chat_template.default is prompt_strategies/dpo/chat_template.py's default(): read only with rl: dpo.
+        assertEquals("configs/x.yml:4:11: datasets[0].type: 'chat_template.default' is one of Axolotl's"
+                + " preference/reward data formats (its prompt_strategies/dpo, kto, orpo, bradley_terry or ebft"
+                + " modules), read only with rl: or reward_model:; jtune trains SFT only: for conversations give"
+                + " type: chat_template", fails("""
+                        base_model: m
+                        datasets:
+                          - path: a
+                            type: chat_template.default
+                        """));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: llama3.ultra}\n")
+                .contains("'llama3.ultra' is one of Axolotl's preference/reward data formats"));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: alpaca:phi}\n")
+                .contains("'alpaca:phi' is not one of alpaca, sharegpt"));
+    }
+
+    @Test
+    void chatTemplateNamesAreCheckedAtLoad() {
+        String qwen4 = fails("base_model: m\nchat_template: qwen4\n");
+        assertTrue(qwen4.startsWith("configs/x.yml:2:16: chat_template: 'qwen4' is not a chat template jtune has:"
+                + " expected one of alpaca, "), qwen4);
+        assertTrue(qwen4.endsWith("(did you mean 'qwen3'?)"), qwen4);
+        assertTrue(fails("base_model: m\nchat_template: phi_4\n").contains("Axolotl's schema does not accept phi_4"));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: chat_template, chat_template: gemma33}\n")
+                .contains("datasets[0].chat_template: 'gemma33' is not a chat template jtune has"));
+        for (String ok : java.util.List.of("qwen3", "gemma3", "phi_3", "llama4", "mistral_v7_tekken", "chatml",
+                "tokenizer_default", "tokenizer_default_fallback_qwen_25", "llama3")) {
+            assertEquals(java.util.Optional.of(ok), TrainConfig.parse("base_model: m\nchat_template: " + ok + "\n", FILE)
+                    .chatTemplate());
+        }
+    }
+
+    @Test
+    void cosineRatiosOutsideTheUnitInterval() {
+        assertEquals("configs/x.yml:3:1: cosine_min_lr_ratio: 1.5 is not supported: give a ratio between 0.0 and"
+                + " 1.0 (of learning_rate; Axolotl asserts the same)",
+                fails("base_model: m\nlr_scheduler: cosine\ncosine_min_lr_ratio: 1.5\n"));
+        assertEquals("configs/x.yml:2:1: lr_scheduler_kwargs: {eta_min: 1.0E-6} is not supported: jtune reads"
+                + " lr_scheduler_kwargs num_cycles (cosine schedules) and min_lr or min_lr_rate (lr_scheduler:"
+                + " cosine_with_min_lr), as numbers", fails("base_model: m\nlr_scheduler_kwargs: {eta_min: 1.0e-6}\n"));
+        assertEquals(java.util.Map.of("min_lr_rate", 0.1), TrainConfig.parse("base_model: m\nlr_scheduler:"
+                + " cosine_with_min_lr\nlr_scheduler_kwargs: {min_lr_rate: 0.1}\n", FILE).trainer()
+                .mapping("lr_scheduler_kwargs"));
+        TrainConfig ok = TrainConfig.parse("base_model: m\ncosine_min_lr_ratio: 0.1\ncosine_constant_lr_ratio: 0\n",
+                FILE);
+        assertEquals(java.util.Optional.of(0.1), ok.trainer().value("cosine_min_lr_ratio"));
+        assertEquals(java.util.Optional.of(0.0), ok.trainer().value("cosine_constant_lr_ratio"));
+    }
+
+    @Test
     void valuesOutsideClosedSets() {
         assertEquals("configs/x.yml:4:11: datasets[0].type: 'alpacca' is not one of alpaca, sharegpt, chat_template, "
                 + "completion, input_output, user_defined (did you mean 'alpaca'?)", fails("""

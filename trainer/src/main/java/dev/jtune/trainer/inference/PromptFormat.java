@@ -74,7 +74,7 @@ public record PromptFormat(Optional<ChatTemplate> template, String source) {
                     config.chatTemplateKwargs());
         }
         try {
-            return ChatTemplates.byName(name, tokenizer);
+            return ChatTemplates.byName(name, tokenizer, config.eotTokens(), config.chatTemplateKwargs());
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(config.source() + ": chat_template: " + e.getMessage(), e);
         }

@@ -13,7 +13,7 @@ import java.util.Set;
  *
  * <p>jtune implements one strategy, {@code FULL_SHARD} with {@code reshard_after_forward: true}, wrapped per
  * decoder layer: accepted are {@code sharding_strategy: FULL_SHARD}, {@code reshard_after_forward: true},
- * {@code offload_params: false}, {@code auto_wrap_policy: TRANSFORMER_BASED_WRAP},
+ * {@code offload_params} (true is an equivalent: where the shards live, not their values), {@code auto_wrap_policy: TRANSFORMER_BASED_WRAP},
  * {@code transformer_layer_cls_to_wrap: *DecoderLayer}, {@code state_dict_type: FULL_STATE_DICT |
  * SHARDED_STATE_DICT} (checkpoints always hold the full state), {@code version: 1 | 2},
  * {@code activation_checkpointing} (FSDP always recomputes layers); {@code sync_module_states},
@@ -78,7 +78,8 @@ final class Fsdp {
                     if (!(v instanceof Boolean b && b)) problem.accept(unsupported(e.getKey(), text, "true"));
                 }
                 case "offload_params", "cpu_offload" -> {
-                    if (!(v instanceof Boolean b && !b)) problem.accept(unsupported(e.getKey(), text, "false"));
+                    // true is an equivalent (config load prints the info line): offloading moves, not changes.
+                    if (!(v instanceof Boolean)) problem.accept(unsupported(e.getKey(), text, "true or false"));
                 }
                 case "auto_wrap_policy" -> {
                     if (!text.equalsIgnoreCase("TRANSFORMER_BASED_WRAP")) {

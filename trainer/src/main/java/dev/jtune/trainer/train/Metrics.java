@@ -13,20 +13,32 @@ import java.util.List;
 
 /**
  * The run's metrics: {@code output_dir/metrics.jsonl} (one JSON object per logged step or evaluation, written by
- * rank 0 only) and the same lines kept as transformers' {@code log_history} for {@code trainer_state.json}.
+ * rank 0 only) and the same lines kept as transformers' {@code log_history} for {@code trainer_state.json}; with
+ * {@code use_tensorboard: true}, every number of a line but its step also as a TensorBoard scalar
+ * ({@link TensorBoard}).
  */
-final class Metrics {
+final class Metrics implements AutoCloseable {
     static final String FILE = "metrics.jsonl";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Path file;
     private final boolean writes;
     private final List<JsonNode> history = new ArrayList<>();
+    private final Path outputDir;
+    private final boolean tensorboard;
+    private TensorBoard events;
 
     /** @param writes whether this rank writes the file (rank 0); every rank keeps the history */
     Metrics(Path outputDir, boolean writes) {
+        this(outputDir, writes, false);
+    }
+
+    /** @param tensorboard also write TensorBoard events (rank 0), in a new run folder opened at the first line */
+    Metrics(Path outputDir, boolean writes, boolean tensorboard) {
         this.file = outputDir.resolve(FILE);
         this.writes = writes;
+        this.outputDir = outputDir;
+        this.tensorboard = tensorboard;
     }
 
     /** A new line to fill; {@link #add} records it. */
@@ -55,8 +67,30 @@ final class Metrics {
             } catch (IOException e) {
                 throw new UncheckedIOException(file + ": " + e.getMessage(), e);
             }
+            if (tensorboard) {
+                if (events == null) events = TensorBoard.open(outputDir);
+                long step = line.path("step").asLong();
+                line.properties().forEach(e -> {
+                    if (!e.getKey().equals("step") && e.getValue().isNumber()) {
+                        events.scalar(e.getKey(), e.getValue().asDouble(), step);
+                    }
+                });
+            }
         }
         history.add(line);
+    }
+
+    /** The TensorBoard event file being written, if any. */
+    java.util.Optional<Path> eventsFile() {
+        return java.util.Optional.ofNullable(events).map(TensorBoard::file);
+    }
+
+    @Override
+    public void close() {
+        if (events != null) {
+            events.close();
+            events = null;
+        }
     }
 
     List<JsonNode> history() {

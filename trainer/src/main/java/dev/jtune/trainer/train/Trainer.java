@@ -103,9 +103,10 @@ public final class Trainer {
         this.shardOptimizer = options.fsdp() && world > 1;
         this.progress = new Progress(main ? console : new PrintStream(java.io.OutputStream.nullOutputStream()));
         this.plan = StepPlan.of(options, train.batchesPerEpoch(), eval != null && eval.batchesPerEpoch() > 0, world);
-        this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps());
+        this.schedule = LrSchedule.of(options.lrScheduler(), plan.warmupSteps(), plan.totalSteps(),
+                options.lrExtras(), options.learningRate());
         this.params = trainable.parameters();
-        this.metrics = new Metrics(outputDir, main);
+        this.metrics = new Metrics(outputDir, main, options.useTensorboard());
     }
 
     /**
@@ -201,6 +202,7 @@ public final class Trainer {
                     interrupted, scaler == null ? 0 : scaler.skipped());
         } finally {
             progress.finish();
+            metrics.close();
             if (optimizer != null) {
                 optimizer.close();
             }

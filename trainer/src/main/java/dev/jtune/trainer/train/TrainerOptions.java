@@ -7,6 +7,7 @@ import dev.jtune.model.engine.Dtype;
 import dev.jtune.trainer.optim.AdamW;
 import dev.jtune.trainer.optim.LrSchedule;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalDouble;
 
@@ -37,12 +38,16 @@ import java.util.OptionalDouble;
  * @param fsdp {@code fsdp: [full_shard]} or an {@code fsdp_config} (see {@link Fsdp}): shard gradients and
  *     optimizer state (and, where the model was loaded through {@code ShardedWeights}, the frozen base) over
  *     the ranks; no effect in a world of one
+ * @param lrExtras {@code cosine_min_lr_ratio}, {@code cosine_constant_lr_ratio} (Axolotl's cosine floor) and
+ *     {@code lr_scheduler_kwargs} ({@code num_cycles}, {@code min_lr}, {@code min_lr_rate})
+ * @param useTensorboard {@code use_tensorboard}: TensorBoard event files under {@code output_dir/runs}
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
         double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
-        Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp) {
+        Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
+        LrSchedule.Extras lrExtras, boolean useTensorboard) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -67,7 +72,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         if (!problems.isEmpty()) {
             throw new Invalid(problems);
         }
-        dev.jtune.trainer.optim.LrSchedule.of(lrScheduler, 0, 1); // validates the name
+        lrExtras = lrExtras == null ? LrSchedule.Extras.NONE : lrExtras;
+        LrSchedule.of(lrScheduler, 0, 1, lrExtras, learningRate); // validates the name, checks the kwargs against it
         resumeFromCheckpoint = resumeFromCheckpoint == null ? Optional.empty() : resumeFromCheckpoint;
     }
 
@@ -96,7 +102,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -165,7 +171,30 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.integer("save_total_limit").orElse(-1),
                 s.string("resume_from_checkpoint"),
                 true,
-                Fsdp.enabled(s));
+                Fsdp.enabled(s),
+                lrExtras(s),
+                s.bool("use_tensorboard").orElse(false));
+    }
+
+    /** The schedule's extras: Axolotl's cosine ratios and transformers' {@code lr_scheduler_kwargs}. */
+    private static LrSchedule.Extras lrExtras(TrainerSettings s) {
+        Map<String, Object> kwargs = s.mapping("lr_scheduler_kwargs");
+        for (String k : kwargs.keySet()) {
+            if (!List.of("num_cycles", "min_lr", "min_lr_rate").contains(k)) {
+                throw new IllegalArgumentException("lr_scheduler_kwargs: '" + k + "' is not supported; jtune reads"
+                        + " num_cycles, min_lr and min_lr_rate");
+            }
+        }
+        return new LrSchedule.Extras(s.number("cosine_min_lr_ratio").orElse(Double.NaN),
+                s.number("cosine_constant_lr_ratio").orElse(Double.NaN), kwarg(kwargs, "num_cycles"),
+                kwarg(kwargs, "min_lr"), kwarg(kwargs, "min_lr_rate"));
+    }
+
+    private static double kwarg(Map<String, Object> kwargs, String key) {
+        Object v = kwargs.get(key);
+        if (v == null) return Double.NaN;
+        if (v instanceof Number n) return n.doubleValue();
+        throw new IllegalArgumentException("lr_scheduler_kwargs." + key + ": expected a number, got '" + v + "'");
     }
 
     /**
@@ -217,12 +246,14 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         return fp16 ? Dtype.FP16 : bf16 ? Dtype.BF16 : Dtype.FP32;
     }
 
-    /** {@code gradient_checkpointing}: true or false (offload variants are not implemented). */
+    /** {@code gradient_checkpointing}: true or false; offload and offload_disk are checkpointing (an equivalent). */
     static boolean gradientCheckpointing(TrainerSettings s) {
         return switch (s.value("gradient_checkpointing").orElse(false)) {
             case Boolean b -> b;
+            // Axolotl's offload spellings are checkpointing plus activation offloading (an equivalent here).
+            case String str when str.equals("offload") || str.equals("offload_disk") -> true;
             case String str -> throw new IllegalArgumentException("gradient_checkpointing: '" + str
-                    + "' is not supported; expected true or false");
+                    + "' is not supported; expected true, false, offload or offload_disk");
             default -> false;
         };
     }
@@ -265,6 +296,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private Optional<String> resumeFromCheckpoint;
         private boolean handleSigterm;
         private boolean fsdp;
+        private LrSchedule.Extras lrExtras;
+        private boolean useTensorboard;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -289,6 +322,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             resumeFromCheckpoint = o.resumeFromCheckpoint;
             handleSigterm = o.handleSigterm;
             fsdp = o.fsdp;
+            lrExtras = o.lrExtras;
+            useTensorboard = o.useTensorboard;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -313,13 +348,15 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder resumeFromCheckpoint(String v) { resumeFromCheckpoint = Optional.ofNullable(v); return this; }
         public Builder handleSigterm(boolean v) { handleSigterm = v; return this; }
         public Builder fsdp(boolean v) { fsdp = v; return this; }
+        public Builder lrExtras(LrSchedule.Extras v) { lrExtras = v; return this; }
+        public Builder useTensorboard(boolean v) { useTensorboard = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
-                    resumeFromCheckpoint, handleSigterm, fsdp);
+                    resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard);
         }
     }
 }

@@ -17,7 +17,9 @@
  * and {@link dev.jtune.trainer.train.StepLog} write what is logged; a checkpoint's non-tensor state is a
  * {@link dev.jtune.trainer.train.TrainingState}.
  *
- * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation) and
+ * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation; with
+ * {@code use_tensorboard: true} the same numbers as TensorBoard events under {@code output_dir/runs}, as HF
+ * Trainer writes them) and
  * {@code output_dir/checkpoint-N/} ({@link dev.jtune.trainer.train.Checkpoints}: weights, optimizer.safetensors,
  * scheduler.json, rng_state.json, data_state.json, [scaler.json], trainer_state.json), written atomically;
  * {@code resume_from_checkpoint: auto|PATH} continues bit for bit (fp32, CPU). SIGTERM checkpoints at the next

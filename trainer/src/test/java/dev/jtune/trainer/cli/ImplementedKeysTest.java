@@ -144,6 +144,9 @@ class ImplementedKeysTest {
             weights("lr_scheduler", "lr_scheduler: constant"),
             weights("warmup_steps", "warmup_steps: 1"),
             weights("warmup_ratio", "warmup_ratio: 0.5"),
+            weights("cosine_min_lr_ratio", "cosine_min_lr_ratio: 0.5"),
+            weights("cosine_constant_lr_ratio", "cosine_min_lr_ratio: 0.5", "cosine_min_lr_ratio: 0.5\ncosine_constant_lr_ratio: 0.5"),
+            weights("lr_scheduler_kwargs", "lr_scheduler_kwargs: {num_cycles: 1.0}"),
             weights("bf16", "bf16: true"),
             weights("bfloat16", "bfloat16: true"),
             weights("fp16", "fp16: true"),
@@ -188,6 +191,13 @@ class ImplementedKeysTest {
                     "evaluates twice an epoch (4 steps: at 2 and 4)", (run, ref) -> {
                         assertEquals(4L, run.lossSteps().getLast());
                         assertEquals(List.of(0L, 2L, 4L), run.evalSteps());
+                    }),
+            effect("use_tensorboard", "use_tensorboard: true", "writes TensorBoard event files under output_dir/runs",
+                    (run, ref) -> {
+                        assertFalse(Files.exists(ref.out().resolve("runs")));
+                        try (var files = Files.walk(run.out().resolve("runs"))) {
+                            assertTrue(files.anyMatch(f -> f.getFileName().toString().startsWith("events.out.tfevents.")));
+                        }
                     }),
             effect("logging_steps", "logging_steps: 2", "logs every 2nd step",
                     (run, ref) -> {

@@ -101,7 +101,7 @@ class LoadChecksTest {
                 fp16: true
                 fsdp: [full_shard, hybrid_shard]
                 fsdp_config:
-                  fsdp_offload_params: true
+                  fsdp_offload_params: sometimes
                   fsdp_sharding_strategy: SHARD_GRAD_OP
                 lora_dropout: 1.5
                 """).replace("lora_target_modules: [q_proj, v_proj]", "lora_target_modules: [q_proj, qkv_proj]");
@@ -110,7 +110,7 @@ class LoadChecksTest {
         assertEquals(6, found.size(), e.getMessage());
         assertPlaced(found, "bf16: true and fp16: true", at(yaml, "bf16"));
         assertPlaced(found, "fsdp: 'hybrid_shard' is not supported", at(yaml, "fsdp"));
-        assertPlaced(found, "fsdp_config.fsdp_offload_params: 'true' is not supported", at(yaml, "fsdp_offload_params"));
+        assertPlaced(found, "fsdp_config.fsdp_offload_params: 'sometimes' is not supported", at(yaml, "fsdp_offload_params"));
         assertPlaced(found, "fsdp_config.fsdp_sharding_strategy: 'SHARD_GRAD_OP'", at(yaml, "fsdp_sharding_strategy"));
         // The second list item: the tiny Llama has q/k/v, not Phi-3's fused qkv_proj.
         int line = Integer.parseInt(at(yaml, "lora_target_modules").split(":")[0]);
@@ -155,7 +155,7 @@ class LoadChecksTest {
     void eachMovedCheckFiresAtLoad(@TempDir Path dir) throws Exception {
         Path tiny = shared.resolve("tiny");
         Map<String, String> cases = new java.util.LinkedHashMap<>();
-        cases.put("fsdp_config:\n  fsdp_offload_params: true\n", "fsdp_config.fsdp_offload_params");
+        cases.put("fsdp_config:\n  fsdp_offload_params: sometimes\n", "fsdp_config.fsdp_offload_params");
         cases.put("fsdp_config:\n  fsdp_version: 3\n", "fsdp_config.fsdp_version");
         cases.put("fsdp_config:\n  fsdp_unknown: 1\n", "fsdp_config.fsdp_unknown");
         cases.put("bf16: true\nfp16: true\n", "bf16");
@@ -226,10 +226,11 @@ class LoadChecksTest {
     /**
      * Axolotl's own llama-2/qlora-fsdp.yml (trainer/src/test/resources/axolotl-examples, with base_model, the
      * dataset path and output folders pointed here): preprocess passed it and train refused it (the corpus run's
-     * "train refused"); now preprocess names the key, at its line.
+     * "train refused", on fsdp_offload_params); offloading is an equivalent now (it moves tensors, it does not
+     * change them), so preprocess passes it with nothing to refuse, and a bad value is still named at its line.
      */
     @Test
-    void axolotlQloraFsdpExampleIsRefusedByPreprocess(@TempDir Path dir) throws Exception {
+    void axolotlQloraFsdpExamplePreprocesses(@TempDir Path dir) throws Exception {
         String yaml;
         try (var in = LoadChecksTest.class.getResourceAsStream("/axolotl-examples/llama-2-qlora-fsdp.yml")) {
             yaml = new String(in.readAllBytes(), StandardCharsets.UTF_8)
@@ -237,12 +238,13 @@ class LoadChecksTest {
                     .replace("path: yahma/alpaca-cleaned", "path: " + shared.resolve("rows.jsonl"))
                     .replace("output_dir: ./outputs/qlora-out", "output_dir: out");
         }
-        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        assertEquals(0, preprocess(dir, yaml));
+        String bad = yaml.replace("fsdp_offload_params: true", "fsdp_offload_params: sometimes");
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, bad));
         assertEquals(1, e.problems().size(), e.getMessage());
-        assertTrue(e.problem().startsWith("fsdp_config.fsdp_offload_params: 'true' is not supported"), e.getMessage());
-        assertEquals(at(yaml, "fsdp_offload_params"), e.line() + ":" + e.column());
-        // With that one key as jtune implements it, the recipe preprocesses.
-        assertEquals(0, preprocess(dir, yaml.replace("fsdp_offload_params: true", "fsdp_offload_params: false")));
+        assertTrue(e.problem().startsWith("fsdp_config.fsdp_offload_params: 'sometimes' is not supported"),
+                e.getMessage());
+        assertEquals(at(bad, "fsdp_offload_params"), e.line() + ":" + e.column());
     }
 
     private static void copy(Path from, Path to) throws Exception {

@@ -31,9 +31,10 @@ class FsdpTest {
     void unsupportedStrategiesAreErrorsNamingTheKey() {
         var e = assertThrows(IllegalArgumentException.class, () -> enabled(Map.of("fsdp", List.of("shard_grad_op"))));
         assertTrue(e.getMessage().contains("fsdp: 'shard_grad_op'"), e.getMessage());
+        assertTrue(enabled(Map.of("fsdp_config", Map.of("fsdp_offload_params", true))), "offload: an equivalent");
         e = assertThrows(IllegalArgumentException.class,
-                () -> enabled(Map.of("fsdp_config", Map.of("fsdp_offload_params", true))));
-        assertTrue(e.getMessage().contains("fsdp_config.fsdp_offload_params"), e.getMessage());
+                () -> enabled(Map.of("fsdp_config", Map.of("fsdp_offload_params", "cpu"))));
+        assertTrue(e.getMessage().contains("fsdp_config.fsdp_offload_params: 'cpu'"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
                 () -> enabled(Map.of("fsdp_config", Map.of("reshard_after_forward", false))));
         assertTrue(e.getMessage().contains("reshard_after_forward"), e.getMessage());

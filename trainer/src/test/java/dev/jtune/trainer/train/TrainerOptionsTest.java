@@ -20,6 +20,37 @@ class TrainerOptionsTest {
     }
 
     @Test
+    void lrSchedulerKwargsAreRead() {
+        TrainerOptions o = TrainerOptions.from(settings("learning_rate", 2e-4, "lr_scheduler", "cosine_with_min_lr",
+                "lr_scheduler_kwargs", Map.of("min_lr", 2e-5, "num_cycles", 0.5)), 42, false);
+        assertEquals(new dev.jtune.trainer.optim.LrSchedule.Extras(Double.NaN, Double.NaN, 0.5, 2e-5, Double.NaN),
+                o.lrExtras());
+        var e = assertThrows(IllegalArgumentException.class, () -> TrainerOptions.from(settings("learning_rate", 2e-4,
+                "lr_scheduler_kwargs", Map.of("eta_min", 1e-6)), 42, false));
+        assertTrue(e.getMessage().contains("lr_scheduler_kwargs: 'eta_min' is not supported"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TrainerOptions.from(settings("learning_rate", 2e-4,
+                "lr_scheduler", "cosine_with_min_lr"), 42, false));
+        assertTrue(e.getMessage().contains("needs lr_scheduler_kwargs with min_lr or min_lr_rate"), e.getMessage());
+    }
+
+    @Test
+    void offloadedCheckpointingIsCheckpointing() {
+        for (String v : List.of("offload", "offload_disk")) {
+            assertTrue(TrainerOptions.from(settings("learning_rate", 1e-3, "gradient_checkpointing", v), 1, false)
+                    .gradientCheckpointing(), v);
+        }
+    }
+
+    @Test
+    void cosineRatiosReachTheSchedule() {
+        TrainerOptions o = TrainerOptions.from(settings("learning_rate", 2e-4, "cosine_min_lr_ratio", 0.1,
+                "cosine_constant_lr_ratio", 0.8), 42, false);
+        assertEquals(dev.jtune.trainer.optim.LrSchedule.Extras.ratios(0.1, 0.8), o.lrExtras());
+        assertEquals(dev.jtune.trainer.optim.LrSchedule.Extras.NONE,
+                TrainerOptions.from(settings("learning_rate", 2e-4), 42, false).lrExtras());
+    }
+
+    @Test
     void axolotlDefaults() {
         TrainerOptions o = TrainerOptions.from(settings("learning_rate", 2e-4), 42, false);
         assertEquals(1, o.microBatchSize());
@@ -98,7 +129,7 @@ class TrainerOptionsTest {
                 List.of(settings("learning_rate", 1e-3, "save_steps", 2.5), "whole number"),
                 List.of(settings("learning_rate", 1e-3, "lr_scheduler", "polynomial"), "lr_scheduler"),
                 List.of(settings("learning_rate", 1e-3, "gradient_accumulation_steps", 0L), "gradient_accumulation_steps"),
-                List.of(settings("learning_rate", 1e-3, "gradient_checkpointing", "offload"), "gradient_checkpointing"),
+                List.of(settings("learning_rate", 1e-3, "gradient_checkpointing", "unsloth"), "gradient_checkpointing"),
                 List.of(settings("learning_rate", -1e-3), "learning_rate must be >= 0"))) {
             var e = assertThrows(IllegalArgumentException.class,
                     () -> TrainerOptions.from((TrainerSettings) c.get(0), 1, false));
