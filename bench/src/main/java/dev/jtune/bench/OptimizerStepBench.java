@@ -31,6 +31,8 @@ public final class OptimizerStepBench {
             w[i] = (float) (r.nextGaussian() * 0.02);
             g[i] = (float) (r.nextGaussian() * 1e-3);
         }
+        // As training runs the kernels: TorchScript's graph optimizer off (see Torch.setGraphOptimization).
+        Torch.setGraphOptimization(false);
         System.out.printf("tensor %d x %d (%d values), threads %d%n", rows, cols, w.length, Torch.threads());
         for (AdamW.Variant v : new AdamW.Variant[] {AdamW.Variant.TORCH, AdamW.Variant.BNB_8BIT,
             AdamW.Variant.TORCHAO_8BIT}) {
