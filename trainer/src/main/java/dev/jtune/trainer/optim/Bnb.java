@@ -29,10 +29,11 @@ public final class Bnb {
     public static final long MIN_8BIT_SIZE = 4096;
 
     /**
-     * Values updated per kernel call inside one tensor (a multiple of {@link #BLOCK}): blocks are independent, and
-     * the update's int64 indices and fp32 temporaries (some 100 bytes a value) stay a few MB for any tensor size.
+     * Values updated at a time inside one tensor (a multiple of {@link #BLOCK}; blocks are independent): the update's
+     * int64 indices and fp32 temporaries (some 100 bytes a value) stay about 100 MB for any tensor size, while each
+     * of its ~150 small ops still covers enough values that libtorch's per-op threading overhead stays small.
      */
-    static final int CHUNK = 1 << 16;
+    static final int CHUNK = 1 << 20;
 
     private Bnb() {}
 

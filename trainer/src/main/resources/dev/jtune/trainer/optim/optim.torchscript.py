@@ -123,31 +123,18 @@ class Ops(Module):
     values, indices = torch.sort(torch.cat(parts, 0))
     return values
 
-  # quantize_2D<SIGNED>: binary search of the sorted 256-entry map from pivot 127 in steps 64..1, then the nearer of
-  # the last pivot and the bracketing pivot (a tie keeps the pivot). x: flat float32, already divided by the absmax.
+  # quantize_2D<SIGNED>: binary search of the sorted 256-entry map from pivot 127 in steps 64..1 (the last pivot is
+  # always even), then the nearer of that pivot and its neighbour, a tie keeping the pivot. That is: the nearest code,
+  # a value exactly on the midpoint (code[i] + code[i+1]) * 0.5 going to the even one of i, i+1, and NaN to 0. Done
+  # here with one bucketize over the 255 midpoints (x <= mid[i] -> i) and the tie rule, not 7 rounds of gathers;
+  # BnbReference transcribes the search itself and the fixture test holds the two equal, ties included.
   def quantize_2d(self: __torch__.Ops, x: Tensor, code: Tensor, signed: bool) -> Tensor:
-    pivot = torch.full_like(x, 127, dtype=4)
-    upper_pivot = torch.full_like(x, 255, dtype=4)
-    lower_pivot = torch.zeros_like(x, dtype=4)
-    lower_start = 0.
-    if signed:
-      lower_start = -1.
-    lower = torch.full_like(x, lower_start)
-    upper = torch.full_like(x, 1.)
-    val = torch.index_select(code, 0, pivot)
-    step = 64
-    for k in range(7):
-      gt = torch.gt(x, val)
-      lower_pivot = torch.where(gt, pivot, lower_pivot)
-      lower = torch.where(gt, val, lower)
-      upper_pivot = torch.where(gt, upper_pivot, pivot)
-      upper = torch.where(gt, upper, val)
-      pivot = torch.where(gt, torch.add(pivot, step), torch.sub(pivot, step))
-      val = torch.index_select(code, 0, pivot)
-      step = step // 2
-    up = torch.where(torch.gt(x, torch.mul(torch.add(upper, val), 0.5)), upper_pivot, pivot)
-    down = torch.where(torch.lt(x, torch.mul(torch.add(lower, val), 0.5)), lower_pivot, pivot)
-    return torch.where(torch.gt(x, val), up, down)
+    mid = torch.mul(torch.add(torch.slice(code, 0, 0, 255), torch.slice(code, 0, 1, 256)), 0.5)
+    b = torch.bucketize(x, mid)
+    at = torch.index_select(mid, 0, torch.clamp(b, None, 254))
+    tie = torch.logical_and(torch.eq(x, at), torch.eq(torch.remainder(b, 2), 1))
+    b = torch.where(tie, torch.add(b, 1), b)
+    return torch.where(torch.isnan(x), torch.zeros_like(b), b)
 
   # One kOptimizerStatic8bit2StateBlockwise ADAM update of one tensor (flattened; blocks of 256 from its first
   # element; absmax1/absmax2 one float per block; state1/state2 uint8 codes of code1 (signed map) and code2
