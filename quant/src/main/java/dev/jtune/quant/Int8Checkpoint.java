@@ -1,6 +1,5 @@
 package dev.jtune.quant;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -167,24 +166,7 @@ public final class Int8Checkpoint implements WeightSource, AutoCloseable {
      * {@link Int8Linear}s over the stored codes, the others {@link DenseLinear}s.
      */
     public LinearFactory linearFactory() {
-        Nf4Linear.SharedBuffers shared = new Nf4Linear.SharedBuffers();
-        return new LinearFactory() {
-            @Override
-            public Linear create(String name, NDArray weight) {
-                if (!quantized.contains(name)) {
-                    return new DenseLinear(weight);
-                }
-                NDManager parent = weight.getManager();
-                long[] shape = weight.getShape().getShape();
-                weight.close();
-                return stored(name, shape[0], shape[1], parent, shared);
-            }
-
-            @Override
-            public Linear createStored(String name, long out, long in, NDManager manager) {
-                return quantized.contains(name) ? stored(name, out, in, manager, shared) : null;
-            }
-        };
+        return StoredLinears.factory(quantized, this::stored);
     }
 
     private Linear stored(String name, long out, long in, NDManager manager, Nf4Linear.SharedBuffers shared) {
