@@ -314,7 +314,17 @@ final class ConfigReader {
         }
         Optional<String> preference = DatasetType.preferenceType(typeText);
         if (preference.isPresent()) throw typeValue.error(preference.get());
-        DatasetType type = DatasetType.byName(typeText)
+        Optional<DatasetFormat.Alpaca> instruction = instructionType(typeText, typeValue);
+        if (instruction.isPresent() && instruction.get().kind() != InstructionKind.ALPACA) {
+            for (String key : ALPACA_KEYS) {
+                if (dataset.get(key).isPresent()) {
+                    p.add(dataset.errorAtKey(key, "'" + key + "' does not apply to type " + typeText + " (Axolotl's "
+                            + instruction.get().kind().yamlName() + " reads its own columns; field_* names columns"
+                            + " for type: alpaca)"));
+                }
+            }
+        }
+        DatasetType type = instruction.isPresent() ? DatasetType.ALPACA : DatasetType.byName(typeText)
                 .orElseGet(() -> typeValue.asEnum(DatasetType.class, DatasetType::yamlName)); // throws: not a type
         List<String> applicable = switch (type) {
             case ALPACA -> ALPACA_KEYS;
@@ -330,7 +340,10 @@ final class ConfigReader {
             }
         }
         DatasetFormat format = switch (type) {
-            case ALPACA -> new DatasetFormat.Alpaca(
+            case ALPACA -> instruction.isPresent() && instruction.get().kind() != InstructionKind.ALPACA
+                    ? instruction.get()
+                    : new DatasetFormat.Alpaca(InstructionKind.ALPACA,
+                    instruction.map(DatasetFormat.Alpaca::style).orElse(PromptStyle.INSTRUCT),
                     dataset.string("field_instruction", DatasetFormat.Alpaca.DEFAULT.fieldInstruction()),
                     dataset.string("field_input", DatasetFormat.Alpaca.DEFAULT.fieldInput()),
                     dataset.string("field_output", DatasetFormat.Alpaca.DEFAULT.fieldOutput()));
@@ -341,6 +354,27 @@ final class ConfigReader {
             case USER_DEFINED -> throw new IllegalStateException();
         };
         return dataset(dataset, path, format);
+    }
+
+    /**
+     * {@code alpaca}, {@code jeopardy}, ... optionally {@code :<style>}: the types Axolotl's wrappers.py hands to
+     * its Alpaca prompter (the base name before the colon picks the handler, the rest is the prompt style).
+     * Empty when the base is not one of them; an error for a style Axolotl's prompter has no formats for.
+     */
+    private static Optional<DatasetFormat.Alpaca> instructionType(String typeText, YamlValue at) {
+        int colon = typeText.indexOf(':');
+        String base = colon < 0 ? typeText : typeText.substring(0, colon);
+        Optional<InstructionKind> kind = InstructionKind.byName(base);
+        if (kind.isEmpty()) return Optional.empty();
+        PromptStyle style = PromptStyle.INSTRUCT;
+        if (colon >= 0) {
+            String name = typeText.substring(colon + 1);
+            style = PromptStyle.byName(name).orElseThrow(() -> at.error("'" + name + "' is not one of Axolotl's"
+                    + " prompt styles for " + base + ": " + String.join(", ",
+                    java.util.Arrays.stream(PromptStyle.values()).map(PromptStyle::yamlName).toList())));
+        }
+        DatasetFormat.Alpaca d = DatasetFormat.Alpaca.DEFAULT;
+        return Optional.of(new DatasetFormat.Alpaca(kind.get(), style, d.fieldInstruction(), d.fieldInput(), d.fieldOutput()));
     }
 
     private static DatasetConfig dataset(YamlMapping dataset, String path, DatasetFormat format) {

@@ -9,9 +9,20 @@ public sealed interface DatasetFormat {
     /** The {@code type:} this format was read from. */
     DatasetType type();
 
-    /** Alpaca-like rows; the field names say which columns hold each part. */
-    record Alpaca(String fieldInstruction, String fieldInput, String fieldOutput) implements DatasetFormat {
+    /**
+     * Instruction rows formatted with Axolotl's Alpaca prompter: {@code kind} says which columns hold each part
+     * and which system line the prompter writes, {@code style} the turn formats. For {@link InstructionKind#ALPACA}
+     * the field names say which columns hold the instruction, the input and the output (jtune reads
+     * {@code field_*} there; the other kinds read Axolotl's fixed columns, and {@code field_*} is refused with them).
+     */
+    record Alpaca(InstructionKind kind, PromptStyle style, String fieldInstruction, String fieldInput, String fieldOutput)
+            implements DatasetFormat {
         public static final Alpaca DEFAULT = new Alpaca("instruction", "input", "output");
+
+        /** {@code type: alpaca} with these columns, in the default ({@code instruct}) style. */
+        public Alpaca(String fieldInstruction, String fieldInput, String fieldOutput) {
+            this(InstructionKind.ALPACA, PromptStyle.INSTRUCT, fieldInstruction, fieldInput, fieldOutput);
+        }
 
         @Override
         public DatasetType type() {

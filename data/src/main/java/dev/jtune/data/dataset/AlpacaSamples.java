@@ -2,44 +2,47 @@ package dev.jtune.data.dataset;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.jtune.data.config.DatasetFormat;
+import dev.jtune.data.config.InstructionKind;
+import dev.jtune.data.config.PromptStyle;
 import dev.jtune.data.template.AlpacaTemplate;
-import dev.jtune.data.template.ChatTemplates;
 import dev.jtune.data.template.Message;
-import dev.jtune.data.template.RenderedChat;
-import dev.jtune.data.template.TokenizedChat;
 import dev.jtune.data.tokenizer.Tokenizer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 
 /**
- * {@code type: alpaca}: the Stanford Alpaca prompt ({@link #PREAMBLE_WITH_INPUT} and the {@code ### Input:}
- * section when the row's input is present and non-empty, as Axolotl's {@code if input:}; else
- * {@link AlpacaTemplate#DEFAULT_SYSTEM}), then the output and EOS, with BOS in front: the text of
- * {@link AlpacaTemplate}. Labels: the output and EOS, or everything with {@code train_on_inputs}.
+ * {@code type: alpaca} and the other types Axolotl formats with its Alpaca prompter ({@link InstructionKind}:
+ * {@code jeopardy}, {@code oasst}, {@code gpteacher}, ..., each with an optional {@link PromptStyle}), as Axolotl's
+ * {@code InstructionPromptTokenizingStrategy} does it at {@code dev.jtune.data.config.AxolotlKeys#COMMIT}: the
+ * prompt (the system line, then the turn with the instruction and the input when the input is non-empty) and the
+ * response are tokenized <em>separately</em>, each with the tokenizer's own special tokens, and concatenated; the
+ * response gets EOS unless it already ends in it, and loses a leading BOS. Labels: the response's ids, the prompt
+ * masked (everything trained with {@code train_on_inputs}). An empty response adds nothing (no EOS), as Axolotl.
  *
- * <p>The whole text is tokenized at once (as at inference, prompt and answer together); Axolotl tokenizes
- * prompt and answer separately, which gives the same ids where the prompt ends in a newline that the
- * tokenizer keeps apart from the answer (byte-level BPE); with SentencePiece the answer's first token may differ.
+ * <p>Tokenizing the two parts apart is also cheaper than the whole text plus the prompt (one pass over each
+ * character). Axolotl truncates each part to {@code sequence_len} before concatenating; jtune leaves that to
+ * {@code excess_length_strategy}, which gives the same first {@code sequence_len} tokens (a part that long already
+ * makes the row too long).
  */
 public final class AlpacaSamples implements SampleBuilder {
     /** Stanford Alpaca's first line when there is an input. */
     public static final String PREAMBLE_WITH_INPUT = "Below is an instruction that describes a task, paired with an input "
             + "that provides further context. Write a response that appropriately completes the request.";
+    private static final String EXPLAIN = "Choose the answer that best answers the question. Explain your reasoning.\n";
+    private static final String CONCISE = "Choose the answer that best answers the question. Be concise in your response.\n\n";
 
     private final DatasetFormat.Alpaca format;
     private final Tokenizer tokenizer;
     private final boolean trainOnInputs;
-    private final AlpacaTemplate template;
 
     public AlpacaSamples(DatasetFormat.Alpaca format, Tokenizer tokenizer, boolean trainOnInputs) {
         this.format = Objects.requireNonNull(format, "format");
         this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
         this.trainOnInputs = trainOnInputs;
-        this.template = (AlpacaTemplate) ChatTemplates.byName(AlpacaTemplate.NAME, tokenizer);
     }
 
-    /** The conversation {@link AlpacaTemplate} renders as the Stanford prompt plus output. */
+    /** The conversation {@link AlpacaTemplate} renders as the Stanford prompt plus output (chat-side use). */
     public static List<Message> messages(String instruction, String input, String output) {
         List<Message> m = new ArrayList<>(3);
         if (input != null && !input.isEmpty()) {
@@ -52,32 +55,115 @@ public final class AlpacaSamples implements SampleBuilder {
         return m;
     }
 
+    /**
+     * The prompt Axolotl's prompter builds for {@code kind} in {@code style} (prompters.py {@code _build_result}
+     * without the output): the system line when the prompter has one, then the turn; a null or empty input takes
+     * the no-input turn, as Python's {@code if input:}.
+     */
+    public static String prompt(InstructionKind kind, PromptStyle style, String instruction, String input) {
+        String turn = style.turnFormat();
+        String turnNoInput = style.turnNoInputFormat();
+        String systemFormat = style.systemFormat();
+        String system = PREAMBLE_WITH_INPUT;
+        String systemNoInput = AlpacaTemplate.DEFAULT_SYSTEM;
+        switch (kind) {
+            case CONCISECHOICE -> { // overrides match_prompt_style: fixed chat turns, the class's "{system}"
+                turn = PromptStyle.CHAT.turnFormat();
+                turnNoInput = PromptStyle.CHAT.turnNoInputFormat();
+                systemFormat = "{system}";
+                system = systemNoInput = CONCISE;
+            }
+            case SUMMARIZETLDR -> {
+                turn = "USER: Summarize the following article as a TL;DR.\n{instruction}\n{input}\nASSISTANT:";
+                turnNoInput = "USER: Summarize the following article as a TL;DR.\n{instruction}\nASSISTANT:";
+                system = systemNoInput = "";
+            }
+            case EXPLAINCHOICE -> system = systemNoInput = EXPLAIN;
+            default -> { }
+        }
+        boolean hasInput = input != null && !input.isEmpty();
+        String sys = hasInput ? system : systemNoInput;
+        String head = sys.isEmpty() ? "" : systemFormat.replace("{system}", sys);
+        return head + format(hasInput ? turn : turnNoInput, instruction, hasInput ? input : "");
+    }
+
+    /** Python's {@code str.format(instruction=..., input=...)} on these fixed formats: one pass, so a value's own
+     * braces stay as they are. */
+    private static String format(String template, String instruction, String input) {
+        StringBuilder b = new StringBuilder(template.length() + instruction.length() + input.length());
+        int i = 0;
+        while (i < template.length()) {
+            if (template.startsWith("{instruction}", i)) {
+                b.append(instruction);
+                i += "{instruction}".length();
+            } else if (template.startsWith("{input}", i)) {
+                b.append(input);
+                i += "{input}".length();
+            } else {
+                b.append(template.charAt(i++));
+            }
+        }
+        return b.toString();
+    }
+
     @Override
     public List<Sample> build(SourceRow row) {
         JsonNode o = Fields.object(row);
-        String instruction = Fields.string(row, o, format.fieldInstruction(), format.fieldInstruction());
-        String input = Fields.optionalString(row, o, format.fieldInput(), format.fieldInput());
-        String output = Fields.string(row, o, format.fieldOutput(), format.fieldOutput());
-        RenderedChat chat = template.render(messages(instruction, input, output), false);
-        if (trainOnInputs) {
-            return List.of(SampleBuilder.allTrained(tokenizer.encode(chat.text(), false)));
+        String instruction;
+        String input;
+        String response;
+        switch (format.kind()) {
+            case ALPACA -> {
+                instruction = Fields.string(row, o, format.fieldInstruction(), format.fieldInstruction());
+                input = Fields.optionalString(row, o, format.fieldInput(), format.fieldInput());
+                response = Fields.string(row, o, format.fieldOutput(), format.fieldOutput());
+            }
+            case JEOPARDY -> {
+                instruction = Fields.string(row, o, "question", "question");
+                input = Fields.string(row, o, "category", "category");
+                response = "what is " + Fields.string(row, o, "answer", "answer");
+            }
+            case OASST -> {
+                instruction = Fields.string(row, o, "INSTRUCTION", "INSTRUCTION");
+                input = "";
+                response = Fields.string(row, o, "RESPONSE", "RESPONSE");
+            }
+            case GPTEACHER -> {
+                instruction = Fields.string(row, o, "instruction", "instruction");
+                input = Fields.optionalString(row, o, "input", "input");
+                response = Fields.string(row, o, "response", "response");
+            }
+            case SUMMARIZETLDR -> {
+                instruction = Fields.string(row, o, "article", "article");
+                input = "";
+                response = Fields.string(row, o, "summary", "summary");
+            }
+            case EXPLAINCHOICE, CONCISECHOICE -> {
+                instruction = Fields.string(row, o, "question", "question");
+                input = choices(row, o);
+                response = o.has("solution") ? Fields.string(row, o, "solution", "solution")
+                        : Fields.string(row, o, "explanation", "solution (or explanation)");
+            }
+            default -> throw new IllegalStateException(format.kind().toString());
         }
-        RenderedChat.Turn answer = chat.turns().get(chat.turns().size() - 1);
-        if (answer.markerEnd() != chat.text().length()) {
-            TokenizedChat t = TokenizedChat.of(tokenizer, chat); // the general rule, if the template ever changes
-            return List.of(new Sample(t.inputIds(), t.labels()));
+        String prompt = prompt(format.kind(), format.style(), instruction, input);
+        return List.of(InstructionTokens.promptThenResponse(tokenizer, prompt, response, trainOnInputs));
+    }
+
+    /** {@code "\n".join(f'- "{choice}"' for choice in prompt["choices"])}. */
+    private static String choices(SourceRow row, JsonNode o) {
+        JsonNode list = o.get("choices");
+        if (list == null || !list.isArray()) {
+            throw row.error("field 'choices' must be a list of strings");
         }
-        // The trained part runs to the end of the text, so TokenizedChat's rule reduces to one boundary: the
-        // tokens the prompt alone shares with the whole text stay masked, the rest (a token straddling the
-        // boundary included) is trained. One prefix encoding instead of one per turn: preprocessing's hot path.
-        int[] ids = tokenizer.encode(chat.text(), false);
-        int[] prompt = tokenizer.encode(chat.text().substring(0, answer.contentStart()), false);
-        int common = 0;
-        while (common < prompt.length && common < ids.length && prompt[common] == ids[common]) {
-            common++;
+        StringBuilder b = new StringBuilder();
+        for (JsonNode c : list) {
+            if (!c.isTextual()) {
+                throw row.error("field 'choices' must be a list of strings, found " + Fields.kind(c));
+            }
+            if (!b.isEmpty()) b.append('\n');
+            b.append("- \"").append(c.asText()).append('"');
         }
-        int[] labels = ids.clone();
-        java.util.Arrays.fill(labels, 0, common, Sample.IGNORE_INDEX);
-        return List.of(new Sample(ids, labels));
+        return b.toString();
     }
 }

@@ -11,9 +11,9 @@ import java.util.Objects;
  * Axolotl's user-defined prompt format ({@code type:} as a mapping): the prompt is {@code system_format} with
  * {@code {system}} (the row's system field, else {@code system_prompt}; left out when both are empty) followed by
  * {@code format} with {@code {instruction}} and {@code {input}} ({@code no_input_format} with {@code {instruction}}
- * when the row has no input); the output follows. The text is tokenized with the tokenizer's special tokens (BOS
- * in front, as Axolotl's instruct strategies) and EOS appended; the output and EOS are trained (everything with
- * {@code train_on_inputs}). A token straddling the prompt/output boundary is trained.
+ * when the row has no input); the output (optional, as Axolotl's {@code prompt[field_output] if field_output in
+ * prompt else ""}) follows, tokenized apart from the prompt by Axolotl's rule ({@link InstructionTokens}): the
+ * output and EOS are trained (everything with {@code train_on_inputs}).
  */
 public final class UserDefinedSamples implements SampleBuilder {
     private final DatasetFormat.UserDefined format;
@@ -42,28 +42,8 @@ public final class UserDefinedSamples implements SampleBuilder {
         String instruction = Fields.string(row, o, format.fieldInstruction(), format.fieldInstruction());
         String input = Fields.optionalString(row, o, format.fieldInput(), format.fieldInput());
         String system = Fields.optionalString(row, o, format.fieldSystem(), format.fieldSystem());
-        String output = Fields.string(row, o, format.fieldOutput(), format.fieldOutput());
+        String output = Fields.optionalString(row, o, format.fieldOutput(), format.fieldOutput());
         String prompt = prompt(format, system, instruction, input);
-        int[] ids = withEos(tokenizer.encode(prompt + output, true));
-        if (trainOnInputs) {
-            return List.of(SampleBuilder.allTrained(ids));
-        }
-        int[] p = tokenizer.encode(prompt, true);
-        int common = 0;
-        while (common < p.length && common < ids.length && p[common] == ids[common]) {
-            common++;
-        }
-        int[] labels = ids.clone();
-        Arrays.fill(labels, 0, common, Sample.IGNORE_INDEX);
-        return List.of(new Sample(ids, labels));
-    }
-
-    private int[] withEos(int[] ids) {
-        if (tokenizer.eosId().isEmpty()) {
-            return ids;
-        }
-        int[] out = Arrays.copyOf(ids, ids.length + 1);
-        out[ids.length] = tokenizer.eosId().getAsInt();
-        return out;
+        return List.of(InstructionTokens.promptThenResponse(tokenizer, prompt, output == null ? "" : output, trainOnInputs));
     }
 }

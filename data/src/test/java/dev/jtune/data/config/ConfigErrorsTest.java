@@ -67,8 +67,10 @@ class ConfigErrorsTest {
                         """));
         assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: llama3.ultra}\n")
                 .contains("'llama3.ultra' is one of Axolotl's preference/reward data formats"));
-        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: alpaca:phi}\n")
-                .contains("'alpaca:phi' is not one of alpaca, sharegpt"));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: alpaca:fancy}\n")
+                .contains("'fancy' is not one of Axolotl's prompt styles for alpaca: instruct, chat, chatml, phi"));
+        assertTrue(fails("base_model: m\ndatasets:\n  - {path: a, type: jeopardy, field_output: x}\n")
+                .contains("'field_output' does not apply to type jeopardy"));
     }
 
     @Test

@@ -136,10 +136,14 @@ class ChatDatasetKeysTest {
                     + "      format: \"[INST] {instruction} {input} [/INST] \"\n      no_input_format: \"[INST] {instruction} [/INST] \"\n"
                     + "      system_prompt: Be brief.\n      system_format: \"<<SYS>>{system}<</SYS>>\"\n";
             Sample s = one(tok, yaml, "{\"q\": \"Hi?\", \"a\": \"Yo.\"}");
-            assertArrayEquals(tok.encode("<<SYS>>Be brief.<</SYS>>[INST] Hi? [/INST] Yo.<|eot_id|>", true), s.inputIds());
-            assertEquals(" Yo.<|eot_id|>", trained(tok, s), "the token ' Yo' straddles the prompt's end: trained");
+            // Axolotl's rule: prompt and output tokenized apart (the output's BOS dropped, EOS appended)
+            int[] answer = tok.encode("Yo.<|eot_id|>", false);
+            assertArrayEquals(DatasetTestSupport.concat(java.util.List.of(
+                    tok.encode("<<SYS>>Be brief.<</SYS>>[INST] Hi? [/INST] ", true), answer)), s.inputIds());
+            assertEquals("Yo.<|eot_id|>", trained(tok, s), "only the output and EOS are trained");
             Sample withInput = one(tok, yaml, "{\"q\": \"Hi?\", \"input\": \"x\", \"a\": \"Yo.\"}");
-            assertArrayEquals(tok.encode("<<SYS>>Be brief.<</SYS>>[INST] Hi? x [/INST] Yo.<|eot_id|>", true), withInput.inputIds());
+            assertArrayEquals(DatasetTestSupport.concat(java.util.List.of(
+                    tok.encode("<<SYS>>Be brief.<</SYS>>[INST] Hi? x [/INST] ", true), answer)), withInput.inputIds());
             ConfigException c = assertThrows(ConfigException.class, () -> config(
                     "datasets:\n  - path: d.jsonl\n    type:\n      field_instruction: q\n"));
             assertTrue(c.getMessage().contains("format"), c.getMessage());
