@@ -10,7 +10,8 @@ import java.util.Random;
 /**
  * The floor under the Alpaca preprocessing benchmark: the Rust tokenizer alone, one thread, on 52,000
  * Alpaca-shaped texts (the Stanford prompt, a 15-word instruction, a 55-word answer), encoded whole and then
- * only their prompts (what {@code AlpacaSamples} encodes per row to find the masked prefix), and the whole texts
+ * only their prompts (until issue 11's close-out {@code AlpacaSamples} encoded both per row to find the masked
+ * prefix; it now encodes prompt and answer apart, as Axolotl, so about the whole texts' work), and the whole texts
  * through the batch API (the Rust side's own threads), each twice. Process CPU seconds and wall seconds.
  *
  * <pre>bench/tokenizer-floor.sh [TOKENIZER_DIR]</pre>
