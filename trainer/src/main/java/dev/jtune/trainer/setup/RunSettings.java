@@ -130,9 +130,10 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
                 + (precision == Dtype.FP16 ? ", dynamic loss scaling (torch's GradScaler: 2^16, x2 every 2000 steps,"
                         + " x0.5 and the step skipped on inf/nan)" : "");
         if (fsdp || deepSpeed) {
-            return "info: " + recipe + " — as " + (fsdp ? "accelerate runs FSDP mixed precision (it upcasts the " + p
-                    + "-loaded model to fp32; its reduce_dtype is " + p + ", jtune reduces in fp32)"
-                    : "DeepSpeed's " + p + " optimizer (fp32 master weights)");
+            return "info: " + recipe + " — as " + (deepSpeed ? "DeepSpeed's " + p + " optimizer (fp32 master weights)"
+                    : "accelerate runs FSDP mixed precision (it upcasts the " + p + "-loaded model to fp32; its"
+                    + " reduce_dtype is " + p + " and it accumulates micro-batches unsynced in " + p
+                    + ", jtune in fp32)");
         }
         return "info: fp16: true without an adapter: Axolotl loads the model in fp16 and transformers' Trainer stops"
                 + " with 'Attempting to unscale FP16 gradients'; jtune runs torch AMP's recipe instead: " + recipe;
