@@ -52,10 +52,12 @@ def f32(t):
     return base64.b64encode(t.detach().to(torch.float32).reshape(-1).numpy().astype("<f4").tobytes()).decode()
 
 
-def run(compute):
+def run(compute, norm_scale=1.0, steps=STEPS):
     loaded = getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[compute])
     master = transformers.AutoModelForCausalLM.from_pretrained(MODEL, dtype=loaded, attn_implementation="eager")
     master = master.to(torch.float32)  # accelerate's upcast: fp32 master weights
+    with torch.no_grad():
+        master.model.norm.weight.mul_(norm_scale)  # > 1: fp16 gradients that overflow at the first loss scales
     work = copy.deepcopy(master).to(loaded)  # what FSDP's mixed precision computes with
     master.train()
     work.train()
@@ -69,7 +71,7 @@ def run(compute):
                                   growth_interval=2000) if compute == "fp16" else None
     wp = dict(work.named_parameters())
     losses, norms, first, skipped = [], [], None, 0
-    for b in batches:
+    for b in [batches[0]] * steps:
         with torch.no_grad():
             for n, p in named:
                 wp[n].copy_(p.to(loaded))
@@ -81,7 +83,8 @@ def run(compute):
             wp[n].grad = None
         if scaler:
             scaler.unscale_(opt)
-        norms.append(float(torch.nn.utils.clip_grad_norm_(master.parameters(), MAX_NORM)))
+        norm = float(torch.nn.utils.clip_grad_norm_(master.parameters(), MAX_NORM))
+        norms.append(norm if norm == norm and abs(norm) != float("inf") else None)  # None: inf/nan (skipped)
         if scaler:
             before = scaler.get_scale()
             scaler.step(opt)
@@ -107,9 +110,13 @@ result = {
     "torch_version": torch.__version__, "transformers_version": transformers.__version__,
     "lr": LR, "weight_decay": WD, "max_grad_norm": MAX_NORM, "adam": {"betas": [0.9, 0.999], "eps": 1e-8},
     "batches": batches, "bf16": run("bf16"), "fp16": run("fp16"),
+    # the final norm's weight times 256: the scaled fp16 gradients overflow, GradScaler skips steps and halves its
+    # scale until they fit (no weights stored: the skipped steps, losses and norms say it)
+    "fp16_overflow": {"norm_scale": 256.0, **{k: v for k, v in run("fp16", 256.0, 12).items()
+                                              if k in ("losses", "grad_norms", "skipped_steps")}},
 }
 with open(OUT, "w") as f:
     json.dump(result, f)
     f.write("\n")
 print("wrote", os.path.relpath(OUT, ROOT), {k: (result[k]["losses"], result[k]["grad_norms"], result[k]["skipped_steps"])
-                                            for k in ("bf16", "fp16")})
+                                            for k in ("bf16", "fp16", "fp16_overflow")})

@@ -202,6 +202,12 @@ class MixedPrecisionFullFineTuningTest {
     /** Trains the fixture's model for {@code steps} of the fixture's batches; returns the master weights. */
     private static Map<String, float[]> trainFixture(JsonNode fx, Dtype compute, int steps, Path out,
             List<Double> losses) throws IOException {
+        return trainFixture(fx, compute, steps, out, losses, 1.0, new long[1]);
+    }
+
+    /** As above, the final norm's weight times {@code normScale} first; {@code skipped[0]} gets the skipped steps. */
+    private static Map<String, float[]> trainFixture(JsonNode fx, Dtype compute, int steps, Path out,
+            List<Double> losses, double normScale, long[] skipped) throws IOException {
         List<Batch> batches = new ArrayList<>();
         for (JsonNode b : fx.get("batches")) {
             List<Row> rows = new ArrayList<>();
@@ -210,15 +216,24 @@ class MixedPrecisionFullFineTuningTest {
             }
             batches.add(TinySetup.collate(rows));
         }
+        while (batches.size() < steps) {
+            batches.add(batches.get(0)); // the same batch every step, as the fixture's script
+        }
         TrainerOptions o = TrainerOptions.defaults(fx.get("lr").asDouble()).toBuilder().maxSteps(steps)
                 .lrScheduler("constant").warmupSteps(0).loggingSteps(1).maxGradNorm(fx.get("max_grad_norm").asDouble())
                 .adam(new AdamW.Hyper(0.9, 0.999, 1e-8, fx.get("weight_decay").asDouble())).precision(compute)
                 .fsdp(true).handleSigterm(false).build();
         try (NDManager m = Torch.newManager(); HfCheckpoint ckpt = HfCheckpoint.open(FIXTURE_MODEL);
                 LlamaModel model = LlamaModel.loadFp32Weights(ckpt.config(), ckpt, compute, m)) {
+            if (normScale != 1.0) {
+                float[] w = Tensors.floats(model.norm());
+                for (int i = 0; i < w.length; i++) w[i] *= (float) normScale;
+                Tensors.overwrite(model.norm(), w, "model.norm.weight");
+            }
             FullFineTuning ft = new FullFineTuning(model);
-            TrainingResult r = Trainer.run(o, ft, BatchPlan.of(batches), null, out, quiet());
+            TrainingResult r = Trainer.run(o, ft, BatchPlan.of(batches.subList(0, steps)), null, out, quiet());
             losses.addAll(r.losses());
+            skipped[0] = r.skippedSteps();
             return snapshot(ft);
         }
     }
@@ -300,5 +315,30 @@ class MixedPrecisionFullFineTuningTest {
         }
         System.out.println("fp16 three steps " + a + " losses " + three);
         assertTrue(a.withinHalfLr() >= 0.95 * a.values(), a + " after three steps");
+    }
+
+    /**
+     * Loss scaling on fp32 master weights against torch's GradScaler: with the final norm's weight times 256 the
+     * scaled fp16 gradients overflow; both skip the first 7 steps (the weights unchanged, the loss the same), halving
+     * the scale from 2^16 to 2^9, then train.
+     */
+    @Test
+    void fp16OverflowSkipsTheStepsTorchSkips(@TempDir Path out) throws IOException {
+        JsonNode fx = fixture().get("fp16_overflow");
+        JsonNode expected = fx.get("losses");
+        List<Double> losses = new ArrayList<>();
+        long[] skipped = new long[1];
+        trainFixture(fixture(), Dtype.FP16, expected.size(), out, losses, fx.get("norm_scale").asDouble(), skipped);
+        System.out.println("fp16 overflow: skipped " + skipped[0] + ", losses " + losses);
+        assertEquals(fx.get("skipped_steps").asLong(), skipped[0], "skipped steps: " + losses);
+        for (int i = 0; i <= skipped[0]; i++) {
+            double e = expected.get(i).asDouble();
+            assertEquals(e, losses.get(i), 0.01 * e, "loss at step " + (i + 1) + ": " + losses);
+        }
+        for (int i = 1; i < skipped[0]; i++) {
+            assertEquals(losses.get(0), losses.get(i), "a skipped step leaves the weights: step " + (i + 1));
+        }
+        List<JsonNode> metrics = TrainerTest.metrics(out);
+        assertTrue(metrics.get((int) skipped[0]).has("grad_norm"), metrics.get((int) skipped[0]).toString());
     }
 }
