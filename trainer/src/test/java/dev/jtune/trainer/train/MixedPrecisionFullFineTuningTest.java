@@ -197,6 +197,61 @@ class MixedPrecisionFullFineTuningTest {
         }
     }
 
+    /**
+     * Every family's parts (biases, q/k norms, Gemma's norms, Phi-3's fused projections, a multimodal prefix) compute
+     * from fp32 master weights exactly what the model loaded in bf16 computes: the casts where each weight is used
+     * round as loading in bf16 rounds. One micro-batch's gradients reach the fp32 masters as the bf16 model's bf16
+     * gradients, widened — except the embedding's, summed over repeated tokens in fp32 rather than in bf16.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"qwen2", "qwen3", "mistral-nemo", "gemma2",
+            "gemma3-text", "gemma3-conditional", "phi3"})
+    void everyFamilyComputesFromMastersAsFromBf16Weights(String family) {
+        Path dir = Path.of("..", "model", "src", "test", "resources", "fixtures", "families", family).toAbsolutePath();
+        Batch b = TinySetup.packedBatch(9, 2, 40);
+        Torch.setGraphOptimization(false); // as training runs: the profiling executor would round otherwise later on
+        try (HfCheckpoint ckpt = HfCheckpoint.open(dir); NDManager m = Torch.newManager();
+                LlamaModel bf16 = LlamaModel.load(ckpt.config(), ckpt, Dtype.BF16, m);
+                LlamaModel mixed = LlamaModel.loadFp32Weights(ckpt.config(), ckpt, Dtype.BF16, m)) {
+            Map<String, float[]> g16 = gradients(bf16, b, m);
+            Map<String, float[]> g32 = gradients(mixed, b, m);
+            assertEquals(Dtype.BF16, mixed.dtype());
+            assertEquals(g16.keySet(), g32.keySet());
+            String embed = ckpt.config().architecture().textPrefix() + "embed_tokens.weight";
+            for (var e : g16.entrySet()) {
+                if (e.getKey().equals(embed) || e.getKey().equals("loss")) {
+                    continue;
+                }
+                assertArrayEquals(e.getValue(), g32.get(e.getKey()), family + ": " + e.getKey());
+            }
+            assertArrayEquals(g16.get("loss"), g32.get("loss"), family + ": the loss");
+            // The embedding (and a tied head): bf16 sums over repeated tokens against fp32 ones.
+            float[] a = g16.get(embed);
+            float[] c = g32.get(embed);
+            double max = 0;
+            for (float v : a) max = Math.max(max, Math.abs(v));
+            for (int i = 0; i < a.length; i++) {
+                assertEquals(a[i], c[i], 0.02 * max, family + ": " + embed + "[" + i + "]");
+            }
+        }
+    }
+
+    /** One micro-batch's loss (under "loss") and every weight's gradient, as fp32 values. */
+    private static Map<String, float[]> gradients(LlamaModel model, Batch b, NDManager m) {
+        Map<String, ai.djl.ndarray.NDArray> params = FullFineTuning.namedWeights(model);
+        params.values().forEach(p -> p.setRequiresGradient(true));
+        double nll = new ForwardBackward(model, false, 7).run(b, b.trainedTokens(), 1.0, true, 0, 0, m).nllSum();
+        Map<String, float[]> out = new LinkedHashMap<>();
+        List<ai.djl.ndarray.NDArray> g = dev.jtune.trainer.optim.Gradients.open(params.values());
+        int i = 0;
+        for (String name : params.keySet()) {
+            out.put(name, Tensors.floats(g.get(i++))); // bf16 gradients widened exactly
+        }
+        dev.jtune.trainer.optim.Gradients.close(g);
+        out.put("loss", new float[] {(float) nll});
+        return out;
+    }
+
     // ---- against torch ----
 
     /** Trains the fixture's model for {@code steps} of the fixture's batches; returns the master weights. */
