@@ -35,6 +35,15 @@ import java.util.Map;
  * precision after upcasting its parameters to fp32; the saved weights are then F32 ({@code torch_dtype: float32}),
  * the dtype of the upcast parameters that transformers' {@code save_pretrained} writes. fp16 weights are refused
  * (torch's GradScaler will not unscale fp16 gradients).
+ *
+ * <p>Followed for the mixed-precision recipe: accelerate 1.15 {@code accelerator.py} ({@code prepare_model}: the FSDP1
+ * upcast, "Upcasted low precision parameters ... because mixed precision turned on in FSDP"), {@code
+ * utils/fsdp_utils.py} ({@code fsdp2_prepare_model}: the FSDP2 upcast) and {@code utils/dataclasses.py}
+ * ({@code FullyShardedDataParallelPlugin.set_mixed_precision}: param, reduce and buffer dtype all bf16 or fp16);
+ * torch 2.13 {@code distributed/fsdp/_flat_param.py} / {@code _runtime_utils.py} (the low-precision copy of the flat
+ * parameter for forward and backward, {@code _cast_grad_to_param_dtype} back to fp32) and {@code amp/grad_scaler.py}
+ * / {@code distributed/fsdp/sharded_grad_scaler.py} (fp16 loss scaling). jtune reduces and accumulates the gradients in
+ * fp32 where accelerate reduces in the compute dtype (README: Precision).
  */
 public final class FullFineTuning implements TrainableModel {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);

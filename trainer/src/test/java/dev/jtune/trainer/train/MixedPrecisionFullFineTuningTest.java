@@ -152,6 +152,29 @@ class MixedPrecisionFullFineTuningTest {
         }
     }
 
+    /** Two FSDP ranks resume from a checkpoint (the fp32 masters and moments, gathered) exactly. */
+    @Test
+    void twoFsdpRanksResumeExactly(@TempDir Path out) throws Exception {
+        List<Batch> data = TinySetup.batches(5, 8, 2, 16);
+        Torch.engine();
+        int threads = Torch.threads();
+        Torch.setThreads(1);
+        try {
+            TrainerOptions o = options(Dtype.BF16, 1, 4, true);
+            Path dir = out.resolve("fsdp");
+            List<Run> whole = ThreadProcessGroup.run(2, g -> train(g, Dtype.BF16, o, data, dir));
+            List<Run> resumed = ThreadProcessGroup.run(2, g -> train(g, Dtype.BF16, o.toBuilder()
+                    .resumeFromCheckpoint(dir.resolve("checkpoint-2").toString()).build(), data, dir));
+            for (int r = 0; r < 2; r++) {
+                assertEquals(whole.get(r).losses().subList(2, 4), resumed.get(r).losses(), "rank " + r);
+                Map<String, float[]> p = resumed.get(r).params();
+                whole.get(r).params().forEach((k, v) -> assertArrayEquals(v, p.get(k), k));
+            }
+        } finally {
+            Torch.setThreads(threads);
+        }
+    }
+
     @Test
     void resumeIsExactAndTheSavedModelIsF32(@TempDir Path out) throws IOException {
         List<Batch> data = TinySetup.batches(3, 8, 2, 16);
