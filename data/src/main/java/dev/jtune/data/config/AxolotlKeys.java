@@ -384,8 +384,8 @@ public final class AxolotlKeys {
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
         // bfloat16: the model in bf16 without autocast, which jtune's bf16 compute is (bf16: true, full or adapter).
         implemented("bfloat16");
-        refused("fp16 without loss scaling (no AMP) is not run by jtune; use fp16: true (with an"
-                + " adapter: dynamic loss scaling) or bf16: true", "float16");
+        refused("fp16 without loss scaling (no AMP) is not run by jtune; use fp16: true (dynamic loss scaling;"
+                + " without an adapter over fp32 master weights) or bf16: true", "float16");
         refused("jtune keeps norms and embeddings in the compute dtype (as Axolotl does for adapters, with flash"
                 + " attention or with FSDP); fp32 norms (Axolotl: FSDP2 only) and the embeddings' upcast switch are not"
                 + " implemented", "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");
@@ -407,12 +407,13 @@ public final class AxolotlKeys {
                 "jagged_restart_steps", "jagged_restart_warmup_steps", "jagged_restart_anneal_steps", "grokfast_alpha",
                 "grokfast_lamb", "neftune_noise_alpha", "noisy_embedding_alpha");
         // deepspeed: the JSON is read and checked when the config loads (trainer's DeepSpeed), which prints the one
-        // info line naming the stage and what jtune runs; refusals (fp16, bf16 full fine-tuning, schedulers, ...) too.
+        // info line naming the stage and what jtune runs; refusals (fp16, schedulers, ...) too. bf16 full fine-tuning
+        // under DeepSpeed trains with fp32 master weights, as DeepSpeed's bf16 optimizer does.
         valued("deepspeed", Policy.EQUIVALENT, "ZeRO-1/2 run as jtune's data parallel, ZeRO-3 as FSDP full_shard,"
                         + " over ./launch.sh --nproc-per-node N: the same numbers; CPU offload is not done",
                 "a DeepSpeed JSON (Axolotl's shipped deepspeed_configs/*.json are known by name): stages 0-3"
-                        + " equivalent; what would change the result (fp16, bf16 without an adapter, a scheduler, other"
-                        + " optimizers, mismatched \"auto\" values) refused",
+                        + " equivalent (bf16 without an adapter: fp32 master weights, as DeepSpeed's bf16); what would"
+                        + " change the result (fp16, a scheduler, other optimizers, mismatched \"auto\" values) refused",
                 v -> Verdict.QUIET);
         for (String key : List.of("sequence_parallel_degree", "context_parallel_size", "tensor_parallel_size",
                 "dp_shard_size", "dp_replicate_size", "expert_parallel_size")) {

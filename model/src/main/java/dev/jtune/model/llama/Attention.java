@@ -3,6 +3,7 @@ package dev.jtune.model.llama;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
+import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -28,9 +29,19 @@ public final class Attention implements AutoCloseable {
     private final int window; // 0: this layer sees every earlier token
     private final double softcap; // 0: none
     private final boolean local; // uses the local rotary tables (Gemma 3's sliding layers)
+    private final Dtype castTo; // fp32 (master) biases are cast to this compute dtype at each use; null: none
 
     /** @param index the decoder layer's index: its slot in a {@link KvCache} */
     public Attention(LlamaConfig config, int index, Parts parts) {
+        this(config, index, parts, null);
+    }
+
+    /**
+     * @param castTo the compute dtype fp32 biases are cast to at each use (weights held as a trainer's fp32 master
+     *     copy), or null when they are in the compute dtype
+     */
+    public Attention(LlamaConfig config, int index, Parts parts, Dtype castTo) {
+        this.castTo = castTo;
         this.index = index;
         this.p = parts;
         this.heads = config.numAttentionHeads();
@@ -110,8 +121,17 @@ public final class Attention implements AutoCloseable {
         return windowed(t) ? kn.attentionWindow(qs, ks, vs, t, window, scale) : kn.attentionCausal(qs, ks, vs, scale);
     }
 
-    private static NDArray biased(NDArray y, NDArray bias) {
-        return bias == null ? y : y.add(bias);
+    private NDArray biased(NDArray y, NDArray bias) {
+        if (bias == null) {
+            return y;
+        }
+        if (castTo == null) {
+            return y.add(bias);
+        }
+        NDArray b = Kernels.get().cast(bias, castTo);
+        NDArray out = y.add(b);
+        b.close();
+        return out;
     }
 
     /** Whether a sliding window hides some of {@code keys} keys from the last query (else plain causal is the same). */

@@ -29,6 +29,7 @@ public final class LlamaModel implements AutoCloseable {
     private final Dtype dtype;
     private NDArray embedTokens; // replaceable once by a trainable copy, see replaceEmbedTokens
     private boolean castEmbeddings; // the embedding's dtype differs from the compute dtype
+    private Dtype normCast; // the final norm's fp32 (master) weight is cast to this at each use; null: none
     private final List<DecoderLayer> layers;
     private final NDArray norm;
     private final Linear lmHead;
@@ -97,9 +98,27 @@ public final class LlamaModel implements AutoCloseable {
      */
     public static LlamaModel load(LlamaConfig config, WeightSource source, Dtype dtype, NDManager parent,
             LinearFactory linears) {
+        return load(config, source, dtype, dtype, parent, linears);
+    }
+
+    /**
+     * Loads every weight of {@code config} in fp32 into dense projections, for a model that computes in
+     * {@code compute}: each weight is cast to {@code compute} where it is used (projections, norms, biases, the
+     * embedding's rows), so that the fp32 tensors are the leaves autograd reaches — a trainer's fp32 master weights
+     * under mixed precision, as FSDP's {@code MixedPrecision(param_dtype=compute)} computes from an fp32 model.
+     */
+    public static LlamaModel loadFp32Weights(LlamaConfig config, WeightSource source, Dtype compute,
+            NDManager parent) {
+        Dtype castTo = compute == Dtype.FP32 ? null : compute;
+        return load(config, source, Dtype.FP32, compute, parent, (name, weight) -> new DenseLinear(weight, castTo));
+    }
+
+    private static LlamaModel load(LlamaConfig config, WeightSource source, Dtype dtype, Dtype compute,
+            NDManager parent, LinearFactory linears) {
         NDManager m = parent.newSubManager();
+        Dtype castTo = dtype == compute ? null : compute;
         try {
-            var loader = new Loader(config, source, dtype, m, linears);
+            var loader = new Loader(config, source, dtype, castTo, m, linears);
             Family family = config.family();
             String prefix = config.architecture().textPrefix();
             NDArray embed = loader.tensor(prefix + "embed_tokens.weight", config.vocabSize(), config.hiddenSize());
@@ -124,7 +143,7 @@ public final class LlamaModel implements AutoCloseable {
                         qkvBias ? loader.tensor(a + "v_proj.bias", kvOut) : null,
                         config.architecture().outputBias() ? loader.tensor(a + "o_proj.bias", e) : null,
                         family.qkNorm() ? loader.norm(a + "q_norm.weight", config.headDim()) : null,
-                        family.qkNorm() ? loader.norm(a + "k_norm.weight", config.headDim()) : null));
+                        family.qkNorm() ? loader.norm(a + "k_norm.weight", config.headDim()) : null), castTo);
                 Mlp mlp = fused
                         ? new Mlp(null, null, loader.linear(p + "mlp.gate_up_proj", 2 * ff, e),
                                 loader.linear(p + "mlp.down_proj", e, ff), false)
@@ -141,12 +160,15 @@ public final class LlamaModel implements AutoCloseable {
             NDArray norm = loader.tensor(prefix + "norm.weight", e);
             // Tied models reuse the embedding matrix as the head, whatever the file holds under lm_head.
             Linear head = config.tieWordEmbeddings()
-                    ? new DenseLinear(embed)
+                    ? new DenseLinear(embed, castTo)
                     : loader.linear("lm_head", config.vocabSize(), e);
             Rope rope = Rope.of(config, m);
             Rope localRope = config.architecture().localRopeTheta() > 0
                     ? Rope.plain(config, config.architecture().localRopeTheta(), m) : null;
-            return new LlamaModel(config, dtype, embed, layers, norm, head, rope, localRope, m);
+            LlamaModel model = new LlamaModel(config, compute, embed, layers, norm, head, rope, localRope, m);
+            model.castEmbeddings = castTo != null;
+            model.normCast = castTo;
+            return model;
         } catch (RuntimeException ex) {
             m.close();
             throw ex;
@@ -154,7 +176,7 @@ public final class LlamaModel implements AutoCloseable {
     }
 
     /** Reads tensors by name, checks their shapes against the config, converts them to the compute dtype. */
-    private record Loader(LlamaConfig config, WeightSource source, Dtype dtype, NDManager manager,
+    private record Loader(LlamaConfig config, WeightSource source, Dtype dtype, Dtype castTo, NDManager manager,
             LinearFactory factory) {
         NDArray tensor(String name, long... expected) {
             String stored = stored(name);
@@ -196,7 +218,7 @@ public final class LlamaModel implements AutoCloseable {
         }
 
         RmsNorm norm(String name, long size) {
-            return new RmsNorm(tensor(name, size), config.rmsNormEps(), config.family().gemma());
+            return new RmsNorm(tensor(name, size), config.rmsNormEps(), config.family().gemma(), castTo);
         }
 
         Linear linear(String name, long out, long in) {
@@ -290,7 +312,7 @@ public final class LlamaModel implements AutoCloseable {
 
     /** The final RMSNorm. */
     public NDArray finalNorm(NDArray x) {
-        return new RmsNorm(norm, config.rmsNormEps(), config.family().gemma()).forward(x);
+        return new RmsNorm(norm, config.rmsNormEps(), config.family().gemma(), normCast).forward(x);
     }
 
     /** The language-model head: logits [..., vocab] of normalised hidden states, in the compute dtype. */

@@ -7,7 +7,9 @@
  * soft-capping, sliding and local layers, partial rotary, fused projections; {@link
  * dev.jtune.model.llama.LlamaConfig#tensors()} lists the checkpoint's tensors ({@link dev.jtune.model.llama.TensorSpec}).
  * {@link dev.jtune.model.llama.LlamaModel} loads weights from any {@link dev.jtune.model.llama.WeightSource} by their
- * transformers names and computes logits in fp32, fp16 or bf16: {@link dev.jtune.model.llama.DecoderLayer} =
+ * transformers names and computes logits in fp32, fp16 or bf16 (its weights in that dtype, or, through
+ * {@link dev.jtune.model.llama.LlamaModel#loadFp32Weights}, held in fp32 and cast to it where each is used: a trainer's
+ * fp32 master weights under mixed precision): {@link dev.jtune.model.llama.DecoderLayer} =
  * {@link dev.jtune.model.llama.RmsNorm} → {@link dev.jtune.model.llama.Attention} (rotary, grouped-query attention,
  * windows, soft-capping) → RmsNorm → {@link dev.jtune.model.llama.Mlp} (SwiGLU or GeGLU), with Gemma's extra norms.
  * Every projection is a {@link dev.jtune.model.llama.Linear}, the seam where LoRA and NF4 plug in; {@link

@@ -112,7 +112,14 @@ final class TrainCommand {
             out.println(deepSpeed.get().note());
             options = deepSpeed.get().apply(options);
         }
-        RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
+        // FSDP, DeepSpeed or fp16 without an adapter: fp32 master weights computing in bf16/fp16 (mixed precision).
+        boolean masterWeights = RunSettings.fp32MasterWeights(loraSettings.isPresent(), options.precision(),
+                options.fsdp(), deepSpeed.isPresent());
+        if (masterWeights) {
+            out.println(RunSettings.masterWeightsNote(options.precision(), options.fsdp(), deepSpeed.isPresent()));
+        } else {
+            RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
+        }
         VocabSettings vocab = VocabSettings.from(config);
         boolean nf4 = run.loadIn4bit();
         // Before any data or model work: FSDP would shard the frozen base, which jtune does for dense and NF4 only.
@@ -143,10 +150,9 @@ final class TrainCommand {
         Path tokenizerDir = vocab.tokenizerDir(config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir),
                 outputDir);
 
-        if (loraSettings.isEmpty() && (nf4 || options.precision() == dev.jtune.model.engine.Dtype.FP16)) {
-            throw new IllegalArgumentException(config.source() + ": " + (nf4
-                    ? "full fine-tuning (no adapter) trains dense weights, not a 4-bit base; set adapter: qlora"
-                    : RunSettings.FP16_FULL_FINE_TUNING));
+        if (loraSettings.isEmpty() && nf4) {
+            throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) trains dense weights,"
+                    + " not a 4-bit base; set adapter: qlora");
         }
         // FSDP shards the frozen base of an adapter (16-bit, or NF4 in its packed form); full fine-tuning keeps
         // whole (trainable) weights.
@@ -155,6 +161,9 @@ final class TrainCommand {
                 : run.loraModelDir().<AdapterSource>map(AdapterSource.Saved::new)
                         .orElse(new AdapterSource.Fresh(loraSettings.get(), config.seed()));
         ModelSpec baseSpec = new ModelSpec(modelDir, options.precision(), run.base(), adapter, shardBase ? group : null);
+        if (masterWeights) {
+            baseSpec = baseSpec.withFp32Weights();
+        }
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
@@ -196,7 +205,9 @@ final class TrainCommand {
                 } else {
                     trainable = new FullFineTuning(model);
                     out.printf("model: %s (%s), full fine-tuning in %s (%,d parameters)%n", modelDir,
-                            model.config().family().architecture(), options.precision() == dev.jtune.model.engine.Dtype.BF16
+                            model.config().family().architecture(), masterWeights
+                                    ? options.precision().label() + " compute, fp32 master weights and AdamW state"
+                                    : options.precision() == dev.jtune.model.engine.Dtype.BF16
                                     ? "bf16: weights, gradients and AdamW state in bf16, as transformers' Trainer"
                                     + " over a bf16-loaded model" : "fp32",
                             count(trainable.parameters()));

@@ -69,7 +69,8 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
                 weights = growth.grow(checkpoint);
                 config = config.withVocabSize(rows);
             }
-            model = LlamaModel.load(config, weights, spec.dtype(), manager, lora != null ? lora : base);
+            model = spec.fp32Weights() ? LlamaModel.loadFp32Weights(config, weights, spec.dtype(), manager)
+                    : LlamaModel.load(config, weights, spec.dtype(), manager, lora != null ? lora : base);
             if (lora != null) {
                 lora.attach(model);
             }

@@ -29,10 +29,10 @@ import java.util.Set;
  * must equal it ({@code gradient_clipping} = {@code max_grad_norm}, batch sizes, {@code optimizer.params} = the
  * AdamW hyperparameters, {@code bf16.enabled} / {@code fp16.enabled} = the config's precision), else transformers
  * stops and so does jtune. Refused: fp16 (DeepSpeed's own loss scaler: initial 2^{@code initial_scale_power},
- * window, hysteresis — not torch's GradScaler that jtune implements), bf16 without an adapter (DeepSpeed keeps fp32
- * master weights and AdamW state; jtune's bf16 full fine-tuning is transformers' plain bf16), a {@code scheduler}
+ * window, hysteresis — not torch's GradScaler that jtune implements), a {@code scheduler}
  * block (it replaces Axolotl's {@code lr_scheduler}), an optimizer other than Adam(W), quantized communication, and
- * any key jtune does not know.
+ * any key jtune does not know. bf16 without an adapter trains with fp32 master weights and AdamW state, as
+ * DeepSpeed's bf16 does ({@code RunSettings.fp32MasterWeights}).
  *
  * <p>The file is looked up relative to the config file's folder, then the working directory. Axolotl's shipped
  * files ({@code deepspeed_configs/zero1.json} ... {@code zero3_bf16_cpuoffload_all.json}, copied from Axolotl at
@@ -177,12 +177,8 @@ public record DeepSpeed(String value, String source, int stage, List<String> off
                     + " other steps than torch's GradScaler that jtune implements; remove deepspeed: to train fp16"
                     + " as transformers' Trainer does without it, or use bf16");
         }
-        if (dsBf16 && !adapter) {
-            throw refuse(where, "bf16.enabled", bf16Node.path("enabled"), "DeepSpeed's bf16 keeps fp32 master"
-                    + " weights and fp32 AdamW state, a recipe jtune does not run for full fine-tuning; jtune's bf16"
-                    + " full fine-tuning is transformers' plain bf16 (bf16 weights and AdamW state): remove deepspeed:"
-                    + " for that (./launch.sh --nproc-per-node N trains it data parallel), or use an adapter");
-        }
+        // bf16 without an adapter: DeepSpeed keeps fp32 master weights and AdamW state, and so does jtune then
+        // (RunSettings.fp32MasterWeights).
         if (!root.has("gradient_clipping") && o.maxGradNorm() > 0) {
             throw refuse(where, "gradient_clipping", null, "absent, DeepSpeed does not clip (transformers leaves"
                     + " clipping to it), while max_grad_norm = " + trim(o.maxGradNorm()) + "; set \"auto\"");

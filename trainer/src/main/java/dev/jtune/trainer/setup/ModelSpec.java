@@ -17,9 +17,12 @@ import java.util.Objects;
  * @param shardBaseOver shard the frozen base weights of each decoder layer over this group (FSDP), or null
  * @param vocab grow the embedding and head to this vocabulary before loading (new tokens), or null; a saved adapter
  *     whose embed_tokens/lm_head copies have more rows grows the model to them in any case
+ * @param fp32Weights hold every weight in fp32 and cast it to {@code dtype} where it is used (full fine-tuning with
+ *     fp32 master weights under mixed precision: {@link dev.jtune.model.llama.LlamaModel#loadFp32Weights}); only for a
+ *     dense base without adapter
  */
 public record ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource adapter, ProcessGroup shardBaseOver,
-        VocabGrowth vocab) {
+        VocabGrowth vocab, boolean fp32Weights) {
     /** How the frozen linear layers are held. */
     public enum Base {
         /** In the compute dtype. */
@@ -40,6 +43,15 @@ public record ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource ada
         Objects.requireNonNull(dtype, "dtype");
         Objects.requireNonNull(base, "base");
         Objects.requireNonNull(adapter, "adapter");
+        if (fp32Weights && (base != Base.DENSE || !(adapter instanceof AdapterSource.None))) {
+            throw new IllegalArgumentException("fp32 master weights are for full fine-tuning of a dense model");
+        }
+    }
+
+    /** Weights in the compute dtype. */
+    public ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource adapter, ProcessGroup shardBaseOver,
+            VocabGrowth vocab) {
+        this(modelDir, dtype, base, adapter, shardBaseOver, vocab, false);
     }
 
     /** Without vocabulary growth. */
@@ -58,11 +70,16 @@ public record ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource ada
     }
 
     public ModelSpec withAdapter(AdapterSource source) {
-        return new ModelSpec(modelDir, dtype, base, source, shardBaseOver, vocab);
+        return new ModelSpec(modelDir, dtype, base, source, shardBaseOver, vocab, fp32Weights);
     }
 
     /** The same model with its vocabulary grown as {@code growth} says (null: not grown). */
     public ModelSpec withVocab(VocabGrowth growth) {
-        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, growth);
+        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, growth, fp32Weights);
+    }
+
+    /** The same model with fp32 (master) weights computing in {@link #dtype}: see {@code fp32Weights}. */
+    public ModelSpec withFp32Weights() {
+        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, vocab, true);
     }
 }

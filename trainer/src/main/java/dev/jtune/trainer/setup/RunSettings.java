@@ -83,8 +83,6 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
     public static void refuseUnsupportedTraining(TrainConfig config) {
         TrainerSettings s = config.trainer();
         boolean fullFineTuning = s.string("adapter").isEmpty();
-        refuse(config, fullFineTuning && s.bool("fp16").orElse(false) && !bf16(s), "fp16: true without an adapter",
-                FP16_FULL_FINE_TUNING);
         refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
                 "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
         dev.jtune.trainer.train.TrainerOptions options;
@@ -97,26 +95,49 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
         // launcher's; a fixed train_batch_size is checked against it again when train starts).
         DeepSpeed.from(config, options, !fullFineTuning, worldSize());
         // bitsandbytes keeps fp32 (or 8-bit) state for bf16 weights and torchao its own; those updates of bf16 weights
-        // are not ported, only torch's AdamW over bf16 weights is.
+        // are not ported, only torch's AdamW over bf16 weights is. With fp32 master weights (FSDP, DeepSpeed) every
+        // optimizer updates fp32 tensors, as it does for fp32 full fine-tuning.
+        boolean deepSpeed = s.value("deepspeed").isPresent();
         refuse(config, fullFineTuning && options.precision() == Dtype.BF16
+                        && !fp32MasterWeights(false, options.precision(), options.fsdp(), deepSpeed)
                         && options.adam().variant() != dev.jtune.trainer.optim.AdamW.Variant.TORCH,
                 "bf16: true without an adapter and optimizer: " + s.string("optimizer").orElse(""),
                 "bf16 full fine-tuning runs with optimizer: adamw_torch (torch's AdamW over bf16 weights); the 8-bit"
-                        + " and bitsandbytes optimizers train adapters and fp32 full fine-tuning");
-        refuse(config, fullFineTuning && options.fsdp() && options.precision() == Dtype.BF16,
-                "bf16: true with fsdp and without an adapter", "under FSDP, accelerate upcasts a bf16-loaded model to"
-                        + " fp32 master weights (FSDP mixed precision), a recipe jtune does not run; without fsdp,"
-                        + " ./launch.sh --nproc-per-node N trains bf16 full fine-tuning data parallel (the same numbers"
-                        + " as one process), or use an adapter");
+                        + " and bitsandbytes optimizers train adapters, fp32 full fine-tuning, and bf16 full"
+                        + " fine-tuning under fsdp (fp32 master weights)");
     }
 
     /**
-     * Why fp16 full fine-tuning is refused: Axolotl loads the model in fp16 ({@code torch_dtype=float16}) and
-     * transformers' Trainer then stops in its GradScaler; jtune does not invent another recipe for it.
+     * Whether full fine-tuning keeps fp32 master weights and AdamW state while computing in bf16/fp16, as accelerate
+     * runs it: under FSDP with {@code bf16}/{@code fp16} (accelerate 1.15: {@code Accelerator.prepare_model} for FSDP1
+     * and {@code fsdp2_prepare_model} in utils/fsdp_utils.py for FSDP2 upcast every trainable low-precision parameter
+     * to fp32, and {@code FullyShardedDataParallelPlugin.set_mixed_precision} in utils/dataclasses.py sets
+     * {@code MixedPrecision(param_dtype=dtype, reduce_dtype=dtype, buffer_dtype=dtype)}), under DeepSpeed (its bf16
+     * optimizer keeps fp32 master weights), and for {@code fp16: true} without either (torch AMP's recipe: Axolotl
+     * itself would load fp16 weights, which transformers' Trainer cannot unscale). Plain {@code bf16: true} without
+     * FSDP or DeepSpeed trains bf16 weights in place instead, as transformers does.
      */
-    public static final String FP16_FULL_FINE_TUNING = "fp16 full fine-tuning (no adapter) is not supported: Axolotl "
-            + "loads the model in fp16 and transformers' Trainer stops with 'Attempting to unscale FP16 gradients'; use "
-            + "bf16: true (bf16 weights, gradients and AdamW state), fp32, or an adapter over an fp16 base";
+    public static boolean fp32MasterWeights(boolean adapter, Dtype precision, boolean fsdp, boolean deepSpeed) {
+        return !adapter && (precision == Dtype.FP16 || (precision == Dtype.BF16 && (fsdp || deepSpeed)));
+    }
+
+    /** The info line of a run with {@link #fp32MasterWeights}: what jtune computes and where Axolotl differs. */
+    public static String masterWeightsNote(Dtype precision, boolean fsdp, boolean deepSpeed) {
+        String p = precision.label();
+        String recipe = "full fine-tuning in mixed precision: fp32 master weights and AdamW state, " + p
+                + " forward and backward (each weight cast to " + p + " where it is used), " + p
+                + " gradients reduced and accumulated in fp32, fp32 update"
+                + (precision == Dtype.FP16 ? ", dynamic loss scaling (torch's GradScaler: 2^16, x2 every 2000 steps,"
+                        + " x0.5 and the step skipped on inf/nan)" : "");
+        if (fsdp || deepSpeed) {
+            return "info: " + recipe + " — as " + (deepSpeed ? "DeepSpeed's " + p + " optimizer (fp32 master weights)"
+                    : "accelerate runs FSDP mixed precision (it upcasts the " + p + "-loaded model to fp32; its"
+                    + " reduce_dtype is " + p + " and it accumulates micro-batches unsynced in " + p
+                    + ", jtune in fp32)");
+        }
+        return "info: fp16: true without an adapter: Axolotl loads the model in fp16 and transformers' Trainer stops"
+                + " with 'Attempting to unscale FP16 gradients'; jtune runs torch AMP's recipe instead: " + recipe;
+    }
 
     /**
      * A line for bf16 full fine-tuning where Axolotl's numbers differ: with {@code sdpa} or {@code eager} attention

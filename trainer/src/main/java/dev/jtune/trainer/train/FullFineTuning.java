@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.llama.DenseLinear;
 import dev.jtune.model.llama.Linear;
 import dev.jtune.model.llama.LlamaModel;
@@ -28,23 +29,44 @@ import java.util.Map;
  * <p>The model is fp32, or bf16: a bf16 model trains its bf16 weights in place, with bf16 gradients and bf16
  * AdamW moments, as transformers' Trainer does with a model that Axolotl loaded in {@code torch_dtype=bfloat16}
  * ({@code bf16: true} without an adapter); the saved weights are then BF16, as {@code save_pretrained} writes
- * them. An fp16 model is refused (torch's GradScaler will not unscale fp16 gradients).
+ * them. Or mixed precision: fp32 weights (the master copy: AdamW and its moments stay fp32) in a model that
+ * computes in bf16 or fp16 ({@link LlamaModel#loadFp32Weights}: each weight cast where it is used, the gradient
+ * flowing back through the cast into fp32), as accelerate runs a bf16- or fp16-loaded model under FSDP mixed
+ * precision after upcasting its parameters to fp32; the saved weights are then F32 ({@code torch_dtype: float32}),
+ * the dtype of the upcast parameters that transformers' {@code save_pretrained} writes. fp16 weights are refused
+ * (torch's GradScaler will not unscale fp16 gradients).
+ *
+ * <p>Followed for the mixed-precision recipe: accelerate 1.15 {@code accelerator.py} ({@code prepare_model}: the FSDP1
+ * upcast, "Upcasted low precision parameters ... because mixed precision turned on in FSDP"), {@code
+ * utils/fsdp_utils.py} ({@code fsdp2_prepare_model}: the FSDP2 upcast) and {@code utils/dataclasses.py}
+ * ({@code FullyShardedDataParallelPlugin.set_mixed_precision}: param, reduce and buffer dtype all bf16 or fp16);
+ * torch 2.13 {@code distributed/fsdp/_flat_param.py} / {@code _runtime_utils.py} (the low-precision copy of the flat
+ * parameter for forward and backward, {@code _cast_grad_to_param_dtype} back to fp32) and {@code amp/grad_scaler.py}
+ * / {@code distributed/fsdp/sharded_grad_scaler.py} (fp16 loss scaling). jtune reduces and accumulates the gradients in
+ * fp32 where accelerate reduces in the compute dtype (README: Precision).
  */
 public final class FullFineTuning implements TrainableModel {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final LlamaModel model;
     private final Map<String, NDArray> parameters;
+    private final Dtype weights;
 
-    /** @throws IllegalArgumentException if the model is fp16 or a projection is not dense */
+    /** @throws IllegalArgumentException if the weights are fp16 or a projection is not dense */
     public FullFineTuning(LlamaModel model) {
-        if (model.dtype() == Dtype.FP16) {
-            throw new IllegalArgumentException("full fine-tuning trains fp32 or bf16 weights; the model computes in "
-                    + "fp16, whose gradients torch's GradScaler refuses to unscale (use bf16, or an adapter over an "
-                    + "fp16 base)");
+        this.weights = Kernels.get().dtypeOf(model.norm());
+        if (weights == Dtype.FP16) {
+            throw new IllegalArgumentException("full fine-tuning trains fp32 or bf16 weights; the model holds fp16 "
+                    + "weights, whose gradients torch's GradScaler refuses to unscale (train fp16 with fp32 master "
+                    + "weights: LlamaModel.loadFp32Weights, or use bf16, or an adapter over an fp16 base)");
         }
         this.model = model;
         this.parameters = Collections.unmodifiableMap(namedWeights(model));
+    }
+
+    /** Whether the weights are an fp32 master copy of a model computing in bf16 or fp16 (mixed precision). */
+    public boolean masterWeights() {
+        return weights == Dtype.FP32 && model.dtype() != Dtype.FP32;
     }
 
     /** Every weight of {@code model} by its transformers name, in checkpoint order. */
@@ -86,12 +108,12 @@ public final class FullFineTuning implements TrainableModel {
     public void saveWeights(Path dir) throws IOException {
         var json = model.config().asCausalLm().toJson();
         // save_pretrained records the dtype the weights are saved in, not the base checkpoint's.
-        json.put("torch_dtype", model.dtype() == Dtype.BF16 ? "bfloat16" : "float32");
+        json.put("torch_dtype", weights == Dtype.BF16 ? "bfloat16" : "float32");
         Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(json) + "\n");
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         String prefix = model.config().architecture().textPrefix();
         // The weights' own dtype (bf16 values round-trip through fp32 exactly).
-        SafetensorsDtype stored = model.dtype() == Dtype.BF16 ? SafetensorsDtype.BF16 : SafetensorsDtype.F32;
+        SafetensorsDtype stored = weights == Dtype.BF16 ? SafetensorsDtype.BF16 : SafetensorsDtype.F32;
         for (var e : parameters.entrySet()) {
             NDArray t = e.getValue();
             // config.json describes the causal LM (a multimodal checkpoint's text part alone): its tensor names.

@@ -142,9 +142,10 @@ public final class Trainer {
             throw new IllegalArgumentException("nothing to train: the model has no trainable parameters");
         }
         for (var e : params.entrySet()) {
-            // fp32, or bf16 weights trained in place under bf16 (full fine-tuning of a bf16-loaded model, as
-            // transformers' Trainer does it: no fp32 master copy). fp16 weights cannot be trained: GradScaler
-            // refuses to unscale fp16 gradients (torch: "Attempting to unscale FP16 gradients").
+            // fp32 (also the fp32 master weights of a model computing in bf16/fp16), or bf16 weights trained in
+            // place under bf16 (full fine-tuning of a bf16-loaded model, as transformers' Trainer does it: no fp32
+            // master copy). fp16 weights cannot be trained: GradScaler refuses to unscale fp16 gradients (torch:
+            // "Attempting to unscale FP16 gradients").
             Dtype dtype = Kernels.get().dtypeOf(e.getValue());
             if (dtype != Dtype.FP32 && !(dtype == Dtype.BF16 && options.precision() == Dtype.BF16)) {
                 throw new IllegalArgumentException("trainable parameter " + e.getKey() + " is "

@@ -6,7 +6,8 @@
  * config's trainer keys with Axolotl's defaults by {@link dev.jtune.trainer.train.TrainerOptions#from}).
  *
  * <p>Seams: {@link dev.jtune.trainer.train.TrainableModel} (forward model, trainable fp32 tensors by name — or bf16
- * ones, trained in place with bf16 AdamW moments, in bf16 full fine-tuning —
+ * ones, trained in place with bf16 AdamW moments, in bf16 full fine-tuning; fp32 master weights of a model computing
+ * in bf16/fp16 under FSDP, DeepSpeed or fp16 —
  * weight export; {@link dev.jtune.trainer.train.FullFineTuning} is the full fine-tuning one) and
  * {@link dev.jtune.trainer.train.BatchPlan} (deterministic random-access micro-batches).
  *

@@ -272,19 +272,27 @@ class TrainCommandTest {
         assertTrue(Files.exists(dir.resolve("out/adapter_config.json")), out);
     }
 
-    /** fp16 full fine-tuning: Axolotl loads the model in fp16 and transformers' Trainer stops in its GradScaler. */
+    /**
+     * fp16 full fine-tuning: Axolotl loads the model in fp16 and transformers' Trainer stops in its GradScaler; jtune
+     * runs torch AMP's recipe (fp32 master weights, fp16 compute, dynamic loss scaling) and says so in one line. The
+     * saved model is F32 ({@code torch_dtype: float32}).
+     */
     @Test
-    void fp16FullFineTuningIsRefused(@TempDir Path dir) throws Exception {
-        Path cfg = dir.resolve("bad.yml");
-        Files.writeString(cfg, config(dir, "fp16: true\n"));
-        for (String verb : List.of("train", "preprocess")) {
-            var err = new ByteArrayOutputStream();
-            int code = Main.run(new String[] {verb, cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
-                    new PrintStream(err, true, StandardCharsets.UTF_8));
-            String text = err.toString(StandardCharsets.UTF_8);
-            assertEquals(1, code, text);
-            assertTrue(text.contains("fp16: true without an adapter is not supported")
-                    && text.contains("Attempting to unscale FP16 gradients"), text);
+    void fp16FullFineTuningRunsWithFp32MasterWeights(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("fp16.yml");
+        Files.writeString(cfg, config(dir, "fp16: true\n").replace("max_steps: 6", "max_steps: 2"));
+        String out = run(cfg, 0);
+        assertEquals(1, out.lines().filter(l -> l.contains("Attempting to unscale FP16 gradients")).count(), out);
+        assertTrue(out.contains("info: fp16: true without an adapter: Axolotl loads the model in fp16")
+                && out.contains("fp32 master weights and AdamW state, fp16 forward and backward"), out);
+        assertTrue(out.contains("full fine-tuning in fp16 compute, fp32 master weights and AdamW state"), out);
+        Path o = dir.resolve("out");
+        assertTrue(Files.readString(o.resolve("config.json")).contains("\"torch_dtype\" : \"float32\""));
+        try (var f = dev.jtune.model.safetensors.SafetensorsFile.open(o.resolve("model.safetensors"));
+                HfCheckpoint base = HfCheckpoint.open(dir.resolve("tiny"))) {
+            String w = "model.layers.0.mlp.down_proj.weight";
+            assertEquals(dev.jtune.model.safetensors.SafetensorsDtype.F32, f.info(w).dtype());
+            assertFalse(java.util.Arrays.equals(base.floats(w), f.floats(w)), "the weights were trained");
         }
     }
 
@@ -304,20 +312,31 @@ class TrainCommandTest {
         }
     }
 
-    /** bf16 full fine-tuning under FSDP (accelerate: fp32 master weights) or DeepSpeed (the same): refused at load. */
+    /**
+     * bf16 full fine-tuning under FSDP (accelerate upcasts to fp32 master weights) or DeepSpeed (its bf16 optimizer
+     * keeps fp32 master weights): trained with fp32 master weights, one info line, an F32 model.safetensors; any
+     * optimizer (it updates fp32 tensors).
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"fsdp: [full_shard, auto_wrap]|fp32 master weights (FSDP mixed precision)",
-            "deepspeed: deepspeed_configs/zero3_bf16.json|DeepSpeed's bf16 keeps fp32 master weights"})
-    void bf16FullFineTuningUnderFsdpOrDeepSpeedIsRefused(String caseText, @TempDir Path dir) throws Exception {
+    @ValueSource(strings = {"fsdp: [full_shard, auto_wrap]|accelerate runs FSDP mixed precision",
+            "deepspeed: deepspeed_configs/zero3_bf16.json|DeepSpeed's bf16 optimizer",
+            "fsdp: [full_shard, auto_wrap]\noptimizer: paged_adamw_32bit|accelerate runs FSDP mixed precision"})
+    void bf16FullFineTuningUnderFsdpOrDeepSpeedKeepsFp32MasterWeights(String caseText, @TempDir Path dir)
+            throws Exception {
         String[] c = caseText.split("\\|");
-        Path cfg = dir.resolve("bad.yml");
-        Files.writeString(cfg, config(dir, "bf16: true\n" + c[0] + "\n"));
-        var err = new ByteArrayOutputStream();
-        int code = Main.run(new String[] {"preprocess", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        String text = err.toString(StandardCharsets.UTF_8);
-        assertEquals(1, code, text);
-        assertTrue(text.contains(c[1]) && text.contains("not supported"), text);
+        Path cfg = dir.resolve("mixed.yml");
+        Files.writeString(cfg, config(dir, "bf16: true\n" + c[0].replace("\\n", "\n") + "\n")
+                .replace("max_steps: 6", "max_steps: 2"));
+        String out = run(cfg, 0);
+        assertTrue(out.contains("info: full fine-tuning in mixed precision: fp32 master weights and AdamW state, bf16"
+                + " forward and backward") && out.contains(c[1]), out);
+        assertFalse(out.contains("note: bf16 full fine-tuning trains every weight in bf16"), out);
+        Path o = dir.resolve("out");
+        assertTrue(Files.readString(o.resolve("config.json")).contains("\"torch_dtype\" : \"float32\""));
+        try (var f = dev.jtune.model.safetensors.SafetensorsFile.open(o.resolve("model.safetensors"))) {
+            assertEquals(dev.jtune.model.safetensors.SafetensorsDtype.F32,
+                    f.info("model.layers.0.mlp.down_proj.weight").dtype());
+        }
     }
 
     /**

@@ -117,9 +117,10 @@ class DeepSpeedTest {
     }
 
     @Test
-    void bf16FullFineTuningIsRefusedForDeepSpeedsFp32MasterWeights(@TempDir Path dir) throws Exception {
-        String m = refusal(config(dir, "bf16: true\ndeepspeed: deepspeed_configs/zero3_bf16.json\n"), false);
-        assertTrue(m.contains("bf16.enabled = true") && m.contains("fp32 master"), m);
+    void bf16FullFineTuningIsAcceptedWithFp32MasterWeights(@TempDir Path dir) throws Exception {
+        // DeepSpeed's bf16 keeps fp32 master weights and AdamW state, and so does jtune for it (fp32MasterWeights).
+        assertEquals(3, ds(config(dir, "bf16: true\ndeepspeed: deepspeed_configs/zero3_bf16.json\n"), false).stage());
+        assertTrue(RunSettings.fp32MasterWeights(false, dev.jtune.model.engine.Dtype.BF16, false, true));
         // fp32 full fine-tuning with "auto" precision is plain data parallel / FSDP: accepted.
         TrainConfig fp32 = config(dir, "deepspeed: deepspeed_configs/zero3.json\n");
         assertEquals(3, ds(fp32, false).stage());
