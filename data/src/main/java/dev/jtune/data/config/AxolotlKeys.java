@@ -190,6 +190,9 @@ public final class AxolotlKeys {
         implemented("model_type", "trust_remote_code");
         // TensorBoard event files under output_dir/runs, as HF Trainer's TensorBoardCallback (trainer's TensorBoard).
         implemented("use_tensorboard");
+        // Axolotl's freeze_layers_except on named_parameters (the PEFT model's names under an adapter):
+        // trainer's UnfrozenParameters.
+        implemented("unfrozen_parameters");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -393,7 +396,7 @@ public final class AxolotlKeys {
                 "peft_layers_pattern", "peft", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
                 "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "relora",
                 "relora_prune_ratio", "relora_prune_method", "relora_cpu_offload", "lisa_n_layers",
-                "lisa_step_interval", "lisa_layers_attribute", "unfrozen_parameters", "mora", "spectrum_top_fraction",
+                "lisa_step_interval", "lisa_layers_attribute", "mora", "spectrum_top_fraction",
                 "spectrum_model_name");
         valued("peft_init_lora_weights", Policy.REFUSED, PEFT, "true: implemented (PEFT's default init); others refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict(PEFT + "; A is Kaiming-uniform, B zero"));

@@ -89,7 +89,8 @@ public record TrainerSettings(Map<String, Object> values) {
             keys.put(key, Spec.of(Kind.STRING));
         }
         // tokens: new (non-special) tokens added to the tokenizer, as Axolotl's cfg.tokens.
-        for (String key : List.of("lora_modules_to_save", "fsdp", "eval_causal_lm_metrics", "tokens")) {
+        for (String key : List.of("lora_modules_to_save", "fsdp", "eval_causal_lm_metrics", "tokens",
+                "unfrozen_parameters")) {
             keys.put(key, Spec.of(Kind.STRING_LIST));
         }
         // A string is a regular expression PEFT fully matches against module names; a list, names matched as suffixes.

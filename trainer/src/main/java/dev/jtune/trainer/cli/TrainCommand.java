@@ -185,20 +185,26 @@ final class TrainCommand {
                 LlamaModel model = assembled.model();
                 LoraModel lora = assembled.lora().orElse(null);
                 ShardedWeights baseShards = assembled.baseShards().orElse(null);
-                TrainableModel trainable;
+                TrainableModel whole;
                 if (lora != null) {
-                    trainable = new LoraTrainable(model, lora, config.baseModel());
+                    whole = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s (%s), %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
                             modelDir, model.config().family().architecture(), options.precision().label(), baseLabel(run.base()), lora.settings().adapter().label(),
                             lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
                             count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
                                     ? ", continuing the adapter in " + saved.dir() : "");
                 } else {
-                    trainable = new FullFineTuning(model);
+                    whole = new FullFineTuning(model);
                     out.printf("model: %s (%s), full fine-tuning in %s (%,d parameters)%n", modelDir,
                             model.config().family().architecture(), options.precision() == dev.jtune.model.engine.Dtype.BF16
                                     ? "bf16: weights, gradients and AdamW state in bf16, as transformers' Trainer"
                                     + " over a bf16-loaded model" : "fp32",
+                            count(whole.parameters()));
+                }
+                TrainableModel trainable = config.trainer().has("unfrozen_parameters")
+                        ? unfreeze(config, whole, lora, model) : whole;
+                if (trainable != whole) {
+                    out.printf("unfrozen_parameters: %,d of the trainable parameters train (the rest frozen)%n",
                             count(trainable.parameters()));
                 }
                 out.printf(Locale.ROOT, "model loaded in %.1f s%n", loadSeconds);
@@ -260,6 +266,42 @@ final class TrainCommand {
             return options;
         }
         return options.toBuilder().resumeFromCheckpoint(resume.strip()).build();
+    }
+
+    /**
+     * Applies {@code unfrozen_parameters} as Axolotl does, to the names its {@code named_parameters} gives: the
+     * model's own for full fine-tuning, the PEFT model's under an adapter (LoRA tensors {@code ...lora_A.default.weight},
+     * saved copies {@code ...modules_to_save.default.weight}, the frozen base {@code ...base_layer.weight} or
+     * {@code base_model.model.<name>}).
+     */
+    static TrainableModel unfreeze(TrainConfig config, TrainableModel trainable, LoraModel lora, LlamaModel model) {
+        var patterns = dev.jtune.trainer.train.UnfrozenParameters.parse(config.trainer().strings("unfrozen_parameters"));
+        try {
+            if (lora == null) {
+                return patterns.apply(trainable, n -> n, List.of(), false);
+            }
+            String prefix = PeftAdapter.PREFIX;
+            Set<String> saved = new java.util.HashSet<>();
+            for (String k : trainable.parameters().keySet()) {
+                if (!k.endsWith(".lora_A.weight") && !k.endsWith(".lora_B.weight")) {
+                    saved.add(k.substring(prefix.length(), k.length() - ".weight".length()));
+                }
+            }
+            List<String> base = new java.util.ArrayList<>();
+            for (var t : model.config().tensors()) {
+                String name = t.name();
+                int dot = name.lastIndexOf('.');
+                String module = name.substring(0, dot);
+                String leaf = name.substring(dot + 1);
+                base.add(lora.adapters().containsKey(module) ? prefix + module + ".base_layer." + leaf
+                        : saved.contains(module) ? prefix + module + ".original_module." + leaf : prefix + name);
+            }
+            return patterns.apply(trainable, k -> k.endsWith(".lora_A.weight") || k.endsWith(".lora_B.weight")
+                    ? k.substring(0, k.length() - ".weight".length()) + ".default.weight"
+                    : k.substring(0, k.length() - ".weight".length()) + ".modules_to_save.default.weight", base, true);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(config.source() + ": " + e.getMessage(), e);
+        }
     }
 
     /** The base model folder; created with init-model's preset when {@code base_model_init} says so. */

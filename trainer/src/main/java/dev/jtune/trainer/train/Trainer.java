@@ -157,6 +157,13 @@ public final class Trainer {
             }
             e.getValue().setRequiresGradient(true);
         }
+        for (String name : trainable.frozenRows().keySet()) {
+            if (shardOptimizer && ShardedAdamW.unitOf(name) >= 0) {
+                throw new IllegalArgumentException("unfrozen_parameters: a row range on " + name + ", a decoder layer"
+                        + " tensor that FSDP shards, is not supported; give the range on embed_tokens or lm_head, or"
+                        + " train without fsdp");
+            }
+        }
         Torch.setGraphOptimization(false); // a resumed process then rounds as an uninterrupted one
         Files.createDirectories(outputDir);
         RankZero.run(group, "clean up " + outputDir, () -> Checkpoints.cleanStale(outputDir));
@@ -283,6 +290,7 @@ public final class Trainer {
         for (int i = batches.size(); i < passes(plan.batchCount(k)); i++) {
             fb.run(train.batch(epoch, first), n, 0.0, true, k, group.rank() + i * world, root);
         }
+        zeroFrozenRows();
         double loss = Replicas.sum(group, root, nll)[0] / n;
         if (!Double.isFinite(loss) && scaler == null) {
             throw diverged(k + 1, "loss is " + loss);
@@ -311,6 +319,21 @@ public final class Trainer {
         }
         optimizer.zeroGradients();
         return new StepLog.Outcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * Zeroes the gradient rows {@link TrainableModel#frozenRows()} names, as Axolotl's gradient hook does in each
+     * backward: the sum over micro-batches of zeroed rows is zero, so once per step is the same.
+     */
+    private void zeroFrozenRows() {
+        for (var e : trainable.frozenRows().entrySet()) {
+            try (NDArray grad = dev.jtune.model.engine.Autograd.gradient(params.get(e.getKey()))) {
+                if (grad == null) continue; // backward did not reach it: nothing to zero
+                for (long[] r : e.getValue()) {
+                    grad.set(new ai.djl.ndarray.index.NDIndex(r[0] + ":" + r[1]), 0f);
+                }
+            }
+        }
     }
 
     /** Forward passes each rank runs for {@code count} micro-batches: its own share, or with FSDP the largest share. */

@@ -119,6 +119,8 @@ class ImplementedKeysTest {
             weights("lora_modules_to_save", "lora_modules_to_save: [lm_head]"),
             weights("lora_dropout", "lora_dropout: 0.5"),
             weights("peft_use_rslora", "peft_use_rslora: true"),
+            // Under an adapter Axolotl matches the PEFT model's names: q_proj's LoRA trains, v_proj's stays at its init.
+            weights("unfrozen_parameters", "unfrozen_parameters: [\".+q_proj.lora_\"]"),
             effect("merge_lora_on_finish", "merge_lora_on_finish: true", "writes output_dir/merged",
                     (run, ref) -> {
                         assertTrue(Files.isRegularFile(run.out().resolve("merged/model.safetensors")));
