@@ -193,6 +193,9 @@ public final class AxolotlKeys {
         // Axolotl's freeze_layers_except on named_parameters (the PEFT model's names under an adapter):
         // trainer's UnfrozenParameters.
         implemented("unfrozen_parameters");
+        // transformers' EarlyStoppingCallback on eval_loss and load_best_model_at_end as Axolotl passes them
+        // (trainer's EarlyStopping; Axolotl's check: save_steps and eval_steps set, the first a multiple of the second).
+        implemented("early_stopping_patience", "load_best_model_at_end");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -322,8 +325,14 @@ public final class AxolotlKeys {
                 "gptq_model_v1", "gptq_disable_exllama");
         equivalent("jtune checkpoints by save_steps/saves_per_epoch and evaluates by eval_steps/evals_per_epoch;"
                         + " checkpoints always hold the optimizer state (resumable)", "save_strategy",
-                "eval_strategy", "evaluation_strategy", "save_only_model", "save_first_step",
-                "metric_for_best_model", "greater_is_better");
+                "eval_strategy", "evaluation_strategy", "save_only_model", "save_first_step");
+        // The metric of early_stopping_patience and load_best_model_at_end: jtune's evaluation measures eval_loss only.
+        valued("metric_for_best_model", Policy.EQUIVALENT, "", "loss or eval_loss: quiet (what jtune compares); others"
+                + " refused", v -> List.of("loss", "eval_loss").contains(String.valueOf(v)) ? Verdict.QUIET
+                        : refusedVerdict("jtune's evaluation measures eval_loss only: give metric_for_best_model: loss"));
+        valued("greater_is_better", Policy.EQUIVALENT, "", "false: quiet; true refused (the best eval loss is the"
+                + " lowest)", v -> Boolean.TRUE.equals(v) ? refusedVerdict("the best eval_loss is the lowest: leave"
+                        + " greater_is_better unset or false") : Verdict.QUIET);
         equivalent("jtune writes its FSDP checkpoints as the full state; FSDP1 and FSDP2 compute the same",
                 "fsdp_version", "fsdp_final_state_dict_type");
         equivalent("jtune tracks tokens/s always (metrics.jsonl)", "include_tokens_per_second", "include_tkps");
@@ -446,8 +455,6 @@ public final class AxolotlKeys {
                 "dataloader_drop_last");
         refused("jtune does not group samples by length; sample_packing: true packs them into full rows instead",
                 "group_by_length");
-        refused("jtune trains every step it is given: no early stopping, no reload of the best checkpoint; set"
-                + " max_steps or num_epochs", "early_stopping_patience", "load_best_model_at_end");
         refused("give resume_from_checkpoint: auto (jtune resumes from output_dir's newest checkpoint)",
                 "auto_resume_from_checkpoints");
 

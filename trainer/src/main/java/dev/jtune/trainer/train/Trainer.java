@@ -88,6 +88,8 @@ public final class Trainer {
     private Path lastCheckpoint;
     private long lastSavedStep = -1;
     private OptionalDouble lastEval = OptionalDouble.empty();
+    private final EarlyStopping early;
+    private final boolean loadBest;
 
     private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
             PrintStream console, ProcessGroup group, ShardedWeights baseShards) {
@@ -107,6 +109,9 @@ public final class Trainer {
                 options.lrExtras(), options.learningRate());
         this.params = trainable.parameters();
         this.metrics = new Metrics(outputDir, main, options.useTensorboard());
+        this.early = new EarlyStopping(options.earlyStoppingPatience());
+        // Axolotl passes load_best_model_at_end only with held-out data (val_set_size or test_datasets).
+        this.loadBest = options.loadBestModelAtEnd() && eval != null && eval.batchesPerEpoch() > 0;
     }
 
     /**
@@ -140,6 +145,11 @@ public final class Trainer {
     private TrainingResult run() throws IOException {
         if (params.isEmpty()) {
             throw new IllegalArgumentException("nothing to train: the model has no trainable parameters");
+        }
+        if (options.earlyStoppingPatience() > 0 && (eval == null || eval.batchesPerEpoch() == 0)) {
+            // Axolotl then runs no evaluation, and transformers' EarlyStoppingCallback stops the run at its start.
+            throw new IllegalArgumentException("early_stopping_patience needs held-out data to evaluate on: set"
+                    + " val_set_size or test_datasets");
         }
         for (var e : params.entrySet()) {
             // fp32, or bf16 weights trained in place under bf16 (full fine-tuning of a bf16-loaded model, as
@@ -201,10 +211,21 @@ public final class Trainer {
             if (globalStep == 0 && eval != null && eval.batchesPerEpoch() > 0) {
                 evaluate(); // the baseline, as transformers' eval_on_start: what training is measured against
                 firstEval = lastEval;
+                early.evaluated(lastEval.getAsDouble(), 0, false); // reaches the callback, not the best model
             }
             boolean interrupted = train(losses);
             progress.finish();
             optimizer.gatherAll(); // the caller gets whole tensors (to export, generate, merge)
+            if (!interrupted && loadBest && early.bestCheckpoint() != null) {
+                // transformers' _load_best_model: the run ends on the weights of the lowest eval loss.
+                trainable.loadWeights(early.bestCheckpoint());
+                progress.line(String.format(java.util.Locale.ROOT, "load_best_model_at_end: loaded %s (eval loss %.4f"
+                        + " at step %d)", early.bestCheckpoint(), early.best(), early.bestStep()));
+                if (options.saveTotalLimit() == 1) {
+                    Path best = early.bestCheckpoint();
+                    RankZero.run(group, "keep the best checkpoint only", () -> Checkpoints.keepOnly(outputDir, best));
+                }
+            }
             return new TrainingResult(globalStep, losses, firstEval, lastEval, Optional.ofNullable(lastCheckpoint),
                     interrupted, scaler == null ? 0 : scaler.skipped());
         } finally {
@@ -241,8 +262,10 @@ public final class Trainer {
                 double elapsed = (System.nanoTime() - runStart) / 1e9;
                 log.log(globalStep, elapsed / stepsThisRun * (plan.totalSteps() - globalStep));
             }
+            boolean stopEarly = false;
             if (plan.evalEvery() > 0 && (globalStep % plan.evalEvery() == 0 || last)) {
                 evaluate();
+                stopEarly = early.evaluated(lastEval.getAsDouble(), globalStep, true);
             }
             if (globalStep % IDENTITY_CHECK_EVERY == 0 || last) {
                 optimizer.checkReplicas(globalStep);
@@ -255,6 +278,12 @@ public final class Trainer {
             if (stop && !last) {
                 progress.line("SIGTERM: checkpoint saved at step " + globalStep + "; stopping");
                 return true;
+            }
+            if (stopEarly && !last) {
+                progress.line(String.format(java.util.Locale.ROOT, "early_stopping_patience: %d evaluations without a"
+                        + " lower eval loss than %.4f (step %d); stopping at step %d", early.counter(), early.best(),
+                        early.bestStep(), globalStep));
+                return false;
             }
         }
         return false;
@@ -384,13 +413,14 @@ public final class Trainer {
         Optimizer.StateWriter moments = optimizer.gatherState(); // a collective: every rank
         optimizer.gatherAll(); // rank 0 writes the whole tensors
         // Rank 0 writes; the others learn whether the checkpoint exists before they train past it.
+        early.saved(outputDir, globalStep); // before rotation, which keeps the best (transformers' order)
         RankZero.run(group, "write checkpoint-" + globalStep, () -> {
             lastCheckpoint = Checkpoints.write(outputDir, globalStep, dir -> {
                 trainable.saveWeights(dir);
                 moments.write(dir.resolve(Checkpoints.OPTIMIZER_FILE));
                 Checkpoints.writeState(dir, state());
             });
-            Checkpoints.prune(outputDir, options.saveTotalLimit());
+            Checkpoints.prune(outputDir, options.saveTotalLimit(), loadBest ? early.bestCheckpoint() : null);
             progress.line("saved " + lastCheckpoint);
         });
         lastCheckpoint = outputDir.resolve("checkpoint-" + globalStep);
@@ -428,6 +458,7 @@ public final class Trainer {
         tokensSeen = state.tokensSeen();
         lastSavedStep = globalStep;
         metrics.resume(globalStep, state.logHistory());
+        early.replay(state.logHistory(), outputDir);
         progress.line("resuming from " + dir + " at step " + globalStep);
     }
 }

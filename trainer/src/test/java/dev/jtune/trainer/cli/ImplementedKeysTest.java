@@ -1,5 +1,6 @@
 package dev.jtune.trainer.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -199,6 +200,31 @@ class ImplementedKeysTest {
                         assertFalse(Files.exists(ref.out().resolve("runs")));
                         try (var files = Files.walk(run.out().resolve("runs"))) {
                             assertTrue(files.anyMatch(f -> f.getFileName().toString().startsWith("events.out.tfevents.")));
+                        }
+                    }),
+            // learning_rate 0: the eval loss never falls, so patience 1 stops at the second evaluation (HF's rule).
+            effect("early_stopping_patience", EVAL + "eval_steps: 1\nmax_steps: 4\nlearning_rate: 0\n",
+                    "early_stopping_patience: 1", "stops at step 2 of 4 (no lower eval loss after step 1)",
+                    (run, ref) -> {
+                        assertEquals(4L, ref.lossSteps().getLast());
+                        assertEquals(2L, run.lossSteps().getLast(), run.console());
+                    }),
+            effect("load_best_model_at_end", EVAL + "eval_steps: 1\nmax_steps: 4\n", "load_best_model_at_end: true",
+                    "ends on the checkpoint with the lowest eval loss", (run, ref) -> {
+                        long best = -1;
+                        double lowest = Double.POSITIVE_INFINITY;
+                        for (JsonNode n : run.metrics()) {
+                            if (n.has("eval_loss") && n.get("step").asLong() > 0 && n.get("eval_loss").asDouble() < lowest) {
+                                lowest = n.get("eval_loss").asDouble();
+                                best = n.get("step").asLong();
+                            }
+                        }
+                        assertTrue(run.console().contains("load_best_model_at_end: loaded"), run.console());
+                        assertFalse(ref.console().contains("load_best_model_at_end"));
+                        try (SafetensorsFile a = SafetensorsFile.open(run.weightsFile());
+                                SafetensorsFile b = SafetensorsFile.open(run.out().resolve("checkpoint-" + best)
+                                        .resolve("adapter_model.safetensors"))) {
+                            for (String name : a.names()) assertArrayEquals(b.bytes(name), a.bytes(name), name);
                         }
                     }),
             effect("logging_steps", "logging_steps: 2", "logs every 2nd step",
