@@ -196,6 +196,8 @@ public final class AxolotlKeys {
         // transformers' EarlyStoppingCallback on eval_loss and load_best_model_at_end as Axolotl passes them
         // (trainer's EarlyStopping; Axolotl's check: save_steps and eval_steps set, the first a multiple of the second).
         implemented("early_stopping_patience", "load_best_model_at_end");
+        // Axolotl's LossWatchDogCallback (trainer's LossWatchdog).
+        implemented("loss_watchdog_threshold", "loss_watchdog_patience");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -369,8 +371,6 @@ public final class AxolotlKeys {
         notOffline("no Gradio app: use ./launch.sh inference", "gradio_title", "gradio_share", "gradio_server_name",
                 "gradio_server_port", "gradio_max_new_tokens", "gradio_temperature");
         notOffline("no profiler trace is written", "profiler_steps", "profiler_steps_start");
-        notOffline("the loss is not watched: a run with a diverging loss goes on", "loss_watchdog_threshold",
-                "loss_watchdog_patience");
 
         // --- refused: each would change the result
         refused(SFT_ONLY, "rl", "trl", "vllm", "ebft", "reward_model", "process_reward_model",

@@ -75,13 +75,14 @@ public record TrainerSettings(Map<String, Object> values) {
         for (String key : List.of("lora_r", "lora_alpha", "micro_batch_size", "gradient_accumulation_steps",
                 "max_steps", "warmup_steps", "evals_per_epoch", "logging_steps", "saves_per_epoch",
                 "save_total_limit", "dataloader_num_workers", "early_stopping_patience", "local_rank",
+                "loss_watchdog_patience",
                 "eval_table_size", "eval_max_new_tokens")) {
             keys.put(key, Spec.of(Kind.INTEGER));
         }
         // eval_steps and save_steps may be a fraction of an epoch's steps, as in transformers.
         for (String key : List.of("lora_dropout", "num_epochs", "learning_rate", "warmup_ratio", "weight_decay",
                 "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps",
-                "cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
+                "cosine_min_lr_ratio", "cosine_constant_lr_ratio", "loss_watchdog_threshold")) {
             keys.put(key, Spec.of(Kind.NUMBER));
         }
         for (String key : List.of("lora_model_dir", "optimizer", "lr_scheduler", "resume_from_checkpoint",

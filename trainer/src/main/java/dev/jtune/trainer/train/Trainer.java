@@ -90,6 +90,7 @@ public final class Trainer {
     private OptionalDouble lastEval = OptionalDouble.empty();
     private final EarlyStopping early;
     private final boolean loadBest;
+    private final LossWatchdog watchdog;
 
     private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
             PrintStream console, ProcessGroup group, ShardedWeights baseShards) {
@@ -112,6 +113,8 @@ public final class Trainer {
         this.early = new EarlyStopping(options.earlyStoppingPatience());
         // Axolotl passes load_best_model_at_end only with held-out data (val_set_size or test_datasets).
         this.loadBest = options.loadBestModelAtEnd() && eval != null && eval.batchesPerEpoch() > 0;
+        this.watchdog = Double.isNaN(options.lossWatchdogThreshold()) ? null
+                : new LossWatchdog(options.lossWatchdogThreshold(), options.lossWatchdogPatience());
     }
 
     /**
@@ -256,6 +259,8 @@ public final class Trainer {
             if (hook != null) {
                 hook.accept(globalStep);
             }
+            // Axolotl's watchdog runs in on_step_end, before this step's own log line exists.
+            boolean lossTooHigh = watchdog != null && watchdog.stepEnded(metrics.newest());
             log.add(o);
             boolean last = globalStep == plan.totalSteps();
             if (globalStep % plan.loggingSteps() == 0 || last) {
@@ -278,6 +283,12 @@ public final class Trainer {
             if (stop && !last) {
                 progress.line("SIGTERM: checkpoint saved at step " + globalStep + "; stopping");
                 return true;
+            }
+            if (lossTooHigh && !last) {
+                progress.line("Loss is too high, stopping training (loss_watchdog_threshold): " + watchdog.violations()
+                        + " steps in a row saw a logged loss above " + options.lossWatchdogThreshold() + "; stopped at"
+                        + " step " + globalStep);
+                return false;
             }
             if (stopEarly && !last) {
                 progress.line(String.format(java.util.Locale.ROOT, "early_stopping_patience: %d evaluations without a"

@@ -47,13 +47,16 @@ import java.util.OptionalDouble;
  *     {@code early_stopping_patience}) with {@code save_steps} and {@code eval_steps} both set, the first a multiple
  *     of the second; the trainer then ends on the weights of the checkpoint with the lowest eval loss (given
  *     held-out data, which Axolotl requires as well)
+ * @param lossWatchdogThreshold {@code loss_watchdog_threshold} ({@link LossWatchdog}), or NaN
+ * @param lossWatchdogPatience {@code loss_watchdog_patience}, or 0 for Axolotl's 3
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
         double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
-        LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd) {
+        LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
+        double lossWatchdogThreshold, long lossWatchdogPatience) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -75,6 +78,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 "eval_steps must be a whole number of steps or a fraction below 1, got " + evalSteps);
         require(problems, Double.isNaN(saveSteps) || saveSteps < 1 || saveSteps == Math.rint(saveSteps),
                 "save_steps must be a whole number of steps or a fraction below 1, got " + saveSteps);
+        require(problems, lossWatchdogPatience >= 0, "loss_watchdog_patience must be >= 0, got " + lossWatchdogPatience);
         require(problems, earlyStoppingPatience >= 0, "early_stopping_patience must be >= 0, got " + earlyStoppingPatience);
         // Axolotl's check_early_stopping (schemas/validation.py), on the keys as written.
         require(problems, earlyStoppingPatience == 0 || (!Double.isNaN(saveSteps) && !Double.isNaN(evalSteps)),
@@ -116,7 +120,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -189,7 +193,9 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 lrExtras(s),
                 s.bool("use_tensorboard").orElse(false),
                 s.integer("early_stopping_patience").orElse(0),
-                loadBestModelAtEnd(s));
+                loadBestModelAtEnd(s),
+                s.number("loss_watchdog_threshold").orElse(Double.NaN),
+                s.integer("loss_watchdog_patience").orElse(0));
     }
 
     /**
@@ -329,6 +335,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private boolean useTensorboard;
         private long earlyStoppingPatience;
         private boolean loadBestModelAtEnd;
+        private double lossWatchdogThreshold;
+        private long lossWatchdogPatience;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -357,6 +365,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             useTensorboard = o.useTensorboard;
             earlyStoppingPatience = o.earlyStoppingPatience;
             loadBestModelAtEnd = o.loadBestModelAtEnd;
+            lossWatchdogThreshold = o.lossWatchdogThreshold;
+            lossWatchdogPatience = o.lossWatchdogPatience;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -385,6 +395,11 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder useTensorboard(boolean v) { useTensorboard = v; return this; }
         public Builder earlyStoppingPatience(long v) { earlyStoppingPatience = v; return this; }
         public Builder loadBestModelAtEnd(boolean v) { loadBestModelAtEnd = v; return this; }
+        public Builder lossWatchdog(double threshold, long patience) {
+            lossWatchdogThreshold = threshold;
+            lossWatchdogPatience = patience;
+            return this;
+        }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
@@ -392,7 +407,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
                     resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
-                    loadBestModelAtEnd);
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience);
         }
     }
 }

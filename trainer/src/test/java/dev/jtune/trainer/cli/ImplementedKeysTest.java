@@ -227,6 +227,17 @@ class ImplementedKeysTest {
                             for (String name : a.names()) assertArrayEquals(b.bytes(name), a.bytes(name), name);
                         }
                     }),
+            // Every logged loss is above 0: the watchdog counts from step 2 (it sees step 1's line) and stops at 3 (default).
+            effect("loss_watchdog_threshold", "max_steps: 6\n", "loss_watchdog_threshold: 0.0",
+                    "stops at step 4 of 6", (run, ref) -> {
+                        assertEquals(6L, ref.lossSteps().getLast());
+                        assertEquals(4L, run.lossSteps().getLast(), run.console());
+                    }),
+            effect("loss_watchdog_patience", "max_steps: 6\nloss_watchdog_threshold: 0.0\n", "loss_watchdog_patience: 1",
+                    "stops at step 2 instead of 4", (run, ref) -> {
+                        assertEquals(4L, ref.lossSteps().getLast());
+                        assertEquals(2L, run.lossSteps().getLast(), run.console());
+                    }),
             effect("logging_steps", "logging_steps: 2", "logs every 2nd step",
                     (run, ref) -> {
                         assertEquals(List.of(1L, 2L), ref.lossSteps());
