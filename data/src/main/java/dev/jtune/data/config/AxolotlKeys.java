@@ -198,6 +198,8 @@ public final class AxolotlKeys {
         implemented("early_stopping_patience", "load_best_model_at_end");
         // Axolotl's LossWatchDogCallback (trainer's LossWatchdog).
         implemented("loss_watchdog_threshold", "loss_watchdog_patience");
+        // transformers' LengthGroupedSampler order (trainer's LengthGrouped); no effect with sample_packing, as Axolotl.
+        implemented("group_by_length");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -453,8 +455,6 @@ public final class AxolotlKeys {
                 "eval_sequence_len", "default_system_message");
         refused("jtune batches by micro_batch_size and gradient_accumulation_steps; give those", "batch_size",
                 "dataloader_drop_last");
-        refused("jtune does not group samples by length; sample_packing: true packs them into full rows instead",
-                "group_by_length");
         refused("give resume_from_checkpoint: auto (jtune resumes from output_dir's newest checkpoint)",
                 "auto_resume_from_checkpoints");
 

@@ -221,7 +221,8 @@ final class TrainCommand {
                             before.total(), 100 * before.accuracy());
                 }
 
-                TrainingResult result = Trainer.run(options, trainable, plan(trainBatches),
+                TrainingResult result = Trainer.run(options, trainable, trainPlan(config, options, data.train(),
+                                trainBatches, padId, padTo, out),
                         evalBatches == null ? null : plan(evalBatches), outputDir, out, group, baseShards);
                 if (result.interrupted()) {
                     out.printf("stopped by SIGTERM at step %d; checkpoint %s%n", result.globalStep(),
@@ -313,6 +314,28 @@ final class TrainCommand {
             InitModelCommand.initModel(local, preset.get(), null, config.seed(), true, out);
         }
         return ModelLocator.resolve(config.baseModel());
+    }
+
+    /**
+     * The training order: the seeded shuffle, or with {@code group_by_length: true} transformers'
+     * {@code LengthGroupedSampler} order ({@link dev.jtune.trainer.train.LengthGrouped}) — which Axolotl only uses
+     * without sample packing (its multipack sampler then draws the packed rows at random), as here.
+     */
+    static BatchPlan trainPlan(TrainConfig config, TrainerOptions options, List<dev.jtune.data.dataset.Row> rows,
+            Batches shuffled, int padId, int padTo, PrintStream out) {
+        if (!config.trainer().bool("group_by_length").orElse(false)) {
+            return plan(shuffled);
+        }
+        if (config.samplePacking()) {
+            out.println("info: group_by_length: true has no effect with sample_packing: true, as in Axolotl (its"
+                    + " multipack sampler draws packed rows at random)");
+            return plan(shuffled);
+        }
+        out.printf("group_by_length: rows in length-grouped megabatches of up to 50 x %d (micro_batch_size x"
+                + " gradient_accumulation_steps), longest first%n", options.microBatchSize()
+                * options.gradientAccumulationSteps());
+        return new dev.jtune.trainer.train.LengthGrouped(rows, options.microBatchSize(),
+                options.microBatchSize() * options.gradientAccumulationSteps(), config.seed(), padId, padTo);
     }
 
     private static BatchPlan plan(Batches batches) {

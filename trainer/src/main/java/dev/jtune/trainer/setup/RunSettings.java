@@ -75,7 +75,7 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
 
     /**
      * Refuses the training keys whose effect jtune does not have and whose absence would change the trained result
-     * without a word (DeepSpeed, length grouping); {@code train} and {@code preprocess} call it, while inference and
+     * without a word (DeepSpeed, precisions jtune does not run); {@code train} and {@code preprocess} call it, while inference and
      * merge-lora may read such a config.
      *
      * @throws IllegalArgumentException naming the config file and the key
@@ -85,8 +85,6 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
         boolean fullFineTuning = s.string("adapter").isEmpty();
         refuse(config, fullFineTuning && s.bool("fp16").orElse(false) && !bf16(s), "fp16: true without an adapter",
                 FP16_FULL_FINE_TUNING);
-        refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
-                "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
         dev.jtune.trainer.train.TrainerOptions options;
         try {
             options = dev.jtune.trainer.train.TrainerOptions.from(config);
