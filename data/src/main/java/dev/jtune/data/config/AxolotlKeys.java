@@ -200,6 +200,9 @@ public final class AxolotlKeys {
         implemented("loss_watchdog_threshold", "loss_watchdog_patience");
         // transformers' LengthGroupedSampler order (trainer's LengthGrouped); no effect with sample_packing, as Axolotl.
         implemented("group_by_length");
+        // SequentialSampler instead of shuffling, and a single dataset not shuffled when merged (Axolotl's
+        // _get_train_sampler and merge_datasets); with sample_packing refused (RunSettings).
+        implemented("curriculum_sampling");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -447,12 +450,16 @@ public final class AxolotlKeys {
         refused("jtune tokenizes exactly as tokenizer.json says", "tokenizer_legacy", "tokenizer_use_mistral_common",
                 "fix_untrained_tokens");
         refused(DATA + "; give sequence_len (with sample_packing: true to pack) and datasets:",
-                "max_packed_sequence_len", "pretraining_dataset", "pretrain_multipack_buffer_size",
+                "pretraining_dataset", "pretrain_multipack_buffer_size",
                 "pretrain_multipack_attn", "pretraining_sample_concatenation", "streaming",
                 "streaming_multipack_buffer_size", "use_pose", "pose_split_on_token_ids", "pose_max_context_len",
                 "pose_num_chunks", "dataset_shard_num", "dataset_shard_idx", "dataset_exact_deduplication",
-                "shuffle_before_merging_datasets", "curriculum_sampling", "multipack_real_batches", "min_sample_len",
+                "shuffle_before_merging_datasets", "multipack_real_batches", "min_sample_len",
                 "eval_sequence_len", "default_system_message");
+        // Axolotl's own schema rejects it (schemas/deprecated.py: DeprecationWarning "`max_packed_sequence_len` is no
+        // longer supported"); the old packing it named is sample_packing with sequence_len.
+        refused("Axolotl no longer supports it either ('`max_packed_sequence_len` is no longer supported'); give"
+                + " sequence_len with sample_packing: true", "max_packed_sequence_len");
         refused("jtune batches by micro_batch_size and gradient_accumulation_steps; give those", "batch_size",
                 "dataloader_drop_last");
         refused("give resume_from_checkpoint: auto (jtune resumes from output_dir's newest checkpoint)",

@@ -176,7 +176,10 @@ final class TrainCommand {
                             + g.initializerRange() + "²)"));
             int padId = Batches.padId(tokenizer);
             int padTo = config.padToSequenceLen() ? config.sequenceLen() : 0;
-            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), true, padId, padTo);
+            // curriculum_sampling: Axolotl's SequentialSampler, the prepared order every epoch.
+            boolean curriculum = config.trainer().bool("curriculum_sampling").orElse(false);
+            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), !curriculum, padId,
+                    padTo);
             Batches evalBatches = data.eval().isEmpty() ? null
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
             long loadStart = System.nanoTime();
@@ -324,6 +327,12 @@ final class TrainCommand {
     static BatchPlan trainPlan(TrainConfig config, TrainerOptions options, List<dev.jtune.data.dataset.Row> rows,
             Batches shuffled, int padId, int padTo, PrintStream out) {
         if (!config.trainer().bool("group_by_length").orElse(false)) {
+            return plan(shuffled);
+        }
+        if (config.trainer().bool("curriculum_sampling").orElse(false)) {
+            // Axolotl's _get_train_sampler picks the sequential sampler before transformers' length grouping.
+            out.println("info: group_by_length: true has no effect with curriculum_sampling: true, as in Axolotl (the"
+                    + " sequential order wins)");
             return plan(shuffled);
         }
         if (config.samplePacking()) {

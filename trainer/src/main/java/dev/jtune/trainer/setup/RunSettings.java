@@ -85,6 +85,10 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
         boolean fullFineTuning = s.string("adapter").isEmpty();
         refuse(config, fullFineTuning && s.bool("fp16").orElse(false) && !bf16(s), "fp16: true without an adapter",
                 FP16_FULL_FINE_TUNING);
+        refuse(config, s.bool("curriculum_sampling").orElse(false) && config.samplePacking(),
+                "curriculum_sampling: true with sample_packing: true", "Axolotl then packs the sequential order with its"
+                        + " multipack sampler at each epoch, which jtune's packing (at preprocess) does not reproduce;"
+                        + " use curriculum_sampling without sample_packing");
         dev.jtune.trainer.train.TrainerOptions options;
         try {
             options = dev.jtune.trainer.train.TrainerOptions.from(config);

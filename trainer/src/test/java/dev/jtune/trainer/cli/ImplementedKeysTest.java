@@ -172,6 +172,7 @@ class ImplementedKeysTest {
             weights("excess_length_strategy", "excess_length_strategy: truncate"),
             weights("sample_packing", "sample_packing: true"),
             weights("group_by_length", "group_by_length: true"), // rows of 24 to 100+ tokens: another order
+            weights("curriculum_sampling", "curriculum_sampling: true"), // the file's order, every epoch
             effect("pad_to_sequence_len", "pad_to_sequence_len: true", "padded rows: other float rounding, the"
                     + " same weights within it (padding is masked from the loss)", (run, ref) -> {
                         assertWeightsDiffer(run, ref);

@@ -254,6 +254,19 @@ class TrainCommandTest {
         assertTrue(e.getMessage().contains(line + " is not supported"), e.getMessage());
     }
 
+    /** curriculum_sampling over packed rows (the base config packs): Axolotl packs the sequential order per epoch; refused when it loads. */
+    @Test
+    void curriculumSamplingWithPackingIsRefused(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("curriculum.yml");
+        Files.writeString(cfg, config(dir, "curriculum_sampling: true\n"));
+        var err = new ByteArrayOutputStream();
+        int code = Main.run(new String[] {"preprocess", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        String text = err.toString(StandardCharsets.UTF_8);
+        assertEquals(1, code, text);
+        assertTrue(text.contains("curriculum_sampling: true with sample_packing: true is not supported"), text);
+    }
+
     /** Keys jtune honours its own way, or services it does not reach: one line each, once, and the run goes on. */
     @Test
     void equivalentAndOfflineKeysPrintOneLineEach(@TempDir Path dir) throws Exception {
