@@ -113,6 +113,39 @@ class EarlyStoppingTest {
     }
 
     @Test
+    void aResumedRunStopsAndEndsAsTheUninterruptedOne(@TempDir Path tmp) throws Exception {
+        TrainerOptions o = options().toBuilder().earlyStoppingPatience(3).loadBestModelAtEnd(true).build();
+        Map<String, float[]> whole = new LinkedHashMap<>();
+        TrainingResult r;
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 1)) {
+            FullFineTuning ft = new FullFineTuning(model);
+            r = Trainer.run(o, ft, BatchPlan.of(TRAIN), BatchPlan.of(EVAL), tmp.resolve("a"), quiet());
+            ft.parameters().forEach((k, v) -> whole.put(k, Tensors.floats(v)));
+        }
+        assertTrue(r.globalStep() > 8 && r.globalStep() < STEPS, "stops after the resume point: " + r.globalStep());
+        // The same run stopped after step 8 (two evaluations into its patience, its best at step 6): its output
+        // folder as it was then, resumed. Without the state rebuilt from the log history it would not stop at 9.
+        Path b = tmp.resolve("b");
+        Files.createDirectories(b);
+        for (String c : List.of("checkpoint-6", "checkpoint-8")) {
+            Path from = tmp.resolve("a").resolve(c);
+            Files.createDirectories(b.resolve(c));
+            try (var files = Files.list(from)) {
+                for (Path f : files.toList()) Files.copy(f, b.resolve(c).resolve(f.getFileName()));
+            }
+        }
+        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 1)) {
+            FullFineTuning ft = new FullFineTuning(model);
+            TrainingResult resumed = Trainer.run(o.toBuilder().resumeFromCheckpoint("auto").build(), ft,
+                    BatchPlan.of(TRAIN), BatchPlan.of(EVAL), b, quiet());
+            assertEquals(r.globalStep(), resumed.globalStep());
+            for (var e : ft.parameters().entrySet()) {
+                assertArrayEquals(whole.get(e.getKey()), Tensors.floats(e.getValue()), e.getKey());
+            }
+        }
+    }
+
+    @Test
     void withoutItTheRunGoesToTheEnd(@TempDir Path tmp) throws Exception {
         // The same options but no patience: every step, and the last weights (checked against the last checkpoint).
         try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 1)) {
