@@ -13,7 +13,7 @@ import java.util.regex.PatternSyntaxException;
  * {@code (?(1)a|b)}, {@code \N{...}}, inline flags a, L, u) that Java lacks. Both are Unicode-aware
  * ({@code \w}, {@code \d}, {@code \s}, case folding), as a Python {@code str} pattern is.
  */
-final class PyRegex {
+public final class PyRegex {
     private PyRegex() {}
 
     /**
@@ -21,7 +21,7 @@ final class PyRegex {
      *
      * @throws IllegalArgumentException naming the construct at fault and why
      */
-    static Pattern compile(String python) {
+    public static Pattern compile(String python) {
         String java = translate(python);
         try {
             return Pattern.compile(java, Pattern.UNICODE_CHARACTER_CLASS | Pattern.UNICODE_CASE);

@@ -190,6 +190,19 @@ public final class AxolotlKeys {
         implemented("model_type", "trust_remote_code");
         // TensorBoard event files under output_dir/runs, as HF Trainer's TensorBoardCallback (trainer's TensorBoard).
         implemented("use_tensorboard");
+        // Axolotl's freeze_layers_except on named_parameters (the PEFT model's names under an adapter):
+        // trainer's UnfrozenParameters.
+        implemented("unfrozen_parameters");
+        // transformers' EarlyStoppingCallback on eval_loss and load_best_model_at_end as Axolotl passes them
+        // (trainer's EarlyStopping; Axolotl's check: save_steps and eval_steps set, the first a multiple of the second).
+        implemented("early_stopping_patience", "load_best_model_at_end");
+        // Axolotl's LossWatchDogCallback (trainer's LossWatchdog).
+        implemented("loss_watchdog_threshold", "loss_watchdog_patience");
+        // transformers' LengthGroupedSampler order (trainer's LengthGrouped); no effect with sample_packing, as Axolotl.
+        implemented("group_by_length");
+        // SequentialSampler instead of shuffling, and a single dataset not shuffled when merged (Axolotl's
+        // _get_train_sampler and merge_datasets); with sample_packing refused (RunSettings).
+        implemented("curriculum_sampling");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -319,8 +332,14 @@ public final class AxolotlKeys {
                 "gptq_model_v1", "gptq_disable_exllama");
         equivalent("jtune checkpoints by save_steps/saves_per_epoch and evaluates by eval_steps/evals_per_epoch;"
                         + " checkpoints always hold the optimizer state (resumable)", "save_strategy",
-                "eval_strategy", "evaluation_strategy", "save_only_model", "save_first_step",
-                "metric_for_best_model", "greater_is_better");
+                "eval_strategy", "evaluation_strategy", "save_only_model", "save_first_step");
+        // The metric of early_stopping_patience and load_best_model_at_end: jtune's evaluation measures eval_loss only.
+        valued("metric_for_best_model", Policy.EQUIVALENT, "", "loss or eval_loss: quiet (what jtune compares); others"
+                + " refused", v -> List.of("loss", "eval_loss").contains(String.valueOf(v)) ? Verdict.QUIET
+                        : refusedVerdict("jtune's evaluation measures eval_loss only: give metric_for_best_model: loss"));
+        valued("greater_is_better", Policy.EQUIVALENT, "", "false: quiet; true refused (the best eval loss is the"
+                + " lowest)", v -> Boolean.TRUE.equals(v) ? refusedVerdict("the best eval_loss is the lowest: leave"
+                        + " greater_is_better unset or false") : Verdict.QUIET);
         equivalent("jtune writes its FSDP checkpoints as the full state; FSDP1 and FSDP2 compute the same",
                 "fsdp_version", "fsdp_final_state_dict_type");
         equivalent("jtune tracks tokens/s always (metrics.jsonl)", "include_tokens_per_second", "include_tkps");
@@ -357,8 +376,6 @@ public final class AxolotlKeys {
         notOffline("no Gradio app: use ./launch.sh inference", "gradio_title", "gradio_share", "gradio_server_name",
                 "gradio_server_port", "gradio_max_new_tokens", "gradio_temperature");
         notOffline("no profiler trace is written", "profiler_steps", "profiler_steps_start");
-        notOffline("the loss is not watched: a run with a diverging loss goes on", "loss_watchdog_threshold",
-                "loss_watchdog_patience");
 
         // --- refused: each would change the result
         refused(SFT_ONLY, "rl", "trl", "vllm", "ebft", "reward_model", "process_reward_model",
@@ -393,7 +410,7 @@ public final class AxolotlKeys {
                 "peft_layers_pattern", "peft", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
                 "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "relora",
                 "relora_prune_ratio", "relora_prune_method", "relora_cpu_offload", "lisa_n_layers",
-                "lisa_step_interval", "lisa_layers_attribute", "unfrozen_parameters", "mora", "spectrum_top_fraction",
+                "lisa_step_interval", "lisa_layers_attribute", "mora", "spectrum_top_fraction",
                 "spectrum_model_name");
         valued("peft_init_lora_weights", Policy.REFUSED, PEFT, "true: implemented (PEFT's default init); others refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict(PEFT + "; A is Kaiming-uniform, B zero"));
@@ -434,18 +451,18 @@ public final class AxolotlKeys {
         refused("jtune tokenizes exactly as tokenizer.json says", "tokenizer_legacy", "tokenizer_use_mistral_common",
                 "fix_untrained_tokens");
         refused(DATA + "; give sequence_len (with sample_packing: true to pack) and datasets:",
-                "max_packed_sequence_len", "pretraining_dataset", "pretrain_multipack_buffer_size",
+                "pretraining_dataset", "pretrain_multipack_buffer_size",
                 "pretrain_multipack_attn", "pretraining_sample_concatenation", "streaming",
                 "streaming_multipack_buffer_size", "use_pose", "pose_split_on_token_ids", "pose_max_context_len",
                 "pose_num_chunks", "dataset_shard_num", "dataset_shard_idx", "dataset_exact_deduplication",
-                "shuffle_before_merging_datasets", "curriculum_sampling", "multipack_real_batches", "min_sample_len",
+                "shuffle_before_merging_datasets", "multipack_real_batches", "min_sample_len",
                 "eval_sequence_len", "default_system_message");
+        // Axolotl's own schema rejects it (schemas/deprecated.py: DeprecationWarning "`max_packed_sequence_len` is no
+        // longer supported"); the old packing it named is sample_packing with sequence_len.
+        refused("Axolotl no longer supports it either ('`max_packed_sequence_len` is no longer supported'); give"
+                + " sequence_len with sample_packing: true", "max_packed_sequence_len");
         refused("jtune batches by micro_batch_size and gradient_accumulation_steps; give those", "batch_size",
                 "dataloader_drop_last");
-        refused("jtune does not group samples by length; sample_packing: true packs them into full rows instead",
-                "group_by_length");
-        refused("jtune trains every step it is given: no early stopping, no reload of the best checkpoint; set"
-                + " max_steps or num_epochs", "early_stopping_patience", "load_best_model_at_end");
         refused("give resume_from_checkpoint: auto (jtune resumes from output_dir's newest checkpoint)",
                 "auto_resume_from_checkpoints");
 

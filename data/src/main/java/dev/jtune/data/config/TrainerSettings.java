@@ -63,7 +63,7 @@ public record TrainerSettings(Map<String, Object> values) {
                 "lora_fan_in_fan_out", "fp16", "bfloat16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
                 "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model",
                 "do_causal_lm_eval", "merge_lora_on_finish", "resize_token_embeddings_to_32x",
-                "mean_resizing_embeddings", "use_tensorboard")) {
+                "mean_resizing_embeddings", "use_tensorboard", "load_best_model_at_end", "curriculum_sampling")) {
             keys.put(key, Spec.of(Kind.BOOLEAN));
         }
         // Accepted with a line: jtune runs its own implementation of each family, never code from the model folder.
@@ -75,13 +75,14 @@ public record TrainerSettings(Map<String, Object> values) {
         for (String key : List.of("lora_r", "lora_alpha", "micro_batch_size", "gradient_accumulation_steps",
                 "max_steps", "warmup_steps", "evals_per_epoch", "logging_steps", "saves_per_epoch",
                 "save_total_limit", "dataloader_num_workers", "early_stopping_patience", "local_rank",
+                "loss_watchdog_patience",
                 "eval_table_size", "eval_max_new_tokens")) {
             keys.put(key, Spec.of(Kind.INTEGER));
         }
         // eval_steps and save_steps may be a fraction of an epoch's steps, as in transformers.
         for (String key : List.of("lora_dropout", "num_epochs", "learning_rate", "warmup_ratio", "weight_decay",
                 "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps",
-                "cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
+                "cosine_min_lr_ratio", "cosine_constant_lr_ratio", "loss_watchdog_threshold")) {
             keys.put(key, Spec.of(Kind.NUMBER));
         }
         for (String key : List.of("lora_model_dir", "optimizer", "lr_scheduler", "resume_from_checkpoint",
@@ -89,7 +90,8 @@ public record TrainerSettings(Map<String, Object> values) {
             keys.put(key, Spec.of(Kind.STRING));
         }
         // tokens: new (non-special) tokens added to the tokenizer, as Axolotl's cfg.tokens.
-        for (String key : List.of("lora_modules_to_save", "fsdp", "eval_causal_lm_metrics", "tokens")) {
+        for (String key : List.of("lora_modules_to_save", "fsdp", "eval_causal_lm_metrics", "tokens",
+                "unfrozen_parameters")) {
             keys.put(key, Spec.of(Kind.STRING_LIST));
         }
         // A string is a regular expression PEFT fully matches against module names; a list, names matched as suffixes.

@@ -70,7 +70,7 @@ public final class PreparedKey {
         keys.put("special_tokens", c.specialTokens());
         keys.put("excess_length_strategy", c.excessLengthStrategy());
         keys.put("seed", c.seed());
-        keys.put("shuffle_merged_datasets", c.shuffleMergedDatasets());
+        keys.put("shuffle_merged_datasets", Preprocessor.shufflesTrain(c)); // curriculum_sampling may turn it off
         if (!c.eotTokens().isEmpty()) {
             keys.put("eot_tokens", c.eotTokens());
         }

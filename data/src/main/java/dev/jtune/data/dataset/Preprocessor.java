@@ -47,13 +47,24 @@ public final class Preprocessor {
             train = split.train();
             eval = split.eval();
         }
-        if (config.shuffleMergedDatasets()) train = Split.shuffled(train, config.seed());
+        if (shufflesTrain(config)) train = Split.shuffled(train, config.seed());
         List<Row> trainRows = rows(train, config.samplePacking(), seqLen);
         List<Row> evalRows = rows(eval, config.samplePacking(), seqLen);
         PrepareReport report = new PrepareReport(counts.read, counts.skipped, counts.dropped, counts.truncated, seqLen,
                 config.samplePacking(), PrepareReport.SplitStats.of(train.size(), trainRows, seqLen),
                 eval.isEmpty() ? PrepareReport.SplitStats.EMPTY : PrepareReport.SplitStats.of(eval.size(), evalRows, seqLen));
         return new Prepared(trainRows, evalRows, report);
+    }
+
+    /**
+     * Whether the training samples are shuffled after merging: {@code shuffle_merged_datasets} (default true), except
+     * that Axolotl's {@code curriculum_sampling: true} keeps a single dataset in its order
+     * (utils/data/shared.py {@code merge_datasets}; several datasets are still shuffled when shuffle_merged_datasets
+     * says so, with Axolotl's warning).
+     */
+    public static boolean shufflesTrain(TrainConfig config) {
+        boolean curriculum = config.trainer().bool("curriculum_sampling").orElse(false);
+        return config.shuffleMergedDatasets() && !(curriculum && config.datasets().size() == 1);
     }
 
     /** Packed rows ({@link Packer#pack}) or one row per sample. */

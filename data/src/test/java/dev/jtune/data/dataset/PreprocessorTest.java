@@ -137,6 +137,24 @@ class PreprocessorTest {
         assertTrue(!firsts(s42).equals(firsts(plain)) && !firsts(s42).equals(firsts(s7)));
     }
 
+    @Test
+    void curriculumSamplingKeepsASingleDatasetInOrder() {
+        Map<String, List<Sample>> d = data();
+        String one = "datasets:\n  - path: a\n    type: alpaca\n";
+        TrainConfig inOrder = TrainConfig.parse("base_model: m\nsequence_len: 10\nshuffle_merged_datasets: false\n" + one,
+                Path.of("x.yml"));
+        TrainConfig curriculum = TrainConfig.parse("base_model: m\nsequence_len: 10\ncurriculum_sampling: true\n" + one,
+                Path.of("x.yml"));
+        TrainConfig shuffled = TrainConfig.parse("base_model: m\nsequence_len: 10\n" + one, Path.of("x.yml"));
+        List<Integer> plain = firsts(Preprocessor.prepare(inOrder, synthetic(d)).train());
+        assertEquals(plain, firsts(Preprocessor.prepare(curriculum, synthetic(d)).train()));
+        assertTrue(!plain.equals(firsts(Preprocessor.prepare(shuffled, synthetic(d)).train())));
+        // Two datasets: merged and shuffled all the same (Axolotl warns), as shuffle_merged_datasets says.
+        assertEquals(firsts(Preprocessor.prepare(config(""), synthetic(d)).train()),
+                firsts(Preprocessor.prepare(config("curriculum_sampling: true\n"), synthetic(d)).train()));
+        assertTrue(Preprocessor.shufflesTrain(shuffled) && !Preprocessor.shufflesTrain(curriculum));
+    }
+
     private static List<Integer> firsts(List<Row> rows) {
         return rows.stream().map(r -> r.inputIds()[0]).toList();
     }

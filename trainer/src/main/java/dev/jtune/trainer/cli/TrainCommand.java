@@ -185,7 +185,10 @@ final class TrainCommand {
                             + g.initializerRange() + "²)"));
             int padId = Batches.padId(tokenizer);
             int padTo = config.padToSequenceLen() ? config.sequenceLen() : 0;
-            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), true, padId, padTo);
+            // curriculum_sampling: Axolotl's SequentialSampler, the prepared order every epoch.
+            boolean curriculum = config.trainer().bool("curriculum_sampling").orElse(false);
+            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), !curriculum, padId,
+                    padTo);
             Batches evalBatches = data.eval().isEmpty() ? null
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
             long loadStart = System.nanoTime();
@@ -194,22 +197,28 @@ final class TrainCommand {
                 LlamaModel model = assembled.model();
                 LoraModel lora = assembled.lora().orElse(null);
                 ShardedWeights baseShards = assembled.baseShards().orElse(null);
-                TrainableModel trainable;
+                TrainableModel whole;
                 if (lora != null) {
-                    trainable = new LoraTrainable(model, lora, config.baseModel());
+                    whole = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s (%s), %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
                             modelDir, model.config().family().architecture(), options.precision().label(), baseLabel(run.base()), lora.settings().adapter().label(),
                             lora.settings().r(), lora.settings().alpha(), lora.adapters().size(),
                             count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
                                     ? ", continuing the adapter in " + saved.dir() : "");
                 } else {
-                    trainable = new FullFineTuning(model);
+                    whole = new FullFineTuning(model);
                     out.printf("model: %s (%s), full fine-tuning in %s (%,d parameters)%n", modelDir,
                             model.config().family().architecture(), masterWeights
                                     ? options.precision().label() + " compute, fp32 master weights and AdamW state"
                                     : options.precision() == dev.jtune.model.engine.Dtype.BF16
                                     ? "bf16: weights, gradients and AdamW state in bf16, as transformers' Trainer"
                                     + " over a bf16-loaded model" : "fp32",
+                            count(whole.parameters()));
+                }
+                TrainableModel trainable = config.trainer().has("unfrozen_parameters")
+                        ? unfreeze(config, whole, lora, model) : whole;
+                if (trainable != whole) {
+                    out.printf("unfrozen_parameters: %,d of the trainable parameters train (the rest frozen)%n",
                             count(trainable.parameters()));
                 }
                 out.printf(Locale.ROOT, "model loaded in %.1f s%n", loadSeconds);
@@ -226,7 +235,8 @@ final class TrainCommand {
                             before.total(), 100 * before.accuracy());
                 }
 
-                TrainingResult result = Trainer.run(options, trainable, plan(trainBatches),
+                TrainingResult result = Trainer.run(options, trainable, trainPlan(config, options, data.train(),
+                                trainBatches, padId, padTo, out),
                         evalBatches == null ? null : plan(evalBatches), outputDir, out, group, baseShards);
                 if (result.interrupted()) {
                     out.printf("stopped by SIGTERM at step %d; checkpoint %s%n", result.globalStep(),
@@ -273,6 +283,42 @@ final class TrainCommand {
         return options.toBuilder().resumeFromCheckpoint(resume.strip()).build();
     }
 
+    /**
+     * Applies {@code unfrozen_parameters} as Axolotl does, to the names its {@code named_parameters} gives: the
+     * model's own for full fine-tuning, the PEFT model's under an adapter (LoRA tensors {@code ...lora_A.default.weight},
+     * saved copies {@code ...modules_to_save.default.weight}, the frozen base {@code ...base_layer.weight} or
+     * {@code base_model.model.<name>}).
+     */
+    static TrainableModel unfreeze(TrainConfig config, TrainableModel trainable, LoraModel lora, LlamaModel model) {
+        var patterns = dev.jtune.trainer.train.UnfrozenParameters.parse(config.trainer().strings("unfrozen_parameters"));
+        try {
+            if (lora == null) {
+                return patterns.apply(trainable, n -> n, List.of(), false);
+            }
+            String prefix = PeftAdapter.PREFIX;
+            Set<String> saved = new java.util.HashSet<>();
+            for (String k : trainable.parameters().keySet()) {
+                if (!k.endsWith(".lora_A.weight") && !k.endsWith(".lora_B.weight")) {
+                    saved.add(k.substring(prefix.length(), k.length() - ".weight".length()));
+                }
+            }
+            List<String> base = new java.util.ArrayList<>();
+            for (var t : model.config().tensors()) {
+                String name = t.name();
+                int dot = name.lastIndexOf('.');
+                String module = name.substring(0, dot);
+                String leaf = name.substring(dot + 1);
+                base.add(lora.adapters().containsKey(module) ? prefix + module + ".base_layer." + leaf
+                        : saved.contains(module) ? prefix + module + ".original_module." + leaf : prefix + name);
+            }
+            return patterns.apply(trainable, k -> k.endsWith(".lora_A.weight") || k.endsWith(".lora_B.weight")
+                    ? k.substring(0, k.length() - ".weight".length()) + ".default.weight"
+                    : k.substring(0, k.length() - ".weight".length()) + ".modules_to_save.default.weight", base, true);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(config.source() + ": " + e.getMessage(), e);
+        }
+    }
+
     /** The base model folder; created with init-model's preset when {@code base_model_init} says so. */
     private static Path baseModel(TrainConfig config, RunSettings run, PrintStream out) throws IOException {
         Optional<String> preset = run.baseModelInit();
@@ -282,6 +328,34 @@ final class TrainCommand {
             InitModelCommand.initModel(local, preset.get(), null, config.seed(), true, out);
         }
         return ModelLocator.resolve(config.baseModel());
+    }
+
+    /**
+     * The training order: the seeded shuffle, or with {@code group_by_length: true} transformers'
+     * {@code LengthGroupedSampler} order ({@link dev.jtune.trainer.train.LengthGrouped}) — which Axolotl only uses
+     * without sample packing (its multipack sampler then draws the packed rows at random), as here.
+     */
+    static BatchPlan trainPlan(TrainConfig config, TrainerOptions options, List<dev.jtune.data.dataset.Row> rows,
+            Batches shuffled, int padId, int padTo, PrintStream out) {
+        if (!config.trainer().bool("group_by_length").orElse(false)) {
+            return plan(shuffled);
+        }
+        if (config.trainer().bool("curriculum_sampling").orElse(false)) {
+            // Axolotl's _get_train_sampler picks the sequential sampler before transformers' length grouping.
+            out.println("info: group_by_length: true has no effect with curriculum_sampling: true, as in Axolotl (the"
+                    + " sequential order wins)");
+            return plan(shuffled);
+        }
+        if (config.samplePacking()) {
+            out.println("info: group_by_length: true has no effect with sample_packing: true, as in Axolotl (its"
+                    + " multipack sampler draws packed rows at random)");
+            return plan(shuffled);
+        }
+        out.printf("group_by_length: rows in length-grouped megabatches of up to 50 x %d (micro_batch_size x"
+                + " gradient_accumulation_steps), longest first%n", options.microBatchSize()
+                * options.gradientAccumulationSteps());
+        return new dev.jtune.trainer.train.LengthGrouped(rows, options.microBatchSize(),
+                options.microBatchSize() * options.gradientAccumulationSteps(), config.seed(), padId, padTo);
     }
 
     private static BatchPlan plan(Batches batches) {

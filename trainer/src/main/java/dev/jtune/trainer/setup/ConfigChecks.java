@@ -49,6 +49,8 @@ public final class ConfigChecks {
         problems.run("load_in_8bit", () -> RunSettings.from(config));
         problems.run("deepspeed", () -> RunSettings.refuseUnsupportedTraining(config));
         TrainerOptions.check(s, config.seed(), problems);
+        problems.run("unfrozen_parameters", () -> dev.jtune.trainer.train.UnfrozenParameters.parse(
+                s.strings("unfrozen_parameters")));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));

@@ -75,7 +75,7 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
 
     /**
      * Refuses the training keys whose effect jtune does not have and whose absence would change the trained result
-     * without a word (DeepSpeed, length grouping); {@code train} and {@code preprocess} call it, while inference and
+     * without a word (DeepSpeed, precisions jtune does not run); {@code train} and {@code preprocess} call it, while inference and
      * merge-lora may read such a config.
      *
      * @throws IllegalArgumentException naming the config file and the key
@@ -83,8 +83,10 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
     public static void refuseUnsupportedTraining(TrainConfig config) {
         TrainerSettings s = config.trainer();
         boolean fullFineTuning = s.string("adapter").isEmpty();
-        refuse(config, s.bool("group_by_length").orElse(false), "group_by_length: true",
-                "jtune does not group samples by length; sample_packing: true packs them into full rows instead");
+        refuse(config, s.bool("curriculum_sampling").orElse(false) && config.samplePacking(),
+                "curriculum_sampling: true with sample_packing: true", "Axolotl then packs the sequential order with its"
+                        + " multipack sampler at each epoch, which jtune's packing (at preprocess) does not reproduce;"
+                        + " use curriculum_sampling without sample_packing");
         dev.jtune.trainer.train.TrainerOptions options;
         try {
             options = dev.jtune.trainer.train.TrainerOptions.from(config);

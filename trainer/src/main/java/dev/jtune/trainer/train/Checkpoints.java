@@ -220,12 +220,35 @@ public final class Checkpoints {
 
     /** Deletes the oldest complete checkpoints beyond {@code limit} (no-op for limit <= 0). */
     public static void prune(Path outputDir, long limit) throws IOException {
+        prune(outputDir, limit, null);
+    }
+
+    /**
+     * As transformers' {@code _rotate_checkpoints} with a best checkpoint ({@code load_best_model_at_end}): the best
+     * moves to the second-to-last place, so it is kept, and a limit of 1 keeps 2 while the best is not the newest.
+     *
+     * @param best the best checkpoint, or null
+     */
+    public static void prune(Path outputDir, long limit, Path best) throws IOException {
         if (limit <= 0) {
             return;
         }
-        List<Path> all = list(outputDir);
+        List<Path> all = new java.util.ArrayList<>(list(outputDir));
+        Path newest = all.isEmpty() ? null : all.getLast();
+        if (best != null && all.contains(best) && !best.equals(newest)) {
+            all.remove(best);
+            all.add(all.size() - 1, best);
+            if (limit == 1) limit = 2;
+        }
         for (int i = 0; i < all.size() - limit; i++) {
             remove(all.get(i));
+        }
+    }
+
+    /** At the end, with a limit of 1 and a best checkpoint (transformers' train end): every other one goes. */
+    public static void keepOnly(Path outputDir, Path best) throws IOException {
+        for (Path p : list(outputDir)) {
+            if (!p.equals(best)) remove(p);
         }
     }
 

@@ -93,7 +93,12 @@ final class Metrics implements AutoCloseable {
         }
     }
 
-    List<JsonNode> history() {
+    /** The newest line of the history, or null. */
+    JsonNode newest() {
+        return history.isEmpty() ? null : history.getLast();
+    }
+
+        List<JsonNode> history() {
         return List.copyOf(history);
     }
 

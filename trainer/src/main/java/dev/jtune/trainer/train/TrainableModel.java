@@ -83,6 +83,15 @@ public interface TrainableModel {
         return !(n.endsWith(".bias") || n.contains("norm"));
     }
 
+    /**
+     * Rows (first dimension, [start, end) pairs) of trainable tensors whose gradients the trainer zeroes after
+     * backward, before clipping: Axolotl's {@code unfrozen_parameters} ranges ({@link UnfrozenParameters}). Default:
+     * none.
+     */
+    default Map<String, List<long[]>> frozenRows() {
+        return Map.of();
+    }
+
     /** Switches dropout on (training) or off (evaluation). Default: nothing to switch. */
     default void setTraining(boolean training) {}
 }

@@ -88,6 +88,9 @@ public final class Trainer {
     private Path lastCheckpoint;
     private long lastSavedStep = -1;
     private OptionalDouble lastEval = OptionalDouble.empty();
+    private final EarlyStopping early;
+    private final boolean loadBest;
+    private final LossWatchdog watchdog;
 
     private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
             PrintStream console, ProcessGroup group, ShardedWeights baseShards) {
@@ -107,6 +110,11 @@ public final class Trainer {
                 options.lrExtras(), options.learningRate());
         this.params = trainable.parameters();
         this.metrics = new Metrics(outputDir, main, options.useTensorboard());
+        this.early = new EarlyStopping(options.earlyStoppingPatience());
+        // Axolotl passes load_best_model_at_end only with held-out data (val_set_size or test_datasets).
+        this.loadBest = options.loadBestModelAtEnd() && eval != null && eval.batchesPerEpoch() > 0;
+        this.watchdog = Double.isNaN(options.lossWatchdogThreshold()) ? null
+                : new LossWatchdog(options.lossWatchdogThreshold(), options.lossWatchdogPatience());
     }
 
     /**
@@ -141,6 +149,11 @@ public final class Trainer {
         if (params.isEmpty()) {
             throw new IllegalArgumentException("nothing to train: the model has no trainable parameters");
         }
+        if (options.earlyStoppingPatience() > 0 && (eval == null || eval.batchesPerEpoch() == 0)) {
+            // Axolotl then runs no evaluation, and transformers' EarlyStoppingCallback stops the run at its start.
+            throw new IllegalArgumentException("early_stopping_patience needs held-out data to evaluate on: set"
+                    + " val_set_size or test_datasets");
+        }
         for (var e : params.entrySet()) {
             // fp32 (also the fp32 master weights of a model computing in bf16/fp16), or bf16 weights trained in
             // place under bf16 (full fine-tuning of a bf16-loaded model, as transformers' Trainer does it: no fp32
@@ -157,6 +170,13 @@ public final class Trainer {
                         + " trainable tensors only (bf16 full fine-tuning trains data parallel)");
             }
             e.getValue().setRequiresGradient(true);
+        }
+        for (String name : trainable.frozenRows().keySet()) {
+            if (shardOptimizer && ShardedAdamW.unitOf(name) >= 0) {
+                throw new IllegalArgumentException("unfrozen_parameters: a row range on " + name + ", a decoder layer"
+                        + " tensor that FSDP shards, is not supported; give the range on embed_tokens or lm_head, or"
+                        + " train without fsdp");
+            }
         }
         Torch.setGraphOptimization(false); // a resumed process then rounds as an uninterrupted one
         Files.createDirectories(outputDir);
@@ -195,10 +215,21 @@ public final class Trainer {
             if (globalStep == 0 && eval != null && eval.batchesPerEpoch() > 0) {
                 evaluate(); // the baseline, as transformers' eval_on_start: what training is measured against
                 firstEval = lastEval;
+                early.evaluated(lastEval.getAsDouble(), 0, false); // reaches the callback, not the best model
             }
             boolean interrupted = train(losses);
             progress.finish();
             optimizer.gatherAll(); // the caller gets whole tensors (to export, generate, merge)
+            if (!interrupted && loadBest && early.bestCheckpoint() != null) {
+                // transformers' _load_best_model: the run ends on the weights of the lowest eval loss.
+                trainable.loadWeights(early.bestCheckpoint());
+                progress.line(String.format(java.util.Locale.ROOT, "load_best_model_at_end: loaded %s (eval loss %.4f"
+                        + " at step %d)", early.bestCheckpoint(), early.best(), early.bestStep()));
+                if (options.saveTotalLimit() == 1) {
+                    Path best = early.bestCheckpoint();
+                    RankZero.run(group, "keep the best checkpoint only", () -> Checkpoints.keepOnly(outputDir, best));
+                }
+            }
             return new TrainingResult(globalStep, losses, firstEval, lastEval, Optional.ofNullable(lastCheckpoint),
                     interrupted, scaler == null ? 0 : scaler.skipped());
         } finally {
@@ -229,14 +260,18 @@ public final class Trainer {
             if (hook != null) {
                 hook.accept(globalStep);
             }
+            // Axolotl's watchdog runs in on_step_end, before this step's own log line exists.
+            boolean lossTooHigh = watchdog != null && watchdog.stepEnded(metrics.newest());
             log.add(o);
             boolean last = globalStep == plan.totalSteps();
             if (globalStep % plan.loggingSteps() == 0 || last) {
                 double elapsed = (System.nanoTime() - runStart) / 1e9;
                 log.log(globalStep, elapsed / stepsThisRun * (plan.totalSteps() - globalStep));
             }
+            boolean stopEarly = false;
             if (plan.evalEvery() > 0 && (globalStep % plan.evalEvery() == 0 || last)) {
                 evaluate();
+                stopEarly = early.evaluated(lastEval.getAsDouble(), globalStep, true);
             }
             if (globalStep % IDENTITY_CHECK_EVERY == 0 || last) {
                 optimizer.checkReplicas(globalStep);
@@ -249,6 +284,18 @@ public final class Trainer {
             if (stop && !last) {
                 progress.line("SIGTERM: checkpoint saved at step " + globalStep + "; stopping");
                 return true;
+            }
+            if (lossTooHigh && !last) {
+                progress.line("Loss is too high, stopping training (loss_watchdog_threshold): " + watchdog.violations()
+                        + " steps in a row saw a logged loss above " + options.lossWatchdogThreshold() + "; stopped at"
+                        + " step " + globalStep);
+                return false;
+            }
+            if (stopEarly && !last) {
+                progress.line(String.format(java.util.Locale.ROOT, "early_stopping_patience: %d evaluations without a"
+                        + " lower eval loss than %.4f (step %d); stopping at step %d", early.counter(), early.best(),
+                        early.bestStep(), globalStep));
+                return false;
             }
         }
         return false;
@@ -284,6 +331,7 @@ public final class Trainer {
         for (int i = batches.size(); i < passes(plan.batchCount(k)); i++) {
             fb.run(train.batch(epoch, first), n, 0.0, true, k, group.rank() + i * world, root);
         }
+        zeroFrozenRows();
         double loss = Replicas.sum(group, root, nll)[0] / n;
         if (!Double.isFinite(loss) && scaler == null) {
             throw diverged(k + 1, "loss is " + loss);
@@ -312,6 +360,21 @@ public final class Trainer {
         }
         optimizer.zeroGradients();
         return new StepLog.Outcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * Zeroes the gradient rows {@link TrainableModel#frozenRows()} names, as Axolotl's gradient hook does in each
+     * backward: the sum over micro-batches of zeroed rows is zero, so once per step is the same.
+     */
+    private void zeroFrozenRows() {
+        for (var e : trainable.frozenRows().entrySet()) {
+            try (NDArray grad = dev.jtune.model.engine.Autograd.gradient(params.get(e.getKey()))) {
+                if (grad == null) continue; // backward did not reach it: nothing to zero
+                for (long[] r : e.getValue()) {
+                    grad.set(new ai.djl.ndarray.index.NDIndex(r[0] + ":" + r[1]), 0f);
+                }
+            }
+        }
     }
 
     /** Forward passes each rank runs for {@code count} micro-batches: its own share, or with FSDP the largest share. */
@@ -362,13 +425,14 @@ public final class Trainer {
         Optimizer.StateWriter moments = optimizer.gatherState(); // a collective: every rank
         optimizer.gatherAll(); // rank 0 writes the whole tensors
         // Rank 0 writes; the others learn whether the checkpoint exists before they train past it.
+        early.saved(outputDir, globalStep); // before rotation, which keeps the best (transformers' order)
         RankZero.run(group, "write checkpoint-" + globalStep, () -> {
             lastCheckpoint = Checkpoints.write(outputDir, globalStep, dir -> {
                 trainable.saveWeights(dir);
                 moments.write(dir.resolve(Checkpoints.OPTIMIZER_FILE));
                 Checkpoints.writeState(dir, state());
             });
-            Checkpoints.prune(outputDir, options.saveTotalLimit());
+            Checkpoints.prune(outputDir, options.saveTotalLimit(), loadBest ? early.bestCheckpoint() : null);
             progress.line("saved " + lastCheckpoint);
         });
         lastCheckpoint = outputDir.resolve("checkpoint-" + globalStep);
@@ -406,6 +470,7 @@ public final class Trainer {
         tokensSeen = state.tokensSeen();
         lastSavedStep = globalStep;
         metrics.resume(globalStep, state.logHistory());
+        early.replay(state.logHistory(), outputDir);
         progress.line("resuming from " + dir + " at step " + globalStep);
     }
 }

@@ -41,13 +41,22 @@ import java.util.OptionalDouble;
  * @param lrExtras {@code cosine_min_lr_ratio}, {@code cosine_constant_lr_ratio} (Axolotl's cosine floor) and
  *     {@code lr_scheduler_kwargs} ({@code num_cycles}, {@code min_lr}, {@code min_lr_rate})
  * @param useTensorboard {@code use_tensorboard}: TensorBoard event files under {@code output_dir/runs}
+ * @param earlyStoppingPatience {@code early_stopping_patience}: stop after this many evaluations in a row without a
+ *     lower eval loss ({@link EarlyStopping}), or 0
+ * @param loadBestModelAtEnd what Axolotl passes as {@code load_best_model_at_end}: asked for (or implied by
+ *     {@code early_stopping_patience}) with {@code save_steps} and {@code eval_steps} both set, the first a multiple
+ *     of the second; the trainer then ends on the weights of the checkpoint with the lowest eval loss (given
+ *     held-out data, which Axolotl requires as well)
+ * @param lossWatchdogThreshold {@code loss_watchdog_threshold} ({@link LossWatchdog}), or NaN
+ * @param lossWatchdogPatience {@code loss_watchdog_patience}, or 0 for Axolotl's 3
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
         double maxGradNorm, Dtype precision, boolean gradientCheckpointing, long seed, long loggingSteps,
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
-        LrSchedule.Extras lrExtras, boolean useTensorboard) {
+        LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
+        double lossWatchdogThreshold, long lossWatchdogPatience) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -69,6 +78,15 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 "eval_steps must be a whole number of steps or a fraction below 1, got " + evalSteps);
         require(problems, Double.isNaN(saveSteps) || saveSteps < 1 || saveSteps == Math.rint(saveSteps),
                 "save_steps must be a whole number of steps or a fraction below 1, got " + saveSteps);
+        require(problems, lossWatchdogPatience >= 0, "loss_watchdog_patience must be >= 0, got " + lossWatchdogPatience);
+        require(problems, earlyStoppingPatience >= 0, "early_stopping_patience must be >= 0, got " + earlyStoppingPatience);
+        // Axolotl's check_early_stopping (schemas/validation.py), on the keys as written.
+        require(problems, earlyStoppingPatience == 0 || (!Double.isNaN(saveSteps) && !Double.isNaN(evalSteps)),
+                "early_stopping_patience requires save_steps and eval_steps to be set. eval_steps should evenly divide"
+                        + " save_steps.");
+        require(problems, earlyStoppingPatience == 0 || Double.isNaN(saveSteps) || Double.isNaN(evalSteps)
+                || saveSteps % evalSteps == 0, "early_stopping_patience requires that eval_steps should evenly divide"
+                        + " save_steps.");
         if (!problems.isEmpty()) {
             throw new Invalid(problems);
         }
@@ -102,7 +120,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -173,7 +191,24 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 true,
                 Fsdp.enabled(s),
                 lrExtras(s),
-                s.bool("use_tensorboard").orElse(false));
+                s.bool("use_tensorboard").orElse(false),
+                s.integer("early_stopping_patience").orElse(0),
+                loadBestModelAtEnd(s),
+                s.number("loss_watchdog_threshold").orElse(Double.NaN),
+                s.integer("loss_watchdog_patience").orElse(0));
+    }
+
+    /**
+     * Axolotl's {@code load_best_model_at_end} argument (core/builders/causal.py): asked for or implied by
+     * {@code early_stopping_patience}, and {@code save_steps} and {@code eval_steps} set with the first a multiple of
+     * the second; otherwise false, whatever the config says. (Axolotl also requires held-out data: the trainer.)
+     */
+    static boolean loadBestModelAtEnd(TrainerSettings s) {
+        boolean asked = s.bool("load_best_model_at_end").orElse(false) || s.integer("early_stopping_patience").orElse(0) > 0;
+        OptionalDouble save = s.number("save_steps");
+        OptionalDouble eval = s.number("eval_steps");
+        return asked && save.isPresent() && eval.isPresent() && save.getAsDouble() > 0 && eval.getAsDouble() > 0
+                && save.getAsDouble() % eval.getAsDouble() == 0;
     }
 
     /** The schedule's extras: Axolotl's cosine ratios and transformers' {@code lr_scheduler_kwargs}. */
@@ -298,6 +333,10 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private boolean fsdp;
         private LrSchedule.Extras lrExtras;
         private boolean useTensorboard;
+        private long earlyStoppingPatience;
+        private boolean loadBestModelAtEnd;
+        private double lossWatchdogThreshold;
+        private long lossWatchdogPatience;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -324,6 +363,10 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             fsdp = o.fsdp;
             lrExtras = o.lrExtras;
             useTensorboard = o.useTensorboard;
+            earlyStoppingPatience = o.earlyStoppingPatience;
+            loadBestModelAtEnd = o.loadBestModelAtEnd;
+            lossWatchdogThreshold = o.lossWatchdogThreshold;
+            lossWatchdogPatience = o.lossWatchdogPatience;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -350,13 +393,21 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder fsdp(boolean v) { fsdp = v; return this; }
         public Builder lrExtras(LrSchedule.Extras v) { lrExtras = v; return this; }
         public Builder useTensorboard(boolean v) { useTensorboard = v; return this; }
+        public Builder earlyStoppingPatience(long v) { earlyStoppingPatience = v; return this; }
+        public Builder loadBestModelAtEnd(boolean v) { loadBestModelAtEnd = v; return this; }
+        public Builder lossWatchdog(double threshold, long patience) {
+            lossWatchdogThreshold = threshold;
+            lossWatchdogPatience = patience;
+            return this;
+        }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
-                    resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard);
+                    resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience);
         }
     }
 }

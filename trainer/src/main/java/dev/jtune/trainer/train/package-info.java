@@ -18,6 +18,12 @@
  * and {@link dev.jtune.trainer.train.StepLog} write what is logged; a checkpoint's non-tensor state is a
  * {@link dev.jtune.trainer.train.TrainingState}.
  *
+ * <p>Axolotl's training-control keys: {@link dev.jtune.trainer.train.UnfrozenParameters} ({@code unfrozen_parameters}:
+ * a {@code TrainableModel} of which only some tensors, or rows, train), {@link dev.jtune.trainer.train.LengthGrouped}
+ * ({@code group_by_length}: transformers' length-grouped order as a {@code BatchPlan}), and inside the loop
+ * {@code EarlyStopping} ({@code early_stopping_patience}, {@code load_best_model_at_end}) and {@code LossWatchdog}
+ * ({@code loss_watchdog_threshold}/{@code _patience}), read into {@link dev.jtune.trainer.train.TrainerOptions}.
+ *
  * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation; with
  * {@code use_tensorboard: true} the same numbers as TensorBoard events under {@code output_dir/runs}, as HF
  * Trainer writes them) and

@@ -1,5 +1,6 @@
 package dev.jtune.trainer.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -119,6 +120,8 @@ class ImplementedKeysTest {
             weights("lora_modules_to_save", "lora_modules_to_save: [lm_head]"),
             weights("lora_dropout", "lora_dropout: 0.5"),
             weights("peft_use_rslora", "peft_use_rslora: true"),
+            // Under an adapter Axolotl matches the PEFT model's names: q_proj's LoRA trains, v_proj's stays at its init.
+            weights("unfrozen_parameters", "unfrozen_parameters: [\".+q_proj.lora_\"]"),
             effect("merge_lora_on_finish", "merge_lora_on_finish: true", "writes output_dir/merged",
                     (run, ref) -> {
                         assertTrue(Files.isRegularFile(run.out().resolve("merged/model.safetensors")));
@@ -168,6 +171,8 @@ class ImplementedKeysTest {
             weights("sequence_len", "sequence_len: 400"),
             weights("excess_length_strategy", "excess_length_strategy: truncate"),
             weights("sample_packing", "sample_packing: true"),
+            weights("group_by_length", "group_by_length: true"), // rows of 24 to 100+ tokens: another order
+            weights("curriculum_sampling", "curriculum_sampling: true"), // the file's order, every epoch
             effect("pad_to_sequence_len", "pad_to_sequence_len: true", "padded rows: other float rounding, the"
                     + " same weights within it (padding is masked from the loss)", (run, ref) -> {
                         assertWeightsDiffer(run, ref);
@@ -198,6 +203,42 @@ class ImplementedKeysTest {
                         try (var files = Files.walk(run.out().resolve("runs"))) {
                             assertTrue(files.anyMatch(f -> f.getFileName().toString().startsWith("events.out.tfevents.")));
                         }
+                    }),
+            // learning_rate 0: the eval loss never falls, so patience 1 stops at the second evaluation (HF's rule).
+            effect("early_stopping_patience", EVAL + "eval_steps: 1\nmax_steps: 4\nlearning_rate: 0\n",
+                    "early_stopping_patience: 1", "stops at step 2 of 4 (no lower eval loss after step 1)",
+                    (run, ref) -> {
+                        assertEquals(4L, ref.lossSteps().getLast());
+                        assertEquals(2L, run.lossSteps().getLast(), run.console());
+                    }),
+            effect("load_best_model_at_end", EVAL + "eval_steps: 1\nmax_steps: 4\n", "load_best_model_at_end: true",
+                    "ends on the checkpoint with the lowest eval loss", (run, ref) -> {
+                        long best = -1;
+                        double lowest = Double.POSITIVE_INFINITY;
+                        for (JsonNode n : run.metrics()) {
+                            if (n.has("eval_loss") && n.get("step").asLong() > 0 && n.get("eval_loss").asDouble() < lowest) {
+                                lowest = n.get("eval_loss").asDouble();
+                                best = n.get("step").asLong();
+                            }
+                        }
+                        assertTrue(run.console().contains("load_best_model_at_end: loaded"), run.console());
+                        assertFalse(ref.console().contains("load_best_model_at_end"));
+                        try (SafetensorsFile a = SafetensorsFile.open(run.weightsFile());
+                                SafetensorsFile b = SafetensorsFile.open(run.out().resolve("checkpoint-" + best)
+                                        .resolve("adapter_model.safetensors"))) {
+                            for (String name : a.names()) assertArrayEquals(b.bytes(name), a.bytes(name), name);
+                        }
+                    }),
+            // Every logged loss is above 0: the watchdog counts from step 2 (it sees step 1's line) and stops at 3 (default).
+            effect("loss_watchdog_threshold", "max_steps: 6\n", "loss_watchdog_threshold: 0.0",
+                    "stops at step 4 of 6", (run, ref) -> {
+                        assertEquals(6L, ref.lossSteps().getLast());
+                        assertEquals(4L, run.lossSteps().getLast(), run.console());
+                    }),
+            effect("loss_watchdog_patience", "max_steps: 6\nloss_watchdog_threshold: 0.0\n", "loss_watchdog_patience: 1",
+                    "stops at step 2 instead of 4", (run, ref) -> {
+                        assertEquals(4L, ref.lossSteps().getLast());
+                        assertEquals(2L, run.lossSteps().getLast(), run.console());
                     }),
             effect("logging_steps", "logging_steps: 2", "logs every 2nd step",
                     (run, ref) -> {

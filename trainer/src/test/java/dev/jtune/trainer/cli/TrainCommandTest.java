@@ -234,7 +234,7 @@ class TrainCommandTest {
 
     /** Keys whose effect jtune lacks are refused by train and preprocess alike, naming the key: never ignored. */
     @ParameterizedTest
-    @ValueSource(strings = {"gptq: true", "group_by_length: true"})
+    @ValueSource(strings = {"gptq: true", "relora: true"})
     void keysJtuneCannotHonourAreRefusedNotIgnored(String line, @TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("bad.yml");
         Files.writeString(cfg, config(dir, "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n" + line
@@ -252,6 +252,19 @@ class TrainCommandTest {
         // Refused when the config loads, so every verb refuses it, naming the line.
         var e = assertThrows(dev.jtune.data.config.ConfigException.class, () -> dev.jtune.data.config.TrainConfig.load(cfg));
         assertTrue(e.getMessage().contains(line + " is not supported"), e.getMessage());
+    }
+
+    /** curriculum_sampling over packed rows (the base config packs): Axolotl packs the sequential order per epoch; refused when it loads. */
+    @Test
+    void curriculumSamplingWithPackingIsRefused(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("curriculum.yml");
+        Files.writeString(cfg, config(dir, "curriculum_sampling: true\n"));
+        var err = new ByteArrayOutputStream();
+        int code = Main.run(new String[] {"preprocess", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        String text = err.toString(StandardCharsets.UTF_8);
+        assertEquals(1, code, text);
+        assertTrue(text.contains("curriculum_sampling: true with sample_packing: true is not supported"), text);
     }
 
     /** Keys jtune honours its own way, or services it does not reach: one line each, once, and the run goes on. */

@@ -66,4 +66,22 @@ class CheckpointsTest {
         });
         assertTrue(Files.exists(out.resolve("checkpoint-8").resolve("again")));
     }
+
+    /** transformers' rotation with a best checkpoint (sort_checkpoints + _rotate_checkpoints): the best is kept. */
+    @Test
+    void rotationKeepsTheBestCheckpoint(@TempDir Path out) throws IOException {
+        for (int step : new int[] {2, 4, 6, 8}) {
+            Files.createDirectories(out.resolve("checkpoint-" + step));
+            Files.writeString(out.resolve("checkpoint-" + step).resolve(Checkpoints.TRAINER_STATE), "{}");
+        }
+        // Limit 2, best checkpoint-4: [2, 6, 4, 8] after moving the best next to last; the first two go.
+        Checkpoints.prune(out, 2, out.resolve("checkpoint-4"));
+        assertEquals(List.of("checkpoint-4", "checkpoint-8"), names(out));
+        // Limit 1 while the best is not the newest: 2 are kept.
+        Checkpoints.prune(out, 1, out.resolve("checkpoint-4"));
+        assertEquals(List.of("checkpoint-4", "checkpoint-8"), names(out));
+        // The best is the newest: the limit as given.
+        Checkpoints.prune(out, 1, out.resolve("checkpoint-8"));
+        assertEquals(List.of("checkpoint-8"), names(out));
+    }
 }
