@@ -256,6 +256,13 @@ def sentence(i, n=8):
 def rows_for(entry, n=64):
     """Rows in the layout the entry's type asks for (Axolotl's field names and defaults, or the entry's own)."""
     t = entry.get("type")
+    if t is None or t == "":  # no type: pre-tokenized rows (Axolotl's input_ids, attention_mask, labels)
+        rows = []
+        for i in range(n):
+            ids = [3 + (i * 7 + k * 5) % 250 for k in range(12 + i % 9)]
+            rows.append({"input_ids": ids, "attention_mask": [1] * len(ids),
+                         "labels": [-100] * 4 + ids[4:]})
+        return rows
     if isinstance(t, dict):  # user-defined prompt format
         fi, fin, fo = (t.get("field_instruction", "instruction"), t.get("field_input", "input"),
                        t.get("field_output", "output"))
