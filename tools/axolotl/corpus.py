@@ -112,8 +112,8 @@ SPECIALS = {
 # Tokenizer lineage by base_model name, first match wins (within the model family).
 LINEAGES = [
     (r"orpheus", "orpheus"),
-    (r"llama-?3.*(instruct|-it\b)|cogito-v1-preview-llama", "llama3-instruct"),
-    (r"llama-?3|sparse-llama-3", "llama3"),
+    (r"llama-?3(?!\d).*(instruct|-it\b)|cogito-v1-preview-llama", "llama3-instruct"),
+    (r"llama-?3(?!\d)", "llama3"),  # not CodeLlama-34b
     (r"01-ai/yi-", "yi"),
     (r"smollm", "smollm"),
     (r"llama|codellama|vicuna|alpaca", "llama2"),
@@ -383,6 +383,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tools/axolotl/corpus-result.md"))
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--cache", default="", help="a JSONL file of rows already measured (read, then appended to)")
+    ap.add_argument("--shard", default="", help="I/N: measure only every N-th config from the I-th (0-based), so that"
+                    " N runs, each with its own --cache, share the work; a last run given all caches writes --out")
     args = ap.parse_args()
     git = ["git", "--git-dir", args.axolotl]
     files = [f for f in subprocess.run(git + ["ls-tree", "-r", "--name-only", COMMIT, "examples"], check=True,
@@ -391,11 +393,15 @@ def main():
     work = tempfile.mkdtemp(prefix="jtune-corpus-")
     results = []
     done = {}
-    if args.cache and os.path.exists(args.cache):
-        with open(args.cache) as c:
-            for line in c:
-                row = json.loads(line)
-                done[row[0]] = tuple(row)
+    if args.cache and all(os.path.exists(c) for c in args.cache.split(",")):
+        for cache in args.cache.split(","):
+            with open(cache) as c:
+                for line in c:
+                    row = json.loads(line)
+                    done[row[0]] = tuple(row)
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        files = [f for k, f in enumerate(files) if k % n == i or f in done]
     for f in files:
         if f in done:
             results.append(done[f])
@@ -406,7 +412,7 @@ def main():
         except Exception as e:  # a bug here must not lose the rows measured so far
             results.append((f, "-", "corpus script error", "", repr(e)[:200]))
         if args.cache and len(results) > n:
-            with open(args.cache, "a") as c:
+            with open(args.cache.split(",")[0], "a") as c:
                 c.write(json.dumps(results[-1]) + "\n")
     write(results, args, work)
 
