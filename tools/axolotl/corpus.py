@@ -9,7 +9,10 @@ For every examples/**/*.yml of axolotl-ai-cloud/axolotl at the commit that Axolo
   - output_dir, dataset_prepared_path, and max_steps: 2;
 runs ./launch.sh preprocess (and train, with --train, where preprocess passed), and prints one row per config:
 passed, refused (the problems jtune named) or failed (anything else: a stack trace, an unknown key, a timeout).
-Configs whose model family jtune does not implement are listed as "other family" and not run.
+Configs whose model family jtune does not implement are listed as "other family" and not run; RL (rl:), reward-model
+(reward_model, process_reward_model, num_labels) and multimodal (processor_type, image keys, vision checkpoints)
+examples, which issue 12 leaves aside, get their own outcome rows, are not run and stay out of the pass rate.
+Each family's tiny tokenizer carries the special tokens of the real checkpoint's lineage (SPECIALS).
 
 Usage: tools/axolotl/corpus.py AXOLOTL_GIT_DIR [--train] [--only SUBSTRING] [--out tools/axolotl/corpus-result.md]
 Needs python3 with PyYAML; the jtune jar is built by ./launch.sh on first use.
@@ -20,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -58,16 +62,188 @@ def family_of(base_model):
     return None
 
 
-def model_dir(family, work):
-    """A tiny model of the family, made once per run."""
-    out = os.path.join(work, "models", family)
+# The special tokens of a real checkpoint of each tokenizer lineage (bos, eos, pad, unk, then others), as its
+# tokenizer_config.json on the Hub has them, so that a config's special_tokens:/tokens: naming one of them finds it
+# (and the vocabulary does not grow, as it would not with the real model). Sources:
+#   llama2  meta-llama/Llama-2-7b-hf (and CodeLlama, open_llama, TinyLlama, huggyllama): <s> </s> <unk>, no pad
+#   llama3  meta-llama/Llama-3.1-8B: <|begin_of_text|> <|end_of_text|>, the reserved/header/eot ids of Meta's
+#           tokenizer.py (special_tokens list), no pad, no unk; Llama-3 Instruct's eos is <|eot_id|>
+#   yi      01-ai/Yi-34B-Chat: <|startoftext|> <|im_end|>, pad/unk <unk>, <|endoftext|> <|im_start|> <|im_sep|>
+#   smollm  HuggingFaceTB/SmolLM2-135M: <|endoftext|> as bos/eos/unk, <|im_start|> <|im_end|>
+#   orpheus canopylabs/orpheus-3b-0.1-pretrained: Llama 3.2's tokens plus <custom_token_N>
+#   mistral mistralai/Mistral-7B-v0.1: <s> </s> <unk>, no pad (Nemo adds [INST] [/INST] and <pad>)
+#   qwen2   Qwen/Qwen2.5-7B-Instruct: no bos, eos <|im_end|>, pad <|endoftext|>, <|im_start|>, tool tokens
+#   qwen3   Qwen/Qwen3-8B: as Qwen2.5 plus <think> </think>
+#   gemma   google/gemma-2-2b / gemma-3-1b-it: <bos> <eos> <pad> <unk> <start_of_turn> <end_of_turn>
+#   phi3    microsoft/Phi-3-mini-4k-instruct: <s>, eos/pad <|endoftext|>, <unk>, <|user|> <|assistant|> <|end|> ...
+LLAMA3_EXTRA = ["<|reserved_special_token_0|>", "<|reserved_special_token_1|>", "<|finetune_right_pad_id|>",
+                "<|step_id|>", "<|start_header_id|>", "<|end_header_id|>", "<|eom_id|>", "<|eot_id|>",
+                "<|python_tag|>"]
+QWEN_EXTRA = ["<|endoftext|>", "<|im_start|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+              "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>",
+              "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>",
+              "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]
+SPECIALS = {
+    "llama2": dict(bos="<s>", eos="</s>", pad=None, unk="<unk>", extra=[]),
+    "llama3": dict(bos="<|begin_of_text|>", eos="<|end_of_text|>", pad=None, unk=None, extra=LLAMA3_EXTRA),
+    "llama3-instruct": dict(bos="<|begin_of_text|>", eos="<|eot_id|>", pad=None, unk=None,
+                            extra=["<|end_of_text|>"] + LLAMA3_EXTRA),
+    "orpheus": dict(bos="<|begin_of_text|>", eos="<|end_of_text|>", pad=None, unk=None,
+                    extra=LLAMA3_EXTRA + [f"<custom_token_{i}>" for i in range(12)]),
+    "yi": dict(bos="<|startoftext|>", eos="<|im_end|>", pad="<unk>", unk="<unk>",
+               extra=["<|endoftext|>", "<|im_start|>", "<|im_sep|>"]),
+    "smollm": dict(bos="<|endoftext|>", eos="<|endoftext|>", pad=None, unk="<|endoftext|>",
+                   extra=["<|im_start|>", "<|im_end|>"]),
+    "mistral": dict(bos="<s>", eos="</s>", pad=None, unk="<unk>", extra=[]),
+    "mistral-nemo": dict(bos="<s>", eos="</s>", pad="<pad>", unk="<unk>",
+                         extra=["[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]",
+                                "[/TOOL_RESULTS]", "[TOOL_CALLS]"]),
+    "qwen2": dict(bos=None, eos="<|im_end|>", pad="<|endoftext|>", unk=None, extra=QWEN_EXTRA),
+    "qwen3": dict(bos=None, eos="<|im_end|>", pad="<|endoftext|>", unk=None,
+                  extra=QWEN_EXTRA + ["<tool_response>", "</tool_response>", "<think>", "</think>"]),
+    "gemma": dict(bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>",
+                  extra=["<mask>", "<start_of_turn>", "<end_of_turn>"]),
+    "phi3": dict(bos="<s>", eos="<|endoftext|>", pad="<|endoftext|>", unk="<unk>",
+                 extra=["<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
+                        "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>",
+                        "<|user|>"]),
+}
+
+# Tokenizer lineage by base_model name, first match wins (within the model family).
+LINEAGES = [
+    (r"orpheus", "orpheus"),
+    (r"llama-?3(?!\d).*(instruct|-it\b)|cogito-v1-preview-llama", "llama3-instruct"),
+    (r"llama-?3(?!\d)", "llama3"),  # not CodeLlama-34b
+    (r"01-ai/yi-", "yi"),
+    (r"smollm", "smollm"),
+    (r"llama|codellama|vicuna|alpaca", "llama2"),
+    (r"nemo|magistral|devstral|ministral", "mistral-nemo"),
+    (r"mistral|zephyr|openhermes", "mistral"),
+    (r"qwen3", "qwen3"),
+    (r"qwen|qwq|deepcoder|cogito", "qwen2"),
+    (r"gemma", "gemma"),
+    (r"phi", "phi3"),
+]
+
+
+def lineage_of(base_model):
+    name = str(base_model).lower()
+    for pattern, lineage in LINEAGES:
+        if re.search(pattern, name):
+            return lineage
+    return None
+
+
+def model_dir(family, lineage, work):
+    """A tiny model of the family with the special tokens of the lineage's tokenizer, made once per run."""
+    out = os.path.join(work, "models", f"{family}-{lineage}" if lineage else family)
     if not os.path.isdir(out):
         if family == "llama":
             subprocess.run([os.path.join(ROOT, "launch.sh"), "init-model", "--preset", "tiny", "--out", out],
                            check=True, capture_output=True)
         else:
             shutil.copytree(os.path.join(FIXTURES, family), out)
+        if lineage:
+            dress_tokenizer(out, SPECIALS[lineage])
     return out
+
+
+def dress_tokenizer(folder, spec):
+    """Renames the tiny tokenizer's three special tokens (ids 0-2: <s> </s> <pad>) to the lineage's bos, eos and
+    pad (or unk), appends its other special tokens after the last id, and grows the embedding (and lm_head) by as
+    many rows, so that the model has a row for every token, as a real checkpoint does."""
+    tj_path, tc_path = os.path.join(folder, "tokenizer.json"), os.path.join(folder, "tokenizer_config.json")
+    with open(tj_path) as f:
+        tj = json.load(f)
+    with open(tc_path) as f:
+        tc = json.load(f)
+    names = []
+    for t in [spec["bos"], spec["eos"], spec["pad"], spec["unk"]] + spec["extra"]:
+        if t and t not in names:
+            names.append(t)
+    slots = [spec["bos"], spec["eos"], spec["pad"] or spec["unk"]]
+    rest = [t for t in names if t not in slots]
+    slots = [t if t and slots.index(t) == i else None for i, t in enumerate(slots)]
+    slots = [t if t else rest.pop(0) for t in slots]
+    size = len(tj["model"]["vocab"])
+    ids = {t: i for i, t in enumerate(slots)}
+    for t in rest:
+        ids[t] = size + len([x for x in ids if ids[x] >= size])
+    old = {a["id"]: a["content"] for a in tj["added_tokens"]}
+    vocab = tj["model"]["vocab"]
+    for i, t in enumerate(slots):
+        del vocab[old[i]]
+    added = []
+    for t, i in sorted(ids.items(), key=lambda kv: kv[1]):
+        vocab[t] = i
+        added.append({"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                      "normalized": False, "special": True})
+    tj["added_tokens"] = added
+    if spec["bos"]:
+        bos = spec["bos"]
+        tj["post_processor"] = {"type": "TemplateProcessing",
+                                "single": [{"SpecialToken": {"id": bos, "type_id": 0}},
+                                           {"Sequence": {"id": "A", "type_id": 0}}],
+                                "pair": [{"SpecialToken": {"id": bos, "type_id": 0}},
+                                         {"Sequence": {"id": "A", "type_id": 0}},
+                                         {"SpecialToken": {"id": bos, "type_id": 1}},
+                                         {"Sequence": {"id": "B", "type_id": 1}}],
+                                "special_tokens": {bos: {"id": bos, "ids": [0], "tokens": [bos]}}}
+    else:  # Qwen adds no BOS
+        tj["post_processor"] = None
+    tc["added_tokens_decoder"] = {str(a["id"]): {k: v for k, v in a.items() if k != "id"} for a in added}
+    for key in ("bos", "eos", "pad", "unk"):
+        tc[f"{key}_token"] = spec[key]
+    tc["add_bos_token"] = bool(spec["bos"])
+    with open(tj_path, "w") as f:
+        json.dump(tj, f, ensure_ascii=False)
+    with open(tc_path, "w") as f:
+        json.dump(tc, f, ensure_ascii=False, indent=2)
+    rows = size + len(rest)
+    special_ids = {"bos_token_id": ids.get(spec["bos"]), "eos_token_id": ids[spec["eos"]],
+                   "pad_token_id": ids.get(spec["pad"])}
+    for name in ("config.json", "generation_config.json"):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            cfg = json.load(f)
+        for c in [cfg] + ([cfg["text_config"]] if isinstance(cfg.get("text_config"), dict) else []):
+            if "vocab_size" in c:
+                c["vocab_size"] = rows
+            for k, v in special_ids.items():
+                if k in c or name == "generation_config.json":
+                    c[k] = v
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+    grow_rows(os.path.join(folder, "model.safetensors"), rows)
+
+
+def grow_rows(path, rows):
+    """Appends rows to the embedding and lm_head tensors of a safetensors file (copies of the byte-token rows,
+    so the new tokens start as ordinary ones)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    tensors = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"][0])
+    out, offset = [], 0
+    for name, t in tensors:
+        start, end = t["data_offsets"]
+        chunk = data[start:end]
+        if name.endswith("embed_tokens.weight") or name.endswith("lm_head.weight"):
+            old_rows = t["shape"][0]
+            row = (end - start) // old_rows
+            extra = rows - old_rows
+            chunk += b"".join(chunk[(3 + k % 256) * row:(4 + k % 256) * row] for k in range(extra))
+            t["shape"] = [rows] + t["shape"][1:]
+        t["data_offsets"] = [offset, offset + len(chunk)]
+        offset += len(chunk)
+        out.append(chunk)
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head + b"".join(out))
 
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven small birds sing about rivers and hills".split()
@@ -80,6 +256,13 @@ def sentence(i, n=8):
 def rows_for(entry, n=64):
     """Rows in the layout the entry's type asks for (Axolotl's field names and defaults, or the entry's own)."""
     t = entry.get("type")
+    if t is None or t == "":  # no type: pre-tokenized rows (Axolotl's input_ids, attention_mask, labels)
+        rows = []
+        for i in range(n):
+            ids = [3 + (i * 7 + k * 5) % 250 for k in range(12 + i % 9)]
+            rows.append({"input_ids": ids, "attention_mask": [1] * len(ids),
+                         "labels": [-100] * 4 + ids[4:]})
+        return rows
     if isinstance(t, dict):  # user-defined prompt format
         fi, fin, fo = (t.get("field_instruction", "instruction"), t.get("field_input", "input"),
                        t.get("field_output", "output"))
@@ -114,7 +297,7 @@ def substitute(config, work, name):
     family = family_of(base)
     if family is None:
         return None, family
-    model = model_dir(family, work)
+    model = model_dir(family, lineage_of(base), work)
     config["base_model"] = model
     for key in ("base_model_config", "tokenizer_config"):
         if config.get(key):
@@ -200,6 +383,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tools/axolotl/corpus-result.md"))
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--cache", default="", help="a JSONL file of rows already measured (read, then appended to)")
+    ap.add_argument("--shard", default="", help="I/N: measure only every N-th config from the I-th (0-based), so that"
+                    " N runs, each with its own --cache, share the work; a last run given all caches writes --out")
     args = ap.parse_args()
     git = ["git", "--git-dir", args.axolotl]
     files = [f for f in subprocess.run(git + ["ls-tree", "-r", "--name-only", COMMIT, "examples"], check=True,
@@ -208,11 +393,15 @@ def main():
     work = tempfile.mkdtemp(prefix="jtune-corpus-")
     results = []
     done = {}
-    if args.cache and os.path.exists(args.cache):
-        with open(args.cache) as c:
-            for line in c:
-                row = json.loads(line)
-                done[row[0]] = tuple(row)
+    if args.cache and all(os.path.exists(c) for c in args.cache.split(",")):
+        for cache in args.cache.split(","):
+            with open(cache) as c:
+                for line in c:
+                    row = json.loads(line)
+                    done[row[0]] = tuple(row)
+    if args.shard:
+        i, n = (int(x) for x in args.shard.split("/"))
+        files = [f for k, f in enumerate(files) if k % n == i or f in done]
     for f in files:
         if f in done:
             results.append(done[f])
@@ -223,9 +412,33 @@ def main():
         except Exception as e:  # a bug here must not lose the rows measured so far
             results.append((f, "-", "corpus script error", "", repr(e)[:200]))
         if args.cache and len(results) > n:
-            with open(args.cache, "a") as c:
+            with open(args.cache.split(",")[0], "a") as c:
                 c.write(json.dumps(results[-1]) + "\n")
     write(results, args, work)
+
+
+# Outcomes of the examples issue 12 leaves out of its corpus ("RL, multimodal and reward-model examples left
+# aside"): classified from the config, not run, and outside the in-family denominator.
+ASIDE = ("RL (left aside)", "reward model (left aside)", "multimodal (left aside)")
+NOT_RUN = ("other family", "not a training config", "not YAML") + ASIDE
+
+
+def left_aside(config):
+    """Which of the left-aside kinds a config is, or None for a plain SFT/LoRA/QLoRA config."""
+    if config.get("rl"):
+        return ASIDE[0]
+    if config.get("reward_model") or config.get("process_reward_model") or config.get("num_labels"):
+        return ASIDE[1]
+    if (config.get("processor_type") or config.get("image_size") or config.get("image_resize_algorithm")
+            or re.search(r"vision|-vl\b|llava|pixtral|voxtral", str(config.get("base_model", "")).lower())):
+        return ASIDE[2]
+    return None
+
+
+def why_aside(config):
+    keys = [k for k in ("rl", "reward_model", "process_reward_model", "num_labels", "processor_type", "image_size",
+                        "image_resize_algorithm") if config.get(k)]
+    return ", ".join(f"{k}: {config[k]}" for k in keys) or f"base_model: {config.get('base_model')}"
 
 
 def measure(f, git, work, args, results):
@@ -240,6 +453,10 @@ def measure(f, git, work, args, results):
     if not isinstance(config, dict) or "base_model" not in config:
         results.append((f, "-", "not a training config", "", ""))
         return
+    aside = left_aside(config)
+    if aside:
+        results.append((f, family_of(config.get("base_model")) or "-", aside, "", why_aside(config)))
+        return
     config, family = substitute(config, work, name)
     if config is None:
         results.append((f, "-", "other family", "", str(yaml.safe_load(text).get("base_model"))))
@@ -247,6 +464,7 @@ def measure(f, git, work, args, results):
     cfg = os.path.join(work, name)
     with open(cfg, "w") as out:
         yaml.safe_dump(config, out, sort_keys=False)
+    family = f"{family}/{lineage_of(yaml.safe_load(text).get('base_model'))}"
     rc, out_text, err = run("preprocess", cfg, args.timeout)
     if rc != 0:
         results.append((f, family, verdict(err), "", "; ".join(short(p) for p in problems(err))))
@@ -269,14 +487,23 @@ def write(results, args, work):
     counts = collections.Counter(r[2] for r in results)
     tally = collections.Counter()
     for r in results:
-        if r[2] not in ("passed", "preprocess passed", "other family", "not a training config", "not YAML"):
+        if r[2] not in ("passed", "preprocess passed") + NOT_RUN:
             for p in r[4].split("; "):
                 tally[p] += 1
-    ran = [r for r in results if r[1] != "-"]
+    ran = [r for r in results if r[2] not in NOT_RUN]
+    aside = [r for r in results if r[2] in ASIDE]
+    passed = sum(1 for r in ran if r[2] in ("passed", "preprocess passed"))
+    refused = sum(1 for r in ran if r[2] == "refused")
     lines = [f"# Axolotl examples at {COMMIT[:7]} through jtune",
              "",
-             f"Written by `tools/axolotl/corpus.py{' --train' if args.train else ''}`: {len(results)} example configs,"
-             f" {len(ran)} of a family jtune implements (tiny model of that family, generated rows, max_steps: 2).",
+             f"Written by `tools/axolotl/corpus.py{' --train' if args.train else ''}`: {len(results)} example configs;"
+             f" {len(aside)} RL, reward-model or multimodal ones left aside (as issue 12 does; not run);"
+             f" {len(ran)} plain SFT/LoRA/QLoRA configs of a family jtune implements, run with a tiny model of that"
+             " family (its tokenizer carrying the real checkpoint's special tokens), generated rows and max_steps: 2.",
+             "",
+             f"**In-family SFT pass rate: {passed} of {len(ran)} ({100 * passed / max(1, len(ran)):.0f}%)"
+             f" {'train 2 steps' if args.train else 'preprocess'}; {refused} refused with named reasons;"
+             f" {len(ran) - passed - refused} failed otherwise.**",
              "",
              "| outcome | configs |", "|---|---|"]
     for k, v in counts.most_common():
@@ -290,7 +517,7 @@ def write(results, args, work):
         lines.append(f"| {f} | {fam} | {outcome} | {detail.replace('|', '/')[:300]} |")
     with open(args.out, "w") as out:
         out.write("\n".join(lines) + "\n")
-    print("\n".join(lines[:12 + len(counts)]))
+    print("\n".join(lines[:14 + len(counts)]))
     print(f"(work files in {work})", file=sys.stderr)
 
 

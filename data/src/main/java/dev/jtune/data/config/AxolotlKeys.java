@@ -203,6 +203,9 @@ public final class AxolotlKeys {
         // SequentialSampler instead of shuffling, and a single dataset not shuffled when merged (Axolotl's
         // _get_train_sampler and merge_datasets); with sample_packing refused (RunSettings).
         implemented("curriculum_sampling");
+        // Data pipeline (Preprocessor), as Axolotl's utils/data: samples under min_sample_len tokens dropped with the
+        // long ones; identical tokenized samples of a split dropped, the first kept (sha256 of the row).
+        implemented("min_sample_len", "dataset_exact_deduplication");
         // Axolotl's cosine floor (utils/schedulers.py), with lr_scheduler: cosine; LrSchedule.Extras.
         for (String key : List.of("cosine_min_lr_ratio", "cosine_constant_lr_ratio")) {
             valued(key, Policy.IMPLEMENTED, "", "a ratio in [0, 1]: implemented (with lr_scheduler: cosine, as"
@@ -287,17 +290,25 @@ public final class AxolotlKeys {
                 "liger_swiglu", "liger_glu_activation", "liger_cross_entropy", "liger_fused_linear_cross_entropy",
                 "cut_cross_entropy", "chunked_cross_entropy", "chunked_cross_entropy_num_chunks", "tiled_mlp",
                 "tiled_mlp_num_shards", "tiled_mlp_use_original_mlp", "batch_flattening");
+        // SwanLab's plugin (integrations/swanlab at COMMIT) only registers its tracker's callbacks: metrics, the
+        // config and Lark notifications sent to swanlab.cn, completions of RL runs; nothing that changes training.
         valued("plugins", Policy.EQUIVALENT, KERNELS,
-                "Liger and cut cross-entropy (kernel swaps): equivalent; any other plugin: refused",
+                "Liger and cut cross-entropy (kernel swaps): equivalent; SwanLab (an online experiment tracker, like"
+                        + " wandb): not available offline; any other plugin: refused",
                 v -> {
                     List<?> names = v instanceof List<?> l ? l : List.of(String.valueOf(v));
+                    boolean tracker = false;
                     for (Object name : names) {
                         String s = String.valueOf(name);
-                        if (!s.contains(".liger.") && !s.contains(".cut_cross_entropy.")) {
+                        if (s.contains(".swanlab.")) {
+                            tracker = true;
+                        } else if (!s.contains(".liger.") && !s.contains(".cut_cross_entropy.")) {
                             return refusedVerdict("plugin " + s + " is not available; jtune accepts the Liger and"
-                                    + " cut cross-entropy plugins, whose kernels its own already match");
+                                    + " cut cross-entropy plugins, whose kernels its own already match, and SwanLab's"
+                                    + " tracker (not sent)");
                         }
                     }
+                    if (tracker) return new Verdict(Policy.NOT_OFFLINE, "SwanLab: " + TRACKER);
                     return names.isEmpty() ? Verdict.QUIET : equivalentVerdict(KERNELS);
                 });
         equivalent("jtune's gradient_checkpointing recomputes whole decoder layers; these options change only how"
@@ -454,8 +465,8 @@ public final class AxolotlKeys {
                 "pretraining_dataset", "pretrain_multipack_buffer_size",
                 "pretrain_multipack_attn", "pretraining_sample_concatenation", "streaming",
                 "streaming_multipack_buffer_size", "use_pose", "pose_split_on_token_ids", "pose_max_context_len",
-                "pose_num_chunks", "dataset_shard_num", "dataset_shard_idx", "dataset_exact_deduplication",
-                "shuffle_before_merging_datasets", "multipack_real_batches", "min_sample_len",
+                "pose_num_chunks", "dataset_shard_num", "dataset_shard_idx",
+                "shuffle_before_merging_datasets", "multipack_real_batches",
                 "eval_sequence_len", "default_system_message");
         // Axolotl's own schema rejects it (schemas/deprecated.py: DeprecationWarning "`max_packed_sequence_len` is no
         // longer supported"); the old packing it named is sample_packing with sequence_len.

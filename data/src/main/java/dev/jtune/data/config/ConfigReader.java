@@ -31,7 +31,7 @@ final class ConfigReader {
             "tokenizer_type", "datasets", "test_datasets", "val_set_size", "sequence_len", "sample_packing",
             "pad_to_sequence_len", "train_on_inputs", "chat_template", "chat_template_jinja", "special_tokens",
             "dataset_prepared_path", "shuffle_merged_datasets", "seed", "output_dir", "excess_length_strategy",
-            "eot_tokens", "chat_template_kwargs");
+            "eot_tokens", "chat_template_kwargs", "min_sample_len", "dataset_exact_deduplication");
     /** The keys jtune reads itself. */
     static final List<String> TOP_LEVEL_KEYS = Stream.concat(DATA_KEYS.stream(), TrainerSettings.KEYS.keySet().stream())
             .toList();
@@ -231,6 +231,8 @@ final class ConfigReader {
                 p.attempt(() -> top.get("excess_length_strategy")
                         .map(v -> v.asEnum(ExcessLengthStrategy.class, ExcessLengthStrategy::yamlName))
                         .orElse(ExcessLengthStrategy.DROP), ExcessLengthStrategy.DROP),
+                p.attempt(() -> top.get("min_sample_len").map(v -> v.asIntAtLeast(0)).orElse(0), 0),
+                p.attempt(() -> top.bool("dataset_exact_deduplication", false), false),
                 p.attempt(() -> top.get("eot_tokens").map(YamlValue::asStringList).orElse(List.of()), List.of()),
                 p.attempt(() -> top.get("chat_template_kwargs").map(ConfigReader::readKwargs).orElse(Map.of()), Map.of()),
                 new TrainerSettings(trainer),
@@ -302,9 +304,19 @@ final class ConfigReader {
         }
         String path = dataset.require("path", "a Hugging Face Hub id or a local file or directory").asString();
         List<String> typeNames = java.util.Arrays.stream(DatasetType.values())
-                .filter(t -> t != DatasetType.USER_DEFINED).map(DatasetType::yamlName).toList();
-        YamlValue typeValue = dataset.require("type", "one of " + String.join(", ", typeNames)
-                + ", or a mapping (a user-defined prompt format)");
+                .filter(t -> t != DatasetType.USER_DEFINED && t != DatasetType.PRE_TOKENIZED)
+                .map(DatasetType::yamlName).toList();
+        Optional<YamlValue> given = dataset.get("type");
+        if (given.isEmpty()) { // Axolotl: no type, rows already tokenized (input_ids, attention_mask, labels)
+            for (String key : dataset.presentKeys()) {
+                if (DATASET_KEYS.contains(key) && !DATASET_COMMON_KEYS.contains(key)) {
+                    p.add(dataset.errorAtKey(key, "'" + key + "' does not apply to a pre-tokenized dataset (no type:"
+                            + " given; its rows are input_ids, attention_mask and labels); give type: for raw rows"));
+                }
+            }
+            return dataset(dataset, path, new DatasetFormat.PreTokenized());
+        }
+        YamlValue typeValue = given.get();
         if (!typeValue.isString() && !typeValue.isNull() && !typeValue.isBoolean() && !typeValue.isInteger()) {
             return readUserDefined(dataset, path, typeValue.asMapping(USER_DEFINED_KEYS), p);
         }
@@ -325,13 +337,16 @@ final class ConfigReader {
             }
         }
         DatasetType type = instruction.isPresent() ? DatasetType.ALPACA : DatasetType.byName(typeText)
-                .orElseGet(() -> typeValue.asEnum(DatasetType.class, DatasetType::yamlName)); // throws: not a type
+                .orElseGet(() -> { // throws: not a type (user_defined is named, its mapping form told above)
+                    typeValue.asOneOf(Stream.concat(typeNames.stream(), Stream.of("user_defined")).toList());
+                    throw new IllegalStateException();
+                });
         List<String> applicable = switch (type) {
             case ALPACA -> ALPACA_KEYS;
             case COMPLETION -> COMPLETION_KEYS;
             case SHAREGPT, CHAT_TEMPLATE -> CHAT_KEYS;
             case INPUT_OUTPUT -> INPUT_OUTPUT_KEYS;
-            case USER_DEFINED -> List.of();
+            case USER_DEFINED, PRE_TOKENIZED -> List.of();
         };
         for (String key : dataset.presentKeys()) {
             if (DATASET_KEYS.contains(key) && !DATASET_COMMON_KEYS.contains(key) && !applicable.contains(key)) {
@@ -351,7 +366,7 @@ final class ConfigReader {
                     dataset.string("field", DatasetFormat.Completion.DEFAULT.field()));
             case SHAREGPT, CHAT_TEMPLATE -> readChat(dataset, type);
             case INPUT_OUTPUT -> new DatasetFormat.InputOutput(dataset.string("field_segments", "segments"));
-            case USER_DEFINED -> throw new IllegalStateException();
+            case USER_DEFINED, PRE_TOKENIZED -> throw new IllegalStateException();
         };
         return dataset(dataset, path, format);
     }

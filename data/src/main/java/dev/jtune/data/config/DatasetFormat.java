@@ -88,6 +88,14 @@ public sealed interface DatasetFormat {
         public static final MessageExtras DEFAULT = new MessageExtras(Optional.empty(), Optional.empty(), false, "tools");
     }
 
+    /** No {@code type:}: rows already tokenized ({@code input_ids}, {@code attention_mask}, {@code labels}). */
+    record PreTokenized() implements DatasetFormat {
+        @Override
+        public DatasetType type() {
+            return DatasetType.PRE_TOKENIZED;
+        }
+    }
+
     /** {@code type: input_output}: template-free segments, each {@code {text, label}}. */
     record InputOutput(String fieldSegments) implements DatasetFormat {
         @Override

@@ -17,7 +17,12 @@ public enum DatasetType {
     /** Template-free rows: {@code segments} of {@code {text, label}}, each tokenized alone, trained where label. */
     INPUT_OUTPUT("input_output"),
     /** Axolotl's user-defined prompt format: {@code type:} given as a mapping ({@code format}, ...). */
-    USER_DEFINED("user_defined");
+    USER_DEFINED("user_defined"),
+    /**
+     * No {@code type:} (absent or empty, as Axolotl's example "leave empty to load pre-tokenized"): rows of
+     * {@code input_ids}, {@code attention_mask} and {@code labels}, used as they are. Not a name a config writes.
+     */
+    PRE_TOKENIZED("");
 
     private final String yamlName;
 
@@ -51,7 +56,7 @@ public enum DatasetType {
     /** The type a config's {@code type:} string names, by its name or an {@link #ALIASES alias}. */
     static Optional<DatasetType> byName(String text) {
         for (DatasetType type : values()) {
-            if (type != USER_DEFINED && type.yamlName.equals(text)) return Optional.of(type);
+            if (type != USER_DEFINED && type != PRE_TOKENIZED && type.yamlName.equals(text)) return Optional.of(type);
         }
         return Optional.ofNullable(ALIASES.get(text));
     }

@@ -32,6 +32,10 @@ import java.util.Optional;
  * @param seed {@code seed}: for shuffling, splitting and initialisation; default 42
  * @param outputDir {@code output_dir}: default {@code ./outputs}
  * @param excessLengthStrategy {@code excess_length_strategy}: default drop
+ * @param minSampleLen {@code min_sample_len}: samples with fewer tokens are dropped, as Axolotl's length filter does
+ *     (0: not given; Axolotl's default of 2 is what dropping samples with no trained token already does)
+ * @param datasetExactDeduplication {@code dataset_exact_deduplication}: identical tokenized samples of a split are
+ *     dropped, the first kept
  * @param eotTokens {@code eot_tokens}: tokens that end a turn
  * @param chatTemplateKwargs {@code chat_template_kwargs}: variables for the chat template
  * @param trainer every other accepted key
@@ -47,7 +51,7 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         boolean samplePacking, boolean padToSequenceLen, boolean trainOnInputs, Optional<String> chatTemplate,
         Optional<String> chatTemplateJinja, SpecialTokens specialTokens, Optional<String> datasetPreparedPath,
         boolean shuffleMergedDatasets, long seed, String outputDir, ExcessLengthStrategy excessLengthStrategy,
-        List<String> eotTokens, java.util.Map<String, Object> chatTemplateKwargs, TrainerSettings trainer,
+        int minSampleLen, boolean datasetExactDeduplication, List<String> eotTokens, java.util.Map<String, Object> chatTemplateKwargs, TrainerSettings trainer,
         List<ConfigNote> notes, java.util.Map<String, Position> positions) {
 
     public static final int DEFAULT_SEQUENCE_LEN = 2048;

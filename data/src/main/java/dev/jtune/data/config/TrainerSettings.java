@@ -173,18 +173,45 @@ public record TrainerSettings(Map<String, Object> values) {
         Spec spec = KEYS.get(key);
         return switch (spec.kind()) {
             case STRING -> spec.allowed().isEmpty() ? value.asString() : value.asOneOf(spec.allowed());
-            case INTEGER -> value.asLong();
+            case INTEGER -> readInteger(key, value);
             case NUMBER -> value.asDouble();
             case BOOLEAN -> value.asBoolean();
             case BOOLEAN_OR_AUTO -> readBooleanOrAuto(value);
             case STRING_OR_BOOLEAN -> readStringOrBoolean(value);
-            case STRING_LIST -> value.asStringList();
+            case STRING_LIST -> {
+                if (key.equals("tokens") && value.describe().equals("a mapping")) {
+                    // Older Axolotl examples (archived/jeopardy-bot) wrote special tokens here; the schema at
+                    // AxolotlKeys.COMMIT types tokens as list[str] and rejects a mapping too.
+                    throw value.error("expected a list of new tokens (Axolotl's schema: list[str]), got a mapping;"
+                            + " bos_token, eos_token, pad_token and unk_token go under special_tokens:");
+                }
+                yield value.asStringList();
+            }
             case STRING_OR_LIST -> value.isString() ? value.asString() : value.asStringList();
             case MAPPING -> {
                 value.asOpenMapping(); // for the type and duplicate checks, with positions
                 yield value.toJava();
             }
         };
+    }
+
+    /**
+     * An integer key as Axolotl's pydantic schema ({@code int}) reads it: an integer, or a number without a
+     * fraction ({@code 10.0}); {@code warmup_steps: 0.1} is refused there too ("got a number with a fractional
+     * part"), the share of steps being {@code warmup_ratio}.
+     */
+    private static long readInteger(String key, YamlValue value) {
+        if (value.isInteger()) return value.asLong();
+        double d;
+        try {
+            d = value.asDouble();
+        } catch (ConfigException e) {
+            throw value.error("expected an integer, got " + value.describe());
+        }
+        if (d == Math.rint(d) && Math.abs(d) < 1e15) return (long) d;
+        throw value.error("expected an integer, got " + value.describe() + (key.equals("warmup_steps")
+                ? " (Axolotl's schema refuses a fraction too); a share of the training steps is warmup_ratio: " + d
+                : ""));
     }
 
     private static Object readBooleanOrAuto(YamlValue value) {

@@ -29,6 +29,10 @@ public record PrepareReport(long rowsRead, Map<String, Long> skipped, Map<String
 
     /** Reason in {@link #dropped()} for samples over {@code sequence_len} under {@code drop}. */
     public static final String TOO_LONG = "longer than sequence_len";
+    /** Reason in {@link #dropped()} for samples under {@code min_sample_len} tokens. */
+    public static final String TOO_SHORT = "shorter than min_sample_len";
+    /** Reason in {@link #dropped()} for repeats of an earlier sample ({@code dataset_exact_deduplication}). */
+    public static final String DUPLICATE = "exact duplicate (dataset_exact_deduplication)";
     /** Reason in {@link #dropped()} for samples with no tokens. */
     public static final String EMPTY = "no tokens";
     /** Reason in {@link #dropped()} for samples whose every label is ignored: they would train nothing. */

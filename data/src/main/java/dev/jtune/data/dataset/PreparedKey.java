@@ -23,7 +23,8 @@ import java.util.TreeMap;
  * rows depend on, namely the {@link #FORMAT_VERSION}, the loader's {@link SampleSource#version()}, the data
  * keys of the config ({@code datasets}, {@code test_datasets}, {@code val_set_size}, {@code sequence_len},
  * {@code sample_packing}, {@code train_on_inputs}, {@code chat_template}, {@code chat_template_jinja},
- * {@code special_tokens}, {@code excess_length_strategy}, {@code seed}, {@code shuffle_merged_datasets}), the
+ * {@code special_tokens}, {@code excess_length_strategy}, {@code min_sample_len},
+ * {@code dataset_exact_deduplication}, {@code seed}, {@code shuffle_merged_datasets}), the
  * bytes of the tokenizer's files, and the bytes of every dataset file. Trainer keys ({@code learning_rate},
  * {@code micro_batch_size}, ...) and {@code pad_to_sequence_len} (applied per batch) are not part of it.
  *
@@ -71,6 +72,12 @@ public final class PreparedKey {
         keys.put("excess_length_strategy", c.excessLengthStrategy());
         keys.put("seed", c.seed());
         keys.put("shuffle_merged_datasets", Preprocessor.shufflesTrain(c)); // curriculum_sampling may turn it off
+        if (c.minSampleLen() > 0) {
+            keys.put("min_sample_len", c.minSampleLen());
+        }
+        if (c.datasetExactDeduplication()) {
+            keys.put("dataset_exact_deduplication", true);
+        }
         if (!c.eotTokens().isEmpty()) {
             keys.put("eot_tokens", c.eotTokens());
         }

@@ -19,7 +19,8 @@ import java.util.stream.Stream;
  *
  * <p>Order of steps, each deterministic given {@code seed}: merge datasets in config order → length filter
  * (so {@code val_set_size} counts usable samples) → split ({@link Split#of}) → shuffle training samples with
- * {@code seed} → pack ({@link Packer}). Samples with no tokens, or none trained, are dropped and counted:
+ * {@code seed} → pack ({@link Packer}). The length filter also drops samples under {@code min_sample_len} tokens,
+ * and {@code dataset_exact_deduplication} then drops repeated samples within each split, as Axolotl does. Samples with no tokens, or none trained, are dropped and counted:
  * they would only cost compute.
  */
 public final class Preprocessor {
@@ -38,10 +39,10 @@ public final class Preprocessor {
         int seqLen = config.sequenceLen();
         if (seqLen < 1) throw new IllegalArgumentException("sequence_len must be at least 1, got " + seqLen);
         Counts counts = new Counts();
-        List<Sample> train = read(config.datasets(), source, seqLen, config.excessLengthStrategy(), counts);
+        List<Sample> train = read(config.datasets(), source, config, counts);
         List<Sample> eval;
         if (!config.testDatasets().isEmpty()) {
-            eval = read(config.testDatasets(), source, seqLen, config.excessLengthStrategy(), counts);
+            eval = read(config.testDatasets(), source, config, counts);
         } else {
             Split split = Split.of(train, config.valSetSize(), config.seed());
             train = split.train();
@@ -85,7 +86,7 @@ public final class Preprocessor {
         };
     }
 
-    private static final class Counts {
+    static final class Counts {
         long read;
         long truncated;
         final Map<String, Long> skipped = new HashMap<>();
@@ -96,8 +97,15 @@ public final class Preprocessor {
         }
     }
 
-    private static List<Sample> read(List<DatasetConfig> datasets, SampleSource source, int seqLen,
-            ExcessLengthStrategy strategy, Counts counts) {
+    /**
+     * The samples of one split's datasets, merged in config order, each fitted to {@code sequence_len} or dropped
+     * (empty, under {@code min_sample_len}, too long, nothing trained) and, with {@code dataset_exact_deduplication},
+     * without repeats.
+     */
+    private static List<Sample> read(List<DatasetConfig> datasets, SampleSource source, TrainConfig config,
+            Counts counts) {
+        int seqLen = config.sequenceLen();
+        ExcessLengthStrategy strategy = config.excessLengthStrategy();
         List<Sample> out = new ArrayList<>();
         for (DatasetConfig ds : datasets) {
             RowTally tally = new RowTally();
@@ -105,6 +113,11 @@ public final class Preprocessor {
                 samples.forEachOrdered(s -> {
                     if (s.length() == 0) {
                         counts.drop(PrepareReport.EMPTY);
+                        return;
+                    }
+                    // Axolotl's length filter (utils/data/utils.py) drops under min_sample_len before truncating.
+                    if (s.length() < config.minSampleLen()) {
+                        counts.drop(PrepareReport.TOO_SHORT);
                         return;
                     }
                     Sample fitted = fit(s, seqLen, strategy);
@@ -123,6 +136,25 @@ public final class Preprocessor {
             }
             counts.read += tally.read();
             tally.addTo(counts.skipped);
+        }
+        return config.datasetExactDeduplication() ? deduplicated(out, counts) : out;
+    }
+
+    /**
+     * {@code samples} without exact repeats, the first of each kept, in order: Axolotl's
+     * {@code deduplicate_and_log_datasets} (utils/data/utils.py), which hashes each tokenized row ({@code input_ids},
+     * {@code attention_mask}, {@code labels}) of one split after the length filter and before {@code val_set_size}
+     * splits it. The training split is not deduplicated against {@code test_datasets}, as Axolotl's SFT path does.
+     */
+    static List<Sample> deduplicated(List<Sample> samples, Counts counts) {
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        List<Sample> out = new ArrayList<>(samples.size());
+        for (Sample s : samples) {
+            if (seen.add(Arrays.toString(s.inputIds()) + Arrays.toString(s.labels()))) {
+                out.add(s);
+            } else {
+                counts.drop(PrepareReport.DUPLICATE);
+            }
         }
         return out;
     }

@@ -10,11 +10,13 @@ import java.util.List;
 /**
  * Turns one row into samples (token ids and labels) for one dataset {@code type:}: {@link AlpacaSamples},
  * {@link ChatSamples} ({@code sharegpt}, {@code chat_template}), {@link CompletionSamples},
- * {@link InputOutputSamples} ({@code input_output}) or {@link UserDefinedSamples} (a user-defined format). Builders are
+ * {@link InputOutputSamples} ({@code input_output}), {@link UserDefinedSamples} (a user-defined format) or
+ * {@link PreTokenizedSamples} (no {@code type:}: rows already tokenized). Builders are
  * immutable once made.
  */
 public sealed interface SampleBuilder
-        permits AlpacaSamples, ChatSamples, CompletionSamples, InputOutputSamples, UserDefinedSamples {
+        permits AlpacaSamples, ChatSamples, CompletionSamples, InputOutputSamples, PreTokenizedSamples,
+        UserDefinedSamples {
 
     /**
      * The samples of {@code row}: one, or for {@code completion} text longer than {@code sequence_len} several.
@@ -37,6 +39,7 @@ public sealed interface SampleBuilder
                     cfg.trainOnInputs());
             case DatasetFormat.InputOutput io -> new InputOutputSamples(io, tokenizer);
             case DatasetFormat.UserDefined u -> new UserDefinedSamples(u, tokenizer, cfg.trainOnInputs());
+            case DatasetFormat.PreTokenized t -> new PreTokenizedSamples(tokenizer);
         };
     }
 

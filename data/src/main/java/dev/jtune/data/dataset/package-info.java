@@ -13,7 +13,8 @@
  * {@link dev.jtune.data.dataset.SourceRow}s carrying file and line, and a
  * {@link dev.jtune.data.dataset.SampleBuilder} per {@code type:} ({@link dev.jtune.data.dataset.AlpacaSamples},
  * {@link dev.jtune.data.dataset.ChatSamples}, {@link dev.jtune.data.dataset.CompletionSamples},
- * {@link dev.jtune.data.dataset.InputOutputSamples}, {@link dev.jtune.data.dataset.UserDefinedSamples}) formats,
+ * {@link dev.jtune.data.dataset.InputOutputSamples}, {@link dev.jtune.data.dataset.UserDefinedSamples},
+ * {@link dev.jtune.data.dataset.PreTokenizedSamples} for an entry without {@code type:}) formats,
  * tokenizes and masks each row. Bad rows are {@link dev.jtune.data.dataset.DatasetException}s reading
  * {@code file:line: field 'x' ...}, or with {@code skip_invalid} are skipped and counted by reason in the
  * {@link dev.jtune.data.dataset.LoadReport}. Samples are not truncated here (apart from completion's

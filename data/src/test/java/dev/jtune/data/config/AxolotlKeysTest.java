@@ -176,6 +176,14 @@ class AxolotlKeysTest {
         assertEquals("plugins", plugins.get(0).key());
         assertTrue(fails("base_model: m\nplugins:\n  - axolotl.integrations.kd.KDPlugin\n").getMessage()
                 .contains("plugin axolotl.integrations.kd.KDPlugin is not available"));
+        // SwanLab's plugin registers its tracker's callbacks only: a warning, like wandb's keys.
+        var swanlab = parse("base_model: m\nplugins:\n  - axolotl.integrations.swanlab.SwanLabPlugin\n"
+                + "use_swanlab: true\n").notes();
+        assertEquals(2, swanlab.size(), swanlab.toString());
+        assertEquals(ConfigNote.Level.WARNING, swanlab.get(0).level());
+        assertTrue(swanlab.get(0).note().startsWith("SwanLab: not sent: jtune works offline"), swanlab.toString());
+        assertTrue(fails("base_model: m\nplugins:\n  - axolotl.integrations.swanlab.SwanLabPlugin\n"
+                + "  - axolotl.integrations.kd.KDPlugin\n").getMessage().contains("KDPlugin is not available"));
 
         // Offloading moves tensors, not values: one info line each, and checkpointing stays on.
         TrainConfig offload = parse("base_model: m\ngradient_checkpointing: offload\nactivation_offloading: legacy\n"

@@ -190,14 +190,32 @@ class ConfigErrorsTest {
     }
 
     @Test
+    void integerKeysFollowAxolotlsSchema() {
+        // pydantic's int: 10.0 is 10, a fraction is refused (examples/llama-3/diffusion/sft-1b.yaml has 0.1).
+        assertEquals(10L, TrainConfig.parse("base_model: m\nwarmup_steps: 10.0\n", Path.of("configs/x.yml")).trainer()
+                .integer("warmup_steps").orElseThrow());
+        assertEquals("configs/x.yml:2:15: warmup_steps: expected an integer, got number '0.1' (Axolotl's schema"
+                + " refuses a fraction too); a share of the training steps is warmup_ratio: 0.1",
+                fails("base_model: m\nwarmup_steps: 0.1\n"));
+        // tokens: list[str]; examples/archived/jeopardy-bot/config.yml gives the special tokens there.
+        assertEquals("configs/x.yml:3:3: tokens: expected a list of new tokens (Axolotl's schema: list[str]), got a"
+                + " mapping; bos_token, eos_token, pad_token and unk_token go under special_tokens:",
+                fails("base_model: m\ntokens:\n  bos_token: <s>\n"));
+    }
+
+    @Test
     void missingRequiredKeys() {
         assertEquals("configs/x.yml:1:1: missing required key 'base_model' (a Hugging Face Hub id or a local model "
                 + "directory)", fails("seed: 1\n"));
         assertEquals("configs/x.yml:1:1: missing required key 'base_model' (a Hugging Face Hub id or a local model "
                 + "directory)", fails("base_model:\n"));
-        assertEquals("configs/x.yml:3:5: datasets[0]: missing required key 'type' (one of alpaca, sharegpt, "
-                + "chat_template, completion, input_output, or a mapping (a user-defined prompt format))",
-                fails("base_model: m\ndatasets:\n  - path: a\n"));
+        // No type: is Axolotl's pre-tokenized dataset; a key of a raw-row type then says so.
+        assertEquals("configs/x.yml:4:5: datasets[0]: 'field_instruction' does not apply to a pre-tokenized dataset"
+                + " (no type: given; its rows are input_ids, attention_mask and labels); give type: for raw rows",
+                fails("base_model: m\ndatasets:\n  - path: a\n    field_instruction: q\n"));
+        assertEquals("configs/x.yml:4:11: datasets[0].type: 'pretokenized' is not one of alpaca, sharegpt,"
+                + " chat_template, completion, input_output, user_defined",
+                fails("base_model: m\ndatasets:\n  - path: a\n    type: pretokenized\n"));
         assertEquals("configs/x.yml:3:5: datasets[0]: missing required key 'path' (a Hugging Face Hub id or a "
                 + "local file or directory)", fails("base_model: m\ndatasets:\n  - type: alpaca\n"));
     }

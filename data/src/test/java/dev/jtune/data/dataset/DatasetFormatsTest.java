@@ -121,6 +121,47 @@ class DatasetFormatsTest {
     }
 
     @Test
+    void noTypeReadsPreTokenizedRowsAsTheyAre() throws IOException {
+        // Axolotl (utils/data/wrappers.py): input_ids, attention_mask and labels columns are used as they are;
+        // examples/orpheus/finetune.yml leaves type: empty for such a dataset.
+        write("tok.jsonl", """
+                {"input_ids": [0, 70, 71, 72, 1], "attention_mask": [1, 1, 1, 1, 1], "labels": [-100, -100, 71, 72, 1]}
+                {"input_ids": [5, 6], "attention_mask": [1, 1], "labels": [5, 6], "extra": "ignored"}
+                """);
+        for (String entry : List.of("  - path: tok.jsonl\n", "  - path: tok.jsonl\n    type:\n")) {
+            List<Sample> s = read(config("datasets:\n" + entry), tok, dir, new LoadReport());
+            assertEquals(2, s.size());
+            assertSample(new Sample(new int[] {0, 70, 71, 72, 1}, new int[] {I, I, 71, 72, 1}), s.get(0));
+            assertSample(new Sample(new int[] {5, 6}, new int[] {5, 6}), s.get(1));
+        }
+        record Bad(String row, String message) {}
+        for (Bad bad : List.of(
+                new Bad("{\"text\": \"raw\"}", "field 'input_ids' missing: a dataset without type: is read as"
+                        + " pre-tokenized, each row with input_ids, attention_mask and labels (as Axolotl's loader); for"
+                        + " raw rows give type: (alpaca, chat_template, completion, ...)"),
+                new Bad("{\"input_ids\": [5, 6], \"attention_mask\": [1, 1]}", "field 'labels' missing: a dataset"
+                        + " without type: is read as pre-tokenized, each row with input_ids, attention_mask and labels"
+                        + " (as Axolotl's loader); for raw rows give type: (alpaca, chat_template, completion, ...)"),
+                new Bad("{\"input_ids\": [5, 6], \"attention_mask\": [1], \"labels\": [5, 6]}",
+                        "input_ids has 2 tokens, attention_mask 1, labels 2 (expected one length)"),
+                new Bad("{\"input_ids\": [5, 6], \"attention_mask\": [1, 0], \"labels\": [5, -100]}",
+                        "attention_mask[1] is 0 (expected 1: give each sample without padding; jtune pads batches"
+                                + " itself)"),
+                new Bad("{\"input_ids\": [5, 6], \"attention_mask\": [1, 1], \"labels\": [5, 7]}",
+                        "labels[1] is 7, neither the token's id 6 (trained) nor -100 (not trained)"),
+                new Bad("{\"input_ids\": [5, 600], \"attention_mask\": [1, 1], \"labels\": [5, 6]}",
+                        "input_ids[1] is 600, outside the tokenizer's 512 tokens (0..511)"),
+                new Bad("{\"input_ids\": [5, \"x\"], \"attention_mask\": [1, 1], \"labels\": [5, 6]}",
+                        "field 'input_ids[1]' is a string (expected an integer)"))) {
+            Path f = write("bad-tok.jsonl", "{\"input_ids\": [5], \"attention_mask\": [1], \"labels\": [5]}\n"
+                    + bad.row() + "\n");
+            DatasetException e = assertThrows(DatasetException.class,
+                    () -> read(config("datasets:\n  - path: bad-tok.jsonl\n"), tok, dir, new LoadReport()));
+            assertEquals(f.toAbsolutePath() + ":2: " + bad.message(), e.getMessage());
+        }
+    }
+
+    @Test
     void badRowsNameFileLineAndField() throws IOException {
         Path f = write("bad.jsonl", "{\"instruction\": \"x\", \"output\": \"y\"}\n\n{\"instruction\": \"x\"}\n");
         DatasetException e = assertThrows(DatasetException.class,

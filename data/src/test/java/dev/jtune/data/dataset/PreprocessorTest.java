@@ -155,6 +155,46 @@ class PreprocessorTest {
         assertTrue(Preprocessor.shufflesTrain(shuffled) && !Preprocessor.shufflesTrain(curriculum));
     }
 
+    @Test
+    void minSampleLenDropsShorterSamplesBeforeTruncating() {
+        // Axolotl (utils/data/utils.py _drop_outside_range / _filter_short_sequences): len(input_ids) < min_sample_len
+        // is dropped; under truncate the filter runs on the full length first.
+        Preprocessor.Prepared p = Preprocessor.prepare(config("min_sample_len: 5\n"), synthetic(data()));
+        // a: lengths 2..13 for k=0..19 (k%12): 2,3,4 → k = 0,1,2,12,13,14 (6); b: five of length 3; the all-masked
+        // 999 sample has length 4: dropped as short before "no trained tokens" is asked.
+        assertEquals(Map.of(PrepareReport.TOO_SHORT, 12L, PrepareReport.TOO_LONG, 3L, PrepareReport.EMPTY, 1L),
+                p.report().dropped());
+        assertEquals(11, p.report().train().samples());
+        for (Row row : p.train()) assertTrue(row.length() >= 5);
+        Preprocessor.Prepared t = Preprocessor.prepare(config("min_sample_len: 12\nexcess_length_strategy: truncate\n"),
+                synthetic(data()));
+        assertEquals(2, t.report().train().samples(), "lengths 12 and 13 stay, both cut to 10");
+        assertEquals(2, t.report().truncated());
+    }
+
+    @Test
+    void exactDeduplicationKeepsTheFirstOfEachSplitInOrder() {
+        Map<String, List<Sample>> d = new HashMap<>();
+        d.put("a", List.of(sample(1, 3, true), sample(2, 3, true), sample(1, 3, true), sample(3, 4, true)));
+        // b repeats a's first sample and one whose ids match but whose labels differ (not a duplicate: other row).
+        Sample otherLabels = new Sample(new int[] {2, 2, 2}, new int[] {Sample.IGNORE_INDEX, Sample.IGNORE_INDEX, 2});
+        d.put("b", List.of(sample(1, 3, true), otherLabels, sample(2, 3, true), sample(4, 3, true)));
+        // The test split repeats a training sample: kept, Axolotl deduplicates each split on its own for SFT.
+        d.put("t", List.of(sample(1, 3, true), sample(5, 3, true), sample(5, 3, true)));
+        String cfg = "shuffle_merged_datasets: false\ntest_datasets:\n  - path: t\n    type: alpaca\n";
+        Preprocessor.Prepared without = Preprocessor.prepare(config(cfg), synthetic(d));
+        assertEquals(8, without.report().train().samples());
+        Preprocessor.Prepared p = Preprocessor.prepare(config(cfg + "dataset_exact_deduplication: true\n"), synthetic(d));
+        assertEquals(List.of(1, 2, 3, 2, 4), firsts(p.train()), "first occurrences, merge order kept");
+        assertArrayEquals(otherLabels.labels(), p.train().get(3).labels());
+        assertEquals(List.of(1, 5), firsts(p.eval()));
+        assertEquals(4L, p.report().dropped().get(PrepareReport.DUPLICATE), "3 in training, 1 in test");
+        // Before val_set_size splits, as Axolotl's create_train_validation_split.
+        Preprocessor.Prepared v = Preprocessor.prepare(config("val_set_size: 1\ndataset_exact_deduplication: true\n"),
+                synthetic(d));
+        assertEquals(5, v.report().train().samples() + v.report().eval().samples());
+    }
+
     private static List<Integer> firsts(List<Row> rows) {
         return rows.stream().map(r -> r.inputIds()[0]).toList();
     }

@@ -173,6 +173,9 @@ class ImplementedKeysTest {
             weights("sample_packing", "sample_packing: true"),
             weights("group_by_length", "group_by_length: true"), // rows of 24 to 100+ tokens: another order
             weights("curriculum_sampling", "curriculum_sampling: true"), // the file's order, every epoch
+            weights("min_sample_len", "min_sample_len: 125"), // drops about half the rows
+            weights("dataset_exact_deduplication", "datasets: [{path: {rows}, type: alpaca}, {path: {rows}, type:"
+                    + " alpaca}]", "dataset_exact_deduplication: true"), // each row once instead of twice
             effect("pad_to_sequence_len", "pad_to_sequence_len: true", "padded rows: other float rounding, the"
                     + " same weights within it (padding is masked from the loss)", (run, ref) -> {
                         assertWeightsDiffer(run, ref);
