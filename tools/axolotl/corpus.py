@@ -383,6 +383,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "tools/axolotl/corpus-result.md"))
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--cache", default="", help="a JSONL file of rows already measured (read, then appended to)")
+    ap.add_argument("--first", default="", help="comma-separated substrings: configs naming one are measured first")
     ap.add_argument("--shard", default="", help="I/N: measure only every N-th config from the I-th (0-based), so that"
                     " N runs, each with its own --cache, share the work; a last run given all caches writes --out")
     args = ap.parse_args()
@@ -399,6 +400,8 @@ def main():
                 for line in c:
                     row = json.loads(line)
                     done[row[0]] = tuple(row)
+    if args.first:  # measured first (stable order otherwise): what a change is expected to move
+        files.sort(key=lambda f: not any(p in f for p in args.first.split(",")))
     if args.shard:
         i, n = (int(x) for x in args.shard.split("/"))
         files = [f for k, f in enumerate(files) if k % n == i or f in done]
@@ -420,7 +423,9 @@ def main():
 # Outcomes of the examples issue 12 leaves out of its corpus ("RL, multimodal and reward-model examples left
 # aside"): classified from the config, not run, and outside the in-family denominator.
 ASIDE = ("RL (left aside)", "reward model (left aside)", "multimodal (left aside)")
-NOT_RUN = ("other family", "not a training config", "not YAML") + ASIDE
+# A config of a partial rerun that was not measured again (its cached row says what the earlier run found).
+NOT_RERUN = "not rerun"
+NOT_RUN = ("other family", "not a training config", "not YAML", NOT_RERUN) + ASIDE
 
 
 def left_aside(config):
@@ -488,12 +493,14 @@ def write(results, args, work):
     tally = collections.Counter()
     for r in results:
         if r[2] not in ("passed", "preprocess passed") + NOT_RUN:
-            for p in r[4].split("; "):
+            for p in re.sub(r" \[carried over [^]]*\]$", "", r[4]).split("; "):
                 tally[p] += 1
     ran = [r for r in results if r[2] not in NOT_RUN]
     aside = [r for r in results if r[2] in ASIDE]
     passed = sum(1 for r in ran if r[2] in ("passed", "preprocess passed"))
     refused = sum(1 for r in ran if r[2] == "refused")
+    carried = sum(1 for r in ran if "[carried over" in r[4])
+    not_rerun = sum(1 for r in results if r[2] == NOT_RERUN)
     lines = [f"# Axolotl examples at {COMMIT[:7]} through jtune",
              "",
              f"Written by `tools/axolotl/corpus.py{' --train' if args.train else ''}`: {len(results)} example configs;"
@@ -501,6 +508,10 @@ def write(results, args, work):
              f" {len(ran)} plain SFT/LoRA/QLoRA configs of a family jtune implements, run with a tiny model of that"
              " family (its tokenizer carrying the real checkpoint's special tokens), generated rows and max_steps: 2.",
              "",
+             *([f"{not_rerun} in-family configs were not measured again (no time left in that session): their"
+                 " rows give the earlier run's outcome and stay out of the rate below.", ""] if not_rerun else []),
+             *([f"{carried} rows are carried over from an earlier run (marked in their detail): configs stopped"
+                 " when the config loads, by keys the later change did not touch.", ""] if carried else []),
              f"**In-family SFT pass rate: {passed} of {len(ran)} ({100 * passed / max(1, len(ran)):.0f}%)"
              f" {'train 2 steps' if args.train else 'preprocess'}; {refused} refused with named reasons;"
              f" {len(ran) - passed - refused} failed otherwise.**",
