@@ -14,9 +14,11 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Garbage collection never changes what training computes. Tensors that DJL makes from Java values live in Java
  * direct memory, which the collector frees once the DJL array is closed; libtorch must never still hold such a
- * tensor then. DJL's scalar ops ({@code x.mul(2f)}) wrap the number so and close it at once, while autograd keeps it
- * for backward: with a collection between forward and backward, backward read freed memory (a flaky
- * DataParallelTest at step 4; with the collector running throughout, NaN gradients at step 1).
+ * tensor then. DJL's scalar ops ({@code x.div(n)}, {@code x.mul(2f)}) wrap the number so and close it at once, while
+ * autograd keeps it for backward: with a collection between forward and backward, backward read freed memory. That
+ * was the loss's division by the token count (ForwardBackward), the zero of Replicas.materializeGradients and the
+ * test adapter's scale (TinySetup): a rare DataParallelTest mismatch at step 4 on a busy machine, and with the
+ * collector running throughout, infinite gradient norms at step 1 or 2.
  *
  * <p>Here the collector runs back to back while two ranks train (the data-parallel path, which also materializes
  * zero gradients), and the run must equal one without it bit for bit. It passes whatever the collector's timing;
