@@ -95,6 +95,8 @@ public final class ScriptModule implements AutoCloseable {
             long[] handles = inputs.stream().mapToLong(IValue::getHandle).toArray();
             IValue value;
             try {
+                // libtorch's switch is per thread: apply the process-wide choice on this one (Torch.setGraphOptimization).
+                Torch.applyGraphOptimization();
                 value = JtuneMethodCall.run(block.getHandle(), method, handles, true);
             } catch (RuntimeException e) {
                 throw new KernelException(name + "." + method + ": " + e.getMessage(), e);

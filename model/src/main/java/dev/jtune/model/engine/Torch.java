@@ -41,14 +41,40 @@ public final class Torch {
     }
 
     /**
-     * Turns libtorch's TorchScript graph optimizer on or off (process-wide). The profiling executor swaps in
-     * optimized graphs after the first calls of each kernel, and the optimized and unoptimized graphs may round
-     * differently, so a resumed process (fresh executor) would not reproduce an uninterrupted one bit for bit; with
-     * it off, the plain interpreter computes the same every time (training turns it off).
+     * Turns libtorch's TorchScript graph optimizer on or off for every thread that runs kernels from now on. The
+     * profiling executor swaps in optimized graphs after the first calls of each kernel, and the optimized and
+     * unoptimized graphs may round differently, so a resumed process (fresh executor) would not reproduce an
+     * uninterrupted one bit for bit; with it off, the plain interpreter computes the same every time (training turns
+     * it off).
+     *
+     * <p>libtorch keeps this switch per thread ({@code torch::jit::setGraphExecutorOptimize} sets a
+     * {@code thread_local}), while the plan it picks is shared per kernel: once any thread with the switch on has run a
+     * kernel past its profiling run, every thread gets that kernel's optimized graph, switched off or not. So the
+     * switch is kept here, process-wide, and {@link ScriptModule} applies it on the calling thread before each kernel
+     * call: a rank, helper or virtual thread that never called this method runs kernels as the caller chose. Graphs
+     * optimized before the switch went off stay optimized (libtorch offers no way to drop them).
      */
     public static void setGraphOptimization(boolean on) {
         engine();
-        ai.djl.pytorch.jni.JniUtils.setGraphExecutorOptimize(on);
+        graphOptimization = on;
+        applyGraphOptimization();
+    }
+
+    /** libtorch's default: the profiling executor optimizes. */
+    private static volatile boolean graphOptimization = true;
+
+    /** The process-wide choice of {@link #setGraphOptimization} (libtorch's default, on, until it is called). */
+    public static boolean graphOptimization() {
+        return graphOptimization;
+    }
+
+    /**
+     * Sets the calling thread's libtorch switch to the process-wide choice of {@link #setGraphOptimization}. Called
+     * before every kernel call (a JNI call that only stores a flag; a virtual thread may run on another carrier
+     * thread, with its own native flag, at each call, so no per-thread cache).
+     */
+    static void applyGraphOptimization() {
+        ai.djl.pytorch.jni.JniUtils.setGraphExecutorOptimize(graphOptimization);
     }
 
     /** libtorch's intra-op threads (the CPU cores one op may use). */

@@ -53,12 +53,15 @@ public final class Replicas {
         Autograd.withGrad(() -> {
             try (NDManager scratch = m.newSubManager()) {
                 NDArray total = null;
+                // A zero made by libtorch: DJL's mul(0f) would wrap 0 in a tensor over Java memory and close it at
+                // once, while autograd keeps it for this backward (freed memory read whenever a GC runs in between).
+                NDArray zero = scratch.zeros(new ai.djl.ndarray.types.Shape());
                 for (NDArray p : params) {
                     // a bf16 parameter through the (differentiable) cast: DJL's scalar ops cannot make bf16
                     dev.jtune.model.engine.Dtype dtype = dev.jtune.model.engine.Kernels.get().dtypeOf(p);
                     NDArray x = dtype == null || dtype == dev.jtune.model.engine.Dtype.FP32 ? p
                             : dev.jtune.model.engine.Kernels.get().cast(p, dev.jtune.model.engine.Dtype.FP32);
-                    NDArray z = x.mul(0f).sum();
+                    NDArray z = x.mul(zero).sum();
                     total = total == null ? z : total.add(z);
                 }
                 total.attach(scratch);

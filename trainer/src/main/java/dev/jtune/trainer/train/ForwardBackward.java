@@ -186,8 +186,18 @@ final class ForwardBackward {
     }
 
     private static NDArray scaledLoss(NDArray sum, long denominator, double lossScale) {
-        NDArray loss = sum.div((float) denominator);
-        return lossScale == 1.0 ? loss : loss.mul((float) lossScale);
+        NDArray loss = sum.div(scalar(sum, (float) denominator));
+        return lossScale == 1.0 ? loss : loss.mul(scalar(sum, (float) lossScale));
+    }
+
+    /**
+     * An fp32 0-d tensor made by libtorch (what DJL's {@code div(Number)} divides by, bit for bit). Not DJL's scalar
+     * ops: they wrap the number in a tensor over Java memory and close it at once, while autograd keeps it for the
+     * backward that follows, which then read freed memory whenever a garbage collection ran in between (an infinite
+     * or slightly wrong gradient, depending on what reused the memory).
+     */
+    private static NDArray scalar(NDArray like, float value) {
+        return like.getManager().full(new Shape(), value);
     }
 
     /**

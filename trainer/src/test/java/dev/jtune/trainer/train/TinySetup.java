@@ -172,8 +172,13 @@ final class TinySetup {
             Kernels k = Kernels.get();
             NDArray y = base.forward(x);
             NDArray x32 = dtype == Dtype.FP32 ? x : k.cast(x, Dtype.FP32);
+            // The scale as a libtorch-made scalar (NDManager.full), not DJL's mul(2.0f): that one wraps the number in a
+            // tensor over Java memory and closes it at once, while autograd keeps it for backward, so the gradient read
+            // freed memory whenever a GC ran between forward and backward.
+            NDArray scale = x32.getManager().full(new Shape(), 2.0f);
             NDArray delta = ai.djl.nn.core.Linear.linear(ai.djl.nn.core.Linear.linear(x32, a).singletonOrThrow(), b)
-                    .singletonOrThrow().mul(2.0f);
+                    .singletonOrThrow().mul(scale);
+            scale.close();
             return y.add(dtype == Dtype.FP32 ? delta : k.cast(delta, dtype));
         }
 
