@@ -33,15 +33,14 @@ public enum DatasetType {
     /**
      * Other spellings of these types that Axolotl's loaders (prompt_strategies/__init__.py {@code load} and
      * utils/data/wrappers.py at {@link AxolotlKeys#COMMIT}) resolve to the same strategy: {@code <module>.load}
-     * calls the module's {@code load}, the strategy the bare module name calls; {@code alpaca:instruct} is the
-     * {@code alpaca} handler with its default prompt style; {@code alpaca_instruct} builds the same
-     * AlpacaPromptTokenizingStrategy(AlpacaPrompter(INSTRUCT)).
+     * calls the module's {@code load}, the strategy the bare module name calls; {@code alpaca_instruct} builds the
+     * same AlpacaPromptTokenizingStrategy(AlpacaPrompter(INSTRUCT)) as {@code alpaca}. ({@code alpaca:<style>} and
+     * the other prompter types are read by ConfigReader with their {@link InstructionKind} and {@link PromptStyle}.)
      */
     static final Map<String, DatasetType> ALIASES = Map.of(
             "chat_template.load", CHAT_TEMPLATE,
             "completion.load", COMPLETION,
             "input_output.load", INPUT_OUTPUT,
-            "alpaca:instruct", ALPACA,
             "alpaca_instruct", ALPACA,
             "alpaca_instruct.load", ALPACA);
 

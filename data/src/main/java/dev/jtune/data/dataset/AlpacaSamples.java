@@ -5,9 +5,7 @@ import dev.jtune.data.config.DatasetFormat;
 import dev.jtune.data.config.InstructionKind;
 import dev.jtune.data.config.PromptStyle;
 import dev.jtune.data.template.AlpacaTemplate;
-import dev.jtune.data.template.Message;
 import dev.jtune.data.tokenizer.Tokenizer;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 
@@ -42,19 +40,6 @@ public final class AlpacaSamples implements SampleBuilder {
         this.trainOnInputs = trainOnInputs;
     }
 
-    /** The conversation {@link AlpacaTemplate} renders as the Stanford prompt plus output (chat-side use). */
-    public static List<Message> messages(String instruction, String input, String output) {
-        List<Message> m = new ArrayList<>(3);
-        if (input != null && !input.isEmpty()) {
-            m.add(Message.system(PREAMBLE_WITH_INPUT));
-            m.add(Message.user(instruction + "\n\n### Input:\n" + input));
-        } else {
-            m.add(Message.user(instruction));
-        }
-        m.add(Message.assistant(output));
-        return m;
-    }
-
     /**
      * The prompt Axolotl's prompter builds for {@code kind} in {@code style} (prompters.py {@code _build_result}
      * without the output): the system line when the prompter has one, then the turn; a null or empty input takes
@@ -87,9 +72,11 @@ public final class AlpacaSamples implements SampleBuilder {
         return head + format(hasInput ? turn : turnNoInput, instruction, hasInput ? input : "");
     }
 
-    /** Python's {@code str.format(instruction=..., input=...)} on these fixed formats: one pass, so a value's own
-     * braces stay as they are. */
-    private static String format(String template, String instruction, String input) {
+    /**
+     * Python's {@code str.format(instruction=..., input=...)} on a prompter's format: one pass, so braces inside a
+     * value (an instruction that contains {@code {input}}) stay as they are. Also the user-defined format's.
+     */
+    static String format(String template, String instruction, String input) {
         StringBuilder b = new StringBuilder(template.length() + instruction.length() + input.length());
         int i = 0;
         while (i < template.length()) {

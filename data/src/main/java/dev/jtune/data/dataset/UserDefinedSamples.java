@@ -3,7 +3,6 @@ package dev.jtune.data.dataset;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.jtune.data.config.DatasetFormat;
 import dev.jtune.data.tokenizer.Tokenizer;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
 
@@ -31,7 +30,7 @@ public final class UserDefinedSamples implements SampleBuilder {
         String sys = system != null && !system.isEmpty() ? system : f.systemPrompt();
         String out = sys.isEmpty() ? "" : f.systemFormat().replace("{system}", sys);
         if (input != null && !input.isEmpty()) {
-            return out + f.format().replace("{instruction}", instruction).replace("{input}", input);
+            return out + AlpacaSamples.format(f.format(), instruction, input);
         }
         return out + f.noInputFormat().replace("{instruction}", instruction);
     }

@@ -144,6 +144,10 @@ class ChatDatasetKeysTest {
             Sample withInput = one(tok, yaml, "{\"q\": \"Hi?\", \"input\": \"x\", \"a\": \"Yo.\"}");
             assertArrayEquals(DatasetTestSupport.concat(java.util.List.of(
                     tok.encode("<<SYS>>Be brief.<</SYS>>[INST] Hi? x [/INST] ", true), answer)), withInput.inputIds());
+            // str.format is one pass: an instruction's own "{input}" is text, not the placeholder
+            Sample braces = one(tok, yaml, "{\"q\": \"Say {input}?\", \"input\": \"x\", \"a\": \"Yo.\"}");
+            assertArrayEquals(DatasetTestSupport.concat(java.util.List.of(
+                    tok.encode("<<SYS>>Be brief.<</SYS>>[INST] Say {input}? x [/INST] ", true), answer)), braces.inputIds());
             ConfigException c = assertThrows(ConfigException.class, () -> config(
                     "datasets:\n  - path: d.jsonl\n    type:\n      field_instruction: q\n"));
             assertTrue(c.getMessage().contains("format"), c.getMessage());
