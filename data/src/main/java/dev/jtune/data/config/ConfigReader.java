@@ -297,6 +297,12 @@ final class ConfigReader {
         return datasets;
     }
 
+    /** The instruction types besides alpaca (each may also carry {@code :style}), for the list of valid types. */
+    private static Stream<String> instructionKindNames() {
+        return java.util.Arrays.stream(InstructionKind.values()).filter(k -> k != InstructionKind.ALPACA)
+                .map(InstructionKind::yamlName);
+    }
+
     private static DatasetConfig readDataset(YamlMapping dataset, Problems p, List<ConfigNote> notes) {
         // Axolotl's dataset keys that jtune does not read itself: a note, or a problem.
         for (String key : dataset.presentKeys()) {
@@ -338,7 +344,8 @@ final class ConfigReader {
         }
         DatasetType type = instruction.isPresent() ? DatasetType.ALPACA : DatasetType.byName(typeText)
                 .orElseGet(() -> { // throws: not a type (user_defined is named, its mapping form told above)
-                    typeValue.asOneOf(Stream.concat(typeNames.stream(), Stream.of("user_defined")).toList());
+                    typeValue.asOneOf(Stream.of(typeNames.stream(), instructionKindNames(), Stream.of("user_defined"))
+                            .flatMap(s -> s).toList());
                     throw new IllegalStateException();
                 });
         List<String> applicable = switch (type) {

@@ -109,7 +109,8 @@ class ConfigErrorsTest {
     @Test
     void valuesOutsideClosedSets() {
         assertEquals("configs/x.yml:4:11: datasets[0].type: 'alpacca' is not one of alpaca, sharegpt, chat_template, "
-                + "completion, input_output, user_defined (did you mean 'alpaca'?)", fails("""
+                + "completion, input_output, jeopardy, oasst, gpteacher, summarizetldr, explainchoice, concisechoice, "
+                + "user_defined (did you mean 'alpaca'?)", fails("""
                         base_model: m
                         datasets:
                           - path: a
@@ -214,7 +215,8 @@ class ConfigErrorsTest {
                 + " (no type: given; its rows are input_ids, attention_mask and labels); give type: for raw rows",
                 fails("base_model: m\ndatasets:\n  - path: a\n    field_instruction: q\n"));
         assertEquals("configs/x.yml:4:11: datasets[0].type: 'pretokenized' is not one of alpaca, sharegpt,"
-                + " chat_template, completion, input_output, user_defined",
+                + " chat_template, completion, input_output, jeopardy, oasst, gpteacher, summarizetldr, explainchoice,"
+                + " concisechoice, user_defined",
                 fails("base_model: m\ndatasets:\n  - path: a\n    type: pretokenized\n"));
         assertEquals("configs/x.yml:3:5: datasets[0]: missing required key 'path' (a Hugging Face Hub id or a "
                 + "local file or directory)", fails("base_model: m\ndatasets:\n  - type: alpaca\n"));
