@@ -44,7 +44,12 @@ public final class Qat implements FakeQuant {
         if (!enabled || scheme.activation() == QatScheme.Activation.NONE) {
             return x;
         }
-        return int8PerToken(x);
+        return scheme.activation() == QatScheme.Activation.MXFP4 ? mxFp4(x) : int8PerToken(x);
+    }
+
+    /** torchao's MXFP4 fake quantization (e2m1 elements, E8M0 scale per 32 along the last dimension), identity backward. */
+    static NDArray mxFp4(NDArray x) {
+        return LIBRARY.ops().call("mx_fake_quant", x, (long) QatScheme.MX_BLOCK);
     }
 
     /** torchao's int8 per-token asymmetric fake quantization of {@code x} (any shape, fp32/bf16/fp16). */
@@ -62,7 +67,7 @@ public final class Qat implements FakeQuant {
         if (!enabled) {
             return w;
         }
-        return int4Weight(w, scheme.groupSize());
+        return scheme.weight() == QatScheme.Weight.MXFP4 ? mxFp4(w) : int4Weight(w, scheme.groupSize());
     }
 
     /**

@@ -61,3 +61,48 @@ class QatOps(Module):
     fq = torch.sub(fq, 8)
     fq = torch.add(torch.mul(fq, scale), zero_point)
     return torch.to(torch.view(fq, w.size()), int(w.dtype))
+
+  # ---- MXFP4 (torchao/prototype/qat/mx.py MXFakeQuantizedLinear with MXFakeQuantizeConfig(float4_e2m1fn_x2, 32):
+  # scaling_mode RCEIL, kernel_preference EMULATED) -----------------------------------------------------------------
+  def mx_fp4(self: __torch__.QatOps, x: Tensor, block_size: int) -> Tensor:
+    # to_mx (mx_tensor.py) then MXTensor.dequantize(orig dtype), values only: blocks of block_size along the last
+    # dimension; E8M0 scale by _to_mx_rceil's eager fallback (exponent ceil(log2(amax / 6)) clamped to [-127, 127],
+    # biased by 127; NaN 255, inf 254); elements x * 2^(127 - e) (1.0 when e == 0) clamped to [-6, 6] and rounded to
+    # e2m1 {0, 0.5, 1, 1.5, 2, 3, 4, 6} to nearest, ties to the even code (_f32_to_floatx_unpacked's result,
+    # written as thresholds: reinterpreting views are not reachable here), the sign kept (-0 too); dequantized as
+    # to_dtype does: e2m1 value in x's dtype times pow(2, e - 127) cast to x's dtype. No gradient (see mx_linear).
+    dtype = int(x.dtype)
+    shape = x.size()
+    k = shape[-1]
+    blocks = torch.reshape(torch.detach(x), [-1, k // block_size, block_size])
+    max_abs = torch.to(torch.unsqueeze(torch.amax(torch.abs(blocks), [-1], False), -1), 6)
+    data = torch.to(blocks, 6)
+    descale = torch.div(max_abs, 6.0)
+    normal = torch.add(torch.clamp(torch.ceil(torch.log2(descale)), -127, 127), 127)
+    exponent = torch.where(torch.isnan(descale), torch.full_like(descale, 255.),
+                           torch.where(torch.isinf(descale), torch.full_like(descale, 254.), normal))
+    rcp = torch.where(torch.eq(exponent, 255.), descale,
+                      torch.where(torch.eq(exponent, 254.), torch.full_like(descale, 5.877471754111438e-39),
+                                  torch.where(torch.eq(exponent, 0.), torch.ones_like(descale),
+                                              torch.exp2(torch.rsub(exponent, 127.)))))
+    lp = torch.clamp(torch.mul(data, rcp), -6.0, 6.0)
+    a = torch.abs(lp)
+    mag = torch.where(torch.le(a, 0.25), torch.zeros_like(a),
+          torch.where(torch.lt(a, 0.75), torch.full_like(a, 0.5),
+          torch.where(torch.le(a, 1.25), torch.ones_like(a),
+          torch.where(torch.lt(a, 1.75), torch.full_like(a, 1.5),
+          torch.where(torch.le(a, 2.5), torch.full_like(a, 2.),
+          torch.where(torch.lt(a, 3.5), torch.full_like(a, 3.),
+          torch.where(torch.le(a, 5.0), torch.full_like(a, 4.), torch.full_like(a, 6.))))))))
+    value = torch.where(torch.signbit(lp), torch.neg(mag), mag)
+    # get_fp_scale: pow(2.0, e - 127) in fp32 (NaN where e == 255), then both factors in the target dtype
+    s_fp = torch.pow(torch.full_like(exponent, 2.), torch.sub(exponent, 127.))
+    s_fp = torch.where(torch.eq(exponent, 255.), torch.full_like(s_fp, float("nan")), s_fp)
+    dq = torch.mul(torch.to(value, dtype), torch.to(s_fp, dtype))
+    return torch.reshape(dq, shape)
+
+  def mx_fake_quant(self: __torch__.QatOps, x: Tensor, block_size: int) -> Tensor:
+    # _MXQuantizedForwardFakeQuantizedBackward: y = dequant(mx(x)) @ dequant(mx(w))^T; backward grad_x = g @ wq,
+    # grad_w = g^T @ xq. Each fake-quantized operand enters the product as fq.detach() + (t - t.detach()): fq exactly
+    # forward (the second term is 0), the identity backward, so the linear's own backward computes those products.
+    return torch.add(self.mx_fp4(x, block_size), torch.sub(x, torch.detach(x)))

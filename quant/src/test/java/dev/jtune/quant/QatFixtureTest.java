@@ -25,9 +25,12 @@ import org.junit.jupiter.api.Test;
  * Axolotl's {@code qat: {activation_dtype: int8, weight_dtype: int4}} fake quantization against torchao's own code
  * (tools/reference/qat_expected.py: pytorch/ao v0.18.0's fake quantizers run in torch 2.13): a 16×64 linear on a
  * [2,5,64] input, forward output and the input's and weight's gradients, in fp32 and bf16, group sizes 32 and 16,
- * activation-only and weight-only too. The fixture has a zero input row (scale at eps), a row without negative values,
- * a constant weight group (scale eps/15) and tied group maxima (amax shares its gradient). Every value is matched bit
- * for bit: jtune's kernel runs the same aten ops on libtorch 2.7.1.
+ * activation-only and weight-only too; and {@code mxfp4}/{@code mxfp4} (torchao's MXFakeQuantizedLinear: e2m1 elements
+ * with an E8M0 scale per 32, forward and backward through the dequantized operands). The fixture has a zero input row
+ * (scale at eps), a row without negative values, a constant weight group (scale eps/15), tied group maxima (amax shares
+ * its gradient), and for MX every e2m1 rounding tie, a zero block and a negative zero. Every value is matched bit for
+ * bit: jtune's kernel runs the same aten ops on libtorch 2.7.1 (e2m1 rounding as thresholds, checked equal to
+ * torchao's bit manipulation).
  */
 class QatFixtureTest {
     @Test
@@ -41,6 +44,7 @@ class QatFixtureTest {
         for (JsonNode c : fx.get("cases")) {
             String name = c.get("name").asText() + " " + c.get("dtype").asText();
             Dtype dtype = c.get("dtype").asText().equals("bfloat16") ? Dtype.BF16 : Dtype.FP32;
+            boolean mx = "mxfp4".equals(c.get("weight").asText());
             boolean act = !c.get("activation").isNull();
             boolean weight = !c.get("weight").isNull();
             int group = c.get("group_size").asInt();
@@ -50,8 +54,8 @@ class QatFixtureTest {
                 x.setRequiresGradient(true);
                 w.setRequiresGradient(true);
                 NDArray y = Autograd.withGrad(() -> {
-                    NDArray xq = act ? Qat.int8PerToken(x) : x;
-                    NDArray wq = weight ? Qat.int4Weight(w, group) : w;
+                    NDArray xq = mx ? Qat.mxFp4(x) : act ? Qat.int8PerToken(x) : x;
+                    NDArray wq = mx ? Qat.mxFp4(w) : weight ? Qat.int4Weight(w, group) : w;
                     return ai.djl.nn.core.Linear.linear(xq, wq).singletonOrThrow();
                 });
                 NDArray g = in(m, f32(c.get("grad_out")), y.getShape(), dtype);
@@ -62,7 +66,7 @@ class QatFixtureTest {
                 checked++;
             }
         }
-        assertEquals(8, checked);
+        assertEquals(10, checked);
     }
 
     /** The scheme through a DenseLinear, as the trainer attaches it: the same bits as the kernels called directly. */

@@ -17,7 +17,8 @@ import java.util.OptionalLong;
  * {@code weight_dtype} default int8, {@code group_size} default 32, {@code quantize_embedding} default false,
  * {@code fake_quant_after_n_steps} default none) and mapped the way {@code utils/quantization.py}
  * {@code get_quantization_config} / {@code _make_qat_config} map it onto torchao's fake quantizers. jtune runs the
- * pair Axolotl's int8/int4 examples use; each other value is refused with what Axolotl would do there.
+ * pairs Axolotl's examples train with: int8 activations with int4 weights, and MXFP4 with MXFP4; each other value is
+ * refused with what Axolotl would do there.
  *
  * @param scheme what each projection fake-quantizes
  * @param afterSteps {@code fake_quant_after_n_steps}: fake quantization off from step 0 and on again from this step
@@ -137,6 +138,12 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
                 || qat.get("activation_dtype") == null)) {
             scheme = scheme(activation, weight, group, problems);
         }
+        if (scheme != null && scheme.weight() == QatScheme.Weight.MXFP4 && after.isPresent()) {
+            problems.add(new Problem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps with mxfp4 is"
+                    + " refused: Axolotl's QATCallback toggles torchao's FakeQuantizedLinear and FakeQuantizedEmbedding"
+                    + " only, not MXFakeQuantizedLinear, so there the key has no effect and MXFP4 fake quantization runs"
+                    + " from the first step; leave the key out for that"));
+        }
         if (problems.size() > before || scheme == null) {
             return Optional.empty();
         }
@@ -175,15 +182,25 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
             }
             return null;
         }
+        if (weight.equals("mxfp4") && (activation == null || activation.equals("mxfp4"))) {
+            // _make_qat_config: MXFakeQuantizeConfig(float4_e2m1fn_x2, block_size) for activations and weights alike.
+            if (group != QatScheme.MX_BLOCK) {
+                problems.add(new Problem("qat.group_size", "qat.group_size " + group + " with qat.weight_dtype mxfp4 is"
+                        + " refused, as Axolotl refuses it (\"MXFP4 quantization must use a block_size (group_size) of"
+                        + " 32\")"));
+                return null;
+            }
+            return new QatScheme(QatScheme.Activation.MXFP4, QatScheme.Weight.MXFP4, group);
+        }
         String why;
-        if (weight.equals("nvfp4")) {
+        if (weight.equals("mxfp4")) {
+            why = "Axolotl builds MXFakeQuantizedLinear for weight_dtype mxfp4, which fake-quantizes the activations to"
+                    + " MXFP4 whatever activation_dtype says; write activation_dtype: mxfp4 (or leave it out) for that";
+        } else if (weight.equals("nvfp4")) {
             why = "Axolotl 067b021 builds QATConfig(NVFP4WeightOnlyConfig()) for it, which torchao (0.17.0, its pin,"
                     + " and 0.18.0) does not map to fake quantizers: prepare_model_for_qat raises \"Unexpected base"
                     + " config: NVFP4WeightOnlyConfig(...)\" before training starts, so there is no Axolotl behaviour"
                     + " to reproduce";
-        } else if (weight.equals("mxfp4")) {
-            why = "torchao's MXFakeQuantizedLinear (MXFP4 elements with E8M0 block scales) is not implemented in"
-                    + " jtune";
         } else if (activation == null && weight.equals("int4")) {
             why = "weight-only int4 is torchao's Int4WeightFakeQuantizeConfig for fp8 activations (each weight row"
                     + " quantized to float8 e4m3 first, then to int4), which jtune does not run";
@@ -197,7 +214,8 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
             why = "Axolotl stops there (\"Invalid activation/weight dtype combination\")";
         }
         problems.add(new Problem(key, pair + " is refused: " + why + ". jtune runs activation_dtype: int8"
-                + " with weight_dtype: int4 (any group_size dividing the projections' input features)"));
+                + " with weight_dtype: int4 (any group_size dividing the projections' input features), and mxfp4 with mxfp4"
+                + " (group_size 32)"));
         return null;
     }
 

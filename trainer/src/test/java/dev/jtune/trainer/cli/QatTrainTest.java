@@ -121,6 +121,13 @@ class QatTrainTest {
         assertEquals(a.keySet(), b.keySet());
         assertFalse(a.keySet().stream().allMatch(k -> Arrays.equals(a.get(k), b.get(k))), "qat changes the weights");
         assertTrue(qatLog.contains("saved with its trained weights unquantized"), qatLog);
+        // MXFP4 activations and weights (Axolotl's 3b-qat-mxfp4 example): another forward again.
+        String mxLog = train("mx", config("mx", "qat:\n  activation_dtype: mxfp4\n  weight_dtype: mxfp4\n"
+                + "  group_size: 32\n"));
+        assertTrue(mxLog.contains("mxfp4 activations, mxfp4 weights in groups of 32"), mxLog);
+        List<Double> mx = losses("mx");
+        assertNotEquals(plain.get(0), mx.get(0), "step 1 with MXFP4 fake quantization");
+        assertNotEquals(qat.get(0), mx.get(0), "MXFP4 is not int8/int4");
     }
 
     /** Every qat value jtune does not run is named at its position, with the file's other problems, by preprocess. */
