@@ -113,10 +113,11 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
                     + embedding));
         } else if (Boolean.TRUE.equals(embedding)) {
             problems.add(new Problem("qat.quantize_embedding", "qat.quantize_embedding: true is not implemented:"
-                    + " Axolotl fake-quantizes the embedding with torchao's Int4WeightFakeQuantizeConfig for fp8"
-                    + " activations (rows quantized to float8 e4m3, then int4), which jtune does not run; leave it"
-                    + " false (the default: the embedding lookup stays exact, lm_head is fake-quantized like every"
-                    + " linear)"));
+                    + " for int4 weights Axolotl fake-quantizes the embedding with torchao's Int4WeightFakeQuantizeConfig"
+                    + " for fp8 activations (rows quantized to float8 e4m3, then int4), which jtune does not run, and"
+                    + " for mxfp4 torchao stops (\"Activation fake quantization is not supported for embedding\");"
+                    + " leave it false (the default: the embedding lookup stays exact, lm_head is fake-quantized like"
+                    + " every linear)"));
         }
         OptionalLong after = OptionalLong.empty();
         Object n = qat.get("fake_quant_after_n_steps");
