@@ -37,6 +37,12 @@
  *       ({@code X.weight} int8, {@code X.SCB}, {@code X.weight_format}), as a {@code WeightSource} (weights
  *       dequantized as transformers does, {@code CB · SCB · 7.874015718698502e-3}) and with {@code linearFactory()}
  *       over the stored codes.
+ *   <li>{@link dev.jtune.quant.Qat} (Axolotl's {@code qat:}): torchao's fake quantization for quantization-aware
+ *       training, a {@code FakeQuant} that {@code attach} puts on every dense projection of a model ({@code lm_head}
+ *       included) and {@code detach} removes (torchao's convert); the schemes of {@link dev.jtune.quant.QatScheme}:
+ *       int8 per-token activations with int4 per-group weights, and MXFP4 activations and weights
+ *       ({@code qat.torchscript.py}), each bit for bit torchao v0.18.0's code in forward and backward
+ *       ({@code tools/reference/qat_expected.py}); {@code setEnabled} is Axolotl's QATCallback switch.
  * </ul>
  *
  * <p>What "bit-identical" covers. The reference is bitsandbytes' pure-torch backend

@@ -405,8 +405,11 @@ public final class AxolotlKeys {
                 "processor_type", "processor_kwargs", "image_size", "image_resize_algorithm", "freeze_mm_modules",
                 "role_boundaries");
         implemented("load_in_8bit"); // quant.Int8: bitsandbytes' LLM.int8 base (threshold 6.0), adapter: lora
+        // quant.Qat: torchao's fake quantization (int8 activations, int4 weights); other values refused by trainer's
+        // QatSettings (ConfigChecks), naming them.
+        implemented("qat");
         refused(QUANT, "gptq", "bnb_config_kwargs", "model_quantization_config",
-                "model_quantization_config_kwargs", "use_onebitllms", "qat", "quantization", "fp8",
+                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "fp8",
                 "fp8_enable_fsdp_float8_all_gather", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");

@@ -101,6 +101,8 @@ public record TrainerSettings(Map<String, Object> values) {
         keys.put("lr_scheduler_kwargs", Spec.of(Kind.MAPPING));
         // added_tokens_overrides: {token id: new content} for tokens of tokenizer.json's added_tokens.
         keys.put("added_tokens_overrides", Spec.of(Kind.MAPPING));
+        // qat: Axolotl's QATConfig (activation_dtype, weight_dtype, group_size, ...), read by trainer's QatSettings.
+        keys.put("qat", Spec.of(Kind.MAPPING));
         return Collections.unmodifiableMap(keys);
     }
 

@@ -7,11 +7,15 @@ import dev.jtune.model.engine.Kernels;
 /**
  * A linear projection with a full weight matrix [out, in], in the model's compute dtype — or an fp32 weight (a
  * trainer's master copy) cast to the compute dtype at each use, as FSDP's mixed precision casts its parameters
- * before forward: the gradient then flows through the cast back to the fp32 weight.
+ * before forward: the gradient then flows through the cast back to the fp32 weight. Quantization-aware training
+ * attaches a {@link FakeQuant} ({@link #fakeQuantize}), applied to the input and to the (cast) weight at each forward,
+ * as torchao's {@code quantize_(model, QATConfig(...))} swaps each {@code nn.Linear} for a {@code FakeQuantizedLinear}
+ * that shares its weight.
  */
 public final class DenseLinear implements Linear {
     private final NDArray weight;
     private final Dtype castTo; // null: the weight is in the compute dtype
+    private volatile FakeQuant fakeQuant; // null: plain projection
 
     /** Takes ownership of {@code weight} [out, in], in the compute dtype. */
     public DenseLinear(NDArray weight) {
@@ -36,14 +40,41 @@ public final class DenseLinear implements Linear {
         return weight;
     }
 
+    /** Fake-quantizes this projection's input and weight from now on (null: plain again, torchao's convert). */
+    public void fakeQuantize(FakeQuant quant) {
+        this.fakeQuant = quant;
+    }
+
+    /** The fake quantization applied at each forward, or null. */
+    public FakeQuant fakeQuant() {
+        return fakeQuant;
+    }
+
     @Override
     public NDArray forward(NDArray x) {
-        if (castTo == null) {
+        FakeQuant q = fakeQuant;
+        if (castTo == null && q == null) {
             return ai.djl.nn.core.Linear.linear(x, weight).singletonOrThrow();
         }
-        NDArray w = Kernels.get().cast(weight, castTo);
-        NDArray y = ai.djl.nn.core.Linear.linear(x, w).singletonOrThrow();
-        w.close(); // autograd keeps what it needs
+        NDArray w = castTo == null ? weight : Kernels.get().cast(weight, castTo);
+        NDArray input = x;
+        NDArray used = w;
+        if (q != null) {
+            // FakeQuantizedLinear.forward: activation first, then the weight (FSDP's bf16 copy under mixed precision).
+            input = q.activation(x);
+            used = q.weight(w);
+        }
+        NDArray y = ai.djl.nn.core.Linear.linear(input, used).singletonOrThrow();
+        // Autograd keeps what it needs; close only what this call made.
+        if (used != w) {
+            used.close();
+        }
+        if (w != weight) {
+            w.close();
+        }
+        if (input != x) {
+            input.close();
+        }
         return y;
     }
 

@@ -121,6 +121,7 @@ final class TrainCommand {
             RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
         }
         VocabSettings vocab = VocabSettings.from(config);
+        Optional<dev.jtune.trainer.setup.QatSettings> qat = dev.jtune.trainer.setup.QatSettings.from(config);
         boolean nf4 = run.loadIn4bit();
         // Before any data or model work: FSDP would shard the frozen base, which jtune does for dense and NF4 only.
         if (run.loadIn8bit() && options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()) {
@@ -206,7 +207,8 @@ final class TrainCommand {
                             count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
                                     ? ", continuing the adapter in " + saved.dir() : "");
                 } else {
-                    whole = new FullFineTuning(model);
+                    whole = qat.isPresent() ? new FullFineTuning(model, qatSwitch(qat.get(), model, out))
+                            : new FullFineTuning(model);
                     out.printf("model: %s (%s), full fine-tuning in %s (%,d parameters)%n", modelDir,
                             model.config().family().architecture(), masterWeights
                                     ? options.precision().label() + " compute, fp32 master weights and AdamW state"
@@ -243,6 +245,14 @@ final class TrainCommand {
                             result.lastCheckpoint().map(Path::toString).orElse("(none)"));
                     return 0;
                 }
+                if (qat.isPresent()) {
+                    // Axolotl's save_trained_model: convert_qat_model swaps the fake-quantized linears back to plain
+                    // ones holding the trained weights, which save_pretrained writes unquantized.
+                    dev.jtune.quant.Qat.detach(model);
+                    out.println("qat: fake quantization removed (torchao's convert step); the model is saved with its"
+                            + " trained weights unquantized. As Axolotl says: quantize the model fine-tuned with QAT"
+                            + " with the same scheme you trained with.");
+                }
                 // The trained tensors are whole on every rank again (Trainer.run gathers what FSDP sharded).
                 RankZero.run(group, "export the trained weights", () -> export(trainable, lora, modelDir, tokenizerDir,
                         outputDir, vocab));
@@ -269,6 +279,30 @@ final class TrainCommand {
                 return 0;
             }
         }
+    }
+
+    /**
+     * Attaches {@code qat}'s fake quantization to every projection of {@code model} (Axolotl's prepare_model_for_qat)
+     * and returns its {@code QATCallback.on_step_begin}: with {@code fake_quant_after_n_steps: N}, off when step 0
+     * begins and on again when step N begins (a run resumed past step 0 and before N keeps it on, as there).
+     */
+    static java.util.function.LongConsumer qatSwitch(dev.jtune.trainer.setup.QatSettings qat, LlamaModel model,
+            PrintStream out) {
+        var fq = new dev.jtune.quant.Qat(qat.scheme());
+        int n = dev.jtune.quant.Qat.attach(model, fq);
+        out.println(qat.describe() + " (" + n + " projections)");
+        if (qat.afterSteps().isEmpty()) {
+            return step -> {};
+        }
+        long after = qat.afterSteps().getAsLong();
+        return step -> {
+            if (step == 0) {
+                fq.setEnabled(false);
+            } else if (step == after) {
+                fq.setEnabled(true);
+                out.println("qat: fake quantization enabled at step " + step + " (fake_quant_after_n_steps)");
+            }
+        };
     }
 
     /**

@@ -29,7 +29,8 @@ import java.util.stream.Stream;
  * ({@code LoraSettings}: adapter/quantization pairs, rank, targets); the keys jtune refuses for training
  * ({@code RunSettings}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
  * (not yet created by {@code base_model_init}), its config.json: an architecture jtune implements, LoRA targets and
- * saved modules the architecture has, and a tokenizer no larger than the embedding unless the config grows it.
+ * saved modules the architecture has, a tokenizer no larger than the embedding unless the config grows it, and
+ * {@code qat}'s values ({@link QatSettings}) with its group size against the projections' widths.
  *
  * <p>{@code inference} and {@code merge-lora} read a training config for its model, adapter and prompt keys only;
  * they do not train, so these checks are not theirs.
@@ -54,6 +55,9 @@ public final class ConfigChecks {
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
+        List<QatSettings.Problem> qatProblems = QatSettings.problems(config);
+        qatProblems.forEach(p -> problems.add(p.key(), p.message()));
+        Optional<QatSettings> qat = qatProblems.isEmpty() ? QatSettings.from(config) : Optional.empty();
 
         Path modelDir = existing(config.baseModel(), baseDir, "config.json");
         if (modelDir != null) {
@@ -64,6 +68,9 @@ public final class ConfigChecks {
                         model.get().tieWordEmbeddings())) {
                     problems.add("lora_target_modules", problem);
                 }
+            }
+            if (model.isPresent() && qat.isPresent()) {
+                QatSettings.groupProblems(qat.get().scheme(), model.get()).forEach(p -> problems.add("qat.group_size", p));
             }
             Path tokenizerDir = existing(config.tokenizerConfig().orElse(config.baseModel()), baseDir,
                     Tokenizer.TOKENIZER_JSON);

@@ -18,5 +18,9 @@
  * growth under an adapter without trainable embed_tokens/lm_head); {@code ModelSpec.withVocab} passes it to
  * {@code AssembledModel.load}, which grows embed_tokens and lm_head as transformers' {@code resize_token_embeddings}
  * does (also to the rows of a saved adapter's copies).
+ *
+ * <p>Quantization-aware training: {@link dev.jtune.trainer.setup.QatSettings} reads Axolotl's {@code qat:} block as
+ * Axolotl maps it onto torchao (int8/int4 and mxfp4/mxfp4 run through {@code quant.Qat}; every other value refused
+ * with Axolotl's own outcome named), checked by ConfigChecks with the group size against base_model's widths.
  */
 package dev.jtune.trainer.setup;

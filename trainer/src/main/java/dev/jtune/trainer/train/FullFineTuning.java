@@ -51,9 +51,19 @@ public final class FullFineTuning implements TrainableModel {
     private final LlamaModel model;
     private final Map<String, NDArray> parameters;
     private final Dtype weights;
+    private final java.util.function.LongConsumer stepBegins;
 
     /** @throws IllegalArgumentException if the weights are fp16 or a projection is not dense */
     public FullFineTuning(LlamaModel model) {
+        this(model, step -> {});
+    }
+
+    /**
+     * @param stepBegins called before each optimizer step with its 0-based number ({@link #stepBegins})
+     * @throws IllegalArgumentException if the weights are fp16 or a projection is not dense
+     */
+    public FullFineTuning(LlamaModel model, java.util.function.LongConsumer stepBegins) {
+        this.stepBegins = stepBegins;
         this.weights = Kernels.get().dtypeOf(model.norm());
         if (weights == Dtype.FP16) {
             throw new IllegalArgumentException("full fine-tuning trains fp32 or bf16 weights; the model holds fp16 "
@@ -97,6 +107,11 @@ public final class FullFineTuning implements TrainableModel {
     @Override
     public LlamaModel model() {
         return model;
+    }
+
+    @Override
+    public void stepBegins(long globalStep) {
+        stepBegins.accept(globalStep);
     }
 
     @Override

@@ -94,4 +94,11 @@ public interface TrainableModel {
 
     /** Switches dropout on (training) or off (evaluation). Default: nothing to switch. */
     default void setTraining(boolean training) {}
+
+    /**
+     * The trainer is about to run the optimizer step {@code globalStep} (0-based: transformers'
+     * {@code state.global_step} in {@code TrainerCallback.on_step_begin}). Default: nothing to do; full fine-tuning
+     * with {@code qat.fake_quant_after_n_steps} switches fake quantization here.
+     */
+    default void stepBegins(long globalStep) {}
 }

@@ -252,6 +252,7 @@ public final class Trainer {
         long runStart = System.nanoTime();
         long stepsThisRun = 0;
         while (globalStep < plan.totalSteps()) {
+            trainable.stepBegins(globalStep);
             StepLog.Outcome o = step(globalStep);
             globalStep++;
             stepsThisRun++;

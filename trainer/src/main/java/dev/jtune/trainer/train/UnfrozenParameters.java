@@ -225,5 +225,10 @@ public record UnfrozenParameters(List<Layer> patterns) {
         public void setTraining(boolean training) {
             whole.setTraining(training);
         }
+
+        @Override
+        public void stepBegins(long globalStep) {
+            whole.stepBegins(globalStep);
+        }
     }
 }

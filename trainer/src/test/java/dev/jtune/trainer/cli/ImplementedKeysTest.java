@@ -111,6 +111,9 @@ class ImplementedKeysTest {
             weights("adapter", "adapter: qlora\nload_in_4bit: true"),
             weights("load_in_4bit", "adapter: qlora\nload_in_4bit: true"),
             weights("load_in_8bit", "load_in_8bit: true"),
+            // Full fine-tuning (the reference without the adapter): torchao's int8/int4 fake quantization in every linear.
+            weights("qat", "adapter:\nlora_r:\nlora_alpha:\nlora_target_modules:",
+                    "qat: {activation_dtype: int8, weight_dtype: int4, group_size: 32}"),
             weights("lora_model_dir", "lora_model_dir: {reference}"), // continues the reference's adapter
             weights("lora_r", "lora_r: 4"),
             weights("lora_alpha", "lora_alpha: 16"),

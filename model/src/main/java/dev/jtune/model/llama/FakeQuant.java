@@ -1,0 +1,17 @@
+package dev.jtune.model.llama;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * Quantization-aware training's fake quantization of a dense projection: its input and its weight are quantized
+ * and dequantized in the forward pass (values snapped to what a quantized kernel would compute with), while the
+ * gradients pass straight through to the full-precision tensors — torchao's {@code FakeQuantizedLinear}, whose
+ * {@code forward} is {@code F.linear(activation_fq(x), weight_fq(weight))}. Implementations: {@code quant.Qat}.
+ */
+public interface FakeQuant {
+    /** The fake-quantized input [..., in] (x itself when this scheme leaves activations alone or is off). */
+    NDArray activation(NDArray x);
+
+    /** The fake-quantized weight [out, in] in the compute dtype (w itself when off). */
+    NDArray weight(NDArray w);
+}
