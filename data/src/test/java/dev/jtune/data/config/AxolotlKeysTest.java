@@ -203,7 +203,10 @@ class AxolotlKeysTest {
                 .contains("gradient_checkpointing: unsloth is not supported"));
         assertEquals(List.of(), parse("base_model: m\ngradient_checkpointing: true\nsequence_parallel_degree: 1\n"
                 + "base_model_config: m\n").notes());
-        assertTrue(fails("base_model: m\nsequence_parallel_degree: 2\n").getMessage().contains("data-parallel only"));
+        // Context parallelism is equivalent here (one process computes a group's share); expert parallelism is not.
+        assertTrue(parse("base_model: m\nsequence_parallel_degree: 2\n").notes().get(0).toString()
+                .contains("sequence_parallel_degree: 2 — the ranks of a tensor/context-parallel group"));
+        assertTrue(fails("base_model: m\nexpert_parallel_size: 2\n").getMessage().contains("data-parallel only"));
         assertTrue(fails("base_model: m\nbase_model_config: other\n").getMessage()
                 .contains("base_model_config: other is not supported"));
     }

@@ -27,7 +27,8 @@ import java.util.stream.Stream;
  * <p>Checked: the trainer keys as {@code TrainerOptions} reads them (learning rate, optimizer, scheduler, precision,
  * gradient checkpointing, Adam's hyper-parameters, ranges and exclusive pairs, every FSDP option); the adapter keys
  * ({@code LoraSettings}: adapter/quantization pairs, rank, targets); the keys jtune refuses for training
- * ({@code RunSettings}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
+ * ({@code RunSettings}); the parallelism degrees ({@link ParallelLayout}: Axolotl's validators always, the
+ * process count at {@code train}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
  * (not yet created by {@code base_model_init}), its config.json: an architecture jtune implements, LoRA targets and
  * saved modules the architecture has, and a tokenizer no larger than the embedding unless the config grows it.
  *
@@ -44,11 +45,24 @@ public final class ConfigChecks {
      * @throws dev.jtune.data.config.ConfigException the one problem found, or one listing them all
      */
     public static void check(TrainConfig config, Path baseDir) {
+        check(config, baseDir, java.util.OptionalInt.empty());
+    }
+
+    /**
+     * Runs every check; with the run's process count ({@code train}) also the parallelism degrees against it
+     * ({@link ParallelLayout#resolve}), which {@code preprocess}, run without the launcher, cannot know.
+     */
+    public static void check(TrainConfig config, Path baseDir, java.util.OptionalInt processes) {
         ConfigProblems problems = new ConfigProblems(config);
         TrainerSettings s = config.trainer();
         problems.run("load_in_8bit", () -> RunSettings.from(config));
         problems.run("deepspeed", () -> RunSettings.refuseUnsupportedTraining(config));
         TrainerOptions.check(s, config.seed(), problems);
+        ParallelLayout.check(config, problems);
+        if (processes.isPresent()) {
+            problems.run(ParallelLayout.keyOf(s), () -> ParallelLayout.of(s).resolve(processes.getAsInt(),
+                    fsdpAsked(s)));
+        }
         problems.run("unfrozen_parameters", () -> dev.jtune.trainer.train.UnfrozenParameters.parse(
                 s.strings("unfrozen_parameters")));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
@@ -75,6 +89,11 @@ public final class ConfigChecks {
             }
         }
         problems.throwIfAny();
+    }
+
+    /** Axolotl's {@code is_fsdp}: {@code fsdp} or {@code fsdp_config} set (an unsupported option is reported apart). */
+    public static boolean fsdpAsked(TrainerSettings s) {
+        return !s.strings("fsdp").isEmpty() || s.has("fsdp_config");
     }
 
     /** config.json read as the model loader reads it: an architecture jtune lacks is refused with those it has. */
