@@ -7,7 +7,9 @@ For every examples/**/*.yml of axolotl-ai-cloud/axolotl at the commit that Axolo
   - each datasets:/test_datasets: entry's path: generated rows in the layout its type asks for (data_files and
     name, which point into a Hub dataset, are dropped);
   - output_dir, dataset_prepared_path, and max_steps: 2;
-runs ./launch.sh preprocess (and train, with --train, where preprocess passed), and prints one row per config:
+runs ./launch.sh preprocess (and train, with --train, where preprocess passed; a config that declares
+dp_shard_size/dp_replicate_size trains with that many processes, ./launch.sh --nproc-per-node N), and prints one row
+per config:
 passed, refused (the problems jtune named) or failed (anything else: a stack trace, an unknown key, a timeout).
 Configs whose model family jtune does not implement are listed as "other family" and not run; RL (rl:), reward-model
 (reward_model, process_reward_model, num_labels) and multimodal (processor_type, image keys, vision checkpoints)
@@ -327,10 +329,21 @@ def substitute(config, work, name):
     return config, family
 
 
-def run(verb, cfg, timeout):
+def processes(config):
+    """The processes a config's declared data-parallel degrees ask for (dp_shard_size x dp_replicate_size; jtune
+    computes a tensor/context-parallel group's share in one process), 1 when it declares none."""
+    shard, replicate = config.get("dp_shard_size"), config.get("dp_replicate_size")
+    if not isinstance(shard, int) and not isinstance(replicate, int):
+        return 1
+    return (shard if isinstance(shard, int) else 1) * (replicate if isinstance(replicate, int) else 1)
+
+
+def run(verb, cfg, timeout, nproc=1):
+    command = [os.path.join(ROOT, "launch.sh"), verb, cfg]
+    if verb == "train" and nproc > 1:  # the launcher's workers run train
+        command = [os.path.join(ROOT, "launch.sh"), "--nproc-per-node", str(nproc), "--standalone", cfg]
     try:
-        p = subprocess.run([os.path.join(ROOT, "launch.sh"), verb, cfg], capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired:
         return 124, "", f"timed out after {timeout} s"
@@ -480,9 +493,11 @@ def measure(f, git, work, args, results):
         results.append((f, family, "preprocess passed", "", f"{notes} info/warning lines"))
         print(f"{f}: preprocess passed", file=sys.stderr)
         return
-    rc, out_text, err = run("train", cfg, args.timeout)
+    nproc = processes(config)
+    rc, out_text, err = run("train", cfg, args.timeout, nproc)
     if rc == 0:
-        results.append((f, family, "passed", "trained 2 steps", f"{notes} info/warning lines"))
+        results.append((f, family, "passed", "trained 2 steps" + (f" ({nproc} processes)" if nproc > 1 else ""),
+                        f"{notes} info/warning lines"))
     else:
         results.append((f, family, "train " + verdict(err), "", "; ".join(short(p) for p in problems(err))))
     print(f"{f}: {results[-1][2]}", file=sys.stderr)

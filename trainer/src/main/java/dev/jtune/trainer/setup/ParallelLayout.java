@@ -182,7 +182,7 @@ public record ParallelLayout(int tensor, int context, OptionalInt dpShard, Optio
                 + " world of " + processes * group() + " (× tensor_parallel_size " + tensor + " × context_parallel_size "
                 + context + ", whose shares of a micro-batch each process computes whole); global batch "
                 + microBatchSize + " × " + gradientAccumulationSteps + " × " + processes + " = "
-                + (long) microBatchSize * gradientAccumulationSteps * processes + " sequences per step, as Axolotl's";
+                + (long) microBatchSize * gradientAccumulationSteps * processes + " micro-batch rows per step, as Axolotl's";
     }
 
     /**

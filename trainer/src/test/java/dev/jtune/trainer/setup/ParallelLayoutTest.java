@@ -89,7 +89,7 @@ class ParallelLayoutTest {
         String note = qwen.note(qwen.resolve(2, true), 1, 3);
         assertTrue(note.startsWith("info: parallelism: 2 processes = Axolotl's data-parallel ranks (dp_replicate 1 ×"
                 + " dp_shard 2) of its world of 8"), note);
-        assertTrue(note.endsWith("global batch 1 × 3 × 2 = 6 sequences per step, as Axolotl's"), note);
+        assertTrue(note.endsWith("global batch 1 × 3 × 2 = 6 micro-batch rows per step, as Axolotl's"), note);
     }
 
     private static List<String> problems(String yaml, OptionalInt processes) {
