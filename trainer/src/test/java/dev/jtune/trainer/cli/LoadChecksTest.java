@@ -247,6 +247,26 @@ class LoadChecksTest {
         assertEquals(at(bad, "fsdp_offload_params"), e.line() + ":" + e.column());
     }
 
+    /**
+     * Parallelism degrees whose data-parallel ranks this run's process count does not give: preprocess (no launcher,
+     * no count) passes, train stops before any data or model work at the key, with the count that fits.
+     */
+    @Test
+    void processCountOfTheDeclaredLayoutIsCheckedByTrain(@TempDir Path dir) throws Exception {
+        String yaml = config(shared.resolve("tiny"), """
+                tensor_parallel_size: 2
+                dp_replicate_size: 2
+                """);
+        assertEquals(0, preprocess(dir, yaml));
+        var t = assertThrows(ConfigException.class, () -> TrainCommand.train(dir.resolve("cfg.yml"),
+                new PrintStream(new ByteArrayOutputStream())));
+        assertTrue(t.problem().startsWith("dp_replicate_size 2, tensor_parallel_size 2: this run has 1 process"),
+                t.getMessage());
+        assertTrue(t.problem().contains("./launch.sh --nproc-per-node 2"), t.getMessage());
+        assertEquals(at(yaml, "dp_replicate_size"), t.line() + ":" + t.column());
+        assertFalse(Files.exists(dir.resolve("out/adapter_model.safetensors")));
+    }
+
     private static void copy(Path from, Path to) throws Exception {
         Files.createDirectories(to);
         try (var files = Files.list(from)) {
