@@ -105,10 +105,12 @@ SPECIALS = {
                   extra=QWEN_EXTRA + ["<tool_response>", "</tool_response>", "<think>", "</think>"]),
     "gemma": dict(bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>",
                   extra=["<mask>", "<start_of_turn>", "<end_of_turn>"]),
+    # Phi-3's checkpoints pad the embedding past the tokenizer (Phi-3-mini-4k-instruct: 32011 tokens, vocab_size
+    # 32064, a multiple of 64), so that resize_token_embeddings_to_32x (32032) grows nothing there.
     "phi3": dict(bos="<s>", eos="<|endoftext|>", pad="<|endoftext|>", unk="<unk>",
                  extra=["<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
                         "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>",
-                        "<|user|>"]),
+                        "<|user|>"], rows_multiple=64),
 }
 
 # Tokenizer lineage by base_model name, first match wins (within the model family).
@@ -153,7 +155,8 @@ def model_dir(family, lineage, work):
 def dress_tokenizer(folder, spec):
     """Renames the tiny tokenizer's three special tokens (ids 0-2: <s> </s> <pad>) to the lineage's bos, eos and
     pad (or unk), appends its other special tokens after the last id, and grows the embedding (and lm_head) by as
-    many rows, so that the model has a row for every token, as a real checkpoint does."""
+    many rows, so that the model has a row for every token, as a real checkpoint does (rounded up to the checkpoint's
+    own multiple where it pads its embedding past the tokenizer: rows_multiple)."""
     tj_path, tc_path = os.path.join(folder, "tokenizer.json"), os.path.join(folder, "tokenizer_config.json")
     with open(tj_path) as f:
         tj = json.load(f)
@@ -201,7 +204,8 @@ def dress_tokenizer(folder, spec):
         json.dump(tj, f, ensure_ascii=False)
     with open(tc_path, "w") as f:
         json.dump(tc, f, ensure_ascii=False, indent=2)
-    rows = size + len(rest)
+    multiple = spec.get("rows_multiple", 1)  # embedding rows past the tokenizer, as the real checkpoint has
+    rows = -(-(size + len(rest)) // multiple) * multiple
     special_ids = {"bos_token_id": ids.get(spec["bos"]), "eos_token_id": ids[spec["eos"]],
                    "pad_token_id": ids.get(spec["pad"])}
     for name in ("config.json", "generation_config.json"):
