@@ -30,7 +30,8 @@ import java.util.stream.Stream;
  * ({@code RunSettings}); the parallelism degrees ({@link ParallelLayout}: Axolotl's validators always, the
  * process count at {@code train}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
  * (not yet created by {@code base_model_init}), its config.json: an architecture jtune implements, LoRA targets and
- * saved modules the architecture has, and a tokenizer no larger than the embedding unless the config grows it.
+ * saved modules the architecture has, {@code unfrozen_parameters} against the parameter names Axolotl's model has,
+ * and a tokenizer no larger than the embedding unless the config grows it.
  *
  * <p>{@code inference} and {@code merge-lora} read a training config for its model, adapter and prompt keys only;
  * they do not train, so these checks are not theirs.
@@ -63,8 +64,8 @@ public final class ConfigChecks {
             problems.run(ParallelLayout.keyOf(s), () -> ParallelLayout.of(s).resolve(processes.getAsInt(),
                     fsdpAsked(s)));
         }
-        problems.run("unfrozen_parameters", () -> dev.jtune.trainer.train.UnfrozenParameters.parse(
-                s.strings("unfrozen_parameters")));
+        Optional<dev.jtune.trainer.train.UnfrozenParameters> unfrozen = problems.check("unfrozen_parameters",
+                () -> dev.jtune.trainer.train.UnfrozenParameters.parse(s.strings("unfrozen_parameters")));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
@@ -73,6 +74,11 @@ public final class ConfigChecks {
         if (modelDir != null) {
             Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
+            // Against the names Axolotl's named_parameters gives this model (the PEFT model's under an adapter).
+            if (model.isPresent() && unfrozen.isPresent() && !unfrozen.get().patterns().isEmpty() && !continuing
+                    && (lora.isPresent() || !s.has("adapter"))) {
+                problems.run("unfrozen_parameters", () -> unfrozen.get().check(model.get(), lora));
+            }
             if (model.isPresent() && s.has("adapter") && !continuing) {
                 for (String problem : LoraSettings.problemsFor(s, linearModules(model.get()),
                         model.get().tieWordEmbeddings())) {

@@ -267,6 +267,39 @@ class LoadChecksTest {
         assertFalse(Files.exists(dir.resolve("out/adapter_model.safetensors")));
     }
 
+    /**
+     * Axolotl's Gemma 3 QLoRA examples' {@code unfrozen_parameters: [^model.language_model.*, ^lm_head.*]}: Axolotl
+     * applies them after PEFT wrapped the model (train.py, freeze_layers_except on ModelLoader.load()'s PeftModel),
+     * whose names start with base_model.model., so nothing would train. preprocess refuses it at its key now, on both
+     * Gemma 3 layouts (Gemma3ForCausalLM, Gemma3ForConditionalGeneration); the PEFT model's own names pass, a base
+     * weight is refused, and without an adapter the plain names match.
+     */
+    @Test
+    void unfrozenParametersAreCheckedAgainstAxolotlsNamesAtLoad(@TempDir Path dir) throws Exception {
+        Path families = Path.of("../model/src/test/resources/fixtures/families").toAbsolutePath().normalize();
+        String gemma = "unfrozen_parameters:\n  - ^model.language_model.*\n  - ^lm_head.*\n";
+        for (String family : List.of("gemma3-text", "gemma3-conditional")) {
+            String yaml = config(families.resolve(family), gemma).replace("adapter: lora", "adapter: qlora\nload_in_4bit: true");
+            var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml), family);
+            assertEquals(1, e.problems().size(), e.getMessage());
+            assertTrue(e.problem().startsWith("unfrozen_parameters: [^model.language_model.*, ^lm_head.*] match no"
+                    + " trainable parameter; Axolotl matches them against the PEFT model's names (base_model.model.model."
+                    + (family.equals("gemma3-conditional") ? "language_model." : "") + "layers.0.self_attn.q_proj.lora_A"
+                    + ".default.weight"), e.getMessage());
+            assertEquals(at(yaml, "unfrozen_parameters"), e.line() + ":" + e.column(), family);
+            assertFalse(Files.exists(dir.resolve("out/last_run_prepared")), "refused before any data work");
+        }
+        Path conditional = families.resolve("gemma3-conditional");
+        assertEquals(0, preprocess(dir, config(conditional, "unfrozen_parameters:\n  - .+layers.0.self_attn.q_proj.lora_\n")));
+        var base = assertThrows(ConfigException.class, () -> preprocess(dir, config(conditional,
+                "unfrozen_parameters:\n  - .+layers.0.self_attn.q_proj\n")));
+        assertTrue(base.problem().contains("unfreezes the base weight base_model.model.model.language_model.layers.0"
+                + ".self_attn.q_proj.base_layer.weight"), base.getMessage());
+        String full = config(conditional, gemma).replace("adapter: lora\n", "").replace("lora_r: 2\n", "")
+                .replace("lora_alpha: 4\n", "").replace("lora_target_modules: [q_proj, v_proj]\n", "");
+        assertEquals(0, preprocess(dir, full));
+    }
+
     private static void copy(Path from, Path to) throws Exception {
         Files.createDirectories(to);
         try (var files = Files.list(from)) {
