@@ -126,7 +126,7 @@ class AxolotlKeysTest {
         assertTrue(fails("base_model: m\nlisa_n_layers: 4\n").getMessage()
                 .contains("lisa_n_layers: 4 is not supported: jtune's adapters are plain LoRA"));
         assertTrue(fails("base_model: m\nfloat16: true\n").getMessage()
-                .contains("float16: true is not supported: fp16 without loss scaling"));
+                .contains("float16: true is not supported: pure fp16 training (fp16 weights and gradients updated in"));
         // deepspeed is read (the trainer maps and checks its JSON when the config loads): no error here.
         assertTrue(parse("base_model: m\ndeepspeed: zero3.json\n").trainer().has("deepspeed"));
     }
