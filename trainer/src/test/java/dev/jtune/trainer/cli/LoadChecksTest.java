@@ -268,6 +268,34 @@ class LoadChecksTest {
     }
 
     /**
+     * Tensor and context parallelism are equivalent here: one process computes a group's share, so a run with the
+     * degrees (and Axolotl's requirements for them: flash attention, one row per packed micro-batch) trains the same
+     * adapter, byte for byte, as the run without them, and prints its layout and global batch.
+     */
+    @Test
+    void tensorAndContextParallelismLeaveTheAdapterUnchanged(@TempDir Path dir) throws Exception {
+        String plain = config(shared.resolve("tiny"), "micro_batch_size: 1\nattn_implementation: flash_attention_2\n"
+                + "sample_packing: true\nseed: 5\n");
+        String parallel = plain + "tensor_parallel_size: 2\ncontext_parallel_size: 2\n";
+        byte[][] adapters = new byte[2][];
+        String[] printed = new String[2];
+        for (int i = 0; i < 2; i++) {
+            Path run = Files.createDirectories(dir.resolve("run" + i));
+            Files.writeString(run.resolve("cfg.yml"), (i == 0 ? plain : parallel)
+                    .replace("output_dir: out", "output_dir: " + run.resolve("out")));
+            var text = new ByteArrayOutputStream();
+            assertEquals(0, TrainCommand.train(run.resolve("cfg.yml"), new PrintStream(text, true,
+                    StandardCharsets.UTF_8)));
+            printed[i] = text.toString(StandardCharsets.UTF_8);
+            adapters[i] = Files.readAllBytes(run.resolve("out/adapter_model.safetensors"));
+        }
+        assertTrue(java.util.Arrays.equals(adapters[0], adapters[1]), "the degrees changed the trained adapter");
+        assertFalse(printed[0].contains("info: parallelism:"), printed[0]);
+        assertTrue(printed[1].contains("info: parallelism: 1 process = Axolotl's data-parallel ranks (dp_replicate 1"
+                + " × dp_shard 1) of its world of 4"), printed[1]);
+    }
+
+    /**
      * Axolotl's Gemma 3 QLoRA examples' {@code unfrozen_parameters: [^model.language_model.*, ^lm_head.*]}: Axolotl
      * applies them after PEFT wrapped the model (train.py, freeze_layers_except on ModelLoader.load()'s PeftModel),
      * whose names start with base_model.model., so nothing would train. preprocess refuses it at its key now, on both
