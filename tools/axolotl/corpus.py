@@ -7,7 +7,9 @@ For every examples/**/*.yml of axolotl-ai-cloud/axolotl at the commit that Axolo
   - each datasets:/test_datasets: entry's path: generated rows in the layout its type asks for (data_files and
     name, which point into a Hub dataset, are dropped);
   - output_dir, dataset_prepared_path, and max_steps: 2;
-runs ./launch.sh preprocess (and train, with --train, where preprocess passed), and prints one row per config:
+runs ./launch.sh preprocess (and train, with --train, where preprocess passed; a config that declares
+dp_shard_size/dp_replicate_size trains with that many processes, ./launch.sh --nproc-per-node N), and prints one row
+per config:
 passed, refused (the problems jtune named) or failed (anything else: a stack trace, an unknown key, a timeout).
 Configs whose model family jtune does not implement are listed as "other family" and not run; RL (rl:), reward-model
 (reward_model, process_reward_model, num_labels) and multimodal (processor_type, image keys, vision checkpoints)
@@ -103,10 +105,12 @@ SPECIALS = {
                   extra=QWEN_EXTRA + ["<tool_response>", "</tool_response>", "<think>", "</think>"]),
     "gemma": dict(bos="<bos>", eos="<eos>", pad="<pad>", unk="<unk>",
                   extra=["<mask>", "<start_of_turn>", "<end_of_turn>"]),
+    # Phi-3's checkpoints pad the embedding past the tokenizer (Phi-3-mini-4k-instruct: 32011 tokens, vocab_size
+    # 32064, a multiple of 64), so that resize_token_embeddings_to_32x (32032) grows nothing there.
     "phi3": dict(bos="<s>", eos="<|endoftext|>", pad="<|endoftext|>", unk="<unk>",
                  extra=["<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
                         "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>",
-                        "<|user|>"]),
+                        "<|user|>"], rows_multiple=64),
 }
 
 # Tokenizer lineage by base_model name, first match wins (within the model family).
@@ -151,7 +155,8 @@ def model_dir(family, lineage, work):
 def dress_tokenizer(folder, spec):
     """Renames the tiny tokenizer's three special tokens (ids 0-2: <s> </s> <pad>) to the lineage's bos, eos and
     pad (or unk), appends its other special tokens after the last id, and grows the embedding (and lm_head) by as
-    many rows, so that the model has a row for every token, as a real checkpoint does."""
+    many rows, so that the model has a row for every token, as a real checkpoint does (rounded up to the checkpoint's
+    own multiple where it pads its embedding past the tokenizer: rows_multiple)."""
     tj_path, tc_path = os.path.join(folder, "tokenizer.json"), os.path.join(folder, "tokenizer_config.json")
     with open(tj_path) as f:
         tj = json.load(f)
@@ -199,7 +204,8 @@ def dress_tokenizer(folder, spec):
         json.dump(tj, f, ensure_ascii=False)
     with open(tc_path, "w") as f:
         json.dump(tc, f, ensure_ascii=False, indent=2)
-    rows = size + len(rest)
+    multiple = spec.get("rows_multiple", 1)  # embedding rows past the tokenizer, as the real checkpoint has
+    rows = -(-(size + len(rest)) // multiple) * multiple
     special_ids = {"bos_token_id": ids.get(spec["bos"]), "eos_token_id": ids[spec["eos"]],
                    "pad_token_id": ids.get(spec["pad"])}
     for name in ("config.json", "generation_config.json"):
@@ -327,10 +333,21 @@ def substitute(config, work, name):
     return config, family
 
 
-def run(verb, cfg, timeout):
+def processes(config):
+    """The processes a config's declared data-parallel degrees ask for (dp_shard_size x dp_replicate_size; jtune
+    computes a tensor/context-parallel group's share in one process), 1 when it declares none."""
+    shard, replicate = config.get("dp_shard_size"), config.get("dp_replicate_size")
+    if not isinstance(shard, int) and not isinstance(replicate, int):
+        return 1
+    return (shard if isinstance(shard, int) else 1) * (replicate if isinstance(replicate, int) else 1)
+
+
+def run(verb, cfg, timeout, nproc=1):
+    command = [os.path.join(ROOT, "launch.sh"), verb, cfg]
+    if verb == "train" and nproc > 1:  # the launcher's workers run train
+        command = [os.path.join(ROOT, "launch.sh"), "--nproc-per-node", str(nproc), "--standalone", cfg]
     try:
-        p = subprocess.run([os.path.join(ROOT, "launch.sh"), verb, cfg], capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired:
         return 124, "", f"timed out after {timeout} s"
@@ -480,9 +497,11 @@ def measure(f, git, work, args, results):
         results.append((f, family, "preprocess passed", "", f"{notes} info/warning lines"))
         print(f"{f}: preprocess passed", file=sys.stderr)
         return
-    rc, out_text, err = run("train", cfg, args.timeout)
+    nproc = processes(config)
+    rc, out_text, err = run("train", cfg, args.timeout, nproc)
     if rc == 0:
-        results.append((f, family, "passed", "trained 2 steps", f"{notes} info/warning lines"))
+        results.append((f, family, "passed", "trained 2 steps" + (f" ({nproc} processes)" if nproc > 1 else ""),
+                        f"{notes} info/warning lines"))
     else:
         results.append((f, family, "train " + verdict(err), "", "; ".join(short(p) for p in problems(err))))
     print(f"{f}: {results[-1][2]}", file=sys.stderr)

@@ -164,6 +164,12 @@ public final class AxolotlKeys {
             + " NF4 (load_in_4bit: true with adapter: qlora) or LLM.int8 (load_in_8bit: true with adapter: lora)";
     private static final String PARALLEL = "jtune shards data-parallel only: fsdp: [full_shard, auto_wrap] over"
             + " ./launch.sh --nproc-per-node N";
+    private static final String TP_CP = "the ranks of a tensor/context-parallel group share one micro-batch and"
+            + " together compute what one device would; jtune computes a group's share in one process (the same"
+            + " numbers up to summation order): start one process per data-parallel rank";
+    private static final String DP = "jtune's processes are the data-parallel ranks (dp_replicate_size ×"
+            + " dp_shard_size, Axolotl's layout rule, checked at train); dp_shard is jtune's FSDP sharding over them,"
+            + " replicas are whole copies: the same update and global batch";
     private static final String MODEL = "jtune builds the architecture that base_model's config.json names, with"
             + " its own implementation, and changes nothing in it";
     private static final String OFFLOAD = "jtune keeps saved activations in memory (gradient_checkpointing: true"
@@ -415,8 +421,13 @@ public final class AxolotlKeys {
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
         // bfloat16: the model in bf16 without autocast, which jtune's bf16 compute is (bf16: true, full or adapter).
         implemented("bfloat16");
-        refused("fp16 without loss scaling (no AMP) is not run by jtune; use fp16: true (dynamic loss scaling;"
-                + " without an adapter over fp32 master weights) or bf16: true", "float16");
+        // float16: Axolotl's resolve_dtype loads the model in fp16 (torch_dtype float16) and, with fp16: false, the
+        // Trainer runs no AMP: fp16 weights, gradients and updates in place, no loss scaling. jtune trains in place
+        // only in bf16 with torch's AdamW; bitsandbytes' update of fp16 parameters (its kernels round the parameter
+        // to fp16 after the step and again after weight decay, fp32 state under 4096 elements) is not ported.
+        refused("pure fp16 training (fp16 weights and gradients updated in place, no loss scaling) is not implemented,"
+                + " nor bitsandbytes' 8-bit update of fp16 parameters; use fp16: true (torch AMP: fp32 master weights"
+                + " and dynamic loss scaling) or bf16: true", "float16");
         refused("jtune keeps norms and embeddings in the compute dtype (as Axolotl does for adapters, with flash"
                 + " attention or with FSDP); fp32 norms (Axolotl: FSDP2 only) and the embeddings' upcast switch are not"
                 + " implemented", "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");
@@ -446,12 +457,27 @@ public final class AxolotlKeys {
                         + " equivalent (bf16 without an adapter: fp32 master weights, as DeepSpeed's bf16); what would"
                         + " change the result (fp16, a scheduler, other optimizers, mismatched \"auto\" values) refused",
                 v -> Verdict.QUIET);
-        for (String key : List.of("sequence_parallel_degree", "context_parallel_size", "tensor_parallel_size",
-                "dp_shard_size", "dp_replicate_size", "expert_parallel_size")) {
-            valued(key, Policy.REFUSED, PARALLEL, "1: quiet; more: refused",
-                    v -> v instanceof Long n && n <= 1 ? Verdict.QUIET : refusedVerdict(PARALLEL));
+        // Tensor/context parallelism split one micro-batch's work across devices; jtune computes a group's share in
+        // one process, its processes being the data-parallel ranks, checked at train against Axolotl's own layout
+        // rule (trainer's ParallelLayout, which also refuses what Axolotl's validators refuse).
+        for (String key : List.of("tensor_parallel_size", "context_parallel_size", "sequence_parallel_degree")) {
+            valued(key, Policy.EQUIVALENT, TP_CP, "1: quiet; more: equivalent (data-parallel ranks checked at train)",
+                    v -> v instanceof Long n && n <= 1 ? Verdict.QUIET : equivalentVerdict(TP_CP));
         }
-        refused(PARALLEL, "heads_k_stride", "ring_attn_func", "expert_parallel_backend",
+        for (String key : List.of("dp_shard_size", "dp_replicate_size")) {
+            valued(key, Policy.EQUIVALENT, DP, "1: quiet; more: equivalent (checked against the processes at train)",
+                    v -> v instanceof Long n && n <= 1 ? Verdict.QUIET : equivalentVerdict(DP));
+        }
+        // Axolotl's RingAttnFunc: how ring attention splits the work between context-parallel ranks, all exact.
+        valued("ring_attn_func", Policy.EQUIVALENT, TP_CP, "varlen_llama3, batch_ring, batch_zigzag, batch_stripe:"
+                + " equivalent; others refused", v -> List.of("varlen_llama3", "batch_ring", "batch_zigzag",
+                        "batch_stripe").contains(String.valueOf(v)) ? equivalentVerdict(TP_CP)
+                        : refusedVerdict("give one of varlen_llama3, batch_ring, batch_zigzag, batch_stripe (Axolotl's"
+                                + " RingAttnFunc)"));
+        equivalent(TP_CP + "; heads_k_stride only sets how many key heads each ring step exchanges", "heads_k_stride");
+        valued("expert_parallel_size", Policy.REFUSED, PARALLEL, "1: quiet; more: refused",
+                v -> v instanceof Long n && n <= 1 ? Verdict.QUIET : refusedVerdict(PARALLEL));
+        refused(PARALLEL, "expert_parallel_backend",
                 "expert_parallel_num_nvl_bytes", "expert_parallel_num_rdma_bytes", "expert_parallel_token_capacity",
                 "expert_parallel_fallback_on_unsupported");
         equivalent("jtune keeps the frozen base where it computes; streaming it from host memory per layer moves"

@@ -79,6 +79,11 @@ public record TrainerSettings(Map<String, Object> values) {
                 "eval_table_size", "eval_max_new_tokens")) {
             keys.put(key, Spec.of(Kind.INTEGER));
         }
+        // Axolotl's parallelism degrees: they fix the data-parallel layout the launched processes must have.
+        for (String key : List.of("tensor_parallel_size", "context_parallel_size", "sequence_parallel_degree",
+                "dp_shard_size", "dp_replicate_size")) {
+            keys.put(key, Spec.of(Kind.INTEGER));
+        }
         // eval_steps and save_steps may be a fraction of an epoch's steps, as in transformers.
         for (String key : List.of("lora_dropout", "num_epochs", "learning_rate", "warmup_ratio", "weight_decay",
                 "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm", "eval_steps", "save_steps",

@@ -126,7 +126,7 @@ class AxolotlKeysTest {
         assertTrue(fails("base_model: m\nlisa_n_layers: 4\n").getMessage()
                 .contains("lisa_n_layers: 4 is not supported: jtune's adapters are plain LoRA"));
         assertTrue(fails("base_model: m\nfloat16: true\n").getMessage()
-                .contains("float16: true is not supported: fp16 without loss scaling"));
+                .contains("float16: true is not supported: pure fp16 training (fp16 weights and gradients updated in"));
         // deepspeed is read (the trainer maps and checks its JSON when the config loads): no error here.
         assertTrue(parse("base_model: m\ndeepspeed: zero3.json\n").trainer().has("deepspeed"));
     }
@@ -203,7 +203,10 @@ class AxolotlKeysTest {
                 .contains("gradient_checkpointing: unsloth is not supported"));
         assertEquals(List.of(), parse("base_model: m\ngradient_checkpointing: true\nsequence_parallel_degree: 1\n"
                 + "base_model_config: m\n").notes());
-        assertTrue(fails("base_model: m\nsequence_parallel_degree: 2\n").getMessage().contains("data-parallel only"));
+        // Context parallelism is equivalent here (one process computes a group's share); expert parallelism is not.
+        assertTrue(parse("base_model: m\nsequence_parallel_degree: 2\n").notes().get(0).toString()
+                .contains("sequence_parallel_degree: 2 — the ranks of a tensor/context-parallel group"));
+        assertTrue(fails("base_model: m\nexpert_parallel_size: 2\n").getMessage().contains("data-parallel only"));
         assertTrue(fails("base_model: m\nbase_model_config: other\n").getMessage()
                 .contains("base_model_config: other is not supported"));
     }

@@ -102,8 +102,15 @@ final class TrainCommand {
         TrainConfig config = TrainConfig.load(configFile);
         config.notes().forEach(out::println); // once: out is silent on ranks other than 0
         // Everything checkable without data or a step, before any data work; every problem of the file at once.
-        dev.jtune.trainer.setup.ConfigChecks.check(config, Path.of("").toAbsolutePath());
+        dev.jtune.trainer.setup.ConfigChecks.check(config, Path.of("").toAbsolutePath(),
+                java.util.OptionalInt.of(group.worldSize()));
         TrainerOptions options = resumeAsLauncherSays(TrainerOptions.from(config), System.getenv());
+        var layout = dev.jtune.trainer.setup.ParallelLayout.of(config.trainer());
+        if (layout.declared()) { // checked above: the processes are the layout's data-parallel ranks
+            out.println(layout.note(layout.resolve(group.worldSize(),
+                    dev.jtune.trainer.setup.ConfigChecks.fsdpAsked(config.trainer())), options.microBatchSize(),
+                    options.gradientAccumulationSteps()));
+        }
         Optional<LoraSettings> loraSettings = LoraSettings.from(config.trainer(), config.source());
         RunSettings run = RunSettings.from(config);
         Optional<dev.jtune.trainer.setup.DeepSpeed> deepSpeed = dev.jtune.trainer.setup.DeepSpeed.from(config, options,

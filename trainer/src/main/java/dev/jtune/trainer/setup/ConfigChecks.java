@@ -27,10 +27,12 @@ import java.util.stream.Stream;
  * <p>Checked: the trainer keys as {@code TrainerOptions} reads them (learning rate, optimizer, scheduler, precision,
  * gradient checkpointing, Adam's hyper-parameters, ranges and exclusive pairs, every FSDP option); the adapter keys
  * ({@code LoraSettings}: adapter/quantization pairs, rank, targets); the keys jtune refuses for training
- * ({@code RunSettings}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
+ * ({@code RunSettings}); the parallelism degrees ({@link ParallelLayout}: Axolotl's validators always, the
+ * process count at {@code train}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
  * (not yet created by {@code base_model_init}), its config.json: an architecture jtune implements, LoRA targets and
- * saved modules the architecture has, a tokenizer no larger than the embedding unless the config grows it, and
- * {@code qat}'s values ({@link QatSettings}) with its group size against the projections' widths.
+ * saved modules the architecture has, {@code unfrozen_parameters} against the parameter names Axolotl's model has,
+ * a tokenizer no larger than the embedding unless the config grows it, and {@code qat}'s values
+ * ({@link QatSettings}) with its group size against the projections' widths.
  *
  * <p>{@code inference} and {@code merge-lora} read a training config for its model, adapter and prompt keys only;
  * they do not train, so these checks are not theirs.
@@ -45,13 +47,26 @@ public final class ConfigChecks {
      * @throws dev.jtune.data.config.ConfigException the one problem found, or one listing them all
      */
     public static void check(TrainConfig config, Path baseDir) {
+        check(config, baseDir, java.util.OptionalInt.empty());
+    }
+
+    /**
+     * Runs every check; with the run's process count ({@code train}) also the parallelism degrees against it
+     * ({@link ParallelLayout#resolve}), which {@code preprocess}, run without the launcher, cannot know.
+     */
+    public static void check(TrainConfig config, Path baseDir, java.util.OptionalInt processes) {
         ConfigProblems problems = new ConfigProblems(config);
         TrainerSettings s = config.trainer();
         problems.run("load_in_8bit", () -> RunSettings.from(config));
         problems.run("deepspeed", () -> RunSettings.refuseUnsupportedTraining(config));
         TrainerOptions.check(s, config.seed(), problems);
-        problems.run("unfrozen_parameters", () -> dev.jtune.trainer.train.UnfrozenParameters.parse(
-                s.strings("unfrozen_parameters")));
+        ParallelLayout.check(config, problems);
+        if (processes.isPresent()) {
+            problems.run(ParallelLayout.keyOf(s), () -> ParallelLayout.of(s).resolve(processes.getAsInt(),
+                    fsdpAsked(s)));
+        }
+        Optional<dev.jtune.trainer.train.UnfrozenParameters> unfrozen = problems.check("unfrozen_parameters",
+                () -> dev.jtune.trainer.train.UnfrozenParameters.parse(s.strings("unfrozen_parameters")));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
@@ -63,6 +78,11 @@ public final class ConfigChecks {
         if (modelDir != null) {
             Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
+            // Against the names Axolotl's named_parameters gives this model (the PEFT model's under an adapter).
+            if (model.isPresent() && unfrozen.isPresent() && !unfrozen.get().patterns().isEmpty() && !continuing
+                    && (lora.isPresent() || !s.has("adapter"))) {
+                problems.run("unfrozen_parameters", () -> unfrozen.get().check(model.get(), lora));
+            }
             if (model.isPresent() && s.has("adapter") && !continuing) {
                 for (String problem : LoraSettings.problemsFor(s, linearModules(model.get()),
                         model.get().tieWordEmbeddings())) {
@@ -82,6 +102,11 @@ public final class ConfigChecks {
             }
         }
         problems.throwIfAny();
+    }
+
+    /** Axolotl's {@code is_fsdp}: {@code fsdp} or {@code fsdp_config} set (an unsupported option is reported apart). */
+    public static boolean fsdpAsked(TrainerSettings s) {
+        return !s.strings("fsdp").isEmpty() || s.has("fsdp_config");
     }
 
     /** config.json read as the model loader reads it: an architecture jtune lacks is refused with those it has. */

@@ -11,6 +11,11 @@
  * {@code RunSettings.refuseUnsupportedTraining} checks it (and the precision/adapter combinations jtune does not run)
  * when the config loads, for {@code train} and {@code preprocess} alike.
  *
+ * <p>{@link dev.jtune.trainer.setup.ParallelLayout} maps Axolotl's parallelism degrees onto jtune's processes: a
+ * tensor/context-parallel group's work is computed in one process, the processes are the data-parallel ranks
+ * (dp_replicate × dp_shard) by Axolotl's own layout rule, so the global batch is Axolotl's; {@code ConfigChecks}
+ * refuses what Axolotl's validators refuse and, at {@code train}, a process count Axolotl's rule does not accept.
+ *
  * <p>Growing the vocabulary: {@link dev.jtune.trainer.setup.VocabSettings} reads Axolotl's {@code tokens},
  * {@code special_tokens}, {@code added_tokens_overrides}, {@code resize_token_embeddings_to_32x} and
  * {@code mean_resizing_embeddings}, writes the edited tokenizer and plans a

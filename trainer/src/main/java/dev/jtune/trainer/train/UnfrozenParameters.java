@@ -166,6 +166,66 @@ public record UnfrozenParameters(List<Layer> patterns) {
      */
     public TrainableModel apply(TrainableModel trainable, UnaryOperator<String> axolotlName, List<String> frozenBase,
             boolean adapter) {
+        Map<String, String> byAxolotlName = new LinkedHashMap<>();
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        for (var e : trainable.parameters().entrySet()) {
+            String name = axolotlName.apply(e.getKey());
+            byAxolotlName.put(name, e.getKey());
+            sizes.put(name, e.getValue().getShape().get(0));
+        }
+        Map<String, FrozenRows> kept = choose(sizes, frozenBase, adapter);
+        Map<String, NDArray> params = new LinkedHashMap<>();
+        Map<String, List<long[]>> rows = new LinkedHashMap<>();
+        kept.forEach((name, frozen) -> {
+            String own = byAxolotlName.get(name);
+            params.put(own, trainable.parameters().get(own));
+            if (!frozen.ranges().isEmpty()) rows.put(own, frozen.ranges());
+        });
+        return new PartlyFrozen(trainable, java.util.Collections.unmodifiableMap(params), Map.copyOf(rows));
+    }
+
+    /**
+     * Checks the patterns when the config loads, against the names Axolotl's {@code named_parameters} gives the model
+     * that config.json describes (under an adapter: the PEFT model's, from the LoRA targets and saved modules), so
+     * that {@code preprocess} refuses what {@link #apply} would refuse at {@code train}.
+     *
+     * @throws IllegalArgumentException as {@link #apply}
+     */
+    public void check(dev.jtune.model.llama.LlamaConfig model, java.util.Optional<dev.jtune.lora.LoraSettings> lora) {
+        String prefix = dev.jtune.lora.PeftAdapter.PREFIX;
+        Map<String, Long> trainable = new LinkedHashMap<>();
+        List<String> base = new ArrayList<>();
+        for (var t : model.tensors()) {
+            String name = t.name();
+            long rows = t.shape()[0];
+            if (lora.isEmpty()) {
+                trainable.put(name, rows);
+                continue;
+            }
+            int dot = name.lastIndexOf('.');
+            String module = name.substring(0, dot);
+            String leaf = name.substring(dot + 1);
+            var l = lora.get();
+            boolean linear = t.role() == dev.jtune.model.llama.TensorSpec.Role.LINEAR
+                    || t.role() == dev.jtune.model.llama.TensorSpec.Role.BIAS;
+            if ((linear || t.role() == dev.jtune.model.llama.TensorSpec.Role.EMBEDDING) && l.saves(module)) {
+                if (leaf.equals("weight")) trainable.put(prefix + module + ".modules_to_save.default.weight", rows);
+                base.add(prefix + module + ".original_module." + leaf);
+            } else if (linear && l.targets(module)) {
+                if (leaf.equals("weight")) {
+                    trainable.put(prefix + module + ".lora_A.default.weight", (long) l.r());
+                    trainable.put(prefix + module + ".lora_B.default.weight", rows);
+                }
+                base.add(prefix + module + ".base_layer." + leaf);
+            } else {
+                base.add(prefix + name);
+            }
+        }
+        choose(trainable, base, lora.isPresent());
+    }
+
+    /** The kept parameters among {@code sizes}, after refusing a base weight unfrozen or nothing left to train. */
+    private Map<String, FrozenRows> choose(Map<String, Long> sizes, List<String> frozenBase, boolean adapter) {
         for (String base : frozenBase) {
             for (Layer l : patterns) {
                 if (l.matches(base)) {
@@ -174,13 +234,6 @@ public record UnfrozenParameters(List<Layer> patterns) {
                             + " name only the adapter's tensors, e.g. '.+lora_')");
                 }
             }
-        }
-        Map<String, String> byAxolotlName = new LinkedHashMap<>();
-        Map<String, Long> sizes = new LinkedHashMap<>();
-        for (var e : trainable.parameters().entrySet()) {
-            String name = axolotlName.apply(e.getKey());
-            byAxolotlName.put(name, e.getKey());
-            sizes.put(name, e.getValue().getShape().get(0));
         }
         Map<String, FrozenRows> kept = select(sizes);
         if (kept.isEmpty()) {
@@ -193,14 +246,7 @@ public record UnfrozenParameters(List<Layer> patterns) {
                     + " stays frozen) or name the adapter's tensors" : "; the model's parameters are named like "
                     + example + "; jtune does not run a training that trains nothing"));
         }
-        Map<String, NDArray> params = new LinkedHashMap<>();
-        Map<String, List<long[]>> rows = new LinkedHashMap<>();
-        kept.forEach((name, frozen) -> {
-            String own = byAxolotlName.get(name);
-            params.put(own, trainable.parameters().get(own));
-            if (!frozen.ranges().isEmpty()) rows.put(own, frozen.ranges());
-        });
-        return new PartlyFrozen(trainable, java.util.Collections.unmodifiableMap(params), Map.copyOf(rows));
+        return kept;
     }
 
     /** A trainable model of which only some tensors (or rows) train; it saves everything as the whole one does. */

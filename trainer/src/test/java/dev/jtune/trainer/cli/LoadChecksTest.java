@@ -247,6 +247,87 @@ class LoadChecksTest {
         assertEquals(at(bad, "fsdp_offload_params"), e.line() + ":" + e.column());
     }
 
+    /**
+     * Parallelism degrees whose data-parallel ranks this run's process count does not give: preprocess (no launcher,
+     * no count) passes, train stops before any data or model work at the key, with the count that fits.
+     */
+    @Test
+    void processCountOfTheDeclaredLayoutIsCheckedByTrain(@TempDir Path dir) throws Exception {
+        String yaml = config(shared.resolve("tiny"), """
+                tensor_parallel_size: 2
+                dp_replicate_size: 2
+                """);
+        assertEquals(0, preprocess(dir, yaml));
+        var t = assertThrows(ConfigException.class, () -> TrainCommand.train(dir.resolve("cfg.yml"),
+                new PrintStream(new ByteArrayOutputStream())));
+        assertTrue(t.problem().startsWith("dp_replicate_size 2, tensor_parallel_size 2: this run has 1 process"),
+                t.getMessage());
+        assertTrue(t.problem().contains("./launch.sh --nproc-per-node 2"), t.getMessage());
+        assertEquals(at(yaml, "dp_replicate_size"), t.line() + ":" + t.column());
+        assertFalse(Files.exists(dir.resolve("out/adapter_model.safetensors")));
+    }
+
+    /**
+     * Tensor and context parallelism are equivalent here: one process computes a group's share, so a run with the
+     * degrees (and Axolotl's requirements for them: flash attention, one row per packed micro-batch) trains the same
+     * adapter, byte for byte, as the run without them, and prints its layout and global batch.
+     */
+    @Test
+    void tensorAndContextParallelismLeaveTheAdapterUnchanged(@TempDir Path dir) throws Exception {
+        String plain = config(shared.resolve("tiny"), "micro_batch_size: 1\nattn_implementation: flash_attention_2\n"
+                + "sample_packing: true\nseed: 5\n");
+        String parallel = plain + "tensor_parallel_size: 2\ncontext_parallel_size: 2\n";
+        byte[][] adapters = new byte[2][];
+        String[] printed = new String[2];
+        for (int i = 0; i < 2; i++) {
+            Path run = Files.createDirectories(dir.resolve("run" + i));
+            Files.writeString(run.resolve("cfg.yml"), (i == 0 ? plain : parallel)
+                    .replace("output_dir: out", "output_dir: " + run.resolve("out")));
+            var text = new ByteArrayOutputStream();
+            assertEquals(0, TrainCommand.train(run.resolve("cfg.yml"), new PrintStream(text, true,
+                    StandardCharsets.UTF_8)));
+            printed[i] = text.toString(StandardCharsets.UTF_8);
+            adapters[i] = Files.readAllBytes(run.resolve("out/adapter_model.safetensors"));
+        }
+        assertTrue(java.util.Arrays.equals(adapters[0], adapters[1]), "the degrees changed the trained adapter");
+        assertFalse(printed[0].contains("info: parallelism:"), printed[0]);
+        assertTrue(printed[1].contains("info: parallelism: 1 process = Axolotl's data-parallel ranks (dp_replicate 1"
+                + " × dp_shard 1) of its world of 4"), printed[1]);
+    }
+
+    /**
+     * Axolotl's Gemma 3 QLoRA examples' {@code unfrozen_parameters: [^model.language_model.*, ^lm_head.*]}: Axolotl
+     * applies them after PEFT wrapped the model (train.py, freeze_layers_except on ModelLoader.load()'s PeftModel),
+     * whose names start with base_model.model., so nothing would train. preprocess refuses it at its key now, on both
+     * Gemma 3 layouts (Gemma3ForCausalLM, Gemma3ForConditionalGeneration); the PEFT model's own names pass, a base
+     * weight is refused, and without an adapter the plain names match.
+     */
+    @Test
+    void unfrozenParametersAreCheckedAgainstAxolotlsNamesAtLoad(@TempDir Path dir) throws Exception {
+        Path families = Path.of("../model/src/test/resources/fixtures/families").toAbsolutePath().normalize();
+        String gemma = "unfrozen_parameters:\n  - ^model.language_model.*\n  - ^lm_head.*\n";
+        for (String family : List.of("gemma3-text", "gemma3-conditional")) {
+            String yaml = config(families.resolve(family), gemma).replace("adapter: lora", "adapter: qlora\nload_in_4bit: true");
+            var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml), family);
+            assertEquals(1, e.problems().size(), e.getMessage());
+            assertTrue(e.problem().startsWith("unfrozen_parameters: [^model.language_model.*, ^lm_head.*] match no"
+                    + " trainable parameter; Axolotl matches them against the PEFT model's names (base_model.model.model."
+                    + (family.equals("gemma3-conditional") ? "language_model." : "") + "layers.0.self_attn.q_proj.lora_A"
+                    + ".default.weight"), e.getMessage());
+            assertEquals(at(yaml, "unfrozen_parameters"), e.line() + ":" + e.column(), family);
+            assertFalse(Files.exists(dir.resolve("out/last_run_prepared")), "refused before any data work");
+        }
+        Path conditional = families.resolve("gemma3-conditional");
+        assertEquals(0, preprocess(dir, config(conditional, "unfrozen_parameters:\n  - .+layers.0.self_attn.q_proj.lora_\n")));
+        var base = assertThrows(ConfigException.class, () -> preprocess(dir, config(conditional,
+                "unfrozen_parameters:\n  - .+layers.0.self_attn.q_proj\n")));
+        assertTrue(base.problem().contains("unfreezes the base weight base_model.model.model.language_model.layers.0"
+                + ".self_attn.q_proj.base_layer.weight"), base.getMessage());
+        String full = config(conditional, gemma).replace("adapter: lora\n", "").replace("lora_r: 2\n", "")
+                .replace("lora_alpha: 4\n", "").replace("lora_target_modules: [q_proj, v_proj]\n", "");
+        assertEquals(0, preprocess(dir, full));
+    }
+
     private static void copy(Path from, Path to) throws Exception {
         Files.createDirectories(to);
         try (var files = Files.list(from)) {
