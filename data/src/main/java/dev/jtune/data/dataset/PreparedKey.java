@@ -81,6 +81,9 @@ public final class PreparedKey {
         if (!c.eotTokens().isEmpty()) {
             keys.put("eot_tokens", c.eotTokens());
         }
+        if (SampleBuilder.usesMistralCommon(c)) {
+            keys.put("tokenizer_use_mistral_common", true);
+        }
         if (!c.chatTemplateKwargs().isEmpty()) {
             keys.put("chat_template_kwargs", c.chatTemplateKwargs());
         }
