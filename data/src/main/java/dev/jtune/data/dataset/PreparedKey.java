@@ -38,7 +38,8 @@ public final class PreparedKey {
 
     /** Files of a tokenizer directory that can change tokenization or special tokens. */
     static final List<String> TOKENIZER_FILES = List.of(Tokenizer.TOKENIZER_JSON, Tokenizer.TOKENIZER_CONFIG_JSON,
-            Tokenizer.SPECIAL_TOKENS_MAP_JSON, Tokenizer.GENERATION_CONFIG_JSON, Tokenizer.CHAT_TEMPLATE_JINJA);
+            Tokenizer.SPECIAL_TOKENS_MAP_JSON, Tokenizer.GENERATION_CONFIG_JSON, Tokenizer.CHAT_TEMPLATE_JINJA,
+            dev.jtune.data.tokenizer.Tekken.FILE);
 
     private PreparedKey() {}
 

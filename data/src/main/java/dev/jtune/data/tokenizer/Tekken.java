@@ -164,6 +164,39 @@ public final class Tekken {
      * text is only ever BPE-encoded, as mistral-common encodes message text.
      */
     public String tokenizerJson(boolean specialTokens) {
+        // a run loads the folder's tokenizer several times (checks, preparation, training): convert a file once
+        String key = file.toAbsolutePath() + "|" + specialTokens + "|" + ranks.size() + "|" + specials.size() + "|"
+                + modified(file);
+        synchronized (CONVERTED) {
+            String cached = CONVERTED.get(key);
+            if (cached != null) {
+                return cached;
+            }
+        }
+        String json = convert(specialTokens);
+        synchronized (CONVERTED) {
+            CONVERTED.put(key, json);
+        }
+        return json;
+    }
+
+    /** The last few conversions, by file, flag and modification time. */
+    private static final Map<String, String> CONVERTED = new java.util.LinkedHashMap<>(4, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, String> eldest) {
+            return size() > 4;
+        }
+    };
+
+    private static long modified(Path file) {
+        try {
+            return Files.getLastModifiedTime(file).toMillis();
+        } catch (IOException e) {
+            return -1;
+        }
+    }
+
+    private String convert(boolean specialTokens) {
         String[] unicode = byteToUnicode();
         Map<String, Integer> vocab = new HashMap<>(ranks.size() * 2);
         List<String> pieces = new ArrayList<>(ranks.size());
