@@ -138,18 +138,65 @@ def lineage_of(base_model):
     return None
 
 
-def model_dir(family, lineage, work):
-    """A tiny model of the family with the special tokens of the lineage's tokenizer, made once per run."""
+# tokenizer_use_mistral_common: true reads the model folder's tekken.json. The instruct version each checkpoint's
+# tekken.json declares: Ministral-8B-Instruct-2410 v3 (the Nemo-era Tekken); Magistral-Small-2506 v11 (Axolotl's test
+# of its tokenizer writes tool calls as [TOOL_CALLS]name[CALL_ID]id[ARGS]..., v11's form); Magistral-Small-2507 and
+# Devstral-Small-2507 v13 ([THINK] tokens; tool calls without a call id in Axolotl's devstral_1_1 test).
+TEKKEN_VERSIONS = [(r"ministral-8b", "v3"), (r"magistral-small-2506", "v11"),
+                   (r"magistral-small-2507|devstral-small-2507", "v13")]
+TEKKEN_FIXTURE = os.path.join(ROOT, "data", "src", "test", "resources", "mistral-common")
+
+
+def tekken_version(config):
+    if not config.get("tokenizer_use_mistral_common"):
+        return None
+    name = str(config.get("base_model")).lower()
+    return next((v for pattern, v in TEKKEN_VERSIONS if re.search(pattern, name)), "v7")
+
+
+def model_dir(family, lineage, work, tekken=None):
+    """A tiny model of the family with the special tokens of the lineage's tokenizer, made once per run; with a
+    tekken version, the folder holds that version's tekken.json instead of a tokenizer.json."""
     out = os.path.join(work, "models", f"{family}-{lineage}" if lineage else family)
+    if tekken:
+        out += f"-tekken-{tekken}"
     if not os.path.isdir(out):
         if family == "llama":
             subprocess.run([os.path.join(ROOT, "launch.sh"), "init-model", "--preset", "tiny", "--out", out],
                            check=True, capture_output=True)
         else:
             shutil.copytree(os.path.join(FIXTURES, family), out)
-        if lineage:
+        if tekken:
+            use_tekken(out, tekken)
+        elif lineage:
             dress_tokenizer(out, SPECIALS[lineage])
     return out
+
+
+def use_tekken(folder, version):
+    """The folder as Mistral publishes Magistral/Devstral: tekken.json, no tokenizer.json. The tekken.json is jtune's
+    test fixture (data/src/test/resources/mistral-common, see its README): mistral-common's own Tekken vocabulary cut to
+    1500 ranks behind the 1000 control tokens (<unk> <s> </s> [INST] [/INST] ... [SYSTEM_PROMPT] ... [THINK]), laid out
+    as the released files of that version; the embedding grows to its 2500 rows."""
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        if os.path.exists(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
+    shutil.copy(os.path.join(TEKKEN_FIXTURE, version, "tekken.json"), os.path.join(folder, "tekken.json"))
+    with open(os.path.join(folder, "tekken.json")) as f:
+        cfg = json.load(f)["config"]
+    rows = cfg["default_vocab_size"]
+    for name in ("config.json", "generation_config.json"):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            c = json.load(f)
+        if "vocab_size" in c:
+            c["vocab_size"] = rows
+        c.update({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 11})
+        with open(path, "w") as f:
+            json.dump(c, f, indent=2)
+    grow_rows(os.path.join(folder, "model.safetensors"), rows)
 
 
 def dress_tokenizer(folder, spec):
@@ -298,12 +345,23 @@ def rows_for(entry, n=64):
             for i in range(n)]
 
 
+def thinking_rows(entry, n=64):
+    """Magistral's thinking layout (examples/magistral/think/README.md): contents as lists of parts, the assistant's
+    a {type: thinking} part then a {type: text} part."""
+    field = entry.get("field_messages", "messages")
+    text = lambda t: [{"type": "text", "text": t}]
+    return [{field: [{"role": "system", "content": text("Think, then answer.")},
+                     {"role": "user", "content": text(sentence(i))},
+                     {"role": "assistant", "content": [{"type": "thinking", "thinking": sentence(i + 2, 6)}]
+                      + text(sentence(i + 3, 12))}]} for i in range(n)]
+
+
 def substitute(config, work, name):
     base = config.get("base_model")
     family = family_of(base)
     if family is None:
         return None, family
-    model = model_dir(family, lineage_of(base), work)
+    model = model_dir(family, lineage_of(base), work, tekken_version(config))
     config["base_model"] = model
     for key in ("base_model_config", "tokenizer_config"):
         if config.get(key):
@@ -319,7 +377,8 @@ def substitute(config, work, name):
                 continue
             path = os.path.join(data, f"{section}-{i}.jsonl")
             with open(path, "w") as f:
-                for row in rows_for(entry):
+                for row in (thinking_rows(entry) if tekken_version(config) and "/think/" in name.replace("_", "/")
+                            else rows_for(entry)):
                     f.write(json.dumps(row) + "\n")
             entry["path"] = path
             entry.pop("data_files", None)

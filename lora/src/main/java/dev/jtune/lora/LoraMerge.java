@@ -90,7 +90,7 @@ public final class LoraMerge {
 
     /** Files of a tokenizer folder, copied over the base's. */
     private static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
-            "special_tokens_map.json", "chat_template.jinja");
+            "special_tokens_map.json", "chat_template.jinja", "tekken.json");
 
     /**
      * The base's tensors as the merged model will hold them: a dense checkpoint as stored; an NF4-stored one with

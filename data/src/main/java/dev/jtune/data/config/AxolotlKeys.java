@@ -488,8 +488,10 @@ public final class AxolotlKeys {
                 "expert_backend", "moe_grouped_backend", "moe_dequant_chunk_size", "moe_bnb_fast", "use_scattermoe",
                 "use_sonicmoe", "use_dsv4_kernels", "use_glm_dsa_kernels", "dsv4_shared_mlp_lora_kernel",
                 "dsv4_bf16_all", "use_eaft", "eaft_alpha", "eaft_k", "liger_use_token_scaling");
-        refused("jtune tokenizes exactly as tokenizer.json says", "tokenizer_legacy", "tokenizer_use_mistral_common",
-                "fix_untrained_tokens");
+        refused("jtune tokenizes exactly as tokenizer.json says", "tokenizer_legacy", "fix_untrained_tokens");
+        // the model folder's tekken.json and mistral-common's instruct encoding (v3/v7/v11/v13) with Axolotl's
+        // MistralStrategy labels, for chat_template datasets (dataset.MistralChatSamples)
+        implemented("tokenizer_use_mistral_common");
         refused(DATA + "; give sequence_len (with sample_packing: true to pack) and datasets:",
                 "pretraining_dataset", "pretrain_multipack_buffer_size",
                 "pretrain_multipack_attn", "pretraining_sample_concatenation", "streaming",

@@ -150,6 +150,7 @@ public final class ChatSamples implements SampleBuilder {
             JsonNode c = m.get(contentKey);
             // a tool-call turn may have no content (null or missing): it renders as the template writes tool calls
             String content = (c == null || c.isNull()) && m.has("tool_calls") ? ""
+                    : c != null && c.isArray() ? contentParts(row, c, at + "." + contentKey)
                     : Fields.string(row, m, contentKey, at + "." + contentKey);
             String role = roleOf.isEmpty() ? DEFAULT_ROLES.getOrDefault(given, given) : roleOf.get(given);
             if (role == null || role.isBlank()) {
@@ -201,6 +202,36 @@ public final class ChatSamples implements SampleBuilder {
             throw row.error("field '" + extras.fieldTools() + "' is " + Fields.kind(t) + " (expected an array of tool schemas)");
         }
         return new Conversation(out, training, details, tools);
+    }
+
+    /**
+     * A content given as a list of parts, as Axolotl's {@code _convert_content_parts} reads it: the parts' {@code text}
+     * (else {@code content}, else {@code value}) joined with nothing between; a part with none of them (a
+     * {@code type: thinking} part) adds nothing. Per-part {@code train}/{@code weight} flags are refused.
+     */
+    static String contentParts(SourceRow row, JsonNode parts, String at) {
+        StringBuilder sb = new StringBuilder();
+        for (int k = 0; k < parts.size(); k++) {
+            JsonNode part = parts.get(k);
+            if (!part.isObject()) {
+                continue; // Axolotl skips what is not a dict
+            }
+            if (part.has("train") || part.has("weight")) {
+                throw row.error("field '" + at + "[" + k + "]' has a per-part train/weight flag, which jtune does not"
+                        + " implement for list contents; give message_field_training_detail instead");
+            }
+            for (String key : List.of("text", "content", "value")) {
+                JsonNode v = part.get(key);
+                if (v != null && v.isTextual() && !v.asText().isEmpty()) {
+                    sb.append(v.asText());
+                    break;
+                }
+                if (v != null && !v.isNull() && !v.isTextual()) {
+                    throw row.error("field '" + at + "[" + k + "]." + key + "' is " + Fields.kind(v) + " (expected a string)");
+                }
+            }
+        }
+        return sb.toString();
     }
 
     /** Axolotl's training_detail: [{begin_offset, end_offset (inclusive), train}] over the content. */

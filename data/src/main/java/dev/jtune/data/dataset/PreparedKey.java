@@ -38,7 +38,8 @@ public final class PreparedKey {
 
     /** Files of a tokenizer directory that can change tokenization or special tokens. */
     static final List<String> TOKENIZER_FILES = List.of(Tokenizer.TOKENIZER_JSON, Tokenizer.TOKENIZER_CONFIG_JSON,
-            Tokenizer.SPECIAL_TOKENS_MAP_JSON, Tokenizer.GENERATION_CONFIG_JSON, Tokenizer.CHAT_TEMPLATE_JINJA);
+            Tokenizer.SPECIAL_TOKENS_MAP_JSON, Tokenizer.GENERATION_CONFIG_JSON, Tokenizer.CHAT_TEMPLATE_JINJA,
+            dev.jtune.data.tokenizer.Tekken.FILE);
 
     private PreparedKey() {}
 
@@ -80,6 +81,9 @@ public final class PreparedKey {
         }
         if (!c.eotTokens().isEmpty()) {
             keys.put("eot_tokens", c.eotTokens());
+        }
+        if (SampleBuilder.usesMistralCommon(c)) {
+            keys.put("tokenizer_use_mistral_common", true);
         }
         if (!c.chatTemplateKwargs().isEmpty()) {
             keys.put("chat_template_kwargs", c.chatTemplateKwargs());

@@ -14,7 +14,9 @@
  * {@link dev.jtune.data.dataset.SampleBuilder} per {@code type:} ({@link dev.jtune.data.dataset.AlpacaSamples},
  * {@link dev.jtune.data.dataset.ChatSamples}, {@link dev.jtune.data.dataset.CompletionSamples},
  * {@link dev.jtune.data.dataset.InputOutputSamples}, {@link dev.jtune.data.dataset.UserDefinedSamples},
- * {@link dev.jtune.data.dataset.PreTokenizedSamples} for an entry without {@code type:}) formats,
+ * {@link dev.jtune.data.dataset.PreTokenizedSamples} for an entry without {@code type:};
+ * {@link dev.jtune.data.dataset.MistralChatSamples} for chat entries under {@code tokenizer_use_mistral_common: true},
+ * Axolotl's MistralStrategy over mistral-common's encoding) formats,
  * tokenizes and masks each row. Bad rows are {@link dev.jtune.data.dataset.DatasetException}s reading
  * {@code file:line: field 'x' ...}, or with {@code skip_invalid} are skipped and counted by reason in the
  * {@link dev.jtune.data.dataset.LoadReport}. Samples are not truncated here (apart from completion's

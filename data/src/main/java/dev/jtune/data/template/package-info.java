@@ -20,6 +20,9 @@
  * {@link dev.jtune.data.template.Message} carries, besides role and content, the other fields a template reads
  * ({@code tool_calls}, {@code reasoning_content}, ...).
  *
+ * <p>{@link dev.jtune.data.template.MistralInstruct} is not a template: mistral-common's instruct encoding of a chat
+ * (v3, v7, v11, v13, finetuning mode) straight to ids, for {@code tokenizer_use_mistral_common: true}.
+ *
  * <p>Why an interpreter of jtune's own renders the Jinja templates, how fast it is (56,826 rows per CPU second on
  * the Llama-3.1 template, against Jinjava's 2,219) and what of Jinja2 it does not do: see
  * {@link dev.jtune.data.template.jinja}. The chat-template corpus test (real templates of Llama 3.1/3.2, Mistral-Nemo,

@@ -125,6 +125,9 @@ public final class Tokenizer implements AutoCloseable {
             throw new TokenizerException(dir + ": not a directory (expected a model directory holding " + TOKENIZER_JSON + ")");
         }
         Path tokenizerFile = dir.resolve(TOKENIZER_JSON);
+        if (!Files.isRegularFile(tokenizerFile) && Tekken.isIn(dir)) {
+            return tekken(dir, Tekken.read(dir.resolve(Tekken.FILE)), true); // a Mistral folder with only tekken.json
+        }
         if (!Files.isRegularFile(tokenizerFile)) {
             throw new TokenizerException(tokenizerFile + ": missing; jtune needs a fast tokenizer's " + TOKENIZER_JSON
                     + " (a slow-only tokenizer.model/vocab.txt is not enough)");
@@ -183,6 +186,27 @@ public final class Tokenizer implements AutoCloseable {
         }
         HuggingFaceTokenizer nativeTokenizer = createNative(tokenizerFile, nativeJson);
         return new Tokenizer(dir, nativeTokenizer, vocab, bos, eos, pad, List.copyOf(eosIds), chatTemplate, cleanUp, maxLength);
+    }
+
+    /**
+     * The tokenizer of a Mistral {@code tekken.json} ({@link Tekken}): bos {@code <s>}, eos {@code </s>}, pad
+     * {@code <pad>} as mistral-common names them; no post-processor (mistral-common's {@code encode} adds BOS only
+     * when asked), no chat template. With {@code specialTokens} false the control tokens are not matched in text
+     * (mistral-common encodes message text so): for encoding message text only.
+     */
+    public static Tokenizer tekken(Path dir, Tekken tekken, boolean specialTokens) {
+        String json = tekken.tokenizerJson(specialTokens);
+        Vocab vocab = parseTokenizerJson(tekken.file(), json);
+        Special bos = tekkenSpecial(tekken, "<s>");
+        Special eos = tekkenSpecial(tekken, "</s>");
+        Special pad = tekkenSpecial(tekken, "<pad>");
+        List<Integer> eosIds = eos.id() < 0 ? List.of() : List.of(eos.id());
+        return new Tokenizer(dir.toAbsolutePath().normalize(), createNative(tekken.file(), json), vocab, bos, eos, pad,
+                eosIds, null, false, OptionalLong.empty());
+    }
+
+    private static Special tekkenSpecial(Tekken tekken, String token) {
+        return tekken.specialId(token).map(id -> new Special(token, id)).orElse(Special.NONE);
     }
 
     /**

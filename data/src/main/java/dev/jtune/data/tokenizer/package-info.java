@@ -13,6 +13,11 @@
  *       LlamaTokenizer rebuild (a Metaspace pre-tokenizer instead of the file's {@code Prepend("▁")} normalizer),
  *       unless config.json's {@code model_type} makes transformers choose another class (Mistral, DeepSeek-V3,
  *       Qwen2, Phi-3, ...: the list is transformers 5.18's, in {@code transformers-llama-class-ignored.txt}).</li>
+ *   <li>{@link dev.jtune.data.tokenizer.Tekken} reads a Mistral {@code tekken.json} (mistral-common's Tekken:
+ *       tiktoken ranks, its regex, control tokens ahead of the ranks) and converts it to the equivalent tokenizer.json;
+ *       {@code Tokenizer.load} reads a folder that has a {@code tekken.json} and no {@code tokenizer.json} so, and
+ *       {@link dev.jtune.data.tokenizer.Tokenizer#tekken Tokenizer.tekken} gives, without control tokens, the encoder
+ *       of message text that mistral-common's encoding needs (equal to tiktoken's ids on the real 131k vocabulary).</li>
  *   <li>{@link dev.jtune.data.tokenizer.ByteLevelTokenizerBuilder} trains a byte-level BPE (GPT-2 byte
  *       alphabet, Llama-style {@code <s>} prefix) on a text and writes it as a Hugging Face tokenizer
  *       directory that both DJL and Python {@code transformers} load; {@code writeDefault} gives a

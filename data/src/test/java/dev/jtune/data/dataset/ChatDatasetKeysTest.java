@@ -49,6 +49,25 @@ class ChatDatasetKeysTest {
         }
     }
 
+    /** Axolotl's _convert_content_parts: a list content is its parts' text joined; a thinking part adds nothing. */
+    @Test
+    void listContentsAreTheirPartsJoined() throws IOException {
+        try (Tokenizer tok = Tokenizer.load(PublishedTokenizers.dir("qwen3"))) {
+            String yaml = "datasets:\n  - path: d.jsonl\n    type: chat_template\n";
+            Sample parts = one(tok, yaml, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\","
+                    + " \"text\": \"Hi\"}, {\"type\": \"text\", \"text\": \"?\"}]}, {\"role\": \"assistant\", \"content\":"
+                    + " [{\"type\": \"thinking\", \"thinking\": \"hmm\"}, {\"type\": \"text\", \"text\": \"Answer.\"}]}]}");
+            Sample plain = one(tok, yaml, "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi?\"}, {\"role\":"
+                    + " \"assistant\", \"content\": \"Answer.\"}]}");
+            assertArrayEquals(plain.inputIds(), parts.inputIds());
+            assertArrayEquals(plain.labels(), parts.labels());
+            var e = assertThrows(DatasetException.class, () -> one(tok, yaml,
+                    "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\":"
+                    + " [{\"type\": \"text\", \"text\": \"b\", \"train\": false}]}]}"));
+            assertTrue(e.getMessage().contains("messages[1].content[0]' has a per-part train/weight flag"), e.getMessage());
+        }
+    }
+
     @Test
     void splitThinkingTrainsTheReasoningTheTemplateWrites() throws IOException {
         try (Tokenizer tok = Tokenizer.load(PublishedTokenizers.dir("qwen3"))) {

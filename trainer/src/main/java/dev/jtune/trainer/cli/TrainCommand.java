@@ -425,7 +425,7 @@ final class TrainCommand {
             vocab.copyTokenizer(tokenizerDir, tmp);
             if (lora == null) {
                 for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                        "generation_config.json", "tokenizer.model", "chat_template.jinja")) {
+                        "generation_config.json", "tokenizer.model", "chat_template.jinja", "tekken.json")) {
                     Path from = (name.equals("generation_config.json") ? modelDir : tokenizerDir).resolve(name);
                     if (Files.isRegularFile(from)) Files.copy(from, tmp.resolve(name), StandardCopyOption.REPLACE_EXISTING);
                 }

@@ -74,6 +74,9 @@ public final class ConfigChecks {
         qatProblems.forEach(p -> problems.add(p.key(), p.message()));
         Optional<QatSettings> qat = qatProblems.isEmpty() ? QatSettings.from(config) : Optional.empty();
 
+        if (s.bool("tokenizer_use_mistral_common").orElse(false)) {
+            mistralCommon(config, baseDir, vocab, problems);
+        }
         Path modelDir = existing(config.baseModel(), baseDir, "config.json");
         if (modelDir != null) {
             Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
@@ -107,6 +110,39 @@ public final class ConfigChecks {
     /** Axolotl's {@code is_fsdp}: {@code fsdp} or {@code fsdp_config} set (an unsupported option is reported apart). */
     public static boolean fsdpAsked(TrainerSettings s) {
         return !s.strings("fsdp").isEmpty() || s.has("fsdp_config");
+    }
+
+    /**
+     * {@code tokenizer_use_mistral_common: true} as jtune implements it (Axolotl's MistralStrategy): chat datasets, the
+     * tokenizer folder's tekken.json, the vocabulary as the file has it.
+     */
+    private static void mistralCommon(TrainConfig config, Path baseDir, Optional<VocabSettings> vocab,
+            ConfigProblems problems) {
+        String why = " with tokenizer_use_mistral_common: true";
+        for (String section : List.of("datasets", "test_datasets")) {
+            var list = section.equals("datasets") ? config.datasets() : config.testDatasets();
+            for (int i = 0; i < list.size(); i++) {
+                if (!(list.get(i).format() instanceof dev.jtune.data.config.DatasetFormat.Chat)) {
+                    problems.add(section + "[" + i + "].type", section + "[" + i + "].type: only chat_template"
+                            + " datasets are implemented" + why + " (Axolotl's MistralStrategy); other types would go"
+                            + " through mistral-common's raw encode, which jtune does not do");
+                }
+            }
+        }
+        if (vocab.isPresent() && !vocab.get().edits().isEmpty()) {
+            problems.add("tokenizer_use_mistral_common", "tokenizer_use_mistral_common: true with tokens,"
+                    + " special_tokens or added_tokens_overrides: jtune grows tokenizer.json vocabularies, not tekken.json");
+        }
+        String where = config.tokenizerConfig().orElse(config.baseModel());
+        Path folder = existing(where, baseDir, "config.json");
+        if (folder == null) {
+            folder = existing(where, baseDir, Tokenizer.TOKENIZER_JSON);
+        }
+        if (folder != null && !dev.jtune.data.tokenizer.Tekken.isIn(folder)) {
+            problems.add("tokenizer_use_mistral_common", "tokenizer_use_mistral_common: true: " + folder
+                    + " has no tekken.json (mistral-common's Tekken tokenizer file; jtune does not read its SentencePiece"
+                    + " tokenizer.model.v* files)");
+        }
     }
 
     /** config.json read as the model loader reads it: an architecture jtune lacks is refused with those it has. */

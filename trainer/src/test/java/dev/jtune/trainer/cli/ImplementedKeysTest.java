@@ -94,6 +94,17 @@ class ImplementedKeysTest {
             lora_modules_to_save: [embed_tokens, lm_head]
             """;
 
+    /**
+     * A Mistral folder (tekken.json, no tokenizer.json; data's mistral-common fixture, v7) and plain chats: the
+     * reference of tokenizer_use_mistral_common (without it the chats render as chatml over the same vocabulary).
+     */
+    private static final String MISTRAL = """
+            base_model: {mtiny}
+            datasets:
+              - path: {mchat}
+                type: chat_template
+            """;
+
     /** Evaluation on held-out rows: the reference of the exact-match keys. */
     private static final String EVAL = """
             val_set_size: 4
@@ -298,6 +309,7 @@ class ImplementedKeysTest {
                     "chat_template_kwargs: {greeting: hello}"),
             weights("eot_tokens", CHAT.replace("<{{ m.role }}>", "<{{ m.role }}>[eot]"),
                     "eot_tokens: [\"[eot]\"]"),
+            weights("tokenizer_use_mistral_common", MISTRAL, "tokenizer_use_mistral_common: true"),
             // --- one datasets: entry
             weights(DS + "path", "datasets: [{path: {rows2}, type: alpaca}]"),
             weights(DS + "type", "datasets: [{path: {rows}, type: completion, field: output}]"),
@@ -457,6 +469,25 @@ class ImplementedKeysTest {
         PLACES.put("{few}", dir.resolve("few.jsonl").toString());
         PLACES.put("{data}", dir.resolve("data").toString());
         PLACES.put("{chat}", dir.resolve("chat.jsonl").toString());
+        // mtiny: the micro model with the 2500 rows of data's small tekken.json, which replaces its tokenizer files
+        micro.put("vocab_size", 2500).put("bos_token_id", 1).put("eos_token_id", 2).put("pad_token_id", 11);
+        JSON.writeValue(dir.resolve("micro-tekken.json").toFile(), micro);
+        InitModelCommand.initModel(dir.resolve("mtiny"), null, dir.resolve("micro-tekken.json"), 3, true, quiet);
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")) {
+            Files.deleteIfExists(dir.resolve("mtiny").resolve(f));
+        }
+        Files.copy(Path.of("../data/src/test/resources/mistral-common/v7/tekken.json"), dir.resolve("mtiny/tekken.json"));
+        StringBuilder mchat = new StringBuilder();
+        Random r = new Random(16);
+        for (int i = 0; i < 16; i++) {
+            List<Map<String, String>> messages = List.of(Map.of("role", "user", "content", words(r, 4)),
+                    Map.of("role", "assistant", "content", words(r, 6)), Map.of("role", "user", "content", words(r, 3)),
+                    Map.of("role", "assistant", "content", words(r, 5)));
+            mchat.append(JSON.writeValueAsString(Map.of("messages", messages))).append('\n');
+        }
+        Files.writeString(dir.resolve("mchat.jsonl"), mchat.toString());
+        PLACES.put("{mtiny}", dir.resolve("mtiny").toString());
+        PLACES.put("{mchat}", dir.resolve("mchat.jsonl").toString());
     }
 
     private static final List<String> WORDS = List.of("red", "blue", "green", "gold", "cat", "dog", "fox", "owl",

@@ -125,6 +125,22 @@ class LoadChecksTest {
         assertEquals(found.keySet(), problems(t).keySet());
     }
 
+    /**
+     * tokenizer_use_mistral_common: true on a folder without tekken.json and an alpaca dataset: both refused at load,
+     * each at its key, before any data work.
+     */
+    @Test
+    void mistralCommonNeedsTekkenAndChatData(@TempDir Path dir) throws Exception {
+        String yaml = config(shared.resolve("tiny"), "tokenizer_use_mistral_common: true\n");
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        Map<String, String> found = problems(e);
+        assertEquals(2, found.size(), e.getMessage());
+        assertPlaced(found, "datasets[0].type: only chat_template datasets are implemented", at(yaml, "type"));
+        assertPlaced(found, "tokenizer_use_mistral_common: true: " + shared.resolve("tiny") + " has no tekken.json",
+                at(yaml, "tokenizer_use_mistral_common"));
+        assertFalse(Files.exists(dir.resolve("out/last_run_prepared")), "refused before any data work");
+    }
+
     /** The checks across trainer keys (ranges, exclusive pairs) report every one too. */
     @Test
     void everyRangeProblemInOneRun(@TempDir Path dir) throws Exception {
