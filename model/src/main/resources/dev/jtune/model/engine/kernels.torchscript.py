@@ -112,8 +112,6 @@ class Ops(Module):
     n_rep = q.size(1) // k.size(1)
     k = self.repeat_kv(k, n_rep)
     v = self.repeat_kv(v, n_rep)
-    if self.cpu_flash_eligible(q):
-      return self.cpu_flash(q, k, v, None, True, scale)
     return torch.scaled_dot_product_attention(q, k, v, None, 0.0, True, scale=scale)
 
   def attention_segments(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, segment_ids: Tensor,
@@ -130,31 +128,7 @@ class Ops(Module):
     same = torch.eq(torch.unsqueeze(segment_ids, 2), torch.unsqueeze(segment_ids, 1))
     causal = torch.tril(torch.ones([t, t], dtype=11, device=q.device))
     mask = torch.unsqueeze(torch.logical_and(same, causal), 1)
-    if self.cpu_flash_eligible(q):
-      return self.cpu_flash(q, k, v, mask, False, scale)
     return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
-
-  # ---- CPU: the flash kernel, called directly ------------------------------------------------------
-  def cpu_flash_eligible(self: __torch__.Ops, q: Tensor) -> bool:
-    # libtorch 2.7.1's SDPA dispatcher sends a masked CPU attention to the math kernel, whose backward keeps the
-    # [B,H,T,T] probabilities (16 MiB a layer at 32 heads x 512 tokens in bf16, plus the scores); the CPU flash
-    # kernel keeps only its output and the logsumexp [B,H,T] and recomputes the probabilities in backward.
-    if q.is_cuda:
-      return False
-    code = int(q.dtype)
-    return code == 6 or code == 15 or code == 5 or code == 7
-
-  def cpu_flash(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, visible: Optional[Tensor], causal: bool,
-                scale: float) -> Tensor:
-    # q, k, v [B,H,T,D] with as many k/v heads as q heads; visible [B or 1,1,T,T] bool, or None. The boolean mask
-    # becomes an additive one in q's dtype (0 where seen, the dtype's lowest where hidden) as SDPA's own
-    # convert_boolean_attn_mask does (-inf there; every row here sees at least its own token, so both give exp 0).
-    mask: Optional[Tensor] = None
-    if visible is not None:
-      lowest = torch.to(torch.full([1], -3.0e38, dtype=6, device=q.device), q.dtype)
-      mask = torch.where(visible, torch.zeros([1], dtype=q.dtype, device=q.device), lowest)
-    out = torch._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, attn_mask=mask, scale=scale)
-    return out[0]
 
   # ---- CUDA: flash attention ----------------------------------------------------------------------
   def flash_eligible(self: __torch__.Ops, q: Tensor) -> bool:
