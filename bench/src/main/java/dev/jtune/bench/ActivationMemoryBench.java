@@ -61,15 +61,26 @@ public final class ActivationMemoryBench {
         return l;
     }
 
-    /** Kept bytes of {@code f} with autograd, the result excluded: RSS with the graph alive minus after no-grad. */
+    /**
+     * Kept bytes of {@code f} with autograd, the result excluded (RSS with the graph alive minus before), and the
+     * seconds of its forward and of its backward from an upstream gradient of ones.
+     */
     static void measure(String what, NDManager m, Supplier<NDArray> f) {
         Torch.releaseFreeMemory();
         long r0 = rss();
+        long t0 = System.nanoTime();
         NDArray y = Autograd.withGrad(f);
+        long t1 = System.nanoTime();
         long r1 = rss();
         long out = y.getShape().size() * 2;
-        System.out.printf("%-34s kept %8.2f MiB (RSS delta %.2f MiB, output %.2f MiB)%n", what,
-                (r1 - r0 - out) / 1048576.0, (r1 - r0) / 1048576.0, out / 1048576.0);
+        NDArray ones = Kernels.get().cast(m.ones(y.getShape()), Dtype.BF16);
+        long t2 = System.nanoTime();
+        Autograd.backward(y, ones);
+        long t3 = System.nanoTime();
+        System.out.printf("%-34s kept %8.2f MiB (RSS delta %.2f MiB, output %.2f MiB); forward %7.1f ms, backward %7.1f ms%n",
+                what, (r1 - r0 - out) / 1048576.0, (r1 - r0) / 1048576.0, out / 1048576.0, (t1 - t0) / 1e6,
+                (t3 - t2) / 1e6);
+        ones.close();
         y.close();
     }
 
@@ -102,7 +113,7 @@ public final class ActivationMemoryBench {
             Mlp mlp = new Mlp(lora(m, "gate", F, E), lora(m, "up", F, E), lora(m, "down", E, F));
             DecoderLayer layer = new DecoderLayer(Kernels.get().cast(m.ones(new Shape(E)), Dtype.BF16), att,
                     Kernels.get().cast(m.ones(new Shape(E)), Dtype.BF16), mlp, 1e-5);
-            for (int round = 0; round < 2; round++) {
+            for (int round = 0; round < 3; round++) {
                 NDArray x = bf16(m, new Shape(1, t, E), 1);
                 x.setRequiresGradient(true);
                 NDArray q = bf16(m, new Shape(1, H, t, D), 1);
@@ -115,12 +126,16 @@ public final class ActivationMemoryBench {
                 measure("round " + round + ": attention causal T=" + t, m, () -> Kernels.get().attentionCausal(q, k, v, scale));
                 Linear qp = att.q();
                 measure("round " + round + ": lora q_proj T=" + t, m, () -> qp.forward(x));
+                Linear qb = ((LoraLinear) qp).base();
+                measure("round " + round + ": dense q_proj alone T=" + t, m, () -> qb.forward(x));
                 Linear dp = mlp.down();
                 NDArray xf = bf16(m, new Shape(1, t, F), 1);
                 xf.setRequiresGradient(true);
                 measure("round " + round + ": lora down_proj T=" + t, m, () -> dp.forward(xf));
                 NDArray g = bf16(m, new Shape(1, t, F), 1);
                 g.setRequiresGradient(true);
+                Linear db = ((LoraLinear) dp).base();
+                measure("round " + round + ": dense down_proj alone T=" + t, m, () -> db.forward(xf));
                 measure("round " + round + ": swiglu T=" + t, m, () -> Kernels.get().swiglu(g, xf));
                 NDArray w = Kernels.get().cast(m.ones(new Shape(E)), Dtype.BF16);
                 measure("round " + round + ": rms norm T=" + t, m, () -> Kernels.get().rmsNorm(x, w, 1e-5));
