@@ -15,7 +15,9 @@ import java.util.SplittableRandom;
  * <p>The base may be any {@link Linear} (dense, NF4, ...), in any compute dtype. As in PEFT, x is cast to the
  * adapter's dtype (fp32) for the adapter path, the sum is taken in fp32 and the result cast back to the base
  * output's dtype. Dropout is active only in training mode ({@link #setTraining}) and draws from libtorch's global
- * generator, so a trainer that seeds libtorch before each step gets reproducible masks.
+ * generator, so a trainer that seeds libtorch before each step gets reproducible masks. On CPU it is torch.dropout's
+ * arithmetic bit for bit, but keeps a bool mask for backward where torch.dropout keeps its fp32 noise (5 instead of 8
+ * bytes an input value kept per projection, with the fp32 input of A; 26 MiB a layer at 1.1B and 512 tokens).
  */
 public final class LoraLinear implements Linear {
     private final Linear base;

@@ -14,9 +14,22 @@ class LoraOps(Module):
   def lora_forward(self: __torch__.LoraOps, x: Tensor, base_out: Tensor, a: Tensor, b: Tensor, p: float,
                    train: bool, scaling: float) -> Tensor:
     h = torch.to(x, a.dtype)
-    h = torch.dropout(h, p, train)
+    if train and p > 0.0 and p < 1.0 and not h.is_cuda:
+      h = self.dropout_kept(h, p)
+    else:
+      h = torch.dropout(h, p, train)
     delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
     return torch.to(torch.add(base_out, delta), base_out.dtype)
+
+  def dropout_kept(self: __torch__.LoraOps, h: Tensor, p: float) -> Tensor:
+    # torch.dropout on CPU (ATen's _dropout_impl), bit for bit and with the same draws: noise = bernoulli(1 - p),
+    # divided by (1 - p), times h. Its backward keeps that noise in h's dtype (fp32 here: 4 bytes a value); this
+    # form keeps a bool mask (1 byte) and a 1-element scale, and h * keep * scale is h * noise exactly (keep is 0 or
+    # 1, and the kept value is the same fp32 division). CUDA's fused native_dropout keeps a bool mask already.
+    noise = torch.bernoulli_(torch.empty_like(h), 1.0 - p)
+    keep = torch.to(noise, 11)
+    kept_value = torch.div(torch.ones([1], dtype=h.dtype, device=h.device), 1.0 - p)
+    return torch.mul(torch.mul(h, keep), kept_value)
 
   def linear_in(self: __torch__.LoraOps, x: Tensor, weight: Tensor) -> Tensor:
     # A projection whose weight has another dtype than x (a trainable fp32 copy in a bf16 model):

@@ -10,6 +10,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
+import dev.jtune.model.engine.Autograd;
 import dev.jtune.model.engine.Dtype;
 import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.Torch;
@@ -182,6 +183,77 @@ class LoraLinearTest {
             l.setTraining(false);
             assertEquals(3f, l.forward(x).toFloatArray()[0], 1e-6);
         }
+    }
+
+    @Test
+    void trainingDropoutIsTorchDropoutBitForBitWithGradients() {
+        // The adapter path keeps a bool mask for backward instead of torch.dropout's fp32 noise (a quarter of the
+        // memory); output and gradients must still be torch.dropout's exactly, with the same draws after a seed.
+        // p = 0.25 is exact in float, as DJL's dropout takes its rate as a float.
+        int n = 96;
+        int in = 40;
+        int out = 24;
+        int r = 8;
+        double p = 0.25;
+        double s = 2.0;
+        Random rnd = new Random(5);
+        try (NDManager m = Torch.newManager()) {
+            NDArray w = m.create(gaussian(rnd, out * in), new Shape(out, in));
+            float[] av = gaussian(rnd, r * in);
+            float[] bv = gaussian(rnd, out * r);
+            float[] xv = gaussian(rnd, n * in);
+            NDArray g = m.create(gaussian(rnd, n * out), new Shape(n, out));
+
+            LoraLinear l = new LoraLinear(new DenseLinear(w.duplicate()), m.create(av, new Shape(r, in)),
+                    m.create(bv, new Shape(out, r)), s, p);
+            l.setTraining(true);
+            NDArray x1 = m.create(xv, new Shape(n, in));
+            x1.setRequiresGradient(true);
+            Autograd.manualSeed(77);
+            NDArray y1 = Autograd.withGrad(() -> l.forward(x1));
+            Autograd.backward(y1, g);
+
+            NDArray a2 = m.create(av, new Shape(r, in));
+            NDArray b2 = m.create(bv, new Shape(out, r));
+            NDArray x2 = m.create(xv, new Shape(n, in));
+            for (NDArray t : new NDArray[] {a2, b2, x2}) {
+                t.setRequiresGradient(true);
+            }
+            Autograd.manualSeed(77);
+            NDArray y2 = Autograd.withGrad(() -> {
+                NDArray base = ai.djl.nn.core.Linear.linear(x2, w).singletonOrThrow();
+                NDArray h = ai.djl.nn.norm.Dropout.dropout(x2, (float) p, true).singletonOrThrow();
+                NDArray delta = ai.djl.nn.core.Linear.linear(ai.djl.nn.core.Linear.linear(h, a2).singletonOrThrow(), b2)
+                        .singletonOrThrow().mul((float) s);
+                return base.add(delta);
+            });
+            Autograd.backward(y2, g);
+
+            float[] want = y2.toFloatArray();
+            float[] got = y1.toFloatArray();
+            int dropped = 0;
+            for (int i = 0; i < want.length; i++) {
+                assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), "y[" + i + "]");
+            }
+            for (float v : ai.djl.nn.norm.Dropout.dropout(m.ones(new Shape(1000)), (float) p, true).singletonOrThrow()
+                    .toFloatArray()) {
+                dropped += v == 0f ? 1 : 0;
+            }
+            assertTrue(dropped > 150 && dropped < 350, "torch.dropout p=0.25 dropped " + dropped + " of 1000");
+            assertArrayEquals(Autograd.gradient(x2).toFloatArray(), Autograd.gradient(x1).toFloatArray(), 0f, "dL/dx");
+            assertArrayEquals(Autograd.gradient(a2).toFloatArray(), Autograd.gradient(l.loraA()).toFloatArray(), 0f,
+                    "dL/dA");
+            assertArrayEquals(Autograd.gradient(b2).toFloatArray(), Autograd.gradient(l.loraB()).toFloatArray(), 0f,
+                    "dL/dB");
+        }
+    }
+
+    private static float[] gaussian(Random rnd, int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) rnd.nextGaussian();
+        }
+        return v;
     }
 
     private static float[] masks(LoraLinear l, NDArray x, long seed) {
