@@ -176,6 +176,9 @@ public final class DatasetReader {
         private List<Object> build(List<Object> chunk) {
             List<Object> built = new ArrayList<>(chunk.size());
             for (Object item : chunk) {
+                if (Thread.currentThread().isInterrupted()) {
+                    break; // closed: the result is not used
+                }
                 if (item instanceof JsonRows.Raw raw) {
                     try {
                         built.add(new BuiltRow(builder.build(raw.parse())));
@@ -229,9 +232,26 @@ public final class DatasetReader {
             }
         }
 
+        /**
+         * Stops the workers and waits for them: a row being built finishes first (the tokenizer may be closed as
+         * soon as this returns, and must not be in use then).
+         */
         @Override
         public void close() {
             workers.shutdownNow();
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    if (workers.awaitTermination(1, TimeUnit.MINUTES)) {
+                        break;
+                    }
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
             rows.close();
         }
     }

@@ -26,6 +26,10 @@ import java.util.NoSuchElementException;
  * <p>Malformed JSON is a {@link DatasetException} naming file and line. In a {@code .jsonl} file it is
  * {@linkplain #recoverable recoverable}: iteration can go on with the next line; in a JSON file it ends that
  * file's rows (the parser cannot resynchronise), so it is not.
+ *
+ * <p>Inside the package, {@link #hasNextRaw}/{@link #nextRaw} give the rows before a {@code .jsonl} line is
+ * parsed ({@link Raw#parse}, which then throws the recoverable error), so that {@link DatasetReader}'s workers
+ * parse the lines and the reading thread only splits them.
  */
 public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
     private static final ObjectMapper MAPPER = new ObjectMapper();
