@@ -26,12 +26,17 @@ import java.util.NoSuchElementException;
  * <p>Malformed JSON is a {@link DatasetException} naming file and line. In a {@code .jsonl} file it is
  * {@linkplain #recoverable recoverable}: iteration can go on with the next line; in a JSON file it ends that
  * file's rows (the parser cannot resynchronise), so it is not.
+ *
+ * <p>Inside the package, {@link #hasNextRaw}/{@link #nextRaw} give the rows before a {@code .jsonl} line is
+ * parsed ({@link Raw#parse}, which then throws the recoverable error), so that {@link DatasetReader}'s workers
+ * parse the lines and the reading thread only splits them.
  */
 public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     private final Iterator<Path> files;
     private FileRows current;
+    private Raw nextRaw;
     private SourceRow next;
 
     private JsonRows(List<Path> files) {
@@ -50,23 +55,13 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
 
     @Override
     public boolean hasNext() {
-        while (next == null) {
-            if (current == null) {
-                if (!files.hasNext()) {
-                    return false;
-                }
-                Path file = files.next();
-                current = Compressed.plainName(file.getFileName().toString()).endsWith(".jsonl")
-                        ? new LineRows(file) : new ParsedRows(file);
-            }
-            SourceRow row = current.read();
-            if (row == null) {
-                current.close();
-                current = null;
-            } else {
-                next = row;
-            }
+        if (next != null) {
+            return true;
         }
+        if (!hasNextRaw()) {
+            return false;
+        }
+        next = nextRaw().parse(); // a malformed line is consumed even when it throws: iteration goes on after it
         return true;
     }
 
@@ -78,6 +73,75 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
         SourceRow row = next;
         next = null;
         return row;
+    }
+
+    /**
+     * Whether a row (parsed or not) is left, for {@link #nextRaw}; do not mix with {@link #hasNext}/{@link #next}.
+     *
+     * @throws DatasetException when a file cannot be read, or a JSON file is malformed (not recoverable)
+     */
+    boolean hasNextRaw() {
+        while (nextRaw == null) {
+            if (current == null) {
+                if (!files.hasNext()) {
+                    return false;
+                }
+                Path file = files.next();
+                current = Compressed.plainName(file.getFileName().toString()).endsWith(".jsonl")
+                        ? new LineRows(file) : new ParsedRows(file);
+            }
+            Raw row = current.read();
+            if (row == null) {
+                current.close();
+                current = null;
+            } else {
+                nextRaw = row;
+            }
+        }
+        return true;
+    }
+
+    /** The next row as read: a {@code .jsonl} line is not parsed yet, so that can happen on another thread. */
+    Raw nextRaw() {
+        if (!hasNextRaw()) {
+            throw new NoSuchElementException();
+        }
+        Raw row = nextRaw;
+        nextRaw = null;
+        return row;
+    }
+
+    /**
+     * A row as read: an element of a JSON file (parsed by the streaming parser, which cannot be split), or a line
+     * of a {@code .jsonl} file whose parsing is left to {@link #parse} (thread-safe: {@link DatasetReader} runs it
+     * on its workers).
+     */
+    sealed interface Raw permits Parsed, Line {
+        /**
+         * The row.
+         *
+         * @throws DatasetException a {@linkplain #recoverable recoverable} one naming file and line when a
+         *     {@code .jsonl} line is malformed
+         */
+        SourceRow parse();
+    }
+
+    record Parsed(SourceRow row) implements Raw {
+        @Override
+        public SourceRow parse() {
+            return row;
+        }
+    }
+
+    record Line(Path file, long line, String text) implements Raw {
+        @Override
+        public SourceRow parse() {
+            try {
+                return new SourceRow(file, line, MAPPER.readTree(text));
+            } catch (JsonProcessingException e) {
+                throw new MalformedLine(file, line, "malformed JSON: " + e.getOriginalMessage(), e);
+            }
+        }
     }
 
     @Override
@@ -96,7 +160,7 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
 
     private interface FileRows extends AutoCloseable {
         /** The next row, or null at the end. */
-        SourceRow read();
+        Raw read();
 
         @Override
         void close();
@@ -118,7 +182,7 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
         }
 
         @Override
-        public SourceRow read() {
+        public Raw read() {
             String text;
             do {
                 try {
@@ -131,11 +195,7 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
                 }
                 line++;
             } while (text.isBlank());
-            try {
-                return new SourceRow(file, line, MAPPER.readTree(text));
-            } catch (JsonProcessingException e) {
-                throw new MalformedLine(file, line, "malformed JSON: " + e.getOriginalMessage(), e);
-            }
+            return new Line(file, line, text);
         }
 
         @Override
@@ -165,7 +225,7 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
         }
 
         @Override
-        public SourceRow read() {
+        public Raw read() {
             if (done) {
                 return null;
             }
@@ -194,7 +254,7 @@ public final class JsonRows implements Iterator<SourceRow>, AutoCloseable {
                 }
                 long line = parser.currentTokenLocation().getLineNr();
                 JsonNode value = MAPPER.readTree(parser);
-                return new SourceRow(file, line, value);
+                return new Parsed(new SourceRow(file, line, value));
             } catch (JsonProcessingException e) {
                 JsonLocation at = e.getLocation();
                 done = true;

@@ -95,9 +95,13 @@ final class RowFile {
         }
 
         void putInts(int[] values) throws IOException {
-            for (int v : values) {
+            int at = 0;
+            while (at < values.length) {
                 if (buf.remaining() < 4) flush();
-                buf.putInt(v);
+                int n = Math.min(values.length - at, buf.remaining() / 4);
+                buf.asIntBuffer().put(values, at, n); // a view in the buffer's (little-endian) order
+                buf.position(buf.position() + 4 * n);
+                at += n;
             }
         }
 

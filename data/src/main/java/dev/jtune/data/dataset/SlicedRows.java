@@ -48,21 +48,23 @@ final class SlicedRows implements Iterator<SourceRow>, AutoCloseable {
         return JsonRows.recoverable(e);
     }
 
+    /** Rows of the files, malformed lines included (JSON lines are counted, not parsed). */
     private static long count(List<Path> files) {
         long n = 0;
         try (JsonRows rows = JsonRows.open(files)) {
-            while (true) {
-                try {
-                    if (!rows.hasNext()) return n;
-                    rows.next();
-                } catch (DatasetException e) {
-                    if (!JsonRows.recoverable(e)) throw e;
-                }
+            while (rows.hasNextRaw()) {
+                rows.nextRaw();
                 n++;
             }
+            return n;
         }
     }
 
+    /**
+     * Whether a row of the slices is left.
+     *
+     * @throws DatasetException when a file cannot be read or a JSON file is malformed (not recoverable)
+     */
     @Override
     public boolean hasNext() {
         while (current == null || remaining == 0) {
@@ -75,29 +77,31 @@ final class SlicedRows implements Iterator<SourceRow>, AutoCloseable {
             remaining = slice[1] - slice[0];
             if (remaining == 0) continue;
             current = JsonRows.open(files);
-            for (long skip = 0; skip < slice[0]; skip++) {
-                try {
-                    current.next();
-                } catch (DatasetException e) {
-                    if (!JsonRows.recoverable(e)) throw e;
-                }
+            for (long skip = 0; skip < slice[0] && current.hasNextRaw(); skip++) {
+                current.nextRaw(); // a malformed line is a row too; it is not parsed
             }
         }
-        try {
-            if (current.hasNext()) return true;
-        } catch (DatasetException e) {
-            if (JsonRows.recoverable(e)) remaining--; // a malformed line is a row of the slice
-            throw e;
-        }
+        if (current.hasNextRaw()) return true;
         remaining = 0; // the end of the files (train: every row)
         return hasNext();
     }
 
+    /**
+     * The next row, parsed.
+     *
+     * @throws DatasetException a {@linkplain #recoverable recoverable} one for a malformed JSON line, which still
+     *     counts as a row of its slice
+     */
     @Override
     public SourceRow next() {
+        return nextRaw().parse();
+    }
+
+    /** The next row as read ({@link JsonRows#nextRaw}): parse it with {@link JsonRows.Raw#parse}, on any thread. */
+    JsonRows.Raw nextRaw() {
         if (!hasNext()) throw new NoSuchElementException();
         remaining--;
-        return current.next();
+        return current.nextRaw();
     }
 
     @Override

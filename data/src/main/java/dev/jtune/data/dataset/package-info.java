@@ -19,7 +19,9 @@
  * Axolotl's MistralStrategy over mistral-common's encoding) formats,
  * tokenizes and masks each row. Bad rows are {@link dev.jtune.data.dataset.DatasetException}s reading
  * {@code file:line: field 'x' ...}, or with {@code skip_invalid} are skipped and counted by reason in the
- * {@link dev.jtune.data.dataset.LoadReport}. Samples are not truncated here (apart from completion's
+ * {@link dev.jtune.data.dataset.LoadReport}. The rows are built on one worker thread per core (JSON lines parsed
+ * there too), a chunk at a time, and taken back in reading order: samples, counts and errors are those of a
+ * sequential read. Samples are not truncated here (apart from completion's
  * {@code sequence_len} chunks): what to do with long samples is the packing step's.
  *
  * <p>The pipeline after loading:
