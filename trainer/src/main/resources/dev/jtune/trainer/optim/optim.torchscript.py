@@ -288,12 +288,19 @@ class Ops(Module):
     return torch.reshape(torch.mul(torch.reshape(vals, [torch.numel(scale), -1]), torch.reshape(scale, [-1, 1])),
                          codes.size())
 
-  # single_param_adam with the moments given as fp32 (m, v); returns nothing, updates param, m, v in place.
+  # single_param_adam; returns the fp32 [p, m, v] (the caller stores them: a bf16 param or bf16 moments round to
+  # nearest even on copy_, as torchao's p.copy_(p_f32) and exp_avg.copy_(exp_avg_f32) do).
+  #   p, g, m, v upcast to fp32 (p.float(), grad.float(), exp_avg.float(): no-ops for fp32 tensors)
   #   p = p - lr*wd*p ; bc = 1 - beta**step (float32 tensors: lr and step are fp32 tensors in torchao)
   #   m = m.lerp(g, 1 - beta1) ; v = v.lerp(g*g, 1 - beta2)
-  #   p = p - lr * (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)
-  def torchao_adamw_math(self: __torch__.Ops, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, lr: float,
-                         weight_decay: float, beta1: float, beta2: float, eps: float, step: float) -> List[Tensor]:
+  #   p = p - lr * (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)      (with the unrounded fp32 m, v)
+  def torchao_adamw_math(self: __torch__.Ops, param_in: Tensor, grad_in: Tensor, m_in: Tensor, v_in: Tensor,
+                         lr: float, weight_decay: float, beta1: float, beta2: float, eps: float,
+                         step: float) -> List[Tensor]:
+    param = torch.to(param_in, 6)
+    grad = torch.to(grad_in, 6)
+    m = torch.to(m_in, 6)
+    v = torch.to(v_in, 6)
     lr_t = torch.full([], lr, dtype=6)
     step_t = torch.full([], step, dtype=6)
     p = torch.sub(param, torch.mul(torch.mul(lr_t, weight_decay), param))
