@@ -164,9 +164,11 @@ public final class AdamW implements Optimizer {
                 quantized.put(name, new Quantized(manager.zeros(shape, DataType.UINT8),
                         manager.zeros(shape, DataType.UINT8), manager.zeros(blocks), manager.zeros(blocks)));
             } else {
-                // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim.
-                expAvg.put(name, Tensors.zerosLike(e.getValue(), manager));
-                expAvgSq.put(name, Tensors.zerosLike(e.getValue(), manager));
+                // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim
+                // and torchao (_AdamBase._new_buffer); bitsandbytes keeps fp32 state (Optimizer2State.init_state).
+                boolean bnb = hyper.variant() == Variant.BNB_32BIT || hyper.variant() == Variant.BNB_8BIT;
+                expAvg.put(name, bnb ? manager.zeros(shape) : Tensors.zerosLike(e.getValue(), manager));
+                expAvgSq.put(name, bnb ? manager.zeros(shape) : Tensors.zerosLike(e.getValue(), manager));
             }
             steps.put(name, 0L);
         }
