@@ -63,6 +63,18 @@ public final class AdamW implements Optimizer {
             };
         }
 
+        /**
+         * Whether the update of bf16 parameters (bf16 full fine-tuning in place) is ported: torch's per-op bf16
+         * AdamW, torchao's fp32 update rounded once, bitsandbytes' kernels with {@code T = __nv_bfloat16}. A variant
+         * added later stays refused there until its bf16 update is.
+         */
+        public boolean updatesBf16Weights() {
+            return switch (this) {
+                case TORCH, BNB_32BIT, BNB_8BIT, TORCHAO_8BIT -> true;
+                default -> false;
+            };
+        }
+
         /** Whether some tensors may keep 8-bit state (blocks of 256). */
         public boolean quantizes() {
             return this == BNB_8BIT || this == TORCHAO_8BIT;
