@@ -19,6 +19,14 @@ operation (Python double arithmetic on float32 values, rounded to float32 after 
 + - * / and sqrt); the kernels' __fdividef/__powf approximations and nvcc's multiply-add contraction are not
 modelled.
 
+It also writes bnb_adamw8bit_bf16_expected.json (BnbAdamWFixtureTest's bf16 case): the same kernels instantiated
+with T = __nv_bfloat16 (ops.py picks cadam_8bit_blockwise_grad_bf16 / cadam32bit_grad_bf16 for g.dtype bfloat16),
+as bf16 full fine-tuning runs them: the state stays fp32 / uint8 + fp32 absmax (init_state), the bf16 gradient is
+read as float, and p_vals, being T, takes two roundings to nearest even: p_vals[j] = (T)((float)p + step) and, with
+weight decay, p_vals[j] = (T)((float)p_vals[j] * (1 - lr*wd)) (__float2bfloat16_rn, the conversion nvcc uses for
+the assignment to __nv_bfloat16). In the 32-bit kernel g_vals[j] = gnorm_scale * (float)g_vals[j] is stored into T
+too, exact for gnorm_scale 1.
+
     target/interop-venv/bin/python tools/reference/bnb_adamw8bit_expected.py   (any python3 with torch)
 """
 import base64
@@ -110,6 +118,17 @@ def quantize_2d(signed, code, x):
     return lower_pivot if x < midpoint else pivot
 
 
+def bf16(x):
+    """float -> __nv_bfloat16 -> float: round to nearest even on the float32 bits (finite values)."""
+    u = struct.unpack("<I", struct.pack("<f", f32(x)))[0]
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return struct.unpack("<f", struct.pack("<I", u))[0]
+
+
+def identity(x):
+    return x
+
+
 def kernel_scalars(beta1, beta2, eps, lr, wd, step):
     b1, b2, e, l, w = f32(beta1), f32(beta2), f32(eps), f32(lr), f32(wd)
     correction1 = f32(1.0 - f32(math.pow(b1, step)))
@@ -128,7 +147,7 @@ def safe_div(a, b):
 
 
 # --- kOptimizerStatic8bit2StateBlockwise, ADAM, one thread per element of a block of 256
-def update_8bit(p, g, c1, c2, absmax1, absmax2, s):
+def update_8bit(p, g, c1, c2, absmax1, absmax2, s, T=identity):
     n = len(p)
     for blk in range(len(absmax1)):
         lo, hi = blk * BLOCK, min(n, (blk + 1) * BLOCK)
@@ -157,9 +176,9 @@ def update_8bit(p, g, c1, c2, absmax1, absmax2, s):
             i = lo + j
             if fin[j]:
                 upd = safe_div(s1v[j], f32(f32(math.sqrt(s2v[j])) + s["eps_c2"]))
-                pv = f32(p[i] + f32(s["step_size"] * upd))
+                pv = T(f32(p[i] + f32(s["step_size"] * upd)))
                 if s["wd"] > 0.0:
-                    pv = f32(pv * s["decay"])
+                    pv = T(f32(pv * s["decay"]))
                 p[i] = pv
             x1 = safe_div(s1v[j], new1)
             x2 = safe_div(s2v[j], new2)
@@ -171,14 +190,14 @@ def update_8bit(p, g, c1, c2, absmax1, absmax2, s):
 
 
 # --- kOptimizer32bit2State, ADAM (update_scale 1, skip_zeros False)
-def update_32bit(p, g, m, v, s):
+def update_32bit(p, g, m, v, s, T=identity):
     for i in range(len(p)):
-        gv = g[i]
+        gv = T(g[i])  # g_vals[j] = gnorm_scale * (float)g_vals[j], stored into T
         m[i] = f32(f32(m[i] * s["b1"]) + f32(s["omb1"] * gv))
         v[i] = f32(f32(v[i] * s["b2"]) + f32(s["omb2"] * f32(gv * gv)))
-        pv = f32(p[i] + f32(s["step_size"] * safe_div(m[i], f32(f32(math.sqrt(v[i])) + s["eps_c2"]))))
+        pv = T(f32(p[i] + f32(s["step_size"] * safe_div(m[i], f32(f32(math.sqrt(v[i])) + s["eps_c2"])))))
         if s["wd"] > 0.0:
-            pv = f32(pv * s["decay"])
+            pv = T(f32(pv * s["decay"]))
         p[i] = pv
 
 
@@ -191,7 +210,13 @@ def b64u8(values):
 
 
 def main():
-    gen = torch.Generator().manual_seed(8)
+    write(run(8, identity), "bnb_adamw8bit_expected.json")
+    write(run(9, bf16), "bnb_adamw8bit_bf16_expected.json")
+
+
+def run(seed, T):
+    """Parameters and gradients of type T (identity: float32; bf16: bfloat16 values)."""
+    gen = torch.Generator().manual_seed(seed)
     # name, shape, weight decay: 8-bit with a partial tail block; 8-bit with whole blocks; 32-bit (< 4096)
     specs = [("big", [4140], 0.1), ("mat", [32, 128], 0.0), ("small", [300], 0.1)]
     beta1, beta2, eps = 0.9, 0.995, 1e-6
@@ -199,10 +224,10 @@ def main():
     tensors = []
     for name, shape, wd in specs:
         n = math.prod(shape)
-        init = [f32(v) for v in (torch.randn(n, generator=gen) * 0.3).tolist()]
+        init = [T(f32(v)) for v in (torch.randn(n, generator=gen) * 0.3).tolist()]
         grads = []
         for step in range(len(lrs)):
-            g = [f32(v) for v in (torch.randn(n, generator=gen) * (0.5 if step % 2 == 0 else 0.02)).tolist()]
+            g = [T(f32(v)) for v in (torch.randn(n, generator=gen) * (0.5 if step % 2 == 0 else 0.02)).tolist()]
             if name == "big" and step == 0:
                 g[:512] = [0.0] * 512  # two blocks with no gradient yet (LoRA's A at step 1): absmax 0
             if name == "mat" and step == 2:
@@ -227,12 +252,12 @@ def main():
             g = t["grads"][step - 1]
             keep = step in (1, len(lrs))  # the first and the last step (the file stays small)
             if eight:
-                update_8bit(p, g, c1, c2, a1, a2, s)
+                update_8bit(p, g, c1, c2, a1, a2, s, T)
                 if keep:
                         snapshots.append(dict(step=step, param=b64f(p), state1=b64u8(c1), state2=b64u8(c2),
                                           absmax1=b64f(a1), absmax2=b64f(a2)))
             else:
-                update_32bit(p, g, m, v, s)
+                update_32bit(p, g, m, v, s, T)
                 if keep:
                         snapshots.append(dict(step=step, param=b64f(p), exp_avg=b64f(m), exp_avg_sq=b64f(v)))
         out_tensors.append(dict(name=t["name"], shape=t["shape"], weight_decay=t["weight_decay"], eight_bit=eight,
@@ -259,18 +284,21 @@ def main():
                 codes.append(q)
         quant["signed" if signed else "unsigned"] = dict(x=b64f(x), codes=b64u8(codes), absmax=b64f(absmax))
 
-    out = {
+    return {
         "source": "bitsandbytes 95f9af309d4d5793847169c39288dcd3fcbdf564: csrc/kernels.cu "
                   "kOptimizerStatic8bit2StateBlockwise (ADAM, 256, 1) + quantize_2D, kOptimizer32bit2State (ADAM); "
                   "functional.py create_dynamic_map; optim/optimizer.py Optimizer2State",
         "torch_version": torch.__version__,
+        "param_dtype": "bfloat16" if T is bf16 else "float32",
         "betas": [beta1, beta2], "eps": eps, "lrs": lrs, "block_size": BLOCK, "min_8bit_size": MIN_8BIT_SIZE,
         "qmap_signed": b64f(QMAP1), "qmap_unsigned": b64f(QMAP2),
         "quantize": quant,
         "tensors": out_tensors,
     }
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "trainer", "src", "test", "resources", "fixtures",
-                        "bnb_adamw8bit_expected.json")
+
+
+def write(out, name):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "trainer", "src", "test", "resources", "fixtures", name)
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")

@@ -9,6 +9,14 @@ torchao/optim/subclass_8bit.py OptimState8bit reduced to what single_param_adam 
 .copy_() quantizes: scale_tensor + quantize_8bit_with_qmap, block 256) and _AdamBase's rules (8-bit state for tensors
 with numel >= 4096 and numel % 256 == 0, else fp32; lr and step as float32 tensors; step += 1 before the update).
 torchao runs single_param_adam under torch.compile; this runs it eagerly (the compiled kernel may round otherwise).
+These three files are unchanged from tag v0.18.0 (5f2baf9d575cf732362594c998c399902942531f, torchao 0.18) to that commit.
+
+It also writes torchao_adamw8bit_bf16_expected.json (TorchaoAdamWFixtureTest's bf16 case): the same update over bf16
+parameters with bf16 gradients, as bf16 full fine-tuning runs it. There _AdamBase makes the fp32-fallback state
+torch.zeros_like(p) (bf16 moments: single_param_adam reads them with .float() and its copy_ rounds them back), and
+the 8-bit state OptimState8bit.zeros(..., dtype=p.dtype), whose dtype is only an appearance: .float() dequantizes in
+fp32 and copy_ quantizes the fp32 moments, with fp32 scales, exactly as for fp32 parameters. p.copy_(p_f32) rounds the
+fp32 result to bf16 to nearest even (bf16_stochastic_round defaults to False).
 
     target/interop-venv/bin/python tools/reference/torchao_adamw8bit_expected.py
 """
@@ -170,7 +178,7 @@ class State8bit:
 
 
 def b64f(t):
-    v = t.detach().reshape(-1).tolist()
+    v = t.detach().float().reshape(-1).tolist()
     return base64.b64encode(struct.pack("<%df" % len(v), *v)).decode()
 
 
@@ -178,8 +186,8 @@ def b64u8(t):
     return base64.b64encode(bytes(t.reshape(-1).tolist())).decode()
 
 
-def main():
-    gen = torch.Generator().manual_seed(80)
+def run(seed, dtype):
+    gen = torch.Generator().manual_seed(seed)
     # 8-bit (4352 = 17 blocks), fp32 because 4140 is not a whole number of blocks, fp32 because under 4096
     specs = [("big", [17, 256], 0.1), ("odd", [4140], 0.0), ("small", [300], 0.1)]
     beta1, beta2, eps = 0.9, 0.995, 1e-6
@@ -187,20 +195,22 @@ def main():
     out_tensors = []
     for name, shape, wd in specs:
         n = math.prod(shape)
-        init = (torch.randn(shape, generator=gen) * 0.3)
-        grads = [torch.randn(shape, generator=gen) * (0.5 if s % 2 == 0 else 0.02) for s in range(len(lrs))]
+        init = (torch.randn(shape, generator=gen) * 0.3).to(dtype)
+        grads = [(torch.randn(shape, generator=gen) * (0.5 if s % 2 == 0 else 0.02)).to(dtype)
+                 for s in range(len(lrs))]
         if name == "big":
             grads[0].view(-1)[:512] = 0.0  # blocks with no gradient yet: scale clipped to 1e-12
         p = init.clone()
         eight = n >= 4096 and n % 256 == 0
-        exp_avg = State8bit(shape, True) if eight else torch.zeros(shape)
-        exp_avg_sq = State8bit(shape, False) if eight else torch.zeros(shape)
+        exp_avg = State8bit(shape, True) if eight else torch.zeros_like(p)
+        exp_avg_sq = State8bit(shape, False) if eight else torch.zeros_like(p)
         step = torch.tensor(0.0)
         snapshots = []
         for s, lr in enumerate(lrs, start=1):
             step += 1
             single_param_adam(p, grads[s - 1], step, exp_avg, exp_avg_sq, None, torch.tensor(lr, dtype=torch.float32),
                               beta1, beta2, wd, eps, True, False)
+            assert p.dtype == dtype and (eight or exp_avg.dtype == dtype)
             if s in (1, len(lrs)):
                 snap = dict(step=s, param=b64f(p))
                 if eight:
@@ -211,19 +221,27 @@ def main():
                 snapshots.append(snap)
         out_tensors.append(dict(name=name, shape=shape, weight_decay=wd, eight_bit=eight, init=b64f(init),
                                 grads=[b64f(g) for g in grads], after=snapshots))
-    out = {
+    return {
         "source": "pytorch/ao 36027d82d1ad9949597ea16002ff4940374b1b94: torchao/optim/adam.py single_param_adam, "
                   "quant_utils.py, subclass_8bit.py (eager, not torch.compile)",
         "torch_version": torch.__version__,
+        "dtype": str(dtype).replace("torch.", ""),
         "betas": [beta1, beta2], "eps": eps, "lrs": lrs,
         "tensors": out_tensors,
     }
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "trainer", "src", "test", "resources", "fixtures",
-                        "torchao_adamw8bit_expected.json")
+
+
+def write(out, name):
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "trainer", "src", "test", "resources", "fixtures", name)
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
     print("wrote", os.path.normpath(path))
+
+
+def main():
+    write(run(80, torch.float32), "torchao_adamw8bit_expected.json")
+    write(run(81, torch.bfloat16), "torchao_adamw8bit_bf16_expected.json")
 
 
 if __name__ == "__main__":

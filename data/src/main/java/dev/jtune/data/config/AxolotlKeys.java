@@ -415,16 +415,23 @@ public final class AxolotlKeys {
         // QatSettings (ConfigChecks), naming them.
         implemented("qat");
         refused(QUANT, "gptq", "bnb_config_kwargs", "model_quantization_config",
-                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "fp8",
-                "fp8_enable_fsdp_float8_all_gather", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
+                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
+        // fp8: Axolotl (core/trainers/base.py additional_accelerator_args) hands accelerate mixed_precision "fp8" with
+        // AORecipeKwargs(Float8LinearConfig()): torchao's Float8Linear (tensorwise dynamic scales, e4m3 input and
+        // weight, e5m2 grad_output, three scaled matmuls) on every nn.Linear but the first and the last and those with
+        // in/out features not multiples of 16 (accelerate utils/ao.py filter_linear_layers). Not ported; Axolotl's own
+        // check_fp8 refuses it without an fp8 GPU.
+        refused("fp8 training (accelerate's torchao recipe: Float8Linear with tensorwise dynamic e4m3/e5m2 scaling on"
+                + " every linear but the first and the last) is not implemented; Axolotl itself refuses fp8 without an"
+                + " fp8-capable GPU. Use bf16: true", "fp8", "fp8_enable_fsdp_float8_all_gather");
         // bfloat16: the model in bf16 without autocast, which jtune's bf16 compute is (bf16: true, full or adapter).
         implemented("bfloat16");
         // float16: Axolotl's resolve_dtype loads the model in fp16 (torch_dtype float16) and, with fp16: false, the
         // Trainer runs no AMP: fp16 weights, gradients and updates in place, no loss scaling. jtune trains in place
-        // only in bf16 with torch's AdamW; bitsandbytes' update of fp16 parameters (its kernels round the parameter
-        // to fp16 after the step and again after weight decay, fp32 state under 4096 elements) is not ported.
+        // only in bf16 (torch's, torchao's and bitsandbytes' AdamW); their updates of fp16 parameters (bitsandbytes'
+        // kernels round the parameter to fp16 after the step and again after weight decay) are not ported.
         refused("pure fp16 training (fp16 weights and gradients updated in place, no loss scaling) is not implemented,"
                 + " nor bitsandbytes' 8-bit update of fp16 parameters; use fp16: true (torch AMP: fp32 master weights"
                 + " and dynamic loss scaling) or bf16: true", "float16");

@@ -220,8 +220,8 @@ final class TrainCommand {
                             model.config().family().architecture(), masterWeights
                                     ? options.precision().label() + " compute, fp32 master weights and AdamW state"
                                     : options.precision() == dev.jtune.model.engine.Dtype.BF16
-                                    ? "bf16: weights, gradients and AdamW state in bf16, as transformers' Trainer"
-                                    + " over a bf16-loaded model" : "fp32",
+                                    ? "bf16: weights and gradients in bf16, " + bf16State(options.adam().variant())
+                                    + ", as transformers' Trainer over a bf16-loaded model" : "fp32",
                             count(whole.parameters()));
                 }
                 TrainableModel trainable = config.trainer().has("unfrozen_parameters")
@@ -477,6 +477,20 @@ final class TrainCommand {
             case DENSE -> "";
             case NF4 -> " in NF4";
             case INT8 -> " in LLM.int8 (8-bit, outlier threshold 6.0)";
+        };
+    }
+
+    /** Where bf16 full fine-tuning in place keeps the optimizer state, by optimizer. */
+    static String bf16State(dev.jtune.trainer.optim.AdamW.Variant variant) {
+        return switch (variant) {
+            case TORCH -> "AdamW state in bf16";
+            case TORCHAO_8BIT -> "torchao AdamW8bit state (8-bit blocks; bf16 for tensors it does not quantize),"
+                    + " updated in fp32 and rounded to bf16";
+            case BNB_8BIT -> "bitsandbytes 8-bit AdamW state (8-bit blocks; fp32 under 4096 values), updated in fp32"
+                    + " and rounded to bf16 after the step and after the weight decay";
+            case BNB_32BIT -> "bitsandbytes 32-bit AdamW state in fp32, updated in fp32 and rounded to bf16 after the"
+                    + " step and after the weight decay";
+            default -> variant.checkpointName() + " state";
         };
     }
 }

@@ -63,6 +63,18 @@ public final class AdamW implements Optimizer {
             };
         }
 
+        /**
+         * Whether the update of bf16 parameters (bf16 full fine-tuning in place) is ported: torch's per-op bf16
+         * AdamW, torchao's fp32 update rounded once, bitsandbytes' kernels with {@code T = __nv_bfloat16}. A variant
+         * added later stays refused there until its bf16 update is.
+         */
+        public boolean updatesBf16Weights() {
+            return switch (this) {
+                case TORCH, BNB_32BIT, BNB_8BIT, TORCHAO_8BIT -> true;
+                default -> false;
+            };
+        }
+
         /** Whether some tensors may keep 8-bit state (blocks of 256). */
         public boolean quantizes() {
             return this == BNB_8BIT || this == TORCHAO_8BIT;
@@ -164,9 +176,11 @@ public final class AdamW implements Optimizer {
                 quantized.put(name, new Quantized(manager.zeros(shape, DataType.UINT8),
                         manager.zeros(shape, DataType.UINT8), manager.zeros(blocks), manager.zeros(blocks)));
             } else {
-                // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim.
-                expAvg.put(name, Tensors.zerosLike(e.getValue(), manager));
-                expAvgSq.put(name, Tensors.zerosLike(e.getValue(), manager));
+                // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim
+                // and torchao (_AdamBase._new_buffer); bitsandbytes keeps fp32 state (Optimizer2State.init_state).
+                boolean bnb = hyper.variant() == Variant.BNB_32BIT || hyper.variant() == Variant.BNB_8BIT;
+                expAvg.put(name, bnb ? manager.zeros(shape) : Tensors.zerosLike(e.getValue(), manager));
+                expAvgSq.put(name, bnb ? manager.zeros(shape) : Tensors.zerosLike(e.getValue(), manager));
             }
             steps.put(name, 0L);
         }

@@ -96,17 +96,17 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
         // The DeepSpeed JSON is read and checked here, so that preprocess stops on it too (the world size is the
         // launcher's; a fixed train_batch_size is checked against it again when train starts).
         DeepSpeed.from(config, options, !fullFineTuning, worldSize());
-        // bitsandbytes keeps fp32 (or 8-bit) state for bf16 weights and torchao its own; those updates of bf16 weights
-        // are not ported, only torch's AdamW over bf16 weights is. With fp32 master weights (FSDP, DeepSpeed) every
-        // optimizer updates fp32 tensors, as it does for fp32 full fine-tuning.
+        // An optimizer whose update of bf16 weights is not ported (every AdamW variant here is: torch's, torchao's
+        // AdamW8bit, bitsandbytes' 8-bit and 32-bit) is refused for bf16 full fine-tuning in place. With fp32 master
+        // weights (FSDP, DeepSpeed) every optimizer updates fp32 tensors, as it does for fp32 full fine-tuning.
         boolean deepSpeed = s.value("deepspeed").isPresent();
         refuse(config, fullFineTuning && options.precision() == Dtype.BF16
                         && !fp32MasterWeights(false, options.precision(), options.fsdp(), deepSpeed)
-                        && options.adam().variant() != dev.jtune.trainer.optim.AdamW.Variant.TORCH,
+                        && !options.adam().variant().updatesBf16Weights(),
                 "bf16: true without an adapter and optimizer: " + s.string("optimizer").orElse(""),
-                "bf16 full fine-tuning runs with optimizer: adamw_torch (torch's AdamW over bf16 weights); the 8-bit"
-                        + " and bitsandbytes optimizers train adapters, fp32 full fine-tuning, and bf16 full"
-                        + " fine-tuning under fsdp (fp32 master weights)");
+                "its update of bf16 weights is not ported; bf16 full fine-tuning runs with optimizer: adamw_torch,"
+                        + " adamw_torch_8bit, adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit or paged_adamw_32bit,"
+                        + " and any optimizer under fsdp (fp32 master weights)");
     }
 
     /**

@@ -176,7 +176,7 @@ class Ops(Module):
     blocks = torch.numel(absmax1)
     full = blocks * 256
     p = param
-    g = grad
+    g = torch.to(grad, 6)
     finite = torch.isfinite(g)
     block_of = torch.floor_divide(torch.arange(0, n, dtype=4), 256)
     am1 = torch.index_select(absmax1, 0, block_of)
@@ -199,9 +199,7 @@ class Ops(Module):
       s2_full = torch.cat([s2, torch.expand(pad2, [full - n])], 0)
     new1 = torch.amax(torch.reshape(torch.abs(s1_full), [blocks, 256]), [1])
     new2 = torch.amax(torch.reshape(torch.abs(s2_full), [blocks, 256]), [1])
-    updated = torch.add(p, torch.mul(torch.div(s1, torch.add(self.sqrtf(s2), eps_c2)), step_size))
-    if apply_decay:
-      updated = torch.mul(updated, decay)
+    updated = self.bnb_param_update(p, s1, s2, eps_c2, step_size, decay, apply_decay)
     param.copy_(torch.reshape(torch.where(finite, updated, p), param.size()))
     x1 = torch.slice(torch.reshape(torch.div(torch.reshape(s1_full, [blocks, 256]), torch.unsqueeze(new1, 1)), [-1]), 0, 0, n)
     x2 = torch.slice(torch.reshape(torch.div(torch.reshape(s2_full, [blocks, 256]), torch.unsqueeze(new2, 1)), [-1]), 0, 0, n)
@@ -219,16 +217,26 @@ class Ops(Module):
   # kOptimizer32bit2State ADAM (tensors under min_8bit_size, or optim_bits 32), max_unorm 0, skip_zeros False:
   #   s1 = s1*beta1 + (1-beta1)*g ;  s2 = s2*beta2 + (1-beta2)*(g*g)
   #   p = p + step_size * (s1 / (sqrt(s2) + eps*correction2)) ;  p = p * (1 - lr*wd)   (wd > 0 only)
-  def bnb_adam32_(self: __torch__.Ops, param: Tensor, grad: Tensor, state1: Tensor, state2: Tensor, beta1: float,
+  def bnb_adam32_(self: __torch__.Ops, param: Tensor, grad_in: Tensor, state1: Tensor, state2: Tensor, beta1: float,
                   beta2: float, one_minus_beta1: float, one_minus_beta2: float, eps_c2: float, step_size: float,
                   decay: float, apply_decay: bool) -> int:
+    grad = torch.to(grad_in, 6)
     state1.copy_(torch.add(torch.mul(state1, beta1), torch.mul(grad, one_minus_beta1)))
     state2.copy_(torch.add(torch.mul(state2, beta2), torch.mul(torch.mul(grad, grad), one_minus_beta2)))
-    updated = torch.add(param, torch.mul(torch.div(state1, torch.add(self.sqrtf(state2), eps_c2)), step_size))
-    if apply_decay:
-      updated = torch.mul(updated, decay)
-    param.copy_(updated)
+    param.copy_(self.bnb_param_update(param, state1, state2, eps_c2, step_size, decay, apply_decay))
     return 0
+
+  # Both kernels' parameter update, p_vals being of the parameter's type T: (float)p plus the step in fp32, stored
+  # into T (bf16: round to nearest even), then the weight decay reads that T value back, multiplies in fp32 and
+  # stores into T again. For fp32 parameters the casts are no-ops. Returns a tensor of the parameter's dtype.
+  def bnb_param_update(self: __torch__.Ops, p: Tensor, s1: Tensor, s2: Tensor, eps_c2: float, step_size: float,
+                       decay: float, apply_decay: bool) -> Tensor:
+    dtype = p.dtype
+    updated = torch.to(torch.add(torch.to(p, 6), torch.mul(torch.div(s1, torch.add(self.sqrtf(s2), eps_c2)),
+                                                           step_size)), dtype)
+    if apply_decay:
+      updated = torch.to(torch.mul(torch.to(updated, 6), decay), dtype)
+    return updated
 
   # Blockwise dequantization of uint8 codes as the update reads them: code[c] * absmax[block] (blocks of 256).
   def dequantize_blockwise(self: __torch__.Ops, codes: Tensor, absmax: Tensor, code: Tensor) -> Tensor:
@@ -288,12 +296,19 @@ class Ops(Module):
     return torch.reshape(torch.mul(torch.reshape(vals, [torch.numel(scale), -1]), torch.reshape(scale, [-1, 1])),
                          codes.size())
 
-  # single_param_adam with the moments given as fp32 (m, v); returns nothing, updates param, m, v in place.
+  # single_param_adam; returns the fp32 [p, m, v] (the caller stores them: a bf16 param or bf16 moments round to
+  # nearest even on copy_, as torchao's p.copy_(p_f32) and exp_avg.copy_(exp_avg_f32) do).
+  #   p, g, m, v upcast to fp32 (p.float(), grad.float(), exp_avg.float(): no-ops for fp32 tensors)
   #   p = p - lr*wd*p ; bc = 1 - beta**step (float32 tensors: lr and step are fp32 tensors in torchao)
   #   m = m.lerp(g, 1 - beta1) ; v = v.lerp(g*g, 1 - beta2)
-  #   p = p - lr * (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)
-  def torchao_adamw_math(self: __torch__.Ops, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, lr: float,
-                         weight_decay: float, beta1: float, beta2: float, eps: float, step: float) -> List[Tensor]:
+  #   p = p - lr * (m / bc1) / (sqrt(v) / sqrt(bc2) + eps)      (with the unrounded fp32 m, v)
+  def torchao_adamw_math(self: __torch__.Ops, param_in: Tensor, grad_in: Tensor, m_in: Tensor, v_in: Tensor,
+                         lr: float, weight_decay: float, beta1: float, beta2: float, eps: float,
+                         step: float) -> List[Tensor]:
+    param = torch.to(param_in, 6)
+    grad = torch.to(grad_in, 6)
+    m = torch.to(m_in, 6)
+    v = torch.to(v_in, 6)
     lr_t = torch.full([], lr, dtype=6)
     step_t = torch.full([], step, dtype=6)
     p = torch.sub(param, torch.mul(torch.mul(lr_t, weight_decay), param))

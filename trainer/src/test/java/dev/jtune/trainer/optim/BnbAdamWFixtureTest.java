@@ -10,6 +10,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.Torch;
 import java.io.IOException;
 import java.io.InputStream;
@@ -203,6 +205,75 @@ class BnbAdamWFixtureTest {
                 for (float v : params.get("big").toFloatArray()) assertFalse(Float.isNaN(v));
             }
         }
+    }
+
+    /**
+     * The same kernels over bf16 parameters and gradients (bnb_adamw8bit_bf16_expected.json, T = __nv_bfloat16):
+     * fp32 / 8-bit state as for fp32 parameters, the parameter rounded to bf16 after the step and again after the
+     * weight decay.
+     */
+    @Test
+    void fourStepsOverBf16ParametersMatchTheKernelPort() throws IOException {
+        JsonNode bf;
+        try (InputStream in = getClass().getResourceAsStream("/fixtures/bnb_adamw8bit_bf16_expected.json")) {
+            bf = new ObjectMapper().readTree(in);
+        }
+        assertEquals("bfloat16", bf.get("param_dtype").asText());
+        JsonNode lrs = bf.get("lrs");
+        try (NDManager m = Torch.newManager()) {
+            Map<String, NDArray> params = new LinkedHashMap<>();
+            Map<String, Double> wd = new LinkedHashMap<>();
+            for (JsonNode t : bf.get("tensors")) {
+                long[] shape = new long[t.get("shape").size()];
+                for (int i = 0; i < shape.length; i++) shape[i] = t.get("shape").get(i).asLong();
+                params.put(t.get("name").asText(), bf16(m.create(f32(t.get("init")), new Shape(shape)), m));
+                wd.put(t.get("name").asText(), t.get("weight_decay").asDouble());
+            }
+            AdamW.Hyper hyper = new AdamW.Hyper(bf.get("betas").get(0).asDouble(), bf.get("betas").get(1).asDouble(),
+                    bf.get("eps").asDouble(), 0.1, AdamW.Variant.BNB_8BIT);
+            try (AdamW opt = new AdamW(params, hyper, name -> wd.get(name) > 0, m)) {
+                int checked = 0;
+                for (int step = 1; step <= lrs.size(); step++) {
+                    Map<String, NDArray> grads = new LinkedHashMap<>();
+                    for (JsonNode t : bf.get("tensors")) {
+                        String name = t.get("name").asText();
+                        grads.put(name, bf16(m.create(f32(t.get("grads").get(step - 1)), params.get(name).getShape()), m));
+                    }
+                    opt.step(lrs.get(step - 1).asDouble(), grads);
+                    grads.values().forEach(NDArray::close);
+                    for (JsonNode t : bf.get("tensors")) {
+                        String name = t.get("name").asText();
+                        for (JsonNode after : t.get("after")) {
+                            if (after.get("step").asInt() != step) continue;
+                            String at = "bf16 " + name + " after step " + step;
+                            assertEquals(Dtype.BF16, Kernels.get().dtypeOf(params.get(name)), at + ": dtype");
+                            assertBits(f32(after.get("param")), Tensors.floats(params.get(name)), at + ": param");
+                            if (opt.eightBit(name)) {
+                                AdamW.QuantizedState q = opt.quantizedState(name);
+                                assertArrayEquals(u8(after.get("state1")), q.state1(), at + ": state1");
+                                assertArrayEquals(u8(after.get("state2")), q.state2(), at + ": state2");
+                                assertBits(f32(after.get("absmax1")), q.absmax1(), at + ": absmax1");
+                                assertBits(f32(after.get("absmax2")), q.absmax2(), at + ": absmax2");
+                            } else {
+                                assertEquals(Dtype.FP32, Kernels.get().dtypeOf(opt.expAvg().get(name)), at + ": state");
+                                assertBits(f32(after.get("exp_avg")), opt.expAvg().get(name).toFloatArray(), at + ": exp_avg");
+                                assertBits(f32(after.get("exp_avg_sq")), opt.expAvgSq().get(name).toFloatArray(),
+                                        at + ": exp_avg_sq");
+                            }
+                            checked++;
+                        }
+                    }
+                }
+                assertEquals(6, checked);
+            }
+        }
+    }
+
+    private static NDArray bf16(NDArray x, NDManager m) {
+        NDArray cast = Kernels.get().cast(x, Dtype.BF16);
+        cast.attach(m);
+        x.close();
+        return cast;
     }
 
     /** The kernel updates big tensors a chunk of blocks at a time: with chunks of 512 values, the same bits. */

@@ -10,6 +10,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.Torch;
 import java.io.IOException;
 import java.io.InputStream;
@@ -24,14 +26,29 @@ import org.junit.jupiter.api.Test;
  * and one under 4096 values, four steps with weight decay on two of them. jtune's kernel runs the same aten ops on
  * libtorch 2.7.1 and reproduces every bit (codes, scales, moments, parameters). torchao itself runs the update under
  * torch.compile, which may fuse and round differently; that is not modelled.
+ *
+ * <p>The bf16 case (bf16 full fine-tuning, torchao_adamw8bit_bf16_expected.json from the same script): bf16
+ * parameters and gradients, upcast to fp32 for the update and rounded back to nearest even; the fp32-fallback
+ * tensors keep bf16 moments ({@code zeros_like(p)}), the 8-bit ones the same fp32-scaled codes as for fp32 params.
  */
 class TorchaoAdamWFixtureTest {
     @Test
     void fourStepsMatchTorchaosCode() throws IOException {
+        fourSteps("/fixtures/torchao_adamw8bit_expected.json", Dtype.FP32);
+    }
+
+    @Test
+    void fourStepsOverBf16ParametersMatchTorchaosCode() throws IOException {
+        fourSteps("/fixtures/torchao_adamw8bit_bf16_expected.json", Dtype.BF16);
+    }
+
+    private void fourSteps(String resource, Dtype dtype) throws IOException {
         JsonNode fx;
-        try (InputStream in = getClass().getResourceAsStream("/fixtures/torchao_adamw8bit_expected.json")) {
+        try (InputStream in = getClass().getResourceAsStream(resource)) {
             fx = new ObjectMapper().readTree(in);
         }
+        assertEquals(dtype.name().toLowerCase(java.util.Locale.ROOT).replace("fp32", "float32").replace("bf16",
+                "bfloat16"), fx.get("dtype").asText());
         double beta1 = fx.get("betas").get(0).asDouble();
         double beta2 = fx.get("betas").get(1).asDouble();
         double eps = fx.get("eps").asDouble();
@@ -42,7 +59,7 @@ class TorchaoAdamWFixtureTest {
             for (JsonNode t : fx.get("tensors")) {
                 long[] shape = new long[t.get("shape").size()];
                 for (int i = 0; i < shape.length; i++) shape[i] = t.get("shape").get(i).asLong();
-                params.put(t.get("name").asText(), m.create(f32(t.get("init")), new Shape(shape)));
+                params.put(t.get("name").asText(), as(m.create(f32(t.get("init")), new Shape(shape)), dtype, m));
                 wd.put(t.get("name").asText(), t.get("weight_decay").asDouble());
             }
             AdamW.Hyper hyper = new AdamW.Hyper(beta1, beta2, eps, 0.1, AdamW.Variant.TORCHAO_8BIT);
@@ -56,7 +73,8 @@ class TorchaoAdamWFixtureTest {
                     Map<String, NDArray> grads = new LinkedHashMap<>();
                     for (JsonNode t : fx.get("tensors")) {
                         String name = t.get("name").asText();
-                        grads.put(name, m.create(f32(t.get("grads").get(step - 1)), params.get(name).getShape()));
+                        grads.put(name, as(m.create(f32(t.get("grads").get(step - 1)), params.get(name).getShape()),
+                                dtype, m));
                     }
                     opt.step(lrs.get(step - 1).asDouble(), grads);
                     grads.values().forEach(NDArray::close);
@@ -65,7 +83,8 @@ class TorchaoAdamWFixtureTest {
                         for (JsonNode after : t.get("after")) {
                             if (after.get("step").asInt() != step) continue;
                             String at = name + " after step " + step;
-                            assertClose(f32(after.get("param")), params.get(name).toFloatArray(), 0, at + ": param");
+                            assertEquals(dtype, Kernels.get().dtypeOf(params.get(name)), at + ": param dtype");
+                            assertClose(f32(after.get("param")), Tensors.floats(params.get(name)), 0, at + ": param");
                             if (opt.eightBit(name)) {
                                 AdamW.QuantizedState q = opt.quantizedState(name);
                                 int[][] expected = {u8(after.get("state1")), u8(after.get("state2"))};
@@ -81,9 +100,10 @@ class TorchaoAdamWFixtureTest {
                                 assertClose(f32(after.get("absmax1")), q.absmax1(), 0, at + ": scale1");
                                 assertClose(f32(after.get("absmax2")), q.absmax2(), 0, at + ": scale2");
                             } else {
-                                assertClose(f32(after.get("exp_avg")), opt.expAvg().get(name).toFloatArray(), 0,
+                                assertEquals(dtype, Kernels.get().dtypeOf(opt.expAvg().get(name)), at + ": state dtype");
+                                assertClose(f32(after.get("exp_avg")), Tensors.floats(opt.expAvg().get(name)), 0,
                                         at + ": exp_avg");
-                                assertClose(f32(after.get("exp_avg_sq")), opt.expAvgSq().get(name).toFloatArray(), 0,
+                                assertClose(f32(after.get("exp_avg_sq")), Tensors.floats(opt.expAvgSq().get(name)), 0,
                                         at + ": exp_avg_sq");
                             }
                         }
@@ -93,6 +113,16 @@ class TorchaoAdamWFixtureTest {
             assertEquals(0, codesDiffering, codesDiffering + " of " + codesChecked + " codes differ");
             assertEquals(2 * 4352, codesChecked / 2);
         }
+    }
+
+    private static NDArray as(NDArray x, Dtype dtype, NDManager m) {
+        if (dtype == Dtype.FP32) {
+            return x;
+        }
+        NDArray cast = Kernels.get().cast(x, dtype);
+        cast.attach(m);
+        x.close();
+        return cast;
     }
 
     /** Relative to the array's largest value: |x - y| <= tol * max|x| (tol 0: equal values). */

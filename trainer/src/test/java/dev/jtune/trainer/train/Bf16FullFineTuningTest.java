@@ -35,6 +35,8 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * bf16 full fine-tuning ({@code bf16: true} without an adapter): bf16 weights trained in place with bf16 gradients
@@ -222,6 +224,36 @@ class Bf16FullFineTuningTest {
                 Map<String, float[]> b = values(new FullFineTuning(back).parameters());
                 assertEquals(a.keySet(), b.keySet());
                 a.forEach((k, v) -> assertArrayEquals(v, b.get(k), k));
+            }
+        }
+    }
+
+    /**
+     * The 8-bit and bitsandbytes optimizers over bf16 weights (torchao's AdamW8bit, bitsandbytes' 8-bit and 32-bit
+     * AdamW; their update kernels are checked bit for bit in TorchaoAdamWFixtureTest and BnbAdamWFixtureTest): each
+     * trains weights that stay bf16 and differ from torch's AdamW's, the checkpoint keeps its state (8-bit codes and
+     * scales; bf16 or fp32 moments) and a resumed run ends bit for bit where the uninterrupted one does.
+     */
+    @ParameterizedTest
+    @EnumSource(value = AdamW.Variant.class, names = {"TORCHAO_8BIT", "BNB_8BIT", "BNB_32BIT"})
+    void eightBitAndBitsandbytesOptimizersResumeExactly(AdamW.Variant variant, @TempDir Path out) throws IOException {
+        List<Batch> data = TinySetup.batches(3, 8, 2, 16);
+        Run torch = train(ProcessGroup.single(), options(2, 4), data, out.resolve("torch"));
+        TrainerOptions o = options(2, 4).toBuilder().adam(new AdamW.Hyper(0.9, 0.999, 1e-8, 0.01, variant)).build();
+        Run whole = train(ProcessGroup.single(), o, data, out.resolve("whole"));
+        Run resumed = train(ProcessGroup.single(), o.toBuilder()
+                .resumeFromCheckpoint(out.resolve("whole").resolve("checkpoint-2").toString()).build(), data,
+                out.resolve("whole"));
+        assertEquals(whole.losses().subList(2, 4), resumed.losses(), variant + ": steps 3-4 after resuming");
+        int differ = 0;
+        for (var e : whole.params().entrySet()) {
+            assertArrayEquals(e.getValue(), resumed.params().get(e.getKey()), variant + " " + e.getKey());
+            if (!java.util.Arrays.equals(e.getValue(), torch.params().get(e.getKey()))) differ++;
+        }
+        assertTrue(differ > whole.params().size() / 2, variant + ": " + differ + " tensors differ from adamw_torch's");
+        for (float[] v : whole.params().values()) {
+            for (float x : v) {
+                assertEquals(x, Float.intBitsToFloat(Float.floatToRawIntBits(x) & 0xffff0000), "bf16 values");
             }
         }
     }
