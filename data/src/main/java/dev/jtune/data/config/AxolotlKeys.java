@@ -158,7 +158,7 @@ public final class AxolotlKeys {
             + " lora_target_modules/linear, peft_use_rslora, lora_modules_to_save)";
     private static final String OPTIMIZER = "jtune implements AdamW: optimizer adamw_torch (adamw_torch_fused is the"
             + " same update), bitsandbytes' 8-bit AdamW (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit) and 32-bit AdamW"
-            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit); lr_scheduler cosine, linear, constant,"
+            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit); lr_scheduler cosine, linear, constant,"
             + " constant_with_warmup or cosine_with_min_lr";
     private static final String QUANT = "jtune quantizes the frozen base as bitsandbytes does, with its defaults:"
             + " NF4 (load_in_4bit: true with adapter: qlora) or LLM.int8 (load_in_8bit: true with adapter: lora)";
@@ -222,17 +222,17 @@ public final class AxolotlKeys {
                         + " folder that holds both", "accepted when equal to base_model, else refused",
                 v -> refusedVerdict("jtune reads config.json from base_model; give the model folder that holds both"));
         valued("optimizer", Policy.IMPLEMENTED, OPTIMIZER,
-                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit: implemented; paged_adamw_8bit,"
+                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit, adamw_torch_4bit:"
+                        + " implemented; paged_adamw_8bit,"
                         + " paged_adamw_32bit: equivalent (bitsandbytes' update, not paged); others refused",
                 v -> switch (String.valueOf(v)) {
-                    case "adamw_torch", "adamw_torch_fused", "adamw_bnb_8bit", "adamw_8bit", "adamw_torch_8bit" ->
-                            Verdict.QUIET;
+                    case "adamw_torch", "adamw_torch_fused", "adamw_bnb_8bit", "adamw_8bit", "adamw_torch_8bit",
+                            "adamw_torch_4bit" -> Verdict.QUIET;
                     case "paged_adamw_8bit" -> equivalentVerdict("jtune runs bitsandbytes' 8-bit AdamW (the update of"
                             + " adamw_bnb_8bit); paging optimizer state to host memory is a GPU memory policy");
                     case "paged_adamw_32bit" -> equivalentVerdict("jtune runs bitsandbytes' 32-bit AdamW (adamw_torch's"
                             + " update with eps scaled by the bias correction and weight decay after the step);"
                             + " paging optimizer state to host memory is a GPU memory policy");
-                    case "adamw_torch_4bit" -> refusedVerdict("torchao's 4-bit AdamW is not implemented; " + OPTIMIZER);
                     default -> refusedVerdict(OPTIMIZER);
                 });
         valued("lr_scheduler", Policy.IMPLEMENTED, OPTIMIZER,

@@ -136,7 +136,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
      * The AdamW of transformers' {@code optim} name (trainer.py {@code get_optimizer_cls_and_kwargs}): adamw_torch and
      * adamw_torch_fused are {@code torch.optim.AdamW}; adamw_bnb_8bit, adamw_8bit and paged_adamw_8bit are
      * bitsandbytes' AdamW with {@code optim_bits=8}, paged_adamw_32bit with 32 ({@code paged_} only moves the state
-     * between GPU and host memory: the same update); adamw_torch_8bit is torchao's AdamW8bit.
+     * between GPU and host memory: the same update); adamw_torch_8bit is torchao's AdamW8bit, adamw_torch_4bit its
+     * AdamW4bit.
      *
      * @throws IllegalArgumentException for any other name, saying what jtune implements
      */
@@ -146,10 +147,11 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             case "paged_adamw_32bit" -> AdamW.Variant.BNB_32BIT;
             case "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit" -> AdamW.Variant.BNB_8BIT;
             case "adamw_torch_8bit" -> AdamW.Variant.TORCHAO_8BIT;
+            case "adamw_torch_4bit" -> AdamW.Variant.TORCHAO_4BIT;
             default -> throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune"
                     + " implements adamw_torch (adamw_torch_fused is the same update), bitsandbytes' 8-bit AdamW"
                     + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit), its 32-bit AdamW (paged_adamw_32bit) and torchao's"
-                    + " AdamW8bit (adamw_torch_8bit)");
+                    + " AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit)");
         };
     }
 
