@@ -420,9 +420,11 @@ public final class AxolotlKeys {
         refused(PEFT, "lora_target_parameters", "lora_rank_pattern", "lora_alpha_pattern", "peft_layers_to_transform",
                 "peft_layers_pattern", "peft", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
                 "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "relora",
-                "relora_prune_ratio", "relora_prune_method", "relora_cpu_offload", "lisa_n_layers",
-                "lisa_step_interval", "lisa_layers_attribute", "mora", "spectrum_top_fraction",
+                "relora_prune_ratio", "relora_prune_method", "relora_cpu_offload", "mora", "spectrum_top_fraction",
                 "spectrum_model_name");
+        // Axolotl's LISA callback (utils/callbacks/lisa.py) in full fine-tuning: trainer's Lisa; the combinations it
+        // does not cover (an adapter, fsdp, one count without the other, another layers attribute) are refused there.
+        implemented("lisa_n_layers", "lisa_step_interval", "lisa_layers_attribute");
         valued("peft_init_lora_weights", Policy.REFUSED, PEFT, "true: implemented (PEFT's default init); others refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict(PEFT + "; A is Kaiming-uniform, B zero"));
         valued("peft_autocast_adapter_dtype", Policy.REFUSED, PEFT, "true: implemented (adapters in fp32); false refused",

@@ -101,6 +101,10 @@ public record TrainerSettings(Map<String, Object> values) {
         keys.put("lr_scheduler_kwargs", Spec.of(Kind.MAPPING));
         // added_tokens_overrides: {token id: new content} for tokens of tokenizer.json's added_tokens.
         keys.put("added_tokens_overrides", Spec.of(Kind.MAPPING));
+        // LISA (trainer's Lisa): layers trainable at a time, steps between draws, the layers' attribute path.
+        keys.put("lisa_n_layers", Spec.of(Kind.INTEGER));
+        keys.put("lisa_step_interval", Spec.of(Kind.INTEGER));
+        keys.put("lisa_layers_attribute", Spec.of(Kind.STRING));
         return Collections.unmodifiableMap(keys);
     }
 

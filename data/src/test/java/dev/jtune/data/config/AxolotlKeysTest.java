@@ -123,8 +123,8 @@ class AxolotlKeysTest {
                 + " QLoRA); preference, reward and RL training are not implemented", e.getMessage());
         assertTrue(fails("base_model: m\ngptq: true\n").getMessage()
                 .contains("gptq: true is not supported: jtune quantizes the frozen base as bitsandbytes does"));
-        assertTrue(fails("base_model: m\nlisa_n_layers: 4\n").getMessage()
-                .contains("lisa_n_layers: 4 is not supported: jtune's adapters are plain LoRA"));
+        assertTrue(fails("base_model: m\nmora: true\n").getMessage()
+                .contains("mora: true is not supported: jtune's adapters are plain LoRA"));
         assertTrue(fails("base_model: m\nfloat16: true\n").getMessage()
                 .contains("float16: true is not supported: fp16 without loss scaling"));
         // deepspeed is read (the trainer maps and checks its JSON when the config loads): no error here.

@@ -142,6 +142,8 @@ public final class AdamW implements Optimizer {
     private final Map<String, NDArray> expAvgSq = new LinkedHashMap<>();
     private final Map<String, Quantized> quantized = new LinkedHashMap<>();
     private final Map<String, Long> steps = new LinkedHashMap<>();
+    /** Tensors treated as without gradient ({@link #freeze}). */
+    private Predicate<String> frozen = name -> false;
     /** bitsandbytes' signed and unsigned dynamic maps (8-bit variant only). */
     private final NDArray code1;
     private final NDArray code2;
@@ -240,17 +242,27 @@ public final class AdamW implements Optimizer {
 
     @Override
     public void scaleGradients(double factor) {
-        Gradients.scale(params.values(), factor);
+        Gradients.scale(active(), factor);
     }
 
     @Override
     public boolean gradientsFinite() {
-        return Gradients.allFinite(params.values());
+        return Gradients.allFinite(active());
     }
 
     @Override
     public double clipGradients(double maxNorm) {
-        return GradClipping.clip(params.values(), maxNorm, manager);
+        return GradClipping.clip(active(), maxNorm, manager);
+    }
+
+    @Override
+    public void freeze(Predicate<String> frozen) {
+        this.frozen = Objects.requireNonNull(frozen, "frozen");
+    }
+
+    /** The tensors not frozen, in order. */
+    private List<NDArray> active() {
+        return params.entrySet().stream().filter(e -> !frozen.test(e.getKey())).map(Map.Entry::getValue).toList();
     }
 
     @Override
@@ -276,7 +288,7 @@ public final class AdamW implements Optimizer {
         try {
             Map<String, NDArray> byName = new LinkedHashMap<>();
             for (int i = 0; i < names.size(); i++) {
-                byName.put(names.get(i), grads.get(i));
+                byName.put(names.get(i), frozen.test(names.get(i)) ? null : grads.get(i));
             }
             step(lr, byName);
         } finally {

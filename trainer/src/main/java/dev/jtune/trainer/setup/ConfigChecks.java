@@ -7,6 +7,7 @@ import dev.jtune.data.tokenizer.Tokenizer;
 import dev.jtune.lora.LoraSettings;
 import dev.jtune.model.hf.ModelLocator;
 import dev.jtune.model.llama.LlamaConfig;
+import dev.jtune.trainer.train.Lisa;
 import dev.jtune.trainer.train.TrainerOptions;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -51,6 +52,7 @@ public final class ConfigChecks {
         TrainerOptions.check(s, config.seed(), problems);
         problems.run("unfrozen_parameters", () -> dev.jtune.trainer.train.UnfrozenParameters.parse(
                 s.strings("unfrozen_parameters")));
+        Lisa.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
@@ -58,6 +60,10 @@ public final class ConfigChecks {
         Path modelDir = existing(config.baseModel(), baseDir, "config.json");
         if (modelDir != null) {
             Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
+            if (model.isPresent()) {
+                problems.run("lisa_n_layers", () -> Lisa.from(s).ifPresent(l -> l.draw(0, 0,
+                        model.get().numHiddenLayers())));
+            }
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
             if (model.isPresent() && s.has("adapter") && !continuing) {
                 for (String problem : LoraSettings.problemsFor(s, linearModules(model.get()),

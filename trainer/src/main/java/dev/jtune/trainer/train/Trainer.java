@@ -91,6 +91,9 @@ public final class Trainer {
     private final EarlyStopping early;
     private final boolean loadBest;
     private final LossWatchdog watchdog;
+    /** LISA's decoder layer count and the draw in effect (its step; -1: none yet). */
+    private int lisaLayers;
+    private long lisaDrawnAt = -1;
 
     private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
             PrintStream console, ProcessGroup group, ShardedWeights baseShards) {
@@ -177,6 +180,14 @@ public final class Trainer {
                         + " tensor that FSDP shards, is not supported; give the range on embed_tokens or lm_head, or"
                         + " train without fsdp");
             }
+        }
+        if (options.lisa() != null) {
+            if (shardOptimizer) {
+                throw new IllegalArgumentException("lisa_n_layers with fsdp is not supported: jtune's sharded"
+                        + " optimizer updates every layer's shard; train LISA data parallel");
+            }
+            lisaLayers = (int) params.keySet().stream().mapToInt(Lisa::layerOf).filter(l -> l >= 0).distinct().count();
+            options.lisa().draw(options.seed(), 0, lisaLayers); // too many layers asked: refused before training
         }
         Torch.setGraphOptimization(false); // a resumed process then rounds as an uninterrupted one
         Files.createDirectories(outputDir);
@@ -303,6 +314,9 @@ public final class Trainer {
 
     private StepLog.Outcome step(long k) {
         long t0 = System.nanoTime();
+        if (options.lisa() != null) {
+            lisaSwitch(k);
+        }
         int epoch = plan.epochOf(k);
         int first = plan.firstBatch(k);
         List<Integer> micro = plan.share(k, group.rank());
@@ -360,6 +374,29 @@ public final class Trainer {
         }
         optimizer.zeroGradients();
         return new StepLog.Outcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * LISA's on_step_begin before the step after {@code k} steps: the layers of the draw in effect train, the other
+     * decoder layers are frozen in the optimizer. The draw depends on the step only, so a resumed run (starting at
+     * any {@code k}) holds the uninterrupted run's layers.
+     */
+    private void lisaSwitch(long k) {
+        Lisa lisa = options.lisa();
+        long at = lisa.lastDraw(k);
+        if (at == lisaDrawnAt) {
+            return;
+        }
+        int[] layers = lisa.draw(options.seed(), at, lisaLayers);
+        java.util.Set<Integer> active = new java.util.HashSet<>();
+        for (int l : layers) active.add(l);
+        optimizer.freeze(name -> {
+            int layer = Lisa.layerOf(name);
+            return layer >= 0 && !active.contains(layer);
+        });
+        lisaDrawnAt = at;
+        progress.line("LISA: step " + (k + 1) + " on, decoder layers " + java.util.Arrays.toString(layers) + " of "
+                + lisaLayers + " train (with everything outside model.layers)");
     }
 
     /**

@@ -49,6 +49,7 @@ import java.util.OptionalDouble;
  *     held-out data, which Axolotl requires as well)
  * @param lossWatchdogThreshold {@code loss_watchdog_threshold} ({@link LossWatchdog}), or NaN
  * @param lossWatchdogPatience {@code loss_watchdog_patience}, or 0 for Axolotl's 3
+ * @param lisa {@code lisa_n_layers} with {@code lisa_step_interval} ({@link Lisa}), or null
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
@@ -56,7 +57,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
         LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
-        double lossWatchdogThreshold, long lossWatchdogPatience) {
+        double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -120,7 +121,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -197,7 +198,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.integer("early_stopping_patience").orElse(0),
                 loadBestModelAtEnd(s),
                 s.number("loss_watchdog_threshold").orElse(Double.NaN),
-                s.integer("loss_watchdog_patience").orElse(0));
+                s.integer("loss_watchdog_patience").orElse(0),
+                Lisa.from(s).orElse(null));
     }
 
     /**
@@ -339,6 +341,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private boolean loadBestModelAtEnd;
         private double lossWatchdogThreshold;
         private long lossWatchdogPatience;
+        private Lisa lisa;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -369,6 +372,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             loadBestModelAtEnd = o.loadBestModelAtEnd;
             lossWatchdogThreshold = o.lossWatchdogThreshold;
             lossWatchdogPatience = o.lossWatchdogPatience;
+            lisa = o.lisa;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -403,13 +407,15 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             return this;
         }
 
+        public Builder lisa(Lisa v) { lisa = v; return this; }
+
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
                     resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
-                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience);
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa);
         }
     }
 }

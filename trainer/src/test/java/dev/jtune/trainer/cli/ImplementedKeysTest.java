@@ -81,6 +81,14 @@ class ImplementedKeysTest {
             chat_template_jinja: "{% if tools %}[tools: {{ tools | tojson }}]{% endif %}{% for m in messages %}<{{ m.role }}>{% if m.reasoning_content %}(think: {{ m.reasoning_content }}){% endif %}{{ m.content }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
             """;
 
+    /** Full fine-tuning (no adapter): the reference of the LISA keys. */
+    private static final String FULL = """
+            adapter:
+            lora_r:
+            lora_alpha:
+            lora_target_modules:
+            """;
+
     /** A completion dataset, the reference of {@code field}. */
     private static final String COMPLETION = """
             datasets:
@@ -122,6 +130,13 @@ class ImplementedKeysTest {
             weights("peft_use_rslora", "peft_use_rslora: true"),
             // Under an adapter Axolotl matches the PEFT model's names: q_proj's LoRA trains, v_proj's stays at its init.
             weights("unfrozen_parameters", "unfrozen_parameters: [\".+q_proj.lora_\"]"),
+            // LISA (full fine-tuning): one layer of the tiny model's four trains at a time.
+            weights("lisa_n_layers", FULL, "lisa_n_layers: 1\nlisa_step_interval: 1"),
+            // Drawn before every step (interval 1) or before steps 1, 2 and 4 (interval 3: global_step 0, 1, 3); on
+            // the tiny model's two layers the draws of steps 3-4 agree, step 5's do not.
+            weights("lisa_step_interval", FULL + "lisa_n_layers: 1\nlisa_step_interval: 1\nmax_steps: 5\n",
+                    "lisa_step_interval: 3"),
+            refusedOtherwise("lisa_layers_attribute", "lisa_layers_attribute: model.model.layers"),
             effect("merge_lora_on_finish", "merge_lora_on_finish: true", "writes output_dir/merged",
                     (run, ref) -> {
                         assertTrue(Files.isRegularFile(run.out().resolve("merged/model.safetensors")));
