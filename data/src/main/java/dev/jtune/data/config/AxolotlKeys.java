@@ -419,9 +419,13 @@ public final class AxolotlKeys {
                 + " implemented", "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");
         refused(PEFT, "lora_target_parameters", "lora_rank_pattern", "lora_alpha_pattern", "peft_layers_to_transform",
                 "peft_layers_pattern", "peft", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
-                "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "relora",
-                "relora_prune_ratio", "relora_prune_method", "relora_cpu_offload", "mora", "spectrum_top_fraction",
-                "spectrum_model_name");
+                "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "mora",
+                "spectrum_top_fraction", "spectrum_model_name");
+        // Axolotl's ReLoRA callback and jagged schedule (trainer's ReLora, optim's JaggedRestarts); the combinations it
+        // does not cover are refused there. relora_cpu_offload only moves where the merge's arithmetic runs.
+        implemented("relora", "relora_prune_ratio", "relora_prune_method", "jagged_restart_steps",
+                "jagged_restart_warmup_steps", "jagged_restart_anneal_steps");
+        equivalent("jtune merges on the CPU that holds the weights: the same numbers", "relora_cpu_offload");
         // Axolotl's LISA callback (utils/callbacks/lisa.py) in full fine-tuning: trainer's Lisa; the combinations it
         // does not cover (an adapter, fsdp, one count without the other, another layers attribute) are refused there.
         implemented("lisa_n_layers", "lisa_step_interval", "lisa_layers_attribute");
@@ -434,7 +438,7 @@ public final class AxolotlKeys {
                 "dion_rank_fraction", "dion_rank_multiple_of", "qgalore_rank", "qgalore_update_proj_gap",
                 "qgalore_scale", "qgalore_proj_type", "qgalore_proj_quant", "qgalore_proj_bits",
                 "qgalore_proj_group_size", "qgalore_cos_threshold", "qgalore_gamma_proj", "qgalore_queue_size",
-                "jagged_restart_steps", "jagged_restart_warmup_steps", "jagged_restart_anneal_steps", "grokfast_alpha",
+                "grokfast_alpha",
                 "grokfast_lamb", "neftune_noise_alpha", "noisy_embedding_alpha");
         // deepspeed: the JSON is read and checked when the config loads (trainer's DeepSpeed), which prints the one
         // info line naming the stage and what jtune runs; refusals (fp16, schedulers, ...) too. bf16 full fine-tuning

@@ -244,8 +244,10 @@ final class TrainCommand {
                     return 0;
                 }
                 // The trained tensors are whole on every rank again (Trainer.run gathers what FSDP sharded).
-                RankZero.run(group, "export the trained weights", () -> export(trainable, lora, modelDir, tokenizerDir,
-                        outputDir, vocab));
+                // ReLoRA's result is the merged full model the trainer wrote (Axolotl saves no adapter then).
+                boolean relora = options.restarts() != null && options.restarts().relora();
+                RankZero.run(group, "export the trained weights", () -> export(relora ? null : trainable,
+                        relora ? null : lora, modelDir, tokenizerDir, outputDir, vocab));
                 ExactMatch after = null;
                 if (!probes.isEmpty()) {
                     trainable.setTraining(false);
@@ -257,7 +259,7 @@ final class TrainCommand {
                 if (baseShards != null) {
                     baseShards.releaseAll(); // the exact-match generation gathered every layer
                 }
-                Path merged = lora != null && run.mergeLoraOnFinish()
+                Path merged = lora != null && !relora && run.mergeLoraOnFinish()
                         ? outputDir.resolve("merged") : null;
                 // The outputs are complete when every rank returns.
                 RankZero.run(group, "finish writing the outputs", () -> {
@@ -265,7 +267,7 @@ final class TrainCommand {
                         LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged, outputDir);
                     }
                 });
-                summary(out, result, before, after, outputDir, lora != null, merged, started);
+                summary(out, result, before, after, outputDir, lora != null && !relora, merged, started);
                 return 0;
             }
         }
@@ -380,7 +382,9 @@ final class TrainCommand {
             Path outputDir, VocabSettings vocab) throws IOException {
         Path tmp = Files.createTempDirectory(outputDir, ".export-");
         try {
-            trainable.saveWeights(tmp);
+            if (trainable != null) {
+                trainable.saveWeights(tmp); // null: the weights are already in outputDir (ReLoRA's merged model)
+            }
             vocab.copyTokenizer(tokenizerDir, tmp);
             if (lora == null) {
                 for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

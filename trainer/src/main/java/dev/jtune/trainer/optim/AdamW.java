@@ -357,6 +357,65 @@ public final class AdamW implements Optimizer {
         }
     }
 
+    /**
+     * Axolotl's ReLoRA {@code reset_optimizer} on the state of {@code name}: the state tensors Axolotl's key list
+     * reaches are pruned, the step count stays. Its keys are {@code exp_avg}, {@code exp_avg_sq}, and for an optimizer
+     * name containing {@code 8bit} also {@code state1}, {@code state2}: torch's AdamW prunes its two moments;
+     * bitsandbytes' 8-bit AdamW its {@code state1}/{@code state2} (the uint8 codes of an 8-bit tensor, or fp32
+     * moments of a small one); bitsandbytes' 32-bit AdamW ({@code paged_adamw_32bit}) keeps its state under
+     * {@code state1}/{@code state2}, which that list does not name: nothing is pruned.
+     *
+     * @param magnitude magnitude pruning (torch.quantile threshold); else random: each value zeroed when a uniform
+     *     draw of {@code random} is at most {@code ratio} ({@code torch.rand(...) > ratio} keeps it)
+     * @return {zeroed values, values looked at}
+     * @throws UnsupportedOperationException for torchao's optimizers (Axolotl's pruning fails on their state tensors)
+     */
+    public long[] pruneForReLora(String name, boolean magnitude, double ratio, java.util.SplittableRandom random) {
+        List<NDArray> targets = new ArrayList<>();
+        boolean codes = false;
+        switch (hyper.variant()) {
+            case TORCH -> targets.addAll(List.of(expAvg.get(name), expAvgSq.get(name)));
+            case BNB_32BIT -> {
+                return new long[] {0, 0};
+            }
+            case BNB_8BIT -> {
+                Quantized q = quantized.get(name);
+                if (q != null) {
+                    targets.addAll(List.of(q.state1(), q.state2()));
+                    codes = true;
+                } else {
+                    targets.addAll(List.of(expAvg.get(name), expAvgSq.get(name)));
+                }
+            }
+            case TORCHAO_8BIT, TORCHAO_4BIT -> throw new UnsupportedOperationException("relora with optimizer: "
+                    + hyper.variant().checkpointName() + " is not supported: Axolotl's pruning cannot run on torchao's"
+                    + " quantized state tensors");
+        }
+        long zeros = 0;
+        long total = 0;
+        for (NDArray t : targets) {
+            if (magnitude) {
+                OptimKernels.get().reloraMagnitudePrune(t, ratio, codes);
+            } else if (codes) {
+                byte[] b = t.toByteArray();
+                float[] f = new float[b.length];
+                for (int i = 0; i < b.length; i++) f[i] = random.nextDouble() > ratio ? b[i] & 0xff : 0;
+                overwriteCodes(t, f, name);
+            } else {
+                float[] f = Tensors.floats(t);
+                for (int i = 0; i < f.length; i++) if (!(random.nextDouble() > ratio)) f[i] = 0;
+                Tensors.overwrite(t, f, name);
+            }
+            if (codes) {
+                for (byte b : t.toByteArray()) if (b == 0) zeros++;
+            } else {
+                for (float v : Tensors.floats(t)) if (v == 0) zeros++;
+            }
+            total += t.size();
+        }
+        return new long[] {zeros, total};
+    }
+
     /** Sets the fp32 state of {@code name} (values row-major, as {@link #save} writes them). */
     public void restore(String name, float[] expAvgValues, float[] expAvgSqValues, long step) {
         restoreChannels(name, new float[][] {expAvgValues, expAvgSqValues}, step);

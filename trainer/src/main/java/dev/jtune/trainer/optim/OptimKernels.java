@@ -92,6 +92,12 @@ final class OptimKernels {
                 qmap1, qmap2, lr, weightDecay, beta1, beta2, eps, (double) step, (long) chunk));
     }
 
+    /** Axolotl's ReLoRA {@code magnitude_pruning_} of an fp32 tensor (or of uint8 codes), in place. */
+    void reloraMagnitudePrune(NDArray x, double ratio, boolean codes) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong(codes ? "relora_magnitude_prune_u8_" : "relora_magnitude_prune_f32_",
+                x, ratio));
+    }
+
     /** One torchao AdamW8bit update of a tensor with fp32 state, in place. */
     void torchaoAdamW32(NDArray param, NDArray grad, NDArray m, NDArray v, double lr, double weightDecay,
             double beta1, double beta2, double eps, long step) {

@@ -53,6 +53,7 @@ public final class ConfigChecks {
         problems.run("unfrozen_parameters", () -> dev.jtune.trainer.train.UnfrozenParameters.parse(
                 s.strings("unfrozen_parameters")));
         Lisa.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
+        dev.jtune.trainer.train.ReLora.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));

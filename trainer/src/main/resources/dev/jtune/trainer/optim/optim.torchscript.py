@@ -425,3 +425,18 @@ class Ops(Module):
       pc.copy_(out[0])
       start = start + length
     return 0
+
+  # ---- Axolotl's ReLoRA restart (monkeypatch/relora.py magnitude_pruning_, as reset_optimizer calls it on each state
+  # tensor): threshold = quantile(|x| as fp32, ratio) cast back to x's dtype, then x *= (|x| > threshold). On
+  # bitsandbytes' 8-bit state Axolotl prunes the uint8 codes themselves (state1/state2), which the _u8 form does.
+  def relora_magnitude_prune_f32_(self: __torch__.Ops, x: Tensor, ratio: float) -> int:
+    mag = torch.abs(x)
+    threshold = torch.quantile(torch.flatten(mag), ratio)
+    x.mul_(torch.to(torch.gt(mag, threshold), 6))
+    return 0
+
+  def relora_magnitude_prune_u8_(self: __torch__.Ops, x: Tensor, ratio: float) -> int:
+    mag = torch.abs(x)
+    threshold = torch.to(torch.quantile(torch.to(torch.flatten(mag), 6), ratio), 0)
+    x.mul_(torch.to(torch.gt(mag, threshold), 0))
+    return 0

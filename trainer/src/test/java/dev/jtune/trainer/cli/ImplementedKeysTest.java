@@ -81,6 +81,13 @@ class ImplementedKeysTest {
             chat_template_jinja: "{% if tools %}[tools: {{ tools | tojson }}]{% endif %}{% for m in messages %}<{{ m.role }}>{% if m.reasoning_content %}(think: {{ m.reasoning_content }}){% endif %}{{ m.content }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
             """;
 
+    /** ReLoRA with a restart before step 3 of four: the reference of its pruning keys. */
+    private static final String RELORA = """
+            max_steps: 4
+            jagged_restart_steps: 2
+            relora: true
+            """;
+
     /** Full fine-tuning (no adapter): the reference of the LISA keys. */
     private static final String FULL = """
             adapter:
@@ -137,6 +144,27 @@ class ImplementedKeysTest {
             weights("lisa_step_interval", FULL + "lisa_n_layers: 1\nlisa_step_interval: 1\nmax_steps: 5\n",
                     "lisa_step_interval: 3"),
             refusedOtherwise("lisa_layers_attribute", "lisa_layers_attribute: model.model.layers"),
+            // ReLoRA: restarts before step 3 (jagged_restart_steps: 2) of four; the run ends in the merged full model.
+            effect("relora", "max_steps: 4\njagged_restart_steps: 2\n", "relora: true",
+                    "ends in the merged full model (no adapter), the LoRA targets changed, the others not",
+                    (run, ref) -> {
+                        assertFalse(Files.exists(run.out().resolve("adapter_model.safetensors")));
+                        assertTrue(run.console().contains("ReLoRA restart 1 before step 3"), run.console());
+                        try (SafetensorsFile merged = SafetensorsFile.open(run.out().resolve("model.safetensors"));
+                                var base = dev.jtune.model.safetensors.SafetensorsCheckpoint.open(run.path("{tiny}"))) {
+                            String q = "model.layers.0.self_attn.q_proj.weight";
+                            String k = "model.layers.0.self_attn.k_proj.weight";
+                            assertFalse(Arrays.equals(base.floats(q), merged.floats(q)), q);
+                            assertTrue(Arrays.equals(base.floats(k), merged.floats(k)), k);
+                        }
+                    }),
+            weights("relora_prune_ratio", RELORA, "relora_prune_ratio: 0.2"),
+            weights("relora_prune_method", RELORA, "relora_prune_method: reset"),
+            weights("jagged_restart_steps", "max_steps: 4\n", "jagged_restart_steps: 2"),
+            weights("jagged_restart_warmup_steps", "max_steps: 5\njagged_restart_steps: 2\n",
+                    "jagged_restart_warmup_steps: 2"),
+            weights("jagged_restart_anneal_steps", "max_steps: 5\njagged_restart_steps: 3\n",
+                    "jagged_restart_anneal_steps: 2"),
             effect("merge_lora_on_finish", "merge_lora_on_finish: true", "writes output_dir/merged",
                     (run, ref) -> {
                         assertTrue(Files.isRegularFile(run.out().resolve("merged/model.safetensors")));
