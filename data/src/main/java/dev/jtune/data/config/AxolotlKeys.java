@@ -418,7 +418,7 @@ public final class AxolotlKeys {
                 + " attention or with FSDP); fp32 norms (Axolotl: FSDP2 only) and the embeddings' upcast switch are not"
                 + " implemented", "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");
         refused(PEFT, "lora_target_parameters", "lora_rank_pattern", "lora_alpha_pattern", "peft_layers_to_transform",
-                "peft_layers_pattern", "peft", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
+                "peft_layers_pattern", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
                 "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "mora",
                 "spectrum_top_fraction", "spectrum_model_name");
         // Axolotl's ReLoRA callback and jagged schedule (trainer's ReLora, optim's JaggedRestarts); the combinations it
@@ -429,6 +429,17 @@ public final class AxolotlKeys {
         // Axolotl's LISA callback (utils/callbacks/lisa.py) in full fine-tuning: trainer's Lisa; the combinations it
         // does not cover (an adapter, fsdp, one count without the other, another layers attribute) are refused there.
         implemented("lisa_n_layers", "lisa_step_interval", "lisa_layers_attribute");
+        // peft: Axolotl's PeftConfig holds loftq_config only (loftq_bits); PEFT's LoftQ init (lora's Loftq), 4-bit.
+        valued("peft", Policy.IMPLEMENTED, "", "{loftq_config: {loftq_bits: 4}}: implemented (PEFT's LoftQ"
+                + " initialisation, adapter: lora); other bits refused", v -> v instanceof Map<?, ?> m
+                && m.keySet().stream().allMatch("loftq_config"::equals)
+                && (m.get("loftq_config") == null || m.get("loftq_config") instanceof Map<?, ?> l
+                        && l.keySet().stream().allMatch("loftq_bits"::equals)
+                        && (l.get("loftq_bits") == null || Integer.valueOf(4).equals(
+                                l.get("loftq_bits") instanceof Number n ? n.intValue() : null)))
+                ? Verdict.QUIET
+                : refusedVerdict("jtune implements peft: {loftq_config: {loftq_bits: 4}} (PEFT's 4-bit LoftQ"
+                        + " initialisation); 8-bit LoftQ is not ported"));
         valued("peft_init_lora_weights", Policy.REFUSED, PEFT, "true: implemented (PEFT's default init); others refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict(PEFT + "; A is Kaiming-uniform, B zero"));
         valued("peft_autocast_adapter_dtype", Policy.REFUSED, PEFT, "true: implemented (adapters in fp32); false refused",

@@ -105,6 +105,8 @@ public record TrainerSettings(Map<String, Object> values) {
         keys.put("lisa_n_layers", Spec.of(Kind.INTEGER));
         keys.put("lisa_step_interval", Spec.of(Kind.INTEGER));
         keys.put("lisa_layers_attribute", Spec.of(Kind.STRING));
+        // peft: {loftq_config: {loftq_bits: 4}} (lora's Loftq).
+        keys.put("peft", Spec.of(Kind.MAPPING));
         // ReLoRA and its jagged schedule (trainer's ReLora, optim's JaggedRestarts).
         keys.put("relora", Spec.of(Kind.BOOLEAN));
         keys.put("relora_cpu_offload", Spec.of(Kind.BOOLEAN));

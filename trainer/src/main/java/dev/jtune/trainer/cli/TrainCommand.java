@@ -198,6 +198,14 @@ final class TrainCommand {
                 LoraModel lora = assembled.lora().orElse(null);
                 ShardedWeights baseShards = assembled.baseShards().orElse(null);
                 TrainableModel whole;
+                var loftq = dev.jtune.trainer.setup.LoftqConfig.from(config.trainer());
+                if (lora != null && loftq.isPresent() && adapter instanceof AdapterSource.Fresh) {
+                    int n = dev.jtune.lora.Loftq.apply(lora, loftq.get().bits(),
+                            dev.jtune.trainer.setup.LoftqConfig.ITERATIONS);
+                    out.printf("LoftQ: %d modules initialised as PEFT's loftq_init (%d-bit NF4 base, lora_A/lora_B from"
+                            + " the SVD of the residual, loftq_iter %d)%n", n, loftq.get().bits(),
+                            dev.jtune.trainer.setup.LoftqConfig.ITERATIONS);
+                }
                 if (lora != null) {
                     whole = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s (%s), %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",

@@ -158,6 +158,12 @@ class ImplementedKeysTest {
                             assertTrue(Arrays.equals(base.floats(k), merged.floats(k)), k);
                         }
                     }),
+            // LoftQ: the base becomes its NF4 round trip and A, B the SVD factors of the residual.
+            effect("peft", "", "peft:\n  loftq_config:\n    loftq_bits: 4", "initialises the adapter by LoftQ",
+                    (run, ref) -> {
+                        assertTrue(run.console().contains("LoftQ: "), run.console());
+                        assertWeightsDiffer(run, ref);
+                    }),
             weights("relora_prune_ratio", RELORA, "relora_prune_ratio: 0.2"),
             weights("relora_prune_method", RELORA, "relora_prune_method: reset"),
             weights("jagged_restart_steps", "max_steps: 4\n", "jagged_restart_steps: 2"),
