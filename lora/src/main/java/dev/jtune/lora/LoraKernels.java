@@ -20,6 +20,16 @@ final class LoraKernels {
         return ops().call("lora_forward", x, baseOut, a, b, p, train, scaling);
     }
 
+    /** PEFT's LoftQ low-rank factors of {@code res} [out, in]: L [out, r] and R [r, in], fp32. */
+    static ai.djl.ndarray.NDList loftqFactors(NDArray res, int r) {
+        return dev.jtune.model.engine.Autograd.noGrad(() -> ops().callAll("loftq_factors", res, (long) r));
+    }
+
+    /** {@code dst.copy_(src)} without autograd. */
+    static void copyInto(NDArray dst, NDArray src) {
+        dev.jtune.model.engine.Autograd.noGrad(() -> ops().callLong("copy_into", dst, src));
+    }
+
     /** {@code linear(x, weight)} computed in weight's dtype, returned in x's dtype. */
     static NDArray linearIn(NDArray x, NDArray weight) {
         return ops().call("linear_in", x, weight);

@@ -79,6 +79,14 @@ public final class LoraLinear implements Linear {
         return new LoraLinear(base, a, b, scaling, dropout);
     }
 
+    /**
+     * The values {@link #initialise} gives A of module {@code name} under {@code seed} ([r, in], row-major), for a
+     * re-initialisation in place (ReLoRA's restarts).
+     */
+    public static float[] initialA(long seed, String name, int r, long in) {
+        return kaimingUniform(r, in, moduleSeed(seed, name));
+    }
+
     /** A's initial values [rows, fanIn], row-major: uniform in [-1/√fanIn, 1/√fanIn). */
     static float[] kaimingUniform(int rows, long fanIn, long seed) {
         double bound = 1 / Math.sqrt(fanIn);

@@ -18,6 +18,8 @@
  *       exactly as PEFT writes them, and reading them back (jtune's or PEFT's), with named errors.</li>
  *   <li>{@link dev.jtune.lora.LoraMerge}: W + scaling·B·A into a new Hugging Face model directory, streaming,
  *       in the base's dtype.</li>
+ *   <li>{@link dev.jtune.lora.Loftq}: PEFT's LoftQ initialisation (NF4 round trip of the base, SVD factors of the
+ *       residual as A and B).</li>
  * </ul>
  *
  * Verified against real PEFT by {@code tools/interop/check.sh} ({@code peft_check.py}).

@@ -35,3 +35,17 @@ class LoraOps(Module):
     # A projection whose weight has another dtype than x (a trainable fp32 copy in a bf16 model):
     # computed in the weight's dtype, returned in x's dtype.
     return torch.to(torch.linear(torch.to(x, weight.dtype), weight), x.dtype)
+
+  # PEFT's LoftQ (utils/loftq_utils.py _low_rank_decomposition): U, S, Vh = svd(res, full_matrices=False);
+  # L = U @ sqrt(diag(S)[:, :r]); R = sqrt(diag(S)[:r, :]) @ Vh.
+  def loftq_factors(self: __torch__.LoraOps, res: Tensor, r: int) -> List[Tensor]:
+    U, S, Vh = torch.linalg_svd(res, False)
+    d = torch.diag(S)
+    L = torch.matmul(U, torch.sqrt(torch.slice(d, 1, 0, r)))
+    R = torch.matmul(torch.sqrt(torch.slice(d, 0, 0, r)), Vh)
+    return [L, R]
+
+  # In-place overwrite without autograd (dst keeps its identity; copy_ rounds to dst's dtype).
+  def copy_into(self: __torch__.LoraOps, dst: Tensor, src: Tensor) -> int:
+    dst.copy_(src)
+    return 0

@@ -32,8 +32,8 @@ public final class Nf4Linear implements Linear {
         }
     }
 
-    private final NDManager manager;
-    private final Weights weights;
+    private NDManager manager;
+    private Weights weights;
     private final SharedBuffers.Slot shared; // null: a dequantized weight per call
     private Nf4CpuDequantizer cpu; // made at the first CPU dequantization
 
@@ -176,6 +176,29 @@ public final class Nf4Linear implements Linear {
                 Nf4Kernels.get().dequantizeInto(shared.writer, weights);
             }
             shared.holder = this;
+        }
+    }
+
+    /**
+     * Replaces the quantized weight by {@code q} (same shape), as bitsandbytes re-quantizes a {@code Params4bit} whose
+     * data was replaced (Axolotl's ReLoRA merge); the old native tensors are freed.
+     */
+    public void requantize(Nf4Tensor q) {
+        if (!java.util.Arrays.equals(q.shape(), weights.shape())) {
+            throw new IllegalArgumentException("requantize: shape " + java.util.Arrays.toString(q.shape())
+                    + " differs from " + java.util.Arrays.toString(weights.shape()));
+        }
+        NDManager parent = manager.getParentManager();
+        NDManager m = parent.newSubManager();
+        Weights fresh = new Weights(bytes(m, q.packed()), bytes(m, q.absmaxCodes()), m.create(q.nestedAbsmax()),
+                m.create(q.quantMap()), m.create(q.nestedQuantMap()), m.create(new float[] {q.offset()}, new Shape()),
+                q.blocksize(), q.nestedBlocksize(), q.shape(), q.dtype());
+        manager.close();
+        manager = m;
+        weights = fresh;
+        cpu = null;
+        if (shared != null && shared.holder == this) {
+            shared.holder = null; // the buffer holds the old weight
         }
     }
 

@@ -53,6 +53,21 @@ public final class Nf4Quantizer {
         return nest(shape, dtype, blocksize, pack(codes), absmax, mean(absmax));
     }
 
+    /**
+     * NF4 without double quantization ({@code Params4bit(..., compress_statistics=False, quant_type="nf4")}, as PEFT's
+     * LoftQ quantizes) and back: {@code nf4[code] * absmax[block]} in fp32, with fp32 absmax per block of
+     * {@code blocksize}.
+     */
+    public static float[] roundTripPlain(float[] values, int blocksize) {
+        checkInput(values, new long[] {values.length}, Dtype.FP32, blocksize);
+        float[] absmax = new float[(int) Nf4Tensor.ceilDiv(values.length, blocksize)];
+        byte[] codes = blockwise(values, blocksize, NF4_BOUNDS, absmax);
+        float[] table = Nf4.nf4Table();
+        float[] out = new float[values.length];
+        for (int i = 0; i < out.length; i++) out[i] = table[codes[i]] * absmax[i / blocksize];
+        return out;
+    }
+
     /** The double-quantization step with a given offset (tests feed torch's own mean here). */
     static Nf4Tensor nest(long[] shape, Dtype dtype, int blocksize, byte[] packed, float[] absmax, float offset) {
         float[] centred = new float[absmax.length];

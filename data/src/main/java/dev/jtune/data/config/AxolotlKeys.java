@@ -158,7 +158,7 @@ public final class AxolotlKeys {
             + " lora_target_modules/linear, peft_use_rslora, lora_modules_to_save)";
     private static final String OPTIMIZER = "jtune implements AdamW: optimizer adamw_torch (adamw_torch_fused is the"
             + " same update), bitsandbytes' 8-bit AdamW (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit) and 32-bit AdamW"
-            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit); lr_scheduler cosine, linear, constant,"
+            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit); lr_scheduler cosine, linear, constant,"
             + " constant_with_warmup or cosine_with_min_lr";
     private static final String QUANT = "jtune quantizes the frozen base as bitsandbytes does, with its defaults:"
             + " NF4 (load_in_4bit: true with adapter: qlora) or LLM.int8 (load_in_8bit: true with adapter: lora)";
@@ -228,17 +228,17 @@ public final class AxolotlKeys {
                         + " folder that holds both", "accepted when equal to base_model, else refused",
                 v -> refusedVerdict("jtune reads config.json from base_model; give the model folder that holds both"));
         valued("optimizer", Policy.IMPLEMENTED, OPTIMIZER,
-                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit: implemented; paged_adamw_8bit,"
+                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit, adamw_torch_4bit:"
+                        + " implemented; paged_adamw_8bit,"
                         + " paged_adamw_32bit: equivalent (bitsandbytes' update, not paged); others refused",
                 v -> switch (String.valueOf(v)) {
-                    case "adamw_torch", "adamw_torch_fused", "adamw_bnb_8bit", "adamw_8bit", "adamw_torch_8bit" ->
-                            Verdict.QUIET;
+                    case "adamw_torch", "adamw_torch_fused", "adamw_bnb_8bit", "adamw_8bit", "adamw_torch_8bit",
+                            "adamw_torch_4bit" -> Verdict.QUIET;
                     case "paged_adamw_8bit" -> equivalentVerdict("jtune runs bitsandbytes' 8-bit AdamW (the update of"
                             + " adamw_bnb_8bit); paging optimizer state to host memory is a GPU memory policy");
                     case "paged_adamw_32bit" -> equivalentVerdict("jtune runs bitsandbytes' 32-bit AdamW (adamw_torch's"
                             + " update with eps scaled by the bias correction and weight decay after the step);"
                             + " paging optimizer state to host memory is a GPU memory policy");
-                    case "adamw_torch_4bit" -> refusedVerdict("torchao's 4-bit AdamW is not implemented; " + OPTIMIZER);
                     default -> refusedVerdict(OPTIMIZER);
                 });
         valued("lr_scheduler", Policy.IMPLEMENTED, OPTIMIZER,
@@ -439,11 +439,28 @@ public final class AxolotlKeys {
                 + " attention or with FSDP); fp32 norms (Axolotl: FSDP2 only) and the embeddings' upcast switch are not"
                 + " implemented", "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");
         refused(PEFT, "lora_target_parameters", "lora_rank_pattern", "lora_alpha_pattern", "peft_layers_to_transform",
-                "peft_layers_pattern", "peft", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
-                "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "relora",
-                "relora_prune_ratio", "relora_prune_method", "relora_cpu_offload", "lisa_n_layers",
-                "lisa_step_interval", "lisa_layers_attribute", "mora", "spectrum_top_fraction",
-                "spectrum_model_name");
+                "peft_layers_pattern", "peft_use_dora", "peft_layer_replication", "peft_trainable_token_indices",
+                "peft_ensure_weight_tying", "loraplus_lr_ratio", "loraplus_lr_embedding", "mora",
+                "spectrum_top_fraction", "spectrum_model_name");
+        // Axolotl's ReLoRA callback and jagged schedule (trainer's ReLora, optim's JaggedRestarts); the combinations it
+        // does not cover are refused there. relora_cpu_offload only moves where the merge's arithmetic runs.
+        implemented("relora", "relora_prune_ratio", "relora_prune_method", "jagged_restart_steps",
+                "jagged_restart_warmup_steps", "jagged_restart_anneal_steps");
+        equivalent("jtune merges on the CPU that holds the weights: the same numbers", "relora_cpu_offload");
+        // Axolotl's LISA callback (utils/callbacks/lisa.py) in full fine-tuning: trainer's Lisa; the combinations it
+        // does not cover (an adapter, fsdp, one count without the other, another layers attribute) are refused there.
+        implemented("lisa_n_layers", "lisa_step_interval", "lisa_layers_attribute");
+        // peft: Axolotl's PeftConfig holds loftq_config only (loftq_bits); PEFT's LoftQ init (lora's Loftq), 4-bit.
+        valued("peft", Policy.IMPLEMENTED, "", "{loftq_config: {loftq_bits: 4}}: implemented (PEFT's LoftQ"
+                + " initialisation, adapter: lora); other bits refused", v -> v instanceof Map<?, ?> m
+                && m.keySet().stream().allMatch("loftq_config"::equals)
+                && (m.get("loftq_config") == null || m.get("loftq_config") instanceof Map<?, ?> l
+                        && l.keySet().stream().allMatch("loftq_bits"::equals)
+                        && (l.get("loftq_bits") == null || Integer.valueOf(4).equals(
+                                l.get("loftq_bits") instanceof Number n ? n.intValue() : null)))
+                ? Verdict.QUIET
+                : refusedVerdict("jtune implements peft: {loftq_config: {loftq_bits: 4}} (PEFT's 4-bit LoftQ"
+                        + " initialisation); 8-bit LoftQ is not ported"));
         valued("peft_init_lora_weights", Policy.REFUSED, PEFT, "true: implemented (PEFT's default init); others refused",
                 v -> Boolean.TRUE.equals(v) ? Verdict.QUIET : refusedVerdict(PEFT + "; A is Kaiming-uniform, B zero"));
         valued("peft_autocast_adapter_dtype", Policy.REFUSED, PEFT, "true: implemented (adapters in fp32); false refused",
@@ -453,7 +470,7 @@ public final class AxolotlKeys {
                 "dion_rank_fraction", "dion_rank_multiple_of", "qgalore_rank", "qgalore_update_proj_gap",
                 "qgalore_scale", "qgalore_proj_type", "qgalore_proj_quant", "qgalore_proj_bits",
                 "qgalore_proj_group_size", "qgalore_cos_threshold", "qgalore_gamma_proj", "qgalore_queue_size",
-                "jagged_restart_steps", "jagged_restart_warmup_steps", "jagged_restart_anneal_steps", "grokfast_alpha",
+                "grokfast_alpha",
                 "grokfast_lamb", "neftune_noise_alpha", "noisy_embedding_alpha");
         // deepspeed: the JSON is read and checked when the config loads (trainer's DeepSpeed), which prints the one
         // info line naming the stage and what jtune runs; refusals (fp16, schedulers, ...) too. bf16 full fine-tuning

@@ -109,6 +109,20 @@ public record TrainerSettings(Map<String, Object> values) {
         keys.put("added_tokens_overrides", Spec.of(Kind.MAPPING));
         // qat: Axolotl's QATConfig (activation_dtype, weight_dtype, group_size, ...), read by trainer's QatSettings.
         keys.put("qat", Spec.of(Kind.MAPPING));
+        // LISA (trainer's Lisa): layers trainable at a time, steps between draws, the layers' attribute path.
+        keys.put("lisa_n_layers", Spec.of(Kind.INTEGER));
+        keys.put("lisa_step_interval", Spec.of(Kind.INTEGER));
+        keys.put("lisa_layers_attribute", Spec.of(Kind.STRING));
+        // peft: {loftq_config: {loftq_bits: 4}} (lora's Loftq).
+        keys.put("peft", Spec.of(Kind.MAPPING));
+        // ReLoRA and its jagged schedule (trainer's ReLora, optim's JaggedRestarts).
+        keys.put("relora", Spec.of(Kind.BOOLEAN));
+        keys.put("relora_cpu_offload", Spec.of(Kind.BOOLEAN));
+        keys.put("relora_prune_ratio", Spec.of(Kind.NUMBER));
+        keys.put("relora_prune_method", new Spec(Kind.STRING, List.of("magnitude", "random", "reset")));
+        for (String key : List.of("jagged_restart_steps", "jagged_restart_warmup_steps", "jagged_restart_anneal_steps")) {
+            keys.put(key, Spec.of(Kind.INTEGER));
+        }
         return Collections.unmodifiableMap(keys);
     }
 
@@ -210,6 +224,9 @@ public record TrainerSettings(Map<String, Object> values) {
      */
     private static long readInteger(String key, YamlValue value) {
         if (value.isInteger()) return value.asLong();
+        if (key.startsWith("jagged_restart_") && value.isBoolean()) {
+            return value.asBoolean() ? 1 : 0; // pydantic's int accepts a bool (relora.yml: anneal_steps: false)
+        }
         double d;
         try {
             d = value.asDouble();

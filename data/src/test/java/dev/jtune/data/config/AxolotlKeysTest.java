@@ -123,8 +123,8 @@ class AxolotlKeysTest {
                 + " QLoRA); preference, reward and RL training are not implemented", e.getMessage());
         assertTrue(fails("base_model: m\ngptq: true\n").getMessage()
                 .contains("gptq: true is not supported: jtune quantizes the frozen base as bitsandbytes does"));
-        assertTrue(fails("base_model: m\nlisa_n_layers: 4\n").getMessage()
-                .contains("lisa_n_layers: 4 is not supported: jtune's adapters are plain LoRA"));
+        assertTrue(fails("base_model: m\nmora: true\n").getMessage()
+                .contains("mora: true is not supported: jtune's adapters are plain LoRA"));
         assertTrue(fails("base_model: m\nfloat16: true\n").getMessage()
                 .contains("float16: true is not supported: pure fp16 training (fp16 weights and gradients updated in"));
         assertTrue(fails("base_model: m\nfp8: true\n").getMessage()
@@ -162,8 +162,7 @@ class AxolotlKeysTest {
         var paged8 = parse("base_model: m\noptimizer: paged_adamw_8bit\n").notes();
         assertTrue(paged8.get(0).note().contains("8-bit AdamW") && paged8.get(0).note().contains("GPU memory policy"));
         assertEquals(List.of(), parse("base_model: m\noptimizer: adamw_torch_8bit\n").notes());
-        assertTrue(fails("base_model: m\noptimizer: adamw_torch_4bit\n").getMessage()
-                .startsWith("configs/x.yml:2:1: optimizer: adamw_torch_4bit is not supported: torchao's 4-bit AdamW"));
+        assertEquals(List.of(), parse("base_model: m\noptimizer: adamw_torch_4bit\n").notes());
         assertTrue(fails("base_model: m\noptimizer: lion_8bit\n").getMessage()
                 .startsWith("configs/x.yml:2:1: optimizer: lion_8bit is not supported: jtune implements AdamW"));
         assertTrue(fails("base_model: m\nlr_scheduler: one_cycle\n").getMessage().contains("lr_scheduler: one_cycle"));

@@ -206,6 +206,14 @@ final class TrainCommand {
                 LoraModel lora = assembled.lora().orElse(null);
                 ShardedWeights baseShards = assembled.baseShards().orElse(null);
                 TrainableModel whole;
+                var loftq = dev.jtune.trainer.setup.LoftqConfig.from(config.trainer());
+                if (lora != null && loftq.isPresent() && adapter instanceof AdapterSource.Fresh) {
+                    int n = dev.jtune.lora.Loftq.apply(lora, loftq.get().bits(),
+                            dev.jtune.trainer.setup.LoftqConfig.ITERATIONS);
+                    out.printf("LoftQ: %d modules initialised as PEFT's loftq_init (%d-bit NF4 base, lora_A/lora_B from"
+                            + " the SVD of the residual, loftq_iter %d)%n", n, loftq.get().bits(),
+                            dev.jtune.trainer.setup.LoftqConfig.ITERATIONS);
+                }
                 if (lora != null) {
                     whole = new LoraTrainable(model, lora, config.baseModel());
                     out.printf("model: %s (%s), %s base%s, %s r=%d alpha=%d on %d layers (%,d trainable parameters)%s%n",
@@ -261,8 +269,10 @@ final class TrainCommand {
                             + " with the same scheme you trained with.");
                 }
                 // The trained tensors are whole on every rank again (Trainer.run gathers what FSDP sharded).
-                RankZero.run(group, "export the trained weights", () -> export(trainable, lora, modelDir, tokenizerDir,
-                        outputDir, vocab));
+                // ReLoRA's result is the merged full model the trainer wrote (Axolotl saves no adapter then).
+                boolean relora = options.restarts() != null && options.restarts().relora();
+                RankZero.run(group, "export the trained weights", () -> export(relora ? null : trainable,
+                        relora ? null : lora, modelDir, tokenizerDir, outputDir, vocab));
                 ExactMatch after = null;
                 if (!probes.isEmpty()) {
                     trainable.setTraining(false);
@@ -274,7 +284,7 @@ final class TrainCommand {
                 if (baseShards != null) {
                     baseShards.releaseAll(); // the exact-match generation gathered every layer
                 }
-                Path merged = lora != null && run.mergeLoraOnFinish()
+                Path merged = lora != null && !relora && run.mergeLoraOnFinish()
                         ? outputDir.resolve("merged") : null;
                 // The outputs are complete when every rank returns.
                 RankZero.run(group, "finish writing the outputs", () -> {
@@ -282,7 +292,7 @@ final class TrainCommand {
                         LoraMerge.merge(modelDir, PeftAdapter.load(outputDir), merged, outputDir);
                     }
                 });
-                summary(out, result, before, after, outputDir, lora != null, merged, started);
+                summary(out, result, before, after, outputDir, lora != null && !relora, merged, started);
                 return 0;
             }
         }
@@ -421,7 +431,9 @@ final class TrainCommand {
             Path outputDir, VocabSettings vocab) throws IOException {
         Path tmp = Files.createTempDirectory(outputDir, ".export-");
         try {
-            trainable.saveWeights(tmp);
+            if (trainable != null) {
+                trainable.saveWeights(tmp); // null: the weights are already in outputDir (ReLoRA's merged model)
+            }
             vocab.copyTokenizer(tokenizerDir, tmp);
             if (lora == null) {
                 for (String name : List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",

@@ -52,14 +52,24 @@ public final class AdamW implements Optimizer {
          * rounding) for tensors of at least 4096 values that are a whole number of blocks; torch's AdamW arithmetic
          * order with lerp (see {@code torchao_adamw_math} in optim.torchscript.py).
          */
-        TORCHAO_8BIT("adamw_torch_8bit");
+        TORCHAO_8BIT("adamw_torch_8bit"),
+        /**
+         * torchao's AdamW4bit (adamw_torch_4bit): the same update with 4-bit moments (torchao/optim/subclass_4bit.py:
+         * blocks of 128, two codes a byte; signed map {@code create_dynamic_map(True, 3, 4)}, unsigned map
+         * {@code linspace(0, 1, 17)[1:]}; plain blockwise absmax scaling, no rank-1 normalization) for tensors of at
+         * least 4096 values that are a whole number of blocks, fp32 moments for the others.
+         */
+        TORCHAO_4BIT("adamw_torch_4bit");
 
-        /** Whether a tensor of {@code n} values keeps 8-bit state under this variant. */
+        /**
+         * Whether a tensor of {@code n} values keeps quantized (8-bit, or 4-bit for {@link #TORCHAO_4BIT}) state
+         * under this variant.
+         */
         public boolean eightBit(long n) {
             return switch (this) {
                 case TORCH, BNB_32BIT -> false;
                 case BNB_8BIT -> Bnb.eightBit(n);
-                case TORCHAO_8BIT -> n >= Bnb.MIN_8BIT_SIZE && n % Bnb.BLOCK == 0;
+                case TORCHAO_8BIT, TORCHAO_4BIT -> n >= Bnb.MIN_8BIT_SIZE && n % block() == 0;
             };
         }
 
@@ -75,9 +85,24 @@ public final class AdamW implements Optimizer {
             };
         }
 
-        /** Whether some tensors may keep 8-bit state (blocks of 256). */
+        /** Whether some tensors may keep quantized state (blocks of {@link #block()}). */
         public boolean quantizes() {
-            return this == BNB_8BIT || this == TORCHAO_8BIT;
+            return this == BNB_8BIT || this == TORCHAO_8BIT || this == TORCHAO_4BIT;
+        }
+
+        /** Values per quantization block (one fp32 scale each): 128 for torchao's 4-bit state, else 256. */
+        public int block() {
+            return this == TORCHAO_4BIT ? 128 : Bnb.BLOCK;
+        }
+
+        /** Blocks of {@link #block()} covering {@code n} values (the last one may be partial in bitsandbytes). */
+        public long blocks(long n) {
+            return (n + block() - 1) / block();
+        }
+
+        /** Values stored per code byte: 2 for 4-bit state (packed pairs), else 1. */
+        int perByte() {
+            return this == TORCHAO_4BIT ? 2 : 1;
         }
 
         private final String checkpointName;
@@ -129,6 +154,8 @@ public final class AdamW implements Optimizer {
     private final Map<String, NDArray> expAvgSq = new LinkedHashMap<>();
     private final Map<String, Quantized> quantized = new LinkedHashMap<>();
     private final Map<String, Long> steps = new LinkedHashMap<>();
+    /** Tensors treated as without gradient ({@link #freeze}). */
+    private Predicate<String> frozen = name -> false;
     /** bitsandbytes' signed and unsigned dynamic maps (8-bit variant only). */
     private final NDArray code1;
     private final NDArray code2;
@@ -164,17 +191,22 @@ public final class AdamW implements Optimizer {
         this.decays = new LinkedHashMap<>();
         this.manager = parent.newSubManager();
         boolean quantizes = hyper.variant().quantizes();
-        this.code1 = quantizes ? OptimKernels.get().dynamicMap(true, manager) : null;
-        this.code2 = quantizes ? OptimKernels.get().dynamicMap(false, manager) : null;
+        boolean four = hyper.variant() == Variant.TORCHAO_4BIT;
+        this.code1 = !quantizes ? null : four ? OptimKernels.get().torchaoQmap4(true, manager)
+                : OptimKernels.get().dynamicMap(true, manager);
+        this.code2 = !quantizes ? null : four ? OptimKernels.get().torchaoQmap4(false, manager)
+                : OptimKernels.get().dynamicMap(false, manager);
         for (var e : this.params.entrySet()) {
             String name = e.getKey();
             Shape shape = e.getValue().getShape();
             this.decays.put(name, decays.test(name));
             long whole = wholeSize == null ? shape.size() : wholeSize.get(name);
             if (hyper.variant().eightBit(whole)) {
-                Shape blocks = new Shape(Bnb.blocks(shape.size()));
-                quantized.put(name, new Quantized(manager.zeros(shape, DataType.UINT8),
-                        manager.zeros(shape, DataType.UINT8), manager.zeros(blocks), manager.zeros(blocks)));
+                Shape blocks = new Shape(hyper.variant().blocks(shape.size()));
+                // 8-bit codes in the tensor's shape; 4-bit codes flat, two a byte (torchao's OptimState4bit.codes).
+                Shape codes = four ? new Shape(shape.size() / 2) : shape;
+                quantized.put(name, new Quantized(manager.zeros(codes, DataType.UINT8),
+                        manager.zeros(codes, DataType.UINT8), manager.zeros(blocks), manager.zeros(blocks)));
             } else {
                 // zeros_like(param): a bf16 parameter (bf16 full fine-tuning) has bf16 moments, as in torch.optim
                 // and torchao (_AdamBase._new_buffer); bitsandbytes keeps fp32 state (Optimizer2State.init_state).
@@ -202,7 +234,8 @@ public final class AdamW implements Optimizer {
 
     /**
      * Bytes of optimizer state held: 8 per element of fp32 moments; 2 per element plus 8 per block of 256 for
-     * 8-bit moments (the step counters and the two 1 KiB maps left out).
+     * 8-bit moments; 1 per element plus 8 per block of 128 for 4-bit moments (the step counters and the maps left
+     * out).
      */
     public long stateBytes() {
         long bytes = 0;
@@ -223,17 +256,27 @@ public final class AdamW implements Optimizer {
 
     @Override
     public void scaleGradients(double factor) {
-        Gradients.scale(params.values(), factor);
+        Gradients.scale(active(), factor);
     }
 
     @Override
     public boolean gradientsFinite() {
-        return Gradients.allFinite(params.values());
+        return Gradients.allFinite(active());
     }
 
     @Override
     public double clipGradients(double maxNorm) {
-        return GradClipping.clip(params.values(), maxNorm, manager);
+        return GradClipping.clip(active(), maxNorm, manager);
+    }
+
+    @Override
+    public void freeze(Predicate<String> frozen) {
+        this.frozen = Objects.requireNonNull(frozen, "frozen");
+    }
+
+    /** The tensors not frozen, in order. */
+    private List<NDArray> active() {
+        return params.entrySet().stream().filter(e -> !frozen.test(e.getKey())).map(Map.Entry::getValue).toList();
     }
 
     @Override
@@ -259,7 +302,7 @@ public final class AdamW implements Optimizer {
         try {
             Map<String, NDArray> byName = new LinkedHashMap<>();
             for (int i = 0; i < names.size(); i++) {
-                byName.put(names.get(i), grads.get(i));
+                byName.put(names.get(i), frozen.test(names.get(i)) ? null : grads.get(i));
             }
             step(lr, byName);
         } finally {
@@ -305,6 +348,16 @@ public final class AdamW implements Optimizer {
                                 hyper.beta2(), hyper.eps(), step);
                     }
                 }
+                case TORCHAO_4BIT -> {
+                    Quantized q = quantized.get(name);
+                    if (q != null) {
+                        k.torchaoAdamW4bit(param, g, q.state1(), q.state2(), q.absmax1(), q.absmax2(), code1, code2, lr,
+                                wd, hyper.beta1(), hyper.beta2(), hyper.eps(), step, Bnb.CHUNK);
+                    } else {
+                        k.torchaoAdamW32(param, g, expAvg.get(name), expAvgSq.get(name), lr, wd, hyper.beta1(),
+                                hyper.beta2(), hyper.eps(), step);
+                    }
+                }
                 case BNB_32BIT, BNB_8BIT -> {
                     Bnb.Scalars sc = Bnb.Scalars.of(hyper.beta1(), hyper.beta2(), hyper.eps(), lr, wd, step);
                     Quantized q = quantized.get(name);
@@ -318,6 +371,65 @@ public final class AdamW implements Optimizer {
         }
     }
 
+    /**
+     * Axolotl's ReLoRA {@code reset_optimizer} on the state of {@code name}: the state tensors Axolotl's key list
+     * reaches are pruned, the step count stays. Its keys are {@code exp_avg}, {@code exp_avg_sq}, and for an optimizer
+     * name containing {@code 8bit} also {@code state1}, {@code state2}: torch's AdamW prunes its two moments;
+     * bitsandbytes' 8-bit AdamW its {@code state1}/{@code state2} (the uint8 codes of an 8-bit tensor, or fp32
+     * moments of a small one); bitsandbytes' 32-bit AdamW ({@code paged_adamw_32bit}) keeps its state under
+     * {@code state1}/{@code state2}, which that list does not name: nothing is pruned.
+     *
+     * @param magnitude magnitude pruning (torch.quantile threshold); else random: each value zeroed when a uniform
+     *     draw of {@code random} is at most {@code ratio} ({@code torch.rand(...) > ratio} keeps it)
+     * @return {zeroed values, values looked at}
+     * @throws UnsupportedOperationException for torchao's optimizers (Axolotl's pruning fails on their state tensors)
+     */
+    public long[] pruneForReLora(String name, boolean magnitude, double ratio, java.util.SplittableRandom random) {
+        List<NDArray> targets = new ArrayList<>();
+        boolean codes = false;
+        switch (hyper.variant()) {
+            case TORCH -> targets.addAll(List.of(expAvg.get(name), expAvgSq.get(name)));
+            case BNB_32BIT -> {
+                return new long[] {0, 0};
+            }
+            case BNB_8BIT -> {
+                Quantized q = quantized.get(name);
+                if (q != null) {
+                    targets.addAll(List.of(q.state1(), q.state2()));
+                    codes = true;
+                } else {
+                    targets.addAll(List.of(expAvg.get(name), expAvgSq.get(name)));
+                }
+            }
+            case TORCHAO_8BIT, TORCHAO_4BIT -> throw new UnsupportedOperationException("relora with optimizer: "
+                    + hyper.variant().checkpointName() + " is not supported: Axolotl's pruning cannot run on torchao's"
+                    + " quantized state tensors");
+        }
+        long zeros = 0;
+        long total = 0;
+        for (NDArray t : targets) {
+            if (magnitude) {
+                OptimKernels.get().reloraMagnitudePrune(t, ratio, codes);
+            } else if (codes) {
+                byte[] b = t.toByteArray();
+                float[] f = new float[b.length];
+                for (int i = 0; i < b.length; i++) f[i] = random.nextDouble() > ratio ? b[i] & 0xff : 0;
+                overwriteCodes(t, f, name);
+            } else {
+                float[] f = Tensors.floats(t);
+                for (int i = 0; i < f.length; i++) if (!(random.nextDouble() > ratio)) f[i] = 0;
+                Tensors.overwrite(t, f, name);
+            }
+            if (codes) {
+                for (byte b : t.toByteArray()) if (b == 0) zeros++;
+            } else {
+                for (float v : Tensors.floats(t)) if (v == 0) zeros++;
+            }
+            total += t.size();
+        }
+        return new long[] {zeros, total};
+    }
+
     /** Sets the fp32 state of {@code name} (values row-major, as {@link #save} writes them). */
     public void restore(String name, float[] expAvgValues, float[] expAvgSqValues, long step) {
         restoreChannels(name, new float[][] {expAvgValues, expAvgSqValues}, step);
@@ -326,7 +438,8 @@ public final class AdamW implements Optimizer {
     /**
      * The state of {@code name} as per-element float channels, the form in which a sharded optimizer gathers it:
      * fp32 moments {@code {exp_avg, exp_avg_sq}}; 8-bit moments {@code {state1 codes, state2 codes, absmax1 of the
-     * element's block, absmax2 of the element's block}} (codes 0..255 as floats, exact).
+     * element's block, absmax2 of the element's block}} (codes 0..255 as floats, exact; 4-bit state: each element's
+     * own code 0..15, unpacked).
      */
     float[][] channels(String name) {
         Quantized q = quantized.get(name);
@@ -334,8 +447,10 @@ public final class AdamW implements Optimizer {
             return new float[][] {Tensors.floats(expAvg.get(name)), Tensors.floats(expAvgSq.get(name))};
         }
         int n = Math.toIntExact(params.get(name).getShape().size());
-        return new float[][] {codes(q.state1()), codes(q.state2()), perElement(q.absmax1().toFloatArray(), n),
-            perElement(q.absmax2().toFloatArray(), n)};
+        int block = hyper.variant().block();
+        int per = hyper.variant().perByte();
+        return new float[][] {unpack(codes(q.state1()), per), unpack(codes(q.state2()), per),
+            perElement(q.absmax1().toFloatArray(), n, block), perElement(q.absmax2().toFloatArray(), n, block)};
     }
 
     /** Restores {@code name} from {@link #channels}' form. */
@@ -348,10 +463,12 @@ public final class AdamW implements Optimizer {
             Tensors.overwrite(expAvg.get(name), channels[0], name + ".exp_avg");
             Tensors.overwrite(expAvgSq.get(name), channels[1], name + ".exp_avg_sq");
         } else {
-            overwriteCodes(q.state1(), channels[0], name + ".state1");
-            overwriteCodes(q.state2(), channels[1], name + ".state2");
-            Tensors.overwrite(q.absmax1(), perBlock(channels[2]), name + ".absmax1");
-            Tensors.overwrite(q.absmax2(), perBlock(channels[3]), name + ".absmax2");
+            int per = hyper.variant().perByte();
+            int block = hyper.variant().block();
+            overwriteCodes(q.state1(), pack(channels[0], per), name + ".state1");
+            overwriteCodes(q.state2(), pack(channels[1], per), name + ".state2");
+            Tensors.overwrite(q.absmax1(), perBlock(channels[2], block), name + ".absmax1");
+            Tensors.overwrite(q.absmax2(), perBlock(channels[3], block), name + ".absmax2");
         }
         steps.put(name, step);
     }
@@ -381,15 +498,42 @@ public final class AdamW implements Optimizer {
         }
     }
 
-    private static float[] perElement(float[] perBlock, int n) {
+    private static float[] perElement(float[] perBlock, int n, int block) {
         float[] out = new float[n];
-        for (int i = 0; i < n; i++) out[i] = perBlock[i / Bnb.BLOCK];
+        for (int i = 0; i < n; i++) out[i] = perBlock[i / block];
         return out;
     }
 
-    private static float[] perBlock(float[] perElement) {
-        float[] out = new float[Math.toIntExact(Bnb.blocks(perElement.length))];
-        for (int b = 0; b < out.length; b++) out[b] = perElement[b * Bnb.BLOCK];
+    private static float[] perBlock(float[] perElement, int block) {
+        float[] out = new float[Math.toIntExact((perElement.length + block - 1) / block)];
+        for (int b = 0; b < out.length; b++) out[b] = perElement[b * block];
+        return out;
+    }
+
+    /** Per-element codes from stored bytes: as they are ({@code per} 1), or two 4-bit codes a byte, high first. */
+    private static float[] unpack(float[] bytes, int per) {
+        if (per == 1) return bytes;
+        float[] out = new float[bytes.length * 2];
+        for (int i = 0; i < bytes.length; i++) {
+            int b = (int) bytes[i];
+            out[2 * i] = b >> 4;
+            out[2 * i + 1] = b & 15;
+        }
+        return out;
+    }
+
+    /** The stored bytes of per-element codes: {@link #unpack}'s inverse (codes of 4-bit state must be 0..15). */
+    private static float[] pack(float[] codes, int per) {
+        if (per == 1) return codes;
+        float[] out = new float[codes.length / 2];
+        for (int i = 0; i < out.length; i++) {
+            float hi = codes[2 * i];
+            float lo = codes[2 * i + 1];
+            if (!(hi >= 0 && hi <= 15 && lo >= 0 && lo <= 15)) {
+                throw new IllegalArgumentException("4-bit code out of 0..15 at " + 2 * i + ": " + hi + ", " + lo);
+            }
+            out[i] = hi * 16 + lo;
+        }
         return out;
     }
 
@@ -410,7 +554,8 @@ public final class AdamW implements Optimizer {
 
     /**
      * The 8-bit state of {@code name} as bitsandbytes keeps it: {@code state1}, {@code state2} (uint8 codes,
-     * 0..255), {@code absmax1}, {@code absmax2} (one per block of 256), copies.
+     * 0..255), {@code absmax1}, {@code absmax2} (one per block of 256), copies. For 4-bit state as torchao keeps it:
+     * the packed code bytes (two values a byte, the first in the high nibble) and one scale per block of 128.
      */
     public QuantizedState quantizedState(String name) {
         Quantized q = quantized.get(name);
@@ -474,12 +619,18 @@ public final class AdamW implements Optimizer {
                 entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg", shape, c[0], SafetensorsDtype.F32));
                 entries.add(SafetensorsWriter.Entry.ofFloats(name + ".exp_avg_sq", shape, c[1], SafetensorsDtype.F32));
             } else {
-                long[] blocks = {Bnb.blocks(c[0].length)};
-                entries.add(SafetensorsWriter.Entry.ofBytes(name + ".state1", SafetensorsDtype.U8, shape, bytes(c[0])));
-                entries.add(SafetensorsWriter.Entry.ofBytes(name + ".state2", SafetensorsDtype.U8, shape, bytes(c[1])));
-                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".absmax1", blocks, perBlock(c[2]),
+                int block = hyper.variant().block();
+                int per = hyper.variant().perByte();
+                long[] blocks = {hyper.variant().blocks(c[0].length)};
+                // 4-bit codes are written packed and flat, as torchao's OptimState4bit.codes.
+                long[] codeShape = per == 1 ? shape : new long[] {c[0].length / 2};
+                entries.add(SafetensorsWriter.Entry.ofBytes(name + ".state1", SafetensorsDtype.U8, codeShape,
+                        bytes(pack(c[0], per))));
+                entries.add(SafetensorsWriter.Entry.ofBytes(name + ".state2", SafetensorsDtype.U8, codeShape,
+                        bytes(pack(c[1], per))));
+                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".absmax1", blocks, perBlock(c[2], block),
                         SafetensorsDtype.F32));
-                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".absmax2", blocks, perBlock(c[3]),
+                entries.add(SafetensorsWriter.Entry.ofFloats(name + ".absmax2", blocks, perBlock(c[3], block),
                         SafetensorsDtype.F32));
             }
             stepJson.put(name, steps.get(name));
@@ -491,7 +642,7 @@ public final class AdamW implements Optimizer {
         meta.put("eps", Double.toString(hyper.eps()));
         meta.put("weight_decay", Double.toString(hyper.weightDecay()));
         if (hyper.variant().quantizes()) {
-            meta.put("block_size", Integer.toString(Bnb.BLOCK));
+            meta.put("block_size", Integer.toString(hyper.variant().block()));
             meta.put("min_8bit_size", Long.toString(Bnb.MIN_8BIT_SIZE));
         }
         SafetensorsWriter.write(file, entries, meta);
@@ -507,10 +658,14 @@ public final class AdamW implements Optimizer {
      * The whole state of {@code name} in {@link #channels}' form, read from a file {@link #write} wrote with the
      * same variant.
      *
-     * @param eightBit whether the tensor has 8-bit state in this optimizer
+     * @param eightBit whether the tensor has quantized state in this optimizer
+     * @param variant the optimizer's variant (block size, 4-bit packing)
      * @throws IllegalArgumentException naming the file and the tensor that is missing or of the wrong size
      */
-    static float[][] readChannels(SafetensorsFile in, Path file, String name, long numel, boolean eightBit) {
+    static float[][] readChannels(SafetensorsFile in, Path file, String name, long numel, boolean eightBit,
+            Variant variant) {
+        int block = variant.block();
+        int per = variant.perByte();
         List<String> suffixes = eightBit ? List.of(".state1", ".state2", ".absmax1", ".absmax2")
                 : List.of(".exp_avg", ".exp_avg_sq");
         for (String suffix : suffixes) {
@@ -527,15 +682,15 @@ public final class AdamW implements Optimizer {
                     int[] codes = in.ints(what);
                     float[] f = new float[codes.length];
                     for (int j = 0; j < f.length; j++) f[j] = codes[j];
-                    yield f;
+                    yield unpack(f, per);
                 }
                 case ".absmax1", ".absmax2" -> {
                     float[] blocks = in.floats(what);
-                    if (blocks.length != Bnb.blocks(numel)) {
+                    if (blocks.length != variant.blocks(numel)) {
                         throw new IllegalArgumentException(file + ": " + what + " has " + blocks.length
-                                + " values, expected " + Bnb.blocks(numel) + " (one per block of 256)");
+                                + " values, expected " + variant.blocks(numel) + " (one per block of " + block + ")");
                     }
-                    yield perElement(blocks, Math.toIntExact(numel));
+                    yield perElement(blocks, Math.toIntExact(numel), block);
                 }
                 default -> in.floats(what);
             };
@@ -587,7 +742,8 @@ public final class AdamW implements Optimizer {
             JsonNode stepJson = readSteps(in, file);
             checkVariant(in, file, hyper);
             for (String name : params.keySet()) {
-                float[][] c = readChannels(in, file, name, params.get(name).getShape().size(), eightBit(name));
+                float[][] c = readChannels(in, file, name, params.get(name).getShape().size(), eightBit(name),
+                        hyper.variant());
                 restoreChannels(name, c, stepOf(stepJson, file, name));
             }
         } catch (IOException e) {

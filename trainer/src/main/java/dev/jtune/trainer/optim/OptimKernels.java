@@ -74,6 +74,30 @@ final class OptimKernels {
                 qmap1, qmap2, lr, weightDecay, beta1, beta2, eps, (double) step, (long) chunk));
     }
 
+    /** torchao's 4-bit maps ({@code get_qmap_signed()}, {@code get_qmap_unsigned()}): 16 sorted fp32 values, in {@code m}. */
+    NDArray torchaoQmap4(boolean signed, NDManager m) {
+        NDArray map = Autograd.noGrad(() -> LIBRARY.ops().call("torchao_qmap4", signed));
+        map.attach(m);
+        return map;
+    }
+
+    /**
+     * One torchao AdamW4bit update of a tensor with 4-bit state (packed codes, one byte per two values; one scale per
+     * block of 128), in place, {@code chunk} values (a multiple of 128) at a time (see optim.torchscript.py).
+     */
+    void torchaoAdamW4bit(NDArray param, NDArray grad, NDArray codes1, NDArray codes2, NDArray scale1, NDArray scale2,
+            NDArray qmap1, NDArray qmap2, double lr, double weightDecay, double beta1, double beta2, double eps,
+            long step, int chunk) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong("torchao_adamw4bit_", param, grad, codes1, codes2, scale1, scale2,
+                qmap1, qmap2, lr, weightDecay, beta1, beta2, eps, (double) step, (long) chunk));
+    }
+
+    /** Axolotl's ReLoRA {@code magnitude_pruning_} of an fp32 tensor (or of uint8 codes), in place. */
+    void reloraMagnitudePrune(NDArray x, double ratio, boolean codes) {
+        Autograd.noGrad(() -> LIBRARY.ops().callLong(codes ? "relora_magnitude_prune_u8_" : "relora_magnitude_prune_f32_",
+                x, ratio));
+    }
+
     /** One torchao AdamW8bit update of a tensor with fp32 state, in place. */
     void torchaoAdamW32(NDArray param, NDArray grad, NDArray m, NDArray v, double lr, double weightDecay,
             double beta1, double beta2, double eps, long step) {

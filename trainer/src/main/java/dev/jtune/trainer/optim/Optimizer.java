@@ -81,6 +81,18 @@ public interface Optimizer extends AutoCloseable {
     /** Restores the state (this rank's part of it) from a file a {@link StateWriter} wrote. */
     void load(Path file);
 
+    /**
+     * From now on treats the tensors {@code frozen} names as having no gradient (LISA's frozen layers, as torch with
+     * {@code requires_grad=False}): no update at all (no weight decay, no moment decay, the step count kept), left
+     * out of the gradient norm and the finiteness check; their state stays for when they train again. The
+     * predicate replaces the previous one.
+     *
+     * @throws UnsupportedOperationException for an optimizer that cannot skip tensors (the sharded one)
+     */
+    default void freeze(Predicate<String> frozen) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot freeze tensors per step");
+    }
+
     /** Makes every trainable tensor whole on this rank (for export, generation, checkpoints); no-op if never sharded. */
     default void gatherAll() {}
 

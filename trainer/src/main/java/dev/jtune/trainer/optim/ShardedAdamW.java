@@ -159,7 +159,8 @@ public final class ShardedAdamW implements Optimizer {
     private final AdamW inner;
     /**
      * Alignment of tensors and chunks in the flat layout: 1, or {@link Bnb#BLOCK} with 8-bit state, so that every
-     * piece of a tensor starts at a block boundary of that tensor and the blocks stay bitsandbytes' blocks.
+     * piece of a tensor starts at a block boundary of that tensor and the blocks stay bitsandbytes' blocks (256 is
+     * also a whole number of torchao's 4-bit blocks of 128, and even: its packed pairs stay whole).
      */
     private final long align;
 
@@ -526,7 +527,7 @@ public final class ShardedAdamW implements Optimizer {
                     String name = e.getKey();
                     long[] o = e.getValue();
                     float[][] all = AdamW.readChannels(in, file, name, params.get(name).getShape().size(),
-                            inner.eightBit(name));
+                            inner.eightBit(name), inner.hyper().variant());
                     float[][] piece = new float[all.length][];
                     for (int k = 0; k < all.length; k++) {
                         piece[k] = Arrays.copyOfRange(all[k], (int) (o[1] - o[0]), (int) (o[2] - o[0]));

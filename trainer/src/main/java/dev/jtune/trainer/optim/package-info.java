@@ -8,7 +8,10 @@
  *       blockwise 8-bit state ({@code adamw_bnb_8bit}), whose kernels, maps and constants {@link
  *       dev.jtune.trainer.optim.Bnb} describes. Checkpoint layout of the 8-bit state: {@code <name>.state1},
  *       {@code <name>.state2} (U8 codes), {@code <name>.absmax1}, {@code <name>.absmax2} (F32, one per 256 values),
- *       see {@code AdamW.write}.</li>
+ *       see {@code AdamW.write}. torchao's AdamW8bit and AdamW4bit ({@code adamw_torch_8bit}/{@code _4bit}: 4-bit
+ *       codes packed two a byte, one scale per 128 values) are variants too.</li>
+ *   <li>{@link dev.jtune.trainer.optim.JaggedRestarts}: Axolotl's JaggedLRRestartScheduler factor
+ *       ({@code jagged_restart_steps}), applied over an {@code LrSchedule}.</li>
  *   <li>{@link dev.jtune.trainer.optim.LrSchedule}: transformers' linear, cosine, constant and
  *       constant-with-warmup multipliers, and Axolotl's warmup-step rule.</li>
  *   <li>{@link dev.jtune.trainer.optim.GradClipping}: {@code clip_grad_norm_} (global L2 norm, pre-clip norm

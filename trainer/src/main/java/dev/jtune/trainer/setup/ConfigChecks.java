@@ -7,6 +7,7 @@ import dev.jtune.data.tokenizer.Tokenizer;
 import dev.jtune.lora.LoraSettings;
 import dev.jtune.model.hf.ModelLocator;
 import dev.jtune.model.llama.LlamaConfig;
+import dev.jtune.trainer.train.Lisa;
 import dev.jtune.trainer.train.TrainerOptions;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -67,6 +68,9 @@ public final class ConfigChecks {
         }
         Optional<dev.jtune.trainer.train.UnfrozenParameters> unfrozen = problems.check("unfrozen_parameters",
                 () -> dev.jtune.trainer.train.UnfrozenParameters.parse(s.strings("unfrozen_parameters")));
+        Lisa.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
+        dev.jtune.trainer.train.ReLora.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
+        LoftqConfig.refusal(s).ifPresent(r -> problems.add(r[0], r[1]));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
@@ -80,6 +84,10 @@ public final class ConfigChecks {
         Path modelDir = existing(config.baseModel(), baseDir, "config.json");
         if (modelDir != null) {
             Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
+            if (model.isPresent()) {
+                problems.run("lisa_n_layers", () -> Lisa.from(s).ifPresent(l -> l.draw(0, 0,
+                        model.get().numHiddenLayers())));
+            }
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
             // Against the names Axolotl's named_parameters gives this model (the PEFT model's under an adapter).
             if (model.isPresent() && unfrozen.isPresent() && !unfrozen.get().patterns().isEmpty() && !continuing

@@ -9,7 +9,8 @@
  * <p>{@link dev.jtune.trainer.setup.DeepSpeed} reads Axolotl's {@code deepspeed:} JSON (or knows Axolotl's shipped
  * files by name), maps ZeRO 0-2 to data parallel and ZeRO-3 to FSDP, and refuses what would change the result;
  * {@code RunSettings.refuseUnsupportedTraining} checks it (and the precision/adapter combinations jtune does not run)
- * when the config loads, for {@code train} and {@code preprocess} alike.
+ * when the config loads, for {@code train} and {@code preprocess} alike. {@link dev.jtune.trainer.setup.LoftqConfig}
+ * reads {@code peft: {loftq_config: ...}} and names what LoftQ is refused with.
  *
  * <p>{@link dev.jtune.trainer.setup.ParallelLayout} maps Axolotl's parallelism degrees onto jtune's processes: a
  * tensor/context-parallel group's work is computed in one process, the processes are the data-parallel ranks

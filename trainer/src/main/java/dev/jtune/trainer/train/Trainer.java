@@ -9,6 +9,7 @@ import dev.jtune.model.engine.Torch;
 import dev.jtune.trainer.dist.ProcessGroup;
 import dev.jtune.trainer.dist.RankZero;
 import dev.jtune.trainer.dist.ShardedWeights;
+import dev.jtune.trainer.optim.AdamW;
 import dev.jtune.trainer.optim.GradScaler;
 import dev.jtune.trainer.optim.LrSchedule;
 import dev.jtune.trainer.optim.Optimizer;
@@ -91,6 +92,10 @@ public final class Trainer {
     private final EarlyStopping early;
     private final boolean loadBest;
     private final LossWatchdog watchdog;
+    /** LISA's decoder layer count and the draw in effect (its step; -1: none yet). */
+    private int lisaLayers;
+    private long lisaDrawnAt = -1;
+    private ReLora relora;
 
     private Trainer(TrainerOptions options, TrainableModel trainable, BatchPlan train, BatchPlan eval, Path outputDir,
             PrintStream console, ProcessGroup group, ShardedWeights baseShards) {
@@ -178,6 +183,24 @@ public final class Trainer {
                         + " train without fsdp");
             }
         }
+        if (options.lisa() != null) {
+            if (shardOptimizer) {
+                throw new IllegalArgumentException("lisa_n_layers with fsdp is not supported: jtune's sharded"
+                        + " optimizer updates every layer's shard; train LISA data parallel");
+            }
+            lisaLayers = (int) params.keySet().stream().mapToInt(Lisa::layerOf).filter(l -> l >= 0).distinct().count();
+            options.lisa().draw(options.seed(), 0, lisaLayers); // too many layers asked: refused before training
+        }
+        if (options.restarts() != null && options.restarts().relora()) {
+            if (!(trainable instanceof LoraTrainable) || shardOptimizer) {
+                throw new IllegalArgumentException("relora: true needs a LoRA adapter trained without fsdp (and"
+                        + " without unfrozen_parameters)");
+            }
+            if (options.resumeFromCheckpoint().isPresent()) {
+                throw new IllegalArgumentException("resume_from_checkpoint with relora is not supported: jtune keeps"
+                        + " the merged base of a ReLoRA run in memory, not in its checkpoints");
+            }
+        }
         Torch.setGraphOptimization(false); // a resumed process then rounds as an uninterrupted one
         Files.createDirectories(outputDir);
         RankZero.run(group, "clean up " + outputDir, () -> Checkpoints.cleanStale(outputDir));
@@ -192,6 +215,9 @@ public final class Trainer {
                 trainable.loadWeights(resume.get());
             }
             optimizer = Optimizer.create(params, options.adam(), trainable::decays, group, shardOptimizer, m);
+            if (options.restarts() != null && options.restarts().relora()) {
+                relora = new ReLora(options.restarts(), (LoraTrainable) trainable, (AdamW) optimizer, options.seed());
+            }
             ShardedAdamW sharded = optimizer instanceof ShardedAdamW s ? s : null;
             // FSDP gathers layer by layer, in forward and again in the recompute: it implies checkpointing.
             boolean checkpointing = options.gradientCheckpointing() || baseShards != null || shardOptimizer;
@@ -218,6 +244,12 @@ public final class Trainer {
                 early.evaluated(lastEval.getAsDouble(), 0, false); // reaches the callback, not the best model
             }
             boolean interrupted = train(losses);
+            if (relora != null && !interrupted) {
+                // Axolotl's run ends with the full merged model in output_dir (on_train_end / merge_and_unload).
+                RankZero.run(group, "write the ReLoRA model", () -> relora.writeMerged(outputDir));
+                progress.line("ReLoRA: " + relora.restarts() + " restarts; the merged model is " + outputDir
+                        .resolve("model.safetensors"));
+            }
             progress.finish();
             optimizer.gatherAll(); // the caller gets whole tensors (to export, generate, merge)
             if (!interrupted && loadBest && early.bestCheckpoint() != null) {
@@ -304,6 +336,12 @@ public final class Trainer {
 
     private StepLog.Outcome step(long k) {
         long t0 = System.nanoTime();
+        if (options.lisa() != null) {
+            lisaSwitch(k);
+        }
+        if (relora != null && relora.restartsAt(k)) {
+            progress.line(relora.restart(k));
+        }
         int epoch = plan.epochOf(k);
         int first = plan.firstBatch(k);
         List<Integer> micro = plan.share(k, group.rank());
@@ -315,7 +353,8 @@ public final class Trainer {
         n = (long) sums[0];
         tokens = (long) sums[1];
         tokensSeen += tokens;
-        double lr = options.learningRate() * schedule.factor(schedulerStep);
+        double lr = options.restarts() == null ? options.learningRate() * schedule.factor(schedulerStep)
+                : options.restarts().schedule().lr(options.learningRate(), schedule, schedulerStep);
         if (n == 0) {
             // Nothing to learn from: no update, as a step with zero gradients would still decay the weights.
             progress.line("step " + (k + 1) + ": no trained tokens in the batch; skipped");
@@ -361,6 +400,29 @@ public final class Trainer {
         }
         optimizer.zeroGradients();
         return new StepLog.Outcome(loss, gradNorm, lr, tokens, n, skipped, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * LISA's on_step_begin before the step after {@code k} steps: the layers of the draw in effect train, the other
+     * decoder layers are frozen in the optimizer. The draw depends on the step only, so a resumed run (starting at
+     * any {@code k}) holds the uninterrupted run's layers.
+     */
+    private void lisaSwitch(long k) {
+        Lisa lisa = options.lisa();
+        long at = lisa.lastDraw(k);
+        if (at == lisaDrawnAt) {
+            return;
+        }
+        int[] layers = lisa.draw(options.seed(), at, lisaLayers);
+        java.util.Set<Integer> active = new java.util.HashSet<>();
+        for (int l : layers) active.add(l);
+        optimizer.freeze(name -> {
+            int layer = Lisa.layerOf(name);
+            return layer >= 0 && !active.contains(layer);
+        });
+        lisaDrawnAt = at;
+        progress.line("LISA: step " + (k + 1) + " on, decoder layers " + java.util.Arrays.toString(layers) + " of "
+                + lisaLayers + " train (with everything outside model.layers)");
     }
 
     /**

@@ -49,6 +49,8 @@ import java.util.OptionalDouble;
  *     held-out data, which Axolotl requires as well)
  * @param lossWatchdogThreshold {@code loss_watchdog_threshold} ({@link LossWatchdog}), or NaN
  * @param lossWatchdogPatience {@code loss_watchdog_patience}, or 0 for Axolotl's 3
+ * @param lisa {@code lisa_n_layers} with {@code lisa_step_interval} ({@link Lisa}), or null
+ * @param restarts {@code jagged_restart_steps} (the jagged schedule) and {@code relora} ({@link ReLora}), or null
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
@@ -56,7 +58,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
         LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
-        double lossWatchdogThreshold, long lossWatchdogPatience) {
+        double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa, ReLora.Settings restarts) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -120,7 +122,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -136,7 +138,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
      * The AdamW of transformers' {@code optim} name (trainer.py {@code get_optimizer_cls_and_kwargs}): adamw_torch and
      * adamw_torch_fused are {@code torch.optim.AdamW}; adamw_bnb_8bit, adamw_8bit and paged_adamw_8bit are
      * bitsandbytes' AdamW with {@code optim_bits=8}, paged_adamw_32bit with 32 ({@code paged_} only moves the state
-     * between GPU and host memory: the same update); adamw_torch_8bit is torchao's AdamW8bit.
+     * between GPU and host memory: the same update); adamw_torch_8bit is torchao's AdamW8bit, adamw_torch_4bit its
+     * AdamW4bit.
      *
      * @throws IllegalArgumentException for any other name, saying what jtune implements
      */
@@ -146,10 +149,11 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             case "paged_adamw_32bit" -> AdamW.Variant.BNB_32BIT;
             case "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit" -> AdamW.Variant.BNB_8BIT;
             case "adamw_torch_8bit" -> AdamW.Variant.TORCHAO_8BIT;
+            case "adamw_torch_4bit" -> AdamW.Variant.TORCHAO_4BIT;
             default -> throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune"
                     + " implements adamw_torch (adamw_torch_fused is the same update), bitsandbytes' 8-bit AdamW"
                     + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit), its 32-bit AdamW (paged_adamw_32bit) and torchao's"
-                    + " AdamW8bit (adamw_torch_8bit)");
+                    + " AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit)");
         };
     }
 
@@ -195,7 +199,9 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.integer("early_stopping_patience").orElse(0),
                 loadBestModelAtEnd(s),
                 s.number("loss_watchdog_threshold").orElse(Double.NaN),
-                s.integer("loss_watchdog_patience").orElse(0));
+                s.integer("loss_watchdog_patience").orElse(0),
+                Lisa.from(s).orElse(null),
+                ReLora.Settings.from(s).orElse(null));
     }
 
     /**
@@ -337,6 +343,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private boolean loadBestModelAtEnd;
         private double lossWatchdogThreshold;
         private long lossWatchdogPatience;
+        private Lisa lisa;
+        private ReLora.Settings restarts;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -367,6 +375,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             loadBestModelAtEnd = o.loadBestModelAtEnd;
             lossWatchdogThreshold = o.lossWatchdogThreshold;
             lossWatchdogPatience = o.lossWatchdogPatience;
+            lisa = o.lisa;
+            restarts = o.restarts;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -401,13 +411,16 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             return this;
         }
 
+        public Builder lisa(Lisa v) { lisa = v; return this; }
+        public Builder restarts(ReLora.Settings v) { restarts = v; return this; }
+
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
             return new TrainerOptions(microBatchSize, gradientAccumulationSteps, numEpochs, maxSteps, learningRate,
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
                     resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
-                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience);
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts);
         }
     }
 }

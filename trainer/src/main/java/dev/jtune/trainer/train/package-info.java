@@ -22,7 +22,10 @@
  * a {@code TrainableModel} of which only some tensors, or rows, train), {@link dev.jtune.trainer.train.LengthGrouped}
  * ({@code group_by_length}: transformers' length-grouped order as a {@code BatchPlan}), and inside the loop
  * {@code EarlyStopping} ({@code early_stopping_patience}, {@code load_best_model_at_end}) and {@code LossWatchdog}
- * ({@code loss_watchdog_threshold}/{@code _patience}), read into {@link dev.jtune.trainer.train.TrainerOptions}.
+ * ({@code loss_watchdog_threshold}/{@code _patience}), read into {@link dev.jtune.trainer.train.TrainerOptions};
+ * {@link dev.jtune.trainer.train.Lisa} (Axolotl's LISA callback: a few decoder layers train at a time, the others
+ * frozen in the optimizer) and {@link dev.jtune.trainer.train.ReLora} (Axolotl's ReLoRA: merge, re-initialise and
+ * prune at each jagged restart; the run ends in the merged model).
  *
  * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation; with
  * {@code use_tensorboard: true} the same numbers as TensorBoard events under {@code output_dir/runs}, as HF

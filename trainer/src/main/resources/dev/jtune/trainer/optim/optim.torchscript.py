@@ -358,3 +358,100 @@ class Ops(Module):
     self.torchao_store(out[2], codes2, scale2, qmap2)
     param.copy_(out[0])
     return 0
+
+  # ---- torchao's AdamW4bit (transformers' adamw_torch_4bit), same source commit: single_param_adam as above, with the
+  # state of torchao/optim/subclass_4bit.py OptimState4bit (block 128; two 4-bit codes a byte, the even element in the
+  # high nibble; one fp32 scale a block) and its maps: signed create_dynamic_map(True, 3, 4), unsigned
+  # linspace(0, 1, 17)[1:] (no zero: a stored second moment is never below scale/16).
+
+  # subclass_4bit.get_qmap_signed / get_qmap_unsigned: 16 sorted fp32 values. create_dynamic_map(True, 3, 4) is
+  # dynamic_map's loop with 3 exponents (10**-2 .. 10**0), 2**i + 1 boundaries each, no additional items.
+  def torchao_qmap4(self: __torch__.Ops, signed: bool) -> Tensor:
+    if not signed:
+      return torch.slice(torch.linspace(0., 1., 17, dtype=6), 0, 1, 17)
+    parts = annotate(List[Tensor], [])
+    count = 1
+    for i in range(3):
+      items = count + 1
+      b = torch.linspace(0.1, 1., items, dtype=6)
+      means = torch.div(torch.add(torch.slice(b, 0, 0, items - 1), torch.slice(b, 0, 1, items)), 2.)
+      scale = torch.pow(10., float(i - 2))
+      parts.append(torch.mul(means, scale))
+      parts.append(torch.mul(means, torch.neg(scale)))
+      count = count * 2
+    parts.append(torch.zeros([1], dtype=6))
+    parts.append(torch.ones([1], dtype=6))
+    values, indices = torch.sort(torch.cat(parts, 0))
+    return values
+
+  # quant_utils.quantize_4bit_with_qmap: the binary search in steps 8, 4, 2, 1, then the same rounding (a tie goes up).
+  def torchao_quantize4(self: __torch__.Ops, x: Tensor, qmap: Tensor) -> Tensor:
+    codes = torch.where(torch.ge(x, torch.select(qmap, 0, 8)), 8, 0)
+    step = 4
+    for k in range(3):
+      codes = torch.add(codes, torch.where(torch.ge(x, torch.index_select(qmap, 0, torch.add(codes, step))), step, 0))
+      step = step // 2
+    codes_up = torch.clamp(torch.add(codes, 1), None, 15)
+    val_down = torch.index_select(qmap, 0, codes)
+    val_up = torch.index_select(qmap, 0, codes_up)
+    residual = torch.sub(x, val_down)
+    return torch.where(torch.ge(residual, torch.mul(torch.sub(val_up, val_down), 0.5)), codes_up, codes)
+
+  # OptimState4bit copy_ from fp32: scale_tensor of the flattened tensor (blocks of 128), codes, packed in pairs.
+  def torchao_store4(self: __torch__.Ops, x: Tensor, packed: Tensor, scale: Tensor, qmap: Tensor) -> int:
+    blocks = torch.numel(scale)
+    rows = torch.reshape(x, [blocks, -1])
+    s = torch.clamp(torch.amax(torch.abs(rows), [-1]), 1e-12)
+    scaled = torch.reshape(torch.div(rows, torch.reshape(s, [-1, 1])), [-1])
+    pairs = torch.reshape(self.torchao_quantize4(scaled, qmap), [-1, 2])
+    hi = torch.bitwise_left_shift(torch.select(pairs, 1, 0), 4)
+    packed.copy_(torch.to(torch.bitwise_or(hi, torch.select(pairs, 1, 1)), 0))
+    scale.copy_(s)
+    return 0
+
+  # OptimState4bit.dequantize: unpack (high nibble first), qmap[codes] per block times the block's scale.
+  def torchao_load4(self: __torch__.Ops, packed: Tensor, scale: Tensor, qmap: Tensor) -> Tensor:
+    c = torch.to(packed, 4)
+    codes = torch.reshape(torch.stack([torch.bitwise_right_shift(c, 4), torch.bitwise_and(c, 15)], -1), [-1])
+    vals = torch.index_select(qmap, 0, codes)
+    return torch.reshape(torch.mul(torch.reshape(vals, [torch.numel(scale), -1]), torch.reshape(scale, [-1, 1])), [-1])
+
+  # In chunks of `chunk` values (a multiple of 128), on views of the flat parameter, the packed codes and the scales.
+  def torchao_adamw4bit_(self: __torch__.Ops, param: Tensor, grad: Tensor, codes1: Tensor, codes2: Tensor,
+                         scale1: Tensor, scale2: Tensor, qmap1: Tensor, qmap2: Tensor, lr: float, weight_decay: float,
+                         beta1: float, beta2: float, eps: float, step: float, chunk: int) -> int:
+    n = torch.numel(param)
+    p = torch.reshape(param, [-1])
+    g = torch.reshape(grad, [-1])
+    start = 0
+    while start < n:
+      length = min(chunk, n - start)
+      pc = torch.narrow(p, 0, start, length)
+      k1 = torch.narrow(codes1, 0, start // 2, length // 2)
+      k2 = torch.narrow(codes2, 0, start // 2, length // 2)
+      s1 = torch.narrow(scale1, 0, start // 128, length // 128)
+      s2 = torch.narrow(scale2, 0, start // 128, length // 128)
+      m = self.torchao_load4(k1, s1, qmap1)
+      v = self.torchao_load4(k2, s2, qmap2)
+      out = self.torchao_adamw_math(pc, torch.narrow(g, 0, start, length), m, v, lr, weight_decay, beta1, beta2, eps,
+                                    step)
+      self.torchao_store4(out[1], k1, s1, qmap1)
+      self.torchao_store4(out[2], k2, s2, qmap2)
+      pc.copy_(out[0])
+      start = start + length
+    return 0
+
+  # ---- Axolotl's ReLoRA restart (monkeypatch/relora.py magnitude_pruning_, as reset_optimizer calls it on each state
+  # tensor): threshold = quantile(|x| as fp32, ratio) cast back to x's dtype, then x *= (|x| > threshold). On
+  # bitsandbytes' 8-bit state Axolotl prunes the uint8 codes themselves (state1/state2), which the _u8 form does.
+  def relora_magnitude_prune_f32_(self: __torch__.Ops, x: Tensor, ratio: float) -> int:
+    mag = torch.abs(x)
+    threshold = torch.quantile(torch.flatten(mag), ratio)
+    x.mul_(torch.to(torch.gt(mag, threshold), 6))
+    return 0
+
+  def relora_magnitude_prune_u8_(self: __torch__.Ops, x: Tensor, ratio: float) -> int:
+    mag = torch.abs(x)
+    threshold = torch.to(torch.quantile(torch.to(torch.flatten(mag), 6), ratio), 0)
+    x.mul_(torch.to(torch.gt(mag, threshold), 0))
+    return 0

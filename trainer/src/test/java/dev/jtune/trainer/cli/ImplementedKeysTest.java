@@ -81,6 +81,21 @@ class ImplementedKeysTest {
             chat_template_jinja: "{% if tools %}[tools: {{ tools | tojson }}]{% endif %}{% for m in messages %}<{{ m.role }}>{% if m.reasoning_content %}(think: {{ m.reasoning_content }}){% endif %}{{ m.content }}</s>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
             """;
 
+    /** ReLoRA with a restart before step 3 of four: the reference of its pruning keys. */
+    private static final String RELORA = """
+            max_steps: 4
+            jagged_restart_steps: 2
+            relora: true
+            """;
+
+    /** Full fine-tuning (no adapter): the reference of the LISA keys. */
+    private static final String FULL = """
+            adapter:
+            lora_r:
+            lora_alpha:
+            lora_target_modules:
+            """;
+
     /** A completion dataset, the reference of {@code field}. */
     private static final String COMPLETION = """
             datasets:
@@ -136,6 +151,40 @@ class ImplementedKeysTest {
             weights("peft_use_rslora", "peft_use_rslora: true"),
             // Under an adapter Axolotl matches the PEFT model's names: q_proj's LoRA trains, v_proj's stays at its init.
             weights("unfrozen_parameters", "unfrozen_parameters: [\".+q_proj.lora_\"]"),
+            // LISA (full fine-tuning): one layer of the tiny model's four trains at a time.
+            weights("lisa_n_layers", FULL, "lisa_n_layers: 1\nlisa_step_interval: 1"),
+            // Drawn before every step (interval 1) or before steps 1, 2 and 4 (interval 3: global_step 0, 1, 3); on
+            // the tiny model's two layers the draws of steps 3-4 agree, step 5's do not.
+            weights("lisa_step_interval", FULL + "lisa_n_layers: 1\nlisa_step_interval: 1\nmax_steps: 5\n",
+                    "lisa_step_interval: 3"),
+            refusedOtherwise("lisa_layers_attribute", "lisa_layers_attribute: model.model.layers"),
+            // ReLoRA: restarts before step 3 (jagged_restart_steps: 2) of four; the run ends in the merged full model.
+            effect("relora", "max_steps: 4\njagged_restart_steps: 2\n", "relora: true",
+                    "ends in the merged full model (no adapter), the LoRA targets changed, the others not",
+                    (run, ref) -> {
+                        assertFalse(Files.exists(run.out().resolve("adapter_model.safetensors")));
+                        assertTrue(run.console().contains("ReLoRA restart 1 before step 3"), run.console());
+                        try (SafetensorsFile merged = SafetensorsFile.open(run.out().resolve("model.safetensors"));
+                                var base = dev.jtune.model.safetensors.SafetensorsCheckpoint.open(run.path("{tiny}"))) {
+                            String q = "model.layers.0.self_attn.q_proj.weight";
+                            String k = "model.layers.0.self_attn.k_proj.weight";
+                            assertFalse(Arrays.equals(base.floats(q), merged.floats(q)), q);
+                            assertTrue(Arrays.equals(base.floats(k), merged.floats(k)), k);
+                        }
+                    }),
+            // LoftQ: the base becomes its NF4 round trip and A, B the SVD factors of the residual.
+            effect("peft", "", "peft:\n  loftq_config:\n    loftq_bits: 4", "initialises the adapter by LoftQ",
+                    (run, ref) -> {
+                        assertTrue(run.console().contains("LoftQ: "), run.console());
+                        assertWeightsDiffer(run, ref);
+                    }),
+            weights("relora_prune_ratio", RELORA, "relora_prune_ratio: 0.2"),
+            weights("relora_prune_method", RELORA, "relora_prune_method: reset"),
+            weights("jagged_restart_steps", "max_steps: 4\n", "jagged_restart_steps: 2"),
+            weights("jagged_restart_warmup_steps", "max_steps: 5\njagged_restart_steps: 2\n",
+                    "jagged_restart_warmup_steps: 2"),
+            weights("jagged_restart_anneal_steps", "max_steps: 5\njagged_restart_steps: 3\n",
+                    "jagged_restart_anneal_steps: 2"),
             effect("merge_lora_on_finish", "merge_lora_on_finish: true", "writes output_dir/merged",
                     (run, ref) -> {
                         assertTrue(Files.isRegularFile(run.out().resolve("merged/model.safetensors")));

@@ -204,6 +204,37 @@ class LoadChecksTest {
         assertEquals(at(qlora, "adapter"), e.line() + ":" + e.column());
     }
 
+    /**
+     * LISA, ReLoRA and LoftQ combinations jtune does not run are refused at load, each at its key: one LISA count
+     * without the other, LISA under an adapter, ReLoRA without jagged_restart_steps, ReLoRA with a torchao optimizer,
+     * LoftQ on a 4-bit base, 8-bit LoftQ, and LISA asking for more layers than config.json has.
+     */
+    @Test
+    void lisaReloraAndLoftqRefusalsAtTheirKeys(@TempDir Path dir) throws Exception {
+        Path tiny = shared.resolve("tiny");
+        String full = config(tiny, "").replaceAll("(?m)^(adapter|lora_\\w+): .*\\n", "");
+        Map<String, String[]> cases = new java.util.LinkedHashMap<>();
+        cases.put(full + "lisa_n_layers: 1\n", new String[] {"lisa_n_layers", "lisa_n_layers without lisa_step_interval"});
+        cases.put(config(tiny, "lisa_n_layers: 1\nlisa_step_interval: 2\n"),
+                new String[] {"lisa_n_layers", "lisa_n_layers with adapter: lora is not supported"});
+        cases.put(full + "lisa_n_layers: 9\nlisa_step_interval: 2\n",
+                new String[] {"lisa_n_layers", "lisa_n_layers: 9 is more than the model's"});
+        cases.put(config(tiny, "relora: true\n"), new String[] {"relora", "relora: true without jagged_restart_steps"});
+        cases.put(config(tiny, "relora: true\njagged_restart_steps: 2\noptimizer: adamw_torch_4bit\n"),
+                new String[] {"optimizer", "optimizer: adamw_torch_4bit with relora is not supported"});
+        cases.put(config(tiny, "peft:\n  loftq_config:\n    loftq_bits: 4\n").replace("adapter: lora",
+                "adapter: qlora\nload_in_4bit: true"), new String[] {"loftq_config", "peft.loftq_config needs adapter: lora"});
+        cases.put(config(tiny, "peft:\n  loftq_config:\n    loftq_bits: 8\n"),
+                new String[] {"peft", "peft: {loftq_config: {loftq_bits: 8}} is not supported"});
+        for (var c : cases.entrySet()) {
+            String yaml = c.getKey();
+            var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml), yaml);
+            assertEquals(1, e.problems().size(), e.getMessage());
+            assertTrue(e.problem().startsWith(c.getValue()[1]), e.getMessage());
+            assertEquals(at(yaml, c.getValue()[0]), e.line() + ":" + e.column(), e.getMessage());
+        }
+    }
+
     /** config.json's side: an architecture jtune lacks, tied embeddings, a tokenizer larger than the embedding. */
     @Test
     void checksAgainstTheModelsConfigJson(@TempDir Path dir) throws Exception {

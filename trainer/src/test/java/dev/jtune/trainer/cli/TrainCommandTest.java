@@ -234,7 +234,7 @@ class TrainCommandTest {
 
     /** Keys whose effect jtune lacks are refused by train and preprocess alike, naming the key: never ignored. */
     @ParameterizedTest
-    @ValueSource(strings = {"gptq: true", "relora: true"})
+    @ValueSource(strings = {"gptq: true", "mora: true"})
     void keysJtuneCannotHonourAreRefusedNotIgnored(String line, @TempDir Path dir) throws Exception {
         Path cfg = dir.resolve("bad.yml");
         Files.writeString(cfg, config(dir, "adapter: lora\nlora_r: 4\nlora_alpha: 8\nlora_target_linear: true\n" + line

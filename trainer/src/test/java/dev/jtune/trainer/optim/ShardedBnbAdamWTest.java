@@ -181,6 +181,23 @@ class ShardedBnbAdamWTest {
     }
 
     @Test
+    void torchaosAdamW4bitShardedEqualsUnshardedBitForBit() throws Exception {
+        HYPER = BNB.with(AdamW.Variant.TORCHAO_4BIT);
+        try {
+            Map<String, float[]> start = initial();
+            for (int world : new int[] {2, 3}) {
+                Out reference = whole(world, 0, LRS.length, start, null);
+                // 4-bit state for whole blocks of 128 of at least 4096 values: 4096 yes, 4800 and 4400 no.
+                assertEquals(4, reference.state().channels().get("model.layers.1.mlp.up_proj.lora_A.weight").length);
+                assertEquals(2, reference.state().channels().get("lm_head.modules_to_save.weight").length);
+                for (Out r : sharded(world, 0, LRS.length, start, null, null)) assertSame(reference, r, world + " ranks");
+            }
+        } finally {
+            HYPER = BNB;
+        }
+    }
+
+    @Test
     void torchaosAdamW8bitShardedEqualsUnshardedBitForBit() throws Exception {
         HYPER = BNB.with(AdamW.Variant.TORCHAO_8BIT);
         try {

@@ -129,6 +129,42 @@ class Bnb8bitTrainingTest {
         assertTrue(maxDiff(torchao, bnb, "model.embed_tokens.weight") > 1e-5);
     }
 
+    /**
+     * torchao's AdamW4bit (adamw_torch_4bit) in the trainer: the loss goes down, the checkpoint holds packed 4-bit
+     * codes (half a byte a value) and a scale per 128 values, resuming from it continues bit for bit, and the result
+     * differs from the 8-bit one's.
+     */
+    @Test
+    void torchaosFourBitTrainsCheckpointsAndResumesBitForBit() throws IOException {
+        AdamW.Hyper four = BNB8.with(AdamW.Variant.TORCHAO_4BIT);
+        Run run = train(options(four, null), dir.resolve("four"));
+        List<Double> l = loggedLosses(dir.resolve("four"));
+        assertTrue(l.get(4) < l.get(0) - 0.05 && l.get(5) < l.get(1) - 0.05, "loss went down: " + l);
+        Path checkpoint = dir.resolve("four").resolve("checkpoint-3");
+        int quantized = 0;
+        try (SafetensorsFile f = SafetensorsFile.open(checkpoint.resolve(Checkpoints.OPTIMIZER_FILE))) {
+            assertEquals("adamw_torch_4bit", f.metadata().get("optimizer"));
+            assertEquals("128", f.metadata().get("block_size"));
+            for (String name : run.params().keySet()) {
+                long n = run.params().get(name).length;
+                if (n >= 4096 && n % 128 == 0) {
+                    quantized++;
+                    assertArrayEquals(new long[] {n / 2}, f.info(name + ".state1").shape(), name);
+                    assertArrayEquals(new long[] {n / 128}, f.info(name + ".absmax2").shape(), name);
+                } else {
+                    assertEquals(SafetensorsDtype.F32, f.info(name + ".exp_avg").dtype(), name);
+                }
+            }
+        }
+        assertTrue(quantized > 0);
+        Run resumed = train(options(four, checkpoint.toString()), dir.resolve("four-resumed"));
+        for (var e : run.params().entrySet()) {
+            assertArrayEquals(e.getValue(), resumed.params().get(e.getKey()), e.getKey() + " after resuming");
+        }
+        Run torchao8 = train(options(BNB8.with(AdamW.Variant.TORCHAO_8BIT), null), dir.resolve("four-vs-8"));
+        assertTrue(maxDiff(run, torchao8, "model.embed_tokens.weight") > 1e-5);
+    }
+
     private static double maxDiff(Run a, Run b, String name) {
         float[] x = a.params().get(name);
         float[] y = b.params().get(name);

@@ -146,6 +146,7 @@ class TrainerOptionsTest {
             assertEquals(AdamW.Variant.BNB_8BIT, TrainerOptions.optimizerVariant(name), name);
         }
         assertEquals(AdamW.Variant.TORCHAO_8BIT, TrainerOptions.optimizerVariant("adamw_torch_8bit"));
+        assertEquals(AdamW.Variant.TORCHAO_4BIT, TrainerOptions.optimizerVariant("adamw_torch_4bit"));
         var e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
                 () -> TrainerOptions.optimizerVariant("lion_8bit"));
         org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().startsWith("optimizer: 'lion_8bit' is not supported"),
