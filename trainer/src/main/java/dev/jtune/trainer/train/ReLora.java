@@ -189,7 +189,10 @@ public final class ReLora {
     /** {@code (B·A)·scaling} as fp32 values [out, in], row-major (PEFT's get_delta_weight). */
     private static float[] delta(LoraLinear l) {
         try (NDManager scratch = l.loraA().getManager().newSubManager()) {
-            NDArray d = l.loraB().matMul(l.loraA()).mul((float) l.scaling());
+            NDArray product = l.loraB().matMul(l.loraA());
+            product.attach(scratch);
+            // A libtorch-made scalar, not DJL's mul(Number) (DjlScalarOpsTest); the product is freed with scratch.
+            NDArray d = product.mul(scratch.full(new ai.djl.ndarray.types.Shape(), (float) l.scaling()));
             d.attach(scratch);
             return d.toFloatArray();
         }
