@@ -154,23 +154,57 @@ def tekken_version(config):
     return next((v for pattern, v in TEKKEN_VERSIONS if re.search(pattern, name)), "v7")
 
 
-def model_dir(family, lineage, work, tekken=None):
+def model_dir(family, lineage, work, tekken=None, width=None):
     """A tiny model of the family with the special tokens of the lineage's tokenizer, made once per run; with a
-    tekken version, the folder holds that version's tekken.json instead of a tokenizer.json."""
+    tekken version, the folder holds that version's tekken.json instead of a tokenizer.json; with a width, every
+    projection's input width is that (see widen)."""
     out = os.path.join(work, "models", f"{family}-{lineage}" if lineage else family)
     if tekken:
         out += f"-tekken-{tekken}"
+    if width:
+        out += f"-width-{width}"
     if not os.path.isdir(out):
         if family == "llama":
             subprocess.run([os.path.join(ROOT, "launch.sh"), "init-model", "--preset", "tiny", "--out", out],
                            check=True, capture_output=True)
         else:
             shutil.copytree(os.path.join(FIXTURES, family), out)
+        if width:
+            widen(out, width)
         if tekken:
             use_tekken(out, tekken)
         elif lineage:
             dress_tokenizer(out, SPECIALS[lineage])
     return out
+
+
+def qat_width(config):
+    """A config's qat.group_size where the tiny models' projections (64-128 wide) are narrower than it: the real
+    checkpoints' widths are multiples of it (Qwen3-8B: 4096, 12288 for group 256), so the tiny stand-in is widened."""
+    qat = config.get("qat")
+    group = qat.get("group_size") if isinstance(qat, dict) else None
+    return group if isinstance(group, int) and group > 64 else None
+
+
+def widen(folder, width):
+    """Re-initialises the folder's model (transformers, random weights, bf16) with hidden_size, every attention
+    head's total width and intermediate_size/2 equal to width, keeping its tokenizer and everything else in config.json.
+    Needs target/interop-venv (tools/interop/check.sh builds it)."""
+    python = os.path.join(ROOT, "target", "interop-venv", "bin", "python")
+    script = """
+import json, sys, torch, transformers
+folder, width = sys.argv[1], int(sys.argv[2])
+path = folder + "/config.json"
+c = json.load(open(path))
+heads = c["num_attention_heads"]
+c.update(hidden_size=width, intermediate_size=2 * width, head_dim=width // heads)
+json.dump(c, open(path, "w"), indent=2)
+torch.manual_seed(0)
+config = transformers.AutoConfig.from_pretrained(folder)
+model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+model.save_pretrained(folder)
+"""
+    subprocess.run([python, "-c", script, folder, str(width)], check=True, capture_output=True)
 
 
 def use_tekken(folder, version):
@@ -361,7 +395,7 @@ def substitute(config, work, name):
     family = family_of(base)
     if family is None:
         return None, family
-    model = model_dir(family, lineage_of(base), work, tekken_version(config))
+    model = model_dir(family, lineage_of(base), work, tekken_version(config), qat_width(config))
     config["base_model"] = model
     for key in ("base_model_config", "tokenizer_config"):
         if config.get(key):
