@@ -506,12 +506,22 @@ public final class AxolotlKeys {
                 "expert_parallel_fallback_on_unsupported");
         equivalent("jtune keeps the frozen base where it computes; streaming it from host memory per layer moves"
                 + " the weights, not their values", "layer_offloading");
-        refused(MODEL, "cls_model_config", "model_config", "model_kwargs", "rope_scaling", "reinit_weights",
+        // ConfigClasses: the class AutoConfig picks for config.json's model_type is equivalent; ConfigChecks compares
+        valued("cls_model_config", Policy.EQUIVALENT, "", "the transformers config class of a family jtune implements"
+                + " (" + ConfigClasses.known() + "): equivalent, checked against config.json's model_type at load;"
+                + " others refused", v -> ConfigClasses.modelType(String.valueOf(v)).isPresent()
+                        ? equivalentVerdict("jtune reads config.json as " + v + " does (the class of model_type '"
+                                + ConfigClasses.modelType(String.valueOf(v)).get() + "', checked against base_model)")
+                        : refusedVerdict("jtune reads config.json by its own model_type; name the config class of"
+                                + " one of the families it implements (" + ConfigClasses.known() + ") or drop the key"));
+        refused(MODEL, "model_config", "model_kwargs", "rope_scaling", "reinit_weights",
                 "shrink_embeddings", "s2_attention", "sage_attention", "scaling_softmax", "scaling_softmax_factor",
                 "scaling_softmax_bias", "experts_implementation", "llama4_linearized_experts", "dense_mixer",
                 "expert_backend", "moe_grouped_backend", "moe_dequant_chunk_size", "moe_bnb_fast", "use_scattermoe",
                 "use_sonicmoe", "use_dsv4_kernels", "use_glm_dsa_kernels", "dsv4_shared_mlp_lora_kernel",
-                "dsv4_bf16_all", "use_eaft", "eaft_alpha", "eaft_k", "liger_use_token_scaling");
+                "dsv4_bf16_all", "liger_use_token_scaling");
+        // trainer Eaft: Axolotl's entropy-weighted loss (monkeypatch/loss/eaft.py), held-out eval refused with it
+        implemented("use_eaft", "eaft_alpha", "eaft_k");
         refused("jtune tokenizes exactly as tokenizer.json says", "tokenizer_legacy", "fix_untrained_tokens");
         // the model folder's tekken.json and mistral-common's instruct encoding (v3/v7/v11/v13) with Axolotl's
         // MistralStrategy labels, for chat_template datasets (dataset.MistralChatSamples)

@@ -240,4 +240,13 @@ public final class Kernels {
     public NDList crossEntropySum(NDArray logits, NDArray labels) {
         return library.ops().callAll("cross_entropy_sum", logits, labels);
     }
+
+    /**
+     * Axolotl's EAFT loss ({@code use_eaft}): [sum over trained tokens of NLL × H^alpha (fp32 scalar), count of
+     * trained tokens (int64 scalar)], H the entropy of the softmax over the top-{@code k} fp32 logits, taken without
+     * gradient.
+     */
+    public NDList eaftNllSum(NDArray logits, NDArray labels, double alpha, int k) {
+        return library.ops().callAll("eaft_nll_sum", logits, labels, alpha, (long) k);
+    }
 }

@@ -332,3 +332,15 @@ class Ops(Module):
     # [sum of token NLL over non-ignored labels (fp32 scalar), number of non-ignored labels (int64)]
     nll = self.token_nll(logits, labels)
     return [torch.sum(nll), torch.sum(torch.ne(labels, -100))]
+
+  def eaft_nll_sum(self: __torch__.Ops, logits: Tensor, labels: Tensor, alpha: float, k: int) -> List[Tensor]:
+    # Axolotl's eaft_loss (monkeypatch/loss/eaft.py @067b021): each token's NLL times H^alpha, H the entropy of
+    # the softmax over the fp32 top-k logits, computed without gradient (detached). [weighted sum (fp32 scalar),
+    # number of non-ignored labels (int64)]; ignored tokens contribute 0 whatever their weight.
+    nll = self.token_nll(logits, labels)
+    x = torch.detach(torch.to(logits, 6))
+    top, idx = torch.topk(x, min(k, x.size(-1)))
+    p = torch.softmax(top, -1, 6)
+    entropy = torch.neg(torch.sum(torch.mul(p, torch.log(torch.add(p, 1e-10))), [-1]))
+    weights = torch.pow(entropy, alpha)
+    return [torch.sum(torch.mul(nll, weights)), torch.sum(torch.ne(labels, -100))]

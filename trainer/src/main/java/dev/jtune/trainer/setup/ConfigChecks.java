@@ -71,6 +71,7 @@ public final class ConfigChecks {
         Lisa.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         dev.jtune.trainer.train.ReLora.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         LoftqConfig.refusal(s).ifPresent(r -> problems.add(r[0], r[1]));
+        dev.jtune.trainer.train.Eaft.refusals(s).forEach(r -> problems.add(r[0], r[1]));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
@@ -85,6 +86,12 @@ public final class ConfigChecks {
         if (modelDir != null) {
             Optional<LlamaConfig> model = problems.check("base_model", () -> architecture(modelDir));
             if (model.isPresent()) {
+                String type = model.get().modelType();
+                s.string("cls_model_config").ifPresent(cls -> dev.jtune.data.config.ConfigClasses.modelType(cls)
+                        .filter(t -> !t.equals(type))
+                        .ifPresent(t -> problems.add("cls_model_config", "cls_model_config: " + cls + " is the config"
+                                + " class of model_type '" + t + "', but base_model's config.json is '" + type + "';"
+                                + " name the class of '" + type + "' or drop the key")));
                 problems.run("lisa_n_layers", () -> Lisa.from(s).ifPresent(l -> l.draw(0, 0,
                         model.get().numHiddenLayers())));
             }

@@ -35,6 +35,7 @@ final class ForwardBackward {
     private final boolean checkpointing;
     private final long seed;
     private final LayerHooks hooks;
+    private final Eaft eaft; // null: plain NLL
 
     /** FSDP's per-decoder-layer hooks; the defaults (no sharding) do nothing. */
     interface LayerHooks {
@@ -66,10 +67,16 @@ final class ForwardBackward {
     }
 
     ForwardBackward(LlamaModel model, boolean checkpointing, long seed, LayerHooks hooks) {
+        this(model, checkpointing, seed, hooks, null);
+    }
+
+    /** @param eaft Axolotl's EAFT weighting of the training loss ({@code use_eaft}), or null for the plain NLL */
+    ForwardBackward(LlamaModel model, boolean checkpointing, long seed, LayerHooks hooks, Eaft eaft) {
         this.model = model;
         this.checkpointing = checkpointing;
         this.seed = seed;
         this.hooks = hooks;
+        this.eaft = eaft;
     }
 
     /** The result of one micro-batch: summed NLL and the number of tokens it covers. */
@@ -91,7 +98,7 @@ final class ForwardBackward {
             if (!backward) {
                 return Autograd.noGrad(() -> {
                     NDArray last = model.decode(in.ids(), in.context(), scoped(step, micro, m, null));
-                    return new Result(nllSum(last, in).getFloat(), in.trained());
+                    return new Result(nllSum(last, in, false).getFloat(), in.trained());
                 });
             }
             return Autograd.withGrad(() -> checkpointing
@@ -178,11 +185,15 @@ final class ForwardBackward {
         };
     }
 
-    /** Summed NLL (fp32 scalar) of the final hidden states: final norm, head, cross-entropy. */
-    private NDArray nllSum(NDArray hidden, Inputs in) {
+    /**
+     * Summed NLL (fp32 scalar) of the final hidden states: final norm, head, cross-entropy; in training with
+     * {@code use_eaft} each token's NLL weighted as {@link Eaft} says (evaluation with EAFT is refused at load).
+     */
+    private NDArray nllSum(NDArray hidden, Inputs in, boolean training) {
         NDArray logits = model.logits(model.finalNorm(hidden));
         NDArray flat = logits.reshape(in.rows() * in.length(), -1);
-        return Kernels.get().crossEntropySum(flat, in.labels()).get(0);
+        return training && eaft != null ? Kernels.get().eaftNllSum(flat, in.labels(), eaft.alpha(), eaft.k()).get(0)
+                : Kernels.get().crossEntropySum(flat, in.labels()).get(0);
     }
 
     private static NDArray scaledLoss(NDArray sum, long denominator, double lossScale) {
@@ -222,7 +233,7 @@ final class ForwardBackward {
             return out;
         };
         NDArray last = leaf(model.decode(in.ids(), in.context(), segmented));
-        NDArray sum = nllSum(last, in);
+        NDArray sum = nllSum(last, in, true);
         double value = sum.getFloat();
         Autograd.backward(scaledLoss(sum, denominator, lossScale));
         NDArray upstream = Autograd.gradient(last);
@@ -250,7 +261,7 @@ final class ForwardBackward {
         List<NDArray> layerInputs = new ArrayList<>();
         NDArray lastOut = model.decode(in.ids(), in.context(), scoped(step, micro, m, layerInputs));
         NDArray last = leaf(lastOut);
-        NDArray sum = nllSum(last, in);
+        NDArray sum = nllSum(last, in, true);
         double value = sum.getFloat();
         Autograd.backward(scaledLoss(sum, denominator, lossScale));
         NDArray upstream = Autograd.gradient(last);

@@ -223,7 +223,7 @@ public final class Trainer {
             boolean checkpointing = options.gradientCheckpointing() || baseShards != null || shardOptimizer;
             fb = new ForwardBackward(trainable.model(), checkpointing, options.seed(),
                     sharded != null || baseShards != null ? new FsdpLayers(sharded, baseShards)
-                            : ForwardBackward.LayerHooks.NONE);
+                            : ForwardBackward.LayerHooks.NONE, options.eaft());
             scaler = options.precision() == Dtype.FP16 ? new GradScaler() : null;
             log = new StepLog(progress, metrics, plan, scaler);
             if (resume.isPresent()) {

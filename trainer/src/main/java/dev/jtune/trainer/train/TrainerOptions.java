@@ -51,6 +51,7 @@ import java.util.OptionalDouble;
  * @param lossWatchdogPatience {@code loss_watchdog_patience}, or 0 for Axolotl's 3
  * @param lisa {@code lisa_n_layers} with {@code lisa_step_interval} ({@link Lisa}), or null
  * @param restarts {@code jagged_restart_steps} (the jagged schedule) and {@code relora} ({@link ReLora}), or null
+ * @param eaft {@code use_eaft} with {@code eaft_alpha} and {@code eaft_k} ({@link Eaft}), or null
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
@@ -58,7 +59,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
         LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
-        double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa, ReLora.Settings restarts) {
+        double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa, ReLora.Settings restarts, Eaft eaft) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -122,7 +123,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null, null);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -201,7 +202,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.number("loss_watchdog_threshold").orElse(Double.NaN),
                 s.integer("loss_watchdog_patience").orElse(0),
                 Lisa.from(s).orElse(null),
-                ReLora.Settings.from(s).orElse(null));
+                ReLora.Settings.from(s).orElse(null),
+                Eaft.from(s).orElse(null));
     }
 
     /**
@@ -345,6 +347,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private long lossWatchdogPatience;
         private Lisa lisa;
         private ReLora.Settings restarts;
+        private Eaft eaft;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -377,6 +380,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             lossWatchdogPatience = o.lossWatchdogPatience;
             lisa = o.lisa;
             restarts = o.restarts;
+            eaft = o.eaft;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -413,6 +417,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
 
         public Builder lisa(Lisa v) { lisa = v; return this; }
         public Builder restarts(ReLora.Settings v) { restarts = v; return this; }
+        public Builder eaft(Eaft v) { eaft = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
@@ -420,7 +425,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
                     resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
-                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts);
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts, eaft);
         }
     }
 }
