@@ -123,6 +123,11 @@ public record TrainerSettings(Map<String, Object> values) {
         for (String key : List.of("jagged_restart_steps", "jagged_restart_warmup_steps", "jagged_restart_anneal_steps")) {
             keys.put(key, Spec.of(Kind.INTEGER));
         }
+        // EAFT's entropy-weighted loss (trainer's Eaft); cls_model_config, compared with config.json's model_type.
+        keys.put("use_eaft", Spec.of(Kind.BOOLEAN));
+        keys.put("eaft_alpha", Spec.of(Kind.NUMBER));
+        keys.put("eaft_k", Spec.of(Kind.INTEGER));
+        keys.put("cls_model_config", Spec.of(Kind.STRING));
         return Collections.unmodifiableMap(keys);
     }
 

@@ -71,7 +71,7 @@ public final class ConfigChecks {
         Lisa.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         dev.jtune.trainer.train.ReLora.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         LoftqConfig.refusal(s).ifPresent(r -> problems.add(r[0], r[1]));
-        dev.jtune.trainer.train.Eaft.refusals(s).forEach(r -> problems.add(r[0], r[1]));
+        dev.jtune.trainer.train.Eaft.refusals(s, config.hasEvaluation()).forEach(r -> problems.add(r[0], r[1]));
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));

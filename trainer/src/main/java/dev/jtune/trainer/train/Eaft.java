@@ -39,8 +39,10 @@ public record Eaft(double alpha, int k) {
      * evaluates with the same {@code compute_loss_func} but without {@code num_items_in_batch}, so its eval loss is
      * the mean over eval batches of each batch's weighted token mean, a figure jtune's eval (summed NLL over all
      * eval tokens) does not produce; and settings out of range.
+     *
+     * @param heldOut whether the config names evaluation data ({@code TrainConfig.hasEvaluation})
      */
-    public static List<String[]> refusals(TrainerSettings s) {
+    public static List<String[]> refusals(TrainerSettings s, boolean heldOut) {
         List<String[]> out = new ArrayList<>();
         if (!s.bool("use_eaft").orElse(false)) {
             return out;
@@ -50,8 +52,7 @@ public record Eaft(double alpha, int k) {
         } catch (IllegalArgumentException e) {
             out.add(new String[] {e.getMessage().startsWith("eaft_k") ? "eaft_k" : "eaft_alpha", e.getMessage()});
         }
-        boolean eval = s.number("val_set_size").orElse(0.0) > 0 || s.has("test_datasets");
-        if (eval) {
+        if (heldOut) {
             out.add(new String[] {"use_eaft", "use_eaft: true with held-out data (val_set_size/test_datasets) is"
                     + " not supported: transformers evaluates EAFT as the mean over eval batches of each batch's"
                     + " entropy-weighted token mean, which jtune's eval loss (summed NLL over all eval tokens) does not"

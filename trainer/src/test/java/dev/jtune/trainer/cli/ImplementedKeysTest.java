@@ -158,6 +158,10 @@ class ImplementedKeysTest {
             weights("lisa_step_interval", FULL + "lisa_n_layers: 1\nlisa_step_interval: 1\nmax_steps: 5\n",
                     "lisa_step_interval: 3"),
             refusedOtherwise("lisa_layers_attribute", "lisa_layers_attribute: model.model.layers"),
+            // EAFT: each token's NLL weighted by its top-k entropy^alpha (trainer.train.Eaft, EaftTest for the numbers).
+            weights("use_eaft", "use_eaft: true"),
+            weights("eaft_alpha", "use_eaft: true\n", "eaft_alpha: 2.0"),
+            weights("eaft_k", "use_eaft: true\n", "eaft_k: 3"),
             // ReLoRA: restarts before step 3 (jagged_restart_steps: 2) of four; the run ends in the merged full model.
             effect("relora", "max_steps: 4\njagged_restart_steps: 2\n", "relora: true",
                     "ends in the merged full model (no adapter), the LoRA targets changed, the others not",

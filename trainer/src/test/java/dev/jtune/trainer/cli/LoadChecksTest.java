@@ -126,6 +126,38 @@ class LoadChecksTest {
     }
 
     /**
+     * use_eaft with held-out data (transformers' EAFT eval loss is a mean of per-batch means that jtune does not
+     * report) and eaft_k 0, and cls_model_config naming another family's config class than config.json's model_type:
+     * each refused at its key, before any data work; the tiny Llama's own class is accepted.
+     */
+    @Test
+    void eaftAndConfigClassProblemsAtLoad(@TempDir Path dir) throws Exception {
+        String yaml = config(shared.resolve("tiny"), """
+                use_eaft: true
+                eaft_k: 0
+                val_set_size: 0.25
+                cls_model_config: Qwen3Config
+                """);
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        Map<String, String> found = problems(e);
+        assertEquals(3, found.size(), e.getMessage());
+        assertPlaced(found, "use_eaft: true with held-out data (val_set_size/test_datasets) is not supported",
+                at(yaml, "use_eaft"));
+        assertPlaced(found, "eaft_k: expected a positive number of top logits, got 0", at(yaml, "eaft_k"));
+        assertPlaced(found, "cls_model_config: Qwen3Config is the config class of model_type 'qwen3', but base_model's"
+                + " config.json is 'llama'", at(yaml, "cls_model_config"));
+        assertFalse(Files.exists(dir.resolve("out/last_run_prepared")), "refused before any data work");
+
+        var unknown = assertThrows(ConfigException.class, () -> preprocess(dir, config(shared.resolve("tiny"),
+                "cls_model_config: Gemma3Config\n")));
+        assertTrue(unknown.getMessage().contains("cls_model_config") && unknown.getMessage().contains("Gemma3Config")
+                && unknown.getMessage().contains("Gemma3TextConfig"), unknown.getMessage());
+
+        assertEquals(0, preprocess(dir, config(shared.resolve("tiny"),
+                "use_eaft: true\neaft_alpha: 0.5\neaft_k: 5\ncls_model_config: LlamaConfig\n")));
+    }
+
+    /**
      * tokenizer_use_mistral_common: true on a folder without tekken.json and an alpaca dataset: both refused at load,
      * each at its key, before any data work.
      */
