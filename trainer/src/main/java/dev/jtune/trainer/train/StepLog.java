@@ -34,10 +34,13 @@ final class StepLog {
     /** The line that opens a run (or a resumed one). */
     void start(TrainerOptions options, String schedule, boolean checkpointing, long resumedAt) {
         progress.line(String.format(java.util.Locale.ROOT,
-                "training: %d steps (%d per epoch, %d micro-batches x %d accumulation), %s, lr %s %.3g, warmup %d%s%s",
+                "training: %d steps (%d per epoch, %d micro-batches x %d accumulation), %s, lr %s %.3g, warmup %d%s%s%s",
                 plan.totalSteps(), plan.stepsPerEpoch(), plan.batchesPerEpoch(), plan.gradientAccumulationSteps(),
                 options.precision().label(), schedule, options.learningRate(), plan.warmupSteps(),
-                checkpointing ? ", gradient checkpointing" : "", resumedAt > 0 ? ", resumed at step " + resumedAt : ""));
+                checkpointing ? ", gradient checkpointing" : "",
+                options.eaft() == null ? "" : String.format(java.util.Locale.ROOT, ", EAFT loss (entropy^%s of the"
+                        + " top-%d logits times each token's NLL)", options.eaft().alpha(), options.eaft().k()),
+                resumedAt > 0 ? ", resumed at step " + resumedAt : ""));
     }
 
     void add(Outcome o) {

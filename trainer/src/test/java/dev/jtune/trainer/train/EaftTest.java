@@ -119,8 +119,12 @@ class EaftTest {
     private static List<Double> train(TrainerOptions o, List<Batch> batches, Path out) throws IOException {
         try (NDManager m = Torch.newManager(); HfCheckpoint ckpt = HfCheckpoint.open(FIXTURE_MODEL);
                 LlamaModel model = LlamaModel.load(ckpt.config(), ckpt, Dtype.FP32, m)) {
+            ByteArrayOutputStream console = new ByteArrayOutputStream();
             TrainingResult r = Trainer.run(o, new FullFineTuning(model), BatchPlan.of(batches), null, out,
-                    new PrintStream(new ByteArrayOutputStream()));
+                    new PrintStream(console));
+            // the opening line says which loss the logged figures are
+            assertEquals(o.eaft() != null, console.toString().contains("EAFT loss (entropy^1.0 of the top-20 logits"),
+                    console.toString());
             return r.losses();
         }
     }
