@@ -16,7 +16,8 @@
  *       key: implemented, equivalent here (an info line), not available offline (a warning line), refused (a
  *       problem naming key, value and what jtune offers). The lines are
  *       {@link dev.jtune.data.config.TrainConfig#notes()} ({@link dev.jtune.data.config.ConfigNote}), printed
- *       once by the verbs.</li>
+ *       once by the verbs. {@link dev.jtune.data.config.ConfigClasses} maps the transformers config classes
+ *       {@code cls_model_config} may name to their {@code model_type}.</li>
  *   <li>Every problem is a {@link dev.jtune.data.config.ConfigException} reading
  *       {@code file:line:column: problem}: keys outside Axolotl's schema (with a
  *       {@link dev.jtune.data.config.Suggest} "did you mean" hint), refused keys, duplicate keys, wrong types,

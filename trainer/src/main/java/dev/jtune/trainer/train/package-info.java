@@ -25,7 +25,8 @@
  * ({@code loss_watchdog_threshold}/{@code _patience}), read into {@link dev.jtune.trainer.train.TrainerOptions};
  * {@link dev.jtune.trainer.train.Lisa} (Axolotl's LISA callback: a few decoder layers train at a time, the others
  * frozen in the optimizer) and {@link dev.jtune.trainer.train.ReLora} (Axolotl's ReLoRA: merge, re-initialise and
- * prune at each jagged restart; the run ends in the merged model).
+ * prune at each jagged restart; the run ends in the merged model); {@link dev.jtune.trainer.train.Eaft} ({@code use_eaft}:
+ * Axolotl's entropy-weighted token loss, in {@code ForwardBackward}'s loss).
  *
  * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation; with
  * {@code use_tensorboard: true} the same numbers as TensorBoard events under {@code output_dir/runs}, as HF
