@@ -198,6 +198,10 @@ public final class AxolotlKeys {
         implemented("early_stopping_patience", "load_best_model_at_end");
         // Axolotl's LossWatchDogCallback (trainer's LossWatchdog).
         implemented("loss_watchdog_threshold", "loss_watchdog_patience");
+        // Axolotl's streamed, packed data path (ConfigReader.readStreaming, data's Preprocessor.streamed): windows
+        // with EOS, buffers of rows packed first-fit into micro_batch_size x sequence_len rows, documents kept apart.
+        implemented("pretraining_dataset", "pretrain_multipack_attn", "pretrain_multipack_buffer_size", "streaming",
+                "streaming_multipack_buffer_size");
         // transformers' LengthGroupedSampler order (trainer's LengthGrouped); no effect with sample_packing, as Axolotl.
         implemented("group_by_length");
         // SequentialSampler instead of shuffling, and a single dataset not shuffled when merged (Axolotl's
@@ -462,9 +466,7 @@ public final class AxolotlKeys {
         refused("jtune tokenizes exactly as tokenizer.json says", "tokenizer_legacy", "tokenizer_use_mistral_common",
                 "fix_untrained_tokens");
         refused(DATA + "; give sequence_len (with sample_packing: true to pack) and datasets:",
-                "pretraining_dataset", "pretrain_multipack_buffer_size",
-                "pretrain_multipack_attn", "pretraining_sample_concatenation", "streaming",
-                "streaming_multipack_buffer_size", "use_pose", "pose_split_on_token_ids", "pose_max_context_len",
+                "pretraining_sample_concatenation", "use_pose", "pose_split_on_token_ids", "pose_max_context_len",
                 "pose_num_chunks", "dataset_shard_num", "dataset_shard_idx",
                 "shuffle_before_merging_datasets", "multipack_real_batches",
                 "eval_sequence_len", "default_system_message");

@@ -34,9 +34,9 @@ public final class DatasetReader {
      * and skipped passed on to the tally when the stream closes.
      */
     public static SampleSource source(TrainConfig cfg, Tokenizer tokenizer, Path baseDir) {
-        return SampleSource.of(baseDir, VERSION, (ds, tally) -> {
+        return SampleSource.byRow(baseDir, VERSION, (ds, tally) -> {
             LoadReport report = new LoadReport();
-            return samples(ds, cfg, tokenizer, baseDir, report).onClose(() -> {
+            return samplesByRow(ds, cfg, tokenizer, baseDir, report).onClose(() -> {
                 tally.read(report.rowsRead());
                 tally.skipped(report.skippedByReason());
             });
@@ -54,11 +54,17 @@ public final class DatasetReader {
      */
     public static Stream<Sample> samples(DatasetConfig ds, TrainConfig cfg, Tokenizer tokenizer, Path baseDir,
             LoadReport report) {
+        return samplesByRow(ds, cfg, tokenizer, baseDir, report).flatMap(List::stream);
+    }
+
+    /** {@link #samples}, one list per source row kept (a row may give several samples, or none). */
+    public static Stream<List<Sample>> samplesByRow(DatasetConfig ds, TrainConfig cfg, Tokenizer tokenizer,
+            Path baseDir, LoadReport report) {
         List<Path> files = DatasetFiles.resolve(ds, baseDir);
         SampleBuilder builder = SampleBuilder.of(ds, cfg, tokenizer, baseDir);
         SlicedRows rows = SlicedRows.open(files, ds.splitSpec());
-        Iterator<Sample> it = new Iterator<>() {
-            private final ArrayDeque<Sample> pending = new ArrayDeque<>();
+        Iterator<List<Sample>> it = new Iterator<>() {
+            private final ArrayDeque<List<Sample>> pending = new ArrayDeque<>();
 
             @Override
             public boolean hasNext() {
@@ -82,7 +88,7 @@ public final class DatasetReader {
                                 if (b.samples().size() > 1) {
                                     report.split(b.samples().size());
                                 }
-                                pending.addAll(b.samples());
+                                pending.add(b.samples());
                             }
                             default -> throw new IllegalStateException(String.valueOf(result));
                         }
@@ -124,12 +130,13 @@ public final class DatasetReader {
             }
 
             @Override
-            public Sample next() {
+            public List<Sample> next() {
                 if (!hasNext()) {
                     throw new NoSuchElementException();
                 }
-                report.sample();
-                return pending.poll();
+                List<Sample> row = pending.poll();
+                for (int i = 0; i < row.size(); i++) report.sample();
+                return row;
             }
         };
         return StreamSupport.stream(Spliterators.spliteratorUnknownSize(it, Spliterator.ORDERED | Spliterator.NONNULL), false)

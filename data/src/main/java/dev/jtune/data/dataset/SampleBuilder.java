@@ -15,7 +15,7 @@ import java.util.List;
  * immutable once made.
  */
 public sealed interface SampleBuilder
-        permits AlpacaSamples, ChatSamples, CompletionSamples, InputOutputSamples, PreTokenizedSamples,
+        permits AlpacaSamples, ChatSamples, CompletionSamples, InputOutputSamples, PreTokenizedSamples, PretrainSamples,
         UserDefinedSamples {
 
     /**
@@ -35,6 +35,7 @@ public sealed interface SampleBuilder
         return switch (ds.format()) {
             case DatasetFormat.Alpaca a -> new AlpacaSamples(a, tokenizer, cfg.trainOnInputs());
             case DatasetFormat.Completion c -> new CompletionSamples(c, tokenizer, cfg.sequenceLen());
+            case DatasetFormat.Pretrain p -> new PretrainSamples(p, tokenizer, cfg.sequenceLen());
             case DatasetFormat.Chat c -> new ChatSamples(c, ChatSamples.template(ds, cfg, tokenizer, baseDir), tokenizer,
                     cfg.trainOnInputs());
             case DatasetFormat.InputOutput io -> new InputOutputSamples(io, tokenizer);
