@@ -325,8 +325,7 @@ final class ConfigReader {
                     + " tokenizes rows without EOS, or without packing); set sample_packing: true"));
         }
         top.get("pretrain_multipack_attn").ifPresent(v -> {
-            if (!v.asBoolean()) p.add(v.error("pretrain_multipack_attn: false (packed documents attending to each"
-                    + " other) is not supported: jtune always keeps packed documents apart; leave it out or true"));
+            if (!v.asBoolean()) p.add(v.error("false (packed documents attending to each other) is not supported: jtune always keeps packed documents apart; leave it out or true"));
         });
         if (valSetSize.examplesOutOf(Long.MAX_VALUE) > 0) {
             p.add(top.get("val_set_size").orElseThrow().error("must be 0 or left out with " + why + ": Axolotl's"

@@ -187,8 +187,9 @@ final class TrainCommand {
             int padTo = config.padToSequenceLen() ? config.sequenceLen() : 0;
             // curriculum_sampling: Axolotl's SequentialSampler, the prepared order every epoch.
             boolean curriculum = config.trainer().bool("curriculum_sampling").orElse(false);
-            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), !curriculum, padId,
-                    padTo);
+            // The streamed path (pretraining_dataset, streaming: true) trains its rows in the order they were packed.
+            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(),
+                    !curriculum && config.streaming().isEmpty(), padId, padTo);
             Batches evalBatches = data.eval().isEmpty() ? null
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
             long loadStart = System.nanoTime();
