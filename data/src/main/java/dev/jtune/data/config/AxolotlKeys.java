@@ -200,6 +200,8 @@ public final class AxolotlKeys {
         implemented("loss_watchdog_threshold", "loss_watchdog_patience");
         // Axolotl's streamed, packed data path (ConfigReader.readStreaming, data's Preprocessor.streamed): windows
         // with EOS, buffers of rows packed first-fit into micro_batch_size x sequence_len rows, documents kept apart.
+        // transformers' _init_weights for a fresh model of the checkpoint's config (model's RandomInit), not its weights.
+        implemented("reinit_weights");
         implemented("pretraining_dataset", "pretrain_multipack_attn", "pretrain_multipack_buffer_size", "streaming",
                 "streaming_multipack_buffer_size");
         // transformers' LengthGroupedSampler order (trainer's LengthGrouped); no effect with sample_packing, as Axolotl.
@@ -457,7 +459,7 @@ public final class AxolotlKeys {
                 "expert_parallel_fallback_on_unsupported");
         equivalent("jtune keeps the frozen base where it computes; streaming it from host memory per layer moves"
                 + " the weights, not their values", "layer_offloading");
-        refused(MODEL, "cls_model_config", "model_config", "model_kwargs", "rope_scaling", "reinit_weights",
+        refused(MODEL, "cls_model_config", "model_config", "model_kwargs", "rope_scaling",
                 "shrink_embeddings", "s2_attention", "sage_attention", "scaling_softmax", "scaling_softmax_factor",
                 "scaling_softmax_bias", "experts_implementation", "llama4_linearized_experts", "dense_mixer",
                 "expert_backend", "moe_grouped_backend", "moe_dequant_chunk_size", "moe_bnb_fast", "use_scattermoe",

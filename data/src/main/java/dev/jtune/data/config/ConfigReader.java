@@ -407,7 +407,7 @@ final class ConfigReader {
         }
         String path = dataset.require("path", "a Hugging Face Hub id or a local file or directory").asString();
         List<String> typeNames = java.util.Arrays.stream(DatasetType.values())
-                .filter(t -> t != DatasetType.USER_DEFINED && t != DatasetType.PRE_TOKENIZED)
+                .filter(t -> t != DatasetType.USER_DEFINED && t != DatasetType.PRE_TOKENIZED && t != DatasetType.PRETRAIN)
                 .map(DatasetType::yamlName).toList();
         Optional<YamlValue> given = dataset.get("type");
         if (given.isEmpty()) { // Axolotl: no type, rows already tokenized (input_ids, attention_mask, labels)

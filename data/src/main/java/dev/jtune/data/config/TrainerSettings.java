@@ -63,7 +63,8 @@ public record TrainerSettings(Map<String, Object> values) {
                 "lora_fan_in_fan_out", "fp16", "bfloat16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
                 "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model",
                 "do_causal_lm_eval", "merge_lora_on_finish", "resize_token_embeddings_to_32x",
-                "mean_resizing_embeddings", "use_tensorboard", "load_best_model_at_end", "curriculum_sampling")) {
+                "mean_resizing_embeddings", "use_tensorboard", "load_best_model_at_end", "curriculum_sampling",
+                "reinit_weights")) {
             keys.put(key, Spec.of(Kind.BOOLEAN));
         }
         // Accepted with a line: jtune runs its own implementation of each family, never code from the model folder.

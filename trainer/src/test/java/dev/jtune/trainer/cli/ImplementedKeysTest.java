@@ -173,6 +173,8 @@ class ImplementedKeysTest {
             weights("sample_packing", "sample_packing: true"),
             weights("group_by_length", "group_by_length: true"), // rows of 24 to 100+ tokens: another order
             weights("curriculum_sampling", "curriculum_sampling: true"), // the file's order, every epoch
+            // Fresh weights as transformers' _init_weights draws them, instead of the checkpoint's.
+            weights("reinit_weights", "reinit_weights: true"),
             // Axolotl's streamed, packed path: windows of the text with EOS, packed first-fit per buffer of rows.
             weights("pretraining_dataset", "datasets:\npretraining_dataset: [{path: {rows}, text_column: output}]"
                     + "\nsample_packing: true"),
