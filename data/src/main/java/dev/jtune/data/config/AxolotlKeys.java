@@ -228,11 +228,13 @@ public final class AxolotlKeys {
                         + " folder that holds both", "accepted when equal to base_model, else refused",
                 v -> refusedVerdict("jtune reads config.json from base_model; give the model folder that holds both"));
         valued("optimizer", Policy.IMPLEMENTED, OPTIMIZER,
-                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit: implemented; paged_adamw_8bit,"
+                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit, muon: implemented; paged_adamw_8bit,"
                         + " paged_adamw_32bit: equivalent (bitsandbytes' update, not paged); others refused",
                 v -> switch (String.valueOf(v)) {
                     case "adamw_torch", "adamw_torch_fused", "adamw_bnb_8bit", "adamw_8bit", "adamw_torch_8bit" ->
                             Verdict.QUIET;
+                    // axolotl-contribs-mit's Muon (trainer's Muon): Newton-Schulz on matrices, AdamW on the rest
+                    case "muon" -> Verdict.QUIET;
                     case "paged_adamw_8bit" -> equivalentVerdict("jtune runs bitsandbytes' 8-bit AdamW (the update of"
                             + " adamw_bnb_8bit); paging optimizer state to host memory is a GPU memory policy");
                     case "paged_adamw_32bit" -> equivalentVerdict("jtune runs bitsandbytes' 32-bit AdamW (adamw_torch's"

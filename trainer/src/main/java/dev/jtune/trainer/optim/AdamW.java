@@ -52,12 +52,14 @@ public final class AdamW implements Optimizer {
          * rounding) for tensors of at least 4096 values that are a whole number of blocks; torch's AdamW arithmetic
          * order with lerp (see {@code torchao_adamw_math} in optim.torchscript.py).
          */
-        TORCHAO_8BIT("adamw_torch_8bit");
+        TORCHAO_8BIT("adamw_torch_8bit"),
+        /** Axolotl's Muon ({@link Muon}): this AdamW (torch's arithmetic) for embeddings and vectors only. */
+        MUON("muon");
 
         /** Whether a tensor of {@code n} values keeps 8-bit state under this variant. */
         public boolean eightBit(long n) {
             return switch (this) {
-                case TORCH, BNB_32BIT -> false;
+                case TORCH, BNB_32BIT, MUON -> false;
                 case BNB_8BIT -> Bnb.eightBit(n);
                 case TORCHAO_8BIT -> n >= Bnb.MIN_8BIT_SIZE && n % Bnb.BLOCK == 0;
             };
@@ -271,7 +273,7 @@ public final class AdamW implements Optimizer {
             steps.put(name, step);
             double wd = decays.get(name) ? hyper.weightDecay() : 0.0;
             switch (hyper.variant()) {
-                case TORCH -> {
+                case TORCH, MUON -> {
                     // Python float arithmetic, as in _single_tensor_adam.
                     double biasCorrection1 = 1 - Math.pow(hyper.beta1(), step);
                     double biasCorrection2 = 1 - Math.pow(hyper.beta2(), step);
