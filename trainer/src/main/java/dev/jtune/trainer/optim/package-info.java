@@ -9,6 +9,9 @@
  *       dev.jtune.trainer.optim.Bnb} describes. Checkpoint layout of the 8-bit state: {@code <name>.state1},
  *       {@code <name>.state2} (U8 codes), {@code <name>.absmax1}, {@code <name>.absmax2} (F32, one per 256 values),
  *       see {@code AdamW.write}.</li>
+ *   <li>{@link dev.jtune.trainer.optim.Muon}: Axolotl's {@code optimizer: muon} (dion's Muon on matrices, bf16
+ *       Newton-Schulz, AdamW on embeddings, head and vectors); one process; momentum checkpointed in
+ *       {@code optimizer.safetensors.muon}.</li>
  *   <li>{@link dev.jtune.trainer.optim.LrSchedule}: transformers' linear, cosine, constant and
  *       constant-with-warmup multipliers, and Axolotl's warmup-step rule.</li>
  *   <li>{@link dev.jtune.trainer.optim.GradClipping}: {@code clip_grad_norm_} (global L2 norm, pre-clip norm
