@@ -158,7 +158,8 @@ public final class AxolotlKeys {
             + " lora_target_modules/linear, peft_use_rslora, lora_modules_to_save)";
     private static final String OPTIMIZER = "jtune implements AdamW: optimizer adamw_torch (adamw_torch_fused is the"
             + " same update), bitsandbytes' 8-bit AdamW (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit) and 32-bit AdamW"
-            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit); lr_scheduler cosine, linear, constant,"
+            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit), and Axolotl's Muon (muon); lr_scheduler"
+            + " cosine, linear, constant,"
             + " constant_with_warmup or cosine_with_min_lr";
     private static final String QUANT = "jtune quantizes the frozen base as bitsandbytes does, with its defaults:"
             + " NF4 (load_in_4bit: true with adapter: qlora) or LLM.int8 (load_in_8bit: true with adapter: lora)";

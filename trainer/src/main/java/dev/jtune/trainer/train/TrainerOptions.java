@@ -149,8 +149,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             case "muon" -> AdamW.Variant.MUON;
             default -> throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune"
                     + " implements adamw_torch (adamw_torch_fused is the same update), bitsandbytes' 8-bit AdamW"
-                    + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit), its 32-bit AdamW (paged_adamw_32bit) and torchao's"
-                    + " AdamW8bit (adamw_torch_8bit)");
+                    + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit), its 32-bit AdamW (paged_adamw_32bit), torchao's"
+                    + " AdamW8bit (adamw_torch_8bit) and Axolotl's Muon (muon)");
         };
     }
 
