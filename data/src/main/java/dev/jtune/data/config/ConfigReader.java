@@ -219,7 +219,7 @@ final class ConfigReader {
         }
         int sequenceLen = p.attempt(() -> top.get("sequence_len").map(v -> v.asIntAtLeast(1))
                 .orElse(TrainConfig.DEFAULT_SEQUENCE_LEN), TrainConfig.DEFAULT_SEQUENCE_LEN);
-        Optional<Streaming> streaming = p.attempt(() -> readStreaming(top, p, trainDatasets, valSetSize, sequenceLen, trainer),
+        Optional<Streaming> streaming = p.attempt(() -> readStreaming(top, p, trainDatasets, valSetSize, sequenceLen, trainer, notes),
                 Optional.empty());
         return new TrainConfig(
                 top.self().file(),
@@ -313,7 +313,7 @@ final class ConfigReader {
      * (each packed row already holds {@code micro_batch_size × sequence_len} tokens).
      */
     private static Optional<Streaming> readStreaming(YamlMapping top, Problems p, List<DatasetConfig> datasets,
-            ValSetSize valSetSize, int sequenceLen, Map<String, Object> trainer) {
+            ValSetSize valSetSize, int sequenceLen, Map<String, Object> trainer, List<ConfigNote> notes) {
         boolean pretraining = top.get("pretraining_dataset").isPresent();
         boolean streaming = top.bool("streaming", false);
         if (!pretraining && !streaming) return Optional.empty();
@@ -340,6 +340,14 @@ final class ConfigReader {
         int bin = top.get("sample_packing_bin_size").map(v -> v.asIntAtLeast(1)).orElse(Streaming.DEFAULT_BIN_SIZE);
         long micro = trainer.get("micro_batch_size") instanceof Long m ? m : 1L;
         trainer.put("micro_batch_size", 1L);
+        // What Axolotl's stream gives and jtune's local read does not reproduce bit for bit: the random orders.
+        String key = pretraining ? "pretraining_dataset" : "streaming";
+        var mark = top.keyNode(key).getStartMark();
+        notes.add(new ConfigNote(ConfigNote.Level.INFO, top.self().file(), mark.getLine() + 1, mark.getColumn() + 1,
+                key, pretraining ? "[...]" : "true", "Axolotl's streamed path, read from the local file: buffers of "
+                + buffer + " rows packed into rows of " + micro + " x " + sequenceLen + " tokens (micro_batch_size"
+                + " becomes 1); its buffer shuffle and sampler order are drawn by jtune's seeded generator, not"
+                + " numpy's and torch's"));
         return Optional.of(new Streaming(pretraining, buffer, bin, Math.toIntExact(micro * sequenceLen)));
     }
 

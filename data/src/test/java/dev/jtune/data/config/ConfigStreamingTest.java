@@ -37,6 +37,11 @@ class ConfigStreamingTest {
                 List.of(), Optional.of("en"), Optional.empty(), false)), c.datasets());
         assertEquals(Optional.of(new Streaming(true, 100, 7, 256)), c.streaming());
         assertEquals(1L, c.trainer().integer("micro_batch_size").getAsLong(), "Axolotl sets micro_batch_size to 1");
+        // one info line says what the local read does not reproduce bit for bit
+        assertEquals(List.of("info: configs/x.yml:2:1: pretraining_dataset: [...] — Axolotl's streamed path, read from"
+                + " the local file: buffers of 100 rows packed into rows of 4 x 64 tokens (micro_batch_size becomes 1);"
+                + " its buffer shuffle and sampler order are drawn by jtune's seeded generator, not numpy's and"
+                + " torch's"), c.notes().stream().map(ConfigNote::toString).toList());
         // defaults: type pretrain, text_column text, buffer 10,000 (or the deprecated name), bin size 200
         TrainConfig d = TrainConfig.parse("base_model: m\npretraining_dataset: [{path: p}]\nsample_packing: true\n"
                 + "pretrain_multipack_buffer_size: 9\n", FILE);
