@@ -345,9 +345,11 @@ final class ConfigReader {
         var mark = top.keyNode(key).getStartMark();
         notes.add(new ConfigNote(ConfigNote.Level.INFO, top.self().file(), mark.getLine() + 1, mark.getColumn() + 1,
                 key, pretraining ? "[...]" : "true", "Axolotl's streamed path, read from the local file: buffers of "
-                + buffer + " rows packed into rows of " + micro + " x " + sequenceLen + " tokens (micro_batch_size"
-                + " becomes 1); its buffer shuffle and sampler order are drawn by jtune's seeded generator, not"
-                + " numpy's and torch's"));
+                + buffer + " rows packed into rows of " + micro + " x " + sequenceLen + " tokens and at most " + bin
+                + " documents (micro_batch_size becomes 1); its buffer shuffle and sampler order are drawn by jtune's"
+                + " seeded generator, not numpy's and torch's"));
+        // sample_packing_bin_size is read here (its info line speaks of the ordinary packing path)
+        notes.removeIf(n -> n.key().equals("sample_packing_bin_size"));
         return Optional.of(new Streaming(pretraining, buffer, bin, Math.toIntExact(micro * sequenceLen)));
     }
 

@@ -39,7 +39,8 @@ class ConfigStreamingTest {
         assertEquals(1L, c.trainer().integer("micro_batch_size").getAsLong(), "Axolotl sets micro_batch_size to 1");
         // one info line says what the local read does not reproduce bit for bit
         assertEquals(List.of("info: configs/x.yml:2:1: pretraining_dataset: [...] — Axolotl's streamed path, read from"
-                + " the local file: buffers of 100 rows packed into rows of 4 x 64 tokens (micro_batch_size becomes 1);"
+                + " the local file: buffers of 100 rows packed into rows of 4 x 64 tokens and at most 7 documents"
+                + " (micro_batch_size becomes 1);"
                 + " its buffer shuffle and sampler order are drawn by jtune's seeded generator, not numpy's and"
                 + " torch's"), c.notes().stream().map(ConfigNote::toString).toList());
         // defaults: type pretrain, text_column text, buffer 10,000 (or the deprecated name), bin size 200
