@@ -356,6 +356,8 @@ def rows_for(entry, n=64):
         return [{fi: sentence(i), fin: sentence(i + 1, 4) if i % 2 else "", fo: sentence(i + 2, 10),
                  t.get("field_system", "system"): "Be brief."} for i in range(n)]
     t = str(t or "")
+    if t == "pretrain":  # pretraining_dataset entries: Axolotl's PretrainingDataset reads text_column
+        return [{entry.get("text_column") or "text": sentence(i, 30)} for i in range(n)]
     if t in ("completion", "") or t.startswith("completion"):
         return [{entry.get("field", "text"): sentence(i, 30)} for i in range(n)]
     if t.startswith("chat_template") or t.startswith("sharegpt"):
@@ -402,7 +404,7 @@ def substitute(config, work, name):
             config[key] = model
     data = os.path.join(work, "data", name)
     os.makedirs(data, exist_ok=True)
-    for section in ("datasets", "test_datasets"):
+    for section in ("datasets", "test_datasets", "pretraining_dataset"):
         entries = config.get(section)
         if not isinstance(entries, list):
             continue
@@ -410,9 +412,11 @@ def substitute(config, work, name):
             if not isinstance(entry, dict):
                 continue
             path = os.path.join(data, f"{section}-{i}.jsonl")
+            # Axolotl's PretrainingDataset defaults type to pretrain
+            shape = {"type": "pretrain", **entry} if section == "pretraining_dataset" else entry
             with open(path, "w") as f:
                 for row in (thinking_rows(entry) if tekken_version(config) and "/think/" in name.replace("_", "/")
-                            else rows_for(entry)):
+                            else rows_for(shape)):
                     f.write(json.dumps(row) + "\n")
             entry["path"] = path
             entry.pop("data_files", None)

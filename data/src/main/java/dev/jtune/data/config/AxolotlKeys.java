@@ -158,7 +158,8 @@ public final class AxolotlKeys {
             + " lora_target_modules/linear, peft_use_rslora, lora_modules_to_save)";
     private static final String OPTIMIZER = "jtune implements AdamW: optimizer adamw_torch (adamw_torch_fused is the"
             + " same update), bitsandbytes' 8-bit AdamW (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit) and 32-bit AdamW"
-            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit); lr_scheduler cosine, linear, constant,"
+            + " (paged_adamw_32bit), torchao's AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit), and"
+            + " Axolotl's Muon (muon); lr_scheduler cosine, linear, constant,"
             + " constant_with_warmup or cosine_with_min_lr";
     private static final String QUANT = "jtune quantizes the frozen base as bitsandbytes does, with its defaults:"
             + " NF4 (load_in_4bit: true with adapter: qlora) or LLM.int8 (load_in_8bit: true with adapter: lora)";
@@ -204,6 +205,12 @@ public final class AxolotlKeys {
         implemented("early_stopping_patience", "load_best_model_at_end");
         // Axolotl's LossWatchDogCallback (trainer's LossWatchdog).
         implemented("loss_watchdog_threshold", "loss_watchdog_patience");
+        // Axolotl's streamed, packed data path (ConfigReader.readStreaming, data's Preprocessor.streamed): windows
+        // with EOS, buffers of rows packed first-fit into micro_batch_size x sequence_len rows, documents kept apart.
+        // transformers' _init_weights for a fresh model of the checkpoint's config (model's RandomInit), not its weights.
+        implemented("reinit_weights");
+        implemented("pretraining_dataset", "pretrain_multipack_attn", "pretrain_multipack_buffer_size", "streaming",
+                "streaming_multipack_buffer_size");
         // transformers' LengthGroupedSampler order (trainer's LengthGrouped); no effect with sample_packing, as Axolotl.
         implemented("group_by_length");
         // SequentialSampler instead of shuffling, and a single dataset not shuffled when merged (Axolotl's
@@ -228,12 +235,14 @@ public final class AxolotlKeys {
                         + " folder that holds both", "accepted when equal to base_model, else refused",
                 v -> refusedVerdict("jtune reads config.json from base_model; give the model folder that holds both"));
         valued("optimizer", Policy.IMPLEMENTED, OPTIMIZER,
-                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit, adamw_torch_4bit:"
+                "adamw_torch, adamw_torch_fused, adamw_bnb_8bit, adamw_8bit, adamw_torch_8bit, adamw_torch_4bit, muon:"
                         + " implemented; paged_adamw_8bit,"
                         + " paged_adamw_32bit: equivalent (bitsandbytes' update, not paged); others refused",
                 v -> switch (String.valueOf(v)) {
                     case "adamw_torch", "adamw_torch_fused", "adamw_bnb_8bit", "adamw_8bit", "adamw_torch_8bit",
                             "adamw_torch_4bit" -> Verdict.QUIET;
+                    // axolotl-contribs-mit's Muon (trainer's Muon): Newton-Schulz on matrices, AdamW on the rest
+                    case "muon" -> Verdict.QUIET;
                     case "paged_adamw_8bit" -> equivalentVerdict("jtune runs bitsandbytes' 8-bit AdamW (the update of"
                             + " adamw_bnb_8bit); paging optimizer state to host memory is a GPU memory policy");
                     case "paged_adamw_32bit" -> equivalentVerdict("jtune runs bitsandbytes' 32-bit AdamW (adamw_torch's"
@@ -514,7 +523,7 @@ public final class AxolotlKeys {
                                 + ConfigClasses.modelType(String.valueOf(v)).get() + "', checked against base_model)")
                         : refusedVerdict("jtune reads config.json by its own model_type; name the config class of"
                                 + " one of the families it implements (" + ConfigClasses.known() + ") or drop the key"));
-        refused(MODEL, "model_config", "model_kwargs", "rope_scaling", "reinit_weights",
+        refused(MODEL, "model_config", "model_kwargs", "rope_scaling",
                 "shrink_embeddings", "s2_attention", "sage_attention", "scaling_softmax", "scaling_softmax_factor",
                 "scaling_softmax_bias", "experts_implementation", "llama4_linearized_experts", "dense_mixer",
                 "expert_backend", "moe_grouped_backend", "moe_dequant_chunk_size", "moe_bnb_fast", "use_scattermoe",
@@ -527,9 +536,7 @@ public final class AxolotlKeys {
         // MistralStrategy labels, for chat_template datasets (dataset.MistralChatSamples)
         implemented("tokenizer_use_mistral_common");
         refused(DATA + "; give sequence_len (with sample_packing: true to pack) and datasets:",
-                "pretraining_dataset", "pretrain_multipack_buffer_size",
-                "pretrain_multipack_attn", "pretraining_sample_concatenation", "streaming",
-                "streaming_multipack_buffer_size", "use_pose", "pose_split_on_token_ids", "pose_max_context_len",
+                "pretraining_sample_concatenation", "use_pose", "pose_split_on_token_ids", "pose_max_context_len",
                 "pose_num_chunks", "dataset_shard_num", "dataset_shard_idx",
                 "shuffle_before_merging_datasets", "multipack_real_batches",
                 "eval_sequence_len", "default_system_message");

@@ -31,7 +31,9 @@ final class ConfigReader {
             "tokenizer_type", "datasets", "test_datasets", "val_set_size", "sequence_len", "sample_packing",
             "pad_to_sequence_len", "train_on_inputs", "chat_template", "chat_template_jinja", "special_tokens",
             "dataset_prepared_path", "shuffle_merged_datasets", "seed", "output_dir", "excess_length_strategy",
-            "eot_tokens", "chat_template_kwargs", "min_sample_len", "dataset_exact_deduplication");
+            "eot_tokens", "chat_template_kwargs", "min_sample_len", "dataset_exact_deduplication",
+            "pretraining_dataset", "streaming", "streaming_multipack_buffer_size", "pretrain_multipack_buffer_size",
+            "pretrain_multipack_attn");
     /** The keys jtune reads itself. */
     static final List<String> TOP_LEVEL_KEYS = Stream.concat(DATA_KEYS.stream(), TrainerSettings.KEYS.keySet().stream())
             .toList();
@@ -183,6 +185,17 @@ final class ConfigReader {
             Map<String, TrainConfig.Position> positions) {
         List<DatasetConfig> datasets = p.attempt(() -> top.get("datasets").map(v -> readDatasets(v, p, notes))
                 .orElse(List.of()), List.of());
+        Optional<YamlValue> pretraining = top.get("pretraining_dataset");
+        List<DatasetConfig> read = datasets;
+        if (pretraining.isPresent()) {
+            DatasetConfig entry = p.attempt(() -> readPretraining(pretraining.get(), p), null);
+            if (top.get("datasets").isPresent()) {
+                p.add(top.get("datasets").orElseThrow().error("Axolotl trains on pretraining_dataset alone when it is"
+                        + " given and never reads datasets:; give one of the two"));
+            }
+            read = entry == null ? List.of() : List.of(entry);
+        }
+        List<DatasetConfig> trainDatasets = read;
         List<DatasetConfig> testDatasets = p.attempt(() -> top.get("test_datasets").map(v -> readDatasets(v, p, notes))
                 .orElse(List.of()), List.of());
         ValSetSize valSetSize = p.attempt(() -> top.get("val_set_size").map(ConfigReader::readValSetSize)
@@ -204,6 +217,10 @@ final class ConfigReader {
                 p.attempt(() -> trainer.put(key, TrainerSettings.read(key, top.get(key).orElseThrow())));
             }
         }
+        int sequenceLen = p.attempt(() -> top.get("sequence_len").map(v -> v.asIntAtLeast(1))
+                .orElse(TrainConfig.DEFAULT_SEQUENCE_LEN), TrainConfig.DEFAULT_SEQUENCE_LEN);
+        Optional<Streaming> streaming = p.attempt(() -> readStreaming(top, p, trainDatasets, valSetSize, sequenceLen, trainer, notes),
+                Optional.empty());
         return new TrainConfig(
                 top.self().file(),
                 p.attempt(() -> top.require("base_model", "a Hugging Face Hub id or a local model directory").asString(), ""),
@@ -211,11 +228,10 @@ final class ConfigReader {
                 p.attempt(() -> top.string("tokenizer_config"), Optional.empty()),
                 p.attempt(() -> top.string("model_type"), Optional.empty()),
                 p.attempt(() -> top.string("tokenizer_type"), Optional.empty()),
-                datasets,
+                trainDatasets,
                 testDatasets,
                 valSetSize,
-                p.attempt(() -> top.get("sequence_len").map(v -> v.asIntAtLeast(1)).orElse(TrainConfig.DEFAULT_SEQUENCE_LEN),
-                        TrainConfig.DEFAULT_SEQUENCE_LEN),
+                sequenceLen,
                 p.attempt(() -> top.bool("sample_packing", false), false),
                 p.attempt(() -> top.bool("pad_to_sequence_len", false), false),
                 p.attempt(() -> top.bool("train_on_inputs", false), false),
@@ -237,7 +253,104 @@ final class ConfigReader {
                 p.attempt(() -> top.get("chat_template_kwargs").map(ConfigReader::readKwargs).orElse(Map.of()), Map.of()),
                 new TrainerSettings(trainer),
                 notes,
-                positions);
+                positions,
+                streaming);
+    }
+
+    /** The keys of one {@code pretraining_dataset:} entry: Axolotl's PretrainingDataset, and SFTDataset's {@code field}. */
+    private static final List<String> PRETRAINING_KEYS = List.of("path", "name", "split", "text_column", "type",
+            "trust_remote_code", "data_files", "skip", "field", "ds_type");
+
+    /**
+     * {@code pretraining_dataset:} as the one dataset it is: a path, or a list whose first entry Axolotl reads
+     * ({@code _extract_pretraining_config}); {@code type: pretrain} (the default) or {@code completion}.
+     */
+    private static DatasetConfig readPretraining(YamlValue value, Problems p) {
+        if (value.isString()) {
+            return new DatasetConfig(value.asString(), DatasetFormat.Pretrain.DEFAULT, Optional.empty(), List.of(),
+                    Optional.empty(), Optional.empty(), false);
+        }
+        List<YamlValue> items = value.asList();
+        if (items.isEmpty()) throw value.error("expected at least one entry (Axolotl's MinLen(1))");
+        if (items.size() > 1) {
+            p.add(items.get(1).error("Axolotl reads only pretraining_dataset[0] (utils/data/sft.py"
+                    + " _extract_pretraining_config) and would ignore this entry; give one entry"));
+        }
+        YamlMapping entry = items.get(0).asMapping(PRETRAINING_KEYS, p);
+        String path = entry.require("path", "a Hugging Face Hub id or a local file or directory").asString();
+        String type = entry.string("type", "pretrain");
+        entry.get("skip").ifPresent(v -> {
+            if (v.asLong() > 0) p.add(entry.errorAtKey("skip", "skip: " + v.asLong() + " is not supported: jtune"
+                    + " reads the whole local file; cut the first rows out of the file, or give split: train[N:]"));
+        });
+        entry.get("trust_remote_code").ifPresent(v -> { });
+        DatasetFormat format = switch (type) {
+            case "pretrain" -> {
+                entry.get("field").ifPresent(v -> p.add(entry.errorAtKey("field", "'field' does not apply to type"
+                        + " pretrain (it reads text_column, default text)")));
+                yield new DatasetFormat.Pretrain(entry.string("text_column", "text"));
+            }
+            case "completion" -> new DatasetFormat.Completion(entry.string("field", "text"));
+            default -> throw entry.get("type").orElseThrow().error("jtune reads pretraining_dataset entries of type"
+                    + " pretrain (overlapping windows with EOS) or completion, got '" + type + "'");
+        };
+        Optional<String> split = entry.string("split");
+        split.ifPresent(s -> {
+            try {
+                SplitSpec.parse(s);
+            } catch (IllegalArgumentException e) {
+                throw entry.get("split").orElseThrow().error(e.getMessage());
+            }
+        });
+        return new DatasetConfig(path, format, split, entry.get("data_files").map(v -> v.isString()
+                ? List.of(v.asString()) : v.asStringList()).orElse(List.of()), entry.string("name"),
+                entry.string("ds_type"), false);
+    }
+
+    /**
+     * The streamed path's settings when {@code pretraining_dataset:} or {@code streaming: true} asks for it, with what
+     * jtune does not do refused here; sets {@code micro_batch_size} to 1 in {@code trainer}, as Axolotl does
+     * (each packed row already holds {@code micro_batch_size × sequence_len} tokens).
+     */
+    private static Optional<Streaming> readStreaming(YamlMapping top, Problems p, List<DatasetConfig> datasets,
+            ValSetSize valSetSize, int sequenceLen, Map<String, Object> trainer, List<ConfigNote> notes) {
+        boolean pretraining = top.get("pretraining_dataset").isPresent();
+        boolean streaming = top.bool("streaming", false);
+        if (!pretraining && !streaming) return Optional.empty();
+        String why = pretraining ? "pretraining_dataset" : "streaming: true";
+        if (!top.bool("sample_packing", false)) {
+            p.add((top.get("sample_packing").isPresent() ? top.get("sample_packing") : top.get(pretraining
+                    ? "pretraining_dataset" : "streaming")).orElseThrow().error(why + " without sample_packing: true is"
+                    + " not supported: jtune implements Axolotl's packed streaming path only (its unpacked one"
+                    + " tokenizes rows without EOS, or without packing); set sample_packing: true"));
+        }
+        top.get("pretrain_multipack_attn").ifPresent(v -> {
+            if (!v.asBoolean()) p.add(v.error("false (packed documents attending to each other) is not supported: jtune always keeps packed documents apart; leave it out or true"));
+        });
+        if (valSetSize.examplesOutOf(Long.MAX_VALUE) > 0) {
+            p.add(top.get("val_set_size").orElseThrow().error("must be 0 or left out with " + why + ": Axolotl's"
+                    + " streamed path holds out no evaluation rows; give test_datasets"));
+        }
+        if (streaming && !pretraining && datasets.size() > 1) {
+            p.add(top.get("datasets").orElseThrow().error("streaming: true with sample_packing reads only datasets[0]"
+                    + " in Axolotl (utils/data/sft.py _prepare_streaming_dataset); give one dataset"));
+        }
+        int buffer = top.get("streaming_multipack_buffer_size").or(() -> top.get("pretrain_multipack_buffer_size"))
+                .map(v -> v.asIntAtLeast(1)).orElse(Streaming.DEFAULT_BUFFER_SIZE);
+        int bin = top.get("sample_packing_bin_size").map(v -> v.asIntAtLeast(1)).orElse(Streaming.DEFAULT_BIN_SIZE);
+        long micro = trainer.get("micro_batch_size") instanceof Long m ? m : 1L;
+        trainer.put("micro_batch_size", 1L);
+        // What Axolotl's stream gives and jtune's local read does not reproduce bit for bit: the random orders.
+        String key = pretraining ? "pretraining_dataset" : "streaming";
+        var mark = top.keyNode(key).getStartMark();
+        notes.add(new ConfigNote(ConfigNote.Level.INFO, top.self().file(), mark.getLine() + 1, mark.getColumn() + 1,
+                key, pretraining ? "[...]" : "true", "Axolotl's streamed path, read from the local file: buffers of "
+                + buffer + " rows packed into rows of " + micro + " x " + sequenceLen + " tokens and at most " + bin
+                + " documents (micro_batch_size becomes 1); its buffer shuffle and sampler order are drawn by jtune's"
+                + " seeded generator, not numpy's and torch's"));
+        // sample_packing_bin_size is read here (its info line speaks of the ordinary packing path)
+        notes.removeIf(n -> n.key().equals("sample_packing_bin_size"));
+        return Optional.of(new Streaming(pretraining, buffer, bin, Math.toIntExact(micro * sequenceLen)));
     }
 
     /**
@@ -310,7 +423,7 @@ final class ConfigReader {
         }
         String path = dataset.require("path", "a Hugging Face Hub id or a local file or directory").asString();
         List<String> typeNames = java.util.Arrays.stream(DatasetType.values())
-                .filter(t -> t != DatasetType.USER_DEFINED && t != DatasetType.PRE_TOKENIZED)
+                .filter(t -> t != DatasetType.USER_DEFINED && t != DatasetType.PRE_TOKENIZED && t != DatasetType.PRETRAIN)
                 .map(DatasetType::yamlName).toList();
         Optional<YamlValue> given = dataset.get("type");
         if (given.isEmpty()) { // Axolotl: no type, rows already tokenized (input_ids, attention_mask, labels)
@@ -329,6 +442,10 @@ final class ConfigReader {
         String typeText = typeValue.isString() ? typeValue.asString() : "";
         if (typeText.equals(DatasetType.USER_DEFINED.yamlName())) {
             throw typeValue.error("a user-defined prompt format is given as a mapping (format:, no_input_format:, ...)");
+        }
+        if (typeText.equals(DatasetType.PRETRAIN.yamlName())) {
+            throw typeValue.error("type: pretrain is read in pretraining_dataset: (Axolotl takes its text_column from"
+                    + " there); for plain text in datasets: give type: completion");
         }
         Optional<String> preference = DatasetType.preferenceType(typeText);
         if (preference.isPresent()) throw typeValue.error(preference.get());
@@ -353,7 +470,7 @@ final class ConfigReader {
             case COMPLETION -> COMPLETION_KEYS;
             case SHAREGPT, CHAT_TEMPLATE -> CHAT_KEYS;
             case INPUT_OUTPUT -> INPUT_OUTPUT_KEYS;
-            case USER_DEFINED, PRE_TOKENIZED -> List.of();
+            case USER_DEFINED, PRE_TOKENIZED, PRETRAIN -> List.of();
         };
         for (String key : dataset.presentKeys()) {
             if (DATASET_KEYS.contains(key) && !DATASET_COMMON_KEYS.contains(key) && !applicable.contains(key)) {
@@ -373,7 +490,7 @@ final class ConfigReader {
                     dataset.string("field", DatasetFormat.Completion.DEFAULT.field()));
             case SHAREGPT, CHAT_TEMPLATE -> readChat(dataset, type);
             case INPUT_OUTPUT -> new DatasetFormat.InputOutput(dataset.string("field_segments", "segments"));
-            case USER_DEFINED, PRE_TOKENIZED -> throw new IllegalStateException();
+            case USER_DEFINED, PRE_TOKENIZED, PRETRAIN -> throw new IllegalStateException();
         };
         return dataset(dataset, path, format);
     }

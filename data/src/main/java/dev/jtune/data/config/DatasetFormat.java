@@ -30,6 +30,19 @@ public sealed interface DatasetFormat {
         }
     }
 
+    /**
+     * {@code pretraining_dataset} entry of {@code type: pretrain} (Axolotl's prompt_strategies/pretrain.py): the
+     * text of column {@code textColumn} in overlapping windows of {@code sequence_len - 1} tokens, EOS appended to each.
+     */
+    record Pretrain(String textColumn) implements DatasetFormat {
+        public static final Pretrain DEFAULT = new Pretrain("text");
+
+        @Override
+        public DatasetType type() {
+            return DatasetType.PRETRAIN;
+        }
+    }
+
     /** Raw text in one column. */
     record Completion(String field) implements DatasetFormat {
         public static final Completion DEFAULT = new Completion("text");

@@ -14,6 +14,11 @@ public enum DatasetType {
     CHAT_TEMPLATE("chat_template"),
     /** Plain text, trained on in full (continued pre-training). */
     COMPLETION("completion"),
+    /**
+     * Plain text in overlapping windows with EOS, every token trained: Axolotl's {@code pretrain}, read only in
+     * {@code pretraining_dataset:} (Axolotl takes its text column from there).
+     */
+    PRETRAIN("pretrain"),
     /** Template-free rows: {@code segments} of {@code {text, label}}, each tokenized alone, trained where label. */
     INPUT_OUTPUT("input_output"),
     /** Axolotl's user-defined prompt format: {@code type:} given as a mapping ({@code format}, ...). */
@@ -55,7 +60,7 @@ public enum DatasetType {
     /** The type a config's {@code type:} string names, by its name or an {@link #ALIASES alias}. */
     static Optional<DatasetType> byName(String text) {
         for (DatasetType type : values()) {
-            if (type != USER_DEFINED && type != PRE_TOKENIZED && type.yamlName.equals(text)) return Optional.of(type);
+            if (type != USER_DEFINED && type != PRE_TOKENIZED && type != PRETRAIN && type.yamlName.equals(text)) return Optional.of(type);
         }
         return Optional.ofNullable(ALIASES.get(text));
     }

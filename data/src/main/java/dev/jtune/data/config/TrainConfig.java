@@ -44,6 +44,9 @@ import java.util.Optional;
  * @param positions where each key and list item of the file stands, by dotted path ({@code lora_r},
  *     {@code fsdp_config.fsdp_offload_params}, {@code datasets[0].split}, {@code lora_target_modules[1]}), so that
  *     checks made after loading ({@link ConfigProblems}) can name file:line:column too
+ * @param streaming Axolotl's streamed, packed data path ({@code pretraining_dataset:}, or {@code streaming: true}
+ *     with {@code sample_packing}); then {@link #datasets()} holds that one dataset and the trainer's
+ *     {@code micro_batch_size} is 1
  */
 public record TrainConfig(Path source, String baseModel, Optional<String> baseModelConfig,
         Optional<String> tokenizerConfig, Optional<String> modelType, Optional<String> tokenizerType,
@@ -52,7 +55,7 @@ public record TrainConfig(Path source, String baseModel, Optional<String> baseMo
         Optional<String> chatTemplateJinja, SpecialTokens specialTokens, Optional<String> datasetPreparedPath,
         boolean shuffleMergedDatasets, long seed, String outputDir, ExcessLengthStrategy excessLengthStrategy,
         int minSampleLen, boolean datasetExactDeduplication, List<String> eotTokens, java.util.Map<String, Object> chatTemplateKwargs, TrainerSettings trainer,
-        List<ConfigNote> notes, java.util.Map<String, Position> positions) {
+        List<ConfigNote> notes, java.util.Map<String, Position> positions, Optional<Streaming> streaming) {
 
     public static final int DEFAULT_SEQUENCE_LEN = 2048;
     public static final long DEFAULT_SEED = 42;

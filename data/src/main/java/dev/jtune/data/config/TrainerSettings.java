@@ -64,7 +64,7 @@ public record TrainerSettings(Map<String, Object> values) {
                 "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model",
                 "do_causal_lm_eval", "merge_lora_on_finish", "resize_token_embeddings_to_32x",
                 "mean_resizing_embeddings", "use_tensorboard", "load_best_model_at_end", "curriculum_sampling",
-                "tokenizer_use_mistral_common")) {
+                "tokenizer_use_mistral_common", "reinit_weights")) {
             keys.put(key, Spec.of(Kind.BOOLEAN));
         }
         // Accepted with a line: jtune runs its own implementation of each family, never code from the model folder.

@@ -9,7 +9,9 @@
  *       {@link dev.jtune.data.config.TrainerSettings} for the trainer to read.</li>
  *   <li>{@link dev.jtune.data.config.DatasetConfig} is one {@code datasets:} entry; its
  *       {@link dev.jtune.data.config.DatasetFormat} is a sealed set of records, one per family of
- *       {@link dev.jtune.data.config.DatasetType}, with Axolotl's field-mapping defaults (and the other spellings
+ *       {@link dev.jtune.data.config.DatasetType}, with Axolotl's field-mapping defaults ({@code pretraining_dataset:}'s
+ *       first entry is read into the same record, and {@link dev.jtune.data.config.Streaming} says how its rows are
+ *       packed) (and the other spellings
  *       its loader resolves to the same type, e.g. {@code chat_template.load}); its {@code split:} is a
  *       {@link dev.jtune.data.config.SplitSpec}, Hugging Face datasets' slice syntax ({@code train[:20%]}).</li>
  *   <li>{@link dev.jtune.data.config.AxolotlKeys} is Axolotl's whole schema at a pinned commit, one policy per

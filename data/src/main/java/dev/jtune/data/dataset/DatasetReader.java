@@ -51,9 +51,9 @@ public final class DatasetReader {
      * and skipped passed on to the tally when the stream closes.
      */
     public static SampleSource source(TrainConfig cfg, Tokenizer tokenizer, Path baseDir) {
-        return SampleSource.of(baseDir, VERSION, (ds, tally) -> {
+        return SampleSource.byRow(baseDir, VERSION, (ds, tally) -> {
             LoadReport report = new LoadReport();
-            return samples(ds, cfg, tokenizer, baseDir, report).onClose(() -> {
+            return samplesByRow(ds, cfg, tokenizer, baseDir, report).onClose(() -> {
                 tally.read(report.rowsRead());
                 tally.skipped(report.skippedByReason());
             });
@@ -71,12 +71,23 @@ public final class DatasetReader {
      */
     public static Stream<Sample> samples(DatasetConfig ds, TrainConfig cfg, Tokenizer tokenizer, Path baseDir,
             LoadReport report) {
-        return samples(ds, cfg, tokenizer, baseDir, report, CHUNK, Runtime.getRuntime().availableProcessors());
+        return samplesByRow(ds, cfg, tokenizer, baseDir, report).flatMap(List::stream);
+    }
+
+    /** {@link #samples}, one list per source row kept (a row may give several samples, or none). */
+    public static Stream<List<Sample>> samplesByRow(DatasetConfig ds, TrainConfig cfg, Tokenizer tokenizer,
+            Path baseDir, LoadReport report) {
+        return samplesByRow(ds, cfg, tokenizer, baseDir, report, CHUNK, Runtime.getRuntime().availableProcessors());
     }
 
     /** {@link #samples} with {@code chunkRows} rows per chunk and {@code workers} threads (tests vary both). */
     static Stream<Sample> samples(DatasetConfig ds, TrainConfig cfg, Tokenizer tokenizer, Path baseDir,
             LoadReport report, int chunkRows, int workers) {
+        return samplesByRow(ds, cfg, tokenizer, baseDir, report, chunkRows, workers).flatMap(List::stream);
+    }
+
+    private static Stream<List<Sample>> samplesByRow(DatasetConfig ds, TrainConfig cfg, Tokenizer tokenizer,
+            Path baseDir, LoadReport report, int chunkRows, int workers) {
         if (chunkRows < 1 || workers < 1) {
             throw new IllegalArgumentException("chunkRows and workers must be positive: " + chunkRows + ", " + workers);
         }
@@ -99,7 +110,7 @@ public final class DatasetReader {
      * Each item of a chunk is a {@link JsonRows.Raw}, or the {@link DatasetException} that ended the reading (a
      * file that cannot be read, a malformed JSON file), which is thrown when its turn comes.
      */
-    private static final class Pipeline implements Iterator<Sample>, AutoCloseable {
+    private static final class Pipeline implements Iterator<List<Sample>>, AutoCloseable {
         private final SlicedRows rows;
         private final SampleBuilder builder;
         private final boolean skipInvalid;
@@ -108,7 +119,7 @@ public final class DatasetReader {
         private final int ahead;
         private final ExecutorService workers;
         private final ArrayDeque<Future<List<Object>>> inFlight = new ArrayDeque<>();
-        private final ArrayDeque<Sample> pending = new ArrayDeque<>();
+        private final ArrayDeque<List<Sample>> pending = new ArrayDeque<>();
         private boolean readAll;
         /** A row's error, thrown once the samples of the rows before it have been taken. */
         private DatasetException failure;
@@ -147,12 +158,13 @@ public final class DatasetReader {
         }
 
         @Override
-        public Sample next() {
+        public List<Sample> next() {
             if (!hasNext()) {
                 throw new NoSuchElementException();
             }
-            report.sample();
-            return pending.poll();
+            List<Sample> row = pending.poll();
+            for (int i = 0; i < row.size(); i++) report.sample();
+            return row;
         }
 
         /** Up to {@code chunkRows} rows; the last chunk may end with the exception that ends the reading. */
@@ -225,7 +237,7 @@ public final class DatasetReader {
                         if (b.samples().size() > 1) {
                             report.split(b.samples().size());
                         }
-                        pending.addAll(b.samples());
+                        pending.add(b.samples());
                     }
                     default -> throw new IllegalStateException(String.valueOf(result));
                 }

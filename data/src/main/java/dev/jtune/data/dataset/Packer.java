@@ -62,6 +62,37 @@ public final class Packer {
         return out;
     }
 
+    /**
+     * Axolotl's {@code pack_group} (utils/samplers/multipack.py at {@link dev.jtune.data.config.AxolotlKeys#COMMIT}),
+     * as its streamed path uses it: first fit in the given order, no sorting; a bin takes a sample when it has room
+     * and fewer than {@code binSize} samples ({@code sample_packing_bin_size}); a new bin is opened otherwise.
+     *
+     * @return for each bin, the indices into {@code lengths} in the order placed
+     * @throws IllegalArgumentException if a length is not in {@code [1, capacity]}
+     */
+    public static List<int[]> firstFit(int[] lengths, int capacity, int binSize) {
+        if (capacity <= 0 || binSize <= 0) throw new IllegalArgumentException("capacity and binSize must be positive");
+        List<IntList> bins = new ArrayList<>();
+        List<Integer> space = new ArrayList<>();
+        for (int i = 0; i < lengths.length; i++) {
+            int len = lengths[i];
+            if (len < 1 || len > capacity) {
+                throw new IllegalArgumentException("sample " + i + " has length " + len + ", not in [1, " + capacity + "]");
+            }
+            int b = 0;
+            while (b < bins.size() && (space.get(b) < len || bins.get(b).n >= binSize)) b++;
+            if (b == bins.size()) {
+                bins.add(new IntList());
+                space.add(capacity);
+            }
+            bins.get(b).add(i);
+            space.set(b, space.get(b) - len);
+        }
+        List<int[]> out = new ArrayList<>(bins.size());
+        for (IntList bin : bins) out.add(bin.toArray());
+        return out;
+    }
+
     /** Packs {@code samples} into rows with {@link Row#pack} following {@link #assign}. */
     public static List<Row> pack(List<Sample> samples, int capacity) {
         int[] lengths = new int[samples.size()];

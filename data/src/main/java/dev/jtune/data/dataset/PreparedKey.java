@@ -76,6 +76,7 @@ public final class PreparedKey {
         if (c.minSampleLen() > 0) {
             keys.put("min_sample_len", c.minSampleLen());
         }
+        c.streaming().ifPresent(st -> keys.put("streaming", st));
         if (c.datasetExactDeduplication()) {
             keys.put("dataset_exact_deduplication", true);
         }

@@ -2,6 +2,7 @@ package dev.jtune.data.dataset;
 
 import dev.jtune.data.config.DatasetConfig;
 import dev.jtune.data.config.ExcessLengthStrategy;
+import dev.jtune.data.config.Streaming;
 import dev.jtune.data.config.TrainConfig;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -38,6 +39,7 @@ public final class Preprocessor {
     public static Prepared prepare(TrainConfig config, SampleSource source) {
         int seqLen = config.sequenceLen();
         if (seqLen < 1) throw new IllegalArgumentException("sequence_len must be at least 1, got " + seqLen);
+        if (config.streaming().isPresent()) return streamed(config, source, config.streaming().get());
         Counts counts = new Counts();
         List<Sample> train = read(config.datasets(), source, config, counts);
         List<Sample> eval;
@@ -55,6 +57,88 @@ public final class Preprocessor {
                 config.samplePacking(), PrepareReport.SplitStats.of(train.size(), trainRows, seqLen),
                 eval.isEmpty() ? PrepareReport.SplitStats.EMPTY : PrepareReport.SplitStats.of(eval.size(), evalRows, seqLen));
         return new Prepared(trainRows, evalRows, report);
+    }
+
+    /**
+     * Axolotl's streamed, packed path ({@link Streaming}; utils/data/streaming.py at
+     * {@link dev.jtune.data.config.AxolotlKeys#COMMIT}): the one dataset's rows, buffer-shuffled when
+     * {@code shuffle_merged_datasets} ({@link #bufferShuffled}), then per buffer of {@code bufferSize} rows: the
+     * rows' samples with {@code 2 <= length <= sequence_len} (Axolotl's filter_sequences_by_length), drawn in a seeded
+     * random order (Axolotl's RandomSampler), first-fit into rows ({@link Packer#firstFit}). The rows keep that
+     * order (Axolotl streams them; the trainer does not reshuffle). Evaluation rows come from {@code test_datasets}
+     * by the ordinary path, as Axolotl loads those unstreamed.
+     */
+    static Prepared streamed(TrainConfig config, SampleSource source, Streaming streaming) {
+        int seqLen = config.sequenceLen();
+        Counts counts = new Counts();
+        java.util.Random rng = new java.util.Random(config.seed());
+        List<List<Sample>> byRow = new ArrayList<>();
+        RowTally tally = new RowTally();
+        try (Stream<List<Sample>> rows = source.openByRow(config.datasets().get(0), tally)) {
+            rows.forEachOrdered(byRow::add);
+        }
+        counts.read += tally.read();
+        tally.addTo(counts.skipped);
+        if (config.shuffleMergedDatasets()) byRow = bufferShuffled(byRow, streaming.bufferSize(), rng);
+        List<Row> trainRows = new ArrayList<>();
+        long kept = 0;
+        for (int from = 0; from < byRow.size(); from += streaming.bufferSize()) {
+            List<Sample> buffer = new ArrayList<>();
+            for (List<Sample> row : byRow.subList(from, Math.min(byRow.size(), from + streaming.bufferSize()))) {
+                for (Sample s : row) {
+                    if (s.length() == 0) counts.drop(PrepareReport.EMPTY);
+                    else if (s.length() < 2) counts.drop(PrepareReport.TOO_SHORT);
+                    else if (s.length() > seqLen) counts.drop(PrepareReport.TOO_LONG);
+                    else buffer.add(s);
+                }
+            }
+            List<Sample> drawn = new ArrayList<>(buffer);
+            java.util.Collections.shuffle(drawn, rng);
+            kept += drawn.size();
+            trainRows.addAll(packFirstFit(drawn, streaming.capacity(), streaming.binSize()));
+        }
+        List<Sample> eval = read(config.testDatasets(), source, config, counts);
+        List<Row> evalRows = rows(eval, config.samplePacking(), seqLen);
+        PrepareReport report = new PrepareReport(counts.read, counts.skipped, counts.dropped, counts.truncated, seqLen,
+                true, PrepareReport.SplitStats.of(kept, trainRows, streaming.capacity()),
+                eval.isEmpty() ? PrepareReport.SplitStats.EMPTY : PrepareReport.SplitStats.of(eval.size(), evalRows, seqLen));
+        return new Prepared(trainRows, evalRows, report);
+    }
+
+    /** {@code samples} packed in their order by {@link Packer#firstFit}, one row per bin. */
+    public static List<Row> packFirstFit(List<Sample> samples, int capacity, int binSize) {
+        int[] lengths = new int[samples.size()];
+        for (int i = 0; i < lengths.length; i++) lengths[i] = samples.get(i).length();
+        List<Row> out = new ArrayList<>();
+        for (int[] bin : Packer.firstFit(lengths, capacity, binSize)) {
+            List<Sample> members = new ArrayList<>(bin.length);
+            for (int i : bin) members.add(samples.get(i));
+            out.add(Row.pack(members));
+        }
+        return out;
+    }
+
+    /**
+     * Hugging Face datasets' buffered shuffle of a stream ({@code IterableDataset.shuffle(seed, buffer_size)},
+     * BufferShuffledExamplesIterable): a buffer of {@code bufferSize} items fills first; then each new item swaps
+     * with a uniformly drawn buffer slot, whose item is emitted; at the end the buffer is emitted shuffled. The same
+     * algorithm with jtune's seeded generator (datasets draws from numpy's, so the permutation differs).
+     */
+    static <T> List<T> bufferShuffled(List<T> items, int bufferSize, java.util.Random rng) {
+        List<T> out = new ArrayList<>(items.size());
+        List<T> buffer = new ArrayList<>(Math.min(bufferSize, items.size()));
+        for (T item : items) {
+            if (buffer.size() == bufferSize) {
+                int i = rng.nextInt(bufferSize);
+                out.add(buffer.get(i));
+                buffer.set(i, item);
+            } else {
+                buffer.add(item);
+            }
+        }
+        java.util.Collections.shuffle(buffer, rng);
+        out.addAll(buffer);
+        return out;
     }
 
     /**

@@ -16,7 +16,7 @@ import java.util.List;
  */
 public sealed interface SampleBuilder
         permits AlpacaSamples, ChatSamples, CompletionSamples, InputOutputSamples, MistralChatSamples,
-        PreTokenizedSamples, UserDefinedSamples {
+        PreTokenizedSamples, PretrainSamples, UserDefinedSamples {
 
     /**
      * The samples of {@code row}: one, or for {@code completion} text longer than {@code sequence_len} several.
@@ -38,6 +38,7 @@ public sealed interface SampleBuilder
         return switch (ds.format()) {
             case DatasetFormat.Alpaca a -> new AlpacaSamples(a, tokenizer, cfg.trainOnInputs());
             case DatasetFormat.Completion c -> new CompletionSamples(c, tokenizer, cfg.sequenceLen());
+            case DatasetFormat.Pretrain p -> new PretrainSamples(p, tokenizer, cfg.sequenceLen());
             case DatasetFormat.Chat c -> new ChatSamples(c, ChatSamples.template(ds, cfg, tokenizer, baseDir), tokenizer,
                     cfg.trainOnInputs());
             case DatasetFormat.InputOutput io -> new InputOutputSamples(io, tokenizer);

@@ -19,6 +19,14 @@ public interface SampleSource {
      */
     Stream<Sample> open(DatasetConfig dataset, RowTally tally);
 
+    /**
+     * {@link #open}'s samples grouped by the source row they came from (a row may give several), for the streamed
+     * path that shuffles and buffers rows; a source that cannot tell gives one group per sample.
+     */
+    default Stream<List<Sample>> openByRow(DatasetConfig dataset, RowTally tally) {
+        return open(dataset, tally).map(List::of);
+    }
+
     /** The local files {@link #open} reads for {@code dataset}; their contents key the prepared-dataset cache. */
     List<Path> inputs(DatasetConfig dataset);
 
@@ -28,6 +36,33 @@ public interface SampleSource {
      */
     default String version() {
         return "";
+    }
+
+    /** {@link #of}, from a loading function that gives each row's samples together ({@link #openByRow}). */
+    static SampleSource byRow(Path baseDir, String version,
+            BiFunction<DatasetConfig, RowTally, Stream<List<Sample>>> open) {
+        Objects.requireNonNull(open, "open");
+        return new SampleSource() {
+            @Override
+            public Stream<Sample> open(DatasetConfig dataset, RowTally tally) {
+                return open.apply(dataset, tally).flatMap(List::stream);
+            }
+
+            @Override
+            public Stream<List<Sample>> openByRow(DatasetConfig dataset, RowTally tally) {
+                return open.apply(dataset, tally);
+            }
+
+            @Override
+            public List<Path> inputs(DatasetConfig dataset) {
+                return DatasetFiles.resolve(dataset, baseDir);
+            }
+
+            @Override
+            public String version() {
+                return version;
+            }
+        };
     }
 
     /** A source from a loading function, with {@link DatasetFiles#resolve} against {@code baseDir} as its inputs. */

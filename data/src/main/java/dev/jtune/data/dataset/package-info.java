@@ -16,7 +16,8 @@
  * {@link dev.jtune.data.dataset.InputOutputSamples}, {@link dev.jtune.data.dataset.UserDefinedSamples},
  * {@link dev.jtune.data.dataset.PreTokenizedSamples} for an entry without {@code type:};
  * {@link dev.jtune.data.dataset.MistralChatSamples} for chat entries under {@code tokenizer_use_mistral_common: true},
- * Axolotl's MistralStrategy over mistral-common's encoding) formats,
+ * Axolotl's MistralStrategy over mistral-common's encoding;
+ * {@link dev.jtune.data.dataset.PretrainSamples} for a {@code pretraining_dataset} of {@code type: pretrain}) formats,
  * tokenizes and masks each row. Bad rows are {@link dev.jtune.data.dataset.DatasetException}s reading
  * {@code file:line: field 'x' ...}, or with {@code skip_invalid} are skipped and counted by reason in the
  * {@link dev.jtune.data.dataset.LoadReport}. The rows are built on one worker thread per core (JSON lines parsed
@@ -31,7 +32,10 @@
  *   <li>{@link dev.jtune.data.dataset.Preprocessor#prepare} — length filter ({@code excess_length_strategy}),
  *       evaluation split ({@link dev.jtune.data.dataset.Split}), seeded shuffle, packing
  *       ({@link dev.jtune.data.dataset.Packer}, first-fit-decreasing) → rows and a
- *       {@link dev.jtune.data.dataset.PrepareReport}.
+ *       {@link dev.jtune.data.dataset.PrepareReport}. With {@link dev.jtune.data.config.TrainConfig#streaming()}
+ *       Axolotl's streamed path instead: source rows ({@link dev.jtune.data.dataset.SampleSource#openByRow})
+ *       buffer-shuffled, packed per buffer in a seeded random order by
+ *       {@link dev.jtune.data.dataset.Packer#firstFit} into {@code micro_batch_size × sequence_len} rows.
  *   <li>{@link dev.jtune.data.dataset.PreparedDataset#prepareOrLoad} — the same, cached on disk under
  *       {@code dataset_prepared_path} in a directory named by {@link dev.jtune.data.dataset.PreparedKey}
  *       (a hash of the data config keys, tokenizer files and dataset files), written atomically and

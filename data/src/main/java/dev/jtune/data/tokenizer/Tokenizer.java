@@ -75,6 +75,9 @@ public final class Tokenizer implements AutoCloseable {
     private final String chatTemplate;
     private final boolean cleanUpSpaces;
     private final OptionalLong modelMaxLength;
+    /** The tokenizer.json the native tokenizer was built from, for {@link #encodeWindows}' truncating copies. */
+    private final String nativeJson;
+    private final Map<String, HuggingFaceTokenizer> windowed = new java.util.HashMap<>();
 
     private record Special(String token, int id) {
         static final Special NONE = new Special(null, -1);
@@ -96,7 +99,9 @@ public final class Tokenizer implements AutoCloseable {
             List<Integer> eosIds,
             String chatTemplate,
             boolean cleanUpSpaces,
-            OptionalLong modelMaxLength) {
+            OptionalLong modelMaxLength,
+            String nativeJson) {
+        this.nativeJson = nativeJson;
         this.directory = directory;
         this.hf = nativeTokenizer;
         this.modelType = vocab.modelType();
@@ -185,7 +190,7 @@ public final class Tokenizer implements AutoCloseable {
             }
         }
         HuggingFaceTokenizer nativeTokenizer = createNative(tokenizerFile, nativeJson);
-        return new Tokenizer(dir, nativeTokenizer, vocab, bos, eos, pad, List.copyOf(eosIds), chatTemplate, cleanUp, maxLength);
+        return new Tokenizer(dir, nativeTokenizer, vocab, bos, eos, pad, List.copyOf(eosIds), chatTemplate, cleanUp, maxLength, nativeJson);
     }
 
     /**
@@ -202,7 +207,7 @@ public final class Tokenizer implements AutoCloseable {
         Special pad = tekkenSpecial(tekken, "<pad>");
         List<Integer> eosIds = eos.id() < 0 ? List.of() : List.of(eos.id());
         return new Tokenizer(dir.toAbsolutePath().normalize(), createNative(tekken.file(), json), vocab, bos, eos, pad,
-                eosIds, null, false, OptionalLong.empty());
+                eosIds, null, false, OptionalLong.empty(), json);
     }
 
     private static Special tekkenSpecial(Tekken tekken, String token) {
@@ -217,6 +222,41 @@ public final class Tokenizer implements AutoCloseable {
         Objects.requireNonNull(text, "text");
         HuggingFaceTokenizer t = nativeTokenizer();
         return idsOnly(TokenizersLibrary.LIB.encode(t.getHandle(), text, addSpecialTokens));
+    }
+
+    /**
+     * transformers' {@code tokenizer(text, truncation=True, max_length=maxLength, add_special_tokens=True,
+     * return_overflowing_tokens=True, stride=stride)["input_ids"]}: the first window and every overflowing one,
+     * computed by the same tokenizers library (its truncation: windows of {@code maxLength} minus the special tokens,
+     * each starting {@code stride} tokens before the previous one's end, special tokens added to each). Which
+     * post-processors keep the overflowing windows is that library's business (a ByteLevel one drops them: one
+     * window), and is followed here as it is, since Axolotl's pretraining tokenization goes through it.
+     */
+    public synchronized List<int[]> encodeWindows(String text, int maxLength, int stride) {
+        Objects.requireNonNull(text, "text");
+        if (hf.isReleased()) throw new IllegalStateException("the tokenizer of " + directory + " is closed");
+        HuggingFaceTokenizer t = windowed.computeIfAbsent(maxLength + "/" + stride, k -> {
+            DjlSetup.ensureOffline();
+            try {
+                return HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(nativeJson.getBytes(StandardCharsets.UTF_8)),
+                        Map.of("addSpecialTokens", "true", "withOverflowingTokens", "true", "truncation", "true",
+                                "maxLength", Integer.toString(maxLength), "stride", Integer.toString(stride),
+                                "padding", "false"));
+            } catch (IOException e) {
+                throw new TokenizerException(directory + ": cannot build a truncating tokenizer: " + e.getMessage(), e);
+            }
+        });
+        ai.djl.huggingface.tokenizers.Encoding first = t.encode(text, true, true);
+        List<int[]> out = new ArrayList<>();
+        out.add(toInts(first.getIds()));
+        for (ai.djl.huggingface.tokenizers.Encoding e : first.getOverflowing()) out.add(toInts(e.getIds()));
+        return out;
+    }
+
+    private static int[] toInts(long[] ids) {
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) out[i] = Math.toIntExact(ids[i]);
+        return out;
     }
 
     /**
@@ -375,6 +415,10 @@ public final class Tokenizer implements AutoCloseable {
     /** Frees the native tokenizer. Idempotent; later calls to encode/decode throw IllegalStateException. */
     @Override
     public void close() {
+        synchronized (this) {
+            windowed.values().forEach(HuggingFaceTokenizer::close);
+            windowed.clear();
+        }
         hf.close();
     }
 

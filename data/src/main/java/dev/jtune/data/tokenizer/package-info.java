@@ -8,7 +8,8 @@
  *       when present). {@code encode(text, true)} gives what Hugging Face's {@code tokenizer(text)} gives
  *       from {@code tokenizer.json}: its post-processor decides which special tokens are added. Nothing is
  *       ever truncated or padded, whatever DJL's defaults or the file's own {@code truncation} and
- *       {@code padding} sections say. Where transformers 5 does not run tokenizer.json as written, neither does
+ *       {@code padding} sections say; only {@code encodeWindows} truncates, on its own copy, into the overlapping
+ *       windows transformers' {@code return_overflowing_tokens} with {@code stride} gives. Where transformers 5 does not run tokenizer.json as written, neither does
  *       it: a tokenizer_config.json naming {@code LlamaTokenizer}/{@code LlamaTokenizerFast} gets transformers'
  *       LlamaTokenizer rebuild (a Metaspace pre-tokenizer instead of the file's {@code Prepend("▁")} normalizer),
  *       unless config.json's {@code model_type} makes transformers choose another class (Mistral, DeepSeek-V3,

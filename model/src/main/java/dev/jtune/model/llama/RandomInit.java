@@ -19,10 +19,18 @@ public final class RandomInit {
 
     private final LlamaConfig config;
     private final long seed;
+    private final double initializerRange;
 
     public RandomInit(LlamaConfig config, long seed) {
+        this(config, seed, INITIALIZER_RANGE);
+    }
+
+    /** With the checkpoint's own {@code initializer_range} (config.json), as transformers' {@code _init_weights} reads it. */
+    public RandomInit(LlamaConfig config, long seed, double initializerRange) {
+        if (!(initializerRange > 0)) throw new IllegalArgumentException("initializer_range must be positive");
         this.config = config;
         this.seed = seed;
+        this.initializerRange = initializerRange;
     }
 
     /**
@@ -114,7 +122,7 @@ public final class RandomInit {
         }
         Random r = new Random(seed * 0x9E3779B97F4A7C15L + spec.name().hashCode());
         for (int i = 0; i < v.length; i++) {
-            v[i] = (float) (r.nextGaussian() * INITIALIZER_RANGE);
+            v[i] = (float) (r.nextGaussian() * initializerRange);
         }
         Integer pad = config.padTokenId();
         if (spec.name().endsWith("embed_tokens.weight") && pad != null && pad >= 0 && pad < config.vocabSize()) {

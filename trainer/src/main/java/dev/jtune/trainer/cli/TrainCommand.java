@@ -172,6 +172,13 @@ final class TrainCommand {
         if (masterWeights) {
             baseSpec = baseSpec.withFp32Weights();
         }
+        if (config.trainer().bool("reinit_weights").orElse(false)) {
+            // Axolotl's _load_model_from_config: the checkpoint's config, transformers' fresh initialisation.
+            baseSpec = baseSpec.withReinit(config.seed());
+            out.printf("reinit_weights: the weights of %s are not read: drawn as transformers' _init_weights draws a"
+                    + " fresh model's (linears and embedding N(0, %s²), padding row 0, norms 1 (Gemma's 0: they scale by 1 + weight), biases 0), seed %d%n",
+                    modelDir, dev.jtune.trainer.setup.VocabSettings.initializerRange(modelDir), config.seed());
+        }
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);
                 PreparedDataset data = PreparedDataset.prepareOrLoad(config, tokenizerDir,
                         DatasetReader.source(config, tokenizer, baseDir), baseDir);
@@ -195,8 +202,9 @@ final class TrainCommand {
             int padTo = config.padToSequenceLen() ? config.sequenceLen() : 0;
             // curriculum_sampling: Axolotl's SequentialSampler, the prepared order every epoch.
             boolean curriculum = config.trainer().bool("curriculum_sampling").orElse(false);
-            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(), !curriculum, padId,
-                    padTo);
+            // The streamed path (pretraining_dataset, streaming: true) trains its rows in the order they were packed.
+            Batches trainBatches = new Batches(data.train(), options.microBatchSize(), config.seed(),
+                    !curriculum && config.streaming().isEmpty(), padId, padTo);
             Batches evalBatches = data.eval().isEmpty() ? null
                     : new Batches(data.eval(), options.microBatchSize(), config.seed(), false, padId, padTo);
             long loadStart = System.nanoTime();

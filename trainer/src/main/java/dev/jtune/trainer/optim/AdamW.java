@@ -59,7 +59,9 @@ public final class AdamW implements Optimizer {
          * {@code linspace(0, 1, 17)[1:]}; plain blockwise absmax scaling, no rank-1 normalization) for tensors of at
          * least 4096 values that are a whole number of blocks, fp32 moments for the others.
          */
-        TORCHAO_4BIT("adamw_torch_4bit");
+        TORCHAO_4BIT("adamw_torch_4bit"),
+        /** Axolotl's Muon ({@link Muon}): this AdamW (torch's arithmetic) for embeddings and vectors only. */
+        MUON("muon");
 
         /**
          * Whether a tensor of {@code n} values keeps quantized (8-bit, or 4-bit for {@link #TORCHAO_4BIT}) state
@@ -67,7 +69,7 @@ public final class AdamW implements Optimizer {
          */
         public boolean eightBit(long n) {
             return switch (this) {
-                case TORCH, BNB_32BIT -> false;
+                case TORCH, BNB_32BIT, MUON -> false;
                 case BNB_8BIT -> Bnb.eightBit(n);
                 case TORCHAO_8BIT, TORCHAO_4BIT -> n >= Bnb.MIN_8BIT_SIZE && n % block() == 0;
             };
@@ -328,7 +330,7 @@ public final class AdamW implements Optimizer {
             steps.put(name, step);
             double wd = decays.get(name) ? hyper.weightDecay() : 0.0;
             switch (hyper.variant()) {
-                case TORCH -> {
+                case TORCH, MUON -> {
                     // Python float arithmetic, as in _single_tensor_adam.
                     double biasCorrection1 = 1 - Math.pow(hyper.beta1(), step);
                     double biasCorrection2 = 1 - Math.pow(hyper.beta2(), step);

@@ -25,6 +25,14 @@ public interface Optimizer extends AutoCloseable {
      */
     static Optimizer create(Map<String, NDArray> params, AdamW.Hyper hyper, Predicate<String> decays,
             ProcessGroup group, boolean shard, NDManager parent) {
+        if (hyper.variant() == AdamW.Variant.MUON) {
+            if (group.worldSize() > 1) {
+                throw new IllegalArgumentException("optimizer: muon runs in one process here: dion's Muon"
+                        + " orthogonalizes whole matrices spread over ranks, which jtune's data parallel and FSDP do not"
+                        + " do; run with one process, or give optimizer: adamw_torch");
+            }
+            return new Muon(params, hyper, decays, parent);
+        }
         boolean sharded = shard && group.worldSize() > 1;
         if (group.worldSize() > 1) {
             // Sharded layers' gradients never reach .grad (FSDP hands them to the optimizer's chunks).

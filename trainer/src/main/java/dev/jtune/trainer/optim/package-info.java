@@ -12,6 +12,9 @@
  *       codes packed two a byte, one scale per 128 values) are variants too.</li>
  *   <li>{@link dev.jtune.trainer.optim.JaggedRestarts}: Axolotl's JaggedLRRestartScheduler factor
  *       ({@code jagged_restart_steps}), applied over an {@code LrSchedule}.</li>
+ *   <li>{@link dev.jtune.trainer.optim.Muon}: Axolotl's {@code optimizer: muon} (dion's Muon on matrices, bf16
+ *       Newton-Schulz, AdamW on embeddings, head and vectors); one process; momentum checkpointed in
+ *       {@code optimizer.safetensors.muon}.</li>
  *   <li>{@link dev.jtune.trainer.optim.LrSchedule}: transformers' linear, cosine, constant and
  *       constant-with-warmup multipliers, and Axolotl's warmup-step rule.</li>
  *   <li>{@link dev.jtune.trainer.optim.GradClipping}: {@code clip_grad_norm_} (global L2 norm, pre-clip norm

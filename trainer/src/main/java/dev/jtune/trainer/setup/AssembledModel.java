@@ -57,7 +57,10 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
         LlamaModel model = null;
         try {
             LlamaConfig config = checkpoint.config();
-            WeightSource weights = checkpoint;
+            WeightSource weights = spec.reinitSeed().isPresent()
+                    ? new dev.jtune.model.llama.RandomInit(config, spec.reinitSeed().getAsLong(),
+                            VocabSettings.initializerRange(spec.modelDir())).weights()
+                    : checkpoint;
             // The vocabulary grows for new tokens, or to the rows of a saved adapter's embed_tokens/lm_head copies
             // (an adapter trained with added tokens: PEFT loads it after resize_token_embeddings as well).
             int rows = Math.max(spec.vocab() == null ? 0 : spec.vocab().rows(), savedRows(saved));
@@ -66,7 +69,7 @@ public record AssembledModel(HfCheckpoint checkpoint, LlamaModel model, Optional
                         ? new VocabGrowth(rows, spec.vocab().meanResizing(), spec.vocab().initializerRange(),
                                 spec.vocab().seed())
                         : new VocabGrowth(rows, false, VocabSettings.initializerRange(spec.modelDir()), 0);
-                weights = growth.grow(checkpoint);
+                weights = growth.grow(weights);
                 config = config.withVocabSize(rows);
             }
             model = spec.fp32Weights() ? LlamaModel.loadFp32Weights(config, weights, spec.dtype(), manager)

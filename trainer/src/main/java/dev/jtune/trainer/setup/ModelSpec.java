@@ -20,9 +20,12 @@ import java.util.Objects;
  * @param fp32Weights hold every weight in fp32 and cast it to {@code dtype} where it is used (full fine-tuning with
  *     fp32 master weights under mixed precision: {@link dev.jtune.model.llama.LlamaModel#loadFp32Weights}); only for a
  *     dense base without adapter
+ * @param reinitSeed {@code reinit_weights: true}: the weights are not read from the checkpoint but drawn as
+ *     transformers' {@code _init_weights} draws a fresh model's ({@link dev.jtune.model.llama.RandomInit}, with the
+ *     checkpoint's {@code initializer_range}), from this seed; empty: the checkpoint's weights
  */
 public record ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource adapter, ProcessGroup shardBaseOver,
-        VocabGrowth vocab, boolean fp32Weights) {
+        VocabGrowth vocab, boolean fp32Weights, java.util.OptionalLong reinitSeed) {
     /** How the frozen linear layers are held. */
     public enum Base {
         /** In the compute dtype. */
@@ -43,9 +46,16 @@ public record ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource ada
         Objects.requireNonNull(dtype, "dtype");
         Objects.requireNonNull(base, "base");
         Objects.requireNonNull(adapter, "adapter");
+        Objects.requireNonNull(reinitSeed, "reinitSeed");
         if (fp32Weights && (base != Base.DENSE || !(adapter instanceof AdapterSource.None))) {
             throw new IllegalArgumentException("fp32 master weights are for full fine-tuning of a dense model");
         }
+    }
+
+    /** The checkpoint's weights. */
+    public ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource adapter, ProcessGroup shardBaseOver,
+            VocabGrowth vocab, boolean fp32Weights) {
+        this(modelDir, dtype, base, adapter, shardBaseOver, vocab, fp32Weights, java.util.OptionalLong.empty());
     }
 
     /** Weights in the compute dtype. */
@@ -70,16 +80,22 @@ public record ModelSpec(Path modelDir, Dtype dtype, Base base, AdapterSource ada
     }
 
     public ModelSpec withAdapter(AdapterSource source) {
-        return new ModelSpec(modelDir, dtype, base, source, shardBaseOver, vocab, fp32Weights);
+        return new ModelSpec(modelDir, dtype, base, source, shardBaseOver, vocab, fp32Weights, reinitSeed);
     }
 
     /** The same model with its vocabulary grown as {@code growth} says (null: not grown). */
     public ModelSpec withVocab(VocabGrowth growth) {
-        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, growth, fp32Weights);
+        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, growth, fp32Weights, reinitSeed);
     }
 
     /** The same model with fp32 (master) weights computing in {@link #dtype}: see {@code fp32Weights}. */
     public ModelSpec withFp32Weights() {
-        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, vocab, true);
+        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, vocab, true, reinitSeed);
+    }
+
+    /** {@code reinit_weights: true}: freshly initialised weights from {@code seed} instead of the checkpoint's. */
+    public ModelSpec withReinit(long seed) {
+        return new ModelSpec(modelDir, dtype, base, adapter, shardBaseOver, vocab, fp32Weights,
+                java.util.OptionalLong.of(seed));
     }
 }

@@ -151,10 +151,11 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             case "adamw_bnb_8bit", "adamw_8bit", "paged_adamw_8bit" -> AdamW.Variant.BNB_8BIT;
             case "adamw_torch_8bit" -> AdamW.Variant.TORCHAO_8BIT;
             case "adamw_torch_4bit" -> AdamW.Variant.TORCHAO_4BIT;
+            case "muon" -> AdamW.Variant.MUON;
             default -> throw new IllegalArgumentException("optimizer: '" + optimizer + "' is not supported; jtune"
                     + " implements adamw_torch (adamw_torch_fused is the same update), bitsandbytes' 8-bit AdamW"
-                    + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit), its 32-bit AdamW (paged_adamw_32bit) and torchao's"
-                    + " AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit)");
+                    + " (adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit), its 32-bit AdamW (paged_adamw_32bit), torchao's"
+                    + " AdamW8bit (adamw_torch_8bit) and AdamW4bit (adamw_torch_4bit), and Axolotl's Muon (muon)");
         };
     }
 
@@ -302,6 +303,18 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     }
 
     private static AdamW.Hyper adam(TrainerSettings s) {
+        if ("muon".equals(s.string("optimizer").orElse(""))) {
+            // Axolotl's Muon factory: betas only when both are given, else its (0.9, 0.95); its adam_epsilon reaches
+            // the optimizer as `eps`, an argument dion's Muon does not take (a TypeError there).
+            if (s.has("adam_epsilon")) {
+                throw new IllegalArgumentException("adam_epsilon: with optimizer: muon Axolotl passes it to its Muon as"
+                        + " eps, which that optimizer does not accept (a TypeError); leave it out (Muon's epsilon is"
+                        + " 1e-8)");
+            }
+            boolean both = s.has("adam_beta1") && s.has("adam_beta2");
+            return new AdamW.Hyper(both ? s.number("adam_beta1").getAsDouble() : 0.9,
+                    both ? s.number("adam_beta2").getAsDouble() : 0.95, 1e-8, s.number("weight_decay").orElse(0.0));
+        }
         return new AdamW.Hyper(s.number("adam_beta1").orElse(0.9), s.number("adam_beta2").orElse(0.999),
                 s.number("adam_epsilon").orElse(1e-8), s.number("weight_decay").orElse(0.0));
     }

@@ -240,6 +240,18 @@ class ImplementedKeysTest {
             weights("sample_packing", "sample_packing: true"),
             weights("group_by_length", "group_by_length: true"), // rows of 24 to 100+ tokens: another order
             weights("curriculum_sampling", "curriculum_sampling: true"), // the file's order, every epoch
+            // Fresh weights as transformers' _init_weights draws them, instead of the checkpoint's.
+            weights("reinit_weights", "reinit_weights: true"),
+            // Axolotl's streamed, packed path: windows of the text with EOS, packed first-fit per buffer of rows.
+            weights("pretraining_dataset", "datasets:\npretraining_dataset: [{path: {rows}, text_column: output}]"
+                    + "\nsample_packing: true"),
+            refusedOtherwise("pretrain_multipack_attn", "datasets:\npretraining_dataset: [{path: {rows}, text_column:"
+                    + " output}]\nsample_packing: true\npretrain_multipack_attn: false"),
+            weights("streaming", "sample_packing: true", "sample_packing: true\nstreaming: true"),
+            weights("streaming_multipack_buffer_size", "sample_packing: true\nstreaming: true",
+                    "sample_packing: true\nstreaming: true\nstreaming_multipack_buffer_size: 3"),
+            weights("pretrain_multipack_buffer_size", "sample_packing: true\nstreaming: true",
+                    "sample_packing: true\nstreaming: true\npretrain_multipack_buffer_size: 3"),
             weights("min_sample_len", "min_sample_len: 125"), // drops about half the rows
             weights("dataset_exact_deduplication", "datasets: [{path: {rows}, type: alpaca}, {path: {rows}, type:"
                     + " alpaca}]", "dataset_exact_deduplication: true"), // each row once instead of twice

@@ -152,4 +152,25 @@ class TrainerOptionsTest {
         org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().startsWith("optimizer: 'lion_8bit' is not supported"),
                 e.getMessage());
     }
+
+    /** optimizer: muon takes Axolotl's Muon factory's AdamW settings: betas (0.9, 0.95) unless both are given. */
+    @Test
+    void muonResolvesItsAdamWAsAxolotlsFactory() {
+        assertEquals(AdamW.Variant.MUON, TrainerOptions.optimizerVariant("muon"));
+        AdamW.Hyper h = TrainerOptions.from(settings("learning_rate", 0.02, "optimizer", "muon", "weight_decay", 0.01),
+                1, false).adam();
+        assertEquals(new AdamW.Hyper(0.9, 0.95, 1e-8, 0.01, AdamW.Variant.MUON), h);
+        // one beta alone is not passed on (the factory needs both); both are
+        assertEquals(0.95, TrainerOptions.from(settings("learning_rate", 0.02, "optimizer", "muon", "adam_beta2", 0.99),
+                1, false).adam().beta2());
+        AdamW.Hyper both = TrainerOptions.from(settings("learning_rate", 0.02, "optimizer", "muon", "adam_beta1", 0.8,
+                "adam_beta2", 0.99), 1, false).adam();
+        assertEquals(0.8, both.beta1());
+        assertEquals(0.99, both.beta2());
+        var e = assertThrows(IllegalArgumentException.class, () -> TrainerOptions.from(settings("learning_rate", 0.02,
+                "optimizer", "muon", "adam_epsilon", 1e-6), 1, false));
+        assertTrue(e.getMessage().startsWith("adam_epsilon: with optimizer: muon"), e.getMessage());
+        // AdamW keeps transformers' defaults
+        assertEquals(0.999, TrainerOptions.from(settings("learning_rate", 0.02), 1, false).adam().beta2());
+    }
 }
