@@ -34,7 +34,11 @@ class DjlScalarOpsTest {
             "dev/jtune/model/llama/Rope#div(Ljava/lang/Number;)Lai/djl/ndarray/NDArray;",
             "divides the inverse frequencies by the linear scaling factor once, at construction, outside autograd",
             "dev/jtune/trainer/train/Trainer#set(Lai/djl/ndarray/index/NDIndex;Ljava/lang/Number;)V",
-            "zeroes frozen rows of a gradient after backward, outside autograd");
+            "zeroes frozen rows of a gradient after backward, outside autograd",
+            "dev/jtune/trainer/optim/Muon#mul(Ljava/lang/Number;)Lai/djl/ndarray/NDArray;",
+            "Muon's update and Newton-Schulz iteration: optimizer arithmetic on detached tensors, outside autograd",
+            "dev/jtune/trainer/optim/Muon#div(Ljava/lang/Number;)Lai/djl/ndarray/NDArray;",
+            "Muon's normalisation before Newton-Schulz: optimizer arithmetic on detached tensors, outside autograd");
 
     private static final String NDARRAY = "ai/djl/ndarray/NDArray";
 
