@@ -266,28 +266,34 @@ class Ops(Module):
   # torchao/optim/subclass_8bit.py OptimState8bit (block 256: codes uint8 + one fp32 scale a block; lerp reads the
   # dequantized state, copy_ quantizes with quant_utils.scale_tensor + quantize_8bit_with_qmap).
 
-  # quant_utils.quantize_8bit_with_qmap: branchless binary search (input >= qmap[codes + k]), then round up when the
-  # residual is at least half the gap (a tie goes up).
-  def torchao_quantize(self: __torch__.Ops, x: Tensor, qmap: Tensor) -> Tensor:
-    codes = torch.where(torch.ge(x, torch.select(qmap, 0, 128)), 128, 0)
-    step = 64
-    for k in range(7):
+  # quant_utils.quantize_8bit_with_qmap (bits 8) and quantize_4bit_with_qmap (bits 4): branchless binary search
+  # (input >= qmap[codes + k], steps 2^(bits-2) down to 1), then round up when the residual is at least half the gap
+  # (a tie goes up).
+  def torchao_quantize(self: __torch__.Ops, x: Tensor, qmap: Tensor, bits: int) -> Tensor:
+    half = 1 << (bits - 1)
+    codes = torch.where(torch.ge(x, torch.select(qmap, 0, half)), half, 0)
+    step = half // 2
+    for k in range(bits - 1):
       codes = torch.add(codes, torch.where(torch.ge(x, torch.index_select(qmap, 0, torch.add(codes, step))), step, 0))
       step = step // 2
-    codes_up = torch.clamp(torch.add(codes, 1), None, 255)
+    codes_up = torch.clamp(torch.add(codes, 1), None, 2 * half - 1)
     val_down = torch.index_select(qmap, 0, codes)
     val_up = torch.index_select(qmap, 0, codes_up)
     residual = torch.sub(x, val_down)
     return torch.where(torch.ge(residual, torch.mul(torch.sub(val_up, val_down), 0.5)), codes_up, codes)
 
-  # OptimState8bit copy_ from fp32: scale_tensor (amax per block, clip 1e-12, divide) and the codes.
-  def torchao_store(self: __torch__.Ops, x: Tensor, codes: Tensor, scale: Tensor, qmap: Tensor) -> int:
-    blocks = torch.numel(scale)
-    rows = torch.reshape(x, [blocks, -1])
+  # quant_utils.scale_tensor over as many blocks as `scale` has: amax per block, clip 1e-12, divide; the scales are
+  # written to `scale`, the scaled values returned flat.
+  def torchao_scaled(self: __torch__.Ops, x: Tensor, scale: Tensor) -> Tensor:
+    rows = torch.reshape(x, [torch.numel(scale), -1])
     s = torch.clamp(torch.amax(torch.abs(rows), [-1]), 1e-12)
-    scaled = torch.reshape(torch.div(rows, torch.reshape(s, [-1, 1])), [-1])
-    codes.copy_(torch.reshape(torch.to(self.torchao_quantize(scaled, qmap), 0), codes.size()))
     scale.copy_(s)
+    return torch.reshape(torch.div(rows, torch.reshape(s, [-1, 1])), [-1])
+
+  # OptimState8bit copy_ from fp32: scale_tensor and the codes.
+  def torchao_store(self: __torch__.Ops, x: Tensor, codes: Tensor, scale: Tensor, qmap: Tensor) -> int:
+    scaled = self.torchao_scaled(x, scale)
+    codes.copy_(torch.reshape(torch.to(self.torchao_quantize(scaled, qmap, 8), 0), codes.size()))
     return 0
 
   # quant_utils.dequant_with_qmap: qmap[codes] per block times the block's scale.
@@ -384,29 +390,12 @@ class Ops(Module):
     values, indices = torch.sort(torch.cat(parts, 0))
     return values
 
-  # quant_utils.quantize_4bit_with_qmap: the binary search in steps 8, 4, 2, 1, then the same rounding (a tie goes up).
-  def torchao_quantize4(self: __torch__.Ops, x: Tensor, qmap: Tensor) -> Tensor:
-    codes = torch.where(torch.ge(x, torch.select(qmap, 0, 8)), 8, 0)
-    step = 4
-    for k in range(3):
-      codes = torch.add(codes, torch.where(torch.ge(x, torch.index_select(qmap, 0, torch.add(codes, step))), step, 0))
-      step = step // 2
-    codes_up = torch.clamp(torch.add(codes, 1), None, 15)
-    val_down = torch.index_select(qmap, 0, codes)
-    val_up = torch.index_select(qmap, 0, codes_up)
-    residual = torch.sub(x, val_down)
-    return torch.where(torch.ge(residual, torch.mul(torch.sub(val_up, val_down), 0.5)), codes_up, codes)
-
   # OptimState4bit copy_ from fp32: scale_tensor of the flattened tensor (blocks of 128), codes, packed in pairs.
   def torchao_store4(self: __torch__.Ops, x: Tensor, packed: Tensor, scale: Tensor, qmap: Tensor) -> int:
-    blocks = torch.numel(scale)
-    rows = torch.reshape(x, [blocks, -1])
-    s = torch.clamp(torch.amax(torch.abs(rows), [-1]), 1e-12)
-    scaled = torch.reshape(torch.div(rows, torch.reshape(s, [-1, 1])), [-1])
-    pairs = torch.reshape(self.torchao_quantize4(scaled, qmap), [-1, 2])
+    scaled = self.torchao_scaled(x, scale)
+    pairs = torch.reshape(self.torchao_quantize(scaled, qmap, 4), [-1, 2])
     hi = torch.bitwise_left_shift(torch.select(pairs, 1, 0), 4)
     packed.copy_(torch.to(torch.bitwise_or(hi, torch.select(pairs, 1, 1)), 0))
-    scale.copy_(s)
     return 0
 
   # OptimState4bit.dequantize: unpack (high nibble first), qmap[codes] per block times the block's scale.
