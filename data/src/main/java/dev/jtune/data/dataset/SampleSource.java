@@ -65,24 +65,12 @@ public interface SampleSource {
         };
     }
 
-    /** A source from a loading function, with {@link DatasetFiles#resolve} against {@code baseDir} as its inputs. */
+    /**
+     * A source from a loading function, with {@link DatasetFiles#resolve} against {@code baseDir} as its inputs; each
+     * sample is its own row group.
+     */
     static SampleSource of(Path baseDir, String version, BiFunction<DatasetConfig, RowTally, Stream<Sample>> open) {
         Objects.requireNonNull(open, "open");
-        return new SampleSource() {
-            @Override
-            public Stream<Sample> open(DatasetConfig dataset, RowTally tally) {
-                return open.apply(dataset, tally);
-            }
-
-            @Override
-            public List<Path> inputs(DatasetConfig dataset) {
-                return DatasetFiles.resolve(dataset, baseDir);
-            }
-
-            @Override
-            public String version() {
-                return version;
-            }
-        };
+        return byRow(baseDir, version, (dataset, tally) -> open.apply(dataset, tally).map(List::of));
     }
 }
