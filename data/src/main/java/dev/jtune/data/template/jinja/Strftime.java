@@ -8,8 +8,28 @@ import java.util.Locale;
 final class Strftime {
     private Strftime() {}
 
+    /**
+     * A system property that pins the clock {@code strftime_now} reads (an ISO local date-time, e.g.
+     * {@code 2026-12-06T12:00:00}): templates such as Llama 3.1's and gpt-oss's write today's date, so a render, the
+     * prepared-data cache key and the fixtures rendered on one day would otherwise change at midnight.
+     */
+    static final String NOW_PROPERTY = "jtune.strftimeNow";
+
     static String now(String format) {
-        return format(LocalDateTime.now(), format);
+        return format(clock(), format);
+    }
+
+    private static LocalDateTime clock() {
+        String pinned = System.getProperty(NOW_PROPERTY);
+        if (pinned == null || pinned.isBlank()) {
+            return LocalDateTime.now();
+        }
+        try {
+            return LocalDateTime.parse(pinned.strip());
+        } catch (java.time.format.DateTimeParseException e) {
+            throw new IllegalArgumentException("-D" + NOW_PROPERTY + "=" + pinned + ": expected an ISO local date-time"
+                    + " such as 2026-12-06T12:00:00", e);
+        }
     }
 
     static String format(LocalDateTime t, String f) {
