@@ -132,14 +132,7 @@ public final class ByteLevelTokenizerBuilder {
         root.putNull("padding");
         ArrayNode added = root.putArray("added_tokens");
         for (int id = 0; id < SPECIAL_TOKENS.size(); id++) {
-            ObjectNode t = added.addObject();
-            t.put("id", id);
-            t.put("content", SPECIAL_TOKENS.get(id));
-            t.put("single_word", false);
-            t.put("lstrip", false);
-            t.put("rstrip", false);
-            t.put("normalized", false);
-            t.put("special", true);
+            AddedTokens.append(added, id, SPECIAL_TOKENS.get(id), true);
         }
         root.putNull("normalizer");
         root.set("pre_tokenizer", byteLevel());

@@ -231,14 +231,7 @@ public final class Tekken {
         ArrayNode added = root.putArray("added_tokens");
         if (specialTokens) {
             for (int i = 0; i < n; i++) {
-                ObjectNode a = added.addObject();
-                a.put("id", i);
-                a.put("content", specials.get(i));
-                a.put("single_word", false);
-                a.put("lstrip", false);
-                a.put("rstrip", false);
-                a.put("normalized", false);
-                a.put("special", true);
+                AddedTokens.append(added, i, specials.get(i), true);
             }
         }
         root.putNull("normalizer");

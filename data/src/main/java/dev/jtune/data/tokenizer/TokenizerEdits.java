@@ -206,14 +206,7 @@ public record TokenizerEdits(Map<Integer, String> overrides, Map<String, String>
         if (id < 0) {
             id = nextId(added, vocab);
         }
-        ObjectNode t = added.addObject();
-        t.put("id", id);
-        t.put("content", content);
-        t.put("single_word", false);
-        t.put("lstrip", false);
-        t.put("rstrip", false);
-        t.put("normalized", false);
-        t.put("special", special);
+        AddedTokens.append(added, id, content, special);
         return id;
     }
 
