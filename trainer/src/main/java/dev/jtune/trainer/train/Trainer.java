@@ -279,13 +279,30 @@ public final class Trainer {
         }
     }
 
+    /**
+     * {@link #step}, recorded by libtorch's profiler when {@code -Djtune.profileStep} names this step (0-based): the
+     * operators' trace (Chrome trace JSON) goes to {@code -Djtune.profileOut} (default {@code profile.json}). For
+     * finding where a step's time goes (bench/README); off unless asked for.
+     */
+    private StepLog.Outcome profiled(long k) {
+        if (Long.getLong("jtune.profileStep", -1L) != k) {
+            return step(k);
+        }
+        ai.djl.pytorch.jni.JniUtils.startProfile(false, true, false);
+        try {
+            return step(k);
+        } finally {
+            ai.djl.pytorch.jni.JniUtils.stopProfile(System.getProperty("jtune.profileOut", "profile.json"));
+        }
+    }
+
     /** The step loop, from {@code globalStep} to the end or a SIGTERM; true when stopped by the signal. */
     private boolean train(List<Double> losses) throws IOException {
         long runStart = System.nanoTime();
         long stepsThisRun = 0;
         while (globalStep < plan.totalSteps()) {
             trainable.stepBegins(globalStep);
-            StepLog.Outcome o = step(globalStep);
+            StepLog.Outcome o = profiled(globalStep);
             globalStep++;
             stepsThisRun++;
             losses.add(o.loss());
