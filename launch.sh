@@ -45,16 +45,8 @@ if stale; then
   fi
 fi
 
-# jemalloc when installed (Debian/Ubuntu package libjemalloc2): libtorch allocates and frees every activation of a
-# step; jemalloc reuses that memory, while glibc (which jtune tells to map blocks of 1 MiB or more afresh, to keep
-# the peak low) zeroes new pages each time: a 1.1B QLoRA step took half the time with it, at the same peak memory
-# (bench/README, "Native allocator"). An LD_PRELOAD of the user's own is left as it is.
-if [[ "${JTUNE_JEMALLOC:-1}" != 0 && -z "${LD_PRELOAD:-}" ]]; then
-  for lib in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 \
-             /usr/lib64/libjemalloc.so.2 /usr/lib/libjemalloc.so.2 /usr/local/lib/libjemalloc.so.2; do
-    if [[ -f "$lib" ]]; then export LD_PRELOAD="$lib"; break; fi
-  done
-fi
+# jemalloc when installed (tools/jemalloc.sh says why).
+source "$root/tools/jemalloc.sh"
 
 # shellcheck disable=SC2086
 exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \

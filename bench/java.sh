@@ -9,3 +9,4 @@ done
   || { tail -n 40 "$root/bench/build.log" >&2; exit 1; }
 rm -f "$root/bench/build.log"
 export DJL_OFFLINE=true
+source "$root/tools/jemalloc.sh"
