@@ -38,8 +38,12 @@ final class StepLog {
                 plan.totalSteps(), plan.stepsPerEpoch(), plan.batchesPerEpoch(), plan.gradientAccumulationSteps(),
                 options.precision().label(), schedule, options.learningRate(), plan.warmupSteps(),
                 checkpointing ? ", gradient checkpointing" : "",
-                options.eaft() == null ? "" : String.format(java.util.Locale.ROOT, ", EAFT loss (entropy^%s of the"
-                        + " top-%d logits times each token's NLL)", options.eaft().alpha(), options.eaft().k()),
+                (options.eaft() == null ? "" : String.format(java.util.Locale.ROOT, ", EAFT loss (entropy^%s of the"
+                        + " top-%d logits times each token's NLL)", options.eaft().alpha(), options.eaft().k()))
+                        + (options.diffusion() == null ? "" : String.format(java.util.Locale.ROOT, ", diffusion"
+                        + " objective (mask token %d, eps %s, importance weighting %s, bidirectional attention)",
+                        options.diffusion().maskTokenId(), options.diffusion().eps(),
+                        options.diffusion().importanceWeighting() ? "on" : "off")),
                 resumedAt > 0 ? ", resumed at step " + resumedAt : ""));
     }
 
