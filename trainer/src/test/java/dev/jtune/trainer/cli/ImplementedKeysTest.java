@@ -162,6 +162,9 @@ class ImplementedKeysTest {
             weights("use_eaft", "use_eaft: true"),
             weights("eaft_alpha", "use_eaft: true\n", "eaft_alpha: 2.0"),
             weights("eaft_k", "use_eaft: true\n", "eaft_k: 3"),
+            // The DiffusionPlugin's block (its objective with an existing mask token): its eps and weighting train.
+            weights("diffusion", "plugins: [axolotl.integrations.diffusion.DiffusionPlugin]\ndiffusion: {mask_token_id: 5}\n",
+                    "diffusion: {mask_token_id: 5, eps: 0.5, importance_weighting: false}"),
             // ReLoRA: restarts before step 3 (jagged_restart_steps: 2) of four; the run ends in the merged full model.
             effect("relora", "max_steps: 4\njagged_restart_steps: 2\n", "relora: true",
                     "ends in the merged full model (no adapter), the LoRA targets changed, the others not",
