@@ -100,6 +100,11 @@ public final class ConfigChecks {
                                 + " name the class of '" + type + "' or drop the key")));
                 problems.run("lisa_n_layers", () -> Lisa.from(s).ifPresent(l -> l.draw(0, 0,
                         model.get().numHiddenLayers())));
+                if (DiffusionSettings.enabled(s) && model.get().architecture().attnLogitSoftcapping() > 0) {
+                    problems.add("plugins", "the DiffusionPlugin's bidirectional attention with soft-capped attention"
+                            + " scores (" + type + ": attn_logit_softcapping) is not implemented; jtune's diffusion"
+                            + " objective trains models without it");
+                }
             }
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
             // Against the names Axolotl's named_parameters gives this model (the PEFT model's under an adapter).

@@ -477,7 +477,7 @@ public final class Trainer {
             tokens = (long) sums[1];
             double loss = tokens == 0 ? Double.NaN : nll / tokens;
             lastEval = OptionalDouble.of(loss);
-            log.eval(globalStep, loss, tokens);
+            log.eval(globalStep, loss, tokens, options.diffusion() != null);
         } finally {
             trainable.setTraining(true);
         }
