@@ -19,7 +19,8 @@ import java.util.List;
  * logits {@code [:, :-1]} against labels {@code [:, 1:]}, and optionally the backward of
  * {@code sum / N * lossScale}, accumulating into the parameters' gradients. What this class adds to the model's
  * forward is only the loss, backward and a {@link LayerPolicy} around each layer call: a per-layer dropout seed,
- * the FSDP hooks, and the memory policy.
+ * the FSDP hooks, and the memory policy. With the diffusion objective ({@link Diffusion}) the micro-batch is noised
+ * first, read with bidirectional attention, and its diffusion loss replaces the summed NLL.
  *
  * <p>Backward always walks the layers from last to first, each from a leaf copy of its input, so that a layer's
  * frozen projections can restore what their backward reads just before it runs
