@@ -128,6 +128,9 @@ public record TrainerSettings(Map<String, Object> values) {
         keys.put("eaft_alpha", Spec.of(Kind.NUMBER));
         keys.put("eaft_k", Spec.of(Kind.INTEGER));
         keys.put("cls_model_config", Spec.of(Kind.STRING));
+        // Axolotl's DiffusionPlugin (in plugins) and its diffusion: block, read by trainer's DiffusionSettings.
+        keys.put("plugins", Spec.of(Kind.STRING_OR_LIST));
+        keys.put("diffusion", Spec.of(Kind.MAPPING));
         return Collections.unmodifiableMap(keys);
     }
 

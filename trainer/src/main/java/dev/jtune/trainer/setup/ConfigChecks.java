@@ -72,6 +72,12 @@ public final class ConfigChecks {
         dev.jtune.trainer.train.ReLora.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         LoftqConfig.refusal(s).ifPresent(r -> problems.add(r[0], r[1]));
         dev.jtune.trainer.train.Eaft.refusals(s, config.hasEvaluation()).forEach(r -> problems.add(r[0], r[1]));
+        DiffusionSettings.problems(config).forEach(p -> problems.add(p.key(), p.message()));
+        if (DiffusionSettings.enabled(s) && s.bool("use_eaft").orElse(false)) {
+            // Axolotl's DiffusionTrainer.compute_loss replaces the Trainer's, so its compute_loss_func (EAFT) never runs.
+            problems.add("use_eaft", "use_eaft: true with the DiffusionPlugin: Axolotl's diffusion trainer computes its"
+                    + " own loss and never applies EAFT; drop use_eaft");
+        }
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
@@ -94,6 +100,11 @@ public final class ConfigChecks {
                                 + " name the class of '" + type + "' or drop the key")));
                 problems.run("lisa_n_layers", () -> Lisa.from(s).ifPresent(l -> l.draw(0, 0,
                         model.get().numHiddenLayers())));
+                if (DiffusionSettings.enabled(s) && model.get().architecture().attnLogitSoftcapping() > 0) {
+                    problems.add("plugins", "the DiffusionPlugin's bidirectional attention with soft-capped attention"
+                            + " scores (" + type + ": attn_logit_softcapping) is not implemented; jtune's diffusion"
+                            + " objective trains models without it");
+                }
             }
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
             // Against the names Axolotl's named_parameters gives this model (the PEFT model's under an adapter).

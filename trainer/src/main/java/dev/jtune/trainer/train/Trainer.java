@@ -223,7 +223,7 @@ public final class Trainer {
             boolean checkpointing = options.gradientCheckpointing() || baseShards != null || shardOptimizer;
             fb = new ForwardBackward(trainable.model(), checkpointing, options.seed(),
                     sharded != null || baseShards != null ? new FsdpLayers(sharded, baseShards)
-                            : ForwardBackward.LayerHooks.NONE, options.eaft());
+                            : ForwardBackward.LayerHooks.NONE, options.eaft(), options.diffusion());
             scaler = options.precision() == Dtype.FP16 ? new GradScaler() : null;
             log = new StepLog(progress, metrics, plan, scaler);
             if (resume.isPresent()) {
@@ -366,9 +366,11 @@ public final class Trainer {
         long n = batches.stream().mapToLong(Batch::trainedTokens).sum();
         long tokens = batches.stream().mapToLong(Batch::tokens).sum();
         // The global token count, before backward: every rank divides its NLL by the same N.
-        double[] sums = Replicas.sum(group, root, n, tokens);
+        double[] sums = Replicas.sum(group, root, n, tokens, batches.size());
         n = (long) sums[0];
         tokens = (long) sums[1];
+        // The diffusion objective's micro-batch losses are each divided by the step's micro-batch count (see Diffusion).
+        long denominator = options.diffusion() != null ? (long) sums[2] : n;
         tokensSeen += tokens;
         double lr = options.restarts() == null ? options.learningRate() * schedule.factor(schedulerStep)
                 : options.restarts().schedule().lr(options.learningRate(), schedule, schedulerStep);
@@ -381,15 +383,15 @@ public final class Trainer {
         double nll = 0;
         for (int i = 0; i < batches.size(); i++) {
             // The micro-batch's index within the global step seeds its dropout, whichever rank runs it.
-            nll += fb.run(batches.get(i), n, lossScale, true, k, micro.get(i), root).nllSum();
+            nll += fb.run(batches.get(i), denominator, lossScale, true, k, micro.get(i), root).nllSum();
         }
         // Sharded base weights are gathered in collectives, so every rank must run as many passes: a rank short
         // of a micro-batch (the end of an epoch) runs the step's first one again with a loss scaled by zero.
         for (int i = batches.size(); i < passes(plan.batchCount(k)); i++) {
-            fb.run(train.batch(epoch, first), n, 0.0, true, k, group.rank() + i * world, root);
+            fb.run(train.batch(epoch, first), denominator, 0.0, true, k, group.rank() + i * world, root);
         }
         zeroFrozenRows();
-        double loss = Replicas.sum(group, root, nll)[0] / n;
+        double loss = Replicas.sum(group, root, nll)[0] / denominator;
         if (!Double.isFinite(loss) && scaler == null) {
             throw diverged(k + 1, "loss is " + loss);
         }
@@ -479,8 +481,9 @@ public final class Trainer {
             int mine = 0;
             for (int i = group.rank(); i < eval.batchesPerEpoch(); i += world) {
                 Batch b = eval.batch(0, i);
-                nll += fb.run(b, 1, 1.0, false, globalStep, i, root).nllSum();
-                tokens += b.trainedTokens();
+                ForwardBackward.Result r = fb.run(b, 1, 1.0, false, globalStep, i, root);
+                nll += r.nllSum();
+                tokens += r.trainedTokens(); // the batch's trained tokens (its rows with the diffusion objective)
                 mine++;
             }
             for (int i = mine; i < passes(eval.batchesPerEpoch()); i++) {
@@ -491,7 +494,7 @@ public final class Trainer {
             tokens = (long) sums[1];
             double loss = tokens == 0 ? Double.NaN : nll / tokens;
             lastEval = OptionalDouble.of(loss);
-            log.eval(globalStep, loss, tokens);
+            log.eval(globalStep, loss, tokens, options.diffusion() != null);
         } finally {
             trainable.setTraining(true);
         }

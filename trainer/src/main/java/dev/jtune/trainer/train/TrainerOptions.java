@@ -52,6 +52,8 @@ import java.util.OptionalDouble;
  * @param lisa {@code lisa_n_layers} with {@code lisa_step_interval} ({@link Lisa}), or null
  * @param restarts {@code jagged_restart_steps} (the jagged schedule) and {@code relora} ({@link ReLora}), or null
  * @param eaft {@code use_eaft} with {@code eaft_alpha} and {@code eaft_k} ({@link Eaft}), or null
+ * @param diffusion Axolotl's DiffusionPlugin objective ({@link Diffusion}), or null: set by {@code train} once the
+ *     tokenizer has resolved the mask token ({@code DiffusionSettings}); {@link #from} leaves it null
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
@@ -59,7 +61,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         double evalSteps, long evalsPerEpoch, double saveSteps, long savesPerEpoch, long saveTotalLimit,
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
         LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
-        double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa, ReLora.Settings restarts, Eaft eaft) {
+        double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa, ReLora.Settings restarts, Eaft eaft,
+        Diffusion diffusion) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -123,7 +126,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null, null);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null, null, null);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -204,7 +207,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 s.integer("loss_watchdog_patience").orElse(0),
                 Lisa.from(s).orElse(null),
                 ReLora.Settings.from(s).orElse(null),
-                Eaft.from(s).orElse(null));
+                Eaft.from(s).orElse(null),
+                null);
     }
 
     /**
@@ -361,6 +365,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private Lisa lisa;
         private ReLora.Settings restarts;
         private Eaft eaft;
+        private Diffusion diffusion;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -394,6 +399,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             lisa = o.lisa;
             restarts = o.restarts;
             eaft = o.eaft;
+            diffusion = o.diffusion;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -431,6 +437,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder lisa(Lisa v) { lisa = v; return this; }
         public Builder restarts(ReLora.Settings v) { restarts = v; return this; }
         public Builder eaft(Eaft v) { eaft = v; return this; }
+        public Builder diffusion(Diffusion v) { diffusion = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
@@ -438,7 +445,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
                     resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
-                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts, eaft);
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts, eaft, diffusion);
         }
     }
 }
