@@ -309,22 +309,26 @@ public final class AxolotlKeys {
         // config and Lark notifications sent to swanlab.cn, completions of RL runs; nothing that changes training.
         valued("plugins", Policy.EQUIVALENT, KERNELS,
                 "Liger and cut cross-entropy (kernel swaps): equivalent; SwanLab (an online experiment tracker, like"
-                        + " wandb): not available offline; any other plugin: refused",
+                        + " wandb): not available offline; LLMCompressor (sparse fine-tuning, its llmcompressor: block):"
+                        + " implemented; any other plugin: refused",
                 v -> {
                     List<?> names = v instanceof List<?> l ? l : List.of(String.valueOf(v));
                     boolean tracker = false;
+                    boolean sparse = false;
                     for (Object name : names) {
                         String s = String.valueOf(name);
                         if (s.contains(".swanlab.")) {
                             tracker = true;
+                        } else if (s.contains(".llm_compressor.")) {
+                            sparse = true; // implemented: its llmcompressor: block (trainer's SparseFinetuning)
                         } else if (!s.contains(".liger.") && !s.contains(".cut_cross_entropy.")) {
                             return refusedVerdict("plugin " + s + " is not available; jtune accepts the Liger and"
-                                    + " cut cross-entropy plugins, whose kernels its own already match, and SwanLab's"
-                                    + " tracker (not sent)");
+                                    + " cut cross-entropy plugins, whose kernels its own already match, SwanLab's"
+                                    + " tracker (not sent) and LLMCompressor's sparse fine-tuning");
                         }
                     }
                     if (tracker) return new Verdict(Policy.NOT_OFFLINE, "SwanLab: " + TRACKER);
-                    return names.isEmpty() ? Verdict.QUIET : equivalentVerdict(KERNELS);
+                    return names.isEmpty() || sparse && names.size() == 1 ? Verdict.QUIET : equivalentVerdict(KERNELS);
                 });
         equivalent("jtune's gradient_checkpointing recomputes whole decoder layers; these options change only how"
                         + " memory is saved, not the result",
@@ -423,8 +427,11 @@ public final class AxolotlKeys {
         // quant.Qat: torchao's fake quantization (int8 activations, int4 weights); other values refused by trainer's
         // QatSettings (ConfigChecks), naming them.
         implemented("qat");
+        // trainer's SparseFinetuning: the LLMCompressorPlugin's recipe (ConstantPruningModifier keeps a sparse base's
+        // zeros through full fine-tuning); other modifiers, adapters and save_compressed's format noted or refused there.
+        implemented("llmcompressor");
         refused(QUANT, "gptq", "bnb_config_kwargs", "model_quantization_config",
-                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
+                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
         // fp8: Axolotl (core/trainers/base.py additional_accelerator_args) hands accelerate mixed_precision "fp8" with

@@ -286,6 +286,7 @@ public final class Trainer {
         while (globalStep < plan.totalSteps()) {
             trainable.stepBegins(globalStep);
             StepLog.Outcome o = step(globalStep);
+            trainable.stepEnds(globalStep);
             globalStep++;
             stepsThisRun++;
             losses.add(o.loss());
