@@ -8,7 +8,8 @@ on_train_begin, OPTIM_POST_STEP fired in on_step_end, after the optimizer step).
 The checkpoint: model/src/test/resources/fixtures/tiny-bf16-llama with its decoder layer 0 projections pruned 2:4
 (in each row, each group of 4 consecutive inputs keeps its 2 largest |w|), layer 1's attention projections pruned
 unstructured (|w| at or under the tensor's median zeroed), and in layer 1's MLP a few entries set to 5e-9 (under
-llm-compressor's epsilon 1e-8: masked although not zero) and 2e-8 (kept); stored in bf16 as the original.
+llm-compressor's epsilon 1e-8: masked although not zero) and 2e-8 (kept); stored in bf16 as the original, with
+max_position_embeddings 512 (room for the CLI tests' prompts).
 
 No llm-compressor wheel is available offline, so its code is copied here from github.com/vllm-project/llm-compressor
 tag 0.10.0 (commit bdb65473ba21ca6aaaf726ffe66c695f5608c953; Axolotl 067b021 pins llmcompressor>=0.10.0):
@@ -69,8 +70,16 @@ for name in list(state):
         f[0, 0], f[1, 1], f[2, 2] = 5e-9, -5e-9, 2e-8
         state[name] = f.to(torch.bfloat16)
 os.makedirs(SPARSE, exist_ok=True)
-for f in ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+for f in ("generation_config.json", "tokenizer.json", "tokenizer_config.json"):
     shutil.copy(os.path.join(BASE, f), os.path.join(SPARSE, f))
+with open(os.path.join(BASE, "config.json")) as f:
+    config = json.load(f)
+# Room for a byte-level alpaca prompt in the CLI tests (llama3 RoPE scales by original_max_position_embeddings, so
+# nothing else changes).
+config["max_position_embeddings"] = 512
+with open(os.path.join(SPARSE, "config.json"), "w") as f:
+    json.dump(config, f, indent=2)
+    f.write("\n")
 save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(SPARSE, "model.safetensors"),
           metadata={"format": "pt"})
 

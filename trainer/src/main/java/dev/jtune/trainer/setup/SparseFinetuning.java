@@ -319,11 +319,11 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         for (String t : targets) {
             List<String> hit = names.stream().filter(n -> matches(t, n)).toList();
             if (hit.isEmpty()) {
-                out.add("llmcompressor: the target '" + t + "' selects no parameter of base_model (names like "
+                out.add("llmcompressor.recipe: the target '" + t + "' selects no parameter of base_model (names like "
                         + names.get(names.size() > 1 ? 1 : 0) + "); llm-compressor stops there (\"Could not find"
                         + " targets\")");
             }
-            hit.stream().filter(n -> !n.endsWith(".weight")).findFirst().ifPresent(n -> out.add("llmcompressor: the"
+            hit.stream().filter(n -> !n.endsWith(".weight")).findFirst().ifPresent(n -> out.add("llmcompressor.recipe: the"
                     + " target '" + t + "' selects " + n + ", not a weight; llm-compressor registers the mask on the"
                     + " layer and multiplies the layer's weight by it, which fails for other parameters"));
         }
