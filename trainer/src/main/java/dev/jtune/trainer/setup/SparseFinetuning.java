@@ -145,6 +145,9 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
             for (var stage : recipeMap.entrySet()) {
                 String stageKey = String.valueOf(stage.getKey());
                 String at = "llmcompressor.recipe." + stageKey;
+                if (stageKey.equals("args")) {
+                    continue; // Recipe.from_dict keeps them as the recipe's args; 0.10 substitutes nothing with them
+                }
                 if (!stageKey.endsWith("_stage") || !(stage.getValue() instanceof Map<?, ?> groups)) {
                     problems.add(new Problem(at, at + ": llm-compressor's Recipe.from_dict reads only <name>_stage:"
                             + " mappings at the top of a recipe and would skip '" + stageKey + "'; write e.g."
@@ -332,10 +335,15 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
 
     /** The line the trainer prints, with what the masks hold. */
     public String describe(int tensors, long zeros, long values) {
-        return String.format(java.util.Locale.ROOT, "llmcompressor: ConstantPruningModifier (llm-compressor 0.10's):"
-                + " %d weights masked where |w| <= 1e-8 (%,d of %,d entries, %.1f%%), re-applied after every"
-                + " optimizer step; gradients and AdamW state are not masked, as there", tensors, zeros, values,
-                values == 0 ? 0.0 : 100.0 * zeros / values);
+        String line = String.format(java.util.Locale.ROOT, "llmcompressor: ConstantPruningModifier (llm-compressor"
+                + " 0.10's) masks %d weights: %,d of their %,d entries (%.1f%%) have |w| <= 1e-8 and are held at zero"
+                + " after every optimizer step; gradients and AdamW state are not masked, as there", tensors, zeros,
+                values, values == 0 ? 0.0 : 100.0 * zeros / values);
+        if (zeros == 0) {
+            line += ". The base has no zeros there, so this trains as plain full fine-tuning: the modifier keeps the"
+                    + " sparsity of an already sparsified model, it does not prune";
+        }
+        return line;
     }
 
     /** The line about {@code save_compressed}. */

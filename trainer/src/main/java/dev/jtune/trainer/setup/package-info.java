@@ -28,5 +28,11 @@
  * <p>Quantization-aware training: {@link dev.jtune.trainer.setup.QatSettings} reads Axolotl's {@code qat:} block as
  * Axolotl maps it onto torchao (int8/int4 and mxfp4/mxfp4 run through {@code quant.Qat}; every other value refused
  * with Axolotl's own outcome named), checked by ConfigChecks with the group size against base_model's widths.
+ *
+ * <p>Sparse fine-tuning: {@link dev.jtune.trainer.setup.SparseFinetuning} reads the LLMCompressor plugin's
+ * {@code llmcompressor:} block (a recipe inline, from a file or as YAML text, parsed as llm-compressor's
+ * {@code Recipe.from_dict}; ConstantPruningModifier run, every other modifier refused by name) and selects the masked
+ * weights as llm-compressor's {@code match_targets}; ConfigChecks checks the targets against base_model's parameter
+ * names.
  */
 package dev.jtune.trainer.setup;

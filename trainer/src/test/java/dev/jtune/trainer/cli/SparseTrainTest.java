@@ -105,8 +105,9 @@ class SparseTrainTest {
     void theExampleKeepsTheCheckpointsZeros() throws Exception {
         String log = train("example", config("example", EXAMPLE));
         train("plain", config("plain", ""));
-        assertTrue(log.contains("llmcompressor: ConstantPruningModifier (llm-compressor 0.10's): 14 weights masked"
-                + " where |w| <= 1e-8 (24,590 of 73,728 entries, 33.4%)"), log);
+        assertTrue(log.contains("llmcompressor: ConstantPruningModifier (llm-compressor 0.10's) masks 14 weights: 24,590"
+                + " of their 73,728 entries (33.4%) have |w| <= 1e-8 and are held at zero"), log);
+        assertTrue(!log.contains("plain full fine-tuning"), log);
         assertTrue(log.contains("llmcompressor.save_compressed: the model is written dense"), log);
         Map<String, float[]> base = weights(SPARSE.resolve("model.safetensors"));
         Map<String, float[]> sparse = weights(shared.resolve("example/model.safetensors"));
