@@ -74,13 +74,18 @@ public final class ConstantPruning implements TrainableModel {
             // torch compares a bf16 tensor with the Python float in bf16: the threshold rounded to bf16 first.
             float threshold = dtype == Dtype.BF16 ? bf16((float) dev.jtune.trainer.setup.SparseFinetuning.EPSILON)
                     : (float) dev.jtune.trainer.setup.SparseFinetuning.EPSILON;
-            NDArray mask = Autograd.noGrad(() -> {
-                NDArray wide = dtype == Dtype.FP32 || dtype == null ? w : Kernels.get().cast(w, Dtype.FP32);
-                NDArray m = wide.abs().gt(threshold);
-                if (wide != w) wide.close();
-                return m;
-            });
-            mask.attach(manager);
+            NDArray mask;
+            try (NDManager scratch = w.getManager().newSubManager()) {
+                mask = Autograd.noGrad(() -> {
+                    NDArray wide = dtype == Dtype.FP32 || dtype == null ? w : Kernels.get().cast(w, Dtype.FP32);
+                    if (wide != w) wide.attach(scratch);
+                    NDArray abs = wide.abs();
+                    abs.attach(scratch);
+                    // A libtorch-owned scalar, not DJL's gt(Number) (DjlScalarOpsTest).
+                    return abs.gt(scratch.full(new ai.djl.ndarray.types.Shape(), threshold));
+                });
+                mask.attach(manager);
+            }
             NDArray old = masks.put(n, mask);
             if (old != null) old.close();
             zeros += w.size() - mask.countNonzero().getLong();
