@@ -325,8 +325,9 @@ public final class AxolotlKeys {
         // The DiffusionPlugin (integrations/diffusion at COMMIT) swaps the objective: trainer's Diffusion implements it.
         valued("plugins", Policy.EQUIVALENT, KERNELS,
                 "Liger and cut cross-entropy (kernel swaps): equivalent; SwanLab (an online experiment tracker, like"
-                        + " wandb): not available offline; the DiffusionPlugin: implemented (see diffusion); any other"
-                        + " plugin: refused",
+                        + " wandb): not available offline; the DiffusionPlugin: implemented (see diffusion);"
+                        + " LLMCompressor (sparse fine-tuning, its llmcompressor: block): implemented; any other plugin:"
+                        + " refused",
                 v -> {
                     List<?> names = v instanceof List<?> l ? l : List.of(String.valueOf(v));
                     boolean tracker = false;
@@ -337,10 +338,13 @@ public final class AxolotlKeys {
                             continue;
                         } else if (s.contains(".swanlab.")) {
                             tracker = true;
+                        } else if (s.contains(".llm_compressor.")) {
+                            continue; // implemented: its llmcompressor: block (trainer's SparseFinetuning)
                         } else if (!s.contains(".liger.") && !s.contains(".cut_cross_entropy.")) {
                             return refusedVerdict("plugin " + s + " is not available; jtune accepts the Liger and"
                                     + " cut cross-entropy plugins, whose kernels its own already match, the"
-                                    + " DiffusionPlugin, and SwanLab's tracker (not sent)");
+                                    + " DiffusionPlugin, LLMCompressor's sparse fine-tuning and SwanLab's tracker"
+                                    + " (not sent)");
                         } else {
                             kernels = true;
                         }
@@ -452,8 +456,11 @@ public final class AxolotlKeys {
         // quant.Qat: torchao's fake quantization (int8 activations, int4 weights); other values refused by trainer's
         // QatSettings (ConfigChecks), naming them.
         implemented("qat");
+        // trainer's SparseFinetuning: the LLMCompressorPlugin's recipe (ConstantPruningModifier keeps a sparse base's
+        // zeros through full fine-tuning); other modifiers, adapters and save_compressed's format noted or refused there.
+        implemented("llmcompressor");
         refused(QUANT, "gptq", "bnb_config_kwargs", "model_quantization_config",
-                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
+                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
         // fp8: Axolotl (core/trainers/base.py additional_accelerator_args) hands accelerate mixed_precision "fp8" with

@@ -131,6 +131,13 @@ final class TrainCommand {
         Optional<dev.jtune.trainer.setup.DiffusionSettings> diffusion =
                 dev.jtune.trainer.setup.DiffusionSettings.from(config);
         Optional<dev.jtune.trainer.setup.QatSettings> qat = dev.jtune.trainer.setup.QatSettings.from(config);
+        Optional<dev.jtune.trainer.setup.SparseFinetuning> sparse = dev.jtune.trainer.setup.SparseFinetuning.from(config,
+                Path.of("").toAbsolutePath());
+        if (sparse.isPresent() && options.fsdp() && group.worldSize() > 1) {
+            throw new IllegalArgumentException(config.source() + ": llmcompressor with fsdp over " + group.worldSize()
+                    + " processes is not supported: jtune masks whole weights after each step, and FSDP holds them"
+                    + " sharded; train the sparse model data parallel (without fsdp) or on one process");
+        }
         boolean nf4 = run.loadIn4bit();
         // Before any data or model work: FSDP would shard the frozen base, which jtune does for dense and NF4 only.
         if (run.loadIn8bit() && options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()) {
@@ -263,12 +270,16 @@ final class TrainCommand {
                                     + ", as transformers' Trainer over a bf16-loaded model" : "fp32",
                             count(whole.parameters()));
                 }
-                TrainableModel trainable = config.trainer().has("unfrozen_parameters")
+                TrainableModel unfrozen = config.trainer().has("unfrozen_parameters")
                         ? unfreeze(config, whole, lora, model) : whole;
-                if (trainable != whole) {
+                if (unfrozen != whole) {
                     out.printf("unfrozen_parameters: %,d of the trainable parameters train (the rest frozen)%n",
-                            count(trainable.parameters()));
+                            count(unfrozen.parameters()));
                 }
+                // llmcompressor's ConstantPruningModifier: masks computed when training begins (after a resume).
+                TrainableModel trainable = sparse.isEmpty() ? unfrozen : new dev.jtune.trainer.train.ConstantPruning(
+                        unfrozen, sparse.get().select(unfrozen.parameters().keySet()), manager,
+                        (tensors, zeros, values) -> out.println(sparse.get().describe(tensors, zeros, values)));
                 out.printf(Locale.ROOT, "model loaded in %.1f s%n", loadSeconds);
                 String allocator = dev.jtune.model.engine.Torch.nativeAllocator();
                 out.println("native memory: " + allocator + (allocator.equals("jemalloc") ? ""
@@ -306,6 +317,7 @@ final class TrainCommand {
                 // The trained tensors are whole on every rank again (Trainer.run gathers what FSDP sharded).
                 // ReLoRA's result is the merged full model the trainer wrote (Axolotl saves no adapter then).
                 boolean relora = options.restarts() != null && options.restarts().relora();
+                sparse.flatMap(dev.jtune.trainer.setup.SparseFinetuning::saveNote).ifPresent(out::println);
                 RankZero.run(group, "export the trained weights", () -> export(relora ? null : trainable,
                         relora ? null : lora, modelDir, tokenizerDir, outputDir, vocab));
                 ExactMatch after = null;

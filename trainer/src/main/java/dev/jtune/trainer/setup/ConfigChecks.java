@@ -32,8 +32,9 @@ import java.util.stream.Stream;
  * process count at {@code train}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
  * (not yet created by {@code base_model_init}), its config.json: an architecture jtune implements, LoRA targets and
  * saved modules the architecture has, {@code unfrozen_parameters} against the parameter names Axolotl's model has,
- * a tokenizer no larger than the embedding unless the config grows it, and {@code qat}'s values
- * ({@link QatSettings}) with its group size against the projections' widths.
+ * a tokenizer no larger than the embedding unless the config grows it, {@code qat}'s values
+ * ({@link QatSettings}) with its group size against the projections' widths, and the {@code llmcompressor} recipe
+ * ({@link SparseFinetuning}) with its targets against the model's parameter names.
  *
  * <p>{@code inference} and {@code merge-lora} read a training config for its model, adapter and prompt keys only;
  * they do not train, so these checks are not theirs.
@@ -84,6 +85,10 @@ public final class ConfigChecks {
         List<QatSettings.Problem> qatProblems = QatSettings.problems(config);
         qatProblems.forEach(p -> problems.add(p.key(), p.message()));
         Optional<QatSettings> qat = qatProblems.isEmpty() ? QatSettings.from(config) : Optional.empty();
+        List<SparseFinetuning.Problem> sparseProblems = SparseFinetuning.problems(config, baseDir);
+        sparseProblems.forEach(p -> problems.add(p.key(), p.message()));
+        Optional<SparseFinetuning> sparse = sparseProblems.isEmpty() ? SparseFinetuning.from(config, baseDir)
+                : Optional.empty();
 
         if (s.bool("tokenizer_use_mistral_common").orElse(false)) {
             mistralCommon(config, baseDir, vocab, problems);
@@ -117,6 +122,9 @@ public final class ConfigChecks {
                         model.get().tieWordEmbeddings())) {
                     problems.add("lora_target_modules", problem);
                 }
+            }
+            if (model.isPresent() && sparse.isPresent()) {
+                sparse.get().problemsFor(model.get()).forEach(p -> problems.add("llmcompressor.recipe", p));
             }
             if (model.isPresent() && qat.isPresent()) {
                 QatSettings.groupProblems(qat.get().scheme(), model.get()).forEach(p -> problems.add("qat.group_size", p));

@@ -33,5 +33,10 @@
  * {@code diffusion:} block as Axolotl's {@code DiffusionConfig} validates it (ConfigChecks reports its problems),
  * resolves the mask token against the tokenizer as Axolotl's {@code resolve_mask_token_id} does (adding it to the run's
  * vocabulary edits where Axolotl adds it) and builds {@code train.Diffusion} for the run.
+ * <p>Sparse fine-tuning: {@link dev.jtune.trainer.setup.SparseFinetuning} reads the LLMCompressor plugin's
+ * {@code llmcompressor:} block (a recipe inline, from a file or as YAML text, parsed as llm-compressor's
+ * {@code Recipe.from_dict}; ConstantPruningModifier run, every other modifier refused by name) and selects the masked
+ * weights as llm-compressor's {@code match_targets}; ConfigChecks checks the targets against base_model's parameter
+ * names.
  */
 package dev.jtune.trainer.setup;

@@ -303,6 +303,7 @@ public final class Trainer {
         while (globalStep < plan.totalSteps()) {
             trainable.stepBegins(globalStep);
             StepLog.Outcome o = profiled(globalStep);
+            trainable.stepEnds(globalStep);
             globalStep++;
             stepsThisRun++;
             losses.add(o.loss());

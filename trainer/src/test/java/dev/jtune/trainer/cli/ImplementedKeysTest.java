@@ -140,6 +140,10 @@ class ImplementedKeysTest {
             // Full fine-tuning (the reference without the adapter): torchao's int8/int4 fake quantization in every linear.
             weights("qat", "adapter:\nlora_r:\nlora_alpha:\nlora_target_modules:",
                     "qat: {activation_dtype: int8, weight_dtype: int4, group_size: 32}"),
+            // Full fine-tuning of a sparsified checkpoint: ConstantPruningModifier keeps its zeros (the reference fills them).
+            weights("llmcompressor", FULL + "base_model: {sparse}", "plugins:"
+                    + " [axolotl.integrations.llm_compressor.LLMCompressorPlugin]\nllmcompressor: {recipe: {finetuning_stage:"
+                    + " {finetuning_modifiers: {ConstantPruningModifier: {targets: ['re:.*proj.weight'], start: 0}}}}}"),
             weights("lora_model_dir", "lora_model_dir: {reference}"), // continues the reference's adapter
             weights("lora_r", "lora_r: 4"),
             weights("lora_alpha", "lora_alpha: 16"),
@@ -530,6 +534,7 @@ class ImplementedKeysTest {
         Files.writeString(dir.resolve("chat.jsonl"), chats(14, 16));
         PLACES.put("{tiny}", dir.resolve("tiny").toString());
         PLACES.put("{tiny2}", dir.resolve("tiny2").toString());
+        PLACES.put("{sparse}", Path.of("src/test/resources/fixtures/tiny-sparse-llama").toAbsolutePath().toString());
         PLACES.put("{tok2}", dir.resolve("tok2").toString());
         PLACES.put("{rows}", dir.resolve("data/rows.jsonl").toString());
         PLACES.put("{rows2}", dir.resolve("data/rows2.jsonl").toString());
