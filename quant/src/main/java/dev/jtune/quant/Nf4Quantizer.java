@@ -31,6 +31,12 @@ public final class Nf4Quantizer {
     static final float TINY = (float) 1e-38;
 
     private static final float[] NF4_BOUNDS = midpoints(Nf4.nf4Table());
+    /**
+     * Whether the NF4 codes and the input check run on the JDK's vector API ({@link Nf4VectorQuantizer}): as
+     * {@link Nf4CpuDequantizer#VECTOR}, when the module is present and {@code -Djtune.vector=false} is not set.
+     */
+    static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+            && !"false".equals(System.getProperty("jtune.vector"));
     private static final float[] DYNAMIC_BOUNDS = midpoints(Nf4.dynamicMap());
 
     private Nf4Quantizer() {}
@@ -117,6 +123,19 @@ public final class Nf4Quantizer {
 
     /** Blocks {@code from .. to-1} of {@link #blockwise}. */
     private static void blocks(float[] x, int blocksize, float[] bounds, float[] absmaxOut, byte[] codes, int from,
+            int to) {
+        if (VECTOR && bounds.length == 15 && Nf4VectorQuantizer.usable(blocksize)) {
+            int full = Math.min(to, x.length / blocksize); // blocks before a partial last one
+            if (full > from) {
+                Nf4VectorQuantizer.fullBlocks(x, blocksize, bounds, absmaxOut, codes, from, full);
+                from = full;
+            }
+        }
+        scalarBlocks(x, blocksize, bounds, absmaxOut, codes, from, to);
+    }
+
+    /** {@link #blocks} one value at a time (the reference; the dynamic map's 255 bounds; the partial last block). */
+    static void scalarBlocks(float[] x, int blocksize, float[] bounds, float[] absmaxOut, byte[] codes, int from,
             int to) {
         for (int b = from; b < to; b++) {
             int start = b * blocksize;
@@ -250,7 +269,14 @@ public final class Nf4Quantizer {
         if (blocksize < 32 || blocksize > 4096 || Integer.bitCount(blocksize) != 1) {
             throw new IllegalArgumentException("blocksize must be a power of two from 32 to 4096, got " + blocksize);
         }
-        for (int i = 0; i < values.length; i++) {
+        int first = 0;
+        if (VECTOR && (dtype == Dtype.BF16 || dtype == Dtype.FP32)) {
+            first = Nf4VectorQuantizer.firstSuspect(values, dtype == Dtype.BF16);
+            if (first < 0) {
+                return;
+            }
+        }
+        for (int i = first; i < values.length; i++) {
             float v = values[i];
             if (!Float.isFinite(v)) {
                 throw new IllegalArgumentException("element " + i + " " + where(i, shape) + "is " + v
