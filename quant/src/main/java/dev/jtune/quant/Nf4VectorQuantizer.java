@@ -49,12 +49,11 @@ final class Nf4VectorQuantizer {
             float inv = 1f / Math.max(amax, Nf4Quantizer.TINY);
             for (int i = start; i < end; i += lanes) {
                 FloatVector s = FloatVector.fromArray(F, x, i).mul(inv).max(-1f).min(1f);
-                IntVector code = IntVector.zero(I);
+                FloatVector code = FloatVector.zero(F); // counts up to 15: exact in float
                 for (float bound : bounds) {
-                    VectorMask<Integer> above = s.compare(VectorOperators.GT, bound).cast(I);
-                    code = code.add(1, above);
+                    code = code.add(FloatVector.zero(F).blend(1f, s.compare(VectorOperators.GT, bound)));
                 }
-                code.convertShape(VectorOperators.I2B, B, 0).reinterpretAsBytes().intoArray(codes, i);
+                code.convertShape(VectorOperators.F2B, B, 0).reinterpretAsBytes().intoArray(codes, i);
             }
         }
     }

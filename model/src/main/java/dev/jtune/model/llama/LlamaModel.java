@@ -241,7 +241,12 @@ public final class LlamaModel implements AutoCloseable {
             switch (dtype) {
                 case FP32 -> { }
                 case BF16 -> {
-                    for (int i = 0; i < v.length; i++) {
+                    // A bf16 checkpoint's values are bf16 already (their low 16 bits are zero): nothing to round.
+                    int low = 0;
+                    for (float f : v) {
+                        low |= Float.floatToRawIntBits(f) & 0xFFFF;
+                    }
+                    for (int i = 0; low != 0 && i < v.length; i++) {
                         v[i] = HalfFloats.bfloat16ToFloat(HalfFloats.floatToBFloat16(v[i]));
                     }
                 }
