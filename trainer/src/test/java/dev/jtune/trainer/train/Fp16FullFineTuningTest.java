@@ -232,6 +232,43 @@ class Fp16FullFineTuningTest {
         }
     }
 
+    /**
+     * Data parallel over two ranks equals one rank accumulating both micro-batches, bit for bit: the two fp16
+     * micro-batch gradients are summed in fp32 and rounded once (Flat widens fp16 as it does bf16), the single
+     * rounding one rank makes when it adds them.
+     */
+    @Test
+    void twoRanksEqualOneRankAccumulatingBoth(@TempDir Path out) throws Exception {
+        List<Batch> data = TinySetup.batches(4, 8, 2, 16);
+        TrainerOptions two = options(AdamW.Variant.BNB_8BIT);
+        TrainerOptions one = two.toBuilder().gradientAccumulationSteps(2).build();
+        TrainerOptions each = two.toBuilder().gradientAccumulationSteps(1).build();
+        Torch.engine();
+        int threads = Torch.threads();
+        Torch.setThreads(1); // as DataParallelTest: each rank's kernels split their reductions alike
+        try {
+            Run single = dev.jtune.trainer.dist.ThreadProcessGroup.run(1, g -> trainIn(ProcessGroup.single(), one, data,
+                    out.resolve("one"))).get(0);
+            List<Run> ranks = dev.jtune.trainer.dist.ThreadProcessGroup.run(2, g -> trainIn(g, each, data,
+                    out.resolve("r" + g.rank())));
+            for (Run r : ranks) {
+                assertEquals(single.losses(), r.losses());
+                single.params().forEach((k, v) -> assertArrayEquals(v, r.params().get(k), k));
+            }
+        } finally {
+            Torch.setThreads(threads);
+        }
+    }
+
+    private static Run trainIn(ProcessGroup g, TrainerOptions o, List<Batch> data, Path out) throws IOException {
+        try (NDManager m = Torch.newManager();
+                LlamaModel model = TinyLlama.load(TinyLlama.preset(), 5, Dtype.FP16, m)) {
+            FullFineTuning ft = new FullFineTuning(model);
+            TrainingResult r = Trainer.run(o, ft, BatchPlan.of(data), null, out, quiet(), g, null);
+            return new Run(r.losses(), values(ft.parameters()));
+        }
+    }
+
     /** The exported model: config.json says float16, F16 tensors that load back to the trained values bit for bit. */
     @Test
     void theSavedModelIsFp16(@TempDir Path out) throws IOException {
