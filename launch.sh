@@ -4,7 +4,7 @@
 #   ./launch.sh VERB --help       a verb's options
 # Environment: JAVA_HOME (a JDK 25; found automatically under /usr/lib/jvm if unset or older),
 # JTUNE_JAVA_OPTS (extra JVM options, e.g. -Xmx16g), JTUNE_DEBUG=1 (stack traces),
-# JTUNE_MAVEN_OPTS (extra Maven options for the build, e.g. -Pcuda).
+# JTUNE_MAVEN_OPTS (extra Maven options for the build, e.g. -Pcuda), JTUNE_JEMALLOC=0 (keep glibc's malloc).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -45,8 +45,11 @@ if stale; then
   fi
 fi
 
+# jemalloc when installed (tools/jemalloc.sh says why).
+source "$root/tools/jemalloc.sh"
+
 # shellcheck disable=SC2086
-exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED \
+exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -Dorg.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils=error \
   ${JTUNE_JAVA_OPTS:-} \
   -cp "$jar:$root/trainer/target/lib/*" dev.jtune.trainer.cli.Main "$@"

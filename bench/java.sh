@@ -9,3 +9,6 @@ done
   || { tail -n 40 "$root/bench/build.log" >&2; exit 1; }
 rm -f "$root/bench/build.log"
 export DJL_OFFLINE=true
+# jemalloc for the JVMs these scripts start (tools/jemalloc.sh); a Python reference they start must not inherit it
+# (TrainStepBench removes it; scripts running Python themselves use `env -u LD_PRELOAD`).
+source "$root/tools/jemalloc.sh"

@@ -8,6 +8,6 @@
 # (bench/README.md, "Loading at scale"). JTUNE_JAVA_OPTS adds JVM flags (e.g. -Xmx).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/java.sh"
-exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED ${JTUNE_JAVA_OPTS:-} \
+exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector ${JTUNE_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$root/bench/target/classes:$root/bench/target/lib/*" dev.jtune.bench.LoadBench "$@"

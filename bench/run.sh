@@ -13,6 +13,6 @@ if [[ -z "$tok" ]]; then
   bash "$root/data/src/test/resources/fetch-tokenizers.sh" "$root/bench/target/tokenizers" >&2
   tok="$root/bench/target/tokenizers/llama3"
 fi
-exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED ${JTUNE_JAVA_OPTS:-} \
+exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector ${JTUNE_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$root/bench/target/classes:$root/bench/target/lib/*" dev.jtune.bench.PreprocessBench "$tok" "${2:-52000}"

@@ -45,7 +45,7 @@ if ! [[ -x "$py" ]] || ! "$py" -c 'import torch, transformers, peft' 2>/dev/null
 fi
 if [[ -n "$py" ]]; then
   l0="$(load)"
-  "$py" "$root/bench/pytorch/matmul_roof.py" --threads 2 >"$work/roof.tmp"
+  env -u LD_PRELOAD "$py" "$root/bench/pytorch/matmul_roof.py" --threads 2 >"$work/roof.tmp"
   "$py" -c "import json,sys; d=json.load(open(sys.argv[1])); d['load']=sys.argv[2]+' -> '+sys.argv[3]; print(json.dumps(d))" \
     "$work/roof.tmp" "$l0" "$(load)" >"$work/roof.json"
   rm "$work/roof.tmp"; cat "$work/roof.json"
@@ -111,7 +111,7 @@ YML
       peft|peft-gc)
         [[ -n "$py" ]] || { echo "   skipped (no torch + peft)"; continue; }
         extra=(); [[ "$gc" == true ]] && extra=(--gradient-checkpointing)
-        /usr/bin/time -v -o "$work/$name.time" "$py" "$root/bench/pytorch/peft_step.py" --model "$model" \
+        env -u LD_PRELOAD /usr/bin/time -v -o "$work/$name.time" "$py" "$root/bench/pytorch/peft_step.py" --model "$model" \
           --data "$data" --seq "$seq" --steps "$steps" --threads 2 "${extra[@]}" >"$work/$name.json" 2>"$work/$name.err" || true
         engine=pytorch+peft ;;
       *) echo "bench/scale.sh: unknown run $run (qlora, qlora-gc, lora, lora-gc, peft, peft-gc)" >&2; exit 2 ;;

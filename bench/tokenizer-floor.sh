@@ -10,6 +10,6 @@ if [[ -z "$tok" ]]; then
   tok="$root/bench/target/tokenizers/llama3"
 fi
 export DJL_OFFLINE=true
-exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED ${JTUNE_JAVA_OPTS:-} \
+exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector ${JTUNE_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$root/bench/target/classes:$root/bench/target/lib/*" dev.jtune.bench.TokenizerFloorBench "$tok"

@@ -32,6 +32,6 @@ if [[ -n "$py" ]] && has_torch2 "$py"; then
 else
   echo "no Python with torch >= 2.0 (scaled_dot_product_attention): PyTorch rows left out" >&2
 fi
-exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED ${JTUNE_JAVA_OPTS:-} \
+exec "$JAVA_HOME/bin/java" -Xss4m --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector ${JTUNE_JAVA_OPTS:-} \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$root/bench/target/classes:$root/bench/target/lib/*" dev.jtune.bench.TrainStepBench "${pyargs[@]}" "$@"

@@ -94,7 +94,7 @@ YML
 run_trl() { # packing(true|false) name
   rm -rf "$work/out-$2"
   local pk=(); [[ "$1" == true ]] && pk=(--packing)
-  /usr/bin/time -v -o "$work/$2.time" "$py" "$root/bench/trl/sft_trl.py" --model "$model" --data "$data" \
+  env -u LD_PRELOAD /usr/bin/time -v -o "$work/$2.time" "$py" "$root/bench/trl/sft_trl.py" --model "$model" --data "$data" \
     --out "$work/out-$2" --seq 512 --batch 4 --steps "$steps" --threads 2 "${pk[@]}" >"$work/$2.log" 2>&1
 }
 wall() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$1"; }

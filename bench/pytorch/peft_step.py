@@ -41,6 +41,8 @@ def main():
     p.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--profile-step", type=int, default=-1, help="record this step (0-based) with torch.profiler")
+    p.add_argument("--profile-out", default="peft-profile.json", help="its Chrome trace")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -76,6 +78,10 @@ def main():
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     steps = []
     for ids in batches:
+        prof = None
+        if len(steps) == a.profile_step:
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True)
+            prof.__enter__()
         t = time.perf_counter()
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
@@ -83,6 +89,9 @@ def main():
         opt.step()
         opt.zero_grad(set_to_none=True)
         steps.append(time.perf_counter() - t)
+        if prof is not None:
+            prof.__exit__(None, None, None)
+            prof.export_chrome_trace(a.profile_out)
         print(json.dumps({"step": len(steps), "loss": round(loss.item(), 4), "seconds": round(steps[-1], 3),
                           "rss_mb": round(rss_mb(), 1)}), flush=True)
     print(json.dumps({"engine": f"pytorch-{torch.__version__}+peft", "model": a.model, "dtype": a.dtype,

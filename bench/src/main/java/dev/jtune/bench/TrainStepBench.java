@@ -174,7 +174,10 @@ public final class TrainStepBench {
     }
 
     private static JsonNode lastJsonLine(List<String> cmd, String what) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        // The reference runs as a Python user's would: under glibc's malloc, not the jemalloc this JVM may have.
+        pb.environment().remove("LD_PRELOAD");
+        Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         int rc = p.waitFor();
         String json = null;

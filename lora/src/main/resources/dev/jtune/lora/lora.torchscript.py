@@ -26,10 +26,15 @@ class LoraOps(Module):
     # divided by (1 - p), times h. Its backward keeps that noise in h's dtype (fp32 here: 4 bytes a value); this
     # form keeps a bool mask (1 byte) and a 1-element scale, and h * keep * scale is h * noise exactly (keep is 0 or
     # 1, and the kept value is the same fp32 division). CUDA's fused native_dropout keeps a bool mask already.
-    noise = torch.bernoulli_(torch.empty_like(h), 1.0 - p)
-    keep = torch.to(noise, 11)
+    # The draws go straight into the bool mask: ATen's CPU bernoulli_(p) draws one bernoulli_distribution<double>
+    # per element whatever the tensor's dtype, so the mask is the one torch.dropout's fp32 noise has, without the
+    # fp32 tensor. where() instead of h * keep: a product with a bool tensor converts the mask to fp32 first (a
+    # full-size copy in forward and again in backward). The one difference: a dropped value is +0.0 here and
+    # h * 0.0 (-0.0 for negative h) in torch.dropout, which no sum that follows can tell apart. The product by the
+    # kept value is in place: where's output is not saved for backward.
+    keep = torch.bernoulli_(torch.empty_like(h, dtype=11), 1.0 - p)
     kept_value = torch.div(torch.ones([1], dtype=h.dtype, device=h.device), 1.0 - p)
-    return torch.mul(torch.mul(h, keep), kept_value)
+    return torch.mul_(torch.where(keep, h, 0.0), kept_value)
 
   def linear_in(self: __torch__.LoraOps, x: Tensor, weight: Tensor) -> Tensor:
     # A projection whose weight has another dtype than x (a trainable fp32 copy in a bf16 model):

@@ -188,7 +188,9 @@ class LoraLinearTest {
     @Test
     void trainingDropoutIsTorchDropoutBitForBitWithGradients() {
         // The adapter path keeps a bool mask for backward instead of torch.dropout's fp32 noise (a quarter of the
-        // memory); output and gradients must still be torch.dropout's exactly, with the same draws after a seed.
+        // memory) and drops with where() (+0.0 where torch.dropout's product may give -0.0: the gradients are compared
+        // by value, so -0.0 == +0.0 there); output and gradients must still be torch.dropout's exactly, with the same
+        // draws after a seed.
         // p = 0.25 is exact in float, as DJL's dropout takes its rate as a float.
         int n = 96;
         int in = 40;

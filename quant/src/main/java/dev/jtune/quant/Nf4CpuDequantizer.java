@@ -24,6 +24,12 @@ final class Nf4CpuDequantizer {
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    /**
+     * Whether the 16-bit lookup runs on the JDK's vector API ({@link Nf4VectorLookup}): when the
+     * {@code jdk.incubator.vector} module is present (launch.sh adds it) and {@code -Djtune.vector=false} is not set.
+     */
+    static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+            && !"false".equals(System.getProperty("jtune.vector")) && Nf4VectorLookup.usable();
     /** Blocks per parallel task: 16K blocks = 1M values, enough to amortise the fork. */
     private static final int BLOCKS_PER_TASK = 16384;
 
@@ -61,6 +67,11 @@ final class Nf4CpuDequantizer {
      * absmax codes of {@code w}.
      */
     void into(NDArray buffer, Dtype bufferDtype, Nf4Linear.Weights w) {
+        into(buffer, bufferDtype, w, VECTOR);
+    }
+
+    /** As {@link #into(NDArray, Dtype, Nf4Linear.Weights)}, the 16-bit lookup vectorised or not (tests run both). */
+    void into(NDArray buffer, Dtype bufferDtype, Nf4Linear.Weights w, boolean useVector) {
         MemorySegment packed = MemorySegment.ofAddress(Torch.dataAddress(w.packed())).reinterpret((numel + 1) / 2);
         long blocks = w.codes().getShape().size();
         MemorySegment codes = MemorySegment.ofAddress(Torch.dataAddress(w.codes())).reinterpret(blocks);
@@ -71,10 +82,15 @@ final class Nf4CpuDequantizer {
             long to = Math.min(blocks, from + BLOCKS_PER_TASK);
             long[] table = new long[16];
             boolean bf16 = stored == Dtype.BF16 && bufferDtype == Dtype.BF16;
+            boolean vector = useVector && bufferDtype != Dtype.FP32;
+            short[] entries = vector ? new short[Math.max(16, Nf4VectorLookup.LANES)] : null;
             for (long b = from; b < to; b++) {
                 float absmax = nestedMap[codes.get(ValueLayout.JAVA_BYTE, b) & 0xFF]
                         * nestedAbsmax[(int) (b / nestedBlocksize)] + offset;
-                if (bf16 && !Float.isNaN(absmax)) {
+                boolean vectorTable = vector && bf16 && !Float.isNaN(absmax);
+                if (vectorTable) {
+                    // the table is made in the vector below
+                } else if (bf16 && !Float.isNaN(absmax)) {
                     // The common case, branch-free so that the JIT can vectorise it: HalfFloats.floatToBFloat16's
                     // round-to-nearest-even for non-NaN products (the quantizer takes finite weights only; a NaN
                     // would take the general path).
@@ -89,6 +105,21 @@ final class Nf4CpuDequantizer {
                 }
                 long first = b * blocksize;
                 long last = Math.min(numel, first + blocksize);
+                if (vector) {
+                    if (!vectorTable) {
+                        for (int k = 0; k < 16; k++) {
+                            entries[k] = (short) table[k];
+                        }
+                    }
+                    first = Nf4VectorLookup.write(packed, out, vectorTable ? Nf4VectorLookup.bf16Entries(quantMap,
+                            absmax) : Nf4VectorLookup.entries(entries), first, last);
+                    if (first < last && vectorTable) { // a short last block: the scalar tail needs the long table
+                        for (int k = 0; k < 16; k++) {
+                            int bits = Float.floatToRawIntBits(quantMap[k] * absmax);
+                            table[k] = ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16) & 0xFFFFL;
+                        }
+                    }
+                }
                 write(packed, out, table, first, last, bufferDtype);
             }
         });

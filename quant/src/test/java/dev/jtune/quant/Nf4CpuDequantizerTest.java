@@ -21,6 +21,18 @@ class Nf4CpuDequantizerTest {
             "BF16, BF16, 1536, 1024", "FP32, FP32, 700, 1500",
             "BF16, BF16, 9, 9", "FP16, FP16, 3, 29"})
     void writesWhatTheKernelDequantizesTo(Dtype stored, Dtype buffer, int out, int in) {
+        writes(stored, buffer, out, in, false);
+        writes(stored, buffer, out, in, true);
+    }
+
+    /** The build runs the tests with jdk.incubator.vector (root pom's argLine), so the vector lookup is tested. */
+    @org.junit.jupiter.api.Test
+    void theVectorLookupIsInUseUnderTheBuild() {
+        org.junit.jupiter.api.Assertions.assertTrue(Nf4CpuDequantizer.VECTOR,
+                "jdk.incubator.vector missing or unusable: lanes " + Nf4VectorLookup.LANES);
+    }
+
+    private static void writes(Dtype stored, Dtype buffer, int out, int in, boolean vector) {
         Random r = new Random(out * 31L + in);
         float[] w = new float[out * in];
         for (int i = 0; i < w.length; i++) {
@@ -34,12 +46,12 @@ class Nf4CpuDequantizerTest {
             NDArray anchor = k.cast(m.zeros(new Shape(1, in)), buffer);
             NDArray target = Nf4Kernels.get().buffer(anchor, new long[] {out, in});
             Nf4Linear.Weights weights = linear.weightsForTest();
-            new Nf4CpuDequantizer(weights).into(target, buffer, weights);
+            new Nf4CpuDequantizer(weights).into(target, buffer, weights, vector);
             float[] want = expected.toFloatArray();
             float[] got = k.cast(target, Dtype.FP32).toFloatArray();
             for (int i = 0; i < want.length; i++) { // NaN == NaN here (assertArrayEquals compares bits' meaning too)
                 if (Float.floatToIntBits(want[i]) != Float.floatToIntBits(got[i])) {
-                    throw new AssertionError(stored + " into " + buffer + ": element " + i + " is " + got[i]
+                    throw new AssertionError(stored + " into " + buffer + (vector ? " (vector)" : " (scalar)") + ": element " + i + " is " + got[i]
                             + ", the kernel wrote " + want[i]);
                 }
             }

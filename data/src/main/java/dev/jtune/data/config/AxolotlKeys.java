@@ -132,6 +132,21 @@ public final class AxolotlKeys {
         put(TOP, Policy.REFUSED, instead, keys);
     }
 
+    /** The {@code diffusion:} block's line: what it asks for that jtune does not print, or Axolotl does not use. */
+    private static Verdict diffusionVerdict(Object v) {
+        Map<?, ?> block = v instanceof Map<?, ?> m ? m : Map.of();
+        List<String> unused = java.util.stream.Stream.of("noise_schedule", "min_mask_ratio", "max_mask_ratio",
+                "num_diffusion_steps").filter(block::containsKey).toList();
+        String unusedNote = unused.isEmpty() ? "" : String.join(", ", unused) + " are read by Axolotl's schema but not"
+                + " by its DiffusionTrainer (t ~ U[0,1), masking probability (1 - eps) t + eps): no effect here either";
+        if (!Boolean.FALSE.equals(block.get("generate_samples"))) {
+            return new Verdict(Policy.NOT_OFFLINE, "no reverse-diffusion samples are printed during training"
+                    + " (generate_samples is on unless false; generation_* set how Axolotl's callback samples)"
+                    + (unusedNote.isEmpty() ? "" : "; " + unusedNote));
+        }
+        return unusedNote.isEmpty() ? Verdict.QUIET : equivalentVerdict(unusedNote);
+    }
+
     private static Verdict equivalentVerdict(String note) {
         return new Verdict(Policy.EQUIVALENT, note);
     }
@@ -307,24 +322,35 @@ public final class AxolotlKeys {
                 "tiled_mlp_num_shards", "tiled_mlp_use_original_mlp", "batch_flattening");
         // SwanLab's plugin (integrations/swanlab at COMMIT) only registers its tracker's callbacks: metrics, the
         // config and Lark notifications sent to swanlab.cn, completions of RL runs; nothing that changes training.
+        // The DiffusionPlugin (integrations/diffusion at COMMIT) swaps the objective: trainer's Diffusion implements it.
         valued("plugins", Policy.EQUIVALENT, KERNELS,
                 "Liger and cut cross-entropy (kernel swaps): equivalent; SwanLab (an online experiment tracker, like"
-                        + " wandb): not available offline; any other plugin: refused",
+                        + " wandb): not available offline; the DiffusionPlugin: implemented (see diffusion);"
+                        + " LLMCompressor (sparse fine-tuning, its llmcompressor: block): implemented; any other plugin:"
+                        + " refused",
                 v -> {
                     List<?> names = v instanceof List<?> l ? l : List.of(String.valueOf(v));
                     boolean tracker = false;
+                    boolean kernels = false;
                     for (Object name : names) {
                         String s = String.valueOf(name);
-                        if (s.contains(".swanlab.")) {
+                        if (s.equals("axolotl.integrations.diffusion.DiffusionPlugin")) {
+                            continue;
+                        } else if (s.contains(".swanlab.")) {
                             tracker = true;
+                        } else if (s.contains(".llm_compressor.")) {
+                            continue; // implemented: its llmcompressor: block (trainer's SparseFinetuning)
                         } else if (!s.contains(".liger.") && !s.contains(".cut_cross_entropy.")) {
                             return refusedVerdict("plugin " + s + " is not available; jtune accepts the Liger and"
-                                    + " cut cross-entropy plugins, whose kernels its own already match, and SwanLab's"
-                                    + " tracker (not sent)");
+                                    + " cut cross-entropy plugins, whose kernels its own already match, the"
+                                    + " DiffusionPlugin, LLMCompressor's sparse fine-tuning and SwanLab's tracker"
+                                    + " (not sent)");
+                        } else {
+                            kernels = true;
                         }
                     }
                     if (tracker) return new Verdict(Policy.NOT_OFFLINE, "SwanLab: " + TRACKER);
-                    return names.isEmpty() ? Verdict.QUIET : equivalentVerdict(KERNELS);
+                    return kernels ? equivalentVerdict(KERNELS) : Verdict.QUIET;
                 });
         equivalent("jtune's gradient_checkpointing recomputes whole decoder layers; these options change only how"
                         + " memory is saved, not the result",
@@ -415,7 +441,14 @@ public final class AxolotlKeys {
                 "nemo_gym_auto_start", "nemo_gym_model_name", "nemo_gym_multi_turn", "nemo_gym_max_turns",
                 "kd_trainer", "kd_ce_alpha", "kd_alpha", "kd_temperature", "kd_beta", "kd_normalize_topk",
                 "kd_online_server_base_url", "kd_online_topk", "kd_online_server", "kd_online_timeout",
-                "kd_temperature_min", "hatchery", "diffusion");
+                "kd_temperature_min", "hatchery");
+        // The DiffusionPlugin's block (integrations/diffusion/args.py): trainer's DiffusionSettings validates every
+        // sub-key and refuses the block without the plugin; eps, importance_weighting, mask_token_id/_str train.
+        valued("diffusion", Policy.IMPLEMENTED, "", "eps, importance_weighting, mask_token_id, mask_token_str:"
+                + " implemented (with plugins: [axolotl.integrations.diffusion.DiffusionPlugin]); noise_schedule,"
+                + " min_mask_ratio, max_mask_ratio, num_diffusion_steps: validated, unused by Axolotl's trainer too"
+                + " (info line); generate_samples (on by default) and generation_*: no samples are printed (warning)",
+                AxolotlKeys::diffusionVerdict);
         refused("jtune trains text-only models; multimodal processors and image inputs are not implemented",
                 "processor_type", "processor_kwargs", "image_size", "image_resize_algorithm", "freeze_mm_modules",
                 "role_boundaries");
@@ -423,8 +456,11 @@ public final class AxolotlKeys {
         // quant.Qat: torchao's fake quantization (int8 activations, int4 weights); other values refused by trainer's
         // QatSettings (ConfigChecks), naming them.
         implemented("qat");
+        // trainer's SparseFinetuning: the LLMCompressorPlugin's recipe (ConstantPruningModifier keeps a sparse base's
+        // zeros through full fine-tuning); other modifiers, adapters and save_compressed's format noted or refused there.
+        implemented("llmcompressor");
         refused(QUANT, "gptq", "bnb_config_kwargs", "model_quantization_config",
-                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "llmcompressor", "nonexpert_quantization", "quantize_moe_experts",
+                "model_quantization_config_kwargs", "use_onebitllms", "quantization", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
         // fp8: Axolotl (core/trainers/base.py additional_accelerator_args) hands accelerate mixed_precision "fp8" with

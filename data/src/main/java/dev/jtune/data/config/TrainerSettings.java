@@ -109,6 +109,10 @@ public record TrainerSettings(Map<String, Object> values) {
         keys.put("added_tokens_overrides", Spec.of(Kind.MAPPING));
         // qat: Axolotl's QATConfig (activation_dtype, weight_dtype, group_size, ...), read by trainer's QatSettings.
         keys.put("qat", Spec.of(Kind.MAPPING));
+        // llmcompressor: Axolotl's LLMCompressorPlugin block (recipe, save_compressed), read by trainer's SparseFinetuning.
+        keys.put("llmcompressor", Spec.of(Kind.MAPPING));
+        // plugins: judged by AxolotlKeys; read by SparseFinetuning for the LLMCompressorPlugin entry.
+        keys.put("plugins", Spec.of(Kind.STRING_OR_LIST));
         // LISA (trainer's Lisa): layers trainable at a time, steps between draws, the layers' attribute path.
         keys.put("lisa_n_layers", Spec.of(Kind.INTEGER));
         keys.put("lisa_step_interval", Spec.of(Kind.INTEGER));
@@ -128,6 +132,9 @@ public record TrainerSettings(Map<String, Object> values) {
         keys.put("eaft_alpha", Spec.of(Kind.NUMBER));
         keys.put("eaft_k", Spec.of(Kind.INTEGER));
         keys.put("cls_model_config", Spec.of(Kind.STRING));
+        // Axolotl's DiffusionPlugin (in plugins) and its diffusion: block, read by trainer's DiffusionSettings.
+        keys.put("plugins", Spec.of(Kind.STRING_OR_LIST));
+        keys.put("diffusion", Spec.of(Kind.MAPPING));
         return Collections.unmodifiableMap(keys);
     }
 

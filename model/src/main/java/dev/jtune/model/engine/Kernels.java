@@ -137,6 +137,16 @@ public final class Kernels {
     }
 
     /**
+     * Bidirectional attention isolated by segment: token i attends to every token j with the same id in
+     * {@code segmentIds} [B,T] (int64), before or after it, as transformers does with the 4D mask
+     * {@code (m_i == m_j) & (m_i > 0)} that Axolotl's diffusion trainer passes. Padding must have its own id (it
+     * then sees only itself and no real token sees it). Always a boolean mask, on every device.
+     */
+    public NDArray attentionBidirectional(NDArray q, NDArray k, NDArray v, NDArray segmentIds, double scale) {
+        return library.ops().call("attention_bidirectional", q, k, v, segmentIds, scale);
+    }
+
+    /**
      * Segment ids [B,T] to int32 boundaries [n+1] of the rows laid end to end: a cut where a row starts or the
      * id changes (the {@code cu_seqlens} of flash attention's variable-length form). Package-private: the
      * CUDA path computes it inside {@link #attentionSegments}; tests check it here.

@@ -119,6 +119,19 @@ public final class Torch {
 
     private static final java.lang.invoke.MethodHandle MALLOC_TRIM = mallocTrim();
 
+    /**
+     * The C allocator serving libtorch's tensors, for the run's log: {@code "jemalloc"} when it is loaded into this
+     * process (launch.sh preloads it when installed), else {@code "glibc malloc"}. Read from /proc/self/maps; glibc
+     * where that cannot be read.
+     */
+    public static String nativeAllocator() {
+        try (java.util.stream.Stream<String> maps = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/self/maps"))) {
+            return maps.anyMatch(l -> l.contains("libjemalloc")) ? "jemalloc" : "glibc malloc";
+        } catch (java.io.IOException | java.io.UncheckedIOException e) {
+            return "glibc malloc";
+        }
+    }
+
     /** glibc's {@code M_MMAP_THRESHOLD} parameter of mallopt. */
     private static final int M_MMAP_THRESHOLD = -3;
 

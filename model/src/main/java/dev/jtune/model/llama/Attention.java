@@ -11,8 +11,8 @@ import java.util.Map;
 /**
  * Grouped-query self-attention: q/k/v projections (or Phi-3's fused {@code qkv_proj}) with their optional biases,
  * optional per-head q/k RMSNorm (Qwen3, Gemma 3), rotary embedding (of the first {@code rotaryDim} features),
- * scaled-dot-product attention — causal, causal within segments for packed rows, or over a {@link KvCache} of
- * earlier tokens; limited to the last {@code sliding_window} keys on sliding layers; with soft-capped scores where
+ * scaled-dot-product attention — causal, causal within segments for packed rows, bidirectional within segments
+ * ({@link ForwardContext#bidirectional}), or over a {@link KvCache} of earlier tokens; limited to the last {@code sliding_window} keys on sliding layers; with soft-capped scores where
  * the family caps them (Gemma 2) — and the output projection.
  */
 public final class Attention implements AutoCloseable {
@@ -109,6 +109,14 @@ public final class Attention implements AutoCloseable {
             return windowed(length)
                     ? kn.attentionWindow(qs, kv.get(0), kv.get(1), length, window, scale)
                     : kn.attentionWithPast(qs, kv.get(0), kv.get(1), length, scale);
+        }
+        if (context.bidirectional()) {
+            // transformers uses a caller's 4D mask as it is, on sliding layers too: no window, no causality.
+            if (softcap > 0) {
+                throw new UnsupportedOperationException("bidirectional attention with soft-capped scores (Gemma 2)"
+                        + " is not implemented");
+            }
+            return kn.attentionBidirectional(qs, ks, vs, context.segmentIds(), scale);
         }
         if (softcap > 0) {
             return kn.attentionCapped(qs, ks, vs, context.segmentIds(), t, window, scale, softcap);

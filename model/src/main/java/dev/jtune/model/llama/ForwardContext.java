@@ -14,14 +14,30 @@ import ai.djl.ndarray.NDArray;
  * @param segmentIds [B,T] sample ids that isolate packed samples, or null for plain causal attention
  * @param cache the keys and values of the tokens before these (generation), or null: attention then sees
  *     only this pass's tokens
+ * @param bidirectional every token sees every token of its segment, before and after it (Axolotl's diffusion
+ *     objective passes transformers a 4D mask that replaces the causal one); needs {@code segmentIds}
  */
 public record ForwardContext(NDArray cos, NDArray sin, NDArray localCos, NDArray localSin, NDArray segmentIds,
-        KvCache cache) {
+        KvCache cache, boolean bidirectional) {
     public ForwardContext {
         if (segmentIds != null && cache != null) {
             throw new IllegalArgumentException("packed segments and a KV cache do not combine: generation runs one"
                     + " sequence per row");
         }
+        if (bidirectional && segmentIds == null) {
+            throw new IllegalArgumentException("bidirectional attention needs segment ids (which tokens see each other)");
+        }
+    }
+
+    /** Causal attention (within segments when {@code segmentIds} is not null). */
+    public ForwardContext(NDArray cos, NDArray sin, NDArray localCos, NDArray localSin, NDArray segmentIds,
+            KvCache cache) {
+        this(cos, sin, localCos, localSin, segmentIds, cache, false);
+    }
+
+    /** The same tables and segments, attended bidirectionally within each segment. */
+    public ForwardContext bidirectionalWithin() {
+        return new ForwardContext(cos, sin, localCos, localSin, segmentIds, cache, true);
     }
 
     /** One rotary table for every layer. */

@@ -20,6 +20,7 @@
  * <p>One decoder stack: {@link dev.jtune.model.llama.LlamaModel#decode} (embedding cast to the compute dtype, every
  * layer in order, each through a {@link dev.jtune.model.llama.LayerPolicy}) serves training, evaluation, scoring and
  * generation; a {@link dev.jtune.model.llama.ForwardContext} carries the rotary tables (two for Gemma 3), the packing
- * segments and the optional {@link dev.jtune.model.llama.KvCache} that attention reads and extends.
+ * segments (attended causally, or bidirectionally for the diffusion objective) and the optional
+ * {@link dev.jtune.model.llama.KvCache} that attention reads and extends.
  */
 package dev.jtune.model.llama;

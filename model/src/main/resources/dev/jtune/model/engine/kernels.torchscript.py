@@ -130,6 +130,16 @@ class Ops(Module):
     mask = torch.unsqueeze(torch.logical_and(same, causal), 1)
     return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
 
+  def attention_bidirectional(self: __torch__.Ops, q: Tensor, k: Tensor, v: Tensor, segment_ids: Tensor,
+                              scale: float) -> Tensor:
+    # Token i sees every token j with segment_ids[b,i] == segment_ids[b,j], before or after it (no causal mask):
+    # the diffusion objective's attention. segment_ids [B,T] int64.
+    n_rep = q.size(1) // k.size(1)
+    k = self.repeat_kv(k, n_rep)
+    v = self.repeat_kv(v, n_rep)
+    mask = torch.unsqueeze(torch.eq(torch.unsqueeze(segment_ids, 2), torch.unsqueeze(segment_ids, 1)), 1)
+    return torch.scaled_dot_product_attention(q, k, v, mask, 0.0, False, scale=scale)
+
   # ---- CUDA: flash attention ----------------------------------------------------------------------
   def flash_eligible(self: __torch__.Ops, q: Tensor) -> bool:
     # What libtorch's flash kernels take (sdp_utils check_flash_attention_*): CUDA, fp16 or bf16, head_dim a

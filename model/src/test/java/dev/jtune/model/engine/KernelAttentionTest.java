@@ -40,6 +40,12 @@ class KernelAttentionTest {
     /** As above, and token i sees token j only if {@code i - j < window} (0: no window). */
     static double[] attentionRef(double[] q, double[] k, double[] v, double[] seg, int b, int h, int kv, int t,
             int d, double scale, int window) {
+        return attentionRef(q, k, v, seg, b, h, kv, t, d, scale, window, true);
+    }
+
+    /** As above; without {@code causal} token i also sees the tokens after it (within its segment). */
+    static double[] attentionRef(double[] q, double[] k, double[] v, double[] seg, int b, int h, int kv, int t,
+            int d, double scale, int window, boolean causal) {
         double[] out = new double[q.length];
         int group = h / kv;
         double[] p = new double[t];
@@ -50,7 +56,7 @@ class KernelAttentionTest {
                     int qo = ((bi * h + hi) * t + i) * d;
                     double max = Double.NEGATIVE_INFINITY;
                     for (int j = 0; j < t; j++) {
-                        boolean visible = j <= i && (seg == null || seg[bi * t + i] == seg[bi * t + j])
+                        boolean visible = (j <= i || !causal) && (seg == null || seg[bi * t + i] == seg[bi * t + j])
                                 && (window == 0 || i - j < window);
                         if (!visible) {
                             p[j] = Double.NEGATIVE_INFINITY;
@@ -260,6 +266,35 @@ class KernelAttentionTest {
             assertShape(out, b, h, t, d);
             return out;
         }, in -> attentionRef(in[0], in[1], in[2], in[3], b, h, kv, t, d, scale, 3), 1e-5, 1e-3, 182, a);
+    }
+
+    // ---- bidirectional (the diffusion objective) ----
+
+    @Test
+    void bidirectionalSegmentsMatchReferenceWithGradients() {
+        int b = 2;
+        int h = 4;
+        int kv = 2;
+        int t = 8;
+        int d = 4;
+        double scale = 0.6;
+        // Row 0: three packed samples; row 1: one sample then padding (its own segment).
+        long[] seg = {0, 0, 0, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 1, 1};
+        Arg[] qkv = qkv(new Random(91), b, h, kv, t, d, true);
+        Arg[] a = {qkv[0], qkv[1], qkv[2], Arg.ids("segment_ids", seg, b, t)};
+        checkForwardAndGradients(in -> {
+            NDArray out = k.attentionBidirectional(in[0], in[1], in[2], in[3], scale);
+            assertShape(out, b, h, t, d);
+            return out;
+        }, in -> attentionRef(in[0], in[1], in[2], in[3], b, h, kv, t, d, scale, 0, false), 1e-5, 1e-3, 92, a);
+        // It is not the causal kernel: the first token of a sample reads the ones after it.
+        Arg[] fixed = qkv(new Random(93), b, h, kv, t, d, false);
+        Arg[] f = {fixed[0], fixed[1], fixed[2], Arg.ids("segment_ids", seg, b, t)};
+        float[] bi = runIn(Dtype.FP32, in -> k.attentionBidirectional(in[0], in[1], in[2], in[3], scale), f);
+        float[] causal = runIn(Dtype.FP32, in -> k.attentionSegments(in[0], in[1], in[2], in[3], scale), f);
+        double diff = 0;
+        for (int i = 0; i < bi.length; i++) diff = Math.max(diff, Math.abs(bi[i] - causal[i]));
+        assertTrue(diff > 1e-2, "bidirectional differs from causal: " + diff);
     }
 
     // ---- segments ----

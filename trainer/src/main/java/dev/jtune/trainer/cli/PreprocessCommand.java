@@ -84,7 +84,10 @@ final class PreprocessCommand {
         dev.jtune.trainer.setup.ConfigChecks.check(config, baseDir);
         dev.jtune.trainer.setup.VocabSettings vocab = dev.jtune.trainer.setup.VocabSettings.from(config);
         Path outputDir = baseDir.resolve(config.outputPath()).toAbsolutePath().normalize();
-        Path tokenizerDir = vocab.writeTokenizer(tokenizerDir(config, baseDir), outputDir);
+        Path sourceTokenizerDir = tokenizerDir(config, baseDir);
+        // The diffusion objective's mask token, when Axolotl adds it, is in train's tokenizer too.
+        vocab = dev.jtune.trainer.setup.DiffusionSettings.vocab(config, vocab, sourceTokenizerDir);
+        Path tokenizerDir = vocab.writeTokenizer(sourceTokenizerDir, outputDir);
         PrintStream reportOut = format.equals("json") ? err : out;
         long t0 = System.nanoTime();
         try (Tokenizer tokenizer = Tokenizer.load(tokenizerDir);

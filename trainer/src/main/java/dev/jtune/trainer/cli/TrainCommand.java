@@ -128,8 +128,17 @@ final class TrainCommand {
             RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
             RunSettings.fp16EpsNote(options, loraSettings.isPresent()).ifPresent(out::println);
         }
-        VocabSettings vocab = VocabSettings.from(config);
+        VocabSettings configVocab = VocabSettings.from(config);
+        Optional<dev.jtune.trainer.setup.DiffusionSettings> diffusion =
+                dev.jtune.trainer.setup.DiffusionSettings.from(config);
         Optional<dev.jtune.trainer.setup.QatSettings> qat = dev.jtune.trainer.setup.QatSettings.from(config);
+        Optional<dev.jtune.trainer.setup.SparseFinetuning> sparse = dev.jtune.trainer.setup.SparseFinetuning.from(config,
+                Path.of("").toAbsolutePath());
+        if (sparse.isPresent() && options.fsdp() && group.worldSize() > 1) {
+            throw new IllegalArgumentException(config.source() + ": llmcompressor with fsdp over " + group.worldSize()
+                    + " processes is not supported: jtune masks whole weights after each step, and FSDP holds them"
+                    + " sharded; train the sparse model data parallel (without fsdp) or on one process");
+        }
         boolean nf4 = run.loadIn4bit();
         // Before any data or model work: FSDP would shard the frozen base, which jtune does for dense and NF4 only.
         if (run.loadIn8bit() && options.fsdp() && group.worldSize() > 1 && loraSettings.isPresent()) {
@@ -143,10 +152,12 @@ final class TrainCommand {
         boolean[] preparedNow = {false};
         RankZero.run(group, "create the base model or prepare the data", () -> {
             Path dir = baseModel(config, run, out);
-            Path tokDir = vocab.writeTokenizer(config.tokenizerConfig().map(ModelLocator::resolve).orElse(dir), outputDir);
+            Path sourceTok = config.tokenizerConfig().map(ModelLocator::resolve).orElse(dir);
+            VocabSettings runVocab = dev.jtune.trainer.setup.DiffusionSettings.vocab(config, configVocab, sourceTok);
+            Path tokDir = runVocab.writeTokenizer(sourceTok, outputDir);
             try (Tokenizer tokenizer = Tokenizer.load(tokDir)) {
                 // Refused before any data work: a tokenizer larger than the model without the keys that grow it.
-                vocab.plan(tokenizer.vocabSize(), tokDir, dev.jtune.model.llama.LlamaConfig.load(dir).vocabSize(), dir,
+                runVocab.plan(tokenizer.vocabSize(), tokDir, dev.jtune.model.llama.LlamaConfig.load(dir).vocabSize(), dir,
                         run.loraModelDir().isEmpty() ? loraSettings : Optional.empty(), config.seed());
             }
             try (Tokenizer tokenizer = Tokenizer.load(tokDir);
@@ -156,8 +167,10 @@ final class TrainCommand {
             }
         });
         Path modelDir = baseModel(config, run, out);
-        Path tokenizerDir = vocab.tokenizerDir(config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir),
-                outputDir);
+        Path sourceTokenizerDir = config.tokenizerConfig().map(ModelLocator::resolve).orElse(modelDir);
+        // The diffusion objective's mask token, when Axolotl would add it, is one more token of the run's tokenizer.
+        VocabSettings vocab = dev.jtune.trainer.setup.DiffusionSettings.vocab(config, configVocab, sourceTokenizerDir);
+        Path tokenizerDir = vocab.tokenizerDir(sourceTokenizerDir, outputDir);
 
         if (loraSettings.isEmpty() && nf4) {
             throw new IllegalArgumentException(config.source() + ": full fine-tuning (no adapter) trains dense weights,"
@@ -199,6 +212,23 @@ final class TrainCommand {
                     tokenizer.vocabSize(), g.rows(), g.meanResizing()
                             ? "new rows from the old rows' mean and covariance" : "new rows N(0, "
                             + g.initializerRange() + "²)"));
+            if (diffusion.isPresent()) {
+                int modelRows = dev.jtune.model.llama.LlamaConfig.load(modelDir).vocabSize();
+                if (diffusion.get().resolve(sourceTokenizerDir) instanceof dev.jtune.trainer.setup.DiffusionSettings
+                        .MaskToken.Add add && modelRows > tokenizer.vocabSize()) {
+                    // Axolotl's resolve_mask_token_id then calls resize_token_embeddings(len(tokenizer)), which cuts rows.
+                    throw new IllegalArgumentException(config.source() + ": diffusion: the mask token " + add.token()
+                            + " is added, and Axolotl then resizes the embedding to the tokenizer's " + tokenizer.vocabSize()
+                            + " tokens, cutting the model's " + modelRows + " rows; jtune does not cut embeddings: set"
+                            + " diffusion.mask_token_id to an id below the tokenizer's base vocabulary");
+                }
+                options = options.toBuilder().diffusion(diffusion.get().objective(sourceTokenizerDir, tokenizer,
+                        config.seed())).build();
+                out.printf("diffusion: mask token id %d (%s); masking skips token ids %s; no samples are generated"
+                        + " during training (generate_samples and generation_* are Axolotl's report only)%n",
+                        options.diffusion().maskTokenId(), tokenizer.idToToken(options.diffusion().maskTokenId()),
+                        new java.util.TreeSet<>(options.diffusion().specialIds()));
+            }
             int padId = Batches.padId(tokenizer);
             int padTo = config.padToSequenceLen() ? config.sequenceLen() : 0;
             // curriculum_sampling: Axolotl's SequentialSampler, the prepared order every epoch.
@@ -244,13 +274,21 @@ final class TrainCommand {
                                     + " scaling, as transformers' Trainer over an fp16-loaded model" : "fp32",
                             count(whole.parameters()));
                 }
-                TrainableModel trainable = config.trainer().has("unfrozen_parameters")
+                TrainableModel unfrozen = config.trainer().has("unfrozen_parameters")
                         ? unfreeze(config, whole, lora, model) : whole;
-                if (trainable != whole) {
+                if (unfrozen != whole) {
                     out.printf("unfrozen_parameters: %,d of the trainable parameters train (the rest frozen)%n",
-                            count(trainable.parameters()));
+                            count(unfrozen.parameters()));
                 }
+                // llmcompressor's ConstantPruningModifier: masks computed when training begins (after a resume).
+                TrainableModel trainable = sparse.isEmpty() ? unfrozen : new dev.jtune.trainer.train.ConstantPruning(
+                        unfrozen, sparse.get().select(unfrozen.parameters().keySet()), manager,
+                        (tensors, zeros, values) -> out.println(sparse.get().describe(tensors, zeros, values)));
                 out.printf(Locale.ROOT, "model loaded in %.1f s%n", loadSeconds);
+                String allocator = dev.jtune.model.engine.Torch.nativeAllocator();
+                out.println("native memory: " + allocator + (allocator.equals("jemalloc") ? ""
+                        : " (install jemalloc, package libjemalloc2, and launch.sh uses it: steps up to 2x faster;"
+                                + " README \"Native memory\")"));
                 RunSettings.architectureNotes(config, model.config()).forEach(out::println);
                 boolean exactMatch = run.exactMatchEval();
                 List<Integer> stops = tokenizer.eosIds();
@@ -283,6 +321,7 @@ final class TrainCommand {
                 // The trained tensors are whole on every rank again (Trainer.run gathers what FSDP sharded).
                 // ReLoRA's result is the merged full model the trainer wrote (Axolotl saves no adapter then).
                 boolean relora = options.restarts() != null && options.restarts().relora();
+                sparse.flatMap(dev.jtune.trainer.setup.SparseFinetuning::saveNote).ifPresent(out::println);
                 RankZero.run(group, "export the trained weights", () -> export(relora ? null : trainable,
                         relora ? null : lora, modelDir, tokenizerDir, outputDir, vocab));
                 ExactMatch after = null;

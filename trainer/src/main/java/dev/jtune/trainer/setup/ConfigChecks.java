@@ -32,8 +32,9 @@ import java.util.stream.Stream;
  * process count at {@code train}); the vocabulary keys ({@code VocabSettings}); and, when base_model is already on disk
  * (not yet created by {@code base_model_init}), its config.json: an architecture jtune implements, LoRA targets and
  * saved modules the architecture has, {@code unfrozen_parameters} against the parameter names Axolotl's model has,
- * a tokenizer no larger than the embedding unless the config grows it, and {@code qat}'s values
- * ({@link QatSettings}) with its group size against the projections' widths.
+ * a tokenizer no larger than the embedding unless the config grows it, {@code qat}'s values
+ * ({@link QatSettings}) with its group size against the projections' widths, and the {@code llmcompressor} recipe
+ * ({@link SparseFinetuning}) with its targets against the model's parameter names.
  *
  * <p>{@code inference} and {@code merge-lora} read a training config for its model, adapter and prompt keys only;
  * they do not train, so these checks are not theirs.
@@ -72,12 +73,22 @@ public final class ConfigChecks {
         dev.jtune.trainer.train.ReLora.refusals(s).ifPresent(r -> problems.add(r.key(), r.message()));
         LoftqConfig.refusal(s).ifPresent(r -> problems.add(r[0], r[1]));
         dev.jtune.trainer.train.Eaft.refusals(s, config.hasEvaluation()).forEach(r -> problems.add(r[0], r[1]));
+        DiffusionSettings.problems(config).forEach(p -> problems.add(p.key(), p.message()));
+        if (DiffusionSettings.enabled(s) && s.bool("use_eaft").orElse(false)) {
+            // Axolotl's DiffusionTrainer.compute_loss replaces the Trainer's, so its compute_loss_func (EAFT) never runs.
+            problems.add("use_eaft", "use_eaft: true with the DiffusionPlugin: Axolotl's diffusion trainer computes its"
+                    + " own loss and never applies EAFT; drop use_eaft");
+        }
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
         List<QatSettings.Problem> qatProblems = QatSettings.problems(config);
         qatProblems.forEach(p -> problems.add(p.key(), p.message()));
         Optional<QatSettings> qat = qatProblems.isEmpty() ? QatSettings.from(config) : Optional.empty();
+        List<SparseFinetuning.Problem> sparseProblems = SparseFinetuning.problems(config, baseDir);
+        sparseProblems.forEach(p -> problems.add(p.key(), p.message()));
+        Optional<SparseFinetuning> sparse = sparseProblems.isEmpty() ? SparseFinetuning.from(config, baseDir)
+                : Optional.empty();
 
         if (s.bool("tokenizer_use_mistral_common").orElse(false)) {
             mistralCommon(config, baseDir, vocab, problems);
@@ -94,6 +105,11 @@ public final class ConfigChecks {
                                 + " name the class of '" + type + "' or drop the key")));
                 problems.run("lisa_n_layers", () -> Lisa.from(s).ifPresent(l -> l.draw(0, 0,
                         model.get().numHiddenLayers())));
+                if (DiffusionSettings.enabled(s) && model.get().architecture().attnLogitSoftcapping() > 0) {
+                    problems.add("plugins", "the DiffusionPlugin's bidirectional attention with soft-capped attention"
+                            + " scores (" + type + ": attn_logit_softcapping) is not implemented; jtune's diffusion"
+                            + " objective trains models without it");
+                }
             }
             boolean continuing = s.has("lora_model_dir"); // the saved adapter's own config then decides
             // Against the names Axolotl's named_parameters gives this model (the PEFT model's under an adapter).
@@ -106,6 +122,9 @@ public final class ConfigChecks {
                         model.get().tieWordEmbeddings())) {
                     problems.add("lora_target_modules", problem);
                 }
+            }
+            if (model.isPresent() && sparse.isPresent()) {
+                sparse.get().problemsFor(model.get()).forEach(p -> problems.add("llmcompressor.recipe", p));
             }
             if (model.isPresent() && qat.isPresent()) {
                 QatSettings.groupProblems(qat.get().scheme(), model.get()).forEach(p -> problems.add("qat.group_size", p));

@@ -77,6 +77,18 @@ public record VocabSettings(Path source, TokenizerEdits edits, boolean to32x, bo
                 s.bool("mean_resizing_embeddings").orElse(false));
     }
 
+    /**
+     * These settings with one more token to add after the config's own (the diffusion objective's mask token): the
+     * embedding then grows with transformers' {@code resize_token_embeddings} default, mean resizing, unless the
+     * config adds tokens of its own, whose rows keep {@code mean_resizing_embeddings} (one growth covers both here).
+     */
+    public VocabSettings adding(String token) {
+        List<String> tokens = new java.util.ArrayList<>(edits.tokens());
+        tokens.add(token);
+        return new VocabSettings(source, new TokenizerEdits(edits.overrides(), edits.specialTokens(), tokens), to32x,
+                meanResizing || edits.tokens().isEmpty());
+    }
+
     /** Whether the config asks for new tokens or a rounded-up embedding. */
     public boolean asksGrowth() {
         return !edits.isEmpty() || to32x;

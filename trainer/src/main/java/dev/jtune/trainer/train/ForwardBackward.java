@@ -19,7 +19,8 @@ import java.util.List;
  * logits {@code [:, :-1]} against labels {@code [:, 1:]}, and optionally the backward of
  * {@code sum / N * lossScale}, accumulating into the parameters' gradients. What this class adds to the model's
  * forward is only the loss, backward and a {@link LayerPolicy} around each layer call: a per-layer dropout seed,
- * the FSDP hooks, and the memory policy.
+ * the FSDP hooks, and the memory policy. With the diffusion objective ({@link Diffusion}) the micro-batch is noised
+ * first, read with bidirectional attention, and its diffusion loss replaces the summed NLL.
  *
  * <p>Backward always walks the layers from last to first, each from a leaf copy of its input, so that a layer's
  * frozen projections can restore what their backward reads just before it runs
@@ -36,6 +37,7 @@ final class ForwardBackward {
     private final long seed;
     private final LayerHooks hooks;
     private final Eaft eaft; // null: plain NLL
+    private final Diffusion diffusion; // null: next-token prediction
 
     /** FSDP's per-decoder-layer hooks; the defaults (no sharding) do nothing. */
     interface LayerHooks {
@@ -72,14 +74,28 @@ final class ForwardBackward {
 
     /** @param eaft Axolotl's EAFT weighting of the training loss ({@code use_eaft}), or null for the plain NLL */
     ForwardBackward(LlamaModel model, boolean checkpointing, long seed, LayerHooks hooks, Eaft eaft) {
+        this(model, checkpointing, seed, hooks, eaft, null);
+    }
+
+    /**
+     * @param diffusion Axolotl's diffusion objective in place of next-token prediction ({@link Diffusion}), or null;
+     *     then {@code run}'s denominator is the step's micro-batch count and its result the micro-batch's loss
+     */
+    ForwardBackward(LlamaModel model, boolean checkpointing, long seed, LayerHooks hooks, Eaft eaft,
+            Diffusion diffusion) {
         this.model = model;
         this.checkpointing = checkpointing;
         this.seed = seed;
         this.hooks = hooks;
         this.eaft = eaft;
+        this.diffusion = diffusion;
     }
 
-    /** The result of one micro-batch: summed NLL and the number of tokens it covers. */
+    /**
+     * The result of one micro-batch: summed NLL and the number of tokens it covers. With the diffusion objective:
+     * in training the micro-batch's loss and 1; in evaluation its loss times its rows, and its rows (transformers'
+     * eval loss weights each batch's loss by its size).
+     */
     record Result(double nllSum, long trainedTokens) {}
 
     /**
@@ -94,11 +110,14 @@ final class ForwardBackward {
     Result run(Batch batch, long denominator, double lossScale, boolean backward, long step, int micro,
             NDManager parent) {
         try (NDManager m = parent.newSubManager()) {
-            Inputs in = inputs(batch, m);
+            Inputs in = diffusion != null ? diffusionInputs(batch, backward ? step : ~step, micro, m)
+                    : inputs(batch, m);
             if (!backward) {
                 return Autograd.noGrad(() -> {
                     NDArray last = model.decode(in.ids(), in.context(), scoped(step, micro, m, null));
-                    return new Result(nllSum(last, in, false).getFloat(), in.trained());
+                    float value = nllSum(last, in, false).getFloat();
+                    return in.noise() != null ? new Result((double) value * in.rows(), in.rows())
+                            : new Result(value, in.trained());
                 });
             }
             return Autograd.withGrad(() -> checkpointing
@@ -107,7 +126,13 @@ final class ForwardBackward {
         }
     }
 
-    private record Inputs(NDArray ids, ForwardContext context, NDArray labels, long rows, long length, long trained) {}
+    /** @param batch and {@code noise}: the diffusion objective's micro-batch and its forward process, else null */
+    private record Inputs(NDArray ids, ForwardContext context, NDArray labels, long rows, long length, long trained,
+            Batch batch, DiffusionNoise noise) {
+        Inputs(NDArray ids, ForwardContext context, NDArray labels, long rows, long length, long trained) {
+            this(ids, context, labels, rows, length, trained, null, null);
+        }
+    }
 
     private Inputs inputs(Batch b, NDManager m) {
         int rows = b.rows();
@@ -132,6 +157,30 @@ final class ForwardBackward {
         NDArray segments = b.packed() ? m.create(seg, shape) : null;
         ForwardContext context = model.context(m.create(pos, shape), segments, null);
         return new Inputs(m.create(ids, shape), context, m.create(labels), rows, len, trained);
+    }
+
+    /**
+     * The diffusion objective's inputs: the noisy ids, positions 0..T-1 in every row (Axolotl calls the model with
+     * input ids and the 4D mask only), and bidirectional attention within each sample; padding is a segment of its
+     * own, which no real token sees.
+     *
+     * @param drawStep the draws' step key: the optimizer step in training, {@code ~step} in evaluation
+     */
+    private Inputs diffusionInputs(Batch b, long drawStep, int micro, NDManager m) {
+        int rows = b.rows();
+        int len = b.length();
+        DiffusionNoise noise = diffusion.noise(b, drawStep, micro);
+        long[] ids = new long[rows * len];
+        long[] pos = new long[rows * len];
+        long[] seg = new long[rows * len];
+        for (int at = 0; at < ids.length; at++) {
+            ids[at] = noise.noisy()[at];
+            pos[at] = at % len;
+            seg[at] = b.segmentIds()[at];
+        }
+        Shape shape = new Shape(rows, len);
+        ForwardContext context = model.context(m.create(pos, shape), m.create(seg, shape), null).bidirectionalWithin();
+        return new Inputs(m.create(ids, shape), context, null, rows, len, 1, b, noise);
     }
 
     /** A 63-bit seed from (seed, step, micro, layer): splitmix64 rounds. */
@@ -187,10 +236,14 @@ final class ForwardBackward {
 
     /**
      * Summed NLL (fp32 scalar) of the final hidden states: final norm, head, cross-entropy; in training with
-     * {@code use_eaft} each token's NLL weighted as {@link Eaft} says (evaluation with EAFT is refused at load).
+     * {@code use_eaft} each token's NLL weighted as {@link Eaft} says (evaluation with EAFT is refused at load). With
+     * the diffusion objective: the micro-batch's diffusion loss ({@link Diffusion#loss}).
      */
     private NDArray nllSum(NDArray hidden, Inputs in, boolean training) {
         NDArray logits = model.logits(model.finalNorm(hidden));
+        if (in.noise() != null) {
+            return diffusion.loss(logits, in.batch(), in.noise()).get(0);
+        }
         NDArray flat = logits.reshape(in.rows() * in.length(), -1);
         return training && eaft != null ? Kernels.get().eaftNllSum(flat, in.labels(), eaft.alpha(), eaft.k()).get(0)
                 : Kernels.get().crossEntropySum(flat, in.labels()).get(0);

@@ -38,8 +38,12 @@ final class StepLog {
                 plan.totalSteps(), plan.stepsPerEpoch(), plan.batchesPerEpoch(), plan.gradientAccumulationSteps(),
                 options.precision().label(), schedule, options.learningRate(), plan.warmupSteps(),
                 checkpointing ? ", gradient checkpointing" : "",
-                options.eaft() == null ? "" : String.format(java.util.Locale.ROOT, ", EAFT loss (entropy^%s of the"
-                        + " top-%d logits times each token's NLL)", options.eaft().alpha(), options.eaft().k()),
+                (options.eaft() == null ? "" : String.format(java.util.Locale.ROOT, ", EAFT loss (entropy^%s of the"
+                        + " top-%d logits times each token's NLL)", options.eaft().alpha(), options.eaft().k()))
+                        + (options.diffusion() == null ? "" : String.format(java.util.Locale.ROOT, ", diffusion"
+                        + " objective (mask token %d, eps %s, importance weighting %s, bidirectional attention)",
+                        options.diffusion().maskTokenId(), options.diffusion().eps(),
+                        options.diffusion().importanceWeighting() ? "on" : "off")),
                 resumedAt > 0 ? ", resumed at step " + resumedAt : ""));
     }
 
@@ -94,13 +98,27 @@ final class StepLog {
 
     /** An evaluation's result at {@code globalStep}: eval loss (mean NLL per trained token) and perplexity. */
     void eval(long globalStep, double loss, long evalTokens) {
-        double ppl = Math.exp(loss);
-        progress.line(String.format(java.util.Locale.ROOT, "eval at step %d: loss %.4f, perplexity %.4f (%d tokens)",
-                globalStep, loss, ppl, evalTokens));
+        eval(globalStep, loss, evalTokens, false);
+    }
+
+    /**
+     * @param diffusionRows the diffusion objective's eval loss: a mean over {@code evalTokens} rows, whose exponential
+     *     is no perplexity (none is printed or written)
+     */
+    void eval(long globalStep, double loss, long evalTokens, boolean diffusionRows) {
         ObjectNode o = metrics.line(globalStep, plan.epochAfter(globalStep));
         Metrics.putNumber(o, "eval_loss", loss);
-        Metrics.putNumber(o, "eval_perplexity", ppl);
-        o.put("eval_tokens", evalTokens);
+        if (diffusionRows) {
+            progress.line(String.format(java.util.Locale.ROOT, "eval at step %d: diffusion loss %.4f (%d rows)",
+                    globalStep, loss, evalTokens));
+            o.put("eval_rows", evalTokens);
+        } else {
+            double ppl = Math.exp(loss);
+            progress.line(String.format(java.util.Locale.ROOT, "eval at step %d: loss %.4f, perplexity %.4f (%d tokens)",
+                    globalStep, loss, ppl, evalTokens));
+            Metrics.putNumber(o, "eval_perplexity", ppl);
+            o.put("eval_tokens", evalTokens);
+        }
         metrics.add(o);
     }
 }

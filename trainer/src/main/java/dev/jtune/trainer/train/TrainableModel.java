@@ -101,4 +101,10 @@ public interface TrainableModel {
      * with {@code qat.fake_quant_after_n_steps} switches fake quantization here.
      */
     default void stepBegins(long globalStep) {}
+
+    /**
+     * The optimizer step {@code globalStep} (0-based) is done (transformers' {@code TrainerCallback.on_step_end}).
+     * Default: nothing to do; {@link ConstantPruning} re-applies its masks here.
+     */
+    default void stepEnds(long globalStep) {}
 }

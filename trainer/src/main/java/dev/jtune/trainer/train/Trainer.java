@@ -225,7 +225,7 @@ public final class Trainer {
             boolean checkpointing = options.gradientCheckpointing() || baseShards != null || shardOptimizer;
             fb = new ForwardBackward(trainable.model(), checkpointing, options.seed(),
                     sharded != null || baseShards != null ? new FsdpLayers(sharded, baseShards)
-                            : ForwardBackward.LayerHooks.NONE, options.eaft());
+                            : ForwardBackward.LayerHooks.NONE, options.eaft(), options.diffusion());
             // fp16: true is torch AMP with its GradScaler; float16: true runs no AMP, so no loss scaling.
             scaler = options.precision() == Dtype.FP16 && !options.fp16InPlace() ? new GradScaler() : null;
             log = new StepLog(progress, metrics, plan, scaler);
@@ -282,13 +282,31 @@ public final class Trainer {
         }
     }
 
+    /**
+     * {@link #step}, recorded by libtorch's profiler when {@code -Djtune.profileStep} names this step (0-based): the
+     * operators' trace (Chrome trace JSON) goes to {@code -Djtune.profileOut} (default {@code profile.json}). For
+     * finding where a step's time goes (bench/README); off unless asked for.
+     */
+    private StepLog.Outcome profiled(long k) {
+        if (Long.getLong("jtune.profileStep", -1L) != k) {
+            return step(k);
+        }
+        ai.djl.pytorch.jni.JniUtils.startProfile(false, true, false);
+        try {
+            return step(k);
+        } finally {
+            ai.djl.pytorch.jni.JniUtils.stopProfile(System.getProperty("jtune.profileOut", "profile.json"));
+        }
+    }
+
     /** The step loop, from {@code globalStep} to the end or a SIGTERM; true when stopped by the signal. */
     private boolean train(List<Double> losses) throws IOException {
         long runStart = System.nanoTime();
         long stepsThisRun = 0;
         while (globalStep < plan.totalSteps()) {
             trainable.stepBegins(globalStep);
-            StepLog.Outcome o = step(globalStep);
+            StepLog.Outcome o = profiled(globalStep);
+            trainable.stepEnds(globalStep);
             globalStep++;
             stepsThisRun++;
             losses.add(o.loss());
@@ -352,9 +370,11 @@ public final class Trainer {
         long n = batches.stream().mapToLong(Batch::trainedTokens).sum();
         long tokens = batches.stream().mapToLong(Batch::tokens).sum();
         // The global token count, before backward: every rank divides its NLL by the same N.
-        double[] sums = Replicas.sum(group, root, n, tokens);
+        double[] sums = Replicas.sum(group, root, n, tokens, batches.size());
         n = (long) sums[0];
         tokens = (long) sums[1];
+        // The diffusion objective's micro-batch losses are each divided by the step's micro-batch count (see Diffusion).
+        long denominator = options.diffusion() != null ? (long) sums[2] : n;
         tokensSeen += tokens;
         double lr = options.restarts() == null ? options.learningRate() * schedule.factor(schedulerStep)
                 : options.restarts().schedule().lr(options.learningRate(), schedule, schedulerStep);
@@ -367,15 +387,15 @@ public final class Trainer {
         double nll = 0;
         for (int i = 0; i < batches.size(); i++) {
             // The micro-batch's index within the global step seeds its dropout, whichever rank runs it.
-            nll += fb.run(batches.get(i), n, lossScale, true, k, micro.get(i), root).nllSum();
+            nll += fb.run(batches.get(i), denominator, lossScale, true, k, micro.get(i), root).nllSum();
         }
         // Sharded base weights are gathered in collectives, so every rank must run as many passes: a rank short
         // of a micro-batch (the end of an epoch) runs the step's first one again with a loss scaled by zero.
         for (int i = batches.size(); i < passes(plan.batchCount(k)); i++) {
-            fb.run(train.batch(epoch, first), n, 0.0, true, k, group.rank() + i * world, root);
+            fb.run(train.batch(epoch, first), denominator, 0.0, true, k, group.rank() + i * world, root);
         }
         zeroFrozenRows();
-        double loss = Replicas.sum(group, root, nll)[0] / n;
+        double loss = Replicas.sum(group, root, nll)[0] / denominator;
         if (!Double.isFinite(loss) && scaler == null) {
             throw diverged(k + 1, "loss is " + loss);
         }
@@ -472,8 +492,9 @@ public final class Trainer {
             int mine = 0;
             for (int i = group.rank(); i < eval.batchesPerEpoch(); i += world) {
                 Batch b = eval.batch(0, i);
-                nll += fb.run(b, 1, 1.0, false, globalStep, i, root).nllSum();
-                tokens += b.trainedTokens();
+                ForwardBackward.Result r = fb.run(b, 1, 1.0, false, globalStep, i, root);
+                nll += r.nllSum();
+                tokens += r.trainedTokens(); // the batch's trained tokens (its rows with the diffusion objective)
                 mine++;
             }
             for (int i = mine; i < passes(eval.batchesPerEpoch()); i++) {
@@ -484,7 +505,7 @@ public final class Trainer {
             tokens = (long) sums[1];
             double loss = tokens == 0 ? Double.NaN : nll / tokens;
             lastEval = OptionalDouble.of(loss);
-            log.eval(globalStep, loss, tokens);
+            log.eval(globalStep, loss, tokens, options.diffusion() != null);
         } finally {
             trainable.setTraining(true);
         }

@@ -53,6 +53,8 @@ import java.util.OptionalDouble;
  * @param lisa {@code lisa_n_layers} with {@code lisa_step_interval} ({@link Lisa}), or null
  * @param restarts {@code jagged_restart_steps} (the jagged schedule) and {@code relora} ({@link ReLora}), or null
  * @param eaft {@code use_eaft} with {@code eaft_alpha} and {@code eaft_k} ({@link Eaft}), or null
+ * @param diffusion Axolotl's DiffusionPlugin objective ({@link Diffusion}), or null: set by {@code train} once the
+ *     tokenizer has resolved the mask token ({@code DiffusionSettings}); {@link #from} leaves it null
  * @param fp16InPlace {@code float16: true} without {@code fp16}/{@code bf16} (precision fp16): Axolotl's
  *     {@code resolve_dtype} loads the model in fp16 and transformers' Trainer runs no AMP, so there is no loss scaling
  *     and, without an adapter, the fp16 weights are trained in place (fp16 gradients, the optimizer updating fp16
@@ -65,6 +67,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
         LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
         double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa, ReLora.Settings restarts, Eaft eaft,
+        Diffusion diffusion,
         boolean fp16InPlace) {
 
     public TrainerOptions {
@@ -132,7 +135,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null, null, false);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null, null, null, false);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -214,6 +217,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 Lisa.from(s).orElse(null),
                 ReLora.Settings.from(s).orElse(null),
                 Eaft.from(s).orElse(null),
+                null,
                 fp16InPlace(s, gpu));
     }
 
@@ -382,6 +386,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private Lisa lisa;
         private ReLora.Settings restarts;
         private Eaft eaft;
+        private Diffusion diffusion;
         private boolean fp16InPlace;
 
         private Builder(TrainerOptions o) {
@@ -416,6 +421,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             lisa = o.lisa;
             restarts = o.restarts;
             eaft = o.eaft;
+            diffusion = o.diffusion;
             fp16InPlace = o.fp16InPlace;
         }
 
@@ -454,6 +460,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder lisa(Lisa v) { lisa = v; return this; }
         public Builder restarts(ReLora.Settings v) { restarts = v; return this; }
         public Builder eaft(Eaft v) { eaft = v; return this; }
+        public Builder diffusion(Diffusion v) { diffusion = v; return this; }
         public Builder fp16InPlace(boolean v) { fp16InPlace = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
@@ -462,7 +469,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
                     resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
-                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts, eaft, fp16InPlace);
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts, eaft, diffusion,
+                    fp16InPlace);
         }
     }
 }

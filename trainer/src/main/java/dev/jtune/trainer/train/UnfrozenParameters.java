@@ -276,5 +276,10 @@ public record UnfrozenParameters(List<Layer> patterns) {
         public void stepBegins(long globalStep) {
             whole.stepBegins(globalStep);
         }
+
+        @Override
+        public void stepEnds(long globalStep) {
+            whole.stepEnds(globalStep);
+        }
     }
 }

@@ -27,7 +27,13 @@
  * {@link dev.jtune.trainer.train.Lisa} (Axolotl's LISA callback: a few decoder layers train at a time, the others
  * frozen in the optimizer) and {@link dev.jtune.trainer.train.ReLora} (Axolotl's ReLoRA: merge, re-initialise and
  * prune at each jagged restart; the run ends in the merged model); {@link dev.jtune.trainer.train.Eaft} ({@code use_eaft}:
- * Axolotl's entropy-weighted token loss, in {@code ForwardBackward}'s loss).
+ * Axolotl's entropy-weighted token loss, in {@code ForwardBackward}'s loss); {@link dev.jtune.trainer.train.Diffusion}
+ * (Axolotl's DiffusionPlugin: {@link dev.jtune.trainer.train.DiffusionNoise} masks each row with the draws of a
+ * {@link dev.jtune.trainer.train.DiffusionDraw}, the model reads it with bidirectional attention, and the masked tokens'
+ * weighted cross-entropy replaces the next-token loss in {@code ForwardBackward}).
+ * Axolotl's entropy-weighted token loss, in {@code ForwardBackward}'s loss); {@link dev.jtune.trainer.train.ConstantPruning}
+ * (the LLMCompressor plugin's ConstantPruningModifier: a {@code TrainableModel} whose selected weights keep their zeros,
+ * masked after each optimizer step through {@code TrainableModel.stepEnds}).
  *
  * <p>Output: {@code output_dir/metrics.jsonl} (one JSON object per logged step and per evaluation; with
  * {@code use_tensorboard: true} the same numbers as TensorBoard events under {@code output_dir/runs}, as HF

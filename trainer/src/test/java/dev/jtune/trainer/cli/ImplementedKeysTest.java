@@ -140,6 +140,10 @@ class ImplementedKeysTest {
             // Full fine-tuning (the reference without the adapter): torchao's int8/int4 fake quantization in every linear.
             weights("qat", "adapter:\nlora_r:\nlora_alpha:\nlora_target_modules:",
                     "qat: {activation_dtype: int8, weight_dtype: int4, group_size: 32}"),
+            // Full fine-tuning of a sparsified checkpoint: ConstantPruningModifier keeps its zeros (the reference fills them).
+            weights("llmcompressor", FULL + "base_model: {sparse}", "plugins:"
+                    + " [axolotl.integrations.llm_compressor.LLMCompressorPlugin]\nllmcompressor: {recipe: {finetuning_stage:"
+                    + " {finetuning_modifiers: {ConstantPruningModifier: {targets: ['re:.*proj.weight'], start: 0}}}}}"),
             weights("lora_model_dir", "lora_model_dir: {reference}"), // continues the reference's adapter
             weights("lora_r", "lora_r: 4"),
             weights("lora_alpha", "lora_alpha: 16"),
@@ -162,6 +166,9 @@ class ImplementedKeysTest {
             weights("use_eaft", "use_eaft: true"),
             weights("eaft_alpha", "use_eaft: true\n", "eaft_alpha: 2.0"),
             weights("eaft_k", "use_eaft: true\n", "eaft_k: 3"),
+            // The DiffusionPlugin's block (its objective with an existing mask token): its eps and weighting train.
+            weights("diffusion", "plugins: [axolotl.integrations.diffusion.DiffusionPlugin]\ndiffusion: {mask_token_id: 5}\n",
+                    "diffusion: {mask_token_id: 5, eps: 0.5, importance_weighting: false}"),
             // ReLoRA: restarts before step 3 (jagged_restart_steps: 2) of four; the run ends in the merged full model.
             effect("relora", "max_steps: 4\njagged_restart_steps: 2\n", "relora: true",
                     "ends in the merged full model (no adapter), the LoRA targets changed, the others not",
@@ -530,6 +537,7 @@ class ImplementedKeysTest {
         Files.writeString(dir.resolve("chat.jsonl"), chats(14, 16));
         PLACES.put("{tiny}", dir.resolve("tiny").toString());
         PLACES.put("{tiny2}", dir.resolve("tiny2").toString());
+        PLACES.put("{sparse}", Path.of("src/test/resources/fixtures/tiny-sparse-llama").toAbsolutePath().toString());
         PLACES.put("{tok2}", dir.resolve("tok2").toString());
         PLACES.put("{rows}", dir.resolve("data/rows.jsonl").toString());
         PLACES.put("{rows2}", dir.resolve("data/rows2.jsonl").toString());
@@ -691,6 +699,32 @@ class ImplementedKeysTest {
         Map<String, byte[]> b = reference.weights();
         assertEquals(b.keySet(), a.keySet());
         for (String k : a.keySet()) assertTrue(Arrays.equals(a.get(k), b.get(k)), k + " differs");
+    }
+
+    /**
+     * The DiffusionPlugin without a usable mask_token_id (an added token's id, as Llama 3's 128002 in Axolotl's
+     * examples): the run's tokenizer gains {@code <|diffusion_mask|>}, the embedding and head grow by that one row,
+     * and the objective masks with its id, as Axolotl's resolve_mask_token_id does.
+     */
+    @Test
+    void diffusionAddsItsMaskTokenWhereAxolotlDoes() throws Exception {
+        Run run = train(FULL, "plugins: [axolotl.integrations.diffusion.DiffusionPlugin]\n"
+                + "diffusion: {mask_token_id: 100000}", Map.of());
+        JsonNode tiny = JSON.readTree(run.path("{tiny}").resolve("config.json").toFile());
+        JsonNode trained = JSON.readTree(run.out().resolve("config.json").toFile());
+        int rows = tiny.get("vocab_size").asInt();
+        assertEquals(rows + 1, trained.get("vocab_size").asInt(), "one row for the mask token");
+        JsonNode added = JSON.readTree(run.out().resolve("tokenizer.json").toFile()).get("added_tokens");
+        boolean found = false;
+        for (JsonNode t : added) {
+            if (t.get("content").asText().equals("<|diffusion_mask|>")) {
+                assertEquals(rows, t.get("id").asInt(), "the next id");
+                found = true;
+            }
+        }
+        assertTrue(found, "the output tokenizer holds <|diffusion_mask|>");
+        assertTrue(run.console().contains("diffusion: mask token id " + rows + " (<|diffusion_mask|>)"), run.console());
+        assertTrue(run.console().contains("diffusion objective (mask token " + rows), run.console());
     }
 
     @TestFactory

@@ -158,6 +158,37 @@ class LoadChecksTest {
     }
 
     /**
+     * The DiffusionPlugin's block: a value out of DiffusionConfig's range and an unknown sub-key, each at its nested
+     * key, and use_eaft beside the plugin, before any data work; the same block without the plugin is refused as
+     * unread; a valid block passes preprocess.
+     */
+    @Test
+    void diffusionProblemsAtLoad(@TempDir Path dir) throws Exception {
+        String yaml = config(shared.resolve("tiny"), """
+                plugins:
+                  - axolotl.integrations.diffusion.DiffusionPlugin
+                use_eaft: true
+                diffusion:
+                  eps: 1.5
+                  mask_token: 5
+                """);
+        var e = assertThrows(ConfigException.class, () -> preprocess(dir, yaml));
+        Map<String, String> found = problems(e);
+        assertEquals(3, found.size(), e.getMessage());
+        assertPlaced(found, "diffusion.eps: expected a number in [0.0, 1.0], got '1.5'", at(yaml, "eps"));
+        assertPlaced(found, "diffusion.mask_token is not a key of Axolotl's DiffusionConfig", at(yaml, "mask_token"));
+        assertPlaced(found, "use_eaft: true with the DiffusionPlugin", at(yaml, "use_eaft"));
+        assertFalse(Files.exists(dir.resolve("out/last_run_prepared")), "refused before any data work");
+
+        String alone = config(shared.resolve("tiny"), "diffusion:\n  eps: 0.5\n");
+        var unread = assertThrows(ConfigException.class, () -> preprocess(dir, alone));
+        assertPlaced(problems(unread), "diffusion: is read by Axolotl's DiffusionPlugin only", at(alone, "diffusion"));
+
+        assertEquals(0, preprocess(dir, config(shared.resolve("tiny"), "plugins: [axolotl.integrations.diffusion"
+                + ".DiffusionPlugin]\ndiffusion: {eps: 0.5, mask_token_id: 5, noise_schedule: cosine}\n")));
+    }
+
+    /**
      * tokenizer_use_mistral_common: true on a folder without tekken.json and an alpaca dataset: both refused at load,
      * each at its key, before any data work.
      */

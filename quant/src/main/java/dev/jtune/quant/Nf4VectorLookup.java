@@ -1,0 +1,91 @@
+package dev.jtune.quant;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The table lookup of {@link Nf4CpuDequantizer} for 16-bit buffers with the JDK's vector API: one short vector of the
+ * block's 16 table entries, and per {@link #LANES} values one permutation of it by the codes ({@code vpermw} on
+ * AVX-512). 2-3 times the scalar loop's rate on this machine (bench/README, "NF4 dequantization"); the same bits.
+ *
+ * <p>Only loaded when the {@code jdk.incubator.vector} module is in the boot layer ({@code launch.sh} and the tests
+ * add it; {@link Nf4CpuDequantizer#VECTOR} checks first), so a JVM without it never resolves these classes.
+ */
+final class Nf4VectorLookup {
+    private static final VectorSpecies<Short> OUT = ShortVector.SPECIES_PREFERRED;
+    /** Values per permutation: 32 with 512-bit vectors, 16 with 256-bit ones. */
+    static final int LANES = OUT.length();
+    /** LANES/2 shorts: one per packed byte. */
+    private static final VectorSpecies<Short> PAIRS = ShortVector.SPECIES_PREFERRED.withShape(
+            VectorShape.forBitSize(Math.max(64, LANES * 8)));
+    /** LANES/2 bytes: the packed codes of LANES values. */
+    private static final VectorSpecies<Byte> PACKED = ByteVector.SPECIES_PREFERRED.withShape(
+            VectorShape.forBitSize(Math.max(64, LANES * 4)));
+
+    /** 16 floats: the NF4 map times one absmax, at once (512-bit vectors; else 256-bit twice). */
+    private static final VectorSpecies<Float> MAP = FloatVector.SPECIES_PREFERRED.length() >= 16
+            ? FloatVector.SPECIES_512 : FloatVector.SPECIES_256;
+    private static final VectorSpecies<Short> MAP_SHORTS = ShortVector.SPECIES_PREFERRED.withShape(
+            VectorShape.forBitSize(MAP.length() * 16));
+
+    private Nf4VectorLookup() {
+    }
+
+    /**
+     * The bf16 table of one block: {@code quantMap[k] * absmax} rounded to nearest even, as the scalar form computes
+     * it (finite products; a NaN absmax takes the scalar path), in the lanes 0-15 of a lookup vector.
+     */
+    static ShortVector bf16Entries(float[] quantMap, float absmax) {
+        if (MAP.length() < 16) {
+            short[] table = new short[Math.max(16, LANES)];
+            for (int k = 0; k < 16; k += MAP.length()) {
+                rounded(quantMap, k, absmax).convertShape(VectorOperators.I2S, MAP_SHORTS, 0).reinterpretAsShorts()
+                        .intoArray(table, k);
+            }
+            return entries(table);
+        }
+        return (ShortVector) rounded(quantMap, 0, absmax).convertShape(VectorOperators.I2S, OUT, 0);
+    }
+
+    private static IntVector rounded(float[] quantMap, int k, float absmax) {
+        IntVector bits = FloatVector.fromArray(MAP, quantMap, k).mul(absmax).reinterpretAsInts();
+        return bits.add(0x7FFF).add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).lanewise(VectorOperators.LSHR, 16);
+    }
+
+    /** A lookup vector of {@code table}'s entries ({@link #LANES} long at least; 0-15 used). */
+    static ShortVector entries(short[] table) {
+        return ShortVector.fromArray(OUT, table, 0);
+    }
+
+    /** Whether the preferred vectors hold the 16-entry table and the shapes above exist on this CPU. */
+    static boolean usable() {
+        return LANES >= 16 && PAIRS.length() == LANES / 2 && PACKED.length() == LANES / 2;
+    }
+
+    /**
+     * Writes values {@code first ..} in steps of {@link #LANES} while a whole step fits before {@code last}
+     * ({@code first} even); returns the first value not written. {@code entries} holds the 16 encoded table entries
+     * in its lanes 0-15.
+     */
+    static long write(MemorySegment packed, MemorySegment out, ShortVector entries, long first, long last) {
+        long i = first;
+        for (; i + LANES <= last; i += LANES) {
+            ByteVector p = ByteVector.fromMemorySegment(PACKED, packed, i >> 1, ByteOrder.LITTLE_ENDIAN);
+            ShortVector u = ((ShortVector) p.convertShape(VectorOperators.B2S, PAIRS, 0)).and((short) 0xFF);
+            // Each packed byte's high nibble is the earlier value: as a little-endian short (high << 0 | low << 8)
+            // its two bytes are the two indices in element order; widened, they index the table.
+            ShortVector pair = u.lanewise(VectorOperators.LSHR, 4)
+                    .or(u.and((short) 0xF).lanewise(VectorOperators.LSHL, 8));
+            ShortVector index = (ShortVector) pair.reinterpretAsBytes().convertShape(VectorOperators.B2S, OUT, 0);
+            index.selectFrom(entries).intoMemorySegment(out, 2 * i, ByteOrder.LITTLE_ENDIAN);
+        }
+        return i;
+    }
+}
