@@ -27,6 +27,10 @@ weight decay, p_vals[j] = (T)((float)p_vals[j] * (1 - lr*wd)) (__float2bfloat16_
 the assignment to __nv_bfloat16). In the 32-bit kernel g_vals[j] = gnorm_scale * (float)g_vals[j] is stored into T
 too, exact for gnorm_scale 1.
 
+And bnb_adamw8bit_fp16_expected.json (the fp16 case: Axolotl's float16: true, a model loaded in torch_dtype=float16
+and trained in place without AMP): the same kernels with T = half (ops.py: cadam_8bit_blockwise_grad_fp16 /
+cadam32bit_grad_fp16), the two roundings of p_vals being __float2half_rn (nearest even; overflow to inf).
+
     target/interop-venv/bin/python tools/reference/bnb_adamw8bit_expected.py   (any python3 with torch)
 """
 import base64
@@ -125,6 +129,14 @@ def bf16(x):
     return struct.unpack("<f", struct.pack("<I", u))[0]
 
 
+def fp16(x):
+    """float -> half -> float: round to nearest even (__float2half_rn), overflow to inf (struct's 'e' raises there)."""
+    try:
+        return struct.unpack("<e", struct.pack("<e", f32(x)))[0]
+    except OverflowError:
+        return math.copysign(math.inf, x)
+
+
 def identity(x):
     return x
 
@@ -212,6 +224,7 @@ def b64u8(values):
 def main():
     write(run(8, identity), "bnb_adamw8bit_expected.json")
     write(run(9, bf16), "bnb_adamw8bit_bf16_expected.json")
+    write(run(10, fp16), "bnb_adamw8bit_fp16_expected.json")
 
 
 def run(seed, T):
@@ -289,7 +302,7 @@ def run(seed, T):
                   "kOptimizerStatic8bit2StateBlockwise (ADAM, 256, 1) + quantize_2D, kOptimizer32bit2State (ADAM); "
                   "functional.py create_dynamic_map; optim/optimizer.py Optimizer2State",
         "torch_version": torch.__version__,
-        "param_dtype": "bfloat16" if T is bf16 else "float32",
+        "param_dtype": {bf16: "bfloat16", fp16: "float16"}.get(T, "float32"),
         "betas": [beta1, beta2], "eps": eps, "lrs": lrs, "block_size": BLOCK, "min_8bit_size": MIN_8BIT_SIZE,
         "qmap_signed": b64f(QMAP1), "qmap_unsigned": b64f(QMAP2),
         "quantize": quant,

@@ -189,8 +189,8 @@ def b64u8(t):
     return base64.b64encode(bytes(t.reshape(-1).tolist())).decode()
 
 
-def main():
-    gen = torch.Generator().manual_seed(81)
+def run(seed, dtype):
+    gen = torch.Generator().manual_seed(seed)
     # 4-bit: 33 blocks of 128 (4224, not a whole number of 256-blocks); fp32 because 4160 is not whole blocks of 128;
     # fp32 because under 4096
     specs = [("big", [33, 128], 0.1), ("odd", [4160], 0.0), ("small", [300], 0.1)]
@@ -199,20 +199,22 @@ def main():
     out_tensors = []
     for name, shape, wd in specs:
         n = math.prod(shape)
-        init = (torch.randn(shape, generator=gen) * 0.3)
-        grads = [torch.randn(shape, generator=gen) * (0.5 if s % 2 == 0 else 0.02) for s in range(len(lrs))]
+        init = (torch.randn(shape, generator=gen) * 0.3).to(dtype)
+        grads = [(torch.randn(shape, generator=gen) * (0.5 if s % 2 == 0 else 0.02)).to(dtype) for s in range(len(lrs))]
         if name == "big":
             grads[0].view(-1)[:256] = 0.0  # blocks with no gradient yet: scale clipped to 1e-12
         p = init.clone()
         four = n >= 4096 and n % 128 == 0
-        exp_avg = State4bit(shape, True) if four else torch.zeros(shape)
-        exp_avg_sq = State4bit(shape, False) if four else torch.zeros(shape)
+        # _AdamBase._new_buffer: the quantized state whatever p's dtype (fp32 scales), else zeros_like(p)
+        exp_avg = State4bit(shape, True) if four else torch.zeros_like(p)
+        exp_avg_sq = State4bit(shape, False) if four else torch.zeros_like(p)
         step = torch.tensor(0.0)
         snapshots = []
         for s, lr in enumerate(lrs, start=1):
             step += 1
             single_param_adam(p, grads[s - 1], step, exp_avg, exp_avg_sq, None, torch.tensor(lr, dtype=torch.float32),
                               beta1, beta2, wd, eps, True, False)
+            assert p.dtype == dtype and (four or exp_avg.dtype == dtype)
             if s in (1, len(lrs)):
                 snap = dict(step=s, param=b64f(p))
                 if four:
@@ -223,20 +225,29 @@ def main():
                 snapshots.append(snap)
         out_tensors.append(dict(name=name, shape=shape, weight_decay=wd, four_bit=four, init=b64f(init),
                                 grads=[b64f(g) for g in grads], after=snapshots))
-    out = {
+    return {
         "source": "pytorch/ao 36027d82d1ad9949597ea16002ff4940374b1b94: torchao/optim/adam.py single_param_adam, "
                   "quant_utils.py, subclass_4bit.py (eager, not torch.compile)",
         "torch_version": torch.__version__,
+        "dtype": str(dtype).replace("torch.", ""),
         "qmap_signed": list(get_qmap_signed()), "qmap_unsigned": list(get_qmap_unsigned()),
         "betas": [beta1, beta2], "eps": eps, "lrs": lrs,
         "tensors": out_tensors,
     }
+
+
+def write(out, name):
     path = os.path.join(os.path.dirname(__file__), "..", "..", "trainer", "src", "test", "resources", "fixtures",
-                        "torchao_adamw4bit_expected.json")
+                        name)
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
     print("wrote", os.path.normpath(path))
+
+
+def main():
+    write(run(81, torch.float32), "torchao_adamw4bit_expected.json")
+    write(run(83, torch.float16), "torchao_adamw4bit_fp16_expected.json")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ the 8-bit state OptimState8bit.zeros(..., dtype=p.dtype), whose dtype is only an
 fp32 and copy_ quantizes the fp32 moments, with fp32 scales, exactly as for fp32 parameters. p.copy_(p_f32) rounds the
 fp32 result to bf16 to nearest even (bf16_stochastic_round defaults to False).
 
+And torchao_adamw8bit_fp16_expected.json: the same over fp16 parameters and gradients (Axolotl's float16: true), fp16
+fallback moments (zeros_like(p)), every copy_ rounding to fp16 to nearest even.
+
     target/interop-venv/bin/python tools/reference/torchao_adamw8bit_expected.py
 """
 import base64
@@ -242,6 +245,7 @@ def write(out, name):
 def main():
     write(run(80, torch.float32), "torchao_adamw8bit_expected.json")
     write(run(81, torch.bfloat16), "torchao_adamw8bit_bf16_expected.json")
+    write(run(82, torch.float16), "torchao_adamw8bit_fp16_expected.json")
 
 
 if __name__ == "__main__":

@@ -474,12 +474,9 @@ public final class AxolotlKeys {
         // bfloat16: the model in bf16 without autocast, which jtune's bf16 compute is (bf16: true, full or adapter).
         implemented("bfloat16");
         // float16: Axolotl's resolve_dtype loads the model in fp16 (torch_dtype float16) and, with fp16: false, the
-        // Trainer runs no AMP: fp16 weights, gradients and updates in place, no loss scaling. jtune trains in place
-        // only in bf16 (torch's, torchao's and bitsandbytes' AdamW); their updates of fp16 parameters (bitsandbytes'
-        // kernels round the parameter to fp16 after the step and again after weight decay) are not ported.
-        refused("pure fp16 training (fp16 weights and gradients updated in place, no loss scaling) is not implemented,"
-                + " nor bitsandbytes' 8-bit update of fp16 parameters; use fp16: true (torch AMP: fp32 master weights"
-                + " and dynamic loss scaling) or bf16: true", "float16");
+        // Trainer runs no AMP: fp16 weights, gradients and updates in place, no loss scaling (an adapter: fp32 LoRA
+        // over the fp16 base). jtune does the same with torch's, torchao's and bitsandbytes' AdamW (T = half).
+        implemented("float16");
         refused("jtune keeps norms and embeddings in the compute dtype (as Axolotl does for adapters, with flash"
                 + " attention or with FSDP); fp32 norms (Axolotl: FSDP2 only) and the embeddings' upcast switch are not"
                 + " implemented", "fp32_norms", "fp32_norm_classes", "embeddings_skip_upcast");

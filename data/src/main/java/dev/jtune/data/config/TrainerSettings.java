@@ -60,7 +60,7 @@ public record TrainerSettings(Map<String, Object> values) {
         // jtune's own: create base_model with this init-model preset when the folder does not exist yet.
         keys.put("base_model_init", new Spec(Kind.STRING, List.of("tiny")));
         for (String key : List.of("load_in_4bit", "load_in_8bit", "lora_target_linear", "peft_use_rslora",
-                "lora_fan_in_fan_out", "fp16", "bfloat16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
+                "lora_fan_in_fan_out", "fp16", "bfloat16", "float16", "tf32", "flash_attention", "sdp_attention", "xformers_attention",
                 "strict", "eval_sample_packing", "group_by_length", "is_llama_derived_model",
                 "do_causal_lm_eval", "merge_lora_on_finish", "resize_token_embeddings_to_32x",
                 "mean_resizing_embeddings", "use_tensorboard", "load_best_model_at_end", "curriculum_sampling",

@@ -125,8 +125,6 @@ class AxolotlKeysTest {
                 .contains("gptq: true is not supported: jtune quantizes the frozen base as bitsandbytes does"));
         assertTrue(fails("base_model: m\nmora: true\n").getMessage()
                 .contains("mora: true is not supported: jtune's adapters are plain LoRA"));
-        assertTrue(fails("base_model: m\nfloat16: true\n").getMessage()
-                .contains("float16: true is not supported: pure fp16 training (fp16 weights and gradients updated in"));
         assertTrue(fails("base_model: m\nfp8: true\n").getMessage()
                 .contains("fp8: true is not supported: fp8 training (accelerate's torchao recipe: Float8Linear"));
         // deepspeed is read (the trainer maps and checks its JSON when the config loads): no error here.

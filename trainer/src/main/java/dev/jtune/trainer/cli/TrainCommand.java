@@ -120,12 +120,13 @@ final class TrainCommand {
             options = deepSpeed.get().apply(options);
         }
         // FSDP, DeepSpeed or fp16 without an adapter: fp32 master weights computing in bf16/fp16 (mixed precision).
-        boolean masterWeights = RunSettings.fp32MasterWeights(loraSettings.isPresent(), options.precision(),
-                options.fsdp(), deepSpeed.isPresent());
+        boolean masterWeights = !options.fp16InPlace() && RunSettings.fp32MasterWeights(loraSettings.isPresent(),
+                options.precision(), options.fsdp(), deepSpeed.isPresent());
         if (masterWeights) {
             out.println(RunSettings.masterWeightsNote(options.precision(), options.fsdp(), deepSpeed.isPresent()));
         } else {
             RunSettings.precisionNote(config, loraSettings.isPresent(), options.precision()).ifPresent(out::println);
+            RunSettings.fp16EpsNote(options, loraSettings.isPresent()).ifPresent(out::println);
         }
         VocabSettings configVocab = VocabSettings.from(config);
         Optional<dev.jtune.trainer.setup.DiffusionSettings> diffusion =
@@ -267,7 +268,10 @@ final class TrainCommand {
                                     ? options.precision().label() + " compute, fp32 master weights and AdamW state"
                                     : options.precision() == dev.jtune.model.engine.Dtype.BF16
                                     ? "bf16: weights and gradients in bf16, " + bf16State(options.adam().variant())
-                                    + ", as transformers' Trainer over a bf16-loaded model" : "fp32",
+                                    + ", as transformers' Trainer over a bf16-loaded model"
+                                    : options.fp16InPlace() ? "fp16 (float16: true): weights and gradients in fp16, "
+                                    + lowPrecisionState(options.adam().variant(), "fp16") + ", no AMP and no loss"
+                                    + " scaling, as transformers' Trainer over an fp16-loaded model" : "fp32",
                             count(whole.parameters()));
                 }
                 TrainableModel unfrozen = config.trainer().has("unfrozen_parameters")
@@ -541,13 +545,20 @@ final class TrainCommand {
 
     /** Where bf16 full fine-tuning in place keeps the optimizer state, by optimizer. */
     static String bf16State(dev.jtune.trainer.optim.AdamW.Variant variant) {
+        return lowPrecisionState(variant, "bf16");
+    }
+
+    /** Where the optimizer state of weights trained in place in {@code p} (bf16 or fp16) lives, and how it updates. */
+    static String lowPrecisionState(dev.jtune.trainer.optim.AdamW.Variant variant, String p) {
         return switch (variant) {
-            case TORCH -> "AdamW state in bf16";
-            case TORCHAO_8BIT -> "torchao AdamW8bit state (8-bit blocks; bf16 for tensors it does not quantize),"
-                    + " updated in fp32 and rounded to bf16";
+            case TORCH -> "AdamW state in " + p;
+            case TORCHAO_8BIT -> "torchao AdamW8bit state (8-bit blocks; " + p + " for tensors it does not quantize),"
+                    + " updated in fp32 and rounded to " + p;
+            case TORCHAO_4BIT -> "torchao AdamW4bit state (4-bit blocks; " + p + " for tensors it does not quantize),"
+                    + " updated in fp32 and rounded to " + p;
             case BNB_8BIT -> "bitsandbytes 8-bit AdamW state (8-bit blocks; fp32 under 4096 values), updated in fp32"
-                    + " and rounded to bf16 after the step and after the weight decay";
-            case BNB_32BIT -> "bitsandbytes 32-bit AdamW state in fp32, updated in fp32 and rounded to bf16 after the"
+                    + " and rounded to " + p + " after the step and after the weight decay";
+            case BNB_32BIT -> "bitsandbytes 32-bit AdamW state in fp32, updated in fp32 and rounded to " + p + " after the"
                     + " step and after the weight decay";
             default -> variant.checkpointName() + " state";
         };

@@ -87,6 +87,15 @@ public final class AdamW implements Optimizer {
             };
         }
 
+        /**
+         * Whether the update of fp16 parameters ({@code float16: true} full fine-tuning in place) is ported: torch's
+         * per-op fp16 AdamW, torchao's fp32 update rounded once (8-bit and 4-bit state), bitsandbytes' kernels with
+         * {@code T = half}; each checked against its fixture.
+         */
+        public boolean updatesFp16Weights() {
+            return this != MUON;
+        }
+
         /** Whether some tensors may keep quantized state (blocks of {@link #block()}). */
         public boolean quantizes() {
             return this == BNB_8BIT || this == TORCHAO_8BIT || this == TORCHAO_4BIT;

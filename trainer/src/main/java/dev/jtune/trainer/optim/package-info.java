@@ -33,6 +33,10 @@
  *       whole bitsandbytes blocks and the sharded update equals the unsharded one bit for bit.</li>
  * </ul>
  *
- * <p>The in-place updates run as TorchScript ({@code optim.torchscript.py}) with autograd off.
+ * <p>The in-place updates run as TorchScript ({@code optim.torchscript.py}) with autograd off. Every variant but
+ * Muon's AdamW also updates bf16 (bf16 full fine-tuning; not torchao's 4-bit) and fp16 parameters ({@code float16:
+ * true}) as its own code does: torch's per-op rounding with moments {@code zeros_like} the weight, torchao's fp32
+ * update rounded once, bitsandbytes' kernels with {@code T} the parameter's type (fp32 state); see
+ * {@code AdamW.Variant.updatesBf16Weights} / {@code updatesFp16Weights}.
  */
 package dev.jtune.trainer.optim;

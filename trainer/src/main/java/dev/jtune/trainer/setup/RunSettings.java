@@ -18,7 +18,7 @@ import java.util.OptionalLong;
  *     training (train: its weights and its adapter_config.json replace a fresh adapter, as PEFT's
  *     {@code PeftModel.from_pretrained(..., is_trainable=True)} in Axolotl)
  * @param inferenceDtype the dtype generation computes in: {@code bf16: true | auto} → bf16 (libtorch computes bf16
- *     on CPU too), {@code fp16: true} → fp16, else fp32
+ *     on CPU too), {@code fp16: true} or {@code float16: true} → fp16, else fp32
  * @param evalMaxNewTokens {@code eval_max_new_tokens}, if set
  * @param exactMatchEval {@code do_causal_lm_eval: true} with {@code eval_causal_lm_metrics: [exact_match]}
  * @param mergeLoraOnFinish {@code merge_lora_on_finish}: also write {@code output_dir/merged}
@@ -41,7 +41,7 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
                 "choose one base: load_in_8bit with adapter: lora (LLM.int8), or load_in_4bit with adapter: qlora (NF4)");
         Object bf16 = s.value("bf16").orElse(false);
         Dtype dtype = Boolean.TRUE.equals(bf16) || "auto".equals(bf16) || s.bool("bfloat16").orElse(false) ? Dtype.BF16
-                : s.bool("fp16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
+                : s.bool("fp16").orElse(false) || s.bool("float16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
         return new RunSettings(s.string("base_model_init"), in4bit, in8bit,
                 s.string("lora_model_dir").map(Path::of), dtype,
                 s.integer("eval_max_new_tokens"),
@@ -93,13 +93,24 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
         } catch (IllegalArgumentException e) {
             return; // the trainer keys' own problem, which TrainerOptions.check reports (ConfigChecks): not twice
         }
+        boolean deepSpeed = s.value("deepspeed").isPresent();
+        // float16: true (fp16 weights, no AMP): jtune trains it in one process or data parallel. Under FSDP or
+        // DeepSpeed accelerate and DeepSpeed then hold fp16 parameters without mixed precision, which is not ported.
+        refuse(config, options.fp16InPlace() && (options.fsdp() || deepSpeed),
+                "float16: true with " + (deepSpeed ? "deepspeed" : "fsdp"), "jtune trains float16 (fp16 weights, no"
+                        + " AMP, no loss scaling) in one process or data parallel; remove " + (deepSpeed ? "deepspeed"
+                        : "fsdp") + ", or use fp16: true (fp32 master weights, GradScaler) or bf16: true");
+        refuse(config, fullFineTuning && options.fp16InPlace() && !options.adam().variant().updatesFp16Weights(),
+                "float16: true without an adapter and optimizer: " + s.string("optimizer").orElse(""),
+                "its update of fp16 weights is not ported; float16 full fine-tuning runs with optimizer: adamw_torch,"
+                        + " adamw_torch_8bit, adamw_torch_4bit, adamw_bnb_8bit, adamw_8bit, paged_adamw_8bit or"
+                        + " paged_adamw_32bit");
         // The DeepSpeed JSON is read and checked here, so that preprocess stops on it too (the world size is the
         // launcher's; a fixed train_batch_size is checked against it again when train starts).
         DeepSpeed.from(config, options, !fullFineTuning, worldSize());
         // An optimizer whose update of bf16 weights is not ported (every AdamW variant here is: torch's, torchao's
         // AdamW8bit, bitsandbytes' 8-bit and 32-bit) is refused for bf16 full fine-tuning in place. With fp32 master
         // weights (FSDP, DeepSpeed) every optimizer updates fp32 tensors, as it does for fp32 full fine-tuning.
-        boolean deepSpeed = s.value("deepspeed").isPresent();
         refuse(config, fullFineTuning && options.precision() == Dtype.BF16
                         && !fp32MasterWeights(false, options.precision(), options.fsdp(), deepSpeed)
                         && !options.adam().variant().updatesBf16Weights(),
@@ -155,12 +166,31 @@ public record RunSettings(Optional<String> baseModelInit, boolean loadIn4bit, bo
                 : config.notes().stream().filter(n -> n.key().equals("attn_implementation"))
                         .map(dev.jtune.data.config.ConfigNote::value).findFirst().orElse("");
         boolean upcasts = attention.isEmpty() || attention.equals("sdpa") || attention.equals("eager");
-        if (adapter || precision != Dtype.BF16 || !upcasts) {
+        if (adapter || precision == Dtype.FP32 || !upcasts) {
             return Optional.empty();
         }
-        return Optional.of("note: bf16 full fine-tuning trains every weight in bf16, as Axolotl does with flash"
-                + " attention or FSDP; with " + (attention.isEmpty() ? "no attn_implementation" : "attn_implementation: "
-                + attention) + " Axolotl would keep embed_tokens, lm_head and the norms in fp32");
+        String p = precision.label();
+        return Optional.of("note: " + p + " full fine-tuning trains every weight in " + p + ", as Axolotl does with"
+                + " flash attention or FSDP; with " + (attention.isEmpty() ? "no attn_implementation"
+                : "attn_implementation: " + attention) + " Axolotl would keep embed_tokens, lm_head and the norms in fp32");
+    }
+
+    /**
+     * A line for {@code float16: true} full fine-tuning with torch's AdamW and an {@code adam_epsilon} that fp16 cannot
+     * hold (at most 2^-25, half its smallest subnormal: transformers' default 1e-8 is): torch adds eps to the fp16
+     * {@code sqrt(v)/bc2}, where it rounds away, so a weight whose second moment is 0 (no gradient, or one whose square
+     * underflows fp16) gets 0/0 = nan or m/0 = inf, as it does in torch. jtune computes the same and stops at the next
+     * non-finite loss.
+     */
+    public static Optional<String> fp16EpsNote(dev.jtune.trainer.train.TrainerOptions options, boolean adapter) {
+        if (adapter || !options.fp16InPlace() || options.adam().variant() != dev.jtune.trainer.optim.AdamW.Variant.TORCH
+                || options.adam().eps() > 0x1p-25) {
+            return Optional.empty();
+        }
+        return Optional.of("note: float16: true with torch's AdamW and adam_epsilon " + options.adam().eps() + ": eps"
+                + " rounds to 0 in fp16, so a weight whose second moment is 0 (no gradient, or a square that underflows"
+                + " fp16) becomes nan or inf, as in torch; set adam_epsilon to 1e-7 or more, or use adamw_bnb_8bit or"
+                + " adamw_torch_8bit (fp32 arithmetic)");
     }
 
     /** The launcher's world size ({@code WORLD_SIZE}), 1 outside it. */

@@ -33,8 +33,9 @@ import java.util.Map;
  * computes in bf16 or fp16 ({@link LlamaModel#loadFp32Weights}: each weight cast where it is used, the gradient
  * flowing back through the cast into fp32), as accelerate runs a bf16- or fp16-loaded model under FSDP mixed
  * precision after upcasting its parameters to fp32; the saved weights are then F32 ({@code torch_dtype: float32}),
- * the dtype of the upcast parameters that transformers' {@code save_pretrained} writes. fp16 weights are refused
- * (torch's GradScaler will not unscale fp16 gradients).
+ * the dtype of the upcast parameters that transformers' {@code save_pretrained} writes. Or fp16, trained in place
+ * as bf16 is, under {@code float16: true} (Axolotl loads the model in fp16 and the Trainer runs no AMP and no loss
+ * scaling); the saved weights are then F16 ({@code torch_dtype: float16}).
  *
  * <p>Followed for the mixed-precision recipe: accelerate 1.15 {@code accelerator.py} ({@code prepare_model}: the FSDP1
  * upcast, "Upcasted low precision parameters ... because mixed precision turned on in FSDP"), {@code
@@ -53,23 +54,20 @@ public final class FullFineTuning implements TrainableModel {
     private final Dtype weights;
     private final java.util.function.LongConsumer stepBegins;
 
-    /** @throws IllegalArgumentException if the weights are fp16 or a projection is not dense */
+    /** @throws IllegalArgumentException if a projection is not dense */
     public FullFineTuning(LlamaModel model) {
         this(model, step -> {});
     }
 
     /**
      * @param stepBegins called before each optimizer step with its 0-based number ({@link #stepBegins})
-     * @throws IllegalArgumentException if the weights are fp16 or a projection is not dense
+     * @throws IllegalArgumentException if a projection is not dense
      */
     public FullFineTuning(LlamaModel model, java.util.function.LongConsumer stepBegins) {
         this.stepBegins = stepBegins;
+        // fp16 weights train in place under float16: true only (the Trainer refuses them otherwise: torch's
+        // GradScaler will not unscale fp16 gradients).
         this.weights = Kernels.get().dtypeOf(model.norm());
-        if (weights == Dtype.FP16) {
-            throw new IllegalArgumentException("full fine-tuning trains fp32 or bf16 weights; the model holds fp16 "
-                    + "weights, whose gradients torch's GradScaler refuses to unscale (train fp16 with fp32 master "
-                    + "weights: LlamaModel.loadFp32Weights, or use bf16, or an adapter over an fp16 base)");
-        }
         this.model = model;
         this.parameters = Collections.unmodifiableMap(namedWeights(model));
     }
@@ -123,12 +121,13 @@ public final class FullFineTuning implements TrainableModel {
     public void saveWeights(Path dir) throws IOException {
         var json = model.config().asCausalLm().toJson();
         // save_pretrained records the dtype the weights are saved in, not the base checkpoint's.
-        json.put("torch_dtype", weights == Dtype.BF16 ? "bfloat16" : "float32");
+        json.put("torch_dtype", weights == Dtype.BF16 ? "bfloat16" : weights == Dtype.FP16 ? "float16" : "float32");
         Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(json) + "\n");
         List<SafetensorsWriter.Entry> entries = new ArrayList<>();
         String prefix = model.config().architecture().textPrefix();
         // The weights' own dtype (bf16 values round-trip through fp32 exactly).
-        SafetensorsDtype stored = weights == Dtype.BF16 ? SafetensorsDtype.BF16 : SafetensorsDtype.F32;
+        SafetensorsDtype stored = weights == Dtype.BF16 ? SafetensorsDtype.BF16
+                : weights == Dtype.FP16 ? SafetensorsDtype.F16 : SafetensorsDtype.F32;
         for (var e : parameters.entrySet()) {
             NDArray t = e.getValue();
             // config.json describes the causal LM (a multimodal checkpoint's text part alone): its tensor names.

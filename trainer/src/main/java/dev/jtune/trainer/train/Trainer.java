@@ -162,17 +162,19 @@ public final class Trainer {
         for (var e : params.entrySet()) {
             // fp32 (also the fp32 master weights of a model computing in bf16/fp16), or bf16 weights trained in
             // place under bf16 (full fine-tuning of a bf16-loaded model, as transformers' Trainer does it: no fp32
-            // master copy). fp16 weights cannot be trained: GradScaler refuses to unscale fp16 gradients (torch:
+            // master copy), or fp16 weights trained in place under float16: true (no AMP, no loss scaling). fp16
+            // weights cannot be trained with fp16: true: GradScaler refuses to unscale fp16 gradients (torch:
             // "Attempting to unscale FP16 gradients").
             Dtype dtype = Kernels.get().dtypeOf(e.getValue());
-            if (dtype != Dtype.FP32 && !(dtype == Dtype.BF16 && options.precision() == Dtype.BF16)) {
+            if (dtype != Dtype.FP32 && !(dtype == Dtype.BF16 && options.precision() == Dtype.BF16)
+                    && !(dtype == Dtype.FP16 && options.fp16InPlace())) {
                 throw new IllegalArgumentException("trainable parameter " + e.getKey() + " is "
                         + (dtype == null ? "not a float tensor" : dtype.label()) + "; trainable tensors are fp32, or"
-                        + " bf16 with precision bf16");
+                        + " bf16 with precision bf16, or fp16 with float16: true");
             }
-            if (dtype == Dtype.BF16 && shardOptimizer) {
-                throw new IllegalArgumentException("trainable parameter " + e.getKey() + " is bf16: FSDP shards fp32"
-                        + " trainable tensors only (bf16 full fine-tuning trains data parallel)");
+            if ((dtype == Dtype.BF16 || dtype == Dtype.FP16) && shardOptimizer) {
+                throw new IllegalArgumentException("trainable parameter " + e.getKey() + " is " + dtype.label()
+                        + ": FSDP shards fp32 trainable tensors only (bf16 full fine-tuning trains data parallel)");
             }
             e.getValue().setRequiresGradient(true);
         }
@@ -224,7 +226,8 @@ public final class Trainer {
             fb = new ForwardBackward(trainable.model(), checkpointing, options.seed(),
                     sharded != null || baseShards != null ? new FsdpLayers(sharded, baseShards)
                             : ForwardBackward.LayerHooks.NONE, options.eaft(), options.diffusion());
-            scaler = options.precision() == Dtype.FP16 ? new GradScaler() : null;
+            // fp16: true is torch AMP with its GradScaler; float16: true runs no AMP, so no loss scaling.
+            scaler = options.precision() == Dtype.FP16 && !options.fp16InPlace() ? new GradScaler() : null;
             log = new StepLog(progress, metrics, plan, scaler);
             if (resume.isPresent()) {
                 restore(resume.get());
@@ -405,7 +408,14 @@ public final class Trainer {
         double gradNorm = Double.NaN;
         if (!skipped) {
             gradNorm = optimizer.clipGradients(options.maxGradNorm());
-            if (!Double.isFinite(gradNorm)) {
+            if (!Double.isFinite(gradNorm) && options.fp16InPlace()) {
+                // Without loss scaling nothing skips the step (torch): an fp16 norm that overflowed (inf) has made
+                // clip_grad_norm_'s coefficient 0 and the gradients 0 (an inf or nan value: nan), and the optimizer
+                // steps on them. A loss that turns non-finite stops the run at the next step.
+                progress.line("step " + (k + 1) + ": the fp16 gradient norm is " + gradNorm + " (float16: true, no loss"
+                        + " scaling): " + (options.maxGradNorm() > 0 ? "clip_grad_norm_ multiplied the gradients by "
+                        + (Double.isInfinite(gradNorm) ? "0" : "nan") + " and " : "") + "the optimizer steps, as torch's does");
+            } else if (!Double.isFinite(gradNorm)) {
                 throw diverged(k + 1, "gradient norm is " + gradNorm);
             }
             optimizer.step(lr);

@@ -24,7 +24,8 @@ import java.util.OptionalDouble;
  * @param warmupRatio {@code warmup_ratio}, or NaN
  * @param adam {@code adam_beta1}, {@code adam_beta2}, {@code adam_epsilon}, {@code weight_decay}
  * @param maxGradNorm {@code max_grad_norm} (transformers' default 1.0; 0 turns clipping off)
- * @param precision fp32, {@code bf16: true} (or {@code auto} with a GPU) or {@code fp16: true}
+ * @param precision fp32, {@code bf16: true} (or {@code auto} with a GPU), or fp16: {@code fp16: true} or
+ *     {@code float16: true}
  * @param gradientCheckpointing {@code gradient_checkpointing}: recompute each decoder layer in backward
  * @param seed {@code seed}
  * @param loggingSteps {@code logging_steps}, or -1 for Axolotl's {@code max(min(int(0.005 * total), 10), 1)}
@@ -54,6 +55,10 @@ import java.util.OptionalDouble;
  * @param eaft {@code use_eaft} with {@code eaft_alpha} and {@code eaft_k} ({@link Eaft}), or null
  * @param diffusion Axolotl's DiffusionPlugin objective ({@link Diffusion}), or null: set by {@code train} once the
  *     tokenizer has resolved the mask token ({@code DiffusionSettings}); {@link #from} leaves it null
+ * @param fp16InPlace {@code float16: true} without {@code fp16}/{@code bf16} (precision fp16): Axolotl's
+ *     {@code resolve_dtype} loads the model in fp16 and transformers' Trainer runs no AMP, so there is no loss scaling
+ *     and, without an adapter, the fp16 weights are trained in place (fp16 gradients, the optimizer updating fp16
+ *     tensors); with an adapter the LoRA matrices are fp32 (PEFT's {@code autocast_adapter_dtype}) over the fp16 base
  */
 public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, double numEpochs, long maxSteps,
         double learningRate, String lrScheduler, long warmupSteps, double warmupRatio, AdamW.Hyper adam,
@@ -62,7 +67,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         Optional<String> resumeFromCheckpoint, boolean handleSigterm, boolean fsdp,
         LrSchedule.Extras lrExtras, boolean useTensorboard, long earlyStoppingPatience, boolean loadBestModelAtEnd,
         double lossWatchdogThreshold, long lossWatchdogPatience, Lisa lisa, ReLora.Settings restarts, Eaft eaft,
-        Diffusion diffusion) {
+        Diffusion diffusion,
+        boolean fp16InPlace) {
 
     public TrainerOptions {
         List<String> problems = new java.util.ArrayList<>(); // all of them, each naming its key
@@ -96,6 +102,9 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         if (!problems.isEmpty()) {
             throw new Invalid(problems);
         }
+        if (fp16InPlace && precision != Dtype.FP16) {
+            throw new IllegalArgumentException("float16: true trains in fp16; the precision is " + precision.label());
+        }
         lrExtras = lrExtras == null ? LrSchedule.Extras.NONE : lrExtras;
         LrSchedule.of(lrScheduler, 0, 1, lrExtras, learningRate); // validates the name, checks the kwargs against it
         resumeFromCheckpoint = resumeFromCheckpoint == null ? Optional.empty() : resumeFromCheckpoint;
@@ -126,7 +135,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
     public static TrainerOptions defaults(double learningRate) {
         return new TrainerOptions(1, 1, 1.0, -1, learningRate, "cosine", -1, Double.NaN, AdamW.DEFAULTS, 1.0,
                 Dtype.FP32, false, TrainConfig.DEFAULT_SEED, -1, Double.NaN, -1, Double.NaN, -1, -1,
-                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null, null, null);
+                Optional.empty(), true, false, LrSchedule.Extras.NONE, false, 0, false, Double.NaN, 0, null, null, null, null, false);
     }
 
     /** Reads the trainer keys of a loaded config; errors name the file and the key. */
@@ -208,7 +217,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                 Lisa.from(s).orElse(null),
                 ReLora.Settings.from(s).orElse(null),
                 Eaft.from(s).orElse(null),
-                null);
+                null,
+                fp16InPlace(s, gpu));
     }
 
     /**
@@ -291,7 +301,18 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         if (fp16 && bf16) {
             throw new IllegalArgumentException("bf16: true and fp16: true: choose one precision");
         }
-        return fp16 ? Dtype.FP16 : bf16 ? Dtype.BF16 : Dtype.FP32;
+        // float16: true loads the model in fp16 when neither bf16 nor bfloat16 does (then without AMP: fp16InPlace).
+        return fp16 ? Dtype.FP16 : bf16 ? Dtype.BF16 : s.bool("float16").orElse(false) ? Dtype.FP16 : Dtype.FP32;
+    }
+
+    /**
+     * {@code float16: true} where it decides the run (Axolotl's resolve_dtype: {@code bf16}/{@code bfloat16} win and
+     * load in bf16; {@code fp16: true} loads in fp16 too but turns on the Trainer's AMP and its GradScaler): the model
+     * in fp16 and no AMP, no loss scaling.
+     */
+    static boolean fp16InPlace(TrainerSettings s, boolean gpu) {
+        return s.bool("float16").orElse(false) && !s.bool("fp16").orElse(false)
+                && precision(s, gpu) == Dtype.FP16;
     }
 
     /** {@code gradient_checkpointing}: true or false; offload and offload_disk are checkpointing (an equivalent). */
@@ -366,6 +387,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         private ReLora.Settings restarts;
         private Eaft eaft;
         private Diffusion diffusion;
+        private boolean fp16InPlace;
 
         private Builder(TrainerOptions o) {
             microBatchSize = o.microBatchSize;
@@ -400,6 +422,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
             restarts = o.restarts;
             eaft = o.eaft;
             diffusion = o.diffusion;
+            fp16InPlace = o.fp16InPlace;
         }
 
         public Builder microBatchSize(int v) { microBatchSize = v; return this; }
@@ -438,6 +461,7 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
         public Builder restarts(ReLora.Settings v) { restarts = v; return this; }
         public Builder eaft(Eaft v) { eaft = v; return this; }
         public Builder diffusion(Diffusion v) { diffusion = v; return this; }
+        public Builder fp16InPlace(boolean v) { fp16InPlace = v; return this; }
 
         /** @throws IllegalArgumentException as the record's constructor */
         public TrainerOptions build() {
@@ -445,7 +469,8 @@ public record TrainerOptions(int microBatchSize, int gradientAccumulationSteps, 
                     lrScheduler, warmupSteps, warmupRatio, adam, maxGradNorm, precision, gradientCheckpointing, seed,
                     loggingSteps, evalSteps, evalsPerEpoch, saveSteps, savesPerEpoch, saveTotalLimit,
                     resumeFromCheckpoint, handleSigterm, fsdp, lrExtras, useTensorboard, earlyStoppingPatience,
-                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts, eaft, diffusion);
+                    loadBestModelAtEnd, lossWatchdogThreshold, lossWatchdogPatience, lisa, restarts, eaft, diffusion,
+                    fp16InPlace);
         }
     }
 }

@@ -6,8 +6,9 @@
  * config's trainer keys with Axolotl's defaults by {@link dev.jtune.trainer.train.TrainerOptions#from}).
  *
  * <p>Seams: {@link dev.jtune.trainer.train.TrainableModel} (forward model, trainable fp32 tensors by name — or bf16
- * ones, trained in place with bf16 AdamW moments, in bf16 full fine-tuning; fp32 master weights of a model computing
- * in bf16/fp16 under FSDP, DeepSpeed or fp16 —
+ * ones, trained in place with bf16 AdamW moments, in bf16 full fine-tuning, or fp16 ones trained in place without
+ * loss scaling under {@code float16: true} ({@code TrainerOptions.fp16InPlace}); fp32 master weights of a model
+ * computing in bf16/fp16 under FSDP, DeepSpeed or fp16 —
  * weight export; {@link dev.jtune.trainer.train.FullFineTuning} is the full fine-tuning one) and
  * {@link dev.jtune.trainer.train.BatchPlan} (deterministic random-access micro-batches).
  *
@@ -40,6 +41,8 @@
  * {@code output_dir/checkpoint-N/} ({@link dev.jtune.trainer.train.Checkpoints}: weights, optimizer.safetensors,
  * scheduler.json, rng_state.json, data_state.json, [scaler.json], trainer_state.json), written atomically;
  * {@code resume_from_checkpoint: auto|PATH} continues bit for bit (fp32, CPU). SIGTERM checkpoints at the next
- * step boundary and returns; NaN/inf loss in fp32/bf16 throws {@link dev.jtune.trainer.train.TrainingDivergedException}.
+ * step boundary and returns; NaN/inf loss without a GradScaler throws
+ * {@link dev.jtune.trainer.train.TrainingDivergedException}, and so does a non-finite gradient norm, except under
+ * {@code float16: true}, where, as in torch, the clipped step runs (an overflowed fp16 norm zeroes the gradients).
  */
 package dev.jtune.trainer.train;

@@ -227,6 +227,9 @@ class ImplementedKeysTest {
             weights("bf16", "bf16: true"),
             weights("bfloat16", "bfloat16: true"),
             weights("fp16", "fp16: true"),
+            // An fp16 base (fp32 LoRA) without loss scaling. Against fp16: true the adapter is byte-identical here:
+            // a 2^16 loss scale is exact in fp16 when no gradient overflows or underflows.
+            weights("float16", "float16: true"),
             same("gradient_checkpointing", "gradient_checkpointing: true", "recomputing layers changes memory, not"
                     + " numbers"),
             same("fsdp", "fsdp: [full_shard, auto_wrap]", "sharding over one rank is no sharding (the 2-rank"

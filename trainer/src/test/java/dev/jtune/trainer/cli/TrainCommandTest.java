@@ -286,6 +286,76 @@ class TrainCommandTest {
     }
 
     /**
+     * openllama-3b's precision (Axolotl examples/archived/openllama-3b/config.yml: float16: true, bf16: false, fp16:
+     * false, adamw_bnb_8bit, weight_decay 0.1, flash attention): the model loaded in fp16 and trained in place — no fp32
+     * master copy, no loss scale — leaving an F16 model.safetensors (config.json: float16) that score reads.
+     */
+    @Test
+    void float16FullFineTuningTrainsFp16WeightsInPlace(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("float16.yml");
+        Files.writeString(cfg, config(dir, "float16: true\nbf16: false\nfp16: false\noptimizer: adamw_bnb_8bit\n"
+                + "weight_decay: 0.1\nattn_implementation: flash_attention_2\n").replace("max_steps: 6", "max_steps: 2"));
+        String out = run(cfg, 0);
+        assertTrue(out.contains("full fine-tuning in fp16 (float16: true): weights and gradients in fp16, bitsandbytes"
+                + " 8-bit AdamW state (8-bit blocks; fp32 under 4096 values), updated in fp32 and rounded to fp16 after"
+                + " the step and after the weight decay, no AMP and no loss scaling"), out);
+        assertFalse(out.contains("master weights") || out.contains("loss scale") || out.contains("note: fp16"), out);
+        Path o = dir.resolve("out");
+        assertTrue(Files.readString(o.resolve("config.json")).contains("\"torch_dtype\" : \"float16\""));
+        for (String line : Files.readAllLines(o.resolve("metrics.jsonl"))) {
+            assertFalse(line.contains("loss_scale"), line);
+        }
+        try (var f = dev.jtune.model.safetensors.SafetensorsFile.open(o.resolve("model.safetensors"));
+                HfCheckpoint base = HfCheckpoint.open(dir.resolve("tiny"))) {
+            String w = "model.layers.0.mlp.down_proj.weight";
+            assertEquals(dev.jtune.model.safetensors.SafetensorsDtype.F16, f.info(w).dtype());
+            assertFalse(java.util.Arrays.equals(base.floats(w), f.floats(w)), "the weights were trained");
+        }
+        Path input = dir.resolve("score.jsonl");
+        Files.writeString(input, "{\"text\": \"Which word comes last: red, blue? blue\"}\n");
+        var scored = new ByteArrayOutputStream();
+        assertEquals(0, ScoreCommand.score(o, input, Dtype.FP16, new PrintStream(scored, true, StandardCharsets.UTF_8)));
+        JsonNode line = json(scored.toString(StandardCharsets.UTF_8).lines().findFirst().orElseThrow());
+        assertTrue(Double.isFinite(line.get("mean_nll").asDouble()) && line.get("tokens").asInt() > 0, line.toString());
+    }
+
+    /**
+     * float16 with an adapter: fp32 LoRA over the fp16 base (PEFT's autocast_adapter_dtype), no GradScaler (fp16:
+     * true's run logs a loss scale, this one none).
+     */
+    @Test
+    void float16AdapterRunsWithoutLossScaling(@TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("float16-lora.yml");
+        Files.writeString(cfg, config(dir, "float16: true\nadapter: lora\nlora_r: 4\nlora_alpha: 8\n"
+                + "lora_target_linear: true\n").replace("max_steps: 6", "max_steps: 2"));
+        String out = run(cfg, 0);
+        assertTrue(out.contains("fp16 base"), out);
+        for (String line : Files.readAllLines(dir.resolve("out/metrics.jsonl"))) {
+            assertFalse(line.contains("loss_scale"), line);
+        }
+        Files.writeString(cfg, config(dir, "fp16: true\nadapter: lora\nlora_r: 4\nlora_alpha: 8\n"
+                + "lora_target_linear: true\n").replace("max_steps: 6", "max_steps: 2")
+                .replace(dir.resolve("out").toString(), dir.resolve("out-amp").toString()));
+        run(cfg, 0);
+        assertTrue(Files.readString(dir.resolve("out-amp/metrics.jsonl")).contains("loss_scale"));
+    }
+
+    /** float16 where jtune does not run it (FSDP, DeepSpeed, Muon full fine-tuning): refused at preprocess, naming it. */
+    @ParameterizedTest
+    @ValueSource(strings = {"fsdp: [full_shard]", "deepspeed: deepspeed_configs/zero2.json", "optimizer: muon"})
+    void float16WhereItIsNotPortedIsRefused(String line, @TempDir Path dir) throws Exception {
+        Path cfg = dir.resolve("bad.yml");
+        Files.writeString(cfg, config(dir, "float16: true\n" + line + "\n"));
+        var err = new ByteArrayOutputStream();
+        int code = Main.run(new String[] {"preprocess", cfg.toString()}, new PrintStream(new ByteArrayOutputStream()),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        String text = err.toString(StandardCharsets.UTF_8);
+        assertEquals(1, code, text);
+        assertTrue(text.contains("float16: true") && text.contains("is not supported")
+                && text.contains(line.substring(0, line.indexOf(':'))), text);
+    }
+
+    /**
      * fp16 full fine-tuning: Axolotl loads the model in fp16 and transformers' Trainer stops in its GradScaler; jtune
      * runs torch AMP's recipe (fp32 master weights, fp16 compute, dynamic loss scaling) and says so in one line. The
      * saved model is F32 ({@code torch_dtype: float32}).

@@ -214,11 +214,24 @@ class BnbAdamWFixtureTest {
      */
     @Test
     void fourStepsOverBf16ParametersMatchTheKernelPort() throws IOException {
+        lowPrecision("/fixtures/bnb_adamw8bit_bf16_expected.json", Dtype.BF16, "bfloat16");
+    }
+
+    /**
+     * {@code float16: true} (bnb_adamw8bit_fp16_expected.json, T = half): the same two roundings, to fp16 (what
+     * openllama-3b's {@code adamw_bnb_8bit} runs over its fp16-loaded weights).
+     */
+    @Test
+    void fourStepsOverFp16ParametersMatchTheKernelPort() throws IOException {
+        lowPrecision("/fixtures/bnb_adamw8bit_fp16_expected.json", Dtype.FP16, "float16");
+    }
+
+    private void lowPrecision(String resource, Dtype dtype, String label) throws IOException {
         JsonNode bf;
-        try (InputStream in = getClass().getResourceAsStream("/fixtures/bnb_adamw8bit_bf16_expected.json")) {
+        try (InputStream in = getClass().getResourceAsStream(resource)) {
             bf = new ObjectMapper().readTree(in);
         }
-        assertEquals("bfloat16", bf.get("param_dtype").asText());
+        assertEquals(label, bf.get("param_dtype").asText());
         JsonNode lrs = bf.get("lrs");
         try (NDManager m = Torch.newManager()) {
             Map<String, NDArray> params = new LinkedHashMap<>();
@@ -226,7 +239,7 @@ class BnbAdamWFixtureTest {
             for (JsonNode t : bf.get("tensors")) {
                 long[] shape = new long[t.get("shape").size()];
                 for (int i = 0; i < shape.length; i++) shape[i] = t.get("shape").get(i).asLong();
-                params.put(t.get("name").asText(), bf16(m.create(f32(t.get("init")), new Shape(shape)), m));
+                params.put(t.get("name").asText(), as(m.create(f32(t.get("init")), new Shape(shape)), dtype, m));
                 wd.put(t.get("name").asText(), t.get("weight_decay").asDouble());
             }
             AdamW.Hyper hyper = new AdamW.Hyper(bf.get("betas").get(0).asDouble(), bf.get("betas").get(1).asDouble(),
@@ -237,7 +250,8 @@ class BnbAdamWFixtureTest {
                     Map<String, NDArray> grads = new LinkedHashMap<>();
                     for (JsonNode t : bf.get("tensors")) {
                         String name = t.get("name").asText();
-                        grads.put(name, bf16(m.create(f32(t.get("grads").get(step - 1)), params.get(name).getShape()), m));
+                        grads.put(name, as(m.create(f32(t.get("grads").get(step - 1)), params.get(name).getShape()),
+                                dtype, m));
                     }
                     opt.step(lrs.get(step - 1).asDouble(), grads);
                     grads.values().forEach(NDArray::close);
@@ -245,8 +259,8 @@ class BnbAdamWFixtureTest {
                         String name = t.get("name").asText();
                         for (JsonNode after : t.get("after")) {
                             if (after.get("step").asInt() != step) continue;
-                            String at = "bf16 " + name + " after step " + step;
-                            assertEquals(Dtype.BF16, Kernels.get().dtypeOf(params.get(name)), at + ": dtype");
+                            String at = label + " " + name + " after step " + step;
+                            assertEquals(dtype, Kernels.get().dtypeOf(params.get(name)), at + ": dtype");
                             assertBits(f32(after.get("param")), Tensors.floats(params.get(name)), at + ": param");
                             if (opt.eightBit(name)) {
                                 AdamW.QuantizedState q = opt.quantizedState(name);
@@ -269,8 +283,8 @@ class BnbAdamWFixtureTest {
         }
     }
 
-    private static NDArray bf16(NDArray x, NDManager m) {
-        NDArray cast = Kernels.get().cast(x, Dtype.BF16);
+    private static NDArray as(NDArray x, Dtype dtype, NDManager m) {
+        NDArray cast = Kernels.get().cast(x, dtype);
         cast.attach(m);
         x.close();
         return cast;

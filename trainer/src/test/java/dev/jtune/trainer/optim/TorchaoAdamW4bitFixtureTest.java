@@ -12,6 +12,8 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jtune.model.engine.Dtype;
+import dev.jtune.model.engine.Kernels;
 import dev.jtune.model.engine.Torch;
 import java.io.IOException;
 import java.io.InputStream;
@@ -30,10 +32,23 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class TorchaoAdamW4bitFixtureTest {
     private static JsonNode fixture() throws IOException {
-        try (InputStream in = TorchaoAdamW4bitFixtureTest.class
-                .getResourceAsStream("/fixtures/torchao_adamw4bit_expected.json")) {
+        return fixture("/fixtures/torchao_adamw4bit_expected.json");
+    }
+
+    private static JsonNode fixture(String resource) throws IOException {
+        try (InputStream in = TorchaoAdamW4bitFixtureTest.class.getResourceAsStream(resource)) {
             return new ObjectMapper().readTree(in);
         }
+    }
+
+    private static NDArray as(NDArray x, Dtype dtype, NDManager m) {
+        if (dtype == Dtype.FP32) {
+            return x;
+        }
+        NDArray cast = Kernels.get().cast(x, dtype);
+        cast.attach(m);
+        x.close();
+        return cast;
     }
 
     @Test
@@ -52,13 +67,28 @@ class TorchaoAdamW4bitFixtureTest {
 
     @Test
     void fourStepsMatchTorchaosCode() throws IOException {
-        JsonNode fx = fixture();
+        fourSteps(fixture(), Dtype.FP32);
+    }
+
+    /**
+     * {@code float16: true} (torchao_adamw4bit_fp16_expected.json): fp16 parameters and gradients upcast for the
+     * update and rounded back to fp16; the 4-bit state as for fp32 parameters, fp16 moments ({@code zeros_like(p)})
+     * for the others.
+     */
+    @Test
+    void fourStepsOverFp16ParametersMatchTorchaosCode() throws IOException {
+        JsonNode fx = fixture("/fixtures/torchao_adamw4bit_fp16_expected.json");
+        assertEquals("float16", fx.get("dtype").asText());
+        fourSteps(fx, Dtype.FP16);
+    }
+
+    private void fourSteps(JsonNode fx, Dtype dtype) {
         JsonNode lrs = fx.get("lrs");
         try (NDManager m = Torch.newManager()) {
             Map<String, NDArray> params = new LinkedHashMap<>();
             Map<String, Double> wd = new LinkedHashMap<>();
             for (JsonNode t : fx.get("tensors")) {
-                params.put(t.get("name").asText(), m.create(f32(t.get("init")), shape(t)));
+                params.put(t.get("name").asText(), as(m.create(f32(t.get("init")), shape(t)), dtype, m));
                 wd.put(t.get("name").asText(), t.get("weight_decay").asDouble());
             }
             AdamW.Hyper hyper = new AdamW.Hyper(fx.get("betas").get(0).asDouble(), fx.get("betas").get(1).asDouble(),
@@ -74,7 +104,8 @@ class TorchaoAdamW4bitFixtureTest {
                     Map<String, NDArray> grads = new LinkedHashMap<>();
                     for (JsonNode t : fx.get("tensors")) {
                         String name = t.get("name").asText();
-                        grads.put(name, m.create(f32(t.get("grads").get(step - 1)), params.get(name).getShape()));
+                        grads.put(name, as(m.create(f32(t.get("grads").get(step - 1)), params.get(name).getShape()),
+                                dtype, m));
                     }
                     opt.step(lrs.get(step - 1).asDouble(), grads);
                     grads.values().forEach(NDArray::close);
@@ -83,7 +114,8 @@ class TorchaoAdamW4bitFixtureTest {
                         for (JsonNode after : t.get("after")) {
                             if (after.get("step").asInt() != step) continue;
                             String at = name + " after step " + step;
-                            assertArrayEquals(f32(after.get("param")), params.get(name).toFloatArray(), at + ": param");
+                            assertEquals(dtype, Kernels.get().dtypeOf(params.get(name)), at + ": param dtype");
+                            assertArrayEquals(f32(after.get("param")), Tensors.floats(params.get(name)), at + ": param");
                             if (opt.eightBit(name)) {
                                 AdamW.QuantizedState q = opt.quantizedState(name);
                                 assertArrayEquals(u8(after.get("state1")), q.state1(), at + ": packed codes 1");
@@ -92,10 +124,11 @@ class TorchaoAdamW4bitFixtureTest {
                                 assertArrayEquals(f32(after.get("absmax1")), q.absmax1(), at + ": scale1");
                                 assertArrayEquals(f32(after.get("absmax2")), q.absmax2(), at + ": scale2");
                             } else {
-                                assertArrayEquals(f32(after.get("exp_avg")), opt.expAvg().get(name).toFloatArray(),
+                                assertEquals(dtype, Kernels.get().dtypeOf(opt.expAvg().get(name)), at + ": state dtype");
+                                assertArrayEquals(f32(after.get("exp_avg")), Tensors.floats(opt.expAvg().get(name)),
                                         at + ": exp_avg");
                                 assertArrayEquals(f32(after.get("exp_avg_sq")),
-                                        opt.expAvgSq().get(name).toFloatArray(), at + ": exp_avg_sq");
+                                        Tensors.floats(opt.expAvgSq().get(name)), at + ": exp_avg_sq");
                             }
                         }
                     }

@@ -30,6 +30,7 @@ import org.junit.jupiter.api.Test;
  * <p>The bf16 case (bf16 full fine-tuning, torchao_adamw8bit_bf16_expected.json from the same script): bf16
  * parameters and gradients, upcast to fp32 for the update and rounded back to nearest even; the fp32-fallback
  * tensors keep bf16 moments ({@code zeros_like(p)}), the 8-bit ones the same fp32-scaled codes as for fp32 params.
+ * The fp16 case ({@code float16: true}, torchao_adamw8bit_fp16_expected.json) is the same with fp16.
  */
 class TorchaoAdamWFixtureTest {
     @Test
@@ -42,13 +43,19 @@ class TorchaoAdamWFixtureTest {
         fourSteps("/fixtures/torchao_adamw8bit_bf16_expected.json", Dtype.BF16);
     }
 
+    /** {@code float16: true}: fp16 parameters and gradients, rounded back to fp16; fp16 fallback moments. */
+    @Test
+    void fourStepsOverFp16ParametersMatchTorchaosCode() throws IOException {
+        fourSteps("/fixtures/torchao_adamw8bit_fp16_expected.json", Dtype.FP16);
+    }
+
     private void fourSteps(String resource, Dtype dtype) throws IOException {
         JsonNode fx;
         try (InputStream in = getClass().getResourceAsStream(resource)) {
             fx = new ObjectMapper().readTree(in);
         }
         assertEquals(dtype.name().toLowerCase(java.util.Locale.ROOT).replace("fp32", "float32").replace("bf16",
-                "bfloat16"), fx.get("dtype").asText());
+                "bfloat16").replace("fp16", "float16"), fx.get("dtype").asText());
         double beta1 = fx.get("betas").get(0).asDouble();
         double beta2 = fx.get("betas").get(1).asDouble();
         double eps = fx.get("eps").asDouble();

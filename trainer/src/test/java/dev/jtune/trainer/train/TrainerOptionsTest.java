@@ -1,6 +1,7 @@
 package dev.jtune.trainer.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -98,6 +99,36 @@ class TrainerOptionsTest {
         assertEquals(Dtype.BF16, TrainerOptions.from(settings("learning_rate", 1e-3, "bfloat16", true), 1, false).precision());
         assertEquals(Dtype.FP16, TrainerOptions.from(settings("learning_rate", 1e-3, "bf16", "auto", "fp16", true), 1, true)
                 .precision());
+    }
+
+    /**
+     * float16 as Axolotl's resolve_dtype reads it: the model in fp16 without AMP where nothing else decides — bf16 and
+     * bfloat16 load in bf16 instead, fp16: true keeps its AMP (GradScaler), bf16: auto is bf16 with a GPU and float16's
+     * fp16 without one (resolve_dtype then leaves fp16 unset because float16 is).
+     */
+    @Test
+    void float16IsFp16WithoutAmpWhereNothingElseDecides() {
+        TrainerOptions pure = TrainerOptions.from(settings("learning_rate", 1e-3, "float16", true, "bf16", false, "fp16",
+                false), 1, false);
+        assertEquals(Dtype.FP16, pure.precision());
+        assertTrue(pure.fp16InPlace());
+        TrainerOptions bf16 = TrainerOptions.from(settings("learning_rate", 1e-3, "float16", true, "bf16", true), 1, false);
+        assertEquals(Dtype.BF16, bf16.precision());
+        assertFalse(bf16.fp16InPlace());
+        assertEquals(Dtype.BF16, TrainerOptions.from(settings("learning_rate", 1e-3, "float16", true, "bfloat16", true), 1,
+                false).precision());
+        TrainerOptions amp = TrainerOptions.from(settings("learning_rate", 1e-3, "float16", true, "fp16", true), 1, false);
+        assertEquals(Dtype.FP16, amp.precision());
+        assertFalse(amp.fp16InPlace());
+        assertEquals(Dtype.BF16, TrainerOptions.from(settings("learning_rate", 1e-3, "float16", true, "bf16", "auto"), 1,
+                true).precision());
+        TrainerOptions noGpu = TrainerOptions.from(settings("learning_rate", 1e-3, "float16", true, "bf16", "auto"), 1,
+                false);
+        assertEquals(Dtype.FP16, noGpu.precision());
+        assertTrue(noGpu.fp16InPlace());
+        assertFalse(TrainerOptions.from(settings("learning_rate", 1e-3, "float16", false), 1, false).fp16InPlace());
+        // A builder that changes the precision must say what becomes of float16.
+        assertThrows(IllegalArgumentException.class, () -> pure.toBuilder().precision(Dtype.FP32).build());
     }
 
     @Test
