@@ -64,16 +64,14 @@ class QatOps(Module):
 
   def e2m1(self: __torch__.QatOps, lp: Tensor) -> Tensor:
     # custom_fp_utils._f32_to_floatx_unpacked(lp, 2, 1) then _floatx_unpacked_to_f32, for fp32 lp in [-6, 6]: the
-    # nearest e2m1 value {0, 0.5, 1, 1.5, 2, 3, 4, 6}, ties to the even code, the sign kept (-0 too). Written as
-    # thresholds (reinterpreting views are not reachable here); the fixtures check it equals torchao's bit manipulation.
+    # nearest e2m1 value {0, 0.5, 1, 1.5, 2, 3, 4, 6}, ties to the even code, the sign kept (-0 too). Each binade's
+    # grid is evenly spaced (0.5 below 2, 1 below 4, 2 up to 6) and its even codes are the grid's even multiples, so
+    # round-half-to-even of a / step (exact: step is a power of two) gives torchao's bit manipulation; the fixtures
+    # check every tie. Three roundings rather than a chain of comparisons: few ops, as each op costs a thread-pool
+    # dispatch.
     a = torch.abs(lp)
-    mag = torch.where(torch.le(a, 0.25), torch.zeros_like(a),
-          torch.where(torch.lt(a, 0.75), torch.full_like(a, 0.5),
-          torch.where(torch.le(a, 1.25), torch.ones_like(a),
-          torch.where(torch.lt(a, 1.75), torch.full_like(a, 1.5),
-          torch.where(torch.le(a, 2.5), torch.full_like(a, 2.),
-          torch.where(torch.lt(a, 3.5), torch.full_like(a, 3.),
-          torch.where(torch.le(a, 5.0), torch.full_like(a, 4.), torch.full_like(a, 6.))))))))
+    mag = torch.where(torch.lt(a, 2.), torch.mul(torch.round(torch.mul(a, 2.)), 0.5),
+                      torch.where(torch.lt(a, 4.), torch.round(a), torch.mul(torch.round(torch.mul(a, 0.5)), 2.)))
     return torch.where(torch.signbit(lp), torch.neg(mag), mag)
 
   # ---- MXFP4 (torchao/prototype/qat/mx.py MXFakeQuantizedLinear with MXFakeQuantizeConfig(float4_e2m1fn_x2, 32):

@@ -26,7 +26,8 @@
  * does (also to the rows of a saved adapter's copies).
  *
  * <p>Quantization-aware training: {@link dev.jtune.trainer.setup.QatSettings} reads Axolotl's {@code qat:} block as
- * Axolotl maps it onto torchao (int8/int4 and mxfp4/mxfp4 run through {@code quant.Qat}; every other value refused
- * with Axolotl's own outcome named), checked by ConfigChecks with the group size against base_model's widths.
+ * Axolotl maps it onto torchao (int8/int4 and mxfp4/mxfp4 run through {@code quant.Qat}; nvfp4/nvfp4, which Axolotl
+ * 067b021's torchao rejects, as torchao's own NVFP4 QAT defines it; every other value refused with Axolotl's own
+ * outcome named), checked by ConfigChecks with the group size against base_model's widths.
  */
 package dev.jtune.trainer.setup;
