@@ -72,7 +72,7 @@ class QatOps(Module):
     a = torch.abs(lp)
     mag = torch.where(torch.lt(a, 2.), torch.mul(torch.round(torch.mul(a, 2.)), 0.5),
                       torch.where(torch.lt(a, 4.), torch.round(a), torch.mul(torch.round(torch.mul(a, 0.5)), 2.)))
-    return torch.where(torch.signbit(lp), torch.neg(mag), mag)
+    return torch.copysign(mag, lp)
 
   # ---- MXFP4 (torchao/prototype/qat/mx.py MXFakeQuantizedLinear with MXFakeQuantizeConfig(float4_e2m1fn_x2, 32):
   # scaling_mode RCEIL, kernel_preference EMULATED) -----------------------------------------------------------------
