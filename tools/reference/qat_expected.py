@@ -24,6 +24,21 @@ to_dtype's fp4 path: verbatim; the fp4 packing into uint8 pairs, which is lossle
 torchao/prototype/custom_fp_utils.py (_f32_to_floatx_unpacked, _floatx_unpacked_to_f32 for e2m1: verbatim) and
 torchao/prototype/qat/mx.py (the autograd function, reshaping as there).
 
+NVFP4 (qat: activation_dtype nvfp4, weight_dtype nvfp4): Axolotl 067b021 builds QATConfig(NVFP4WeightOnlyConfig()),
+which torchao 0.17.0 (its pin) and 0.18.0 reject ("Unexpected base config"); jtune runs what torchao's own QAT API
+defines for NVFP4, QATConfig(NVFP4DynamicActivationNVFP4WeightConfig()) as _infer_fake_quantize_configs maps it:
+NVFP4FakeQuantizedLinear with NVFP4FakeQuantizeConfig(use_per_tensor_scale=True) for activations and weights
+(torchao/prototype/qat/nvfp4.py, unchanged from v0.17.0 to main at 36027d82). Copied from v0.18.0 (5f2baf9d):
+torchao/prototype/mx_formats/nvfp4_tensor.py (per_tensor_amax_to_scale, nvfp4_quantize: verbatim; NVFP4Tensor.to_nvfp4,
+dequantize, get_hp_scales, _addmm_nvfp4_dispatch: verbatim for 2-d untransposed operands, scales unswizzled),
+torchao/prototype/mx_formats/kernels.py (pack_uint4, unpack_uint4, f32_to_f4_unpacked, f4_unpacked_to_f32: verbatim)
+and nvfp4.py's autograd function and NVFP4FakeQuantizedLinear.forward. v0.17.0 differs in two places, both named in
+README: nvfp4_quantize's single-level branch divides (unused here: use_per_tensor_scale is on) and get_hp_scales
+returns the scales in the operand's dtype (here fp32, as 0.18.0 and main). The one piece that cannot be torchao's
+code is torch._scaled_mm on fp4 operands (cuBLAS, Blackwell only; no CPU kernel): _scaled_mm_nvfp4_emulated computes
+its exact products in fp32, sums them in fp32 and rounds once to the output dtype; a Blackwell GPU may sum in another
+order (the last bit of some outputs).
+
     target/interop-venv/bin/python tools/reference/qat_expected.py      (torch 2.13 CPU)
 """
 import base64
@@ -304,6 +319,218 @@ class _MXQuantizedForwardFakeQuantizedBackward(torch.autograd.Function):
         return grad_input_2d.view(*ctx.orig_shape), grad_weight, None
 
 
+
+# --- NVFP4 (Axolotl's qat: {activation_dtype: nvfp4, weight_dtype: nvfp4}, as torchao's own QAT defines it)
+# torchao/prototype/mx_formats/constants.py
+F8E4M3_MAX = torch.finfo(torch.float8_e4m3fn).max  # 448.0
+# torchao/prototype/mx_formats/nvfp4_tensor.py
+E4M3_EPS = torch.finfo(torch.float8_e4m3fn).tiny
+
+
+# torchao/prototype/mx_formats/kernels.py (verbatim)
+def f32_to_f4_unpacked(x):
+    return _f32_to_floatx_unpacked(x, 2, 1)
+
+
+def f4_unpacked_to_f32(x):
+    return _floatx_unpacked_to_f32(x, 2, 1)
+
+
+def down_size(size):
+    assert size[-1] % 2 == 0, f"{size} last dim not divisible by two"
+    return (*size[:-1], size[-1] // 2)
+
+
+def up_size(size):
+    return (*size[:-1], size[-1] * 2)
+
+
+def unpack_uint4(uint8_data):
+    assert uint8_data.is_contiguous()
+    shape = uint8_data.shape
+    first_elements = (uint8_data & 0b1111).to(torch.uint8)
+    second_elements = (uint8_data >> 4).to(torch.uint8)
+    unpacked = torch.stack([first_elements, second_elements], dim=-1).view(up_size(shape))
+    return unpacked
+
+
+def pack_uint4(uint8_data):
+    shape = uint8_data.shape
+    assert shape[-1] % 2 == 0
+    uint8_data = uint8_data.contiguous().view(-1)
+    return (uint8_data[::2] | uint8_data[1::2] << 4).view(down_size(shape))
+
+
+# torchao/prototype/mx_formats/nvfp4_tensor.py (verbatim)
+def per_tensor_amax_to_scale(amax):
+    return amax.to(torch.float32) / (F8E4M3_MAX * F4_E2M1_MAX)
+
+
+def nvfp4_quantize(data_hp, block_size=16, per_tensor_scale=None):
+    assert data_hp.dtype in (torch.bfloat16, torch.float), f"{data_hp.dtype} not supported"
+    assert data_hp.size(-1) % block_size == 0, "K dim must be divisible by block_size"
+    assert data_hp.is_contiguous(), "Only support contiguous data for now"
+    assert block_size == 16, "NVFP4 requires block_size=16"
+    orig_shape = data_hp.shape
+    data_hp = data_hp.float().reshape(orig_shape[0], -1, block_size)
+    max_abs = torch.amax(torch.abs(data_hp), dim=-1)
+    block_scale = max_abs / F4_E2M1_MAX
+    out_scales = None
+    if per_tensor_scale is None:
+        block_scale_fp8 = torch.clamp(block_scale, min=E4M3_EPS, max=F8E4M3_MAX).to(torch.float8_e4m3fn)
+        block_scale_fp32 = block_scale_fp8.to(torch.float32)
+        data_scaled = data_hp * (1.0 / block_scale_fp32).unsqueeze(-1)
+        out_scales = block_scale_fp8
+    else:
+        block_scale_fp32 = block_scale.to(torch.float32)
+        if len(per_tensor_scale.shape) == 3:
+            per_tensor_scale = per_tensor_scale.squeeze(-1)
+        scaled_block_scales = block_scale_fp32 / per_tensor_scale
+        scaled_block_scales_fp8 = torch.clamp(scaled_block_scales, min=E4M3_EPS, max=F8E4M3_MAX).to(
+            torch.float8_e4m3fn)
+        scaled_block_scales_fp32 = scaled_block_scales_fp8.to(torch.float32)
+        reciprocal_scale = (1.0 / per_tensor_scale) / scaled_block_scales_fp32
+        data_scaled = data_hp * reciprocal_scale.unsqueeze(-1)
+        out_scales = scaled_block_scales_fp8
+    data_scaled = torch.clamp(data_scaled, -F4_E2M1_MAX, F4_E2M1_MAX)
+    data_scaled = data_scaled.view(orig_shape)
+    data_lp = f32_to_f4_unpacked(data_scaled)
+    data_lp = pack_uint4(data_lp)
+    return out_scales, data_lp
+
+
+class NVFP4Tensor:
+    """NVFP4Tensor's data and the methods the QAT path calls, for 2-d row-major operands: to_nvfp4 (the non-triton
+    branch, scales unswizzled: swizzling is a lossless layout for the GEMM), dequantize and get_hp_scales (verbatim
+    for an untransposed tensor). The tensor-subclass dispatch (t, view) is not needed by the emulated GEMM below."""
+
+    def __init__(self, qdata, scale, block_size, orig_dtype, per_tensor_scale):
+        self.qdata, self.scale, self.block_size = qdata, scale, block_size
+        self.orig_dtype, self.per_tensor_scale = orig_dtype, per_tensor_scale
+        self.shape = (qdata.shape[0], qdata.shape[1] * 2)
+
+    @staticmethod
+    def to_nvfp4(data_hp, block_size=16, per_tensor_scale=None):
+        assert len(data_hp.shape) in (2, 3), "unsupported"
+        leading_dims, M, K = data_hp.shape[:-2], data_hp.shape[-2], data_hp.shape[-1]
+        blockwise_scales, data_lp = nvfp4_quantize(data_hp, block_size, per_tensor_scale)
+        scale_M, scale_K = M, K // block_size
+        blockwise_scales = blockwise_scales.view(*leading_dims, scale_M, scale_K)
+        return NVFP4Tensor(data_lp, blockwise_scales, block_size, data_hp.dtype, per_tensor_scale)
+
+    def dequantize(self, output_dtype=None):
+        leading_dims, M, K = self.shape[:-2], self.shape[-2], self.shape[-1]
+        data = self.qdata
+        data_unpacked = unpack_uint4(data.contiguous().view(torch.uint8))
+        data_f32 = f4_unpacked_to_f32(data_unpacked)
+        data_f32 = data_f32.view(*leading_dims, M, K // self.block_size, self.block_size)
+        scale_e4m3_reshaped = self.get_hp_scales().view(*leading_dims, M, K // self.block_size, 1)
+        data_scaled = data_f32 * scale_e4m3_reshaped.to(torch.float32)
+        result = data_scaled.view(*leading_dims, M, K).to(output_dtype)
+        return result
+
+    def get_hp_scales(self):
+        scale_e4m3 = self.scale
+        return (scale_e4m3.to(torch.float) if self.per_tensor_scale is None
+                else self.per_tensor_scale * scale_e4m3.to(torch.float))
+
+
+def _scaled_mm_nvfp4_emulated(a, b, out_dtype):
+    # The one piece that is not torchao's code: torch._scaled_mm on fp4 operands with e4m3 block scales (cuBLAS's
+    # block-scaled GEMM, Blackwell only; torch has no CPU kernel for it). Each operand's element times its block scale
+    # (no per-tensor scale: _addmm_nvfp4_dispatch applies that afterwards) is exact in fp32 (2 + 4 significant bits);
+    # the products are summed in fp32 (use_fast_accum=False) and the sum rounded once to out_dtype.
+    def operand(t):
+        M, K = t.shape
+        vals = f4_unpacked_to_f32(unpack_uint4(t.qdata.contiguous())).view(M, K // 16, 16)
+        return (vals * t.scale.to(torch.float32).view(M, K // 16, 1)).view(M, K)
+    return torch.mm(operand(a), operand(b).t()).to(out_dtype)
+
+
+def _addmm_nvfp4_dispatch(a, b, bias=None):
+    # nvfp4_tensor.py _addmm_nvfp4_dispatch (b given untransposed, [N, K]): per-tensor scales merged and applied
+    # after the GEMM in the output dtype, the bias added after that.
+    a_scale = a.per_tensor_scale
+    b_scale = b.per_tensor_scale
+    if a_scale is not None and b_scale is not None:
+        scale_result = a_scale * b_scale
+    elif a_scale is not None or b_scale is not None:
+        scale_result = a_scale if a_scale is not None else b_scale
+    else:
+        scale_result = None
+    should_add_bias_separately = (scale_result is not None or a.orig_dtype == torch.float32) and (bias is not None)
+    assert bias is None or should_add_bias_separately, "bias fused into _scaled_mm is not emulated"
+    result = _scaled_mm_nvfp4_emulated(a, b, a.orig_dtype)
+    if scale_result is not None:
+        result = result * scale_result.to(a.orig_dtype)
+    if should_add_bias_separately:
+        result = result + bias.to(a.orig_dtype)
+    return result
+
+
+# torchao/prototype/qat/nvfp4.py (verbatim but for the dispatch above; use_swizzled_scales and use_triton_kernel
+# change neither values nor gradients on this path: the weight is always quantized by nvfp4_quantize there)
+class _NVFP4QuantizedForwardFakeQuantizedBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, _input, weight, bias, use_per_tensor_scale):
+        if use_per_tensor_scale:
+            tensor_amax = torch.max(torch.abs(_input))
+            per_tensor_scale = per_tensor_amax_to_scale(tensor_amax)
+        else:
+            per_tensor_scale = None
+        _input = NVFP4Tensor.to_nvfp4(_input, per_tensor_scale=per_tensor_scale)
+        if use_per_tensor_scale:
+            tensor_amax = torch.max(torch.abs(weight))
+            per_tensor_scale = per_tensor_amax_to_scale(tensor_amax)
+        else:
+            per_tensor_scale = None
+        weight = NVFP4Tensor.to_nvfp4(weight, per_tensor_scale=per_tensor_scale)
+        ctx.saved = (_input, weight)
+        return _addmm_nvfp4_dispatch(_input, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        _input, weight = ctx.saved
+        _input = _input.dequantize(_input.orig_dtype)
+        weight = weight.dequantize(weight.orig_dtype)
+        grad_input = torch.mm(grad_output, weight)
+        grad_weight = torch.mm(grad_output.t(), _input)
+        return grad_input, grad_weight, None, None
+
+
+def nvfp4_fake_quantized_linear(x, weight, bias, use_per_tensor_scale=True):
+    # NVFP4FakeQuantizedLinear.forward (verbatim)
+    if x.dim() == 3:
+        batch_size = x.shape[0]
+        x = x.view(-1, x.shape[-1])
+    else:
+        batch_size = None
+    fq = _NVFP4QuantizedForwardFakeQuantizedBackward.apply(x, weight, bias, use_per_tensor_scale)
+    assert fq.dtype == x.dtype
+    if batch_size is not None:
+        return fq.view(batch_size, -1, fq.shape[-1])
+    else:
+        return fq
+
+
+def nvfp4_case(name, dtype, x0, w0, g0, b0):
+    x = x0.to(dtype).detach().clone().requires_grad_(True)
+    w = w0.to(dtype).detach().clone().requires_grad_(True)
+    b = None if b0 is None else b0.to(dtype).detach().clone().requires_grad_(True)
+    y = nvfp4_fake_quantized_linear(x, w, b)
+    y.backward(g0.to(dtype))
+    c = {"name": name, "dtype": str(dtype).replace("torch.", ""), "group_size": 16,
+         "activation": "nvfp4", "weight": "nvfp4",
+         "x": b64f(x), "w": b64f(w), "grad_out": b64f(g0.to(dtype)),
+         "y": b64f(y), "grad_x": b64f(x.grad), "grad_w": b64f(w.grad),
+         "x_shape": list(x.shape), "w_shape": list(w.shape)}
+    if b is not None:
+        assert b.grad is None  # the autograd function returns no gradient for the bias: torchao leaves it untrained
+        c["bias"] = b64f(b)
+        c["bias_grad"] = None
+    return c
+
+
 def mx_case(name, dtype, x0, w0, g0):
     x = x0.to(dtype).detach().clone().requires_grad_(True)
     w = w0.to(dtype).detach().clone().requires_grad_(True)
@@ -360,6 +587,23 @@ def main():
     wm[2, :32] = torch.linspace(-0.3, 0.3, 32)
     for dtype in (torch.float32, torch.bfloat16):
         cases.append(mx_case("mxfp4-mxfp4", dtype, xm, wm, g0))
+    # NVFP4: blocks of 16 with e2m1 ties (relative to the block's scale), a zero block, a negative zero, a block far
+    # below the tensor's maximum (its e4m3 scale clamped up to e4m3's smallest normal), one block at the tensor's
+    # maximum (scale 448), and a bias (added after the per-tensor scaling; it gets no gradient).
+    xn = x0.clone() * 2
+    xn[0, 3, :16] = torch.tensor([6.0, 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0] * 2) * torch.tensor([1.0, -1.0] * 8)
+    xn[0, 3, 16:32] = torch.tensor([3.0, 0.125, 0.375, 0.625, 0.875, 1.25, 1.75, 2.5] * 2)
+    xn[1, 0, 32:48] = 0.0
+    xn[1, 0, 40] = -0.0
+    xn[1, 1, 48:64] = torch.linspace(-1e-4, 1e-4, 16)
+    xn[1, 4, 5] = 9.0
+    wn = w0.clone()
+    wn[2, :16] = torch.linspace(-0.3, 0.3, 16)
+    wn[4, 16:32] = 1e-6
+    bn = torch.randn(out_f) * 0.1
+    for dtype in (torch.float32, torch.bfloat16):
+        cases.append(nvfp4_case("nvfp4-nvfp4", dtype, xn, wn, g0, None))
+        cases.append(nvfp4_case("nvfp4-nvfp4-bias", dtype, xn, wn, g0, bn))
     path = os.path.join(os.path.dirname(__file__), "..", "..", "quant", "src", "test", "resources", "fixtures",
                         "qat_expected.json")
     with open(path, "w") as f:

@@ -44,7 +44,26 @@ public final class Qat implements FakeQuant {
         if (!enabled || scheme.activation() == QatScheme.Activation.NONE) {
             return x;
         }
+        if (scheme.activation() == QatScheme.Activation.NVFP4) {
+            throw new IllegalStateException("NVFP4 quantizes inside its product: use linear(x, w)");
+        }
         return scheme.activation() == QatScheme.Activation.MXFP4 ? mxFp4(x) : int8PerToken(x);
+    }
+
+    /**
+     * torchao's NVFP4FakeQuantizedLinear ({@code use_per_tensor_scale=True} for input and weight) of {@code x} [..., in]
+     * and {@code w} [out, in]: the block-scaled fp4 GEMM forward, the dequantized operands' products backward.
+     */
+    static NDArray nvFp4Linear(NDArray x, NDArray w) {
+        return LIBRARY.ops().call("nvfp4_linear", x, w);
+    }
+
+    @Override
+    public NDArray linear(NDArray x, NDArray w) {
+        if (enabled && scheme.weight() == QatScheme.Weight.NVFP4) {
+            return nvFp4Linear(x, w);
+        }
+        return FakeQuant.super.linear(x, w);
     }
 
     /** torchao's MXFP4 fake quantization (e2m1 elements, E8M0 scale per 32 along the last dimension), identity backward. */
@@ -66,6 +85,9 @@ public final class Qat implements FakeQuant {
     public NDArray weight(NDArray w) {
         if (!enabled) {
             return w;
+        }
+        if (scheme.weight() == QatScheme.Weight.NVFP4) {
+            throw new IllegalStateException("NVFP4 quantizes inside its product: use linear(x, w)");
         }
         return scheme.weight() == QatScheme.Weight.MXFP4 ? mxFp4(w) : int4Weight(w, scheme.groupSize());
     }

@@ -40,8 +40,9 @@
  *   <li>{@link dev.jtune.quant.Qat} (Axolotl's {@code qat:}): torchao's fake quantization for quantization-aware
  *       training, a {@code FakeQuant} that {@code attach} puts on every dense projection of a model ({@code lm_head}
  *       included) and {@code detach} removes (torchao's convert); the schemes of {@link dev.jtune.quant.QatScheme}:
- *       int8 per-token activations with int4 per-group weights, and MXFP4 activations and weights
- *       ({@code qat.torchscript.py}), each bit for bit torchao v0.18.0's code in forward and backward
+ *       int8 per-token activations with int4 per-group weights, MXFP4 activations and weights, and NVFP4 activations
+ *       and weights (torchao's NVFP4FakeQuantizedLinear, per-tensor scales: its block-scaled fp4 GEMM emulated in the
+ *       forward) ({@code qat.torchscript.py}), each bit for bit torchao v0.18.0's code in forward and backward
  *       ({@code tools/reference/qat_expected.py}); {@code setEnabled} is Axolotl's QATCallback switch.
  * </ul>
  *

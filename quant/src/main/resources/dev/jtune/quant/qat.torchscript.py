@@ -62,6 +62,18 @@ class QatOps(Module):
     fq = torch.add(torch.mul(fq, scale), zero_point)
     return torch.to(torch.view(fq, w.size()), int(w.dtype))
 
+  def e2m1(self: __torch__.QatOps, lp: Tensor) -> Tensor:
+    # custom_fp_utils._f32_to_floatx_unpacked(lp, 2, 1) then _floatx_unpacked_to_f32, for fp32 lp in [-6, 6]: the
+    # nearest e2m1 value {0, 0.5, 1, 1.5, 2, 3, 4, 6}, ties to the even code, the sign kept (-0 too). Each binade's
+    # grid is evenly spaced (0.5 below 2, 1 below 4, 2 up to 6) and its even codes are the grid's even multiples, so
+    # round-half-to-even of a / step (exact: step is a power of two) gives torchao's bit manipulation; the fixtures
+    # check every tie. Three roundings rather than a chain of comparisons: few ops, as each op costs a thread-pool
+    # dispatch.
+    a = torch.abs(lp)
+    mag = torch.where(torch.lt(a, 2.), torch.mul(torch.round(torch.mul(a, 2.)), 0.5),
+                      torch.where(torch.lt(a, 4.), torch.round(a), torch.mul(torch.round(torch.mul(a, 0.5)), 2.)))
+    return torch.copysign(mag, lp)
+
   # ---- MXFP4 (torchao/prototype/qat/mx.py MXFakeQuantizedLinear with MXFakeQuantizeConfig(float4_e2m1fn_x2, 32):
   # scaling_mode RCEIL, kernel_preference EMULATED) -----------------------------------------------------------------
   def mx_fp4(self: __torch__.QatOps, x: Tensor, block_size: int) -> Tensor:
@@ -86,15 +98,7 @@ class QatOps(Module):
                                   torch.where(torch.eq(exponent, 0.), torch.ones_like(descale),
                                               torch.exp2(torch.rsub(exponent, 127.)))))
     lp = torch.clamp(torch.mul(data, rcp), -6.0, 6.0)
-    a = torch.abs(lp)
-    mag = torch.where(torch.le(a, 0.25), torch.zeros_like(a),
-          torch.where(torch.lt(a, 0.75), torch.full_like(a, 0.5),
-          torch.where(torch.le(a, 1.25), torch.ones_like(a),
-          torch.where(torch.lt(a, 1.75), torch.full_like(a, 1.5),
-          torch.where(torch.le(a, 2.5), torch.full_like(a, 2.),
-          torch.where(torch.lt(a, 3.5), torch.full_like(a, 3.),
-          torch.where(torch.le(a, 5.0), torch.full_like(a, 4.), torch.full_like(a, 6.))))))))
-    value = torch.where(torch.signbit(lp), torch.neg(mag), mag)
+    value = self.e2m1(lp)
     # get_fp_scale: pow(2.0, e - 127) in fp32 (NaN where e == 255), then both factors in the target dtype
     s_fp = torch.pow(torch.full_like(exponent, 2.), torch.sub(exponent, 127.))
     s_fp = torch.where(torch.eq(exponent, 255.), torch.full_like(s_fp, float("nan")), s_fp)
@@ -106,3 +110,54 @@ class QatOps(Module):
     # grad_w = g^T @ xq. Each fake-quantized operand enters the product as fq.detach() + (t - t.detach()): fq exactly
     # forward (the second term is 0), the identity backward, so the linear's own backward computes those products.
     return torch.add(self.mx_fp4(x, block_size), torch.sub(x, torch.detach(x)))
+
+  # ---- NVFP4 (torchao/prototype/qat/nvfp4.py NVFP4FakeQuantizedLinear with NVFP4FakeQuantizeConfig(
+  # use_per_tensor_scale=True) for activations and weights: what QATConfig(NVFP4DynamicActivationNVFP4WeightConfig())
+  # prepares; torchao v0.18.0, where nvfp4.py and nvfp4_tensor.py read as on its main branch) ----------------------
+  def nvfp4_blocks(self: __torch__.QatOps, data: Tensor, pts: Tensor) -> Tuple[Tensor, Tensor]:
+    # nvfp4_tensor.py nvfp4_quantize, two-level branch: fp32 blocks of 16 along the last dimension; block scale
+    # amax / 6 divided by the per-tensor scale, clamped to [e4m3's smallest normal 2^-6, 448] and cast to float8 e4m3
+    # (round to nearest even); elements times (1 / pts) / e4m3 scale, clamped to [-6, 6], rounded to e2m1.
+    # Returns the e2m1 values [M, K/16, 16] and the e4m3 block scales in fp32 [M, K/16, 1].
+    hp = torch.reshape(torch.to(data, 6), [data.size(0), -1, 16])
+    max_abs = torch.amax(torch.abs(hp), [-1], False)
+    block_scale = torch.div(max_abs, 6.0)
+    scaled = torch.div(block_scale, pts)
+    s32 = torch.to(torch.to(torch.clamp(scaled, 0.015625, 448.0), 24), 6)
+    # (1.0 / per_tensor_scale) / scale: Tensor.__rtruediv__ is reciprocal() * 1.0
+    rcp = torch.div(torch.mul(torch.reciprocal(pts), 1.0), s32)
+    lp = torch.clamp(torch.mul(hp, torch.unsqueeze(rcp, -1)), -6.0, 6.0)
+    return self.e2m1(lp), torch.unsqueeze(s32, -1)
+
+  def nvfp4_linear(self: __torch__.QatOps, x: Tensor, w: Tensor) -> Tensor:
+    # NVFP4FakeQuantizedLinear.forward / _NVFP4QuantizedForwardFakeQuantizedBackward for x [..., K], w [N, K]:
+    # per-tensor scale amax(|t|) (in t's dtype) as fp32 / (448 * 6), for the input (all its rows together) and the
+    # weight; forward _addmm_nvfp4_dispatch: the block-scaled fp4 GEMM (each element times its e4m3 block scale, exact
+    # in fp32; products summed in fp32; rounded once to x's dtype: torch._scaled_mm's numerics on Blackwell, emulated
+    # here), then times (pts_x * pts_w) cast to x's dtype. Backward in high precision: grad_x = g @ dequant(w),
+    # grad_w = g^T @ dequant(x), dequant = e2m1 value * (pts * e4m3 scale in fp32), cast to the operand's dtype
+    # (NVFP4Tensor.dequantize / get_hp_scales). Autograd gets that backward from mm(xd, wd^T) over operands that are
+    # the dequantized values forward and the identity backward (as mx_fake_quant); its value is replaced by the
+    # GEMM's (y_fwd.detach() + (l - l.detach()): y_fwd exactly, l's gradient).
+    dtype = int(x.dtype)
+    shape = x.size()
+    k = shape[-1]
+    x2 = torch.reshape(x, [-1, k])
+    xd = torch.detach(x2)
+    wd = torch.detach(w)
+    xpts = torch.div(torch.to(torch.max(torch.abs(xd)), 6), 2688.0)
+    wpts = torch.div(torch.to(torch.max(torch.abs(wd)), 6), 2688.0)
+    xv, xs = self.nvfp4_blocks(xd, xpts)
+    wv, ws = self.nvfp4_blocks(wd, wpts)
+    a = torch.reshape(torch.mul(xv, xs), [-1, k])
+    b = torch.reshape(torch.mul(wv, ws), [-1, k])
+    y = torch.to(torch.mm(a, torch.t(b)), dtype)
+    y = torch.mul(y, torch.to(torch.mul(xpts, wpts), dtype))
+    xq = torch.to(torch.reshape(torch.mul(xv, torch.mul(xpts, xs)), [-1, k]), dtype)
+    wq = torch.to(torch.reshape(torch.mul(wv, torch.mul(wpts, ws)), [-1, k]), int(w.dtype))
+    xst = torch.add(xq, torch.sub(x2, xd))
+    wst = torch.add(wq, torch.sub(w, wd))
+    l = torch.mm(xst, torch.t(wst))
+    out = torch.add(torch.detach(y), torch.sub(l, torch.detach(l)))
+    out_shape = shape[:-1] + [w.size(0)]
+    return torch.reshape(out, out_shape)

@@ -26,9 +26,13 @@ import org.junit.jupiter.api.Test;
  * (tools/reference/qat_expected.py: pytorch/ao v0.18.0's fake quantizers run in torch 2.13): a 16×64 linear on a
  * [2,5,64] input, forward output and the input's and weight's gradients, in fp32 and bf16, group sizes 32 and 16,
  * activation-only and weight-only too; and {@code mxfp4}/{@code mxfp4} (torchao's MXFakeQuantizedLinear: e2m1 elements
- * with an E8M0 scale per 32, forward and backward through the dequantized operands). The fixture has a zero input row
+ * with an E8M0 scale per 32, forward and backward through the dequantized operands); and {@code nvfp4}/{@code nvfp4}
+ * (torchao's NVFP4FakeQuantizedLinear with per-tensor scales: e2m1 elements with a float8 e4m3 scale per 16 under one
+ * fp32 scale per tensor; forward the block-scaled fp4 GEMM, emulated as the fixture script says, then the per-tensor
+ * scales in the output dtype and a bias; backward through the dequantized operands). The fixture has a zero input row
  * (scale at eps), a row without negative values, a constant weight group (scale eps/15), tied group maxima (amax shares
- * its gradient), and for MX every e2m1 rounding tie, a zero block and a negative zero. Every value is matched bit for
+ * its gradient), for MX and NVFP4 every e2m1 rounding tie, a zero block and a negative zero, and for NVFP4 a block
+ * whose e4m3 scale is clamped to e4m3's smallest normal and one at 448. Every value is matched bit for
  * bit: jtune's kernel runs the same aten ops on libtorch 2.7.1 (e2m1 rounding as thresholds, checked equal to
  * torchao's bit manipulation).
  */
@@ -45,6 +49,7 @@ class QatFixtureTest {
             String name = c.get("name").asText() + " " + c.get("dtype").asText();
             Dtype dtype = c.get("dtype").asText().equals("bfloat16") ? Dtype.BF16 : Dtype.FP32;
             boolean mx = "mxfp4".equals(c.get("weight").asText());
+            boolean nv = "nvfp4".equals(c.get("weight").asText());
             boolean act = !c.get("activation").isNull();
             boolean weight = !c.get("weight").isNull();
             int group = c.get("group_size").asInt();
@@ -53,7 +58,14 @@ class QatFixtureTest {
                 NDArray w = in(m, f32(c.get("w")), shape(c.get("w_shape")), dtype);
                 x.setRequiresGradient(true);
                 w.setRequiresGradient(true);
+                // torchao adds the bias after the per-tensor scaling, in the output dtype, as Attention adds it; its
+                // autograd function returns no gradient for it (the fixture has bias_grad null).
+                NDArray bias = c.has("bias") ? in(m, f32(c.get("bias")), new Shape(w.getShape().get(0)), dtype) : null;
                 NDArray y = Autograd.withGrad(() -> {
+                    if (nv) {
+                        NDArray out = Qat.nvFp4Linear(x, w);
+                        return bias == null ? out : out.add(bias);
+                    }
                     NDArray xq = mx ? Qat.mxFp4(x) : act ? Qat.int8PerToken(x) : x;
                     NDArray wq = mx ? Qat.mxFp4(w) : weight ? Qat.int4Weight(w, group) : w;
                     return ai.djl.nn.core.Linear.linear(xq, wq).singletonOrThrow();
@@ -66,7 +78,7 @@ class QatFixtureTest {
                 checked++;
             }
         }
-        assertEquals(10, checked);
+        assertEquals(14, checked);
     }
 
     /** The scheme through a DenseLinear, as the trainer attaches it: the same bits as the kernels called directly. */

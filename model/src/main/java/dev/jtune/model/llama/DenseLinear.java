@@ -57,23 +57,11 @@ public final class DenseLinear implements Linear {
             return ai.djl.nn.core.Linear.linear(x, weight).singletonOrThrow();
         }
         NDArray w = castTo == null ? weight : Kernels.get().cast(weight, castTo);
-        NDArray input = x;
-        NDArray used = w;
-        if (q != null) {
-            // FakeQuantizedLinear.forward: activation first, then the weight (FSDP's bf16 copy under mixed precision).
-            input = q.activation(x);
-            used = q.weight(w);
-        }
-        NDArray y = ai.djl.nn.core.Linear.linear(input, used).singletonOrThrow();
+        // FakeQuantizedLinear.forward over the weight in the compute dtype (FSDP's bf16 copy under mixed precision).
+        NDArray y = q != null ? q.linear(x, w) : ai.djl.nn.core.Linear.linear(x, w).singletonOrThrow();
         // Autograd keeps what it needs; close only what this call made.
-        if (used != w) {
-            used.close();
-        }
         if (w != weight) {
             w.close();
-        }
-        if (input != x) {
-            input.close();
         }
         return y;
     }

@@ -14,4 +14,23 @@ public interface FakeQuant {
 
     /** The fake-quantized weight [out, in] in the compute dtype (w itself when off). */
     NDArray weight(NDArray w);
+
+    /**
+     * The projection {@code x wᵀ} with fake quantization, {@code w} [out, in] in the compute dtype: by default the
+     * plain product of {@link #activation} and {@link #weight} (FakeQuantizedLinear's {@code F.linear}); a scheme
+     * whose forward is not that product (NVFP4's scaled fp4 GEMM) overrides it.
+     */
+    default NDArray linear(NDArray x, NDArray w) {
+        NDArray input = activation(x);
+        NDArray used = weight(w);
+        NDArray y = ai.djl.nn.core.Linear.linear(input, used).singletonOrThrow();
+        // Autograd keeps what it needs; close only what this call made.
+        if (used != w) {
+            used.close();
+        }
+        if (input != x) {
+            input.close();
+        }
+        return y;
+    }
 }

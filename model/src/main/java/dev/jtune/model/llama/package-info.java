@@ -14,7 +14,8 @@
  * windows, soft-capping) → RmsNorm → {@link dev.jtune.model.llama.Mlp} (SwiGLU or GeGLU), with Gemma's extra norms.
  * Every projection is a {@link dev.jtune.model.llama.Linear}, the seam where LoRA and NF4 plug in (a
  * {@link dev.jtune.model.llama.DenseLinear} also takes a {@link dev.jtune.model.llama.FakeQuant}: quantization-aware
- * training's fake quantization of its input and weight); {@link
+ * training's fake quantization of its input and weight, or of the whole product where the scheme computes it, as
+ * NVFP4's scaled GEMM); {@link
  * dev.jtune.model.llama.LlamaModel#linears()} and {@link dev.jtune.model.llama.LlamaModel#tensors()} name them all.
  *
  * <p>One decoder stack: {@link dev.jtune.model.llama.LlamaModel#decode} (embedding cast to the compute dtype, every

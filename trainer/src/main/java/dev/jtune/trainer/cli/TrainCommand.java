@@ -263,6 +263,9 @@ final class TrainCommand {
                 } else {
                     whole = qat.isPresent() ? new FullFineTuning(model, qatSwitch(qat.get(), model, out))
                             : new FullFineTuning(model);
+                    if (qat.isPresent() && qat.get().scheme().weight() == dev.jtune.quant.QatScheme.Weight.NVFP4) {
+                        whole = nvfp4FrozenBiases(whole, model, out);
+                    }
                     out.printf("model: %s (%s), full fine-tuning in %s (%,d parameters)%n", modelDir,
                             model.config().family().architecture(), masterWeights
                                     ? options.precision().label() + " compute, fp32 master weights and AdamW state"
@@ -371,6 +374,24 @@ final class TrainCommand {
                 out.println("qat: fake quantization enabled at step " + step + " (fake_quant_after_n_steps)");
             }
         };
+    }
+
+    /**
+     * torchao's NVFP4FakeQuantizedLinear passes the projection's bias through its autograd function, whose backward
+     * returns no gradient for it: under NVFP4 QAT the biases of fake-quantized projections (Qwen2's q/k/v) keep their
+     * loaded values. They are left out of training here, as there.
+     */
+    static TrainableModel nvfp4FrozenBiases(TrainableModel whole, LlamaModel model, PrintStream out) {
+        Set<String> projections = model.linears().keySet();
+        java.util.function.Predicate<String> bias = name -> name.endsWith(".bias")
+                && projections.contains(name.substring(0, name.length() - ".bias".length()));
+        long n = whole.parameters().keySet().stream().filter(bias).count();
+        if (n == 0) {
+            return whole;
+        }
+        out.println("qat: " + n + " projection biases stay as loaded: torchao's NVFP4 autograd function gives the bias"
+                + " no gradient");
+        return dev.jtune.trainer.train.UnfrozenParameters.freeze(whole, bias);
     }
 
     /**

@@ -17,8 +17,10 @@ import java.util.OptionalLong;
  * {@code weight_dtype} default int8, {@code group_size} default 32, {@code quantize_embedding} default false,
  * {@code fake_quant_after_n_steps} default none) and mapped the way {@code utils/quantization.py}
  * {@code get_quantization_config} / {@code _make_qat_config} map it onto torchao's fake quantizers. jtune runs the
- * pairs Axolotl's examples train with: int8 activations with int4 weights, and MXFP4 with MXFP4; each other value is
- * refused with what Axolotl would do there.
+ * pairs Axolotl's examples train with: int8 activations with int4 weights, MXFP4 with MXFP4, and NVFP4 with NVFP4 —
+ * the last as torchao's own NVFP4 QAT defines it ({@code NVFP4FakeQuantizedLinear}), since Axolotl 067b021's
+ * {@code QATConfig(NVFP4WeightOnlyConfig())} is rejected by its torchao; each other value is refused with what Axolotl
+ * would do there.
  *
  * @param scheme what each projection fake-quantizes
  * @param afterSteps {@code fake_quant_after_n_steps}: fake quantization off from step 0 and on again from this step
@@ -137,13 +139,16 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         QatScheme scheme = null;
         if (weight != null && (activation != null || !qat.containsKey("activation_dtype")
                 || qat.get("activation_dtype") == null)) {
-            scheme = scheme(activation, weight, group, problems);
+            scheme = scheme(activation, weight, group, qat.containsKey("group_size"), problems);
         }
-        if (scheme != null && scheme.weight() == QatScheme.Weight.MXFP4 && after.isPresent()) {
-            problems.add(new Problem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps with mxfp4 is"
+        if (scheme != null && (scheme.weight() == QatScheme.Weight.MXFP4 || scheme.weight() == QatScheme.Weight.NVFP4)
+                && after.isPresent()) {
+            String fmt = scheme.weight() == QatScheme.Weight.MXFP4 ? "mxfp4" : "nvfp4";
+            String layer = scheme.weight() == QatScheme.Weight.MXFP4 ? "MXFakeQuantizedLinear" : "NVFP4FakeQuantizedLinear";
+            problems.add(new Problem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps with " + fmt + " is"
                     + " refused: Axolotl's QATCallback toggles torchao's FakeQuantizedLinear and FakeQuantizedEmbedding"
-                    + " only, not MXFakeQuantizedLinear, so there the key has no effect and MXFP4 fake quantization runs"
-                    + " from the first step; leave the key out for that"));
+                    + " only, not " + layer + ", so there the key has no effect and " + fmt.toUpperCase(Locale.ROOT)
+                    + " fake quantization runs from the first step; leave the key out for that"));
         }
         if (problems.size() > before || scheme == null) {
             return Optional.empty();
@@ -167,7 +172,8 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
     }
 
     /** get_quantization_config's and _make_qat_config's cases, in their order. */
-    private static QatScheme scheme(String activation, String weight, int group, List<Problem> problems) {
+    private static QatScheme scheme(String activation, String weight, int group, boolean groupGiven,
+            List<Problem> problems) {
         String pair = "qat.weight_dtype " + weight + " with qat.activation_dtype "
                 + (activation == null ? "unset" : activation);
         String key = "qat.weight_dtype";
@@ -193,15 +199,28 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
             }
             return new QatScheme(QatScheme.Activation.MXFP4, QatScheme.Weight.MXFP4, group);
         }
+        if (weight.equals("nvfp4") && "nvfp4".equals(activation)) {
+            // Axolotl 067b021 builds QATConfig(NVFP4WeightOnlyConfig()), which torchao rejects (see below); what torchao's
+            // QAT defines for NVFP4 is QATConfig(NVFP4DynamicActivationNVFP4WeightConfig()): NVFP4FakeQuantizedLinear
+            // with per-tensor scales, activations and weights. get_quantization_config's group_size check stays.
+            if (group != QatScheme.NV_BLOCK) {
+                problems.add(new Problem("qat.group_size", "qat.group_size " + group + " with qat.weight_dtype nvfp4 is"
+                        + " refused, as Axolotl refuses it (\"NVFP4 quantization must use a group_size of 16\")"
+                        + (groupGiven ? "" : "; Axolotl's default group_size is 32, so write"
+                        + " group_size: 16")));
+                return null;
+            }
+            return new QatScheme(QatScheme.Activation.NVFP4, QatScheme.Weight.NVFP4, group);
+        }
         String why;
         if (weight.equals("mxfp4")) {
             why = "Axolotl builds MXFakeQuantizedLinear for weight_dtype mxfp4, which fake-quantizes the activations to"
                     + " MXFP4 whatever activation_dtype says; write activation_dtype: mxfp4 (or leave it out) for that";
         } else if (weight.equals("nvfp4")) {
-            why = "Axolotl 067b021 builds QATConfig(NVFP4WeightOnlyConfig()) for it, which torchao (0.17.0, its pin,"
-                    + " and 0.18.0) does not map to fake quantizers: prepare_model_for_qat raises \"Unexpected base"
-                    + " config: NVFP4WeightOnlyConfig(...)\" before training starts, so there is no Axolotl behaviour"
-                    + " to reproduce";
+            why = "torchao's NVFP4 QAT (NVFP4FakeQuantizedLinear) has no weight-only or mixed form (\"Weight only NVFP4"
+                    + " QAT not supported yet\"), and Axolotl 067b021 builds QATConfig(NVFP4WeightOnlyConfig()), which"
+                    + " torchao (0.17.0, its pin, and 0.18.0) rejects before training (\"Unexpected base config\");"
+                    + " write activation_dtype: nvfp4 with weight_dtype: nvfp4 and group_size: 16 for NVFP4";
         } else if (activation == null && weight.equals("int4")) {
             why = "weight-only int4 is torchao's Int4WeightFakeQuantizeConfig for fp8 activations (each weight row"
                     + " quantized to float8 e4m3 first, then to int4), which jtune does not run";
@@ -215,8 +234,8 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
             why = "Axolotl stops there (\"Invalid activation/weight dtype combination\")";
         }
         problems.add(new Problem(key, pair + " is refused: " + why + ". jtune runs activation_dtype: int8"
-                + " with weight_dtype: int4 (any group_size dividing the projections' input features), and mxfp4 with mxfp4"
-                + " (group_size 32)"));
+                + " with weight_dtype: int4 (any group_size dividing the projections' input features), mxfp4 with mxfp4"
+                + " (group_size 32) and nvfp4 with nvfp4 (group_size 16)"));
         return null;
     }
 
@@ -241,9 +260,14 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
 
     /** The line the trainer prints. */
     public String describe() {
-        return String.format(Locale.ROOT, "qat: fake quantization of every linear layer, lm_head included (torchao's"
-                + " FakeQuantizedLinear as Axolotl prepares it): %s%s; the trained weights are saved unquantized"
-                + " (Axolotl's convert step), quantize them with the same scheme afterwards", scheme,
+        String how = scheme.weight() == QatScheme.Weight.NVFP4
+                ? "torchao's NVFP4FakeQuantizedLinear as QATConfig(NVFP4DynamicActivationNVFP4WeightConfig()) prepares"
+                + " it, per-tensor scales on; Axolotl 067b021 builds QATConfig(NVFP4WeightOnlyConfig()) instead, which"
+                + " its torchao rejects; projection biases get no gradient, as there"
+                : "torchao's FakeQuantizedLinear as Axolotl prepares it";
+        return String.format(Locale.ROOT, "qat: fake quantization of every linear layer, lm_head included (%s): %s%s;"
+                + " the trained weights are saved unquantized (Axolotl's convert step), quantize them with the same"
+                + " scheme afterwards", how, scheme,
                 afterSteps.isPresent() ? ", off for the first " + afterSteps.getAsLong() + " steps"
                         + " (fake_quant_after_n_steps)" : "");
     }

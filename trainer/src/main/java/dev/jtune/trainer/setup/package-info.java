@@ -26,13 +26,15 @@
  * does (also to the rows of a saved adapter's copies).
  *
  * <p>Quantization-aware training: {@link dev.jtune.trainer.setup.QatSettings} reads Axolotl's {@code qat:} block as
- * Axolotl maps it onto torchao (int8/int4 and mxfp4/mxfp4 run through {@code quant.Qat}; every other value refused
- * with Axolotl's own outcome named), checked by ConfigChecks with the group size against base_model's widths.
+ * Axolotl maps it onto torchao (int8/int4 and mxfp4/mxfp4 run through {@code quant.Qat}; nvfp4/nvfp4, which Axolotl
+ * 067b021's torchao rejects, as torchao's own NVFP4 QAT defines it; every other value refused with Axolotl's own
+ * outcome named), checked by ConfigChecks with the group size against base_model's widths.
  *
  * <p>The diffusion objective: {@link dev.jtune.trainer.setup.DiffusionSettings} reads the DiffusionPlugin's
  * {@code diffusion:} block as Axolotl's {@code DiffusionConfig} validates it (ConfigChecks reports its problems),
  * resolves the mask token against the tokenizer as Axolotl's {@code resolve_mask_token_id} does (adding it to the run's
  * vocabulary edits where Axolotl adds it) and builds {@code train.Diffusion} for the run.
+ *
  * <p>Sparse fine-tuning: {@link dev.jtune.trainer.setup.SparseFinetuning} reads the LLMCompressor plugin's
  * {@code llmcompressor:} block (a recipe inline, from a file or as YAML text, parsed as llm-compressor's
  * {@code Recipe.from_dict}; ConstantPruningModifier run, every other modifier refused by name) and selects the masked

@@ -249,6 +249,20 @@ public record UnfrozenParameters(List<Layer> patterns) {
         return kept;
     }
 
+    /**
+     * {@code trainable} with the tensors that {@code frozen} names left out of training (no gradient, no optimizer
+     * state, no weight decay: a parameter whose {@code grad} stays None in torch), saved as before.
+     */
+    public static TrainableModel freeze(TrainableModel trainable, java.util.function.Predicate<String> frozen) {
+        Map<String, NDArray> params = new LinkedHashMap<>();
+        trainable.parameters().forEach((name, t) -> {
+            if (!frozen.test(name)) {
+                params.put(name, t);
+            }
+        });
+        return new PartlyFrozen(trainable, java.util.Collections.unmodifiableMap(params), Map.of());
+    }
+
     /** A trainable model of which only some tensors (or rows) train; it saves everything as the whole one does. */
     record PartlyFrozen(TrainableModel whole, Map<String, NDArray> parameters, Map<String, List<long[]>> frozenRows)
             implements TrainableModel {

@@ -25,8 +25,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * Axolotl's {@code qat:} in training: full fine-tuning of the tiny model with torchao's int8/int4 fake quantization
- * (the numerics are QatFixtureTest's), {@code fake_quant_after_n_steps} as Axolotl's QATCallback applies it, the saved
+ * Axolotl's {@code qat:} in training: full fine-tuning of the tiny model with torchao's int8/int4, MXFP4 and NVFP4
+ * fake quantization (the numerics are QatFixtureTest's), NVFP4's untrained projection biases (Qwen2), {@code fake_quant_after_n_steps} as Axolotl's QATCallback applies it, the saved
  * model unquantized, and every value jtune does not run refused at load with its position.
  */
 class QatTrainTest {
@@ -128,6 +128,51 @@ class QatTrainTest {
         List<Double> mx = losses("mx");
         assertNotEquals(plain.get(0), mx.get(0), "step 1 with MXFP4 fake quantization");
         assertNotEquals(qat.get(0), mx.get(0), "MXFP4 is not int8/int4");
+        // NVFP4 activations and weights (Axolotl's 3b-qat-nvfp4 example, as torchao's QAT defines NVFP4).
+        String nvLog = train("nv", config("nv", "qat:\n  activation_dtype: nvfp4\n  weight_dtype: nvfp4\n"
+                + "  group_size: 16\n"));
+        assertTrue(nvLog.contains("NVFP4FakeQuantizedLinear") && nvLog.contains("nvfp4 activations, nvfp4 weights in"
+                + " groups of 16"), nvLog);
+        List<Double> nv = losses("nv");
+        assertEquals(3, nv.size());
+        assertNotEquals(plain.get(0), nv.get(0), "step 1 with NVFP4 fake quantization");
+        assertNotEquals(mx.get(0), nv.get(0), "NVFP4 is not MXFP4");
+        assertFalse(nvLog.contains("projection biases stay as loaded"), "the tiny Llama has no projection biases");
+    }
+
+    /**
+     * torchao's NVFP4 autograd function returns no gradient for the projection's bias: Qwen2's q/k/v biases keep their
+     * loaded values under NVFP4 QAT, while every weight trains; without qat the same run changes them.
+     */
+    @Test
+    void nvfp4LeavesProjectionBiasesUntrained() throws Exception {
+        Path qwen2 = Path.of("..", "model", "src", "test", "resources", "fixtures", "families", "qwen2")
+                .toAbsolutePath();
+        String base = config("q-plain", "").replace(shared.resolve("tiny").toString(), qwen2.toString())
+                .replace(shared.resolve("prepared").toString(), shared.resolve("prepared-qwen2").toString())
+                .replace("sequence_len: 128", "sequence_len: 512"); // a byte-level vocabulary: longer rows
+        train("q-plain", base);
+        String nvLog = train("q-nv", base.replace(shared.resolve("q-plain").toString(), shared.resolve("q-nv").toString())
+                + "qat:\n  activation_dtype: nvfp4\n  weight_dtype: nvfp4\n  group_size: 16\n");
+        assertTrue(nvLog.contains("qat: 9 projection biases stay as loaded"), nvLog);
+        Map<String, byte[]> loaded = new TreeMap<>();
+        try (SafetensorsFile f = SafetensorsFile.open(qwen2.resolve("model.safetensors"))) {
+            for (String name : f.names()) loaded.put(name, f.bytes(name));
+        }
+        Map<String, byte[]> plain = weights("q-plain");
+        Map<String, byte[]> nv = weights("q-nv");
+        int biases = 0;
+        for (String name : loaded.keySet()) {
+            boolean bias = name.endsWith("_proj.bias");
+            if (bias) {
+                biases++;
+                assertTrue(Arrays.equals(loaded.get(name), nv.get(name)), name + " trained under NVFP4");
+                assertFalse(Arrays.equals(loaded.get(name), plain.get(name)), name + " unchanged without qat");
+            } else if (name.endsWith("_proj.weight")) {
+                assertFalse(Arrays.equals(loaded.get(name), nv.get(name)), name + " did not train under NVFP4");
+            }
+        }
+        assertEquals(9, biases);
     }
 
     /** Every qat value jtune does not run is named at its position, with the file's other problems, by preprocess. */
@@ -139,7 +184,7 @@ class QatTrainTest {
                 lora_alpha: 4
                 lora_target_modules: [q_proj]
                 qat:
-                  activation_dtype: nvfp4
+                  activation_dtype: int8
                   weight_dtype: nvfp4
                   group_size: 16
                   quantize_embedding: true
@@ -153,12 +198,26 @@ class QatTrainTest {
         Map<String, String> found = new TreeMap<>();
         for (ConfigException p : e.problems()) found.put(p.problem(), p.line() + ":" + p.column());
         assertEquals(5, found.size(), e.getMessage());
-        assertPlaced(found, "qat.weight_dtype nvfp4 with qat.activation_dtype nvfp4 is refused: Axolotl 067b021 builds"
-                + " QATConfig(NVFP4WeightOnlyConfig())", at(yaml, "weight_dtype"));
+        assertPlaced(found, "qat.weight_dtype nvfp4 with qat.activation_dtype int8 is refused: torchao's NVFP4 QAT"
+                + " (NVFP4FakeQuantizedLinear) has no weight-only or mixed form", at(yaml, "weight_dtype"));
         assertPlaced(found, "qat.quantize_embedding: true is not implemented", at(yaml, "quantize_embedding"));
         assertPlaced(found, "qat.fake_quant_after_n_steps: 0 is refused", at(yaml, "fake_quant_after_n_steps"));
         assertPlaced(found, "qat.group_sise is not a key of Axolotl's QATConfig", at(yaml, "group_sise"));
         assertPlaced(found, "qat with adapter: lora is not implemented", at(yaml, "qat"));
+    }
+
+    /** Axolotl's group_size defaults to 32, which its nvfp4 check refuses: the examples all write 16. */
+    @Test
+    void nvfp4NeedsGroupSize16(@TempDir Path dir) throws Exception {
+        String yaml = config("nv32", "qat:\n  activation_dtype: nvfp4\n  weight_dtype: nvfp4\n");
+        Files.writeString(dir.resolve("cfg.yml"), yaml);
+        var sink = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        var e = assertThrows(ConfigException.class, () -> PreprocessCommand.run(new String[] {"cfg.yml"}, sink, sink,
+                PreprocessCommand::sampleSource, dir, false));
+        assertEquals(1, e.problems().size(), e.getMessage());
+        assertTrue(e.problems().get(0).problem().startsWith("qat.group_size 32 with qat.weight_dtype nvfp4 is refused,"
+                + " as Axolotl refuses it (\"NVFP4 quantization must use a group_size of 16\"); Axolotl's default"
+                + " group_size is 32"), e.getMessage());
     }
 
     @Test
