@@ -25,11 +25,10 @@ final class Nf4CpuDequantizer {
     private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     /**
-     * Whether the 16-bit lookup runs on the JDK's vector API ({@link Nf4VectorLookup}): when the
-     * {@code jdk.incubator.vector} module is present (launch.sh adds it) and {@code -Djtune.vector=false} is not set.
+     * Whether the 16-bit lookup runs on the JDK's vector API ({@link Nf4VectorLookup}): where {@link Nf4Quantizer#VECTOR}
+     * says the module is there (launch.sh adds it) and the CPU's vectors hold the table.
      */
-    static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
-            && !"false".equals(System.getProperty("jtune.vector")) && Nf4VectorLookup.usable();
+    static final boolean VECTOR = Nf4Quantizer.VECTOR && Nf4VectorLookup.usable();
     /** Blocks per parallel task: 16K blocks = 1M values, enough to amortise the fork. */
     private static final int BLOCKS_PER_TASK = 16384;
 
@@ -87,42 +86,41 @@ final class Nf4CpuDequantizer {
             for (long b = from; b < to; b++) {
                 float absmax = nestedMap[codes.get(ValueLayout.JAVA_BYTE, b) & 0xFF]
                         * nestedAbsmax[(int) (b / nestedBlocksize)] + offset;
-                boolean vectorTable = vector && bf16 && !Float.isNaN(absmax);
-                if (vectorTable) {
-                    // the table is made in the vector below
-                } else if (bf16 && !Float.isNaN(absmax)) {
-                    // The common case, branch-free so that the JIT can vectorise it: HalfFloats.floatToBFloat16's
-                    // round-to-nearest-even for non-NaN products (the quantizer takes finite weights only; a NaN
-                    // would take the general path).
-                    for (int k = 0; k < 16; k++) {
-                        int bits = Float.floatToRawIntBits(quantMap[k] * absmax);
-                        table[k] = ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16) & 0xFFFFL;
-                    }
-                } else {
-                    for (int k = 0; k < 16; k++) {
-                        table[k] = encode(Nf4Quantizer.roundTo(stored, quantMap[k] * absmax), bufferDtype) & 0xFFFFFFFFL;
-                    }
-                }
+                // The common case: a bf16 weight into a bf16 buffer, the quantizer's finite weights (a NaN absmax
+                // takes the general path).
+                boolean plainBf16 = bf16 && !Float.isNaN(absmax);
                 long first = b * blocksize;
                 long last = Math.min(numel, first + blocksize);
-                if (vector) {
-                    if (!vectorTable) {
-                        for (int k = 0; k < 16; k++) {
-                            entries[k] = (short) table[k];
-                        }
-                    }
-                    first = Nf4VectorLookup.write(packed, out, vectorTable ? Nf4VectorLookup.bf16Entries(quantMap,
-                            absmax) : Nf4VectorLookup.entries(entries), first, last);
-                    if (first < last && vectorTable) { // a short last block: the scalar tail needs the long table
-                        for (int k = 0; k < 16; k++) {
-                            int bits = Float.floatToRawIntBits(quantMap[k] * absmax);
-                            table[k] = ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16) & 0xFFFFL;
-                        }
-                    }
+                if (vector && plainBf16) {
+                    first = Nf4VectorLookup.write(packed, out, Nf4VectorLookup.bf16Entries(quantMap, absmax), first,
+                            last);
                 }
-                write(packed, out, table, first, last, bufferDtype);
+                if (first < last) { // everything else, and a short last block's tail
+                    fillTable(table, absmax, plainBf16, bufferDtype);
+                    if (vector && !plainBf16) {
+                        first = Nf4VectorLookup.write(packed, out, Nf4VectorLookup.entries(table, entries), first,
+                                last);
+                    }
+                    write(packed, out, table, first, last, bufferDtype);
+                }
             }
         });
+    }
+
+    /** The block's 16 values ({@code quantMap[k] * absmax}, rounded to the stored dtype) as the buffer encodes them. */
+    private void fillTable(long[] table, float absmax, boolean plainBf16, Dtype bufferDtype) {
+        if (plainBf16) {
+            // Branch-free so that the JIT can vectorise it: HalfFloats.floatToBFloat16's round-to-nearest-even for
+            // non-NaN products.
+            for (int k = 0; k < 16; k++) {
+                int bits = Float.floatToRawIntBits(quantMap[k] * absmax);
+                table[k] = ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16) & 0xFFFFL;
+            }
+        } else {
+            for (int k = 0; k < 16; k++) {
+                table[k] = encode(Nf4Quantizer.roundTo(stored, quantMap[k] * absmax), bufferDtype) & 0xFFFFFFFFL;
+            }
+        }
     }
 
     /** Values {@code first .. last-1} (first even) from their packed bytes through the block's table. */

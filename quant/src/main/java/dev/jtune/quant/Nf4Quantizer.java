@@ -32,8 +32,9 @@ public final class Nf4Quantizer {
 
     private static final float[] NF4_BOUNDS = midpoints(Nf4.nf4Table());
     /**
-     * Whether the NF4 codes and the input check run on the JDK's vector API ({@link Nf4VectorQuantizer}): as
-     * {@link Nf4CpuDequantizer#VECTOR}, when the module is present and {@code -Djtune.vector=false} is not set.
+     * Whether the JDK's vector API is there for the NF4 loops ({@link Nf4VectorQuantizer}, and the dequantizer's
+     * {@link Nf4VectorLookup}): when the {@code jdk.incubator.vector} module is in the boot layer (launch.sh and the
+     * tests add it) and {@code -Djtune.vector=false} is not set.
      */
     static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
             && !"false".equals(System.getProperty("jtune.vector"));

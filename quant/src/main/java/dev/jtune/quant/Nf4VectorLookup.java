@@ -59,8 +59,15 @@ final class Nf4VectorLookup {
         return bits.add(0x7FFF).add(bits.lanewise(VectorOperators.LSHR, 16).and(1)).lanewise(VectorOperators.LSHR, 16);
     }
 
-    /** A lookup vector of {@code table}'s entries ({@link #LANES} long at least; 0-15 used). */
-    static ShortVector entries(short[] table) {
+    /** A lookup vector of {@code table}'s 16 encoded entries, through {@code scratch} ({@link #LANES} long at least). */
+    static ShortVector entries(long[] table, short[] scratch) {
+        for (int k = 0; k < 16; k++) {
+            scratch[k] = (short) table[k];
+        }
+        return entries(scratch);
+    }
+
+    private static ShortVector entries(short[] table) {
         return ShortVector.fromArray(OUT, table, 0);
     }
 
