@@ -158,11 +158,13 @@ public final class TrainStepBench {
     static JsonNode runJava(String mode, int steps, int warmup, boolean gc, boolean optimize)
             throws IOException, InterruptedException {
         String java = ProcessHandle.current().info().command().orElse("java");
+        // The child runs as launch.sh runs jtune: the vector API module, and the allocator this JVM was given.
         List<String> cmd = new ArrayList<>(List.of(java, "-Xss4m", "--enable-native-access=ALL-UNNAMED",
+                "--add-modules", "jdk.incubator.vector",
                 "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", System.getProperty("java.class.path"),
                 TrainStepBench.class.getName(), "child", mode, Integer.toString(steps), Integer.toString(warmup),
                 Boolean.toString(gc), Boolean.toString(optimize)));
-        return lastJsonLine(cmd, "jtune " + mode);
+        return lastJsonLine(cmd, "jtune " + mode, false);
     }
 
     static JsonNode runPython(String python, Path script, Path config, String mode, int steps, int warmup,
@@ -170,13 +172,15 @@ public final class TrainStepBench {
         List<String> cmd = List.of(python, script.toString(), "--config", config.toString(), "--mode", mode,
                 "--seq", Integer.toString(SEQ), "--batch", Integer.toString(BATCH), "--steps", Integer.toString(steps),
                 "--warmup", Integer.toString(warmup), "--threads", Integer.toString(threads));
-        return lastJsonLine(cmd, "pytorch " + mode);
+        return lastJsonLine(cmd, "pytorch " + mode, true);
     }
 
-    private static JsonNode lastJsonLine(List<String> cmd, String what) throws IOException, InterruptedException {
+    private static JsonNode lastJsonLine(List<String> cmd, String what, boolean glibc)
+            throws IOException, InterruptedException {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-        // The reference runs as a Python user's would: under glibc's malloc, not the jemalloc this JVM may have.
-        pb.environment().remove("LD_PRELOAD");
+        if (glibc) { // the reference runs as a Python user's would: under glibc's malloc, not this JVM's jemalloc
+            pb.environment().remove("LD_PRELOAD");
+        }
         Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         int rc = p.waitFor();
