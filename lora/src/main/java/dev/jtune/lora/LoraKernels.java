@@ -20,6 +20,17 @@ final class LoraKernels {
         return ops().call("lora_forward", x, baseOut, a, b, p, train, scaling);
     }
 
+    /** As {@link #loraForward} in training with dropout {@code p}, the values kept where {@code keep} is true. */
+    static NDArray loraForwardMasked(NDArray x, NDArray baseOut, NDArray a, NDArray b, NDArray keep, double p,
+            double scaling) {
+        return ops().call("lora_forward_masked", x, baseOut, a, b, keep, p, scaling);
+    }
+
+    /** One draw from libtorch's generator (on {@code anchor}'s device): a dropout mask's seed. */
+    static long drawSeed(NDArray anchor) {
+        return dev.jtune.model.engine.Autograd.noGrad(() -> ops().callLong("draw_seed", anchor));
+    }
+
     /** PEFT's LoftQ low-rank factors of {@code res} [out, in]: L [out, r] and R [r, in], fp32. */
     static ai.djl.ndarray.NDList loftqFactors(NDArray res, int r) {
         return dev.jtune.model.engine.Autograd.noGrad(() -> ops().callAll("loftq_factors", res, (long) r));

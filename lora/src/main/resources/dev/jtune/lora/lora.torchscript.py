@@ -13,28 +13,30 @@ class LoraOps(Module):
 
   def lora_forward(self: __torch__.LoraOps, x: Tensor, base_out: Tensor, a: Tensor, b: Tensor, p: float,
                    train: bool, scaling: float) -> Tensor:
-    h = torch.to(x, a.dtype)
-    if train and p > 0.0 and p < 1.0 and not h.is_cuda:
-      h = self.dropout_kept(h, p)
-    else:
-      h = torch.dropout(h, p, train)
+    # Evaluation, p = 0, or CUDA (whose fused native_dropout keeps a bool mask already). Training on CPU with p > 0
+    # takes lora_forward_masked, with a mask jtune draws (LoraLinear, DropoutMask).
+    h = torch.dropout(torch.to(x, a.dtype), p, train)
     delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
     return torch.to(torch.add(base_out, delta), base_out.dtype)
 
-  def dropout_kept(self: __torch__.LoraOps, h: Tensor, p: float) -> Tensor:
-    # torch.dropout on CPU (ATen's _dropout_impl), bit for bit and with the same draws: noise = bernoulli(1 - p),
-    # divided by (1 - p), times h. Its backward keeps that noise in h's dtype (fp32 here: 4 bytes a value); this
-    # form keeps a bool mask (1 byte) and a 1-element scale, and h * keep * scale is h * noise exactly (keep is 0 or
-    # 1, and the kept value is the same fp32 division). CUDA's fused native_dropout keeps a bool mask already.
-    # The draws go straight into the bool mask: ATen's CPU bernoulli_(p) draws one bernoulli_distribution<double>
-    # per element whatever the tensor's dtype, so the mask is the one torch.dropout's fp32 noise has, without the
-    # fp32 tensor. where() instead of h * keep: a product with a bool tensor converts the mask to fp32 first (a
-    # full-size copy in forward and again in backward). The one difference: a dropped value is +0.0 here and
-    # h * 0.0 (-0.0 for negative h) in torch.dropout, which no sum that follows can tell apart. The product by the
-    # kept value is in place: where's output is not saved for backward.
-    keep = torch.bernoulli_(torch.empty_like(h, dtype=11), 1.0 - p)
+  def lora_forward_masked(self: __torch__.LoraOps, x: Tensor, base_out: Tensor, a: Tensor, b: Tensor, keep: Tensor,
+                          p: float, scaling: float) -> Tensor:
+    # torch.dropout's arithmetic (ATen's _dropout_impl: h * noise, noise = mask / (1 - p) in h's dtype) with a given
+    # bool mask. Its backward keeps the bool mask (1 byte a value) and a 1-element scale, where torch.dropout keeps
+    # its fp32 noise (4 bytes); h * keep * scale is h * noise exactly (keep is 0 or 1, and the kept value is the same
+    # fp32 division). where() instead of h * keep: a product with a bool tensor converts the mask to fp32 first (a
+    # full-size copy in forward and again in backward). A dropped value is +0.0 here and h * 0.0 (-0.0 for negative
+    # h) in torch.dropout, which no sum that follows can tell apart. The product by the kept value is in place:
+    # where's output is not saved for backward.
+    h = torch.to(x, a.dtype)
     kept_value = torch.div(torch.ones([1], dtype=h.dtype, device=h.device), 1.0 - p)
-    return torch.mul_(torch.where(keep, h, 0.0), kept_value)
+    h = torch.mul_(torch.where(keep, h, 0.0), kept_value)
+    delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
+    return torch.to(torch.add(base_out, delta), base_out.dtype)
+
+  def draw_seed(self: __torch__.LoraOps, anchor: Tensor) -> int:
+    # One 62-bit draw from libtorch's generator on anchor's device: the seed of one dropout mask.
+    return int(torch.randint(0, 4611686018427387904, [1], dtype=4, device=anchor.device).item())
 
   def linear_in(self: __torch__.LoraOps, x: Tensor, weight: Tensor) -> Tensor:
     # A projection whose weight has another dtype than x (a trainable fp32 copy in a bf16 model):
