@@ -61,6 +61,34 @@ def case(name, dtype, x0, w0, g0, all_gather):
             "x_shape": list(x.shape), "w_shape": list(w0.shape)}
 
 
+def block_case(dtype):
+    # A pre-norm decoder layer's shape with stand-ins for the norms (a weight per feature) and attention (q * tanh(k)):
+    # six Float8Linear, q/k and gate/up sharing their input, two residual adds; jtune's deferred backward must give
+    # autograd's own sums here.
+    torch.manual_seed(7)
+    h_in, inter = 64, 128
+    lins = torch.nn.ModuleDict({n: torch.nn.Linear(i, o, bias=False) for n, i, o in (
+        ("q", h_in, h_in), ("k", h_in, h_in), ("o", h_in, h_in), ("gate", h_in, inter), ("up", h_in, inter),
+        ("down", inter, h_in))}).to(dtype)
+    weights = {n: l.weight.detach().clone() for n, l in lins.items()}
+    convert_to_float8_training(lins, config=Float8LinearConfig(emulate=True))
+    n1 = (torch.rand(h_in) + 0.5).to(dtype)
+    n2 = (torch.rand(h_in) + 0.5).to(dtype)
+    x = (torch.randn(2, 5, h_in) * 1.5).to(dtype).requires_grad_(True)
+    g = torch.randn(2, 5, h_in).to(dtype)
+    a = x * n1
+    att = lins["q"](a) * torch.tanh(lins["k"](a))
+    h = x + lins["o"](att)
+    b = h * n2
+    gate = lins["gate"](b)
+    out = h + lins["down"](gate * torch.sigmoid(gate) * lins["up"](b))
+    out.backward(g)
+    return {"name": "block", "dtype": str(dtype).replace("torch.", ""), "x": b64f(x), "n1": b64f(n1),
+            "n2": b64f(n2), "grad_out": b64f(g), "y": b64f(out), "grad_x": b64f(x.grad),
+            "weights": {n: b64f(w) for n, w in weights.items()},
+            "grads": {n: b64f(lins[n].weight.grad) for n in weights}}
+
+
 # --- axolotl 067b021 src/axolotl/monkeypatch/accelerate/float8_moe_filter.py
 _ROUTER_NAMES = {"gate", "router"}
 
@@ -114,7 +142,8 @@ def main():
                         "fp8_expected.json")
     with open(path, "w") as f:
         json.dump({"torch": torch.__version__, "torchao": "v0.18.0 (5f2baf9d), source tree", "accelerate": accelerate.__version__,
-                   "cases": cases, "filters": filter_cases()}, f, indent=1)
+                   "cases": cases, "blocks": [block_case(torch.float32), block_case(torch.bfloat16)],
+                   "filters": filter_cases()}, f, indent=1)
         f.write("\n")
     print("wrote", os.path.normpath(path), len(cases), "cases")
 

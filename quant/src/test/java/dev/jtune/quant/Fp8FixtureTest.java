@@ -67,6 +67,57 @@ class Fp8FixtureTest {
         assertEquals(8, checked);
     }
 
+    /**
+     * A pre-norm decoder layer's shape (tools/reference/fp8_expected.py block_case): six fp8 projections, q/k and
+     * gate/up sharing their input, two residual adds, backward from the output: the deferred steps give the input's
+     * and every weight's gradient bit for bit as torchao under one autograd graph (the partial gradients meet only
+     * in two-term sums: the residual adds and the leaf's accumulation).
+     */
+    @Test
+    void aDecoderBlockMatchesTorchaoBitForBit() throws IOException {
+        int checked = 0;
+        for (JsonNode c : fixture().get("blocks")) {
+            String name = "block " + c.get("dtype").asText();
+            Dtype dtype = c.get("dtype").asText().equals("bfloat16") ? Dtype.BF16 : Dtype.FP32;
+            try (NDManager m = Torch.newManager()) {
+                NDArray x = in(m, QatFixtureTest.f32(c.get("x")), new Shape(2, 5, 64), dtype);
+                NDArray n1 = in(m, QatFixtureTest.f32(c.get("n1")), new Shape(64), dtype);
+                NDArray n2 = in(m, QatFixtureTest.f32(c.get("n2")), new Shape(64), dtype);
+                x.setRequiresGradient(true);
+                java.util.Map<String, DenseLinear> lin = new java.util.LinkedHashMap<>();
+                java.util.Map<String, NDArray> w = new java.util.LinkedHashMap<>();
+                for (String n : List.of("q", "k", "o", "gate", "up", "down")) {
+                    NDArray wi = in(m, QatFixtureTest.f32(c.get("weights").get(n)),
+                            n.equals("down") ? new Shape(64, 128) : n.equals("gate") || n.equals("up")
+                                    ? new Shape(128, 64) : new Shape(64, 64), dtype);
+                    wi.setRequiresGradient(true);
+                    w.put(n, wi);
+                    DenseLinear l = new DenseLinear(wi);
+                    l.fakeQuantize(new Fp8());
+                    lin.put(n, l);
+                }
+                NDArray out = Autograd.withGrad(() -> {
+                    NDArray a = x.mul(n1);
+                    NDArray att = lin.get("q").forward(a).mul(lin.get("k").forward(a).tanh());
+                    NDArray h = x.add(lin.get("o").forward(att));
+                    NDArray b = h.mul(n2);
+                    NDArray gate = lin.get("gate").forward(b);
+                    NDArray act = gate.mul(ai.djl.nn.Activation.sigmoid(gate)).mul(lin.get("up").forward(b));
+                    return h.add(lin.get("down").forward(act));
+                });
+                assertBits(name + ": output", QatFixtureTest.f32(c.get("y")), fp32(out));
+                Autograd.backward(out, in(m, QatFixtureTest.f32(c.get("grad_out")), out.getShape(), dtype));
+                assertBits(name + ": input gradient", QatFixtureTest.f32(c.get("grad_x")), fp32(Autograd.gradient(x)));
+                for (var e : w.entrySet()) {
+                    assertBits(name + ": " + e.getKey() + " weight gradient",
+                            QatFixtureTest.f32(c.get("grads").get(e.getKey())), fp32(Autograd.gradient(e.getValue())));
+                }
+                checked++;
+            }
+        }
+        assertEquals(2, checked);
+    }
+
     /** Two projections over one input (q/k/v): their input gradients summed, then one backward into the input. */
     @Test
     void projectionsSharingAnInputAddTheirGradients() throws IOException {
