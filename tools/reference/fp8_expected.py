@@ -118,7 +118,14 @@ def filter_cases():
                                              moe_intermediate_size=32, shared_expert_intermediate_size=64,
                                              num_experts=4, num_experts_per_tok=2, num_hidden_layers=1,
                                              num_attention_heads=4, num_key_value_heads=4))
-    return {"llama-48": converted(llama), "llama-64-tied": converted(tied), "qwen2-moe": converted(moe)}
+    out = {"llama-48": converted(llama), "llama-64-tied": converted(tied), "qwen2-moe": converted(moe)}
+    # jtune's family fixtures (checkpoints written by transformers), as AutoModelForCausalLM loads them.
+    from transformers import AutoModelForCausalLM
+    families = os.path.join(os.path.dirname(__file__), "..", "..", "model", "src", "test", "resources", "fixtures",
+                            "families")
+    for name in ("qwen2", "qwen3", "mistral-nemo", "gemma2", "gemma3-text", "phi3", "llama-rope-params"):
+        out["family:" + name] = converted(AutoModelForCausalLM.from_pretrained(os.path.join(families, name)))
+    return out
 
 
 def main():

@@ -188,7 +188,17 @@ public final class Fp8 implements FakeQuant {
         Map<String, Linear> linears = new LinkedHashMap<>(model.linears());
         linears.putIfAbsent("lm_head", model.lmHead()); // a tied head is an nn.Linear too, and the last one
         SequencedMap<String, long[]> dims = new LinkedHashMap<>();
-        linears.forEach((n, l) -> dims.put(n, new long[] {l.inFeatures(), l.outFeatures()}));
+        // transformers' module order, which decides the first linear: Phi-3's attention defines o_proj before
+        // qkv_proj (modeling_phi3.Phi3Attention.__init__), jtune lists qkv_proj first.
+        linears.forEach((n, l) -> {
+            if (n.endsWith("self_attn.qkv_proj")) {
+                String o = n.substring(0, n.length() - "qkv_proj".length()) + "o_proj";
+                if (linears.containsKey(o)) {
+                    dims.put(o, new long[] {linears.get(o).inFeatures(), linears.get(o).outFeatures()});
+                }
+            }
+            dims.putIfAbsent(n, new long[] {l.inFeatures(), l.outFeatures()});
+        });
         List<String> names = converted(dims);
         for (String n : names) {
             if (!(linears.get(n) instanceof DenseLinear)) {

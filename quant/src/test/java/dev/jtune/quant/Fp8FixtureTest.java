@@ -164,6 +164,10 @@ class Fp8FixtureTest {
         int checked = 0;
         for (var it = filters.fields(); it.hasNext(); ) {
             var e = it.next();
+            if (e.getKey().startsWith("family:")) {
+                checked += familyConverts(e.getKey().substring("family:".length()), e.getValue());
+                continue;
+            }
             SequencedMap<String, long[]> linears = new LinkedHashMap<>();
             for (JsonNode l : e.getValue().get("linears")) {
                 linears.put(l.get(0).asText(), new long[] {l.get(1).asLong(), l.get(2).asLong()});
@@ -173,7 +177,7 @@ class Fp8FixtureTest {
             assertEquals(expected, Fp8.converted(linears), e.getKey());
             checked++;
         }
-        assertEquals(3, checked);
+        assertEquals(10, checked);
         // Axolotl's router filter: a path segment "gate" or "router", not gate_proj.
         SequencedMap<String, long[]> moe = new LinkedHashMap<>();
         for (String n : List.of("model.layers.0.self_attn.q_proj", "model.layers.0.block_sparse_moe.gate",
@@ -181,6 +185,25 @@ class Fp8FixtureTest {
             moe.put(n, new long[] {64, 64});
         }
         assertEquals(List.of("model.layers.0.mlp.gate_proj"), Fp8.converted(moe));
+    }
+
+    /** jtune's family fixture (a transformers checkpoint) loaded and attached: accelerate's names, in its order. */
+    private static int familyConverts(String family, JsonNode expected) {
+        java.nio.file.Path dir = java.nio.file.Path.of("../model/src/test/resources/fixtures/families", family);
+        List<String> names = new ArrayList<>();
+        expected.get("converted").forEach(n -> names.add(n.asText()));
+        try (var checkpoint = dev.jtune.model.hf.HfCheckpoint.open(dir); NDManager m = Torch.newManager();
+                var model = dev.jtune.model.llama.LlamaModel.load(checkpoint.config(), checkpoint, Dtype.FP32, m)) {
+            assertEquals(names, Fp8.attach(model, new Fp8()), family);
+            int fp8 = 0;
+            for (var e : model.linears().entrySet()) {
+                boolean on = e.getValue() instanceof DenseLinear d && d.fakeQuant() instanceof Fp8;
+                assertEquals(names.contains(e.getKey()), on, family + " " + e.getKey());
+                fp8 += on ? 1 : 0;
+            }
+            assertEquals(names.size(), fp8, family);
+        }
+        return 1;
     }
 
     private static NDArray in(NDManager m, float[] v, Shape shape, Dtype dtype) {
