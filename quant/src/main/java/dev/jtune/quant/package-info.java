@@ -44,6 +44,11 @@
  *       and weights (torchao's NVFP4FakeQuantizedLinear, per-tensor scales: its block-scaled fp4 GEMM emulated in the
  *       forward) ({@code qat.torchscript.py}), each bit for bit torchao v0.18.0's code in forward and backward
  *       ({@code tools/reference/qat_expected.py}); {@code setEnabled} is Axolotl's QATCallback switch.
+ *   <li>{@link dev.jtune.quant.Fp8} (Axolotl's {@code fp8: true}): torchao's Float8Linear, tensorwise recipe,
+ *       emulated (e4m3 input and weight, e5m2 output gradient, per-tensor dynamic scales, fp32 GEMMs;
+ *       {@code fp8.torchscript.py}), bit for bit torchao v0.18.0 in forward and backward
+ *       ({@code tools/reference/fp8_expected.py}); {@code attach} converts the linears accelerate's filter keeps
+ *       ({@code converted}); the output gradient's quantization runs as an {@code Autograd.Deferred} step.
  * </ul>
  *
  * <p>What "bit-identical" covers. The reference is bitsandbytes' pure-torch backend

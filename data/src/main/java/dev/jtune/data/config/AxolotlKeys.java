@@ -463,14 +463,15 @@ public final class AxolotlKeys {
                 "model_quantization_config_kwargs", "use_onebitllms", "quantization", "nonexpert_quantization", "quantize_moe_experts",
                 "gemma4_fp8_nonexpert", "gemma4_nf4_nonexpert", "nvfp4_merge_aware", "nvfp4_merge_aware_start_step",
                 "dsv4_fp8_nonexpert_mode", "dsv4_fp8_lora_kernel", "dsv4_fp4_grouped_mode");
-        // fp8: Axolotl (core/trainers/base.py additional_accelerator_args) hands accelerate mixed_precision "fp8" with
-        // AORecipeKwargs(Float8LinearConfig()): torchao's Float8Linear (tensorwise dynamic scales, e4m3 input and
-        // weight, e5m2 grad_output, three scaled matmuls) on every nn.Linear but the first and the last and those with
-        // in/out features not multiples of 16 (accelerate utils/ao.py filter_linear_layers). Not ported; Axolotl's own
-        // check_fp8 refuses it without an fp8 GPU.
-        refused("fp8 training (accelerate's torchao recipe: Float8Linear with tensorwise dynamic e4m3/e5m2 scaling on"
-                + " every linear but the first and the last) is not implemented; Axolotl itself refuses fp8 without an"
-                + " fp8-capable GPU. Use bf16: true", "fp8", "fp8_enable_fsdp_float8_all_gather");
+        // fp8: quant.Fp8, torchao 0.18.0's Float8Linear (tensorwise dynamic scales, e4m3 input and weight, e5m2
+        // grad_output) emulated on the CPU, on the linears accelerate 1.15 converts; full fine-tuning (trainer's
+        // Fp8Settings refuses the rest in ConfigChecks).
+        implemented("fp8");
+        // Float8 all-gather only changes what FSDP2 sends: each shard cast to e4m3 with the scale of the whole weight's
+        // amax (torchao fsdp_utils fsdp_pre_all_gather, reduce_amax / precompute_float8_dynamic_scale_for_fsdp), the
+        // same bits Float8Linear casts from the gathered weight; force_recompute_fp8_weight_in_bwd recasts the same.
+        equivalent("jtune casts each converted projection's whole weight to e4m3 with one per-tensor scale, which is"
+                + " what the float8 all-gather's shards assemble", "fp8_enable_fsdp_float8_all_gather");
         // bfloat16: the model in bf16 without autocast, which jtune's bf16 compute is (bf16: true, full or adapter).
         implemented("bfloat16");
         // float16: Axolotl's resolve_dtype loads the model in fp16 (torch_dtype float16) and, with fp16: false, the

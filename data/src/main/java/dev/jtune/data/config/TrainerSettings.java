@@ -69,6 +69,9 @@ public record TrainerSettings(Map<String, Object> values) {
         }
         // Accepted with a line: jtune runs its own implementation of each family, never code from the model folder.
         keys.put("trust_remote_code", Spec.of(Kind.BOOLEAN));
+        // fp8 training (trainer's Fp8Settings, quant.Fp8); the all-gather flag is read to name it in the log.
+        keys.put("fp8", Spec.of(Kind.BOOLEAN));
+        keys.put("fp8_enable_fsdp_float8_all_gather", Spec.of(Kind.BOOLEAN));
         keys.put("bf16", Spec.of(Kind.BOOLEAN_OR_AUTO));
         for (String key : List.of("gradient_checkpointing", "wandb_log_model", "wandb_watch")) {
             keys.put(key, Spec.of(Kind.STRING_OR_BOOLEAN));

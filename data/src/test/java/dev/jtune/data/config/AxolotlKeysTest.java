@@ -125,8 +125,8 @@ class AxolotlKeysTest {
                 .contains("gptq: true is not supported: jtune quantizes the frozen base as bitsandbytes does"));
         assertTrue(fails("base_model: m\nmora: true\n").getMessage()
                 .contains("mora: true is not supported: jtune's adapters are plain LoRA"));
-        assertTrue(fails("base_model: m\nfp8: true\n").getMessage()
-                .contains("fp8: true is not supported: fp8 training (accelerate's torchao recipe: Float8Linear"));
+        // fp8 is implemented (quant.Fp8): read, not refused.
+        assertTrue(parse("base_model: m\nfp8: true\n").trainer().has("fp8"));
         // deepspeed is read (the trainer maps and checks its JSON when the config loads): no error here.
         assertTrue(parse("base_model: m\ndeepspeed: zero3.json\n").trainer().has("deepspeed"));
     }

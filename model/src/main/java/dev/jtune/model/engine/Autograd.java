@@ -45,7 +45,65 @@ public final class Autograd {
      * graph is freed.
      */
     public static void backward(NDArray out, NDArray upstream) {
-        JniUtils.backward((PtNDArray) out, (PtNDArray) upstream, false, false);
+        java.util.List<Deferred> pending = DEFERRED.get();
+        // A deferred step walks graph nodes this walk also visits (the layer's norms, its residual): keep them.
+        JniUtils.backward((PtNDArray) out, (PtNDArray) upstream, !pending.isEmpty(), false);
+        drain(pending);
+    }
+
+    /**
+     * A piece of backward that libtorch's autograd cannot express from Java, where a gradient must be transformed by
+     * something that depends on its own values (fp8 training quantizes each projection's output gradient with a
+     * scale taken from that gradient's maximum: torchao's autograd function). Its forward made a leaf where the
+     * gradient stops; once {@link #ready} the gradient there is complete, and {@link #run} continues backward from
+     * it ({@link #backwardRetaining}).
+     */
+    public interface Deferred {
+        /** Whether the stopped gradient has arrived (every later step of backward has run). */
+        boolean ready();
+
+        /** Continues backward from the stopped gradient, then frees what the step held. */
+        void run();
+
+        /** Whether its tensors are gone (a forward nobody walked back): dropped without running. */
+        boolean released();
+    }
+
+    private static final ThreadLocal<java.util.List<Deferred>> DEFERRED =
+            ThreadLocal.withInitial(java.util.ArrayList::new);
+
+    /**
+     * Registers a deferred step of this thread's next backward passes. Steps run after each {@link #backward} call,
+     * the latest registered first (the reverse of forward: a step's gradient can only come from later ones), each as
+     * soon as its gradient has arrived; ranks simulated by threads keep their own.
+     */
+    public static void defer(Deferred step) {
+        java.util.List<Deferred> pending = DEFERRED.get();
+        pending.removeIf(Deferred::released);
+        pending.add(step);
+    }
+
+    private static void drain(java.util.List<Deferred> pending) {
+        for (int i = pending.size() - 1; i >= 0; i--) {
+            Deferred d = pending.get(i);
+            if (d.released()) {
+                pending.remove(i);
+            } else if (d.ready()) {
+                pending.remove(i);
+                d.run();
+                i = Math.min(i, pending.size()); // run may not add steps, but stay in bounds
+            }
+        }
+    }
+
+    /** Backward from {@code out} with {@code upstream}, keeping the graph for other deferred steps (no drain). */
+    public static void backwardRetaining(NDArray out, NDArray upstream) {
+        JniUtils.backward((PtNDArray) out, (PtNDArray) upstream, true, false);
+    }
+
+    /** Whether grad mode is on in this thread (a forward records its graph). */
+    public static boolean gradMode() {
+        return JniUtils.isGradMode();
     }
 
     /** Backward from a scalar {@code loss} with a gradient of one ({@code loss.backward()}). */

@@ -11,7 +11,8 @@
  *       compiled by libtorch at run time; {@link dev.jtune.model.engine.ScriptModule} calls its methods on
  *       DJL tensors with autograd kept, so every kernel is differentiable.
  *   <li>{@link dev.jtune.model.engine.Autograd}: grad mode, backward with an upstream gradient, leaves' gradients,
- *       the generator's seed — so that no module outside the engine touches DJL's JNI;
+ *       the generator's seed — so that no module outside the engine touches DJL's JNI; deferred backward steps
+ *       ({@code Autograd.defer}) for a gradient transformed by its own values (fp8's output-gradient scale);
  *       {@link dev.jtune.model.engine.KernelLibrary}: a TorchScript source beside its Java face, compiled once per
  *       process (every module's kernels use it).
  *   <li>{@link dev.jtune.model.engine.Dtype} names the compute dtypes. DJL itself cannot name bf16 (it aborts

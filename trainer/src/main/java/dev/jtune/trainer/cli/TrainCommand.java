@@ -132,6 +132,15 @@ final class TrainCommand {
         Optional<dev.jtune.trainer.setup.DiffusionSettings> diffusion =
                 dev.jtune.trainer.setup.DiffusionSettings.from(config);
         Optional<dev.jtune.trainer.setup.QatSettings> qat = dev.jtune.trainer.setup.QatSettings.from(config);
+        Optional<dev.jtune.trainer.setup.Fp8Settings> fp8 = dev.jtune.trainer.setup.Fp8Settings.from(config);
+        if (fp8.isPresent() && fp8.get().allGather() && masterWeights) {
+            // torchao's fsdp_pre_all_gather casts the fp32 master shard itself to e4m3 (FSDP2 skips its param_dtype
+            // cast for such tensors), where jtune's projections get the bf16/fp16 compute copy.
+            throw new IllegalArgumentException(config.source() + ": fp8_enable_fsdp_float8_all_gather: true with "
+                    + options.precision().label() + " compute over fp32 master weights is not supported: torchao's"
+                    + " float8 all-gather casts the fp32 weights to e4m3, jtune the " + options.precision().label()
+                    + " copy; set it false or train in fp32 (no bf16/fp16)");
+        }
         Optional<dev.jtune.trainer.setup.SparseFinetuning> sparse = dev.jtune.trainer.setup.SparseFinetuning.from(config,
                 Path.of("").toAbsolutePath());
         if (sparse.isPresent() && options.fsdp() && group.worldSize() > 1) {
@@ -261,6 +270,10 @@ final class TrainCommand {
                             count(lora.trainableParameters()), adapter instanceof AdapterSource.Saved saved
                                     ? ", continuing the adapter in " + saved.dir() : "");
                 } else {
+                    if (fp8.isPresent()) {
+                        int n = dev.jtune.quant.Fp8.attach(model, new dev.jtune.quant.Fp8()).size();
+                        out.println(fp8.get().describe(n));
+                    }
                     whole = qat.isPresent() ? new FullFineTuning(model, qatSwitch(qat.get(), model, out))
                             : new FullFineTuning(model);
                     if (qat.isPresent() && qat.get().scheme().weight() == dev.jtune.quant.QatScheme.Weight.NVFP4) {

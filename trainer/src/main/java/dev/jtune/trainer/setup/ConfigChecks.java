@@ -85,6 +85,7 @@ public final class ConfigChecks {
         List<QatSettings.Problem> qatProblems = QatSettings.problems(config);
         qatProblems.forEach(p -> problems.add(p.key(), p.message()));
         Optional<QatSettings> qat = qatProblems.isEmpty() ? QatSettings.from(config) : Optional.empty();
+        Fp8Settings.problems(config).forEach(p -> problems.add(p.key(), p.message()));
         List<SparseFinetuning.Problem> sparseProblems = SparseFinetuning.problems(config, baseDir);
         sparseProblems.forEach(p -> problems.add(p.key(), p.message()));
         Optional<SparseFinetuning> sparse = sparseProblems.isEmpty() ? SparseFinetuning.from(config, baseDir)

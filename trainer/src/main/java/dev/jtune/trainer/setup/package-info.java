@@ -29,6 +29,8 @@
  * Axolotl maps it onto torchao (int8/int4 and mxfp4/mxfp4 run through {@code quant.Qat}; nvfp4/nvfp4, which Axolotl
  * 067b021's torchao rejects, as torchao's own NVFP4 QAT defines it; every other value refused with Axolotl's own
  * outcome named), checked by ConfigChecks with the group size against base_model's widths.
+ * {@link dev.jtune.trainer.setup.Fp8Settings} reads {@code fp8} and {@code fp8_enable_fsdp_float8_all_gather}
+ * (full fine-tuning through {@code quant.Fp8}; with an adapter or qat refused in ConfigChecks).
  *
  * <p>The diffusion objective: {@link dev.jtune.trainer.setup.DiffusionSettings} reads the DiffusionPlugin's
  * {@code diffusion:} block as Axolotl's {@code DiffusionConfig} validates it (ConfigChecks reports its problems),

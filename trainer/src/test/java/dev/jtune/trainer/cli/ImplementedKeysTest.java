@@ -140,6 +140,8 @@ class ImplementedKeysTest {
             // Full fine-tuning (the reference without the adapter): torchao's int8/int4 fake quantization in every linear.
             weights("qat", "adapter:\nlora_r:\nlora_alpha:\nlora_target_modules:",
                     "qat: {activation_dtype: int8, weight_dtype: int4, group_size: 32}"),
+            // Full fine-tuning with torchao's Float8Linear (emulated) on every linear but the first and lm_head.
+            weights("fp8", "adapter:\nlora_r:\nlora_alpha:\nlora_target_modules:", "fp8: true"),
             // Full fine-tuning of a sparsified checkpoint: ConstantPruningModifier keeps its zeros (the reference fills them).
             weights("llmcompressor", FULL + "base_model: {sparse}", "plugins:"
                     + " [axolotl.integrations.llm_compressor.LLMCompressorPlugin]\nllmcompressor: {recipe: {finetuning_stage:"
