@@ -24,7 +24,7 @@ import java.util.Random;
  * vocabulary, every token trained, in this process: {@code HeadChunkBench TOKENS CHUNK DTYPE TRAIN [CKPT]} with CHUNK 0
  * for the whole logits (jtune before) or -1 for the default chunk, TRAIN {@code decoder} (head and embedding frozen,
  * as under an adapter) or {@code all}. Prints the RSS after loading, the peak RSS (VmHWM) over a warm-up step and the
- * measured step, and the measured step's time. Lives in the trainer's package (ForwardBackward is package-private);
+ * measured step, and the measured step's wall and CPU time (the CPU time tells a step paused from outside). Lives in the trainer's package (ForwardBackward is package-private);
  * run each configuration in a fresh JVM.
  */
 public final class HeadChunkBench {
@@ -64,13 +64,25 @@ public final class HeadChunkBench {
             fb.run(b, b.trainedTokens(), 1, true, 0, 0, m); // warm-up: gradients allocated, kernels compiled
             Gradients.zero(params.values());
             long t = System.nanoTime();
+            long cpu0 = cpuMillis();
             double loss = fb.run(b, b.trainedTokens(), 1, true, 1, 0, m).nllSum() / b.trainedTokens();
             long ms = (System.nanoTime() - t) / 1_000_000;
-            System.out.printf("tokens %d (%d x %d), %s, train %s%s, head chunk %s: loss %.4f, step %d ms,"
+            long cpu = cpuMillis() - cpu0;
+            System.out.printf("tokens %d (%d x %d), %s, train %s%s, head chunk %s: loss %.4f, step %d ms (CPU %d ms),"
                     + " RSS after load %d MB, peak %d MB%n", n, rows, len, args[2], all ? "all" : "decoder",
                     ckpt ? ", checkpointing" : "", fb.headChunk() == 0 ? "none (whole logits)" : fb.headChunk(), loss,
-                    ms, loaded >> 20, rss("VmHWM:") >> 20);
+                    ms, cpu, loaded >> 20, rss("VmHWM:") >> 20);
         }
+    }
+
+    /**
+     * The process's user + system CPU time (all threads, libtorch's included), from /proc/self/stat in clock ticks of
+     * 10 ms: a step paused from outside (SIGSTOP) shows a wall time far above it.
+     */
+    private static long cpuMillis() throws IOException {
+        String stat = Files.readString(Path.of("/proc/self/stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        return (Long.parseLong(f[11]) + Long.parseLong(f[12])) * 10;
     }
 
     private static long rss(String key) throws IOException {
