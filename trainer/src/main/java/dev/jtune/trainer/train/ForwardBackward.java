@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.Shape;
 import dev.jtune.data.dataset.Batch;
 import dev.jtune.model.engine.Autograd;
 import dev.jtune.model.engine.Kernels;
+import dev.jtune.model.llama.DenseLinear;
 import dev.jtune.model.llama.ForwardContext;
 import dev.jtune.model.llama.LayerPolicy;
 import dev.jtune.model.llama.LlamaModel;
@@ -48,13 +49,21 @@ final class ForwardBackward {
     private final LayerHooks hooks;
     private final Eaft eaft; // null: plain NLL
     private final Diffusion diffusion; // null: next-token prediction
-    private final long headChunk; // trained tokens per head chunk; 0: the whole [tokens, vocab] logits at once
+    private final long headChunk; // trained tokens per head chunk; 0: the whole logits at once; AUTO: by the vocabulary
+    private static final long AUTO = -1;
 
     /**
      * Logits per head chunk, about 64 MiB in fp32: Llama 3's 128,256-token vocabulary gives chunks of 130 tokens,
-     * Llama 2's 32,000 chunks of 524; a chunk of 128 tokens or more keeps the head's matmul as fast as one big one.
+     * Llama 2's 32,000 chunks of 524; as fast as the whole logits (bench/head-chunk.sh).
      */
     static final long HEAD_CHUNK_LOGITS = 1L << 24;
+
+    /**
+     * Logits per head chunk when the head's own weight trains (full fine-tuning; a tied embedding that trains): each
+     * chunk's backward then adds a [vocab, hidden] gradient, which at 130 tokens a chunk cost 18% of a step
+     * (bench/head-chunk.sh); at 520 none.
+     */
+    static final long TRAINED_HEAD_CHUNK_LOGITS = 1L << 26;
 
     /** FSDP's per-decoder-layer hooks; the defaults (no sharding) do nothing. */
     interface LayerHooks {
@@ -106,7 +115,7 @@ final class ForwardBackward {
         this.hooks = hooks;
         this.eaft = eaft;
         this.diffusion = diffusion;
-        this.headChunk = Math.max(1, HEAD_CHUNK_LOGITS / model.config().vocabSize());
+        this.headChunk = AUTO;
     }
 
     private ForwardBackward(ForwardBackward base, long headChunk) {
@@ -128,9 +137,15 @@ final class ForwardBackward {
         return new ForwardBackward(this, tokens);
     }
 
-    /** Trained tokens per head chunk; 0 for the whole logits at once. */
+    /** Trained tokens per head chunk, as the model's head is now (frozen or trained); 0 for the whole logits at once. */
     long headChunk() {
-        return headChunk;
+        if (headChunk != AUTO) {
+            return headChunk;
+        }
+        NDArray weight = model.config().tieWordEmbeddings() ? model.embedTokens()
+                : model.linears().get("lm_head") instanceof DenseLinear d ? d.weight() : null;
+        long logits = weight != null && Autograd.requiresGrad(weight) ? TRAINED_HEAD_CHUNK_LOGITS : HEAD_CHUNK_LOGITS;
+        return Math.max(1, logits / model.config().vocabSize());
     }
 
     /**
@@ -326,7 +341,7 @@ final class ForwardBackward {
     }
 
     /**
-     * The summed loss of the trained positions of {@code last}, {@link #headChunk} tokens at a time: final norm, head
+     * The summed loss of the trained positions of {@code last}, {@link #headChunk()} tokens at a time: final norm, head
      * (with the family's softcap) and cross-entropy (or EAFT in training) of one chunk, and in training its backward
      * right away from a detached leaf copy of the chunk's hidden states, so that the chunk's logits are freed before
      * the next chunk's are made; the head's and the final norm's gradients accumulate in their leaves. In training
@@ -339,6 +354,7 @@ final class ForwardBackward {
         if (at.length == 0) {
             return 0;
         }
+        long chunk = headChunk();
         long hidden = last.getShape().get(last.getShape().dimension() - 1);
         double value = 0;
         try (NDManager hm = last.getManager().newSubManager()) {
@@ -349,7 +365,7 @@ final class ForwardBackward {
             NDArray picked = flat.get(new NDIndex("{}", positions));
             NDList grads = new NDList();
             for (int start = 0, end; start < at.length; start = end) {
-                end = (int) Math.min(at.length, start + headChunk);
+                end = (int) Math.min(at.length, start + chunk);
                 try (NDManager cm = hm.newSubManager()) {
                     NDArray slice = picked.get(new NDIndex(start + ":" + end));
                     slice.attach(cm);

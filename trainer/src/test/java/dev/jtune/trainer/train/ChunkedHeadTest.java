@@ -222,12 +222,18 @@ class ChunkedHeadTest {
     }
 
     @Test
-    void theDefaultChunkFollowsTheVocabulary() {
-        try (NDManager m = Torch.newManager(); LlamaModel model = TinyLlama.load(m, 1)) {
-            assertEquals(ForwardBackward.HEAD_CHUNK_LOGITS / TinyLlama.VOCAB,
-                    new ForwardBackward(model, false, 1).headChunk());
+    void theDefaultChunkFollowsTheVocabularyAndWhetherTheHeadTrains() {
+        for (boolean tied : new boolean[] {false, true}) {
+            try (NDManager m = Torch.newManager();
+                    LlamaModel model = TinyLlama.load(TinyLlama.micro(tied), 1, Dtype.FP32, m)) {
+                ForwardBackward fb = new ForwardBackward(model, false, 1);
+                assertEquals(ForwardBackward.HEAD_CHUNK_LOGITS / 48, fb.headChunk(), "frozen head, tied " + tied);
+                trainAll(model);
+                assertEquals(ForwardBackward.TRAINED_HEAD_CHUNK_LOGITS / 48, fb.headChunk(), "trained, tied " + tied);
+            }
         }
-        // Llama 3's vocabulary: 130 tokens a chunk, 64 MiB of fp32 logits.
+        // Llama 3's vocabulary: 130 tokens a chunk (64 MiB of fp32 logits), 523 when the head trains.
         assertEquals(130, ForwardBackward.HEAD_CHUNK_LOGITS / 128_256);
+        assertEquals(523, ForwardBackward.TRAINED_HEAD_CHUNK_LOGITS / 128_256);
     }
 }
