@@ -49,7 +49,7 @@ final class ForwardBackward {
     private final LayerHooks hooks;
     private final Eaft eaft; // null: plain NLL
     private final Diffusion diffusion; // null: next-token prediction
-    private final long headChunk; // trained tokens per head chunk; 0: the whole logits at once; AUTO: by the vocabulary
+    private final long headChunk; // tokens per head chunk; 0: the whole logits at once; AUTO: by the vocabulary
     private static final long AUTO = -1;
 
     /**
@@ -316,8 +316,9 @@ final class ForwardBackward {
                 : Kernels.get().crossEntropySum(flat, in.labels()).get(0);
     }
 
+    /** Whether the head and loss run in chunks: always but with the diffusion objective or chunk 0 (tests). */
     private boolean chunked(Inputs in) {
-        return headChunk > 0 && in.noise() == null;
+        return in.noise() == null && headChunk() > 0;
     }
 
     /**
