@@ -22,10 +22,11 @@ import java.util.Random;
  * The chunked head and loss against the whole logits (bench/head-chunk.sh): one training step
  * ({@link ForwardBackward#run} with backward) of a 2-layer model with hidden size 256 and Llama 3's 128,256-token
  * vocabulary, every token trained, in this process: {@code HeadChunkBench TOKENS CHUNK DTYPE TRAIN [CKPT]} with CHUNK 0
- * for the whole logits (jtune before) or -1 for the default chunk, TRAIN {@code decoder} (head and embedding frozen,
- * as under an adapter) or {@code all}. Prints the RSS after loading, the peak RSS (VmHWM) over a warm-up step and
- * {@link #STEPS} measured steps, and the best of their wall and of their CPU times (the CPU time tells a step paused from outside). Lives in the trainer's package (ForwardBackward is package-private);
- * run each configuration in a fresh JVM.
+ * for the whole logits (jtune before), -1 for the default chunk or a number of tokens, TRAIN {@code decoder} (head and
+ * embedding frozen, as under an adapter) or {@code all}. Prints the RSS after loading, the peak RSS (VmHWM) over a
+ * warm-up step and {@link #STEPS} measured steps, and the best of their wall and of their CPU times (the CPU time
+ * tells a step paused from outside). Lives in the trainer's package (ForwardBackward is package-private); run each
+ * configuration in a fresh JVM.
  */
 public final class HeadChunkBench {
     static final int STEPS = 3;
@@ -75,7 +76,8 @@ public final class HeadChunkBench {
                 ms = Math.min(ms, (System.nanoTime() - t) / 1_000_000);
                 cpu = Math.min(cpu, cpuMillis() - cpu0);
             }
-            System.out.printf("tokens %d (%d x %d), %s, train %s%s, head chunk %s: loss %.4f, best step of " + STEPS + " %d ms (CPU %d ms),"
+            System.out.printf("tokens %d (%d x %d), %s, train %s%s, head chunk %s: loss %.4f, best step of " + STEPS
+                    + " %d ms (CPU %d ms),"
                     + " RSS after load %d MB, peak %d MB%n", n, rows, len, args[2], all ? "all" : "decoder",
                     ckpt ? ", checkpointing" : "", fb.headChunk() == 0 ? "none (whole logits)" : fb.headChunk(), loss,
                     ms, cpu, loaded >> 20, rss("VmHWM:") >> 20);

@@ -323,7 +323,8 @@ public final class AxolotlKeys {
         equivalent("jtune always computes the head and the loss in chunks of trained tokens, each chunk's backward"
                         + " at once (about 16M logits alive at a time, 64M when the head's own weight trains: 130 or"
                         + " 523 tokens with Llama 3's vocabulary; the chunk size is set by the vocabulary, not by these"
-                        + " keys): the same loss and gradients as the whole logits", "liger_fused_linear_cross_entropy", "cut_cross_entropy", "chunked_cross_entropy",
+                        + " keys): the same loss and gradients as the whole logits",
+                "liger_fused_linear_cross_entropy", "cut_cross_entropy", "chunked_cross_entropy",
                 "chunked_cross_entropy_num_chunks");
         // SwanLab's plugin (integrations/swanlab at COMMIT) only registers its tracker's callbacks: metrics, the
         // config and Lark notifications sent to swanlab.cn, completions of RL runs; nothing that changes training.

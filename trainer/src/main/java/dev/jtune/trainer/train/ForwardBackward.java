@@ -137,7 +137,7 @@ final class ForwardBackward {
         return new ForwardBackward(this, tokens);
     }
 
-    /** Trained tokens per head chunk, as the model's head is now (frozen or trained); 0 for the whole logits at once. */
+    /** Trained tokens per head chunk, as the model's head is now (frozen or trained); 0: the whole logits at once. */
     long headChunk() {
         if (headChunk != AUTO) {
             return headChunk;
