@@ -317,9 +317,15 @@ public final class AxolotlKeys {
                 });
         equivalent(KERNELS, "use_kernels", "lora_mlp_kernel", "lora_qkv_kernel", "lora_o_kernel",
                 "lora_embedding_kernel", "liger_rope", "liger_rms_norm", "liger_rms_norm_gated", "liger_layer_norm",
-                "liger_swiglu", "liger_glu_activation", "liger_cross_entropy", "liger_fused_linear_cross_entropy",
-                "cut_cross_entropy", "chunked_cross_entropy", "chunked_cross_entropy_num_chunks", "tiled_mlp",
+                "liger_swiglu", "liger_glu_activation", "liger_cross_entropy", "tiled_mlp",
                 "tiled_mlp_num_shards", "tiled_mlp_use_original_mlp", "batch_flattening");
+        // What these kernels exist for, jtune's training loss always does (trainer's ForwardBackward.headLoss).
+        equivalent("jtune always computes the head and the loss in chunks of trained tokens, each chunk's backward"
+                        + " at once (about 16M logits alive at a time, 64M when the head's own weight trains: 130 or"
+                        + " 523 tokens with Llama 3's vocabulary; the chunk size is set by the vocabulary, not by these"
+                        + " keys): the same loss and gradients as the whole logits",
+                "liger_fused_linear_cross_entropy", "cut_cross_entropy", "chunked_cross_entropy",
+                "chunked_cross_entropy_num_chunks");
         // SwanLab's plugin (integrations/swanlab at COMMIT) only registers its tracker's callbacks: metrics, the
         // config and Lark notifications sent to swanlab.cn, completions of RL runs; nothing that changes training.
         // The DiffusionPlugin (integrations/diffusion at COMMIT) swaps the objective: trainer's Diffusion implements it.

@@ -173,6 +173,10 @@ class AxolotlKeysTest {
                 + "  - axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin\n").notes();
         assertEquals(1, plugins.size(), "one line for the key");
         assertEquals("plugins", plugins.get(0).key());
+        // What the cross-entropy kernels save, jtune's chunked loss does: the info line says so.
+        var cce = parse("base_model: m\ncut_cross_entropy: true\nchunked_cross_entropy_num_chunks: 8\n").notes();
+        assertEquals(2, cce.size());
+        assertTrue(cce.get(0).note().contains("chunks of trained tokens"), cce.get(0).note());
         assertTrue(fails("base_model: m\nplugins:\n  - axolotl.integrations.kd.KDPlugin\n").getMessage()
                 .contains("plugin axolotl.integrations.kd.KDPlugin is not available"));
         // SwanLab's plugin registers its tracker's callbacks only: a warning, like wandb's keys.

@@ -2,16 +2,20 @@ package dev.jtune.trainer.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.data.dataset.Batch;
 import dev.jtune.model.engine.Autograd;
 import dev.jtune.model.engine.Kernels;
+import dev.jtune.model.llama.DenseLinear;
 import dev.jtune.model.llama.ForwardContext;
 import dev.jtune.model.llama.LayerPolicy;
 import dev.jtune.model.llama.LlamaModel;
 import dev.jtune.trainer.optim.Gradients;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -30,6 +34,13 @@ import java.util.List;
  * recomputes one layer with autograd from its detached input ({@link LlamaModel#layer}) and backpropagates the
  * upstream gradient through it, so at most one layer's activations are alive. Every intermediate lives in a
  * per-layer sub-manager closed right after.
+ *
+ * <p>The head and the loss run in chunks of trained tokens ({@link #headBackward}), as Liger's fused linear
+ * cross-entropy and Apple's cut cross-entropy do: only the positions whose label is not ignored go through the final
+ * norm and the head, a chunk at a time, and each chunk's backward runs at once, so at most one chunk's logits (and
+ * their fp32 copy and gradient) are alive; the gradients of the head and the final norm accumulate chunk by chunk.
+ * The same sum and gradients as the whole [tokens, vocab] logits, up to the order of fp32 sums. The diffusion
+ * objective, whose loss normalises per row, takes the whole logits as before.
  */
 final class ForwardBackward {
     private final LlamaModel model;
@@ -38,6 +49,21 @@ final class ForwardBackward {
     private final LayerHooks hooks;
     private final Eaft eaft; // null: plain NLL
     private final Diffusion diffusion; // null: next-token prediction
+    private final long headChunk; // tokens per head chunk; 0: the whole logits at once; AUTO: by the vocabulary
+    private static final long AUTO = -1;
+
+    /**
+     * Logits per head chunk, about 64 MiB in fp32: Llama 3's 128,256-token vocabulary gives chunks of 130 tokens,
+     * Llama 2's 32,000 chunks of 524; as fast as the whole logits (bench/head-chunk.sh).
+     */
+    static final long HEAD_CHUNK_LOGITS = 1L << 24;
+
+    /**
+     * Logits per head chunk when the head's own weight trains (full fine-tuning; a tied embedding that trains): each
+     * chunk's backward then adds a [vocab, hidden] gradient, which at 130 tokens a chunk cost 18% of a step
+     * (bench/head-chunk.sh); at 520 none.
+     */
+    static final long TRAINED_HEAD_CHUNK_LOGITS = 1L << 26;
 
     /** FSDP's per-decoder-layer hooks; the defaults (no sharding) do nothing. */
     interface LayerHooks {
@@ -89,6 +115,37 @@ final class ForwardBackward {
         this.hooks = hooks;
         this.eaft = eaft;
         this.diffusion = diffusion;
+        this.headChunk = AUTO;
+    }
+
+    private ForwardBackward(ForwardBackward base, long headChunk) {
+        this.model = base.model;
+        this.checkpointing = base.checkpointing;
+        this.seed = base.seed;
+        this.hooks = base.hooks;
+        this.eaft = base.eaft;
+        this.diffusion = base.diffusion;
+        this.headChunk = headChunk;
+    }
+
+    /**
+     * The same, with {@code tokens} trained tokens per head chunk, or 0 for the whole logits at once (the unchunked
+     * path, which tests and bench/ compare against).
+     */
+    ForwardBackward withHeadChunk(long tokens) {
+        if (tokens < 0) throw new IllegalArgumentException("head chunk: expected 0 (unchunked) or more, got " + tokens);
+        return new ForwardBackward(this, tokens);
+    }
+
+    /** Trained tokens per head chunk, as the model's head is now (frozen or trained); 0: the whole logits at once. */
+    long headChunk() {
+        if (headChunk != AUTO) {
+            return headChunk;
+        }
+        NDArray weight = model.config().tieWordEmbeddings() ? model.embedTokens()
+                : model.linears().get("lm_head") instanceof DenseLinear d ? d.weight() : null;
+        long logits = weight != null && Autograd.requiresGrad(weight) ? TRAINED_HEAD_CHUNK_LOGITS : HEAD_CHUNK_LOGITS;
+        return Math.max(1, logits / model.config().vocabSize());
     }
 
     /**
@@ -115,8 +172,9 @@ final class ForwardBackward {
             if (!backward) {
                 return Autograd.noGrad(() -> {
                     NDArray last = model.decode(in.ids(), in.context(), scoped(step, micro, m, null));
-                    float value = nllSum(last, in, false).getFloat();
-                    return in.noise() != null ? new Result((double) value * in.rows(), in.rows())
+                    double value = chunked(in) ? headLoss(last, in, false, 0, 0, null)
+                            : nllSum(last, in, false).getFloat();
+                    return in.noise() != null ? new Result(value * in.rows(), in.rows())
                             : new Result(value, in.trained());
                 });
             }
@@ -126,13 +184,13 @@ final class ForwardBackward {
         }
     }
 
-    /** @param batch and {@code noise}: the diffusion objective's micro-batch and its forward process, else null */
+    /**
+     * @param batch and {@code noise}: the diffusion objective's micro-batch and its forward process, else null
+     * @param trainedAt the flat positions {@code row * length + i} whose (shifted) label is trained, in order, and
+     *     {@code trainedLabels} their labels; null with the diffusion objective
+     */
     private record Inputs(NDArray ids, ForwardContext context, NDArray labels, long rows, long length, long trained,
-            Batch batch, DiffusionNoise noise) {
-        Inputs(NDArray ids, ForwardContext context, NDArray labels, long rows, long length, long trained) {
-            this(ids, context, labels, rows, length, trained, null, null);
-        }
-    }
+            Batch batch, DiffusionNoise noise, long[] trainedAt, long[] trainedLabels) {}
 
     private Inputs inputs(Batch b, NDManager m) {
         int rows = b.rows();
@@ -153,10 +211,19 @@ final class ForwardBackward {
                 if (labels[at] != Kernels.IGNORE_INDEX) trained++;
             }
         }
+        long[] trainedAt = new long[(int) trained];
+        long[] trainedLabels = new long[(int) trained];
+        for (int at = 0, t = 0; at < labels.length; at++) {
+            if (labels[at] != Kernels.IGNORE_INDEX) {
+                trainedAt[t] = at;
+                trainedLabels[t++] = labels[at];
+            }
+        }
         Shape shape = new Shape(rows, len);
         NDArray segments = b.packed() ? m.create(seg, shape) : null;
         ForwardContext context = model.context(m.create(pos, shape), segments, null);
-        return new Inputs(m.create(ids, shape), context, m.create(labels), rows, len, trained);
+        return new Inputs(m.create(ids, shape), context, m.create(labels), rows, len, trained, null, null, trainedAt,
+                trainedLabels);
     }
 
     /**
@@ -180,7 +247,7 @@ final class ForwardBackward {
         }
         Shape shape = new Shape(rows, len);
         ForwardContext context = model.context(m.create(pos, shape), m.create(seg, shape), null).bidirectionalWithin();
-        return new Inputs(m.create(ids, shape), context, null, rows, len, 1, b, noise);
+        return new Inputs(m.create(ids, shape), context, null, rows, len, 1, b, noise, null, null);
     }
 
     /** A 63-bit seed from (seed, step, micro, layer): splitmix64 rounds. */
@@ -249,6 +316,87 @@ final class ForwardBackward {
                 : Kernels.get().crossEntropySum(flat, in.labels()).get(0);
     }
 
+    /** Whether the head and loss run in chunks: always but with the diffusion objective or chunk 0 (tests). */
+    private boolean chunked(Inputs in) {
+        return in.noise() == null && headChunk() > 0;
+    }
+
+    /**
+     * The loss of the final hidden states {@code last} (a leaf) and its backward down to them: the micro-batch's
+     * summed loss is returned and {@code upstream[0]} receives the gradient of {@code loss / denominator * lossScale}
+     * with respect to {@code last} (the caller closes it).
+     */
+    private double headBackward(NDArray last, Inputs in, long denominator, double lossScale, NDArray[] upstream) {
+        if (!chunked(in)) {
+            NDArray sum = nllSum(last, in, true);
+            double value = sum.getFloat();
+            Autograd.backward(scaledLoss(sum, denominator, lossScale));
+            upstream[0] = Autograd.gradient(last);
+            return value;
+        }
+        double value = headLoss(last, in, true, denominator, lossScale, upstream);
+        if (upstream[0] == null) { // no trained token in this micro-batch: nothing reached the hidden states
+            upstream[0] = last.zerosLike();
+        }
+        return value;
+    }
+
+    /**
+     * The summed loss of the trained positions of {@code last}, {@link #headChunk()} tokens at a time: final norm, head
+     * (with the family's softcap) and cross-entropy (or EAFT in training) of one chunk, and in training its backward
+     * right away from a detached leaf copy of the chunk's hidden states, so that the chunk's logits are freed before
+     * the next chunk's are made; the head's and the final norm's gradients accumulate in their leaves. In training
+     * the chunks' hidden-state gradients, joined, go back through the gather of trained positions into {@code last}'s
+     * gradient, handed out in {@code upstream[0]} (null when no token trains).
+     */
+    private double headLoss(NDArray last, Inputs in, boolean training, long denominator, double lossScale,
+            NDArray[] upstream) {
+        long[] at = in.trainedAt();
+        if (at.length == 0) {
+            return 0;
+        }
+        long chunk = headChunk();
+        long hidden = last.getShape().get(last.getShape().dimension() - 1);
+        double value = 0;
+        try (NDManager hm = last.getManager().newSubManager()) {
+            NDArray flat = last.reshape(in.rows() * in.length(), hidden);
+            flat.attach(hm);
+            NDArray positions = hm.create(at);
+            // x[positions]: in the graph from last in training, so one backward scatters the joined gradients.
+            NDArray picked = flat.get(new NDIndex("{}", positions));
+            NDList grads = new NDList();
+            for (int start = 0, end; start < at.length; start = end) {
+                end = (int) Math.min(at.length, start + chunk);
+                try (NDManager cm = hm.newSubManager()) {
+                    NDArray slice = picked.get(new NDIndex(start + ":" + end));
+                    slice.attach(cm);
+                    NDArray x = training ? leaf(slice) : slice;
+                    NDArray labels = cm.create(Arrays.copyOfRange(in.trainedLabels(), start, end));
+                    NDArray logits = model.logits(model.finalNorm(x));
+                    NDArray sum = training && eaft != null
+                            ? Kernels.get().eaftNllSum(logits, labels, eaft.alpha(), eaft.k()).get(0)
+                            : Kernels.get().crossEntropySum(logits, labels).get(0);
+                    value += sum.getFloat();
+                    if (training) {
+                        Autograd.backward(scaledLoss(sum, denominator, lossScale));
+                        NDArray g = Autograd.gradient(x);
+                        g.attach(hm);
+                        grads.add(g);
+                    }
+                }
+            }
+            if (training) {
+                NDArray joined = grads.size() == 1 ? grads.get(0) : NDArrays.concat(grads);
+                Autograd.backward(picked, joined);
+                upstream[0] = Autograd.gradient(last);
+                if (upstream[0] != null) {
+                    upstream[0].attach(last.getManager());
+                }
+            }
+        }
+        return value;
+    }
+
     private static NDArray scaledLoss(NDArray sum, long denominator, double lossScale) {
         NDArray loss = sum.div(scalar(sum, (float) denominator));
         return lossScale == 1.0 ? loss : loss.mul(scalar(sum, (float) lossScale));
@@ -286,10 +434,9 @@ final class ForwardBackward {
             return out;
         };
         NDArray last = leaf(model.decode(in.ids(), in.context(), segmented));
-        NDArray sum = nllSum(last, in, true);
-        double value = sum.getFloat();
-        Autograd.backward(scaledLoss(sum, denominator, lossScale));
-        NDArray upstream = Autograd.gradient(last);
+        NDArray[] head = new NDArray[1];
+        double value = headBackward(last, in, denominator, lossScale, head);
+        NDArray upstream = head[0];
         for (int i = ends.size() - 1; i >= 0; i--) {
             model.layers().get(i).prepareBackward();
             Autograd.backward(ends.get(i), upstream);
@@ -314,10 +461,9 @@ final class ForwardBackward {
         List<NDArray> layerInputs = new ArrayList<>();
         NDArray lastOut = model.decode(in.ids(), in.context(), scoped(step, micro, m, layerInputs));
         NDArray last = leaf(lastOut);
-        NDArray sum = nllSum(last, in, true);
-        double value = sum.getFloat();
-        Autograd.backward(scaledLoss(sum, denominator, lossScale));
-        NDArray upstream = Autograd.gradient(last);
+        NDArray[] head = new NDArray[1];
+        double value = headBackward(last, in, denominator, lossScale, head);
+        NDArray upstream = head[0];
         for (int i = layerInputs.size() - 1; i >= 0; i--) {
             try (NDManager lm = m.newSubManager()) {
                 NDArray xi = leaf(layerInputs.get(i));

@@ -15,7 +15,8 @@
  * <p>Inside: {@link dev.jtune.trainer.train.ForwardBackward} runs one micro-batch through the model's one decoder
  * stack ({@code LlamaModel.decode}) with a per-layer policy (dropout seed, no-grad and scoped memory, recompute for
  * gradient checkpointing, {@link dev.jtune.trainer.train.FsdpLayers} gather/free) and walks backward layer by
- * layer; the step talks to one {@code Optimizer} (AdamW or its sharded form); {@link dev.jtune.trainer.train.Metrics}
+ * layer; its head and loss run in chunks of trained tokens, each chunk's backward at once, so that the whole
+ * [tokens, vocab] logits never exist (what Liger's fused linear cross-entropy and cut cross-entropy do); the step talks to one {@code Optimizer} (AdamW or its sharded form); {@link dev.jtune.trainer.train.Metrics}
  * and {@link dev.jtune.trainer.train.StepLog} write what is logged; a checkpoint's non-tensor state is a
  * {@link dev.jtune.trainer.train.TrainingState}.
  *
