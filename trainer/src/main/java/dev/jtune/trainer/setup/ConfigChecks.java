@@ -82,11 +82,11 @@ public final class ConfigChecks {
         Optional<LoraSettings> lora = problems.check("adapter", () -> LoraSettings.from(s, config.source()))
                 .flatMap(l -> l);
         Optional<VocabSettings> vocab = problems.check("added_tokens_overrides", () -> VocabSettings.from(config));
-        List<QatSettings.Problem> qatProblems = QatSettings.problems(config);
+        List<KeyProblem> qatProblems = QatSettings.problems(config);
         qatProblems.forEach(p -> problems.add(p.key(), p.message()));
         Optional<QatSettings> qat = qatProblems.isEmpty() ? QatSettings.from(config) : Optional.empty();
         Fp8Settings.problems(config).forEach(p -> problems.add(p.key(), p.message()));
-        List<SparseFinetuning.Problem> sparseProblems = SparseFinetuning.problems(config, baseDir);
+        List<KeyProblem> sparseProblems = SparseFinetuning.problems(config, baseDir);
         sparseProblems.forEach(p -> problems.add(p.key(), p.message()));
         Optional<SparseFinetuning> sparse = sparseProblems.isEmpty() ? SparseFinetuning.from(config, baseDir)
                 : Optional.empty();

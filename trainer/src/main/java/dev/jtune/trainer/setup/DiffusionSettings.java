@@ -57,9 +57,6 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** A problem at a dotted key path. */
-    public record Problem(String key, String message) {}
-
     /** Whether {@code plugins:} lists the DiffusionPlugin. */
     public static boolean enabled(TrainerSettings s) {
         return s.value("plugins").map(v -> v instanceof List<?> l ? l : List.of(v)).orElse(List.of()).stream()
@@ -68,11 +65,7 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
 
     /** The settings, or empty without the plugin; {@link #problems} must be empty. */
     public static Optional<DiffusionSettings> from(TrainConfig config) {
-        List<Problem> problems = problems(config);
-        if (!problems.isEmpty()) {
-            throw new IllegalArgumentException(config.source() + ": " + String.join("; ",
-                    problems.stream().map(Problem::message).toList()));
-        }
+        KeyProblem.orThrow(config, problems(config), null);
         TrainerSettings s = config.trainer();
         if (!enabled(s)) {
             return Optional.empty();
@@ -86,13 +79,13 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
     }
 
     /** Every problem of the {@code diffusion:} block and the plugin, each at its key, for ConfigChecks. */
-    public static List<Problem> problems(TrainConfig config) {
+    public static List<KeyProblem> problems(TrainConfig config) {
         TrainerSettings s = config.trainer();
-        List<Problem> out = new ArrayList<>();
+        List<KeyProblem> out = new ArrayList<>();
         Map<String, Object> d = s.mapping("diffusion");
         if (!enabled(s)) {
             if (!d.isEmpty()) {
-                out.add(new Problem("diffusion", "diffusion: is read by Axolotl's DiffusionPlugin only: add plugins: ["
+                out.add(new KeyProblem("diffusion", "diffusion: is read by Axolotl's DiffusionPlugin only: add plugins: ["
                         + PLUGIN + "] to train with the diffusion objective, or drop the block"));
             }
             return out;
@@ -102,7 +95,7 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
             Object v = e.getValue();
             String at = "diffusion." + key;
             if (!KEYS.contains(key)) {
-                out.add(new Problem(at, at + " is not a key of Axolotl's DiffusionConfig; its keys: "
+                out.add(new KeyProblem(at, at + " is not a key of Axolotl's DiffusionConfig; its keys: "
                         + String.join(", ", KEYS)));
                 continue;
             }
@@ -110,7 +103,7 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
             switch (key) {
                 case "noise_schedule" -> {
                     if (!List.of("linear", "cosine").contains(String.valueOf(v))) {
-                        out.add(new Problem(at, at + ": expected linear or cosine, got '" + v + "'"));
+                        out.add(new KeyProblem(at, at + ": expected linear or cosine, got '" + v + "'"));
                     }
                 }
                 case "min_mask_ratio", "max_mask_ratio", "eps" -> range(out, at, v, 0.0, 1.0);
@@ -118,20 +111,20 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
                 case "num_diffusion_steps", "generation_interval", "num_generation_samples", "generation_steps",
                         "generation_max_length" -> {
                     if (!(v instanceof Long || v instanceof Integer) || ((Number) v).longValue() < 1) {
-                        out.add(new Problem(at, at + ": expected a whole number of at least 1, got '" + v + "'"));
+                        out.add(new KeyProblem(at, at + ": expected a whole number of at least 1, got '" + v + "'"));
                     }
                 }
                 case "importance_weighting", "generate_samples" -> {
-                    if (!(v instanceof Boolean)) out.add(new Problem(at, at + ": expected true or false, got '" + v + "'"));
+                    if (!(v instanceof Boolean)) out.add(new KeyProblem(at, at + ": expected true or false, got '" + v + "'"));
                 }
                 case "mask_token_id" -> {
                     if (!(v instanceof Long || v instanceof Integer)) {
-                        out.add(new Problem(at, at + ": expected a token id (a whole number), got '" + v + "'"));
+                        out.add(new KeyProblem(at, at + ": expected a token id (a whole number), got '" + v + "'"));
                     }
                 }
                 case "mask_token_str" -> {
                     if (!(v instanceof String t) || t.isEmpty()) {
-                        out.add(new Problem(at, at + ": expected a token (a non-empty string), got '" + v + "'"));
+                        out.add(new KeyProblem(at, at + ": expected a token (a non-empty string), got '" + v + "'"));
                     }
                 }
                 default -> throw new AssertionError(key);
@@ -140,15 +133,15 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
         double min = d.get("min_mask_ratio") instanceof Number n ? n.doubleValue() : 0.1;
         double max = d.get("max_mask_ratio") instanceof Number n ? n.doubleValue() : 0.9;
         if (min > max) {
-            out.add(new Problem("diffusion.min_mask_ratio", "diffusion: min_mask_ratio (" + min
+            out.add(new KeyProblem("diffusion.min_mask_ratio", "diffusion: min_mask_ratio (" + min
                     + ") must be <= max_mask_ratio (" + max + "), as Axolotl's DiffusionConfig requires"));
         }
         return out;
     }
 
-    private static void range(List<Problem> out, String at, Object v, double lo, double hi) {
+    private static void range(List<KeyProblem> out, String at, Object v, double lo, double hi) {
         if (!(v instanceof Number n) || !(n.doubleValue() >= lo && n.doubleValue() <= hi)) {
-            out.add(new Problem(at, at + ": expected a number in [" + lo + ", " + (hi == Double.POSITIVE_INFINITY
+            out.add(new KeyProblem(at, at + ": expected a number in [" + lo + ", " + (hi == Double.POSITIVE_INFINITY
                     ? "inf)" : hi + "]") + ", got '" + v + "'"));
         }
     }

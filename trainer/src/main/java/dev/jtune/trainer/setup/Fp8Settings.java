@@ -15,41 +15,34 @@ import java.util.Optional;
  * @param allGather {@code fp8_enable_fsdp_float8_all_gather}: the same numerics here (see AxolotlKeys)
  */
 public record Fp8Settings(boolean allGather) {
-    /** One problem of the fp8 keys, by key. */
-    public record Problem(String key, String message) {}
 
     /** The settings, or empty without {@code fp8: true}; throws on the first problems (ConfigChecks lists them). */
     public static Optional<Fp8Settings> from(TrainConfig config) {
-        List<Problem> problems = new ArrayList<>();
-        Optional<Fp8Settings> s = read(config, problems);
-        if (!problems.isEmpty()) {
-            throw new IllegalArgumentException(config.source() + ": " + String.join("; ",
-                    problems.stream().map(Problem::message).toList()));
-        }
-        return s;
+        List<KeyProblem> problems = new ArrayList<>();
+        return KeyProblem.orThrow(config, problems, read(config, problems));
     }
 
     /** Every problem of the fp8 keys, for ConfigChecks. */
-    public static List<Problem> problems(TrainConfig config) {
-        List<Problem> problems = new ArrayList<>();
+    public static List<KeyProblem> problems(TrainConfig config) {
+        List<KeyProblem> problems = new ArrayList<>();
         read(config, problems);
         return problems;
     }
 
-    private static Optional<Fp8Settings> read(TrainConfig config, List<Problem> problems) {
+    private static Optional<Fp8Settings> read(TrainConfig config, List<KeyProblem> problems) {
         TrainerSettings s = config.trainer();
         boolean allGather = s.bool("fp8_enable_fsdp_float8_all_gather").orElse(false);
         if (!s.bool("fp8").orElse(false)) {
             return Optional.empty();
         }
         if (s.has("adapter")) {
-            problems.add(new Problem("fp8", "fp8: true with adapter: " + s.string("adapter").orElse("") + " is not"
+            problems.add(new KeyProblem("fp8", "fp8: true with adapter: " + s.string("adapter").orElse("") + " is not"
                     + " implemented: jtune runs torchao's Float8Linear on the dense weights of full fine-tuning"
                     + " (accelerate would convert PEFT's frozen base and its LoRA linears too); remove the adapter"
                     + " or fp8"));
         }
         if (!s.mapping("qat").isEmpty()) {
-            problems.add(new Problem("fp8", "fp8: true with qat: both replace the projections' products (torchao's"
+            problems.add(new KeyProblem("fp8", "fp8: true with qat: both replace the projections' products (torchao's"
                     + " Float8Linear, its FakeQuantizedLinear); jtune runs one of them, remove the other"));
         }
         return Optional.of(new Fp8Settings(allGather));

@@ -45,32 +45,24 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         return m;
     }
 
-    /** A problem at a dotted key path. */
-    public record Problem(String key, String message) {}
-
     /**
      * The settings, or empty when {@code qat} is absent or empty.
      *
      * @throws IllegalArgumentException listing every problem (ConfigChecks reports them one by one, with positions)
      */
     public static Optional<QatSettings> from(TrainConfig config) {
-        List<Problem> problems = new ArrayList<>();
-        Optional<QatSettings> s = read(config, problems);
-        if (!problems.isEmpty()) {
-            throw new IllegalArgumentException(config.source() + ": " + String.join("; ",
-                    problems.stream().map(Problem::message).toList()));
-        }
-        return s;
+        List<KeyProblem> problems = new ArrayList<>();
+        return KeyProblem.orThrow(config, problems, read(config, problems));
     }
 
     /** Every problem of the {@code qat} block (and its combination with other keys), for ConfigChecks. */
-    public static List<Problem> problems(TrainConfig config) {
-        List<Problem> problems = new ArrayList<>();
+    public static List<KeyProblem> problems(TrainConfig config) {
+        List<KeyProblem> problems = new ArrayList<>();
         read(config, problems);
         return problems;
     }
 
-    private static Optional<QatSettings> read(TrainConfig config, List<Problem> problems) {
+    private static Optional<QatSettings> read(TrainConfig config, List<KeyProblem> problems) {
         TrainerSettings s = config.trainer();
         Map<String, Object> qat = s.mapping("qat");
         if (qat.isEmpty()) {
@@ -79,22 +71,22 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         int before = problems.size();
         for (String key : qat.keySet()) {
             if (!KEYS.contains(key)) {
-                problems.add(new Problem("qat." + key, "qat." + key + " is not a key of Axolotl's QATConfig; its keys: "
+                problems.add(new KeyProblem("qat." + key, "qat." + key + " is not a key of Axolotl's QATConfig; its keys: "
                         + String.join(", ", KEYS) + dev.jtune.data.config.Suggest.didYouMean(key, KEYS)));
             }
         }
         // Axolotl's check_qat_config (schemas/config.py): these pairs stop there before training (its third, qat with
         // peft:, needs no check here: jtune refuses the peft key itself).
         if (s.bool("load_in_8bit").orElse(false)) {
-            problems.add(new Problem("qat", "qat with load_in_8bit: true: Axolotl refuses it (\"QAT and load_in_8bit"
+            problems.add(new KeyProblem("qat", "qat with load_in_8bit: true: Axolotl refuses it (\"QAT and load_in_8bit"
                     + " cannot be used together.\")"));
         }
         if (s.bool("load_in_4bit").orElse(false)) {
-            problems.add(new Problem("qat", "qat with load_in_4bit: true: Axolotl refuses it (\"QAT and load_in_4bit"
+            problems.add(new KeyProblem("qat", "qat with load_in_4bit: true: Axolotl refuses it (\"QAT and load_in_4bit"
                     + " cannot be used together.\")"));
         }
         if (s.has("adapter")) {
-            problems.add(new Problem("qat", "qat with adapter: " + s.string("adapter").orElse("") + " is not"
+            problems.add(new KeyProblem("qat", "qat with adapter: " + s.string("adapter").orElse("") + " is not"
                     + " implemented: jtune fake-quantizes the dense weights of full fine-tuning (Axolotl would"
                     + " fake-quantize the frozen base under PEFT's LoRA layers); remove the adapter or qat"));
         }
@@ -103,7 +95,7 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         Object groupValue = qat.containsKey("group_size") ? qat.get("group_size") : 32L;
         int group = 32;
         if (!(groupValue instanceof Long g) || g <= 0 || g > Integer.MAX_VALUE) {
-            problems.add(new Problem("qat.group_size", "qat.group_size must be a positive integer, got " + groupValue
+            problems.add(new KeyProblem("qat.group_size", "qat.group_size must be a positive integer, got " + groupValue
                     + (groupValue == null ? " (an explicit null: Axolotl then takes torchao's own default, 128 for"
                     + " int4; write the number)" : "")));
         } else {
@@ -111,10 +103,10 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         }
         Object embedding = qat.get("quantize_embedding");
         if (embedding != null && !(embedding instanceof Boolean)) {
-            problems.add(new Problem("qat.quantize_embedding", "qat.quantize_embedding must be true or false, got "
+            problems.add(new KeyProblem("qat.quantize_embedding", "qat.quantize_embedding must be true or false, got "
                     + embedding));
         } else if (Boolean.TRUE.equals(embedding)) {
-            problems.add(new Problem("qat.quantize_embedding", "qat.quantize_embedding: true is not implemented:"
+            problems.add(new KeyProblem("qat.quantize_embedding", "qat.quantize_embedding: true is not implemented:"
                     + " for int4 weights Axolotl fake-quantizes the embedding with torchao's Int4WeightFakeQuantizeConfig"
                     + " for fp8 activations (rows quantized to float8 e4m3, then int4), which jtune does not run, and"
                     + " for mxfp4 torchao stops (\"Activation fake quantization is not supported for embedding\");"
@@ -125,10 +117,10 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         Object n = qat.get("fake_quant_after_n_steps");
         if (n != null) {
             if (!(n instanceof Long steps) || steps < 0) {
-                problems.add(new Problem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps must be a"
+                problems.add(new KeyProblem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps must be a"
                         + " step count (a non-negative integer), got " + n));
             } else if (steps == 0) {
-                problems.add(new Problem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps: 0 is refused:"
+                problems.add(new KeyProblem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps: 0 is refused:"
                         + " Axolotl's QATCallback disables fake quantization at step 0 and re-enables it only at a"
                         + " later step equal to N, so 0 would train without fake quantization at all; leave the key"
                         + " out to fake-quantize from the first step"));
@@ -145,7 +137,7 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
                 && after.isPresent()) {
             String fmt = scheme.weight() == QatScheme.Weight.MXFP4 ? "mxfp4" : "nvfp4";
             String layer = scheme.weight() == QatScheme.Weight.MXFP4 ? "MXFakeQuantizedLinear" : "NVFP4FakeQuantizedLinear";
-            problems.add(new Problem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps with " + fmt + " is"
+            problems.add(new KeyProblem("qat.fake_quant_after_n_steps", "qat.fake_quant_after_n_steps with " + fmt + " is"
                     + " refused: Axolotl's QATCallback toggles torchao's FakeQuantizedLinear and FakeQuantizedEmbedding"
                     + " only, not " + layer + ", so there the key has no effect and " + fmt.toUpperCase(Locale.ROOT)
                     + " fake quantization runs from the first step; leave the key out for that"));
@@ -157,14 +149,14 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
     }
 
     /** The dtype at {@code key} as validate_ao_dtype reads it, or null (absent, with no default, or a problem). */
-    private static String dtype(Map<String, Object> qat, String key, String fallback, List<Problem> problems) {
+    private static String dtype(Map<String, Object> qat, String key, String fallback, List<KeyProblem> problems) {
         Object v = qat.containsKey(key) ? qat.get(key) : fallback;
         if (v == null) {
             return null;
         }
         String mapped = DTYPES.get(String.valueOf(v));
         if (mapped == null) {
-            problems.add(new Problem("qat." + key, "qat." + key + ": '" + v + "' is not a dtype Axolotl knows; it"
+            problems.add(new KeyProblem("qat." + key, "qat." + key + ": '" + v + "' is not a dtype Axolotl knows; it"
                     + " accepts " + String.join(", ", DTYPES.keySet())
                     + dev.jtune.data.config.Suggest.didYouMean(String.valueOf(v), List.copyOf(DTYPES.keySet()))));
         }
@@ -173,12 +165,12 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
 
     /** get_quantization_config's and _make_qat_config's cases, in their order. */
     private static QatScheme scheme(String activation, String weight, int group, boolean groupGiven,
-            List<Problem> problems) {
+            List<KeyProblem> problems) {
         String pair = "qat.weight_dtype " + weight + " with qat.activation_dtype "
                 + (activation == null ? "unset" : activation);
         String key = "qat.weight_dtype";
         if (activation == null && weight.equals("int8")) {
-            problems.add(new Problem(key, "qat.weight_dtype int8 without qat.activation_dtype (Axolotl's default"
+            problems.add(new KeyProblem(key, "qat.weight_dtype int8 without qat.activation_dtype (Axolotl's default"
                     + " weight_dtype) stops in Axolotl (\"Int8WeightOnlyConfig is not supported by torchao QAT.\");"
                     + " jtune runs activation_dtype: int8 with weight_dtype: int4"));
             return null;
@@ -192,7 +184,7 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         if (weight.equals("mxfp4") && (activation == null || activation.equals("mxfp4"))) {
             // _make_qat_config: MXFakeQuantizeConfig(float4_e2m1fn_x2, block_size) for activations and weights alike.
             if (group != QatScheme.MX_BLOCK) {
-                problems.add(new Problem("qat.group_size", "qat.group_size " + group + " with qat.weight_dtype mxfp4 is"
+                problems.add(new KeyProblem("qat.group_size", "qat.group_size " + group + " with qat.weight_dtype mxfp4 is"
                         + " refused, as Axolotl refuses it (\"MXFP4 quantization must use a block_size (group_size) of"
                         + " 32\")"));
                 return null;
@@ -204,7 +196,7 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
             // QAT defines for NVFP4 is QATConfig(NVFP4DynamicActivationNVFP4WeightConfig()): NVFP4FakeQuantizedLinear
             // with per-tensor scales, activations and weights. get_quantization_config's group_size check stays.
             if (group != QatScheme.NV_BLOCK) {
-                problems.add(new Problem("qat.group_size", "qat.group_size " + group + " with qat.weight_dtype nvfp4 is"
+                problems.add(new KeyProblem("qat.group_size", "qat.group_size " + group + " with qat.weight_dtype nvfp4 is"
                         + " refused, as Axolotl refuses it (\"NVFP4 quantization must use a group_size of 16\")"
                         + (groupGiven ? "" : "; Axolotl's default group_size is 32, so write"
                         + " group_size: 16")));
@@ -233,7 +225,7 @@ public record QatSettings(QatScheme scheme, OptionalLong afterSteps) {
         } else {
             why = "Axolotl stops there (\"Invalid activation/weight dtype combination\")";
         }
-        problems.add(new Problem(key, pair + " is refused: " + why + ". jtune runs activation_dtype: int8"
+        problems.add(new KeyProblem(key, pair + " is refused: " + why + ". jtune runs activation_dtype: int8"
                 + " with weight_dtype: int4 (any group_size dividing the projections' input features), mxfp4 with mxfp4"
                 + " (group_size 32) and nvfp4 with nvfp4 (group_size 16)"));
         return null;

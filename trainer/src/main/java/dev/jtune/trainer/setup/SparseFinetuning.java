@@ -54,9 +54,6 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
     static final List<String> MODIFIER_FIELDS = List.of("targets", "start", "end", "update", "index", "group");
     private static final Set<String> SPECIAL_TARGETS = Set.of("__ALL__", "__ALL_PRUNABLE__", "__ALL_QUANTIZABLE__");
 
-    /** A problem at a dotted key path. */
-    public record Problem(String key, String message) {}
-
     public SparseFinetuning {
         targets = List.copyOf(targets);
     }
@@ -68,18 +65,13 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
      * @throws IllegalArgumentException listing every problem
      */
     public static Optional<SparseFinetuning> from(TrainConfig config, Path baseDir) {
-        List<Problem> problems = new ArrayList<>();
-        Optional<SparseFinetuning> s = read(config, baseDir, problems);
-        if (!problems.isEmpty()) {
-            throw new IllegalArgumentException(config.source() + ": " + String.join("; ",
-                    problems.stream().map(Problem::message).toList()));
-        }
-        return s;
+        List<KeyProblem> problems = new ArrayList<>();
+        return KeyProblem.orThrow(config, problems, read(config, baseDir, problems));
     }
 
     /** Every problem of the {@code llmcompressor} block and the plugin's list entry, for ConfigChecks. */
-    public static List<Problem> problems(TrainConfig config, Path baseDir) {
-        List<Problem> problems = new ArrayList<>();
+    public static List<KeyProblem> problems(TrainConfig config, Path baseDir) {
+        List<KeyProblem> problems = new ArrayList<>();
         read(config, baseDir, problems);
         return problems;
     }
@@ -90,14 +82,14 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         return names.stream().anyMatch(n -> String.valueOf(n).contains(".llm_compressor."));
     }
 
-    private static Optional<SparseFinetuning> read(TrainConfig config, Path baseDir, List<Problem> problems) {
+    private static Optional<SparseFinetuning> read(TrainConfig config, Path baseDir, List<KeyProblem> problems) {
         TrainerSettings s = config.trainer();
         boolean plugin = pluginListed(s);
         Map<String, Object> block = s.mapping("llmcompressor");
         if (block.isEmpty()) {
             if (plugin) {
                 // LLMCompressorArgs.llmcompressor has no default: Axolotl's validation stops there.
-                problems.add(new Problem("plugins", "plugins: " + PLUGIN + " needs an llmcompressor: block (its"
+                problems.add(new KeyProblem("plugins", "plugins: " + PLUGIN + " needs an llmcompressor: block (its"
                         + " recipe, e.g. a ConstantPruningModifier with targets and start: 0); Axolotl's"
                         + " LLMCompressorArgs requires it"));
             }
@@ -106,26 +98,26 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         int before = problems.size();
         if (!plugin) {
             // Without the plugin Axolotl registers no callback: the recipe would not run, only the save would.
-            problems.add(new Problem("llmcompressor", "llmcompressor: is read by Axolotl's LLMCompressorPlugin only;"
+            problems.add(new KeyProblem("llmcompressor", "llmcompressor: is read by Axolotl's LLMCompressorPlugin only;"
                     + " without it in plugins: the recipe never runs (the zeros would fill in). Add plugins: ["
                     + PLUGIN + "] or drop the block"));
         }
         for (String key : block.keySet()) {
             if (!KEYS.contains(key)) {
-                problems.add(new Problem("llmcompressor." + key, "llmcompressor." + key + " is not a key of Axolotl's"
+                problems.add(new KeyProblem("llmcompressor." + key, "llmcompressor." + key + " is not a key of Axolotl's"
                         + " CompressionArgs; its keys: " + String.join(", ", KEYS) + Suggest.didYouMean(key, KEYS)));
             }
         }
         Object saveValue = block.get("save_compressed");
         boolean save = false;
         if (saveValue != null && !(saveValue instanceof Boolean)) {
-            problems.add(new Problem("llmcompressor.save_compressed", "llmcompressor.save_compressed must be true or"
+            problems.add(new KeyProblem("llmcompressor.save_compressed", "llmcompressor.save_compressed must be true or"
                     + " false, got " + saveValue));
         } else {
             save = Boolean.TRUE.equals(saveValue);
         }
         if (s.has("adapter")) {
-            problems.add(new Problem("llmcompressor", "llmcompressor with adapter: " + s.string("adapter").orElse("")
+            problems.add(new KeyProblem("llmcompressor", "llmcompressor with adapter: " + s.string("adapter").orElse("")
                     + " is refused: under PEFT the base weights are frozen (their zeros stay without a mask) and"
                     + " llm-compressor's targets match the PEFT model's names (...q_proj.base_layer.weight), so"
                     + " targets like 're:.*q_proj.weight' find nothing and llm-compressor stops (\"Could not find"
@@ -135,7 +127,7 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         Object recipe = block.get("recipe");
         Map<?, ?> recipeMap = recipe == null ? null : recipeMapping(recipe, baseDir, problems);
         if (recipe == null) {
-            problems.add(new Problem("llmcompressor.recipe", "llmcompressor.recipe is required (CompressionArgs):"
+            problems.add(new KeyProblem("llmcompressor.recipe", "llmcompressor.recipe is required (CompressionArgs):"
                     + " a mapping of <name>_stage: {<group>_modifiers: {ConstantPruningModifier: {targets: [...],"
                     + " start: 0}}}, or the path of a recipe file"));
         }
@@ -149,7 +141,7 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
                     continue; // Recipe.from_dict keeps them as the recipe's args; 0.10 substitutes nothing with them
                 }
                 if (!stageKey.endsWith("_stage") || !(stage.getValue() instanceof Map<?, ?> groups)) {
-                    problems.add(new Problem(at, at + ": llm-compressor's Recipe.from_dict reads only <name>_stage:"
+                    problems.add(new KeyProblem(at, at + ": llm-compressor's Recipe.from_dict reads only <name>_stage:"
                             + " mappings at the top of a recipe and would skip '" + stageKey + "'; write e.g."
                             + " finetuning_stage: {finetuning_modifiers: {ConstantPruningModifier: {...}}}"));
                     continue;
@@ -158,7 +150,7 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
                     String groupKey = String.valueOf(group.getKey());
                     String gat = at + "." + groupKey;
                     if (!groupKey.endsWith("_modifiers") || !(group.getValue() instanceof Map<?, ?> mods)) {
-                        problems.add(new Problem(gat, gat + ": a stage holds <group>_modifiers: mappings only"
+                        problems.add(new KeyProblem(gat, gat + ": a stage holds <group>_modifiers: mappings only"
                                 + " (Recipe.from_dict skips anything else); write e.g. finetuning_modifiers:"
                                 + " {ConstantPruningModifier: {...}}"));
                         continue;
@@ -167,7 +159,7 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
                         String type = String.valueOf(mod.getKey());
                         String mat = gat + "." + type;
                         if (!type.equals("ConstantPruningModifier")) {
-                            problems.add(new Problem(mat, mat + ": the modifier " + type + " is not implemented;"
+                            problems.add(new KeyProblem(mat, mat + ": the modifier " + type + " is not implemented;"
                                     + " jtune runs ConstantPruningModifier (keeps a sparsified model's zeros through"
                                     + " fine-tuning), not llm-compressor's pruning, quantization or distillation"
                                     + " modifiers (run them with llm-compressor itself)"));
@@ -179,7 +171,7 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
                 }
             }
             if (modifiers == 0 && problems.size() == before) {
-                problems.add(new Problem("llmcompressor.recipe", "llmcompressor.recipe holds no modifier; jtune"
+                problems.add(new KeyProblem("llmcompressor.recipe", "llmcompressor.recipe holds no modifier; jtune"
                         + " runs a ConstantPruningModifier under <name>_stage: {<group>_modifiers: {...}}"));
             }
         }
@@ -190,12 +182,12 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
     }
 
     /** The recipe as a mapping: given inline, or read from a file, or parsed from YAML text (create_instance). */
-    private static Map<?, ?> recipeMapping(Object recipe, Path baseDir, List<Problem> problems) {
+    private static Map<?, ?> recipeMapping(Object recipe, Path baseDir, List<KeyProblem> problems) {
         if (recipe instanceof Map<?, ?> m) {
             return m;
         }
         if (!(recipe instanceof String text)) {
-            problems.add(new Problem("llmcompressor.recipe", "llmcompressor.recipe must be a mapping, a recipe"
+            problems.add(new KeyProblem("llmcompressor.recipe", "llmcompressor.recipe must be a mapping, a recipe"
                     + " file's path or YAML text, got " + recipe));
             return null;
         }
@@ -205,14 +197,14 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         boolean isFile = !text.contains("\n") && Files.isRegularFile(file);
         if (isFile) {
             if (text.toLowerCase(java.util.Locale.ROOT).endsWith(".md")) {
-                problems.add(new Problem(what, what + ": " + file + ": recipes inside Markdown files are not read;"
+                problems.add(new KeyProblem(what, what + ": " + file + ": recipes inside Markdown files are not read;"
                         + " give a .yaml or .json file"));
                 return null;
             }
             try {
                 yaml = Files.readString(file);
             } catch (IOException e) {
-                problems.add(new Problem(what, what + ": cannot read " + file + ": " + e.getMessage()));
+                problems.add(new KeyProblem(what, what + ": cannot read " + file + ": " + e.getMessage()));
                 return null;
             }
             what = file.toString();
@@ -222,12 +214,12 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
             // JSON is YAML; one document, as llm-compressor's yaml.safe_load.
             parsed = new Yaml(new LoaderOptions()).load(yaml);
         } catch (YAMLException e) {
-            problems.add(new Problem("llmcompressor.recipe", "llmcompressor.recipe: " + what + " is not a YAML or"
+            problems.add(new KeyProblem("llmcompressor.recipe", "llmcompressor.recipe: " + what + " is not a YAML or"
                     + " JSON recipe: " + e.getMessage().replace('\n', ' ')));
             return null;
         }
         if (!(parsed instanceof Map<?, ?> m)) {
-            problems.add(new Problem("llmcompressor.recipe", "llmcompressor.recipe: '" + text + "' is "
+            problems.add(new KeyProblem("llmcompressor.recipe", "llmcompressor.recipe: '" + text + "' is "
                     + (isFile ? "a file whose content is not a mapping" : "neither a file (looked for " + file
                     + ") nor a recipe mapping in YAML")));
             return null;
@@ -235,14 +227,14 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         return m;
     }
 
-    private static void modifier(Object args, String at, Set<String> targets, List<Problem> problems) {
+    private static void modifier(Object args, String at, Set<String> targets, List<KeyProblem> problems) {
         if (!(args instanceof Map<?, ?> a)) {
-            problems.add(new Problem(at, at + " must be a mapping of its arguments (targets, start), got " + args));
+            problems.add(new KeyProblem(at, at + " must be a mapping of its arguments (targets, start), got " + args));
             return;
         }
         for (Object k : a.keySet()) {
             if (!MODIFIER_FIELDS.contains(String.valueOf(k))) {
-                problems.add(new Problem(at + "." + k, at + "." + k + " is not a field of ConstantPruningModifier"
+                problems.add(new KeyProblem(at + "." + k, at + "." + k + " is not a field of ConstantPruningModifier"
                         + " (llm-compressor's pydantic model forbids it); its fields: " + String.join(", ",
                         MODIFIER_FIELDS) + Suggest.didYouMean(String.valueOf(k), MODIFIER_FIELDS)));
             }
@@ -250,20 +242,20 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         Object t = a.get("targets");
         List<?> list = t instanceof List<?> l ? l : t instanceof String str ? List.of(str) : null;
         if (list == null || list.isEmpty()) {
-            problems.add(new Problem(at + ".targets", at + ".targets is required: parameter names or 're:' regexes,"
+            problems.add(new KeyProblem(at + ".targets", at + ".targets is required: parameter names or 're:' regexes,"
                     + " e.g. ['re:.*q_proj.weight', 're:.*down_proj.weight']"));
         } else {
             for (Object o : list) {
                 String target = String.valueOf(o);
                 if (SPECIAL_TARGETS.contains(target)) {
-                    problems.add(new Problem(at + ".targets", at + ".targets: " + target + " is not implemented;"
+                    problems.add(new KeyProblem(at + ".targets", at + ".targets: " + target + " is not implemented;"
                             + " name the weights with 're:' regexes (e.g. 're:.*proj.weight')"));
                 } else if (target.startsWith("re:")) {
                     try {
                         PyRegex.compile(target.substring(3));
                         targets.add(target);
                     } catch (IllegalArgumentException e) {
-                        problems.add(new Problem(at + ".targets", at + ".targets: '" + target + "': "
+                        problems.add(new KeyProblem(at + ".targets", at + ".targets: '" + target + "': "
                                 + e.getMessage()));
                     }
                 } else {
@@ -274,16 +266,16 @@ public record SparseFinetuning(List<String> targets, boolean saveCompressed, int
         Object start = a.get("start");
         if (start == null) {
             // Modifier.should_start: start None never starts, so the masks stay all ones.
-            problems.add(new Problem(at + ".start", at + ".start is not set: llm-compressor then never starts the"
+            problems.add(new KeyProblem(at + ".start", at + ".start is not set: llm-compressor then never starts the"
                     + " modifier and trains without masks (the zeros fill in); write start: 0"));
         } else if (!(start instanceof Number n)) {
-            problems.add(new Problem(at + ".start", at + ".start must be a number, got " + start));
+            problems.add(new KeyProblem(at + ".start", at + ".start must be a number, got " + start));
         } else if (n.doubleValue() > 0) {
-            problems.add(new Problem(at + ".start", at + ".start: " + start + " is not implemented: jtune computes"
+            problems.add(new KeyProblem(at + ".start", at + ".start: " + start + " is not implemented: jtune computes"
                     + " the masks when training begins (start: 0), not part way through"));
         }
         if (a.get("end") != null) {
-            problems.add(new Problem(at + ".end", at + ".end: " + a.get("end") + " is not implemented: jtune keeps"
+            problems.add(new KeyProblem(at + ".end", at + ".end: " + a.get("end") + " is not implemented: jtune keeps"
                     + " the masks to the last step (leave end out)"));
         }
     }

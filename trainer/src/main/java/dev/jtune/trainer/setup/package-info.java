@@ -4,7 +4,8 @@
  * dtype, NF4, {@link dev.jtune.trainer.setup.AdapterSource adapter}, FSDP sharding of the base) and
  * {@link dev.jtune.trainer.setup.AssembledModel#load} builds it — for {@code train}, {@code inference} and
  * {@code score} alike. {@link dev.jtune.trainer.setup.ConfigChecks#check} is what {@code preprocess} and {@code train}
- * check right after a config loads, before any data work: every check that needs neither the data nor a step.
+ * check right after a config loads, before any data work: every check that needs neither the data nor a step; the
+ * settings readers below give it their problems as {@link dev.jtune.trainer.setup.KeyProblem}s, one per key.
  *
  * <p>{@link dev.jtune.trainer.setup.DeepSpeed} reads Axolotl's {@code deepspeed:} JSON (or knows Axolotl's shipped
  * files by name), maps ZeRO 0-2 to data parallel and ZeRO-3 to FSDP, and refuses what would change the result;

@@ -29,7 +29,7 @@ class SparseFinetuningTest {
     }
 
     private static List<String> messages(String block, Path dir) {
-        return SparseFinetuning.problems(config(block), dir).stream().map(SparseFinetuning.Problem::message).toList();
+        return SparseFinetuning.problems(config(block), dir).stream().map(KeyProblem::message).toList();
     }
 
     @Test
