@@ -2,14 +2,10 @@ package dev.jtune.trainer.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jtune.data.config.ConfigException;
-import dev.jtune.model.safetensors.SafetensorsFile;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -19,7 +15,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,50 +31,19 @@ class Fp8TrainTest {
 
     @BeforeAll
     static void data() throws Exception {
-        InitModelCommand.initModel(shared.resolve("tiny"), "tiny", null, 3, true,
-                new PrintStream(new ByteArrayOutputStream()));
-        var sb = new StringBuilder();
-        for (int i = 0; i < 24; i++) {
-            sb.append("{\"instruction\": \"Count to ").append(i).append(".\", \"input\": \"\", \"output\": \"")
-                    .append(i).append(" ").append(i + 1).append("\"}\n");
-        }
-        Files.writeString(shared.resolve("rows.jsonl"), sb.toString());
+        TinyTraining.tinyModelAndRows(shared);
     }
 
     private static String config(String out, String extra) {
-        return """
-                base_model: %s
-                datasets:
-                  - path: %s
-                    type: alpaca
-                dataset_prepared_path: %s
-                output_dir: %s
-                sequence_len: 128
-                micro_batch_size: 2
-                max_steps: 2
-                learning_rate: 0.001
-                logging_steps: 1
-                seed: 7
-                """.formatted(shared.resolve("tiny"), shared.resolve("rows.jsonl"), shared.resolve("prepared"),
-                shared.resolve(out)) + extra;
+        return TinyTraining.config(shared, shared.resolve("tiny"), out, 128, 2, extra);
     }
 
     private static String train(String name, String yaml) throws Exception {
-        Path cfg = shared.resolve(name + ".yml");
-        Files.writeString(cfg, yaml);
-        var out = new ByteArrayOutputStream();
-        int code = TrainCommand.train(cfg, new PrintStream(out, true, StandardCharsets.UTF_8));
-        String text = out.toString(StandardCharsets.UTF_8);
-        assertEquals(0, code, text);
-        return text;
+        return TinyTraining.train(shared, name, yaml);
     }
 
     private static Map<String, byte[]> weights(String out) throws Exception {
-        Map<String, byte[]> all = new TreeMap<>();
-        try (SafetensorsFile f = SafetensorsFile.open(shared.resolve(out).resolve("model.safetensors"))) {
-            for (String name : f.names()) all.put(name, f.bytes(name));
-        }
-        return all;
+        return TinyTraining.weightBytes(shared.resolve(out));
     }
 
     private static int differing(Map<String, byte[]> a, Map<String, byte[]> b) {

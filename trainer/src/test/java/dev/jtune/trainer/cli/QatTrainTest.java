@@ -37,43 +37,15 @@ class QatTrainTest {
 
     @BeforeAll
     static void data() throws Exception {
-        InitModelCommand.initModel(shared.resolve("tiny"), "tiny", null, 3, true,
-                new PrintStream(new ByteArrayOutputStream()));
-        var sb = new StringBuilder();
-        for (int i = 0; i < 24; i++) {
-            sb.append("{\"instruction\": \"Count to ").append(i).append(".\", \"input\": \"\", \"output\": \"")
-                    .append(i).append(" ").append(i + 1).append("\"}\n");
-        }
-        Files.writeString(shared.resolve("rows.jsonl"), sb.toString());
+        TinyTraining.tinyModelAndRows(shared);
     }
 
     private static String config(String out, String extra) {
-        return """
-                base_model: %s
-                datasets:
-                  - path: %s
-                    type: alpaca
-                dataset_prepared_path: %s
-                output_dir: %s
-                sequence_len: 128
-                micro_batch_size: 2
-                max_steps: 3
-                learning_rate: 0.001
-                logging_steps: 1
-                seed: 7
-                bf16: true
-                """.formatted(shared.resolve("tiny"), shared.resolve("rows.jsonl"), shared.resolve("prepared"),
-                shared.resolve(out)) + extra;
+        return TinyTraining.config(shared, shared.resolve("tiny"), out, 128, 3, "bf16: true\n" + extra);
     }
 
     private static String train(String name, String yaml) throws Exception {
-        Path cfg = shared.resolve(name + ".yml");
-        Files.writeString(cfg, yaml);
-        var out = new ByteArrayOutputStream();
-        int code = TrainCommand.train(cfg, new PrintStream(out, true, StandardCharsets.UTF_8));
-        String text = out.toString(StandardCharsets.UTF_8);
-        assertEquals(0, code, text);
-        return text;
+        return TinyTraining.train(shared, name, yaml);
     }
 
     private static List<Double> losses(String out) throws Exception {
@@ -88,11 +60,7 @@ class QatTrainTest {
     }
 
     private static Map<String, byte[]> weights(String out) throws Exception {
-        Map<String, byte[]> all = new TreeMap<>();
-        try (SafetensorsFile f = SafetensorsFile.open(shared.resolve(out).resolve("model.safetensors"))) {
-            for (String name : f.names()) all.put(name, f.bytes(name));
-        }
-        return all;
+        return TinyTraining.weightBytes(shared.resolve(out));
     }
 
     @Test

@@ -57,40 +57,15 @@ class SparseTrainTest {
 
     @BeforeAll
     static void data() throws Exception {
-        var sb = new StringBuilder();
-        for (int i = 0; i < 16; i++) {
-            sb.append("{\"instruction\": \"Count to ").append(i).append(".\", \"input\": \"\", \"output\": \"")
-                    .append(i).append(" ").append(i + 1).append("\"}\n");
-        }
-        Files.writeString(shared.resolve("rows.jsonl"), sb.toString());
+        TinyTraining.countingRows(shared, 16);
     }
 
     private static String config(String out, String extra) {
-        return """
-                base_model: %s
-                datasets:
-                  - path: %s
-                    type: alpaca
-                dataset_prepared_path: %s
-                output_dir: %s
-                sequence_len: 256
-                micro_batch_size: 2
-                max_steps: 2
-                learning_rate: 0.001
-                logging_steps: 1
-                seed: 7
-                """.formatted(SPARSE, shared.resolve("rows.jsonl"), shared.resolve("prepared"), shared.resolve(out))
-                + extra;
+        return TinyTraining.config(shared, SPARSE, out, 256, 2, extra);
     }
 
     private static String train(String name, String yaml) throws Exception {
-        Path cfg = shared.resolve(name + ".yml");
-        Files.writeString(cfg, yaml);
-        var out = new ByteArrayOutputStream();
-        int code = TrainCommand.train(cfg, new PrintStream(out, true, StandardCharsets.UTF_8));
-        String text = out.toString(StandardCharsets.UTF_8);
-        assertEquals(0, code, text);
-        return text;
+        return TinyTraining.train(shared, name, yaml);
     }
 
     private static Map<String, float[]> weights(Path file) throws Exception {
