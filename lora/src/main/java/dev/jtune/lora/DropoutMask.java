@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import dev.jtune.model.engine.Torch;
+import dev.jtune.model.engine.VectorApi;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.stream.LongStream;
@@ -28,9 +29,8 @@ final class DropoutMask {
     static final long GOLDEN_GAMMA = 0x9e3779b97f4a7c15L;
     /** Values per parallel task (an even number, a multiple of every vector length). */
     private static final long VALUES_PER_TASK = 1 << 18;
-    /** The vector form: only when the module is in the boot layer (launch.sh and the tests add it). */
-    static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
-            && !"false".equals(System.getProperty("jtune.vector")) && DropoutMaskVector.usable();
+    /** The vector form: where the vector API is enabled ({@link VectorApi}) and this CPU's vectors fit it. */
+    static final boolean VECTOR = VectorApi.ENABLED && DropoutMaskVector.usable();
 
     private DropoutMask() {}
 

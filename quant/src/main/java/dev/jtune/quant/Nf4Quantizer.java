@@ -32,12 +32,10 @@ public final class Nf4Quantizer {
 
     private static final float[] NF4_BOUNDS = midpoints(Nf4.nf4Table());
     /**
-     * Whether the JDK's vector API is there for the NF4 loops ({@link Nf4VectorQuantizer}, and the dequantizer's
-     * {@link Nf4VectorLookup}): when the {@code jdk.incubator.vector} module is in the boot layer (launch.sh and the
-     * tests add it) and {@code -Djtune.vector=false} is not set.
+     * Whether the NF4 loops use the JDK's vector API ({@link Nf4VectorQuantizer}, and the dequantizer's
+     * {@link Nf4VectorLookup}): {@link dev.jtune.model.engine.VectorApi#ENABLED}.
      */
-    static final boolean VECTOR = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
-            && !"false".equals(System.getProperty("jtune.vector"));
+    static final boolean VECTOR = dev.jtune.model.engine.VectorApi.ENABLED;
     private static final float[] DYNAMIC_BOUNDS = midpoints(Nf4.dynamicMap());
 
     private Nf4Quantizer() {}

@@ -17,6 +17,8 @@
  *       process (every module's kernels use it).
  *   <li>{@link dev.jtune.model.engine.Dtype} names the compute dtypes. DJL itself cannot name bf16 (it aborts
  *       the JVM), so casts always go through {@code Kernels.cast}.
+ *   <li>{@link dev.jtune.model.engine.VectorApi}: whether Java loops may use the JDK's vector API (one switch for
+ *       every module, {@code -Djtune.vector=false}).
  * </ul>
  */
 package dev.jtune.model.engine;
