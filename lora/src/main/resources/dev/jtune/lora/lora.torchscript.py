@@ -16,8 +16,7 @@ class LoraOps(Module):
     # Evaluation, p = 0, or CUDA (whose fused native_dropout keeps a bool mask already). Training on CPU with p > 0
     # takes lora_forward_masked, with a mask jtune draws (LoraLinear, DropoutMask).
     h = torch.dropout(torch.to(x, a.dtype), p, train)
-    delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
-    return torch.to(torch.add(base_out, delta), base_out.dtype)
+    return self.lora_add(h, base_out, a, b, scaling)
 
   def lora_forward_masked(self: __torch__.LoraOps, x: Tensor, base_out: Tensor, a: Tensor, b: Tensor, keep: Tensor,
                           p: float, scaling: float) -> Tensor:
@@ -31,6 +30,10 @@ class LoraOps(Module):
     h = torch.to(x, a.dtype)
     kept_value = torch.div(torch.ones([1], dtype=h.dtype, device=h.device), 1.0 - p)
     h = torch.mul_(torch.where(keep, h, 0.0), kept_value)
+    return self.lora_add(h, base_out, a, b, scaling)
+
+  def lora_add(self: __torch__.LoraOps, h: Tensor, base_out: Tensor, a: Tensor, b: Tensor, scaling: float) -> Tensor:
+    # The adapter's term of the (dropped) input h, added in the promoted dtype, cast back to the base output's.
     delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
     return torch.to(torch.add(base_out, delta), base_out.dtype)
 

@@ -65,7 +65,7 @@ public record DiffusionSettings(double eps, boolean importanceWeighting, Optiona
 
     /** The settings, or empty without the plugin; {@link #problems} must be empty. */
     public static Optional<DiffusionSettings> from(TrainConfig config) {
-        KeyProblem.orThrow(config, problems(config), null);
+        KeyProblem.throwIfAny(config, problems(config));
         TrainerSettings s = config.trainer();
         if (!enabled(s)) {
             return Optional.empty();

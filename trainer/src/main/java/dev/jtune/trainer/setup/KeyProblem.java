@@ -9,12 +9,17 @@ import java.util.List;
  */
 public record KeyProblem(String key, String message) {
 
-    /** {@code settings} when {@code problems} is empty; else an error naming the config file and every problem. */
-    static <T> T orThrow(TrainConfig config, List<KeyProblem> problems, T settings) {
+    /** An error naming the config file and every problem, unless {@code problems} is empty. */
+    static void throwIfAny(TrainConfig config, List<KeyProblem> problems) {
         if (!problems.isEmpty()) {
             throw new IllegalArgumentException(config.source() + ": " + String.join("; ",
                     problems.stream().map(KeyProblem::message).toList()));
         }
+    }
+
+    /** {@code settings} when {@code problems} is empty; else {@link #throwIfAny}'s error. */
+    static <T> T orThrow(TrainConfig config, List<KeyProblem> problems, T settings) {
+        throwIfAny(config, problems);
         return settings;
     }
 }

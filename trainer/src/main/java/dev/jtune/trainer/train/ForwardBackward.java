@@ -172,7 +172,7 @@ final class ForwardBackward {
             if (!backward) {
                 return Autograd.noGrad(() -> {
                     NDArray last = model.decode(in.ids(), in.context(), scoped(step, micro, m, null));
-                    double value = chunked(in) ? headLoss(last, in, false, 0, 0, null)
+                    double value = chunked(in) ? headLoss(last, in, false, 0, 0).loss()
                             : nllSum(last, in, false).getFloat();
                     return in.noise() != null ? new Result(value * in.rows(), in.rows())
                             : new Result(value, in.trained());
@@ -322,23 +322,23 @@ final class ForwardBackward {
     }
 
     /**
-     * The loss of the final hidden states {@code last} (a leaf) and its backward down to them: the micro-batch's
-     * summed loss is returned and {@code upstream[0]} receives the gradient of {@code loss / denominator * lossScale}
-     * with respect to {@code last} (the caller closes it).
+     * The head's part of a pass: the micro-batch's summed loss and, in training, the gradient of
+     * {@code loss / denominator * lossScale} with respect to the final hidden states (the caller closes it; null when
+     * none reached them).
      */
-    private double headBackward(NDArray last, Inputs in, long denominator, double lossScale, NDArray[] upstream) {
+    private record HeadPass(double loss, NDArray upstream) {}
+
+    /** The loss of the final hidden states {@code last} (a leaf) and its backward down to them. */
+    private HeadPass headBackward(NDArray last, Inputs in, long denominator, double lossScale) {
         if (!chunked(in)) {
             NDArray sum = nllSum(last, in, true);
             double value = sum.getFloat();
             Autograd.backward(scaledLoss(sum, denominator, lossScale));
-            upstream[0] = Autograd.gradient(last);
-            return value;
+            return new HeadPass(value, Autograd.gradient(last));
         }
-        double value = headLoss(last, in, true, denominator, lossScale, upstream);
-        if (upstream[0] == null) { // no trained token in this micro-batch: nothing reached the hidden states
-            upstream[0] = last.zerosLike();
-        }
-        return value;
+        HeadPass pass = headLoss(last, in, true, denominator, lossScale);
+        // No trained token in this micro-batch: nothing reached the hidden states.
+        return pass.upstream() != null ? pass : new HeadPass(pass.loss(), last.zerosLike());
     }
 
     /**
@@ -347,17 +347,17 @@ final class ForwardBackward {
      * right away from a detached leaf copy of the chunk's hidden states, so that the chunk's logits are freed before
      * the next chunk's are made; the head's and the final norm's gradients accumulate in their leaves. In training
      * the chunks' hidden-state gradients, joined, go back through the gather of trained positions into {@code last}'s
-     * gradient, handed out in {@code upstream[0]} (null when no token trains).
+     * gradient, the pass's upstream (null when no token trains, and in evaluation).
      */
-    private double headLoss(NDArray last, Inputs in, boolean training, long denominator, double lossScale,
-            NDArray[] upstream) {
+    private HeadPass headLoss(NDArray last, Inputs in, boolean training, long denominator, double lossScale) {
         long[] at = in.trainedAt();
         if (at.length == 0) {
-            return 0;
+            return new HeadPass(0, null);
         }
         long chunk = headChunk();
         long hidden = last.getShape().get(last.getShape().dimension() - 1);
         double value = 0;
+        NDArray upstream = null;
         try (NDManager hm = last.getManager().newSubManager()) {
             NDArray flat = last.reshape(in.rows() * in.length(), hidden);
             flat.attach(hm);
@@ -388,13 +388,13 @@ final class ForwardBackward {
             if (training) {
                 NDArray joined = grads.size() == 1 ? grads.get(0) : NDArrays.concat(grads);
                 Autograd.backward(picked, joined);
-                upstream[0] = Autograd.gradient(last);
-                if (upstream[0] != null) {
-                    upstream[0].attach(last.getManager());
+                upstream = Autograd.gradient(last);
+                if (upstream != null) {
+                    upstream.attach(last.getManager());
                 }
             }
         }
-        return value;
+        return new HeadPass(value, upstream);
     }
 
     private static NDArray scaledLoss(NDArray sum, long denominator, double lossScale) {
@@ -434,9 +434,9 @@ final class ForwardBackward {
             return out;
         };
         NDArray last = leaf(model.decode(in.ids(), in.context(), segmented));
-        NDArray[] head = new NDArray[1];
-        double value = headBackward(last, in, denominator, lossScale, head);
-        NDArray upstream = head[0];
+        HeadPass head = headBackward(last, in, denominator, lossScale);
+        double value = head.loss();
+        NDArray upstream = head.upstream();
         for (int i = ends.size() - 1; i >= 0; i--) {
             model.layers().get(i).prepareBackward();
             Autograd.backward(ends.get(i), upstream);
@@ -461,9 +461,9 @@ final class ForwardBackward {
         List<NDArray> layerInputs = new ArrayList<>();
         NDArray lastOut = model.decode(in.ids(), in.context(), scoped(step, micro, m, layerInputs));
         NDArray last = leaf(lastOut);
-        NDArray[] head = new NDArray[1];
-        double value = headBackward(last, in, denominator, lossScale, head);
-        NDArray upstream = head[0];
+        HeadPass head = headBackward(last, in, denominator, lossScale);
+        double value = head.loss();
+        NDArray upstream = head.upstream();
         for (int i = layerInputs.size() - 1; i >= 0; i--) {
             try (NDManager lm = m.newSubManager()) {
                 NDArray xi = leaf(layerInputs.get(i));
