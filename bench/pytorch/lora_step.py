@@ -155,6 +155,8 @@ def main():
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--profile-out", default=None, help="after the timed steps, record one more with torch.profiler "
+                   "into this Chrome trace (bench/pytorch/profile_summary.py reads it)")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -182,6 +184,10 @@ def main():
     for _ in range(a.steps):
         step()
     dt = time.perf_counter() - t0
+    if a.profile_out:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
+            step()
+        prof.export_chrome_trace(a.profile_out)
     n_params = sum(p.numel() for p in params) + sum(
         (L.numel() if isinstance(L, torch.Tensor) else 0) for L in [model.embed, model.head])
     tokens = a.batch * a.seq

@@ -51,7 +51,10 @@ import java.util.stream.Stream;
  * [--skip-memory] [--optimize-graphs]}; a child is {@code TrainStepBench child MODE STEPS WARMUP GC OPTIMIZE}.
  */
 public final class TrainStepBench {
+    /** Issue 4: LoRA (and QLoRA, until issue 14) at 0.9x PyTorch eager or better. */
     static final double TARGET_RATIO = 0.9;
+    /** Issue 14: QLoRA at least as fast as PyTorch eager. */
+    static final double QLORA_TARGET_RATIO = 1.0;
     static final int BATCH = 4;
     static final int SEQ = 256;
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -236,8 +239,9 @@ public final class TrainStepBench {
             s.append(String.format(Locale.ROOT, "%-6s %12.1f %12.1f %12.1f %12.1f %10.3f %10.3f %s%n", mode, jb, pb,
                     median(j), median(p), ratio, median(j) / median(p), rounds.toString().trim()));
             if (!Double.isNaN(ratio)) {
+                double target = mode.equals("qlora") ? QLORA_TARGET_RATIO : TARGET_RATIO;
                 s.append(String.format(Locale.ROOT, "  %s: best jtune / best PyTorch = %.3f, target %.1f: %s%n", mode,
-                        ratio, TARGET_RATIO, ratio >= TARGET_RATIO ? "met" : "NOT met"));
+                        ratio, target, ratio >= target ? "met" : "NOT met"));
             }
         }
         return s.toString();

@@ -17,13 +17,22 @@ final class LoraKernels {
     /** {@code (baseOut + linear(linear(dropout(x as a's dtype), a), b) * scaling)} in baseOut's dtype. */
     static NDArray loraForward(NDArray x, NDArray baseOut, NDArray a, NDArray b, double p, boolean train,
             double scaling) {
-        return ops().call("lora_forward", x, baseOut, a, b, p, train, scaling);
+        return ops().call("lora_forward", x, baseOut, a, b, p, train, scaling, scalesExactly(scaling));
     }
 
     /** As {@link #loraForward} in training with dropout {@code p}, the values kept where {@code keep} is true. */
     static NDArray loraForwardMasked(NDArray x, NDArray baseOut, NDArray a, NDArray b, NDArray keep, double p,
             double scaling) {
-        return ops().call("lora_forward_masked", x, baseOut, a, b, keep, p, scaling);
+        return ops().call("lora_forward_masked", x, baseOut, a, b, keep, p, scaling, scalesExactly(scaling));
+    }
+
+    /**
+     * Whether multiplying by {@code scaling} is exact in fp32 and bf16 (a power of two of a normal fp32 exponent): then
+     * the kernel scales the rank-r intermediate instead of the [.., out] product, with PEFT's bits at r/out the cost.
+     */
+    static boolean scalesExactly(double scaling) {
+        int e = Math.getExponent(scaling);
+        return scaling > 0 && e >= Float.MIN_EXPONENT && e <= Float.MAX_EXPONENT && scaling == Math.scalb(1.0, e);
     }
 
     /** One draw from libtorch's generator (on {@code anchor}'s device): a dropout mask's seed. */

@@ -12,14 +12,14 @@ class LoraOps(Module):
   training : bool
 
   def lora_forward(self: __torch__.LoraOps, x: Tensor, base_out: Tensor, a: Tensor, b: Tensor, p: float,
-                   train: bool, scaling: float) -> Tensor:
+                   train: bool, scaling: float, scale_rank: bool) -> Tensor:
     # Evaluation, p = 0, or CUDA (whose fused native_dropout keeps a bool mask already). Training on CPU with p > 0
     # takes lora_forward_masked, with a mask jtune draws (LoraLinear, DropoutMask).
     h = torch.dropout(torch.to(x, a.dtype), p, train)
-    return self.lora_add(h, base_out, a, b, scaling)
+    return self.lora_add(h, base_out, a, b, scaling, scale_rank)
 
   def lora_forward_masked(self: __torch__.LoraOps, x: Tensor, base_out: Tensor, a: Tensor, b: Tensor, keep: Tensor,
-                          p: float, scaling: float) -> Tensor:
+                          p: float, scaling: float, scale_rank: bool) -> Tensor:
     # torch.dropout's arithmetic (ATen's _dropout_impl: h * noise, noise = mask / (1 - p) in h's dtype) with a given
     # bool mask. Its backward keeps the bool mask (1 byte a value) and a 1-element scale, where torch.dropout keeps
     # its fp32 noise (4 bytes); h * keep * scale is h * noise exactly (keep is 0 or 1, and the kept value is the same
@@ -30,11 +30,18 @@ class LoraOps(Module):
     h = torch.to(x, a.dtype)
     kept_value = torch.div(torch.ones([1], dtype=h.dtype, device=h.device), 1.0 - p)
     h = torch.mul_(torch.where(keep, h, 0.0), kept_value)
-    return self.lora_add(h, base_out, a, b, scaling)
+    return self.lora_add(h, base_out, a, b, scaling, scale_rank)
 
-  def lora_add(self: __torch__.LoraOps, h: Tensor, base_out: Tensor, a: Tensor, b: Tensor, scaling: float) -> Tensor:
+  def lora_add(self: __torch__.LoraOps, h: Tensor, base_out: Tensor, a: Tensor, b: Tensor, scaling: float,
+               scale_rank: bool) -> Tensor:
     # The adapter's term of the (dropped) input h, added in the promoted dtype, cast back to the base output's.
-    delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
+    # scale_rank (scaling is a power of two, as alpha = 2r makes it): the scaling multiplies the rank-r intermediate
+    # instead of the [.., out] product, forward and in backward, an r/out share of PEFT's cost. Multiplying by a power
+    # of two is exact, so every product and sum is PEFT's scaled exactly: the same bits (barring values under 2^-126).
+    if scale_rank:
+      delta = torch.linear(torch.mul(torch.linear(h, a), scaling), b)
+    else:
+      delta = torch.mul(torch.linear(torch.linear(h, a), b), scaling)
     return torch.to(torch.add(base_out, delta), base_out.dtype)
 
   def draw_seed(self: __torch__.LoraOps, anchor: Tensor) -> int:

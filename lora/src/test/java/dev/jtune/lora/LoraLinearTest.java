@@ -2,6 +2,7 @@ package dev.jtune.lora;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -185,18 +186,22 @@ class LoraLinearTest {
         }
     }
 
-    @Test
-    void trainingDropoutIsTorchDropoutsArithmeticOnItsMaskWithGradients() {
+    /**
+     * PEFT's arithmetic, bit for bit, with gradients: with dropout (p = 0.25, exact in float) and without, for scalings
+     * that are powers of two (the kernel then scales the rank-r intermediate: {@link LoraKernels#scalesExactly}) and
+     * one that is not (PEFT's order).
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"2.0, 0.25", "0.5, 0.25", "1.5, 0.25", "2.0, 0.0", "0.75, 0.0"})
+    void trainingIsPeftsArithmeticBitForBitWithGradients(double s, double p) {
         // On CPU the mask is DropoutMask's, seeded by one draw from libtorch's generator; given that mask, output and
         // gradients must be torch.dropout's exactly (ATen's _dropout_impl: h * (mask / (1 - p))), although the
         // adapter path keeps a bool mask for backward and drops with where() (+0.0 where a product may give -0.0: the
-        // gradients are compared by value, so -0.0 == +0.0 there). p = 0.25 is exact in float.
+        // gradients are compared by value, so -0.0 == +0.0 there).
         int n = 96;
         int in = 40;
         int out = 24;
         int r = 8;
-        double p = 0.25;
-        double s = 2.0;
         Random rnd = new Random(5);
         try (NDManager m = Torch.newManager()) {
             NDArray w = m.create(gaussian(rnd, out * in), new Shape(out, in));
@@ -221,11 +226,12 @@ class LoraLinearTest {
                 t.setRequiresGradient(true);
             }
             Autograd.manualSeed(77);
-            NDArray keep = DropoutMask.keep(m, x2.getShape(), p, LoraKernels.drawSeed(x2));
+            NDArray keep = p > 0 ? DropoutMask.keep(m, x2.getShape(), p, LoraKernels.drawSeed(x2))
+                    : m.ones(x2.getShape(), ai.djl.ndarray.types.DataType.BOOLEAN);
             NDArray noise = keep.toType(ai.djl.ndarray.types.DataType.FLOAT32, false).div((float) (1 - p));
             NDArray y2 = Autograd.withGrad(() -> {
                 NDArray base = ai.djl.nn.core.Linear.linear(x2, w).singletonOrThrow();
-                NDArray h = x2.mul(noise);
+                NDArray h = p > 0 ? x2.mul(noise) : x2;
                 NDArray delta = ai.djl.nn.core.Linear.linear(ai.djl.nn.core.Linear.linear(h, a2).singletonOrThrow(), b2)
                         .singletonOrThrow().mul((float) s);
                 return base.add(delta);
@@ -241,13 +247,24 @@ class LoraLinearTest {
             for (boolean k : keep.toBooleanArray()) {
                 dropped += k ? 0 : 1;
             }
-            assertTrue(dropped > 0.25 * n * in - 200 && dropped < 0.25 * n * in + 200,
-                    "p=0.25 dropped " + dropped + " of " + n * in);
+            assertTrue(dropped > p * n * in - 200 && dropped < p * n * in + 200,
+                    "p=" + p + " dropped " + dropped + " of " + n * in);
             assertArrayEquals(Autograd.gradient(x2).toFloatArray(), Autograd.gradient(x1).toFloatArray(), 0f, "dL/dx");
             assertArrayEquals(Autograd.gradient(a2).toFloatArray(), Autograd.gradient(l.loraA()).toFloatArray(), 0f,
                     "dL/dA");
             assertArrayEquals(Autograd.gradient(b2).toFloatArray(), Autograd.gradient(l.loraB()).toFloatArray(), 0f,
                     "dL/dB");
+        }
+    }
+
+    @Test
+    void scalesExactlyOnlyByPowersOfTwoThatFp32Represents() {
+        for (double s : new double[] {1, 2, 0.5, 4, 0x1p-126, 0x1p127}) {
+            assertTrue(LoraKernels.scalesExactly(s), "scaling " + s);
+        }
+        for (double s : new double[] {1.5, 16.0 / 3, 0, -2, Double.NaN, Double.POSITIVE_INFINITY, 0x1p-127, 0x1p128,
+                Math.nextUp(2.0)}) {
+            assertFalse(LoraKernels.scalesExactly(s), "scaling " + s);
         }
     }
 

@@ -35,6 +35,12 @@ final class Nf4VectorLookup {
     private static final VectorSpecies<Short> MAP_SHORTS = ShortVector.SPECIES_PREFERRED.withShape(
             VectorShape.forBitSize(MAP.length() * 16));
 
+    /** 16 ints: an fp32 buffer's table in one 512-bit vector (AVX-512), 16 values per permutation. */
+    private static final VectorSpecies<Integer> WORDS = IntVector.SPECIES_512;
+    /** 8 bytes: the packed codes of 16 values; as 8 shorts, one per packed byte. */
+    private static final VectorSpecies<Byte> PACKED_WORDS = ByteVector.SPECIES_64;
+    private static final VectorSpecies<Short> PAIRS_WORDS = ShortVector.SPECIES_128;
+
     private Nf4VectorLookup() {
     }
 
@@ -74,6 +80,36 @@ final class Nf4VectorLookup {
     /** Whether the preferred vectors hold the 16-entry table and the shapes above exist on this CPU. */
     static boolean usable() {
         return LANES >= 16 && PAIRS.length() == LANES / 2 && PACKED.length() == LANES / 2;
+    }
+
+    /** Whether an fp32 buffer's 16-entry table fits one preferred int vector (512-bit): else its lookup stays scalar. */
+    static boolean usableForFp32() {
+        return IntVector.SPECIES_PREFERRED.length() >= WORDS.length();
+    }
+
+    /** A lookup vector of {@code table}'s 16 fp32 entries (raw bits), through {@code scratch} (16 ints). */
+    static IntVector fp32Entries(long[] table, int[] scratch) {
+        for (int k = 0; k < 16; k++) {
+            scratch[k] = (int) table[k];
+        }
+        return IntVector.fromArray(WORDS, scratch, 0);
+    }
+
+    /**
+     * As {@link #write} for an fp32 buffer, 16 values a step: {@code vpermd} of the 16 table entries by the codes,
+     * ordered as {@link #write} orders them.
+     */
+    static long writeFp32(MemorySegment packed, MemorySegment out, IntVector entries, long first, long last) {
+        long i = first;
+        for (; i + 16 <= last; i += 16) {
+            ByteVector p = ByteVector.fromMemorySegment(PACKED_WORDS, packed, i >> 1, ByteOrder.LITTLE_ENDIAN);
+            ShortVector u = ((ShortVector) p.convertShape(VectorOperators.B2S, PAIRS_WORDS, 0)).and((short) 0xFF);
+            ShortVector pair = u.lanewise(VectorOperators.LSHR, 4)
+                    .or(u.and((short) 0xF).lanewise(VectorOperators.LSHL, 8));
+            IntVector index = (IntVector) pair.reinterpretAsBytes().convertShape(VectorOperators.B2I, WORDS, 0);
+            index.selectFrom(entries).intoMemorySegment(out, 4 * i, ByteOrder.LITTLE_ENDIAN);
+        }
+        return i;
     }
 
     /**

@@ -302,7 +302,9 @@ final class TrainCommand {
                         (tensors, zeros, values) -> out.println(sparse.get().describe(tensors, zeros, values)));
                 out.printf(Locale.ROOT, "model loaded in %.1f s%n", loadSeconds);
                 String allocator = dev.jtune.model.engine.Torch.nativeAllocator();
-                out.println("native memory: " + allocator + (allocator.equals("jemalloc") ? ""
+                String mallocConf = System.getenv("MALLOC_CONF"); // tools/jemalloc.sh's setting, or the user's
+                out.println("native memory: " + allocator + (allocator.equals("jemalloc")
+                        ? (mallocConf == null || mallocConf.isBlank() ? "" : " (MALLOC_CONF=" + mallocConf + ")")
                         : " (install jemalloc, package libjemalloc2, and launch.sh uses it: steps up to 2x faster;"
                                 + " README \"Native memory\")"));
                 RunSettings.architectureNotes(config, model.config()).forEach(out::println);
