@@ -7,7 +7,8 @@
 # blocks of 8 MiB or more from an arena that returns them to the system as soon as they are freed, so a step's large
 # tensors fault their pages in again every step (100k page faults a step in bench/train-step.sh, 31M in two 7B steps);
 # with the threshold at 0 they are reused like smaller blocks. Freed pages then go back after ~1 s instead of 10 s, which
-# keeps the 7B QLoRA peak at 5.5 GiB (6.3 GiB with 10 s). Steps 1.3-1.6x faster (bench/README, "jemalloc's oversize arena").
+# keeps the 7B QLoRA peak at 5.5 GiB (6.3 GiB with 10 s); a run resident in under 5% of the machine's memory gets the
+# 10 s back once loaded (Trainer). Steps 1.3-1.6x faster (bench/README, "jemalloc's oversize arena").
 if [[ "${JTUNE_JEMALLOC:-1}" != 0 && -z "${LD_PRELOAD:-}" ]]; then
   for jtune_jemalloc in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 \
                         /usr/lib64/libjemalloc.so.2 /usr/lib/libjemalloc.so.2 /usr/local/lib/libjemalloc.so.2; do

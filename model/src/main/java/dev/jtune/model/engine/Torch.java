@@ -115,9 +115,71 @@ public final class Torch {
                 throw new IllegalStateException("malloc_trim failed", e);
             }
         }
+        if (JEMALLOC_CTL != null) {
+            // jemalloc's counterpart: purge every arena's dirty pages now (MALLCTL_ARENAS_ALL = 4096), rather than
+            // over its decay time, which would carry the load's freed memory into the first steps.
+            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+                int ignored = (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arena.4096.purge"),
+                        java.lang.foreign.MemorySegment.NULL, java.lang.foreign.MemorySegment.NULL,
+                        java.lang.foreign.MemorySegment.NULL, 0L);
+            } catch (Throwable e) {
+                throw new IllegalStateException("jemalloc's mallctl failed", e);
+            }
+        }
+    }
+
+    /**
+     * Sets how long jemalloc keeps freed pages before returning them to the system ({@code dirty_decay_ms}) for every
+     * arena and for arenas made later, where jemalloc serves this process; returns whether it did.
+     */
+    public static boolean setFreedPageDecay(long millis) {
+        if (JEMALLOC_CTL == null) {
+            return false;
+        }
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            java.lang.foreign.MemorySegment count = a.allocate(java.lang.foreign.ValueLayout.JAVA_INT);
+            java.lang.foreign.MemorySegment countSize = a.allocate(java.lang.foreign.ValueLayout.JAVA_LONG);
+            countSize.set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 4);
+            java.lang.foreign.MemorySegment ms = a.allocate(java.lang.foreign.ValueLayout.JAVA_LONG);
+            ms.set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, millis);
+            java.lang.foreign.MemorySegment none = java.lang.foreign.MemorySegment.NULL;
+            boolean ok = (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arenas.narenas"), count, countSize, none, 0L) == 0
+                    && (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arenas.dirty_decay_ms"), none, none, ms, 8L) == 0;
+            for (int i = 0; ok && i < count.get(java.lang.foreign.ValueLayout.JAVA_INT, 0); i++) {
+                // An arena index not in use yet answers EFAULT: nothing to set there.
+                int ignored = (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arena." + i + ".dirty_decay_ms"), none,
+                        none, ms, 8L);
+            }
+            return ok;
+        } catch (Throwable e) {
+            throw new IllegalStateException("jemalloc's mallctl failed", e);
+        }
     }
 
     private static final java.lang.invoke.MethodHandle MALLOC_TRIM = mallocTrim();
+    /** jemalloc's {@code mallctl} where jemalloc serves this process (launch.sh preloads it), else null. */
+    private static final java.lang.invoke.MethodHandle JEMALLOC_CTL = jemallocCtl();
+
+    private static java.lang.invoke.MethodHandle jemallocCtl() {
+        // A preloaded library is not among the default lookup's libraries: look it up by the path it was mapped from.
+        try (java.util.stream.Stream<String> maps = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/self/maps"))) {
+            java.util.Optional<String> path = maps.filter(l -> l.contains("libjemalloc"))
+                    .map(l -> l.substring(l.indexOf('/'))).findFirst();
+            if (path.isEmpty()) {
+                return null;
+            }
+            java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+            return java.lang.foreign.SymbolLookup.libraryLookup(java.nio.file.Path.of(path.get()),
+                            java.lang.foreign.Arena.global()).find("mallctl")
+                    .map(f -> linker.downcallHandle(f, java.lang.foreign.FunctionDescriptor.of(
+                            java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.ADDRESS,
+                            java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS,
+                            java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.JAVA_LONG)))
+                    .orElse(null);
+        } catch (java.io.IOException | java.io.UncheckedIOException | IllegalArgumentException e) {
+            return null;
+        }
+    }
 
     /**
      * The C allocator serving libtorch's tensors, for the run's log: {@code "jemalloc"} when it is loaded into this

@@ -1,0 +1,33 @@
+package dev.jtune.trainer.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link Trainer#keepFreedPagesWhenSmall}: the decay is left as MALLOC_CONF set it for a user's own MALLOC_CONF, a run
+ * resident in 5% or more of the machine's memory, unknown sizes, and a process jemalloc does not serve (the tests run
+ * on glibc's malloc, where nothing is changed whatever the sizes).
+ */
+class FreedPageDecayTest {
+    private static final long GIB = 1L << 30;
+
+    @Test
+    void leavesTheDecayAloneOutsideJtunesOwnSettingOrForLargeRuns() {
+        assertEquals(Optional.empty(), Trainer.keepFreedPagesWhenSmall("dirty_decay_ms:1000", GIB / 2, 24 * GIB));
+        assertEquals(Optional.empty(), Trainer.keepFreedPagesWhenSmall(null, GIB / 2, 24 * GIB));
+        assertEquals(Optional.empty(), Trainer.keepFreedPagesWhenSmall(Trainer.JTUNE_MALLOC_CONF, 2 * GIB, 24 * GIB));
+        assertEquals(Optional.empty(), Trainer.keepFreedPagesWhenSmall(Trainer.JTUNE_MALLOC_CONF, 0, 24 * GIB));
+        assertEquals(Optional.empty(), Trainer.keepFreedPagesWhenSmall(Trainer.JTUNE_MALLOC_CONF, GIB / 2, 0));
+    }
+
+    @Test
+    void changesNothingWhereJemallocDoesNotServeTheProcess() {
+        boolean jemalloc = dev.jtune.model.engine.Torch.nativeAllocator().equals("jemalloc");
+        Optional<String> line = Trainer.keepFreedPagesWhenSmall(Trainer.JTUNE_MALLOC_CONF, GIB / 2, 24 * GIB);
+        assertEquals(jemalloc, line.isPresent(), "line " + line);
+        line.ifPresent(l -> assertTrue(l.contains("0.50 of the machine's 24.0 GiB"), l));
+    }
+}
