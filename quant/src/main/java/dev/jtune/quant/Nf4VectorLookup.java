@@ -102,14 +102,23 @@ final class Nf4VectorLookup {
     static long writeFp32(MemorySegment packed, MemorySegment out, IntVector entries, long first, long last) {
         long i = first;
         for (; i + 16 <= last; i += 16) {
-            ByteVector p = ByteVector.fromMemorySegment(PACKED_WORDS, packed, i >> 1, ByteOrder.LITTLE_ENDIAN);
-            ShortVector u = ((ShortVector) p.convertShape(VectorOperators.B2S, PAIRS_WORDS, 0)).and((short) 0xFF);
-            ShortVector pair = u.lanewise(VectorOperators.LSHR, 4)
-                    .or(u.and((short) 0xF).lanewise(VectorOperators.LSHL, 8));
-            IntVector index = (IntVector) pair.reinterpretAsBytes().convertShape(VectorOperators.B2I, WORDS, 0);
+            IntVector index = (IntVector) codes(packed, i, PACKED_WORDS, PAIRS_WORDS)
+                    .convertShape(VectorOperators.B2I, WORDS, 0);
             index.selectFrom(entries).intoMemorySegment(out, 4 * i, ByteOrder.LITTLE_ENDIAN);
         }
         return i;
+    }
+
+    /**
+     * The codes of the values from {@code i} (even), one byte each in element order, from {@code bytes.length()} packed
+     * bytes: each packed byte's high nibble is the earlier value, so as a little-endian short (high << 0 | low << 8)
+     * its two bytes are the two indices in order; widened, they index the table.
+     */
+    private static ByteVector codes(MemorySegment packed, long i, VectorSpecies<Byte> bytes, VectorSpecies<Short> pairs) {
+        ByteVector p = ByteVector.fromMemorySegment(bytes, packed, i >> 1, ByteOrder.LITTLE_ENDIAN);
+        ShortVector u = ((ShortVector) p.convertShape(VectorOperators.B2S, pairs, 0)).and((short) 0xFF);
+        return u.lanewise(VectorOperators.LSHR, 4).or(u.and((short) 0xF).lanewise(VectorOperators.LSHL, 8))
+                .reinterpretAsBytes();
     }
 
     /**
@@ -120,13 +129,7 @@ final class Nf4VectorLookup {
     static long write(MemorySegment packed, MemorySegment out, ShortVector entries, long first, long last) {
         long i = first;
         for (; i + LANES <= last; i += LANES) {
-            ByteVector p = ByteVector.fromMemorySegment(PACKED, packed, i >> 1, ByteOrder.LITTLE_ENDIAN);
-            ShortVector u = ((ShortVector) p.convertShape(VectorOperators.B2S, PAIRS, 0)).and((short) 0xFF);
-            // Each packed byte's high nibble is the earlier value: as a little-endian short (high << 0 | low << 8)
-            // its two bytes are the two indices in element order; widened, they index the table.
-            ShortVector pair = u.lanewise(VectorOperators.LSHR, 4)
-                    .or(u.and((short) 0xF).lanewise(VectorOperators.LSHL, 8));
-            ShortVector index = (ShortVector) pair.reinterpretAsBytes().convertShape(VectorOperators.B2S, OUT, 0);
+            ShortVector index = (ShortVector) codes(packed, i, PACKED, PAIRS).convertShape(VectorOperators.B2S, OUT, 0);
             index.selectFrom(entries).intoMemorySegment(out, 2 * i, ByteOrder.LITTLE_ENDIAN);
         }
         return i;
