@@ -21,6 +21,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalDouble;
@@ -302,8 +303,8 @@ public final class Trainer {
                 || rssBytes >= SMALL_RUN_SHARE * physicalBytes || !Torch.setFreedPageDecay(10_000)) {
             return Optional.empty();
         }
-        return Optional.of(String.format(java.util.Locale.ROOT, "native memory: freed pages kept 10 s (jemalloc's default), this"
-                + " run being resident in %.2f of the machine's %.1f GiB", rssBytes / 1073741824.0,
+        return Optional.of(String.format(Locale.ROOT, "native memory: freed pages kept 10 s (jemalloc's default), this"
+                + " run being resident in %.2f GiB of the machine's %.1f GiB", rssBytes / 1073741824.0,
                 physicalBytes / 1073741824.0));
     }
 

@@ -23,11 +23,19 @@ class FreedPageDecayTest {
         assertEquals(Optional.empty(), Trainer.keepFreedPagesWhenSmall(Trainer.JTUNE_MALLOC_CONF, GIB / 2, 0));
     }
 
+    /** The rule recognises jtune's own MALLOC_CONF by the string tools/jemalloc.sh exports. */
+    @Test
+    void knowsTheMallocConfThatToolsJemallocExports() throws java.io.IOException {
+        String script = java.nio.file.Files.readString(java.nio.file.Path.of("..", "tools", "jemalloc.sh"));
+        assertTrue(script.contains("MALLOC_CONF=\"${MALLOC_CONF:-" + Trainer.JTUNE_MALLOC_CONF + "}\""),
+                "tools/jemalloc.sh does not export " + Trainer.JTUNE_MALLOC_CONF);
+    }
+
     @Test
     void changesNothingWhereJemallocDoesNotServeTheProcess() {
         boolean jemalloc = dev.jtune.model.engine.Torch.nativeAllocator().equals("jemalloc");
         Optional<String> line = Trainer.keepFreedPagesWhenSmall(Trainer.JTUNE_MALLOC_CONF, GIB / 2, 24 * GIB);
         assertEquals(jemalloc, line.isPresent(), "line " + line);
-        line.ifPresent(l -> assertTrue(l.contains("0.50 of the machine's 24.0 GiB"), l));
+        line.ifPresent(l -> assertTrue(l.contains("0.50 GiB of the machine's 24.0 GiB"), l));
     }
 }
