@@ -3,6 +3,19 @@ package dev.jtune.model.engine;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * Starts DJL's PyTorch engine, offline, and turns the ways it can fail into one clear error.
@@ -118,10 +131,9 @@ public final class Torch {
         if (JEMALLOC_CTL != null) {
             // jemalloc's counterpart: purge every arena's dirty pages now (MALLCTL_ARENAS_ALL = 4096), rather than
             // over its decay time, which would carry the load's freed memory into the first steps.
-            try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
-                int ignored = (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arena.4096.purge"),
-                        java.lang.foreign.MemorySegment.NULL, java.lang.foreign.MemorySegment.NULL,
-                        java.lang.foreign.MemorySegment.NULL, 0L);
+            try (Arena a = Arena.ofConfined()) {
+                int ignored = (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arena.4096.purge"), MemorySegment.NULL,
+                        MemorySegment.NULL, MemorySegment.NULL, 0L);
             } catch (Throwable e) {
                 throw new IllegalStateException("jemalloc's mallctl failed", e);
             }
@@ -136,16 +148,14 @@ public final class Torch {
         if (JEMALLOC_CTL == null) {
             return false;
         }
-        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
-            java.lang.foreign.MemorySegment count = a.allocate(java.lang.foreign.ValueLayout.JAVA_INT);
-            java.lang.foreign.MemorySegment countSize = a.allocate(java.lang.foreign.ValueLayout.JAVA_LONG);
-            countSize.set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 4);
-            java.lang.foreign.MemorySegment ms = a.allocate(java.lang.foreign.ValueLayout.JAVA_LONG);
-            ms.set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, millis);
-            java.lang.foreign.MemorySegment none = java.lang.foreign.MemorySegment.NULL;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment count = a.allocate(ValueLayout.JAVA_INT);
+            MemorySegment countSize = a.allocateFrom(ValueLayout.JAVA_LONG, 4);
+            MemorySegment ms = a.allocateFrom(ValueLayout.JAVA_LONG, millis);
+            MemorySegment none = MemorySegment.NULL;
             boolean ok = (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arenas.narenas"), count, countSize, none, 0L) == 0
                     && (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arenas.dirty_decay_ms"), none, none, ms, 8L) == 0;
-            for (int i = 0; ok && i < count.get(java.lang.foreign.ValueLayout.JAVA_INT, 0); i++) {
+            for (int i = 0; ok && i < count.get(ValueLayout.JAVA_INT, 0); i++) {
                 // An arena index not in use yet answers EFAULT: nothing to set there.
                 int ignored = (int) JEMALLOC_CTL.invokeExact(a.allocateFrom("arena." + i + ".dirty_decay_ms"), none,
                         none, ms, 8L);
@@ -156,27 +166,20 @@ public final class Torch {
         }
     }
 
-    private static final java.lang.invoke.MethodHandle MALLOC_TRIM = mallocTrim();
+    private static final MethodHandle MALLOC_TRIM = mallocTrim();
+    private static final Optional<Path> JEMALLOC = mappedJemalloc();
     /** jemalloc's {@code mallctl} where jemalloc serves this process (launch.sh preloads it), else null. */
-    private static final java.lang.invoke.MethodHandle JEMALLOC_CTL = jemallocCtl();
+    private static final MethodHandle JEMALLOC_CTL = jemallocCtl();
 
-    private static java.lang.invoke.MethodHandle jemallocCtl() {
+    private static MethodHandle jemallocCtl() {
         // A preloaded library is not among the default lookup's libraries: look it up by the path it was mapped from.
-        try (java.util.stream.Stream<String> maps = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/self/maps"))) {
-            java.util.Optional<String> path = maps.filter(l -> l.contains("libjemalloc"))
-                    .map(l -> l.substring(l.indexOf('/'))).findFirst();
-            if (path.isEmpty()) {
-                return null;
-            }
-            java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
-            return java.lang.foreign.SymbolLookup.libraryLookup(java.nio.file.Path.of(path.get()),
-                            java.lang.foreign.Arena.global()).find("mallctl")
-                    .map(f -> linker.downcallHandle(f, java.lang.foreign.FunctionDescriptor.of(
-                            java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.ADDRESS,
-                            java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.ADDRESS,
-                            java.lang.foreign.ValueLayout.ADDRESS, java.lang.foreign.ValueLayout.JAVA_LONG)))
+        Linker linker = Linker.nativeLinker();
+        try {
+            return JEMALLOC.flatMap(path -> SymbolLookup.libraryLookup(path, Arena.global()).find("mallctl"))
+                    .map(f -> linker.downcallHandle(f, FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS,
+                            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG)))
                     .orElse(null);
-        } catch (java.io.IOException | java.io.UncheckedIOException | IllegalArgumentException e) {
+        } catch (IllegalArgumentException e) { // the mapped file cannot be opened again
             return null;
         }
     }
@@ -187,10 +190,16 @@ public final class Torch {
      * where that cannot be read.
      */
     public static String nativeAllocator() {
-        try (java.util.stream.Stream<String> maps = java.nio.file.Files.lines(java.nio.file.Path.of("/proc/self/maps"))) {
-            return maps.anyMatch(l -> l.contains("libjemalloc")) ? "jemalloc" : "glibc malloc";
-        } catch (java.io.IOException | java.io.UncheckedIOException e) {
-            return "glibc malloc";
+        return JEMALLOC.isPresent() ? "jemalloc" : "glibc malloc";
+    }
+
+    /** The file jemalloc was mapped from, where it is loaded (preloaded: it is there from the start), read once. */
+    private static Optional<Path> mappedJemalloc() {
+        try (Stream<String> maps = Files.lines(Path.of("/proc/self/maps"))) {
+            return maps.filter(l -> l.contains("libjemalloc")).map(l -> Path.of(l.substring(l.indexOf('/'))))
+                    .findFirst();
+        } catch (IOException | UncheckedIOException | IllegalArgumentException e) {
+            return Optional.empty();
         }
     }
 
@@ -208,23 +217,23 @@ public final class Torch {
         if (System.getenv("MALLOC_MMAP_THRESHOLD_") != null) {
             return;
         }
-        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+        Linker linker = Linker.nativeLinker();
         linker.defaultLookup().find("mallopt").ifPresent(f -> {
             try {
-                int ignored = (int) linker.downcallHandle(f, java.lang.foreign.FunctionDescriptor.of(
-                        java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_INT,
-                        java.lang.foreign.ValueLayout.JAVA_INT)).invokeExact(M_MMAP_THRESHOLD, 1 << 20);
+                int ignored = (int) linker.downcallHandle(f, FunctionDescriptor.of(
+                        ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                        ValueLayout.JAVA_INT)).invokeExact(M_MMAP_THRESHOLD, 1 << 20);
             } catch (Throwable e) {
                 throw new IllegalStateException("mallopt failed", e);
             }
         });
     }
 
-    private static java.lang.invoke.MethodHandle mallocTrim() {
-        java.lang.foreign.Linker linker = java.lang.foreign.Linker.nativeLinker();
+    private static MethodHandle mallocTrim() {
+        Linker linker = Linker.nativeLinker();
         return linker.defaultLookup().find("malloc_trim")
-                .map(f -> linker.downcallHandle(f, java.lang.foreign.FunctionDescriptor.of(
-                        java.lang.foreign.ValueLayout.JAVA_INT, java.lang.foreign.ValueLayout.JAVA_LONG)))
+                .map(f -> linker.downcallHandle(f, FunctionDescriptor.of(
+                        ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG)))
                 .orElse(null);
     }
 
