@@ -299,13 +299,18 @@ public final class Trainer {
      * own; returns the log line when it changed the decay.
      */
     static Optional<String> keepFreedPagesWhenSmall(String mallocConf, long rssBytes, long physicalBytes) {
-        if (!JTUNE_MALLOC_CONF.equals(mallocConf) || rssBytes <= 0 || physicalBytes <= 0
-                || rssBytes >= SMALL_RUN_SHARE * physicalBytes || !Torch.setFreedPageDecay(10_000)) {
+        if (!smallRunOnJtunesMallocConf(mallocConf, rssBytes, physicalBytes) || !Torch.setFreedPageDecay(10_000)) {
             return Optional.empty();
         }
         return Optional.of(String.format(Locale.ROOT, "native memory: freed pages kept 10 s (jemalloc's default), this"
                 + " run being resident in %.2f GiB of the machine's %.1f GiB", rssBytes / 1073741824.0,
                 physicalBytes / 1073741824.0));
+    }
+
+    /** The rule's condition: MALLOC_CONF is jtune's own and the run is resident in under 5% of known memory. */
+    static boolean smallRunOnJtunesMallocConf(String mallocConf, long rssBytes, long physicalBytes) {
+        return JTUNE_MALLOC_CONF.equals(mallocConf) && rssBytes > 0 && physicalBytes > 0
+                && rssBytes < SMALL_RUN_SHARE * physicalBytes;
     }
 
     private static long physicalMemory() {

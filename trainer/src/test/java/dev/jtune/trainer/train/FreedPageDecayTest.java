@@ -1,6 +1,7 @@
 package dev.jtune.trainer.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Optional;
@@ -13,6 +14,20 @@ import org.junit.jupiter.api.Test;
  */
 class FreedPageDecayTest {
     private static final long GIB = 1L << 30;
+
+    /** The condition alone, where no allocator stands in the way of a broken guard. */
+    @Test
+    void aSmallRunIsOneUnder5PercentOfKnownMemoryOnJtunesMallocConf() {
+        String jtune = Trainer.JTUNE_MALLOC_CONF;
+        assertTrue(Trainer.smallRunOnJtunesMallocConf(jtune, GIB / 2, 24 * GIB));
+        assertTrue(Trainer.smallRunOnJtunesMallocConf(jtune, GIB - 1, 20 * GIB));
+        assertFalse(Trainer.smallRunOnJtunesMallocConf(jtune, GIB, 20 * GIB)); // exactly 5%
+        assertFalse(Trainer.smallRunOnJtunesMallocConf(jtune, 2 * GIB, 24 * GIB));
+        assertFalse(Trainer.smallRunOnJtunesMallocConf("dirty_decay_ms:1000", GIB / 2, 24 * GIB));
+        assertFalse(Trainer.smallRunOnJtunesMallocConf(null, GIB / 2, 24 * GIB));
+        assertFalse(Trainer.smallRunOnJtunesMallocConf(jtune, 0, 24 * GIB));
+        assertFalse(Trainer.smallRunOnJtunesMallocConf(jtune, GIB / 2, 0));
+    }
 
     @Test
     void leavesTheDecayAloneOutsideJtunesOwnSettingOrForLargeRuns() {
